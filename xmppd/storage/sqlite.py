@@ -1,0 +1,361 @@
+# -*- test-case-name: tests.test_storage -*-
+"""
+The embedded, durable storage backend: one SQLite file.
+
+SQLite calls block, so none runs on the reactor thread.  One dedicated worker
+thread owns the only connection: it opens it, runs every statement and closes
+it.  With a single worker, statements also run in the order they were asked
+for, and nothing needs a lock.
+
+The file is in WAL mode with C{synchronous=FULL}: a write is on disk when its
+Deferred fires, and readers do not block the writer.  C{xmppctl} opens the same
+file while the server runs, so both wait up to L{BUSY_TIMEOUT_MS} for the
+other's lock instead of failing at once.  Every write is one transaction,
+begun with C{BEGIN IMMEDIATE} so that the wait for the write lock happens up
+front, never half way through.
+
+The schema version is C{PRAGMA user_version}; L{MIGRATIONS} lists the steps
+that build it, and a feature that needs tables appends a step.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from collections.abc import Callable, Mapping
+from typing import Any
+
+from twisted.internet import defer
+from twisted.internet.threads import deferToThreadPool
+from twisted.logger import Logger
+from twisted.python.threadpool import ThreadPool
+from zope.interface import implementer
+
+from xmppd.scram import ScramCredential
+from xmppd.storage.interfaces import (IStorage, IUserStore, NoSuchUser,
+                                      StorageError, UserExists)
+
+BUSY_TIMEOUT_MS = 5000
+
+#: Schema steps: applying step N (counting from 1) takes the schema from
+#: version N - 1 to N.  Append new steps; never edit one that has shipped.
+#: Every table holding data of an account must reference
+#: C{users (username, domain) ON DELETE CASCADE}: removing the user row is how
+#: an account and everything it owns are removed.
+MIGRATIONS: list[tuple[str, ...]] = [
+    (
+        """CREATE TABLE users (
+               username TEXT NOT NULL,
+               domain TEXT NOT NULL,
+               PRIMARY KEY (username, domain)
+           ) WITHOUT ROWID""",
+        "CREATE INDEX users_by_domain ON users (domain, username)",
+        """CREATE TABLE scram_credentials (
+               username TEXT NOT NULL,
+               domain TEXT NOT NULL,
+               mechanism TEXT NOT NULL,
+               salt BLOB NOT NULL,
+               iterations INTEGER NOT NULL,
+               stored_key BLOB NOT NULL,
+               server_key BLOB NOT NULL,
+               PRIMARY KEY (username, domain, mechanism),
+               FOREIGN KEY (username, domain) REFERENCES users (username, domain)
+                   ON DELETE CASCADE
+           ) WITHOUT ROWID""",
+    ),
+]
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+class CannotOpenDatabase(StorageError):
+    """
+    The database file cannot be opened, created or upgraded.  The message
+    names the file and the reason, and is meant to be shown as it is.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        super().__init__(f"cannot open database {path}: {reason}")
+        self.path = path
+        self.reason = reason
+
+
+@implementer(IStorage)
+class SQLiteStorage:
+    """
+    All stores in one SQLite file at C{path}.
+
+    Feature stores run their SQL through L{runInteraction} (writes) and
+    L{runQuery} (single reads); neither may be called before L{open} or after
+    L{close}.
+    """
+
+    log = Logger()
+
+    def __init__(self, path: str, reactor: Any = None) -> None:
+        self.path = path
+        self.users = SQLiteUserStore(self)
+        self._reactor = reactor
+        self._pool: ThreadPool | None = None
+        self._shutdownTrigger: Any = None
+        # Touched only in the worker thread.
+        self._connection: sqlite3.Connection | None = None
+
+    def open(self) -> defer.Deferred:
+        """
+        Open the file (creating it and its directory when missing) and bring
+        the schema up to L{SCHEMA_VERSION}.  Fails with L{CannotOpenDatabase}.
+        """
+        if self._pool is not None:
+            return defer.fail(StorageError(f"database {self.path} is open already"))
+        if self._reactor is None:
+            from twisted.internet import reactor
+            self._reactor = reactor
+        self._pool = ThreadPool(1, 1, name="xmppd-sqlite")
+        self._pool.start()
+        # The worker is not a daemon thread: if the reactor stops without
+        # close(), this still closes the file and lets the process exit.
+        self._shutdownTrigger = self._reactor.addSystemEventTrigger(
+            "before", "shutdown", self._closeAtShutdown)
+        d = self._inThread(self._openInThread)
+        d.addErrback(self._openFailed)
+        return d
+
+    def close(self) -> defer.Deferred:
+        """
+        Close the connection in the worker thread, after every call asked for
+        before, then stop the thread.  Idempotent.
+        """
+        pool = self._releasePool()
+        if pool is None:
+            return defer.succeed(None)
+        d = deferToThreadPool(self._reactor, pool, self._closeInThread)
+
+        def stopPool(result: object) -> object:
+            pool.stop()
+            return result
+
+        return d.addBoth(stopPool)
+
+    def runInteraction(self, interaction: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """
+        Call C{interaction(connection, *args)} in the worker thread inside one
+        write transaction: committed if it returns, rolled back if it raises.
+
+        @return: Deferred firing what C{interaction} returns.
+        """
+        return self._inThread(self._transact, interaction, *args)
+
+    def runQuery(self, sql: str, params: tuple = ()) -> defer.Deferred:
+        """
+        Run one read statement in the worker thread.
+
+        @return: Deferred firing the C{list} of row tuples.
+        """
+        return self._inThread(self._query, sql, params)
+
+    def _inThread(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
+        if self._pool is None:
+            return defer.fail(StorageError(f"database {self.path} is not open"))
+        return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def _releasePool(self) -> ThreadPool | None:
+        pool, self._pool = self._pool, None
+        if self._shutdownTrigger is not None:
+            self._reactor.removeSystemEventTrigger(self._shutdownTrigger)
+            self._shutdownTrigger = None
+        return pool
+
+    def _openFailed(self, failure: Any) -> Any:
+        pool = self._releasePool()
+        if pool is not None:
+            pool.stop()
+        return failure
+
+    def _closeAtShutdown(self) -> defer.Deferred:
+        # The trigger is firing: forget it so that close() does not remove it.
+        self._shutdownTrigger = None
+        return self.close()
+
+    # Everything below runs in the worker thread.
+
+    def _openInThread(self) -> None:
+        directory = os.path.dirname(os.path.abspath(self.path))
+        try:
+            os.makedirs(directory, mode=0o700, exist_ok=True)
+        except FileExistsError:
+            raise CannotOpenDatabase(self.path, f"{directory} is not a directory") from None
+        except OSError as e:
+            raise CannotOpenDatabase(self.path, _reason(e)) from None
+        # Creating the file ourselves gives a precise reason (permission
+        # denied, is a directory) where SQLite only says "unable to open
+        # database file", and lets us make it private: it holds the keys of
+        # every account.  SQLite gives the -wal and -shm files the same mode.
+        try:
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+        except OSError as e:
+            raise CannotOpenDatabase(self.path, _reason(e)) from None
+        try:
+            # isolation_level=None: transactions are begun and ended here,
+            # explicitly, never implicitly by the sqlite3 module.
+            connection = sqlite3.connect(self.path, isolation_level=None)
+        except sqlite3.Error as e:
+            raise CannotOpenDatabase(self.path, str(e)) from None
+        try:
+            self._configure(connection)
+            self._migrate(connection)
+        except sqlite3.Error as e:
+            connection.close()
+            raise CannotOpenDatabase(self.path, str(e)) from None
+        except BaseException:
+            connection.close()
+            raise
+        self._connection = connection
+
+    def _configure(self, connection: sqlite3.Connection) -> None:
+        connection.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+        (mode,) = connection.execute("PRAGMA journal_mode = WAL").fetchone()
+        if mode != "wal":
+            self.log.warn("database {path} stays in journal mode {mode}: "
+                          "WAL is not supported here", path=self.path, mode=mode)
+        connection.execute("PRAGMA synchronous = FULL")
+        connection.execute("PRAGMA foreign_keys = ON")
+
+    def _migrate(self, connection: sqlite3.Connection) -> None:
+        # One transaction, with the version read inside it, so that two
+        # processes opening a new file at once do not both build the schema.
+        def migrate(connection: sqlite3.Connection) -> None:
+            (version,) = connection.execute("PRAGMA user_version").fetchone()
+            if version > SCHEMA_VERSION:
+                raise CannotOpenDatabase(
+                    self.path, f"schema version {version} is newer than this "
+                    f"xmppd understands ({SCHEMA_VERSION})")
+            for step in MIGRATIONS[version:]:
+                for statement in step:
+                    connection.execute(statement)
+            if version < SCHEMA_VERSION:
+                connection.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+        _transaction(connection, migrate)
+
+    def _transact(self, interaction: Callable[..., Any], *args: Any) -> Any:
+        return _transaction(self._connection, interaction, *args)
+
+    def _query(self, sql: str, params: tuple) -> list[tuple]:
+        return self._connection.execute(sql, params).fetchall()
+
+    def _closeInThread(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.close()
+
+
+def _transaction(connection: sqlite3.Connection,
+                 interaction: Callable[..., Any], *args: Any) -> Any:
+    connection.execute("BEGIN IMMEDIATE")
+    try:
+        result = interaction(connection, *args)
+        connection.commit()
+    except BaseException:
+        connection.rollback()
+        raise
+    return result
+
+
+def _reason(error: OSError) -> str:
+    return (error.strerror or str(error)).lower()
+
+
+@implementer(IUserStore)
+class SQLiteUserStore:
+    """Accounts in the C{users} and C{scram_credentials} tables."""
+
+    def __init__(self, storage: SQLiteStorage) -> None:
+        self._storage = storage
+
+    # Credentials are copied on the reactor thread, before the call returns,
+    # so a caller mutating its dict afterwards cannot race the worker.
+
+    def addUser(self, username: str, domain: str,
+                credentials: Mapping[str, ScramCredential]) -> defer.Deferred:
+        return self._storage.runInteraction(
+            _addUser, username, domain, dict(credentials))
+
+    def getCredentials(self, username: str, domain: str) -> defer.Deferred:
+        # The left join tells "no such user" (no row) from "a user without
+        # credentials" (one row of NULLs) in one consistent read.
+        d = self._storage.runQuery(
+            "SELECT c.mechanism, c.salt, c.iterations, c.stored_key, c.server_key"
+            " FROM users AS u LEFT JOIN scram_credentials AS c USING (username, domain)"
+            " WHERE u.username = ? AND u.domain = ?", (username, domain))
+        return d.addCallback(_credentialsFromRows)
+
+    def setCredentials(self, username: str, domain: str,
+                       credentials: Mapping[str, ScramCredential]) -> defer.Deferred:
+        return self._storage.runInteraction(
+            _setCredentials, username, domain, dict(credentials))
+
+    def removeUser(self, username: str, domain: str) -> defer.Deferred:
+        return self._storage.runInteraction(_removeUser, username, domain)
+
+    def userExists(self, username: str, domain: str) -> defer.Deferred:
+        d = self._storage.runQuery(
+            "SELECT 1 FROM users WHERE username = ? AND domain = ?", (username, domain))
+        return d.addCallback(bool)
+
+    def listUsers(self, domain: str | None = None) -> defer.Deferred:
+        # SQLite's BINARY collation orders UTF-8 bytes, which is the order of
+        # code points: the same order as Python's sorted().
+        if domain is None:
+            d = self._storage.runQuery(
+                "SELECT username, domain FROM users ORDER BY username, domain")
+        else:
+            d = self._storage.runQuery(
+                "SELECT username, domain FROM users WHERE domain = ? ORDER BY username",
+                (domain,))
+        return d.addCallback(lambda rows: [tuple(row) for row in rows])
+
+
+def _credentialsFromRows(rows: list[tuple]) -> dict[str, ScramCredential] | None:
+    if not rows:
+        return None
+    return {mechanism: ScramCredential(salt, iterations, storedKey, serverKey)
+            for mechanism, salt, iterations, storedKey, serverKey in rows
+            if mechanism is not None}
+
+
+def _addUser(connection: sqlite3.Connection, username: str, domain: str,
+             credentials: dict[str, ScramCredential]) -> None:
+    cursor = connection.execute(
+        "INSERT INTO users (username, domain) VALUES (?, ?)"
+        " ON CONFLICT (username, domain) DO NOTHING", (username, domain))
+    if cursor.rowcount == 0:
+        raise UserExists(f"{username}@{domain}")
+    _insertCredentials(connection, username, domain, credentials)
+
+
+def _setCredentials(connection: sqlite3.Connection, username: str, domain: str,
+                    credentials: dict[str, ScramCredential]) -> None:
+    if connection.execute("SELECT 1 FROM users WHERE username = ? AND domain = ?",
+                          (username, domain)).fetchone() is None:
+        raise NoSuchUser(f"{username}@{domain}")
+    connection.execute("DELETE FROM scram_credentials WHERE username = ? AND domain = ?",
+                       (username, domain))
+    _insertCredentials(connection, username, domain, credentials)
+
+
+def _insertCredentials(connection: sqlite3.Connection, username: str, domain: str,
+                       credentials: dict[str, ScramCredential]) -> None:
+    connection.executemany(
+        "INSERT INTO scram_credentials (username, domain, mechanism, salt,"
+        " iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        [(username, domain, mechanism, c.salt, c.iterations, c.storedKey, c.serverKey)
+         for mechanism, c in credentials.items()])
+
+
+def _removeUser(connection: sqlite3.Connection, username: str, domain: str) -> None:
+    # Credentials, and every later per-account table, go by ON DELETE CASCADE.
+    cursor = connection.execute("DELETE FROM users WHERE username = ? AND domain = ?",
+                                (username, domain))
+    if cursor.rowcount == 0:
+        raise NoSuchUser(f"{username}@{domain}")
