@@ -1,0 +1,41 @@
+# -*- test-case-name: tests.test_router -*-
+"""
+Small helpers for stanzas (RFC 6120 §8): namespaces and error replies.
+
+The one rule every caller relies on: L{errorReply} returns C{None} for a
+stanza that must never be answered (an error, or an IQ result), so code that
+bounces stanzas cannot start an error loop between two entities.
+"""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.xish import domish
+
+NS_CLIENT = "jabber:client"
+NS_SERVER = "jabber:server"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+STANZA_NAMES = frozenset(("message", "presence", "iq"))
+
+
+def mayAnswer(stanza: domish.Element) -> bool:
+    """Whether an error reply to C{stanza} is allowed (RFC 6120 §8.3.1)."""
+    stanzaType = stanza.getAttribute("type")
+    if stanzaType == "error":
+        return False
+    if stanza.name == "iq" and stanzaType == "result":
+        return False
+    return True
+
+
+def errorReply(stanza: domish.Element, condition: str, text: str | None = None,
+               errorType: str | None = None) -> domish.Element | None:
+    """
+    The error reply to C{stanza}: addresses swapped, payload kept (RFC 6120
+    §8.3.1 allows it and clients use it to match the failed request), or
+    C{None} when C{stanza} must not be answered.
+    """
+    if not mayAnswer(stanza):
+        return None
+    return StanzaError(condition, type=errorType, text=text).toResponse(stanza)
