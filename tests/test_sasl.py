@@ -1,0 +1,168 @@
+"""
+Tests for L{xmppd.sasl}: the server side of PLAIN and SCRAM, driven by a
+client implemented independently here from RFC 5802's formulas.
+"""
+
+import base64
+import hashlib
+import hmac
+
+import pytest
+import pytest_twisted
+
+from xmppd import scram
+from xmppd.sasl import (Challenge, PlainMechanism, SASLFailure, ScramSHA1Mechanism,
+                        ScramSHA256Mechanism, Success)
+
+SECRET = b"s" * 32
+DOMAIN = "example.org"
+ACCOUNTS = {"juliet": scram.makeCredentials("r0m30myr0m30")}
+
+
+async def lookup(username):
+    return ACCOUNTS.get(username)
+
+
+def clientProof(hashName, password, salt, iterations, authMessage):
+    salted = hashlib.pbkdf2_hmac(hashName, password.encode(), salt, iterations)
+    clientKey = hmac.new(salted, b"Client Key", hashName).digest()
+    storedKey = hashlib.new(hashName, clientKey).digest()
+    signature = hmac.new(storedKey, authMessage, hashName).digest()
+    serverKey = hmac.new(salted, b"Server Key", hashName).digest()
+    proof = bytes(a ^ b for a, b in zip(clientKey, signature))
+    return proof, hmac.new(serverKey, authMessage, hashName).digest()
+
+
+async def scramExchange(mechanismClass, username, password, gs2="n,,", tamper=None):
+    mechanism = mechanismClass(DOMAIN, lookup, SECRET)
+    first = "n=%s,r=clientnonce" % username
+    challenge = await mechanism.start((gs2 + first).encode())
+    assert isinstance(challenge, Challenge)
+    serverFirst = challenge.data.decode()
+    attrs = dict(part.split("=", 1) for part in serverFirst.split(","))
+    salt = base64.b64decode(attrs["s"])
+    final = "c=%s,r=%s" % (base64.b64encode(gs2.encode()).decode(), attrs["r"])
+    authMessage = ",".join((first, serverFirst, final)).encode()
+    proof, serverSignature = clientProof(mechanismClass.hashName, password, salt,
+                                         int(attrs["i"]), authMessage)
+    if tamper:
+        final = tamper(final)
+    result = await mechanism.respond(
+        (final + ",p=" + base64.b64encode(proof).decode()).encode())
+    return result, serverSignature, serverFirst
+
+
+@pytest.mark.parametrize("mechanism", [ScramSHA1Mechanism, ScramSHA256Mechanism])
+@pytest_twisted.ensureDeferred
+async def test_scramSuccess(mechanism):
+    """The right password succeeds and the server proves it knows the key too."""
+    result, serverSignature, _ = await scramExchange(mechanism, "juliet", "r0m30myr0m30")
+    assert isinstance(result, Success)
+    assert result.username == "juliet"
+    assert result.additionalData == b"v=" + base64.b64encode(serverSignature)
+
+
+@pytest.mark.parametrize("mechanism", [ScramSHA1Mechanism, ScramSHA256Mechanism])
+@pytest_twisted.ensureDeferred
+async def test_scramWrongPassword(mechanism):
+    """A wrong password fails with not-authorized."""
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(mechanism, "juliet", "wrong")
+    assert e.value.condition == "not-authorized"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramUnknownUserLooksLikeKnown():
+    """An unknown user gets a stable, real-looking salt and the same failure."""
+    mechanism = ScramSHA256Mechanism(DOMAIN, lookup, SECRET)
+    c1 = await mechanism.start(b"n,,n=nobody,r=abc")
+    c2 = await ScramSHA256Mechanism(DOMAIN, lookup, SECRET).start(b"n,,n=nobody,r=abc")
+    salt1 = dict(p.split("=", 1) for p in c1.data.decode().split(","))["s"]
+    salt2 = dict(p.split("=", 1) for p in c2.data.decode().split(","))["s"]
+    assert salt1 == salt2
+    assert len(base64.b64decode(salt1)) == scram.SALT_BYTES
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(ScramSHA256Mechanism, "nobody", "whatever")
+    assert e.value.condition == "not-authorized"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramOtherAuthzid():
+    """Asking to act as another user fails with invalid-authzid."""
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(ScramSHA256Mechanism, "juliet", "r0m30myr0m30",
+                            gs2="n,a=romeo@example.org,")
+    assert e.value.condition == "invalid-authzid"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramOwnAuthzid():
+    """Naming one's own bare JID as authzid is allowed."""
+    result, _, _ = await scramExchange(ScramSHA256Mechanism, "juliet", "r0m30myr0m30",
+                                       gs2="n,a=juliet@example.org,")
+    assert isinstance(result, Success)
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramChannelBindingRefused():
+    """A client that insists on channel binding is refused, not half-served."""
+    with pytest.raises(SASLFailure) as e:
+        await ScramSHA256Mechanism(DOMAIN, lookup, SECRET).start(
+            b"p=tls-unique,,n=juliet,r=abc")
+    assert e.value.condition == "malformed-request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramTamperedNonce():
+    """A final message with another nonce fails."""
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(ScramSHA256Mechanism, "juliet", "r0m30myr0m30",
+                            tamper=lambda final: final.replace("r=clientnonce", "r=x"))
+    assert e.value.condition == "not-authorized"
+
+
+@pytest.mark.parametrize("message", [b"", b"n,,", b"x,,n=juliet,r=a", b"n,,m=ext,n=a,r=b",
+                                     b"n,,n=juliet", b"n,,n=ju=liet,r=a"])
+@pytest_twisted.ensureDeferred
+async def test_scramMalformedFirst(message):
+    """Malformed client-first messages fail with malformed-request."""
+    with pytest.raises(SASLFailure) as e:
+        await ScramSHA1Mechanism(DOMAIN, lookup, SECRET).start(message)
+    assert e.value.condition == "malformed-request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainSuccess():
+    """PLAIN with the right password succeeds."""
+    result = await PlainMechanism(DOMAIN, lookup, SECRET).start(b"\0juliet\0r0m30myr0m30")
+    assert result == Success("juliet")
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainBareJIDAsUsername():
+    """PLAIN accepts the bare JID of the served domain as the username."""
+    result = await PlainMechanism(DOMAIN, lookup, SECRET).start(
+        b"\0juliet@example.org\0r0m30myr0m30")
+    assert result == Success("juliet")
+
+
+@pytest.mark.parametrize("message,condition", [
+    (b"\0juliet\0wrong", "not-authorized"),
+    (b"\0nobody\0r0m30myr0m30", "not-authorized"),
+    (b"romeo@example.org\0juliet\0r0m30myr0m30", "invalid-authzid"),
+    (b"juliet", "malformed-request"),
+    (b"\xff\0juliet\0x", "malformed-request"),
+])
+@pytest_twisted.ensureDeferred
+async def test_plainFailures(message, condition):
+    """Wrong and unknown accounts fail alike; others' authzids and garbage are refused."""
+    with pytest.raises(SASLFailure) as e:
+        await PlainMechanism(DOMAIN, lookup, SECRET).start(message)
+    assert e.value.condition == condition
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainNoInitialResponse():
+    """Without an initial response PLAIN sends an empty challenge first."""
+    result = await PlainMechanism(DOMAIN, lookup, SECRET).start(None)
+    assert result == Challenge(b"")

@@ -1,0 +1,556 @@
+# -*- test-case-name: tests.test_c2s -*-
+"""
+Client-to-server streams (RFC 6120 §4-§8, XEP-0368 direct TLS).
+
+A L{ClientStream} is one client connection: the hardened parser (DESIGN §4),
+stream header checks, negotiation through the initializers of
+L{xmppd.negotiation}, and, once a resource is bound, stamping C{from} on
+every stanza before it goes to the router.  It is a plain Twisted
+C{Protocol} rather than Twisted's C{XmlStream}: the receiving side needs none
+of the initiating-side machinery, and top-level elements are dispatched with
+one dict lookup instead of XPath observers.
+
+Every way a stream can go wrong ends the same way: L{ClientStream.streamError}
+sends the header if needed, the C{<stream:error/>} and the footer, then closes
+the connection (aborting it if the peer does not read).  Nothing a client
+sends can raise out of C{dataReceived}, so one broken client never disturbs
+another.
+
+Implements: RFC 6120, XEP-0368
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Callable
+
+from twisted.application import service
+from twisted.internet import defer, endpoints, protocol
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.words.protocols.jabber.error import NS_XMPP_STREAMS
+from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd.jid import InvalidJID, parseJID
+from xmppd.limits import AuthFailureTracker, PeerCounter, TokenBucket
+from xmppd.negotiation import INITIALIZERS
+from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply
+from xmppd.xmlparser import HardenedElementStream
+
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+PREFIXES = {NS_STREAMS: "stream"}
+PREFIXES_IN_SCOPE = ["stream"]
+VERSION = re.compile(r"^(\d{1,9})\.(\d{1,9})$")
+#: Seconds a closing stream waits for the peer to read its last words.
+CLOSE_TIMEOUT = 10.0
+
+
+def streamErrorElement(condition: str, text: str | None = None) -> domish.Element:
+    error = domish.Element((NS_STREAMS, "error"))
+    error.addElement((NS_XMPP_STREAMS, condition))
+    if text:
+        error.addElement((NS_XMPP_STREAMS, "text"), content=text)
+    return error
+
+
+@implementer(IPushProducer)
+class SendQueueWatch:
+    """
+    Registered as the transport's producer so the transport tells us when
+    its write buffer is full (C{pauseProducing}).  Whatever the stream writes
+    while paused is queued for a client that does not read; over
+    C{limit} bytes the connection is dropped instead of growing memory.
+    """
+
+    def __init__(self, limit: int, onOverflow: Callable[[], None]):
+        self.limit = limit
+        self.onOverflow = onOverflow
+        self.paused = False
+        self.queued = 0
+
+    def written(self, size: int) -> None:
+        if self.paused:
+            self.queued += size
+            if self.limit and self.queued > self.limit:
+                self.onOverflow()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.queued = 0
+
+    def stopProducing(self) -> None:
+        self.paused = False
+
+
+class ClientStream(protocol.Protocol):
+    """One client connection; see the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, factory: "C2SFactory", secure: bool):
+        self.factory = factory
+        self.limits = factory.limits
+        self.secure = secure
+        self.tlsOptions = factory.tlsOptions
+        self.requireTLS = factory.requireTLS
+        self.plainWithoutTLS = factory.plainWithoutTLS
+        self.domain: str | None = None
+        self.username: str | None = None
+        self.session = None
+        self.jid = None
+        self.streamId = None
+        self.parser = None
+        self.closing = False
+        self.headerSent = False
+        self.peerAddress = "local"
+        self.timers: dict[str, object] = {}
+        self.readPaused = False
+        self.byteBucket = factory.makeBucket(self.limits.bytes_per_second)
+        self.stanzaBucket = factory.makeBucket(self.limits.stanzas_per_second)
+        self.initializers = [init(self) for init in INITIALIZERS]
+        self.negotiationElements = {}
+        self.iqPayloads = {}
+        for initializer in self.initializers:
+            for key, method in initializer.elements.items():
+                self.negotiationElements[key] = getattr(initializer, method)
+            for key, method in initializer.iqPayloads.items():
+                self.iqPayloads[key] = getattr(initializer, method)
+        #: (namespace, name) -> handler for top-level non-stanza elements on a
+        #: bound stream (stream management and the like plug in here).
+        self.nonzaHandlers: dict[tuple[str, str], Callable] = {}
+
+    # -- connection ------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peerAddress = getattr(peer, "host", None) or "local"
+        self.sendQueue = SendQueueWatch(self.limits.send_queue_limit, self.onSendQueueOverflow)
+        self.transport.registerProducer(self.sendQueue, True)
+        self.newParser(self.limits.max_stanza_size_unauthenticated)
+        self.timers["negotiation"] = self.factory.clock.callLater(
+            self.limits.negotiation_timeout, self.onNegotiationTimeout)
+
+    def connectionLost(self, reason) -> None:
+        self.closing = True
+        self.parser = None
+        for timer in self.timers.values():
+            if timer.active():
+                timer.cancel()
+        self.timers.clear()
+        self.factory.connectionClosed(self)
+        if self.session is not None:
+            session, self.session = self.session, None
+            self.factory.sessions.unbind(session)
+
+    def callLater(self, delay: float, f, *args):
+        """Run C{f} later unless the connection is gone by then."""
+        def run():
+            if not self.closing:
+                f(*args)
+        if delay <= 0:
+            run()
+            return
+        call = self.factory.clock.callLater(delay, run)
+        self.timers["call-%d" % id(call)] = call
+
+    def newParser(self, maxStanzaSize: int) -> None:
+        parser = HardenedElementStream()
+        parser.maxStanzaSize = maxStanzaSize
+        parser.maxDepth = self.limits.max_depth
+        parser.DocumentStartEvent = self.onDocumentStart
+        parser.ElementEvent = self.onElement
+        parser.DocumentEndEvent = self.onDocumentEnd
+        old, self.parser = self.parser, parser
+        if old is not None:
+            # The old parser may still be inside Parse() on this very chunk;
+            # what follows the restart point in it must never be dispatched
+            # (RFC 6120 §5.4.3.3: plaintext after <starttls/> is discarded).
+            old.halt()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        try:
+            self.parser.parse(data)
+        except domish.ParserError as e:
+            self.streamError(getattr(e, "condition", "not-well-formed"), str(e) or None)
+            return
+        except Exception:
+            # A bug of ours must cost this client its stream, nobody else.
+            self.log.failure("Unexpected error on stream from {peer}", peer=self.peerAddress)
+            self.streamError("internal-server-error")
+            return
+        if self.byteBucket is not None and not self.closing:
+            self.shape(self.byteBucket.consume(len(data)))
+
+    def shape(self, delay: float) -> None:
+        """Traffic shaping: stop reading for C{delay} seconds; nothing is dropped."""
+        if delay <= 0 or self.readPaused or self.closing:
+            return
+        self.readPaused = True
+        self.transport.pauseProducing()
+        self.timers["shape"] = self.factory.clock.callLater(delay, self.resumeReading)
+
+    def resumeReading(self) -> None:
+        self.readPaused = False
+        if not self.closing:
+            self.transport.resumeProducing()
+
+    def onSendQueueOverflow(self) -> None:
+        self.log.info("Dropping {peer}: over {limit} bytes queued unread",
+                      peer=self.peerAddress, limit=self.limits.send_queue_limit)
+        self.closing = True
+        self.transport.abortConnection()
+
+    def onNegotiationTimeout(self) -> None:
+        self.streamError("connection-timeout", "negotiation took too long")
+
+    # -- output ----------------------------------------------------------
+
+    def send(self, obj) -> None:
+        if self.closing and obj is not None and not isinstance(obj, str):
+            return
+        if isinstance(obj, domish.Element):
+            obj = obj.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
+                            prefixesInScope=PREFIXES_IN_SCOPE)
+        data = obj.encode("utf-8")
+        self.transport.write(data)
+        self.sendQueue.written(len(data))
+
+    def sendHeader(self) -> None:
+        self.streamId = self.factory.newStreamId()
+        attrs = " id='%s'" % self.streamId
+        if self.domain:
+            attrs += " from='%s'" % self.domain
+        self.transport.write(
+            ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
+             " version='1.0' xml:lang='en'%s>" % (NS_CLIENT, NS_STREAMS, attrs)
+             ).encode("utf-8"))
+        self.headerSent = True
+
+    def sendFeatures(self) -> None:
+        features = domish.Element((NS_STREAMS, "features"))
+        for initializer in self.initializers:
+            feature = initializer.feature()
+            if feature is not None:
+                features.addChild(feature)
+        self.send(features)
+
+    def sendError(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
+        """Answer C{stanza} on this stream with a stanza error (if it may be answered)."""
+        reply = errorReply(stanza, condition, text)
+        if reply is not None:
+            if reply.getAttribute("to") is None and self.jid is not None:
+                reply["to"] = self.jid.full()
+            self.send(reply)
+
+    def streamError(self, condition: str, text: str | None = None) -> None:
+        """Send a stream error (RFC 6120 §4.9) and close the stream."""
+        if self.closing:
+            return
+        if not self.headerSent:
+            self.sendHeader()
+        self.log.debug("Stream error {condition} for {peer}: {text}",
+                       condition=condition, peer=self.peerAddress, text=text)
+        self.send(streamErrorElement(condition, text))
+        self.closeStream()
+
+    def closeStream(self) -> None:
+        """Send the footer and close; abort if the peer does not read it."""
+        if self.closing:
+            return
+        self.send("</stream:stream>")
+        self.closing = True
+        self.transport.loseConnection()
+        self.timers["close"] = self.factory.clock.callLater(
+            CLOSE_TIMEOUT, self.transport.abortConnection)
+
+    # -- stream header ---------------------------------------------------
+
+    def onDocumentStart(self, root: domish.Element) -> None:
+        requested = (root.getAttribute("to") or "").lower().rstrip(".")
+        if self.domain is None and requested in self.factory.domains:
+            self.domain = requested
+        if root.uri != NS_STREAMS:
+            return self.streamError("invalid-namespace")
+        if root.name != "stream":
+            return self.streamError("bad-format", "the root element must be <stream:stream>")
+        if root.defaultUri != NS_CLIENT:
+            return self.streamError("invalid-namespace", "expected jabber:client")
+        version = VERSION.match(root.getAttribute("version") or "")
+        if version is None or int(version.group(1)) != 1:
+            return self.streamError("unsupported-version", "version 1.0 is required")
+        if not requested or requested != self.domain:
+            return self.streamError("host-unknown")
+        self.sendHeader()
+        self.sendFeatures()
+
+    def onDocumentEnd(self) -> None:
+        # The client closed its stream (RFC 6120 §4.4): close ours too.
+        self.closeStream()
+
+    def restart(self) -> None:
+        """Restart the stream after TLS or SASL (RFC 6120 §4.3.3)."""
+        size = (self.limits.max_stanza_size if self.username is not None
+                else self.limits.max_stanza_size_unauthenticated)
+        self.headerSent = False
+        self.newParser(size)
+
+    # -- elements ----------------------------------------------------------
+
+    def onElement(self, element: domish.Element) -> None:
+        if self.closing:
+            return
+        if self.stanzaBucket is not None:
+            self.shape(self.stanzaBucket.consume(1))
+        key = (element.uri, element.name)
+        if self.session is not None:
+            if element.uri == NS_CLIENT and element.name in STANZA_NAMES:
+                self.onStanza(element)
+                return
+            handler = self.nonzaHandlers.get(key)
+            if handler is not None:
+                handler(element)
+                return
+        else:
+            handler = self.negotiationElements.get(key)
+            if handler is not None:
+                handler(element)
+                return
+            if element.uri == NS_CLIENT and element.name == "iq" and self.username:
+                if self.onNegotiationIQ(element):
+                    return
+        if key == (NS_STREAMS, "error"):
+            self.log.info("{peer} sent a stream error", peer=self.peerAddress)
+            self.closeStream()
+        elif self.session is None:
+            # RFC 6120 §7.1 and §4.9.3.12: nothing but negotiation before bind.
+            self.streamError("not-authorized")
+        elif element.name in STANZA_NAMES:
+            self.streamError("invalid-namespace", "stanzas must be in jabber:client")
+        else:
+            self.streamError("unsupported-stanza-type")
+
+    def onNegotiationIQ(self, iq: domish.Element) -> bool:
+        """Bind or legacy session on an authenticated, unbound stream."""
+        payload = firstChild(iq)
+        if payload is None:
+            return False
+        handler = self.iqPayloads.get((payload.uri, payload.name))
+        if handler is None:
+            return False
+        handler(iq, payload)
+        return True
+
+    def onStanza(self, stanza: domish.Element) -> None:
+        """
+        A stanza from the bound client: C{from} is always ours to stamp
+        (RFC 6120 §8.1.2.1), C{to} is validated, then the router decides.
+        """
+        stanza["from"] = self.jidText
+        to = stanza.getAttribute("to")
+        if to is not None:
+            try:
+                recipient = parseJID(to)
+            except InvalidJID:
+                self.sendError(stanza, "jid-malformed")
+                return
+            stanza["to"] = recipient.full()
+        if stanza.name == "iq":
+            if not self.validIQ(stanza):
+                return
+            payload = firstChild(stanza)
+            if payload is not None and to is None:
+                handler = self.iqPayloads.get((payload.uri, payload.name))
+                if handler is not None:
+                    handler(stanza, payload)
+                    return
+        self.factory.router.route(stanza)
+
+    def validIQ(self, iq: domish.Element) -> bool:
+        """RFC 6120 §8.2.3: an id, a known type, one payload for get and set."""
+        iqType = iq.getAttribute("type")
+        if iqType in ("get", "set"):
+            if iq.getAttribute("id") is None or len(list(iq.elements())) != 1:
+                self.sendError(iq, "bad-request")
+                return False
+            return True
+        if iqType in ("result", "error"):
+            return iq.getAttribute("id") is not None
+        self.sendError(iq, "bad-request")
+        return False
+
+    # -- negotiation outcomes ----------------------------------------------
+
+    async def lookupCredentials(self, username: str):
+        return await self.factory.users.getCredentials(username, self.domain)
+
+    def onAuthenticated(self, username: str, mechanism: str) -> None:
+        self.username = username
+        self.log.info("{user}@{domain} authenticated with {mechanism} from {peer}",
+                      user=username, domain=self.domain, mechanism=mechanism,
+                      peer=self.peerAddress)
+        self.restart()
+
+    def bind(self, jid) -> None:
+        self.jid = jid
+        self.jidText = jid.full()
+        self.session = self.factory.sessions.bind(jid, self)
+        timer = self.timers.pop("negotiation", None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def replaceSession(self) -> None:
+        """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""
+        self.session = None
+        self.streamError("conflict", "replaced by a new connection")
+
+
+def firstChild(element: domish.Element) -> domish.Element | None:
+    for child in element.children:
+        if isinstance(child, domish.Element):
+            return child
+    return None
+
+
+class RefusingProtocol(protocol.Protocol):
+    """Says why a connection is refused, as a stream error, and hangs up."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def connectionMade(self) -> None:
+        self.transport.write(
+            ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
+             " version='1.0'>" % (NS_CLIENT, NS_STREAMS)).encode("utf-8")
+            + streamErrorElement("policy-violation", self.reason).toXml(
+                prefixes=PREFIXES, prefixesInScope=PREFIXES_IN_SCOPE).encode("utf-8")
+            + b"</stream:stream>")
+        self.transport.loseConnection()
+
+
+class C2SFactory(protocol.ServerFactory):
+    """
+    Builds client streams for one listener; holds what all of them share
+    (router, sessions, limits) so per-connection state stays small.
+    """
+
+    log = Logger()
+
+    def __init__(self, server, tlsOptions, secure: bool, peers: PeerCounter,
+                 authFailures: AuthFailureTracker):
+        config = server.config
+        self.server = server
+        self.clock = server.clock
+        self.router = server.router
+        self.sessions = server.sessions
+        self.domains = frozenset(config.server.domains)
+        self.limits = config.limits
+        self.requireTLS = config.c2s.require_tls
+        self.plainWithoutTLS = config.c2s.plain_without_tls
+        self.tlsOptions = tlsOptions
+        self.secure = secure
+        self.peers = peers
+        self.authFailures = authFailures
+        self.saslSecret = server.secret
+        self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
+        self.streamCounter = 0
+
+    @property
+    def users(self):
+        return self.server.storage.users
+
+    def makeBucket(self, rate: float) -> TokenBucket | None:
+        # A burst of two seconds' worth lets normal traffic through unshaped.
+        return TokenBucket(rate, 2 * rate, self.clock) if rate else None
+
+    def newStreamId(self) -> str:
+        self.streamCounter += 1
+        return "%s-%x" % (self.server.nodeId, self.streamCounter)
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", None) or "local"
+        if self.newConnections is not None and self.newConnections.consume(1) > 0:
+            self.log.info("Refusing {host}: new connections over the limit", host=host)
+            return RefusingProtocol("too many new connections, try again later")
+        if not self.peers.acquire(host):
+            self.log.info("Refusing {host}: too many connections from it", host=host)
+            return RefusingProtocol("too many connections from your address")
+        stream = ClientStream(self, self.secure)
+        stream.factory = self
+        return stream
+
+    def connectionClosed(self, stream: ClientStream) -> None:
+        self.peers.release(stream.peerAddress)
+
+
+class C2SService(service.Service):
+    """
+    The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
+    C{c2s.direct_tls_endpoint}.  Listening starts only once storage is open,
+    so no client ever meets a server that cannot check its password.
+    C{ready} fires with the listening ports (tests use port 0 and read them).
+    """
+
+    name = "c2s"
+    log = Logger()
+
+    def __init__(self, server, tlsOptions, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.server = server
+        self.tlsOptions = tlsOptions
+        self.reactor = reactor
+        self.ports = []
+        self.ready = defer.Deferred()
+        limits = server.config.limits
+        self.peers = PeerCounter(limits.connections_per_ip)
+        self.authFailures = AuthFailureTracker(
+            limits.auth_failure_delay, limits.auth_failure_delay_max, server.clock)
+
+    def listeners(self):
+        c2s = self.server.config.c2s
+        yield "c2s.endpoint", c2s.endpoint, C2SFactory(
+            self.server, self.tlsOptions, False, self.peers, self.authFailures)
+        if c2s.direct_tls_endpoint:
+            factory = C2SFactory(self.server, None, True, self.peers, self.authFailures)
+            yield ("c2s.direct_tls_endpoint", c2s.direct_tls_endpoint,
+                   TLSMemoryBIOFactory(self.tlsOptions, False, factory))
+
+    def startService(self):
+        service.Service.startService(self)
+        d = self.server.storageService.ready
+        d.addCallback(lambda _: self.listen())
+        d.addCallbacks(self.ready.callback, self.listenFailed)
+
+    @defer.inlineCallbacks
+    def listen(self):
+        for key, description, factory in self.listeners():
+            endpoint = endpoints.serverFromString(self.reactor, description)
+            try:
+                port = yield endpoint.listen(factory)
+            except Exception as e:
+                raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
+            self.log.info("{key} listening on {address}", key=key, address=port.getHost())
+            self.ports.append(port)
+        return self.ports
+
+    def listenFailed(self, failure):
+        self.log.critical("{message}", message=failure.getErrorMessage())
+        self.ready.errback(failure)
+        self.server.fatal(failure.getErrorMessage())
+
+    def stopService(self):
+        service.Service.stopService(self)
+        ports, self.ports = self.ports, []
+        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+
+
+class ListenError(Exception):
+    """A listener could not start (port in use, bad interface...)."""

@@ -1,0 +1,254 @@
+# -*- test-case-name: tests.test_sasl -*-
+"""
+Server side of the SASL mechanisms (RFC 6120 §6, RFC 4616, RFC 5802, RFC 7677).
+
+Mechanisms are pure state machines over bytes: the stream code
+(L{xmppd.negotiation.SASLInitializer}) does the XML, base64, attempt counting
+and delays.  A mechanism either returns the next challenge, returns a
+L{Success}, or raises L{SASLFailure} with the RFC 6120 §6.5 condition.
+
+Nothing here tells an attacker whether an account exists: an unknown user
+fails with the same condition as a wrong password, after the same key
+derivation, and SCRAM answers an unknown user with a salt that looks like a
+real one (derived from a per-process secret, so it is stable across attempts).
+
+Implements: RFC 4616 (PLAIN), RFC 5802 (SCRAM-SHA-1), RFC 7677 (SCRAM-SHA-256)
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import os
+from dataclasses import dataclass
+from typing import Awaitable, Callable
+
+from xmppd import scram
+from xmppd.jid import InvalidJID, prepLocalpart
+
+CredentialLookup = Callable[[str], Awaitable["dict[str, scram.ScramCredential] | None"]]
+
+
+class SASLFailure(Exception):
+    """Authentication failed with the RFC 6120 §6.5 C{condition}."""
+
+    def __init__(self, condition: str, text: str | None = None):
+        Exception.__init__(self, condition, text)
+        self.condition = condition
+        self.text = text
+
+
+@dataclass
+class Success:
+    username: str
+    additionalData: bytes | None = None
+
+
+@dataclass
+class Challenge:
+    data: bytes
+
+
+class Mechanism:
+    """
+    One authentication exchange.  C{lookup} fetches the stored credentials of
+    a prepared localpart on C{domain}; C{secret} seeds plausible fake salts.
+    """
+
+    name = ""
+
+    def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes):
+        self.domain = domain
+        self.lookup = lookup
+        self.secret = secret
+
+    async def start(self, initial: bytes | None) -> Challenge | Success:
+        raise NotImplementedError
+
+    async def respond(self, data: bytes) -> Challenge | Success:
+        raise SASLFailure("malformed-request", "unexpected response")
+
+    def prepareUsername(self, authcid: str) -> str:
+        """
+        The account's localpart: clients send the localpart (RFC 6120
+        §6.3.8), some send the bare JID of this domain; accept both.
+        """
+        if "@" in authcid:
+            local, _, domain = authcid.rpartition("@")
+            if domain.lower() == self.domain:
+                authcid = local
+        try:
+            return prepLocalpart(authcid)
+        except InvalidJID:
+            raise SASLFailure("not-authorized")
+
+    def checkAuthzid(self, authzid: str, username: str) -> None:
+        """
+        Only the user's own identity may be requested (RFC 6120 §6.3.8): an
+        empty authzid, the bare JID or the localpart.
+        """
+        if authzid and authzid not in (username, "%s@%s" % (username, self.domain)):
+            raise SASLFailure("invalid-authzid")
+
+
+class PlainMechanism(Mechanism):
+    """
+    RFC 4616.  The password is checked against the stored SCRAM-SHA-256
+    credential, so plain passwords are never stored.
+    """
+
+    name = "PLAIN"
+    checkedMechanism = "SCRAM-SHA-256"
+
+    async def start(self, initial: bytes | None) -> Challenge | Success:
+        if initial is None:
+            return Challenge(b"")
+        return await self.respond(initial)
+
+    async def respond(self, data: bytes) -> Success:
+        try:
+            authzid, authcid, password = data.decode("utf-8").split("\0")
+        except ValueError:
+            raise SASLFailure("malformed-request")
+        username = self.prepareUsername(authcid)
+        credentials = await self.lookup(username)
+        credential = credentials.get(self.checkedMechanism) if credentials else None
+        if credential is None:
+            # Same work as a real check, so timing does not reveal the answer.
+            scram.deriveCredential("sha256", password or "x",
+                                   salt=fakeSalt(self.secret, self.name, username))
+            raise SASLFailure("not-authorized")
+        if not scram.checkPassword(self.checkedMechanism, credential, password):
+            raise SASLFailure("not-authorized")
+        self.checkAuthzid(authzid, username)
+        return Success(username)
+
+
+def fakeSalt(secret: bytes, mechanism: str, username: str) -> bytes:
+    """A salt for an unknown user that is stable and indistinguishable from a real one."""
+    return hmac.new(secret, ("%s\0%s" % (mechanism, username)).encode("utf-8"),
+                    hashlib.sha256).digest()[:scram.SALT_BYTES]
+
+
+def parseAttributes(message: str) -> list[tuple[str, str]]:
+    """Split a SCRAM message into (name, value) pairs (RFC 5802 §7)."""
+    pairs = []
+    for part in message.split(","):
+        if len(part) < 2 or part[1] != "=":
+            raise SASLFailure("malformed-request")
+        pairs.append((part[0], part[2:]))
+    return pairs
+
+
+def decodeSaslname(name: str) -> str:
+    """RFC 5802 §5.1: ',' and '=' travel as '=2C' and '=3D'."""
+    if "=" in name.replace("=2C", "").replace("=3D", ""):
+        raise SASLFailure("malformed-request")
+    return name.replace("=2C", ",").replace("=3D", "=")
+
+
+class ScramMechanism(Mechanism):
+    """
+    RFC 5802 / RFC 7677 without channel binding: the gs2 flag must be C{n}
+    or C{y}; a client asking for binding (C{p=}) is refused because we do not
+    advertise the -PLUS variants.
+    """
+
+    hashName = ""
+
+    def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes):
+        Mechanism.__init__(self, domain, lookup, secret)
+        self.step = self.clientFirst
+
+    async def start(self, initial: bytes | None) -> Challenge | Success:
+        if initial is None:
+            return Challenge(b"")
+        return await self.respond(initial)
+
+    async def respond(self, data: bytes) -> Challenge | Success:
+        try:
+            message = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SASLFailure("malformed-request")
+        return await self.step(message)
+
+    async def clientFirst(self, message: str) -> Challenge:
+        parts = message.split(",", 2)
+        if len(parts) != 3:
+            raise SASLFailure("malformed-request")
+        cbFlag, authzid, bare = parts
+        if cbFlag.startswith("p="):
+            raise SASLFailure("malformed-request", "channel binding is not supported here")
+        if cbFlag not in ("n", "y"):
+            raise SASLFailure("malformed-request")
+        if authzid and not authzid.startswith("a="):
+            raise SASLFailure("malformed-request")
+        attrs = parseAttributes(bare)
+        if len(attrs) < 2 or attrs[0][0] != "n" or attrs[1][0] != "r" or not attrs[1][1]:
+            # An 'm' extension or anything unexpected (RFC 5802 §5.1).
+            raise SASLFailure("malformed-request")
+        self.username = self.prepareUsername(decodeSaslname(attrs[0][1]))
+        self.authzid = decodeSaslname(authzid[2:]) if authzid else ""
+        clientNonce = attrs[1][1]
+        credentials = await self.lookup(self.username)
+        credential = credentials.get(self.name) if credentials else None
+        if credential is None:
+            # Unknown user: a plausible salt, keys nobody can match.
+            credential = scram.ScramCredential(
+                fakeSalt(self.secret, self.name, self.username),
+                scram.DEFAULT_ITERATIONS, os.urandom(32), os.urandom(32))
+        self.credential = credential
+        self.gs2Header = cbFlag + "," + authzid + ","
+        self.nonce = clientNonce + base64.b64encode(os.urandom(18)).decode("ascii")
+        self.clientFirstBare = bare
+        self.serverFirst = "r=%s,s=%s,i=%d" % (
+            self.nonce, base64.b64encode(credential.salt).decode("ascii"),
+            credential.iterations)
+        self.step = self.clientFinal
+        return Challenge(self.serverFirst.encode("utf-8"))
+
+    async def clientFinal(self, message: str) -> Success:
+        withoutProof, sep, proofText = message.rpartition(",p=")
+        if not sep:
+            raise SASLFailure("malformed-request")
+        attrs = dict(parseAttributes(withoutProof))
+        try:
+            channel = base64.b64decode(attrs.get("c", ""), validate=True)
+            proof = base64.b64decode(proofText, validate=True)
+        except ValueError:
+            raise SASLFailure("incorrect-encoding")
+        if channel != self.gs2Header.encode("utf-8") or attrs.get("r") != self.nonce:
+            raise SASLFailure("not-authorized")
+        authMessage = ",".join((self.clientFirstBare, self.serverFirst,
+                                withoutProof)).encode("utf-8")
+        credential = self.credential
+        signature = scram.hmacDigest(self.hashName, credential.storedKey, authMessage)
+        if len(proof) != len(signature):
+            raise SASLFailure("not-authorized")
+        clientKey = bytes(a ^ b for a, b in zip(proof, signature))
+        if not hmac.compare_digest(hashlib.new(self.hashName, clientKey).digest(),
+                                   credential.storedKey):
+            raise SASLFailure("not-authorized")
+        self.checkAuthzid(self.authzid, self.username)
+        serverSignature = scram.hmacDigest(self.hashName, credential.serverKey, authMessage)
+        self.step = self.done
+        return Success(self.username,
+                       b"v=" + base64.b64encode(serverSignature))
+
+    async def done(self, message: str) -> Success:
+        raise SASLFailure("malformed-request")
+
+
+class ScramSHA1Mechanism(ScramMechanism):
+    name = "SCRAM-SHA-1"
+    hashName = "sha1"
+
+
+class ScramSHA256Mechanism(ScramMechanism):
+    name = "SCRAM-SHA-256"
+    hashName = "sha256"
+
+
+#: Offered in this order, strongest first (clients pick the first they know).
+MECHANISMS = {m.name: m for m in (ScramSHA256Mechanism, ScramSHA1Mechanism, PlainMechanism)}
