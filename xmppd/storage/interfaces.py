@@ -48,8 +48,9 @@ class IUserStore(Interface):
 
     def removeUser(username, domain):
         """
-        Remove the account and, through L{IStorage.removeAccountData}, all its
-        data; fails with L{NoSuchUser}.
+        Remove the account and all its data (every per-feature table or key
+        hangs off the account, e.g. SQLite tables cascade from C{users});
+        fails with L{NoSuchUser}.
         """
 
     def userExists(username, domain):

@@ -1,0 +1,77 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+How twistd and C{xmppd.tac} start a node: options, where the configuration
+comes from, and turning every start-up problem into one readable line and a
+non-zero exit instead of a traceback.
+
+twistd's C{ServiceMaker} calls C{makeService(options)} on the module it
+names, so that entry point lives here and hands the loaded configuration to
+the one wiring function, L{xmppd.tap.makeService}.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from twisted.python import usage
+
+from xmppd.config import ConfigError, loadConfig
+
+DEFAULT_CONFIG = "xmppd.toml"
+
+
+def defaultConfigPath() -> str | None:
+    """C{$XMPPD_CONFIG}, else C{./xmppd.toml} when it exists, else built-in defaults."""
+    path = os.environ.get("XMPPD_CONFIG")
+    if path:
+        return path
+    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
+
+
+def loadOrExit(path: str | None):
+    """Load the configuration or exit with one readable line (never a traceback)."""
+    try:
+        return loadConfig(path)
+    except ConfigError as e:
+        raise SystemExit("xmppd: %s" % (e,))
+
+
+def makeServiceOrExit(config, reactor=None):
+    """L{makeService} for twistd: configuration-time errors become one line."""
+    from xmppd import tap
+    from xmppd.tls import TLSConfigError
+    try:
+        server = tap.makeService(config, reactor=reactor)
+    except (ConfigError, TLSConfigError, OSError, ValueError) as e:
+        raise SystemExit("xmppd: %s" % (e,))
+    server.onFatal = lambda message: _stopWithError(reactor, message)
+    return server
+
+
+def _stopWithError(reactor, message: str) -> None:
+    if reactor is None:
+        from twisted.internet import reactor
+    sys.stderr.write("xmppd: %s\n" % (message,))
+    if reactor.running:
+        reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
+        reactor.stop()
+
+
+class Options(usage.Options):
+    synopsis = "[--config FILE]"
+    longdesc = ("Run the xmppd XMPP server.  Without --config: $XMPPD_CONFIG, "
+                "else ./xmppd.toml if it exists, else the built-in defaults "
+                "(domain localhost, data in ./data).")
+    optParameters = [
+        ["config", "c", None, "TOML configuration file"],
+    ]
+
+    def postOptions(self):
+        path = self["config"] if self["config"] is not None else defaultConfigPath()
+        self["xmppdConfig"] = loadOrExit(path)
+
+
+def makeService(options: Options):
+    """The twistd entry point (see the module docstring)."""
+    return makeServiceOrExit(options["xmppdConfig"])

@@ -1,0 +1,33 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The one wiring path (DESIGN §1): L{makeService} builds the service tree from a
+validated configuration.  The twistd plugin (C{twistd -n xmppd --config FILE})
+and C{xmppd.tac} (C{twistd -ny xmppd.tac}) both call it, and so do the tests.
+"""
+
+from __future__ import annotations
+
+from xmppd import _compat  # noqa: F401  (before anything imports wokkel)
+from xmppd.c2s import C2SService
+from xmppd.local import LocalDomain
+from xmppd.server import XMPPServer
+from xmppd.storage import makeStorage
+from xmppd.storage.service import StorageService
+from xmppd.tls import ensureCertificate, serverContextFactory
+
+
+def makeService(config, reactor=None, clock=None) -> XMPPServer:
+    """Build (not start) one node from a loaded L{xmppd.config.Config}."""
+    server = XMPPServer(config, reactor=reactor, clock=clock)
+    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
+    server.storageService = StorageService(storage)
+    server.storageService.setServiceParent(server)
+    server.storageService.ready.addErrback(
+        lambda failure: server.fatal(failure.getErrorMessage()))
+    for domain in config.server.domains:
+        LocalDomain(domain, server.router, server.sessions).setServiceParent(server)
+    certificate, key = ensureCertificate(config)
+    tlsOptions = serverContextFactory(certificate, key)
+    C2SService(server, tlsOptions, reactor=reactor).setServiceParent(server)
+    return server
+
