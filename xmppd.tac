@@ -4,7 +4,8 @@
 # built-in defaults, and builds the same service tree as the twistd plugin.
 from twisted.application import service
 
-from xmppd.launch import defaultConfigPath, loadOrExit, makeServiceOrExit
+from xmppd.config import findConfigFile
+from xmppd.launch import loadOrExit, makeServiceOrExit
 
 application = service.Application("xmppd")
-makeServiceOrExit(loadOrExit(defaultConfigPath())).setServiceParent(application)
+makeServiceOrExit(loadOrExit(findConfigFile())).setServiceParent(application)

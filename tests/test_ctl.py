@@ -18,7 +18,7 @@ import pytest_twisted
 from twisted.internet import reactor
 
 from xmppd import ctl
-from xmppd.config import loadConfig
+from xmppd.config import CONFIG_ENVIRONMENT, findConfigFile, loadConfig
 from xmppd.scram import checkPassword
 from xmppd.storage import makeStorage
 
@@ -50,7 +50,7 @@ async def xmppctl(configPath, *argv):
 def runXmppctl(tmp_path, *argv, input=None):
     """Run C{python -m xmppd.ctl} as an operator would, from C{tmp_path}."""
     env = dict(os.environ)
-    env.pop(ctl.CONFIG_ENVIRONMENT, None)
+    env.pop(CONFIG_ENVIRONMENT, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
     return subprocess.run([sys.executable, "-m", "xmppd.ctl", *argv], cwd=tmp_path,
                           env=env, input=input, capture_output=True, text=True,
@@ -201,11 +201,11 @@ def test_passwordFromPipe():
 def test_findConfig(tmp_path, monkeypatch):
     """--config wins over XMPPD_CONFIG, which wins over ./xmppd.toml, else defaults."""
     monkeypatch.chdir(tmp_path)
-    assert ctl.findConfig(None, {}) is None
+    assert findConfigFile(None, {}) is None
     (tmp_path / "xmppd.toml").write_text("")
-    assert ctl.findConfig(None, {}) == "xmppd.toml"
-    assert ctl.findConfig(None, {"XMPPD_CONFIG": "/etc/x.toml"}) == "/etc/x.toml"
-    assert ctl.findConfig("mine.toml", {"XMPPD_CONFIG": "/etc/x.toml"}) == "mine.toml"
+    assert findConfigFile(None, {}) == "xmppd.toml"
+    assert findConfigFile(None, {"XMPPD_CONFIG": "/etc/x.toml"}) == "/etc/x.toml"
+    assert findConfigFile("mine.toml", {"XMPPD_CONFIG": "/etc/x.toml"}) == "mine.toml"
 
 
 @pytest_twisted.ensureDeferred
@@ -303,7 +303,7 @@ def test_invalidConfigOneLine(tmp_path, configText, message):
 def test_environmentNamesConfig(tmp_path):
     """XMPPD_CONFIG names the configuration when --config is not given."""
     (tmp_path / "elsewhere.toml").write_text("[srever]\n")
-    env = {ctl.CONFIG_ENVIRONMENT: str(tmp_path / "elsewhere.toml")}
+    env = {CONFIG_ENVIRONMENT: str(tmp_path / "elsewhere.toml")}
     result = subprocess.run(
         [sys.executable, "-m", "xmppd.ctl", "users"], cwd=tmp_path, capture_output=True,
         text=True, timeout=60, env={**os.environ, **env, "PYTHONPATH": REPO})

@@ -588,3 +588,27 @@ def loadConfig(path: str | None) -> Config:
         path=None if path is None else os.path.abspath(path),
         sections=MappingProxyType(sections),
         **{name: sections[name] for name in core})
+
+
+#: Environment variable naming the configuration file.
+CONFIG_ENVIRONMENT = "XMPPD_CONFIG"
+#: Read from the current directory when it exists and nothing else is named.
+DEFAULT_CONFIG = "xmppd.toml"
+
+
+def findConfigFile(explicit: str | None = None,
+                   environ: "dict[str, str] | None" = None) -> str | None:
+    """
+    Which configuration file the server and xmppctl read: the one named on
+    the command line, else C{$XMPPD_CONFIG}, else C{./xmppd.toml} when it
+    exists, else C{None} for the built-in defaults.  One function, so the
+    server and the admin command can never disagree about it.
+    """
+    environ = os.environ if environ is None else environ
+    if explicit:
+        return explicit
+    if environ.get(CONFIG_ENVIRONMENT):
+        return environ[CONFIG_ENVIRONMENT]
+    if os.path.exists(DEFAULT_CONFIG):
+        return DEFAULT_CONFIG
+    return None

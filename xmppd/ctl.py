@@ -34,30 +34,23 @@ import sys
 import traceback
 from typing import Any, TextIO
 
-from precis_i18n import get_profile
 from twisted.internet import defer
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
 
 from xmppd import tls
-from xmppd.config import Config, ConfigError, loadConfig, normalizeDomain, splitEndpoint
+from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
+                          findConfigFile, loadConfig, normalizeDomain, splitEndpoint)
+from xmppd.jid import InvalidJID, prepLocalpart
 from xmppd.scram import InvalidPassword, makeCredentials
 from xmppd.storage import StorageError, makeStorage
 from xmppd.storage.interfaces import NoSuchUser, UserExists
 
 PROG = "xmppctl"
-CONFIG_ENVIRONMENT = "XMPPD_CONFIG"
-DEFAULT_CONFIG = "xmppd.toml"
 
 #: Exit statuses.
 OK, FAILED, USAGE = 0, 1, 2
-
-_usernameProfile = get_profile("UsernameCaseMapped")
-
-# RFC 7622 §3.3.1: characters a localpart may not contain although the
-# PRECIS IdentifierClass allows them.
-_LOCALPART_FORBIDDEN = set("\"&'/:<>@")
 
 
 class CtlError(Exception):
@@ -96,18 +89,6 @@ def buildParser() -> argparse.ArgumentParser:
     return parser
 
 
-def findConfig(explicit: str | None, environ: dict[str, str] | None = None) -> str | None:
-    """The configuration file to load, or C{None} for the built-in defaults."""
-    environ = os.environ if environ is None else environ
-    if explicit:
-        return explicit
-    if environ.get(CONFIG_ENVIRONMENT):
-        return environ[CONFIG_ENVIRONMENT]
-    if os.path.exists(DEFAULT_CONFIG):
-        return DEFAULT_CONFIG
-    return None
-
-
 def parseAccount(text: str, config: Config) -> tuple[str, str]:
     """
     Split and prepare C{user@domain} (RFC 7622): the localpart with the
@@ -121,12 +102,10 @@ def parseAccount(text: str, config: Config) -> tuple[str, str]:
         raise CtlError(f"{text!r} is not an account address like romeo@"
                        f"{config.server.domains[0]}")
     try:
-        username = _usernameProfile.enforce(localpart)
-    except (UnicodeError, ValueError):
+        username = prepLocalpart(localpart)
+    except InvalidJID:
         raise CtlError(f"{localpart!r} is not a valid username (RFC 7622 "
                        f"localpart)") from None
-    if _LOCALPART_FORBIDDEN.intersection(username) or len(username.encode()) > 1023:
-        raise CtlError(f"{localpart!r} is not a valid username (RFC 7622 localpart)")
     return username, servedDomain(domainpart, config)
 
 
@@ -388,7 +367,7 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit as e:  # --help, or a usage error already printed
         return e.code if isinstance(e.code, int) else USAGE
     try:
-        config = loadConfig(findConfig(args.config))
+        config = loadConfig(findConfigFile(args.config))
         if args.command in ("adduser", "passwd") and args.password is None:
             # Ask before the reactor runs: its signal handlers would turn
             # Ctrl-C at the prompt into a silent stop.

@@ -16,18 +16,7 @@ import sys
 
 from twisted.python import usage
 
-from xmppd.config import ConfigError, loadConfig
-
-DEFAULT_CONFIG = "xmppd.toml"
-
-
-def defaultConfigPath() -> str | None:
-    """C{$XMPPD_CONFIG}, else C{./xmppd.toml} when it exists, else built-in defaults."""
-    path = os.environ.get("XMPPD_CONFIG")
-    if path:
-        return path
-    return DEFAULT_CONFIG if os.path.exists(DEFAULT_CONFIG) else None
-
+from xmppd.config import ConfigError, findConfigFile, loadConfig
 
 def loadOrExit(path: str | None):
     """Load the configuration or exit with one readable line (never a traceback)."""
@@ -68,8 +57,7 @@ class Options(usage.Options):
     ]
 
     def postOptions(self):
-        path = self["config"] if self["config"] is not None else defaultConfigPath()
-        self["xmppdConfig"] = loadOrExit(path)
+        self["xmppdConfig"] = loadOrExit(findConfigFile(self["config"]))
 
 
 def makeService(options: Options):
