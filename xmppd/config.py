@@ -405,7 +405,10 @@ class C2SConfig:
         "the password crosses the wire in clear)")
 
     def validate(self) -> None:
-        if self.endpoint == self.direct_tls_endpoint:
+        # Two "tcp:0" listeners are fine: each gets its own ephemeral port.
+        args, _ = splitEndpoint(self.endpoint)
+        ephemeral = len(args) > 1 and args[0] in ("tcp", "tcp6") and args[1] == "0"
+        if self.endpoint == self.direct_tls_endpoint and not ephemeral:
             raise ConfigError("c2s.direct_tls_endpoint: must differ from c2s.endpoint")
 
 

@@ -41,7 +41,9 @@ def makeServiceOrExit(config, reactor=None):
 def _stopWithError(reactor, message: str) -> None:
     if reactor is None:
         from twisted.internet import reactor
-    sys.stderr.write("xmppd: %s\n" % (message,))
+    # twistd has redirected sys.stderr into its log; the operator's terminal
+    # (or the service manager's journal) should still get the one line.
+    sys.__stderr__.write("xmppd: %s\n" % (message,))
     if reactor.running:
         reactor.addSystemEventTrigger("after", "shutdown", os._exit, 1)
         reactor.stop()

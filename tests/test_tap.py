@@ -1,0 +1,172 @@
+"""
+Wiring tests: the service tree that L{xmppd.tap.makeService} builds, and the
+two ways operators start it (the twistd plugin and C{xmppd.tac}).
+"""
+
+import importlib.metadata
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+import pytest
+
+from xmppd.config import loadConfig
+from xmppd.launch import Options
+from xmppd.tap import makeService
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+TWISTD = os.path.join(os.path.dirname(sys.executable), "twistd")
+
+
+def writeConfig(tmp_path, endpoint="tcp:0:interface=127.0.0.1",
+                directTLS="tcp:0:interface=127.0.0.1", extra=""):
+    path = tmp_path / "xmppd.toml"
+    path.write_text(
+        '[server]\ndomains = ["localhost", "example.org"]\ndata_dir = "%s"\n'
+        '[c2s]\nendpoint = "%s"\ndirect_tls_endpoint = "%s"\n%s'
+        % (tmp_path / "data", endpoint, directTLS, extra))
+    return str(path)
+
+
+def repoEnvironment(**extra):
+    """The environment for a subprocess that must import this checkout."""
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    return env
+
+
+def test_treeOrder(tmp_path):
+    """Storage starts first, then one route per served domain, then the listeners."""
+    server = makeService(loadConfig(writeConfig(tmp_path)))
+    names = [child.name for child in server]
+    assert names == ["storage", "localhost", "example.org", "c2s"]
+    assert server.getServiceNamed("localhost").domain == "localhost"
+
+
+def test_selfSignedCertificateOnFirstBuild(tmp_path):
+    """Building the server with no certificate configured generates one in data_dir/tls."""
+    makeService(loadConfig(writeConfig(tmp_path)))
+    files = sorted(os.listdir(tmp_path / "data" / "tls"))
+    assert any(name.endswith(".crt") or name.endswith(".pem") for name in files)
+
+
+def test_optionsWithoutConfigServeLocalhost(tmp_path, monkeypatch):
+    """'twistd -n xmppd' with no config serves localhost from ./data."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XMPPD_CONFIG", raising=False)
+    options = Options()
+    options.parseOptions([])
+    config = options["xmppdConfig"]
+    assert config.server.domains == ("localhost",)
+    assert config.server.data_dir == str(tmp_path / "data")
+    assert config.c2s.endpoint == "tcp:5222"
+
+
+def test_optionsReadEnvironmentConfig(tmp_path, monkeypatch):
+    """Without --config the server reads $XMPPD_CONFIG."""
+    monkeypatch.setenv("XMPPD_CONFIG", writeConfig(tmp_path))
+    options = Options()
+    options.parseOptions([])
+    assert options["xmppdConfig"].server.domains == ("localhost", "example.org")
+
+
+def test_invalidConfigOneLine(tmp_path):
+    """twistd with a broken config exits non-zero with one line naming the key."""
+    path = tmp_path / "bad.toml"
+    path.write_text('[storage]\nbackend = "mysql"\n')
+    result = subprocess.run(
+        [TWISTD, "-n", "--pidfile=", "xmppd", "--config", str(path)],
+        capture_output=True, text=True, cwd=tmp_path, env=repoEnvironment(), timeout=60)
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "storage.backend" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_portInUseOneLine(tmp_path):
+    """A listen port that is taken stops the server with a readable line and exit status 1."""
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    port = busy.getsockname()[1]
+    try:
+        result = subprocess.run(
+            [TWISTD, "-n", "--pidfile=", "xmppd", "--config",
+             writeConfig(tmp_path, endpoint="tcp:%d:interface=127.0.0.1" % port)],
+            capture_output=True, text=True, cwd=tmp_path, env=repoEnvironment(), timeout=60)
+    finally:
+        busy.close()
+    assert result.returncode == 1
+    # One line on the real stderr (twistd sends its own stderr to the log).
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "c2s.endpoint" in lines[0] and "cannot listen" in lines[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def runUntilListening(command, tmp_path, env):
+    """Start a server process, wait (bounded) until it listens, then stop it."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               text=True, cwd=tmp_path, env=env)
+    lines = []
+    deadline = time.monotonic() + 60
+    try:
+        for line in process.stdout:
+            lines.append(line)
+            if "c2s.direct_tls_endpoint listening" in line or time.monotonic() > deadline:
+                break
+    finally:
+        process.send_signal(signal.SIGTERM)
+        rest, _ = process.communicate(timeout=30)
+    return "".join(lines) + rest, process.returncode
+
+
+def assertCleanShutdown(output, returncode):
+    # twistd re-raises the signal that stopped it, after a clean shutdown.
+    assert returncode in (0, -signal.SIGTERM)
+    assert "Server Shut Down." in output
+    assert "Traceback" not in output
+
+
+def test_tacStartsServer(tmp_path):
+    """'twistd -ny xmppd.tac' reads $XMPPD_CONFIG and starts both listeners."""
+    output, returncode = runUntilListening(
+        [TWISTD, "-ny", os.path.join(REPO, "xmppd.tac"), "--pidfile="], tmp_path,
+        repoEnvironment(XMPPD_CONFIG=writeConfig(tmp_path)))
+    assert re.search(r"c2s.endpoint listening on .*127\.0\.0\.1", output)
+    assert "c2s.direct_tls_endpoint listening" in output
+    assertCleanShutdown(output, returncode)
+
+
+def installedPlugin():
+    try:
+        files = importlib.metadata.distribution("xmppd").files or []
+    except importlib.metadata.PackageNotFoundError:
+        return None
+    for path in files:
+        if str(path).replace(os.sep, "/").endswith("twisted/plugins/xmppd_plugin.py"):
+            return path
+    return None
+
+
+@pytest.mark.skipif(installedPlugin() is None,
+                    reason="xmppd is not pip-installed here (the README's commands install it)")
+def test_pluginFoundAfterInstall(tmp_path):
+    """After 'pip install .', twistd lists the xmppd plugin without any PYTHONPATH help."""
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    result = subprocess.run([TWISTD, "--help"], capture_output=True, text=True,
+                            cwd=tmp_path, env=env, timeout=60)
+    assert re.search(r"^\s+xmppd\s", result.stdout, re.MULTILINE), result.stdout
+
+
+def test_pluginRunsServer(tmp_path):
+    """'twistd -n xmppd --config FILE' starts both listeners and stops cleanly on SIGTERM."""
+    output, returncode = runUntilListening(
+        [TWISTD, "-n", "--pidfile=", "xmppd", "--config", writeConfig(tmp_path)],
+        tmp_path, repoEnvironment())
+    assert "c2s.direct_tls_endpoint listening" in output
+    assertCleanShutdown(output, returncode)
