@@ -1,0 +1,197 @@
+"""
+Tests for L{xmppd.router}, L{xmppd.stanzas} and L{xmppd.local}: which route
+gets a stanza, and the errors senders see when there is none.
+"""
+
+from twisted.words.xish import domish
+from zope.interface import implementer
+from zope.interface.verify import verifyObject
+
+from xmppd.jid import parseJID
+from xmppd.local import LocalDomain
+from xmppd.router import IRoute, IRouter, Router
+from xmppd.sessions import SessionManager
+from xmppd.stanzas import errorReply
+
+
+def parse(xml):
+    """One element from an XML literal, namespaced as a client stanza."""
+    from twisted.words.xish.domish import elementStream
+    result = []
+    stream = elementStream()
+    stream.DocumentStartEvent = lambda root: None
+    stream.ElementEvent = result.append
+    stream.DocumentEndEvent = lambda: None
+    stream.parse("<s xmlns='jabber:client'>" + xml + "</s>")
+    return result[0]
+
+
+@implementer(IRoute)
+class RecordingRoute:
+    def __init__(self):
+        self.stanzas = []
+
+    def deliver(self, stanza):
+        self.stanzas.append(stanza)
+
+
+class FakeStream:
+    def __init__(self):
+        self.sent = []
+        self.replaced = False
+
+    def send(self, obj):
+        self.sent.append(obj)
+
+    def replaceSession(self):
+        self.replaced = True
+
+
+def test_routerProvidesInterface():
+    """The router implements IRouter."""
+    assert verifyObject(IRouter, Router())
+
+
+def test_routeByDomain():
+    """A stanza goes to the route of its 'to' domain, and only there."""
+    router, a, b = Router(), RecordingRoute(), RecordingRoute()
+    router.addRoute("a.example", a)
+    router.addRoute("b.example", b)
+    router.route(parse("<message to='juliet@b.example/balcony' from='romeo@a.example/x'/>"))
+    assert len(b.stanzas) == 1 and a.stanzas == []
+
+
+def test_noToGoesToSendersDomain():
+    """A stanza without 'to' is handled by the sender's own server (RFC 6120 §8.1.1.1)."""
+    router, a = Router(), RecordingRoute()
+    router.addRoute("a.example", a)
+    router.route(parse("<iq type='get' id='1' from='romeo@a.example/x'><query xmlns='jabber:iq:roster'/></iq>"))
+    assert len(a.stanzas) == 1
+
+
+def test_unknownDomainRemoteServerNotFound():
+    """Until federation exists, a stanza for a foreign domain bounces with remote-server-not-found."""
+    router, a = Router(), RecordingRoute()
+    router.addRoute("a.example", a)
+    router.route(parse("<message id='m1' to='juliet@elsewhere.example' from='romeo@a.example/x'><body>hi</body></message>"))
+    [reply] = a.stanzas
+    assert reply["type"] == "error"
+    assert reply["to"] == "romeo@a.example/x" and reply["id"] == "m1"
+    assert reply.error.firstChildElement().name == "remote-server-not-found"
+
+
+def test_errorsAreNeverBounced():
+    """An error stanza for an unreachable domain disappears instead of starting a loop."""
+    router, a = Router(), RecordingRoute()
+    router.addRoute("a.example", a)
+    router.route(parse("<message type='error' to='juliet@elsewhere.example' from='romeo@a.example/x'/>"))
+    router.route(parse("<iq type='result' id='1' to='juliet@elsewhere.example' from='romeo@a.example/x'/>"))
+    assert a.stanzas == []
+
+
+def test_removeRouteKeepsOthers():
+    """Removing a route only removes that route, not one registered since."""
+    router, old, new = Router(), RecordingRoute(), RecordingRoute()
+    router.addRoute("a.example", old)
+    router.addRoute("a.example", new)
+    router.removeRoute("a.example", old)
+    assert router.hasRoute("a.example")
+    router.removeRoute("a.example", new)
+    assert not router.hasRoute("a.example")
+
+
+def test_brokenRouteDoesNotBreakRouter():
+    """A route that raises is logged; the next stanza is routed normally."""
+    @implementer(IRoute)
+    class Broken:
+        def deliver(self, stanza):
+            raise RuntimeError("boom")
+
+    router, ok = Router(), RecordingRoute()
+    router.addRoute("broken.example", Broken())
+    router.addRoute("ok.example", ok)
+    router.route(parse("<message to='x@broken.example' from='y@ok.example/r'/>"))
+    router.route(parse("<message to='x@ok.example' from='y@ok.example/r'/>"))
+    assert len(ok.stanzas) == 1
+
+
+def test_errorReplyKeepsPayload():
+    """An error reply swaps the addresses and keeps the payload, so the client can match it."""
+    stanza = parse("<iq type='get' id='7' to='a.example' from='romeo@a.example/x'><query xmlns='urn:x'/></iq>")
+    reply = errorReply(stanza, "service-unavailable")
+    assert (reply["to"], reply["from"], reply["id"], reply["type"]) == (
+        "romeo@a.example/x", "a.example", "7", "error")
+    assert reply.query.uri == "urn:x"
+    assert reply.error["type"] == "cancel"
+
+
+def makeDomain():
+    router, sessions = Router(), SessionManager()
+    domain = LocalDomain("a.example", router, sessions)
+    domain.startService()
+    return router, sessions, domain
+
+
+def test_fullJIDDelivery():
+    """A message to a bound full JID reaches exactly that resource."""
+    router, sessions, _ = makeDomain()
+    balcony, garden = FakeStream(), FakeStream()
+    sessions.bind(parseJID("juliet@a.example/balcony"), balcony)
+    sessions.bind(parseJID("juliet@a.example/garden"), garden)
+    router.route(parse("<message to='juliet@a.example/balcony' from='romeo@a.example/x'/>"))
+    assert len(balcony.sent) == 1 and garden.sent == []
+
+
+def test_offlineFullJIDMessageGoesToBare():
+    """A message to an offline resource is treated as sent to the bare JID (RFC 6121 §8.5.3.2.1)."""
+    router, sessions, _ = makeDomain()
+    garden = FakeStream()
+    sessions.bind(parseJID("juliet@a.example/garden"), garden)
+    router.route(parse("<message to='juliet@a.example/gone' from='romeo@a.example/x'/>"))
+    assert len(garden.sent) == 1
+
+
+def test_iqToOfflineResource():
+    """An IQ to a resource that is not online gets service-unavailable."""
+    router, sessions, _ = makeDomain()
+    romeo = FakeStream()
+    sessions.bind(parseJID("romeo@a.example/x"), romeo)
+    router.route(parse("<iq type='get' id='1' to='juliet@a.example/gone' from='romeo@a.example/x'><ping xmlns='urn:xmpp:ping'/></iq>"))
+    [reply] = romeo.sent
+    assert reply["type"] == "error"
+    assert reply.error.firstChildElement().name == "service-unavailable"
+
+
+def test_messageToNobody():
+    """A message to an account with nobody online gets service-unavailable."""
+    router, sessions, _ = makeDomain()
+    romeo = FakeStream()
+    sessions.bind(parseJID("romeo@a.example/x"), romeo)
+    router.route(parse("<message id='1' to='nobody@a.example' from='romeo@a.example/x'><body>hi</body></message>"))
+    [reply] = romeo.sent
+    assert reply.error.firstChildElement().name == "service-unavailable"
+
+
+def test_presenceToOfflineDropped():
+    """Presence to an offline resource is silently dropped."""
+    router, sessions, _ = makeDomain()
+    romeo = FakeStream()
+    sessions.bind(parseJID("romeo@a.example/x"), romeo)
+    router.route(parse("<presence to='juliet@a.example/gone' from='romeo@a.example/x'/>"))
+    assert romeo.sent == []
+
+
+def test_domainHandlerDispatch():
+    """A stanza to the domain reaches the handler registered for its payload namespace."""
+    router, sessions, domain = makeDomain()
+    seen = []
+    domain.addDomainHandler("iq", "urn:xmpp:ping", seen.append)
+    router.route(parse("<iq type='get' id='1' to='a.example' from='romeo@a.example/x'><ping xmlns='urn:xmpp:ping'/></iq>"))
+    assert len(seen) == 1
+
+
+def test_stoppedDomainIsNotRouted():
+    """Once a domain's service stops, its stanzas take the default route."""
+    router, _, domain = makeDomain()
+    domain.stopService()
+    assert not router.hasRoute("a.example")
