@@ -1,0 +1,48 @@
+"""
+Tests for L{xmppd.hooks}: priorities, first result wins, failures skipped.
+"""
+
+from xmppd.hooks import Hooks
+
+
+def test_highestPriorityFirst():
+    """Callbacks run from the highest priority down; equal ones in the order added."""
+    hooks, order = Hooks(), []
+    hooks.add("e", lambda ev: order.append("low"), priority=-5)
+    hooks.add("e", lambda ev: order.append("high"), priority=10)
+    hooks.add("e", lambda ev: order.append("mid1"))
+    hooks.add("e", lambda ev: order.append("mid2"))
+    hooks.notify("e")
+    assert order == ["high", "mid1", "mid2", "low"]
+
+
+def test_firstResultWins():
+    """fire() stops at the first callback that returns something and returns it."""
+    hooks, called = Hooks(), []
+    hooks.add("e", lambda ev: called.append(1))
+    hooks.add("e", lambda ev: "stored")
+    hooks.add("e", lambda ev: called.append(3) or "never")
+    assert hooks.fire("e") == "stored"
+    assert called == [1]
+
+
+def test_failingCallbackSkipped():
+    """A callback that raises is skipped and the next one still decides."""
+    hooks = Hooks()
+    hooks.add("e", lambda ev: 1 / 0, priority=1)
+    hooks.add("e", lambda ev: ev * 2)
+    assert hooks.fire("e", 21) == 42
+
+
+def test_noCallbacks():
+    """Firing a hook nobody listens to returns None."""
+    assert Hooks().fire("nothing", object()) is None
+
+
+def test_remove():
+    """A removed callback is no longer called."""
+    hooks = Hooks()
+    callback = lambda ev: "x"  # noqa: E731
+    hooks.add("e", callback)
+    hooks.remove("e", callback)
+    assert hooks.fire("e") is None and not hooks.has("e")
