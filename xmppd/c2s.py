@@ -22,6 +22,7 @@ Implements: RFC 6120, XEP-0368
 from __future__ import annotations
 
 import re
+import secrets
 from typing import Callable
 
 from twisted.application import service
@@ -267,6 +268,14 @@ class ClientStream(protocol.Protocol):
             return
         self.send("</stream:stream>")
         self.closing = True
+        if self.parser is not None:
+            # Nothing after the error or the footer is ours to act on; stop
+            # parsing the rest of the read now rather than discard it slowly.
+            self.parser.halt()
+        # A transport does not close while a producer is registered (TLS
+        # does not even send its close_notify), so the send queue watch must
+        # go first, or every close would wait for the abort below.
+        self.transport.unregisterProducer()
         self.transport.loseConnection()
         self.timers["close"] = self.factory.clock.callLater(
             CLOSE_TIMEOUT, self.transport.abortConnection)
@@ -345,7 +354,10 @@ class ClientStream(protocol.Protocol):
         handler = self.iqPayloads.get((payload.uri, payload.name))
         if handler is None:
             return False
-        handler(iq, payload)
+        # RFC 6120 §8.2.3 holds for negotiation IQs too: a bind without an
+        # id could not be matched to its result.
+        if self.validIQ(iq):
+            handler(iq, payload)
         return True
 
     def onStanza(self, stanza: domish.Element) -> None:
@@ -366,7 +378,10 @@ class ClientStream(protocol.Protocol):
             if not self.validIQ(stanza):
                 return
             payload = firstChild(stanza)
-            if payload is not None and to is None:
+            # Bind and session are the server's own business whether or not
+            # the client addresses the server: RFC 3921 §3 sends the session
+            # request to the domain, and legacy clients still do.
+            if payload is not None and (to is None or stanza["to"] == self.domain):
                 handler = self.iqPayloads.get((payload.uri, payload.name))
                 if handler is not None:
                     handler(stanza, payload)
@@ -426,9 +441,13 @@ class RefusingProtocol(protocol.Protocol):
         self.reason = reason
 
     def connectionMade(self) -> None:
+        # RFC 6120 §4.7.3, §4.7.4: every response header carries an id and
+        # a language.
         self.transport.write(
             ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
-             " version='1.0'>" % (NS_CLIENT, NS_STREAMS)).encode("utf-8")
+             " version='1.0' xml:lang='en' id='%s'>"
+             % (NS_CLIENT, NS_STREAMS, secrets.token_hex(8))
+             ).encode("utf-8")
             + streamErrorElement("policy-violation", self.reason).toXml(
                 prefixes=PREFIXES, prefixesInScope=PREFIXES_IN_SCOPE).encode("utf-8")
             + b"</stream:stream>")
@@ -471,17 +490,27 @@ class C2SFactory(protocol.ServerFactory):
         return TokenBucket(rate, 2 * rate, self.clock) if rate else None
 
     def newStreamId(self) -> str:
+        # RFC 6120 §4.7.3: unpredictable (the random part) and non-repeating
+        # (node and counter); Server Dialback keys depend on it.
         self.streamCounter += 1
-        return "%s-%x" % (self.server.nodeId, self.streamCounter)
+        return "%s-%x-%s" % (self.server.nodeId, self.streamCounter, secrets.token_hex(8))
 
     def buildProtocol(self, addr):
         host = getattr(addr, "host", None) or "local"
-        if self.newConnections is not None and self.newConnections.consume(1) > 0:
-            self.log.info("Refusing {host}: new connections over the limit", host=host)
-            return RefusingProtocol("too many new connections, try again later")
+        # The per-address limit comes first, so that one address hammering
+        # the listener is refused without using up everyone's new-connection
+        # rate.
         if not self.peers.acquire(host):
             self.log.info("Refusing {host}: too many connections from it", host=host)
             return RefusingProtocol("too many connections from your address")
+        if self.newConnections is not None and self.newConnections.consume(1) > 0:
+            # Give the token back: were refused connections charged, a flood
+            # would push the bucket ever deeper into debt and everyone would
+            # be refused long after the flood stopped.
+            self.newConnections.consume(-1)
+            self.peers.release(host)
+            self.log.info("Refusing {host}: new connections over the limit", host=host)
+            return RefusingProtocol("too many new connections, try again later")
         stream = ClientStream(self, self.secure)
         stream.factory = self
         return stream
@@ -542,9 +571,8 @@ class C2SService(service.Service):
         return self.ports
 
     def listenFailed(self, failure):
-        self.log.critical("{message}", message=failure.getErrorMessage())
-        self.ready.errback(failure)
         self.server.fatal(failure.getErrorMessage())
+        self.ready.errback(failure)
 
     def stopService(self):
         service.Service.stopService(self)
