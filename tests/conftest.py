@@ -4,3 +4,7 @@ modules may import wokkel in any order.
 """
 
 import xmppd  # noqa: F401
+
+# The end-to-end kit (tests/e2e.py): the server, stoppedServer and
+# makeServer fixtures, for every test module.
+pytest_plugins = ["tests.e2e"]
