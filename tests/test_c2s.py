@@ -364,10 +364,11 @@ def test_failureDelayGrowsPerAddress(tmp_path):
 
 def test_tooManyFailures(tmp_path):
     """After sasl_max_attempts failures the stream closes with policy-violation."""
-    node = Node(tmp_path, limits={"sasl_max_attempts": 2, "auth_failure_delay": 0})
+    node = Node(tmp_path, limits={"sasl_max_attempts": 3, "auth_failure_delay": 0})
     client = node.connect()
     client.start()
     assert saslFailure(client.exchange(plain("juliet", "wrong"))) == "not-authorized"
+    assert saslFailure(client.exchange(plain("juliet", "wrong 2"))) == "not-authorized"
     reply = client.exchange(plain("juliet", "wrong again"))
     assert reply.names == ["failure", "error"]
     assertStreamError(client, reply, "policy-violation")

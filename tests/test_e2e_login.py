@@ -182,3 +182,27 @@ async def test_selfSignedCertificate(stoppedServer):
     assert server.certificatePath.exists()
     presented = romeo.tls.getpeercert(binary_form=True)
     assert presented == ssl.PEM_cert_to_DER_cert(server.certificatePath.read_text())
+
+
+@ensureDeferred
+async def test_serverStopSaysSystemShutdown(server):
+    """When the server stops, a connected client is told system-shutdown instead of being cut off."""
+    await server.addUser("juliet")
+    juliet = await server.login("juliet", "balcony")
+
+    await server.stop()
+
+    assert await juliet.closedByServer() == ["system-shutdown"]
+
+
+@ensureDeferred
+async def test_restartSameTree(server):
+    """A node's service tree can be stopped and started again and serves logins after."""
+    await server.addUser("juliet")
+    node = server.service
+    await node.stopService()
+    node.startService()
+    ports = await node.getServiceNamed("c2s").ready
+    server.starttlsPort = ports[0].getHost().port
+    juliet = await server.login("juliet", "balcony")
+    assert juliet.jid.full == "juliet@localhost/balcony"

@@ -344,11 +344,11 @@ def test_makeStorageUnknownBackend(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_serviceOpensAndCloses(tmp_path):
-    """The service's ready fires once the store is open; stopping waits for close."""
+    """The service's whenReady() fires once the store is open; stopping waits for close."""
     store = SQLiteStorage(str(tmp_path / "xmppd.sqlite"))
     service = StorageService(store)
     service.startService()
-    await service.ready
+    await service.whenReady()
     await store.users.addUser("romeo", DOMAIN, CREDENTIALS)
     await service.stopService()
     with pytest.raises(StorageError, match="is not open"):
@@ -357,10 +357,10 @@ async def test_serviceOpensAndCloses(tmp_path):
 
 @pytest_twisted.ensureDeferred
 async def test_serviceReadyFailsWhenOpenFails(tmp_path):
-    """When the store cannot be opened, ready fails with the readable error."""
+    """When the store cannot be opened, whenReady() fails with the readable error."""
     service = StorageService(SQLiteStorage(str(tmp_path)))
     service.startService()
     with pytest.raises(CannotOpenDatabase):
-        await service.ready
+        await service.whenReady()
     await service.stopService()
 

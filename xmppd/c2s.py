@@ -35,7 +35,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppd.jid import InvalidJID, parseJID
+from xmppd.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.limits import AuthFailureTracker, PeerCounter, TokenBucket
 from xmppd.negotiation import INITIALIZERS
 from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply
@@ -108,6 +108,9 @@ class ClientStream(protocol.Protocol):
         self.streamId = None
         self.parser = None
         self.closing = False
+        #: Fires when the connection is gone (a stopping server waits on it).
+        self.closed = defer.Deferred()
+        self.peerKey = None
         self.headerSent = False
         self.peerAddress = "local"
         self.timers: dict[str, object] = {}
@@ -131,6 +134,13 @@ class ClientStream(protocol.Protocol):
     def connectionMade(self) -> None:
         peer = self.transport.getPeer()
         self.peerAddress = getattr(peer, "host", None) or "local"
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            # Stanzas are small and interactive: without this, Nagle holds
+            # our writes for the peer's delayed ACK (measured: 61 ms per
+            # login instead of 17 ms over TLS).
+            setNoDelay(True)
+        self.factory.streams.add(self)
         self.sendQueue = SendQueueWatch(self.limits.send_queue_limit, self.onSendQueueOverflow)
         self.transport.registerProducer(self.sendQueue, True)
         self.newParser(self.limits.max_stanza_size_unauthenticated)
@@ -145,9 +155,11 @@ class ClientStream(protocol.Protocol):
                 timer.cancel()
         self.timers.clear()
         self.factory.connectionClosed(self)
+        self.factory.streams.discard(self)
         if self.session is not None:
             session, self.session = self.session, None
             self.factory.sessions.unbind(session)
+        self.closed.callback(None)
 
     def callLater(self, delay: float, f, *args):
         """Run C{f} later unless the connection is gone by then."""
@@ -283,7 +295,10 @@ class ClientStream(protocol.Protocol):
     # -- stream header ---------------------------------------------------
 
     def onDocumentStart(self, root: domish.Element) -> None:
-        requested = (root.getAttribute("to") or "").lower().rstrip(".")
+        try:
+            requested = prepDomainpart(root.getAttribute("to") or "")
+        except InvalidJID:
+            requested = None
         if self.domain is None and requested in self.factory.domains:
             self.domain = requested
         if root.uri != NS_STREAMS:
@@ -479,6 +494,9 @@ class C2SFactory(protocol.ServerFactory):
         self.authFailures = authFailures
         self.saslSecret = server.secret
         self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
+        #: Every open client stream of this listener, so a stopping server
+        #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
+        self.streams: set[ClientStream] = set()
         self.streamCounter = 0
 
     @property
@@ -503,20 +521,16 @@ class C2SFactory(protocol.ServerFactory):
         if not self.peers.acquire(host):
             self.log.info("Refusing {host}: too many connections from it", host=host)
             return RefusingProtocol("too many connections from your address")
-        if self.newConnections is not None and self.newConnections.consume(1) > 0:
-            # Give the token back: were refused connections charged, a flood
-            # would push the bucket ever deeper into debt and everyone would
-            # be refused long after the flood stopped.
-            self.newConnections.consume(-1)
+        if self.newConnections is not None and not self.newConnections.tryConsume(1):
             self.peers.release(host)
             self.log.info("Refusing {host}: new connections over the limit", host=host)
             return RefusingProtocol("too many new connections, try again later")
         stream = ClientStream(self, self.secure)
-        stream.factory = self
+        stream.peerKey = host
         return stream
 
     def connectionClosed(self, stream: ClientStream) -> None:
-        self.peers.release(stream.peerAddress)
+        self.peers.release(stream.peerKey)
 
 
 class C2SService(service.Service):
@@ -537,6 +551,7 @@ class C2SService(service.Service):
         self.tlsOptions = tlsOptions
         self.reactor = reactor
         self.ports = []
+        self.factories: list[C2SFactory] = []
         self.ready = defer.Deferred()
         limits = server.config.limits
         self.peers = PeerCounter(limits.connections_per_ip)
@@ -554,9 +569,11 @@ class C2SService(service.Service):
 
     def startService(self):
         service.Service.startService(self)
-        d = self.server.storageService.ready
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        d = self.server.storageService.whenReady()
         d.addCallback(lambda _: self.listen())
-        d.addCallbacks(self.ready.callback, self.listenFailed)
+        d.addCallbacks(self.ready.callback, self.startFailed)
 
     @defer.inlineCallbacks
     def listen(self):
@@ -568,16 +585,32 @@ class C2SService(service.Service):
                 raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
             self.log.info("{key} listening on {address}", key=key, address=port.getHost())
             self.ports.append(port)
+            self.factories.append(getattr(factory, "wrappedFactory", factory))
         return self.ports
 
-    def listenFailed(self, failure):
+    def startFailed(self, failure):
+        """Storage did not open or a port could not be bound: the node cannot run."""
         self.server.fatal(failure.getErrorMessage())
         self.ready.errback(failure)
 
+    @defer.inlineCallbacks
     def stopService(self):
+        """
+        Stop listening, then close every client stream with C{system-shutdown}
+        (RFC 6120 §4.9.3.22) and wait, boundedly, for them to go, so storage
+        (stopped after us) closes only once no session can still use it.
+        """
         service.Service.stopService(self)
         ports, self.ports = self.ports, []
-        return defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        factories, self.factories = self.factories, []
+        gone = []
+        for factory in factories:
+            for stream in list(factory.streams):
+                gone.append(stream.closed)
+                stream.streamError("system-shutdown")
+        if gone:
+            yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.reactor)
 
 
 class ListenError(Exception):

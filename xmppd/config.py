@@ -456,8 +456,9 @@ class LimitsConfig:
         "seconds from connecting to a bound resource before the stream is closed")
     # RFC 6120 §6.4.5 suggests allowing between 2 and 5 attempts.
     sasl_max_attempts: int = option(
-        3, integer(minimum=1, maximum=10),
-        "failed SASL attempts on one connection before it is closed")
+        3, integer(minimum=3, maximum=6),
+        "failed SASL attempts on one connection before it is closed; RFC 6120 "
+        "§6.4.5 asks for 2 to 5 retries after the first attempt, so 3 to 6")
     auth_failure_delay: float = option(
         0.5, number(minimum=0),
         "seconds before answering a failed login; doubles per failure from one IP")

@@ -65,6 +65,19 @@ class TokenBucket:
             return 0.0
         return -tokens / self.rate
 
+    def tryConsume(self, amount: float = 1) -> bool:
+        """
+        Take C{amount} tokens only if they are there (admission, not
+        shaping): a refusal costs nothing, so a flood of refused attempts
+        does not keep the bucket in debt after it stops.
+        """
+        if not self.rate:
+            return True
+        if self.consume(amount) > 0:
+            self._tokens += amount
+            return False
+        return True
+
 
 class PeerCounter:
     """

@@ -179,7 +179,9 @@ class SASLInitializer(ReceivingInitializer):
             stream.send(self.withData((NS_SASL, "challenge"), result.data))
         elif isinstance(result, Success):
             mechanismName, self.mechanism = self.mechanism.name, None
-            stream.factory.authFailures.recordSuccess(stream.peerAddress)
+            # The address's failure record is deliberately kept: a success
+            # must not let someone with one valid account reset the delay
+            # between guesses at others.  Successes are never delayed.
             stream.send(self.withData((NS_SASL, "success"), result.additionalData))
             stream.onAuthenticated(result.username, mechanismName)
 

@@ -22,8 +22,6 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
     server.storageService = StorageService(storage)
     server.storageService.setServiceParent(server)
-    server.storageService.ready.addErrback(
-        lambda failure: server.fatal(failure.getErrorMessage()))
     for domain in config.server.domains:
         LocalDomain(domain, server.router, server.sessions).setServiceParent(server)
     certificate, key = ensureCertificate(config)
