@@ -924,3 +924,51 @@ def test_streamErrorClosesTLS(tmp_path):
     assert b"<not-authorized " in recorder.data
     assert recorder.lost
     assert node.peers.size() == 0
+
+
+def connectOverTLS(tmp_path, clientOptions):
+    """A real in-memory TLS connection to a direct-TLS stream; (server stream, client TLS, recorder)."""
+    certPath, keyPath = str(tmp_path / "server.crt"), str(tmp_path / "server.key")
+    tls.generateSelfSigned([DOMAIN], certPath, keyPath)
+    node = Node(tmp_path, secure=True)
+    serverFactory = TLSMemoryBIOFactory(tls.serverContextFactory(certPath, keyPath),
+                                        False, node.factory)
+    recorder = RecordingClient(header())
+    clientFactory = TLSMemoryBIOFactory(clientOptions, True,
+                                        ClientFactory.forProtocol(lambda: recorder))
+    serverFactory.protocol = clientFactory.protocol = TLSMemoryBIOProtocol
+    address = IPv4Address("TCP", "1.2.3.4", 1234)
+    _, _, pump = connectedServerAndClient(
+        lambda: serverFactory.buildProtocol(address),
+        lambda: clientFactory.buildProtocol(address),
+        serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=address))
+    pump.flush()
+    [stream] = node.factory.streams
+    return stream, recorder.transport.getHandle(), recorder
+
+
+def test_tls13OffersExporterBinding(tmp_path):
+    """On TLS 1.3 the features offer SCRAM-PLUS with tls-exporter, bound to what the client derives too."""
+    stream, clientTLS, recorder = connectOverTLS(tmp_path, CertificateOptions())
+    assert clientTLS.get_protocol_version_name() == "TLSv1.3"
+    assert b"<mechanism>SCRAM-SHA-256-PLUS</mechanism>" in recorder.data
+    assert b"<channel-binding type='tls-exporter'/>" in recorder.data
+    assert stream.channelBindings() == {"tls-exporter": clientTLS.export_keying_material(
+        b"EXPORTER-Channel-Binding", 32)}
+
+
+def test_tls12OffersUniqueBinding(tmp_path):
+    """On TLS 1.2 the binding is tls-unique: the client's Finished message."""
+    from twisted.internet.ssl import TLSVersion
+    options = CertificateOptions(lowerMaximumSecurityTo=TLSVersion.TLSv1_2)
+    stream, clientTLS, recorder = connectOverTLS(tmp_path, options)
+    assert clientTLS.get_protocol_version_name() == "TLSv1.2"
+    assert b"<channel-binding type='tls-unique'/>" in recorder.data
+    assert stream.channelBindings() == {"tls-unique": clientTLS.get_finished()}
+
+
+def test_noBindingWithoutTLS(node):
+    """An unencrypted stream offers no -PLUS mechanism and no binding types."""
+    reply = node.connect().start()
+    assert not any(name.endswith("-PLUS") for name in reply.mechanisms())
+    assert ("urn:xmpp:sasl-cb:0", "sasl-channel-binding") not in reply.featureNames()

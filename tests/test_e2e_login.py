@@ -42,6 +42,24 @@ async def test_scramSHA256OverDirectTLS(server):
     assert romeo.tls is not None
 
 
+@pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS"])
+@pytest.mark.parametrize("directTLS", [False, True])
+@ensureDeferred
+async def test_scramPlusOverTLS12(server, mechanism, directTLS):
+    """On TLS 1.2 Romeo logs in with SCRAM-PLUS, bound to the connection by tls-unique."""
+    await server.addUser("romeo")
+    romeo = server.client("romeo", resource="orchard", mechanism=mechanism,
+                          directTLS=directTLS)
+    # Python's ssl offers only tls-unique, which exists up to TLS 1.2.
+    romeo.xmpp.ssl_context.maximum_version = ssl.TLSVersion.TLSv1_2
+
+    jid = await romeo.login()
+
+    assert jid.full == "romeo@localhost/orchard"
+    assert romeo.mechanism == mechanism
+    assert romeo.tls.version() == "TLSv1.2"
+
+
 @ensureDeferred
 async def test_serverChoosesResource(server):
     """A client that asks for no resource is bound to one the server made up."""

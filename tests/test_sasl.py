@@ -12,7 +12,8 @@ import pytest_twisted
 
 from xmppd import scram
 from xmppd.sasl import (Challenge, PlainMechanism, SASLFailure, ScramSHA1Mechanism,
-                        ScramSHA256Mechanism, Success)
+                        ScramSHA1PlusMechanism, ScramSHA256Mechanism,
+                        ScramSHA256PlusMechanism, Success)
 
 SECRET = b"s" * 32
 DOMAIN = "example.org"
@@ -33,15 +34,20 @@ def clientProof(hashName, password, salt, iterations, authMessage):
     return proof, hmac.new(serverKey, authMessage, hashName).digest()
 
 
-async def scramExchange(mechanismClass, username, password, gs2="n,,", tamper=None):
-    mechanism = mechanismClass(DOMAIN, lookup, SECRET)
+async def scramExchange(mechanismClass, username, password, gs2="n,,", tamper=None,
+                        bindings=None, clientBinding=b""):
+    if bindings is None:
+        mechanism = mechanismClass(DOMAIN, lookup, SECRET)
+    else:
+        mechanism = mechanismClass(DOMAIN, lookup, SECRET, lambda: bindings)
     first = "n=%s,r=clientnonce" % username
     challenge = await mechanism.start((gs2 + first).encode())
     assert isinstance(challenge, Challenge)
     serverFirst = challenge.data.decode()
     attrs = dict(part.split("=", 1) for part in serverFirst.split(","))
     salt = base64.b64decode(attrs["s"])
-    final = "c=%s,r=%s" % (base64.b64encode(gs2.encode()).decode(), attrs["r"])
+    final = "c=%s,r=%s" % (base64.b64encode(gs2.encode() + clientBinding).decode(),
+                           attrs["r"])
     authMessage = ",".join((first, serverFirst, final)).encode()
     proof, serverSignature = clientProof(mechanismClass.hashName, password, salt,
                                          int(attrs["i"]), authMessage)
@@ -104,12 +110,70 @@ async def test_scramOwnAuthzid():
 
 
 @pytest_twisted.ensureDeferred
-async def test_scramChannelBindingRefused():
-    """A client that insists on channel binding is refused, not half-served."""
+async def test_scramChannelBindingNeedsPlus():
+    """Asking for channel binding on a plain SCRAM mechanism is refused."""
     with pytest.raises(SASLFailure) as e:
         await ScramSHA256Mechanism(DOMAIN, lookup, SECRET).start(
             b"p=tls-unique,,n=juliet,r=abc")
     assert e.value.condition == "malformed-request"
+
+
+EXPORTER = {"tls-exporter": b"k" * 32}
+
+
+@pytest.mark.parametrize("mechanism", [ScramSHA1PlusMechanism, ScramSHA256PlusMechanism])
+@pytest_twisted.ensureDeferred
+async def test_scramPlusSuccess(mechanism):
+    """SCRAM-PLUS succeeds when the client binds to the same TLS data as the server."""
+    result, _, _ = await scramExchange(mechanism, "juliet", "r0m30myr0m30",
+                                       gs2="p=tls-exporter,,", bindings=EXPORTER,
+                                       clientBinding=EXPORTER["tls-exporter"])
+    assert result.username == "juliet"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramPlusOtherConnection():
+    """A SCRAM-PLUS exchange relayed from another TLS connection (other binding data) fails."""
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(ScramSHA256PlusMechanism, "juliet", "r0m30myr0m30",
+                            gs2="p=tls-exporter,,", bindings=EXPORTER,
+                            clientBinding=b"m" * 32)
+    assert e.value.condition == "not-authorized"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramPlusUnavailableType():
+    """A binding type this connection does not have is refused."""
+    with pytest.raises(SASLFailure) as e:
+        await ScramSHA256PlusMechanism(DOMAIN, lookup, SECRET, lambda: EXPORTER).start(
+            b"p=tls-unique,,n=juliet,r=abc")
+    assert e.value.condition == "malformed-request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramPlusWithoutBindingFlag():
+    """A -PLUS mechanism used without binding (flag n) is refused."""
+    with pytest.raises(SASLFailure) as e:
+        await ScramSHA256PlusMechanism(DOMAIN, lookup, SECRET, lambda: EXPORTER).start(
+            b"n,,n=juliet,r=abc")
+    assert e.value.condition == "malformed-request"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramDowngradeDetected():
+    """Flag y (client could bind, thinks we cannot) while we offer binding is a downgrade and fails."""
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(ScramSHA256Mechanism, "juliet", "r0m30myr0m30",
+                            gs2="y,,", bindings=EXPORTER)
+    assert e.value.condition == "not-authorized"
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramFlagYWithoutBindings():
+    """Flag y is fine where the connection offers no binding (no TLS)."""
+    result, _, _ = await scramExchange(ScramSHA256Mechanism, "juliet", "r0m30myr0m30",
+                                       gs2="y,,", bindings={})
+    assert result.username == "juliet"
 
 
 @pytest_twisted.ensureDeferred

@@ -418,6 +418,28 @@ class ClientStream(protocol.Protocol):
 
     # -- negotiation outcomes ----------------------------------------------
 
+    def channelBindings(self) -> dict[str, bytes]:
+        """
+        What SCRAM-PLUS can bind to on this connection: C{tls-exporter}
+        (RFC 9266) on TLS 1.3; C{tls-unique} (RFC 5929) on TLS 1.2, which is
+        the client's Finished message because our TLS contexts never resume
+        sessions.  Empty before TLS.
+        """
+        if not self.secure:
+            return {}
+        try:
+            connection = self.transport.getHandle()
+            version = connection.get_protocol_version_name()
+            if version == "TLSv1.3":
+                return {"tls-exporter": connection.export_keying_material(
+                    b"EXPORTER-Channel-Binding", 32)}
+            if version == "TLSv1.2":
+                finished = connection.get_peer_finished()
+                return {"tls-unique": finished} if finished else {}
+        except (AttributeError, ValueError):
+            pass
+        return {}
+
     async def lookupCredentials(self, username: str):
         return await self.factory.users.getCredentials(username, self.domain)
 

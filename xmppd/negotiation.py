@@ -11,7 +11,8 @@ lookup.  The stream restarts after TLS and after SASL; the initializers read
 the stream's state (C{secure}, C{username}, C{session}) instead of keeping
 their own copies.
 
-Implements: RFC 6120 (STARTTLS, SASL, resource binding), RFC 3921 §3 (session)
+Implements: RFC 6120 (STARTTLS, SASL, resource binding), RFC 3921 §3 (session),
+XEP-0440 0.4 (SASL channel-binding type capability)
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
 NS_SESSION = "urn:ietf:params:xml:ns:xmpp-session"
+NS_SASL_CB = "urn:xmpp:sasl-cb:0"
 
 
 class ReceivingInitializer:
@@ -101,10 +103,10 @@ class SASLInitializer(ReceivingInitializer):
 
     def offeredMechanisms(self) -> list[str]:
         stream = self.stream
-        names = list(MECHANISMS)
-        if not (stream.secure or stream.plainWithoutTLS):
-            names.remove("PLAIN")
-        return names
+        canBind = bool(stream.channelBindings())
+        return [name for name, mechanism in MECHANISMS.items()
+                if (canBind or not getattr(mechanism, "plus", False))
+                and (name != "PLAIN" or stream.secure or stream.plainWithoutTLS)]
 
     def feature(self):
         stream = self.stream
@@ -140,7 +142,8 @@ class SASLInitializer(ReceivingInitializer):
             if initial is None:
                 return
         self.mechanism = MECHANISMS[name](stream.domain, stream.lookupCredentials,
-                                          stream.factory.saslSecret)
+                                          stream.factory.saslSecret,
+                                          stream.channelBindings)
         self.run(self.mechanism.start(initial))
 
     def onResponse(self, element):
@@ -229,6 +232,26 @@ class SASLInitializer(ReceivingInitializer):
         return element
 
 
+class ChannelBindingInitializer(ReceivingInitializer):
+    """
+    XEP-0440: tell clients which channel binding types the -PLUS mechanisms
+    accept on this connection, so they need not guess (tls-unique is
+    meaningless on TLS 1.3, tls-exporter unsafe on TLS 1.2 without EMS).
+    """
+
+    def feature(self):
+        stream = self.stream
+        if stream.username is not None:
+            return None
+        bindings = stream.channelBindings()
+        if not bindings:
+            return None
+        advertisement = domish.Element((NS_SASL_CB, "sasl-channel-binding"))
+        for bindingType in bindings:
+            advertisement.addElement("channel-binding")["type"] = bindingType
+        return advertisement
+
+
 class BindInitializer(ReceivingInitializer):
     """
     RFC 6120 §7: binds a resource, generating one when the client asks for
@@ -294,4 +317,5 @@ class SessionInitializer(ReceivingInitializer):
             stream.send(toResponse(iq, "result"))
 
 
-INITIALIZERS = (StartTLSInitializer, SASLInitializer, BindInitializer, SessionInitializer)
+INITIALIZERS = (StartTLSInitializer, SASLInitializer, ChannelBindingInitializer,
+                BindInitializer, SessionInitializer)

@@ -12,7 +12,14 @@ fails with the same condition as a wrong password, after the same key
 derivation, and SCRAM answers an unknown user with a salt that looks like a
 real one (derived from a per-process secret, so it is stable across attempts).
 
-Implements: RFC 4616 (PLAIN), RFC 5802 (SCRAM-SHA-1), RFC 7677 (SCRAM-SHA-256)
+Channel binding (the C{-PLUS} variants) binds the SCRAM exchange to the TLS
+connection it runs on, so a man in the middle who terminates TLS cannot
+relay it: C{tls-exporter} (RFC 9266) on TLS 1.3, C{tls-unique} (RFC 5929) on
+TLS 1.2.  A client that says it could bind but believes the server cannot
+(gs2 flag C{y}) while we offer binding is refused: that is a downgrade.
+
+Implements: RFC 4616 (PLAIN), RFC 5802 (SCRAM-SHA-1, SCRAM-SHA-1-PLUS),
+RFC 7677 (SCRAM-SHA-256, SCRAM-SHA-256-PLUS), RFC 5929, RFC 9266
 """
 
 from __future__ import annotations
@@ -28,6 +35,12 @@ from xmppd import scram
 from xmppd.jid import InvalidJID, prepLocalpart
 
 CredentialLookup = Callable[[str], Awaitable["dict[str, scram.ScramCredential] | None"]]
+#: Channel binding type -> binding data of the current TLS connection.
+ChannelBindings = Callable[[], "dict[str, bytes]"]
+
+
+def noChannelBindings() -> dict[str, bytes]:
+    return {}
 
 
 class SASLFailure(Exception):
@@ -58,10 +71,12 @@ class Mechanism:
 
     name = ""
 
-    def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes):
+    def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
+                 channelBindings: ChannelBindings = noChannelBindings):
         self.domain = domain
         self.lookup = lookup
         self.secret = secret
+        self.channelBindings = channelBindings
 
     async def start(self, initial: bytes | None) -> Challenge | Success:
         raise NotImplementedError
@@ -150,16 +165,19 @@ def decodeSaslname(name: str) -> str:
 
 class ScramMechanism(Mechanism):
     """
-    RFC 5802 / RFC 7677 without channel binding: the gs2 flag must be C{n}
-    or C{y}; a client asking for binding (C{p=}) is refused because we do not
-    advertise the -PLUS variants.
+    RFC 5802 / RFC 7677.  The plain variants take the gs2 flags C{n} and
+    C{y}; the C{-PLUS} variants (L{plus}) require C{p=TYPE} with a binding
+    type this connection has.
     """
 
     hashName = ""
+    plus = False
 
-    def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes):
-        Mechanism.__init__(self, domain, lookup, secret)
+    def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
+                 channelBindings: ChannelBindings = noChannelBindings):
+        Mechanism.__init__(self, domain, lookup, secret, channelBindings)
         self.step = self.clientFirst
+        self.bindingData = b""
 
     async def start(self, initial: bytes | None) -> Challenge | Success:
         if initial is None:
@@ -178,10 +196,7 @@ class ScramMechanism(Mechanism):
         if len(parts) != 3:
             raise SASLFailure("malformed-request")
         cbFlag, authzid, bare = parts
-        if cbFlag.startswith("p="):
-            raise SASLFailure("malformed-request", "channel binding is not supported here")
-        if cbFlag not in ("n", "y"):
-            raise SASLFailure("malformed-request")
+        self.checkBindingFlag(cbFlag)
         if authzid and not authzid.startswith("a="):
             raise SASLFailure("malformed-request")
         attrs = parseAttributes(bare)
@@ -192,11 +207,11 @@ class ScramMechanism(Mechanism):
         self.authzid = decodeSaslname(authzid[2:]) if authzid else ""
         clientNonce = attrs[1][1]
         credentials = await self.lookup(self.username)
-        credential = credentials.get(self.name) if credentials else None
+        credential = credentials.get(self.credentialName) if credentials else None
         if credential is None:
             # Unknown user: a plausible salt, keys nobody can match.
             credential = scram.ScramCredential(
-                fakeSalt(self.secret, self.name, self.username),
+                fakeSalt(self.secret, self.credentialName, self.username),
                 scram.DEFAULT_ITERATIONS, os.urandom(32), os.urandom(32))
         self.credential = credential
         self.gs2Header = cbFlag + "," + authzid + ","
@@ -218,7 +233,8 @@ class ScramMechanism(Mechanism):
             proof = base64.b64decode(proofText, validate=True)
         except ValueError:
             raise SASLFailure("incorrect-encoding")
-        if channel != self.gs2Header.encode("utf-8") or attrs.get("r") != self.nonce:
+        expected = self.gs2Header.encode("utf-8") + self.bindingData
+        if not hmac.compare_digest(channel, expected) or attrs.get("r") != self.nonce:
             raise SASLFailure("not-authorized")
         authMessage = ",".join((self.clientFirstBare, self.serverFirst,
                                 withoutProof)).encode("utf-8")
@@ -239,16 +255,49 @@ class ScramMechanism(Mechanism):
     async def done(self, message: str) -> Success:
         raise SASLFailure("malformed-request")
 
+    def checkBindingFlag(self, cbFlag: str) -> None:
+        """RFC 5802 §6 and §7 (gs2-cbind-flag), with the bindings we have."""
+        if self.plus:
+            bindingType = cbFlag[2:] if cbFlag.startswith("p=") else None
+            bindings = self.channelBindings()
+            if bindingType not in bindings:
+                raise SASLFailure("malformed-request",
+                                  "channel binding type not supported on this connection")
+            self.bindingData = bindings[bindingType]
+        elif cbFlag == "y":
+            if self.channelBindings():
+                # The client could bind and thinks we cannot: someone removed
+                # the -PLUS mechanisms on the way (RFC 5802 §6).
+                raise SASLFailure("not-authorized", "server does support channel binding")
+        elif cbFlag != "n":
+            raise SASLFailure("malformed-request",
+                              "channel binding needs a -PLUS mechanism")
+
 
 class ScramSHA1Mechanism(ScramMechanism):
     name = "SCRAM-SHA-1"
+    #: Stored credentials are per hash: the -PLUS variant uses the same ones.
+    credentialName = "SCRAM-SHA-1"
     hashName = "sha1"
 
 
 class ScramSHA256Mechanism(ScramMechanism):
     name = "SCRAM-SHA-256"
+    credentialName = "SCRAM-SHA-256"
     hashName = "sha256"
 
 
+class ScramSHA1PlusMechanism(ScramSHA1Mechanism):
+    name = "SCRAM-SHA-1-PLUS"
+    plus = True
+
+
+class ScramSHA256PlusMechanism(ScramSHA256Mechanism):
+    name = "SCRAM-SHA-256-PLUS"
+    plus = True
+
+
 #: Offered in this order, strongest first (clients pick the first they know).
-MECHANISMS = {m.name: m for m in (ScramSHA256Mechanism, ScramSHA1Mechanism, PlainMechanism)}
+MECHANISMS = {m.name: m for m in (ScramSHA256PlusMechanism, ScramSHA1PlusMechanism,
+                                  ScramSHA256Mechanism, ScramSHA1Mechanism,
+                                  PlainMechanism)}
