@@ -230,7 +230,7 @@ class Node:
     """
 
     def __init__(self, tmp_path, secure: bool = False, c2s: dict | None = None,
-                 limits: dict | None = None):
+                 limits: dict | None = None, verbose: bool = False):
         c2s = {"require_tls": False, "plain_without_tls": True, **(c2s or {})}
         limits = {**UNSHAPED, **(limits or {})}
         path = tmp_path / "xmppd.toml"
@@ -240,6 +240,7 @@ class Node:
         lines += ["%s = %s" % (k, _toml(v)) for k, v in c2s.items()]
         lines += ["[limits]"]
         lines += ["%s = %s" % (k, _toml(v)) for k, v in limits.items()]
+        lines += ["[log]", "verbose = %s" % _toml(verbose)]
         path.write_text("\n".join(lines) + "\n")
         self.config = loadConfig(str(path))
         self.clock = Clock()

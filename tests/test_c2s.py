@@ -9,6 +9,7 @@ import pytest
 from twisted.internet.address import IPv4Address
 from twisted.internet.protocol import ClientFactory, Protocol
 from twisted.internet.ssl import CertificateOptions
+from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.test.iosim import FakeTransport, connectedServerAndClient
 
@@ -972,3 +973,31 @@ def test_noBindingWithoutTLS(node):
     reply = node.connect().start()
     assert not any(name.endswith("-PLUS") for name in reply.mechanisms())
     assert ("urn:xmpp:sasl-cb:0", "sasl-channel-binding") not in reply.featureNames()
+
+
+def test_verboseTrafficLog(tmp_path):
+    """With log.verbose, every element in and out is logged with the stream's serial, passwords never."""
+    from twisted.logger import formatEvent
+
+    from xmppd.traffic import TrafficLog
+    events = []
+    node = Node(tmp_path, verbose=True)
+    node.server.traffic.log = Logger(observer=events.append, namespace="traffic")
+    client = node.connect().login("juliet", "balcony")
+    client.exchange(message("juliet@" + DOMAIN + "/balcony", "hello there"))
+    lines = [formatEvent(event) for event in events]
+    assert isinstance(node.server.traffic, TrafficLog)
+    assert all(line.startswith("C2S#1 1.2.3.4 ") for line in lines)
+    assert any(">> stream header to='%s'" % DOMAIN in line for line in lines)
+    assert any(">> <message" in line and "hello there" in line for line in lines)
+    assert any("<< <message" in line and "hello there" in line for line in lines)
+    assert any("<auth mechanism='PLAIN'>[" in line for line in lines)
+    assert not any(PASSWORDS["juliet"] in line or b64(PASSWORDS["juliet"].encode()) in line
+                   or b64(("\0juliet\0" + PASSWORDS["juliet"]).encode()) in line
+                   for line in lines)
+
+
+def test_quietByDefault(node):
+    """Without log.verbose no stream keeps a traffic log."""
+    client = node.connect()
+    assert client.stream.traffic is None

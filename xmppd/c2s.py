@@ -108,6 +108,8 @@ class ClientStream(protocol.Protocol):
         self.streamId = None
         self.parser = None
         self.closing = False
+        self.traffic = factory.traffic
+        self.serial = factory.traffic.newSerial() if factory.traffic is not None else 0
         #: Fires when the connection is gone (a stopping server waits on it).
         self.closed = defer.Deferred()
         self.peerKey = None
@@ -229,6 +231,8 @@ class ClientStream(protocol.Protocol):
     def send(self, obj) -> None:
         if self.closing and obj is not None and not isinstance(obj, str):
             return
+        if self.traffic is not None:
+            self.traffic.outgoing(self.serial, self.peerAddress, obj)
         if isinstance(obj, domish.Element):
             obj = obj.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
                             prefixesInScope=PREFIXES_IN_SCOPE)
@@ -295,6 +299,8 @@ class ClientStream(protocol.Protocol):
     # -- stream header ---------------------------------------------------
 
     def onDocumentStart(self, root: domish.Element) -> None:
+        if self.traffic is not None:
+            self.traffic.header(self.serial, self.peerAddress, root)
         try:
             requested = prepDomainpart(root.getAttribute("to") or "")
         except InvalidJID:
@@ -331,6 +337,8 @@ class ClientStream(protocol.Protocol):
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
+        if self.traffic is not None:
+            self.traffic.incoming(self.serial, self.peerAddress, element)
         if self.stanzaBucket is not None:
             self.shape(self.stanzaBucket.consume(1))
         key = (element.uri, element.name)
@@ -520,6 +528,7 @@ class C2SFactory(protocol.ServerFactory):
         #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
         self.streams: set[ClientStream] = set()
         self.streamCounter = 0
+        self.traffic = server.traffic
 
     @property
     def users(self):

@@ -18,6 +18,7 @@ from twisted.logger import Logger
 
 from xmppd.router import Router
 from xmppd.sessions import SessionManager
+from xmppd.traffic import TrafficLog
 
 SECRET_FILE = "server-secret"
 
@@ -61,6 +62,8 @@ class XMPPServer(service.MultiService):
         self.secret = loadSecret(config.server.data_dir)
         self.nodeId = secrets.token_hex(4)
         self.storageService = None
+        #: The traffic log when C{log.verbose} is on, shared by all streams.
+        self.traffic = TrafficLog() if config.log.verbose else None
         #: Called with a one-line message when the node cannot run (a port in
         #: use, storage that does not open); twistd stops then.
         self.onFatal = None

@@ -1,0 +1,52 @@
+# -*- test-case-name: tests.test_c2s -*-
+"""
+The traffic log (C{log.verbose = true}): every element in and out of every
+stream, tagged with a per-stream serial so one conversation can be followed
+in a busy log (STYLE "Logging").
+
+Secrets never reach it: the content of SASL elements (passwords in PLAIN,
+proofs in SCRAM) is replaced by its length.  Off by default, and free when
+off: streams hold C{None} instead of a L{TrafficLog}.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+from twisted.logger import Logger
+from twisted.words.xish import domish
+
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+
+
+def redacted(element: domish.Element) -> str:
+    """C{element} as XML, with the payload of SASL elements left out."""
+    if element.uri == NS_SASL and element.name not in ("mechanisms", "failure"):
+        attributes = "".join(" %s='%s'" % (k, v) for k, v in element.attributes.items()
+                             if isinstance(k, str))
+        return "<%s%s>[%d characters redacted]</%s>" % (
+            element.name, attributes, len(str(element)), element.name)
+    return element.toXml()
+
+
+class TrafficLog:
+    log = Logger()
+
+    def __init__(self):
+        self._serials = itertools.count(1)
+
+    def newSerial(self) -> int:
+        return next(self._serials)
+
+    def incoming(self, serial: int, peer: str, element: domish.Element) -> None:
+        self.log.info("C2S#{serial} {peer} >> {xml}", serial=serial, peer=peer,
+                      xml=redacted(element))
+
+    def outgoing(self, serial: int, peer: str, obj) -> None:
+        xml = redacted(obj) if isinstance(obj, domish.Element) else obj
+        self.log.info("C2S#{serial} {peer} << {xml}", serial=serial, peer=peer, xml=xml)
+
+    def header(self, serial: int, peer: str, root: domish.Element) -> None:
+        self.log.info("C2S#{serial} {peer} >> stream header to={to!r} version={version!r}",
+                      serial=serial, peer=peer, to=root.getAttribute("to"),
+                      version=root.getAttribute("version"))
