@@ -163,15 +163,6 @@ def test_startTLSThenMechanisms(tmp_path):
     assert (NS_TLS, "starttls") not in reply.featureNames()
 
 
-def test_authBeforeRequiredTLS(tmp_path):
-    """With require_tls, authenticating before STARTTLS fails with encryption-required."""
-    node = Node(tmp_path, c2s={"require_tls": True, "plain_without_tls": False})
-    client = node.connect()
-    client.start()
-    reply = client.exchange(plain("juliet", PASSWORDS["juliet"]))
-    assert saslFailure(reply) == "encryption-required"
-
-
 def test_noPlainOnPlaintext(tmp_path):
     """Without TLS and without plain_without_tls, SCRAM is offered but PLAIN is not."""
     node = Node(tmp_path, c2s={"require_tls": False, "plain_without_tls": False})
@@ -287,9 +278,10 @@ def test_malformedAuth(node, data, condition):
     assert not client.transport.disconnecting
 
 
-def test_plainNeedsEncryption(tmp_path):
-    """PLAIN on plaintext, when it is not allowed there, fails with encryption-required."""
-    node = Node(tmp_path, c2s={"require_tls": False, "plain_without_tls": False})
+@pytest.mark.parametrize("requireTLS", [True, False])
+def test_plainNeedsEncryption(tmp_path, requireTLS):
+    """PLAIN before TLS fails with encryption-required, whether TLS is required or only PLAIN needs it."""
+    node = Node(tmp_path, c2s={"require_tls": requireTLS, "plain_without_tls": False})
     client = node.connect()
     client.start()
     reply = client.exchange(plain("juliet", PASSWORDS["juliet"]))
