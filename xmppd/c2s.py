@@ -115,7 +115,7 @@ class ClientStream(protocol.Protocol):
         self.peerKey = None
         self.headerSent = False
         self.peerAddress = "local"
-        self.timers: dict[str, object] = {}
+        self.timers: dict[object, object] = {}
         self.readPaused = False
         self.byteBucket = factory.makeBucket(self.limits.bytes_per_second)
         self.stanzaBucket = factory.makeBucket(self.limits.stanzas_per_second)
@@ -165,14 +165,16 @@ class ClientStream(protocol.Protocol):
 
     def callLater(self, delay: float, f, *args):
         """Run C{f} later unless the connection is gone by then."""
+        if delay <= 0:
+            f(*args)
+            return
+        key = object()
+
         def run():
+            del self.timers[key]
             if not self.closing:
                 f(*args)
-        if delay <= 0:
-            run()
-            return
-        call = self.factory.clock.callLater(delay, run)
-        self.timers["call-%d" % id(call)] = call
+        self.timers[key] = self.factory.clock.callLater(delay, run)
 
     def newParser(self, maxStanzaSize: int) -> None:
         parser = HardenedElementStream()
