@@ -249,7 +249,7 @@ class Node:
         self.server.storageService.startService()
         for name, password in PASSWORDS.items():
             self.server.storage.users.addUser(name, DOMAIN, makeCredentials(password))
-        LocalDomain(DOMAIN, self.server.router, self.server.sessions).startService()
+        LocalDomain(DOMAIN, self.server, features=()).startService()
         self.limits = self.config.limits
         self.peers = PeerCounter(self.limits.connections_per_ip)
         self.authFailures = AuthFailureTracker(

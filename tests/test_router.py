@@ -7,6 +7,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
+from xmppd.hooks import Hooks
 from xmppd.jid import parseJID
 from xmppd.local import LocalDomain
 from xmppd.router import IRoute, IRouter, Router
@@ -125,11 +126,20 @@ def test_errorReplyKeepsPayload():
     assert reply.error["type"] == "cancel"
 
 
+class FakeServer:
+    """What a LocalDomain takes from its node, with no features."""
+
+    def __init__(self):
+        self.router = Router()
+        self.sessions = SessionManager()
+        self.hooks = Hooks()
+
+
 def makeDomain():
-    router, sessions = Router(), SessionManager()
-    domain = LocalDomain("a.example", router, sessions)
+    server = FakeServer()
+    domain = LocalDomain("a.example", server, features=())
     domain.startService()
-    return router, sessions, domain
+    return server.router, server.sessions, domain
 
 
 def test_fullJIDDelivery():
@@ -182,12 +192,46 @@ def test_presenceToOfflineDropped():
 
 
 def test_domainHandlerDispatch():
-    """A stanza to the domain reaches the handler registered for its payload namespace."""
+    """An IQ to the domain reaches the wokkel handler observing its payload."""
     router, sessions, domain = makeDomain()
     seen = []
-    domain.addDomainHandler("iq", "urn:xmpp:ping", seen.append)
+    domain.dispatcher.addObserver("/iq[@type='get']/ping[@xmlns='urn:xmpp:ping']",
+                                  seen.append)
     router.route(parse("<iq type='get' id='1' to='a.example' from='romeo@a.example/x'><ping xmlns='urn:xmpp:ping'/></iq>"))
     assert len(seen) == 1
+
+
+def test_hooksDecideFirst():
+    """A feature's hook for message/bare takes the stanza before the core's fallback."""
+    router, sessions, domain = makeDomain()
+    taken = []
+    domain.hooks.add("message/bare", lambda event: taken.append(event) or True)
+    romeo = FakeStream()
+    sessions.bind(parseJID("romeo@a.example/x"), romeo)
+    router.route(parse("<message to='nobody@a.example' from='romeo@a.example/x'><body>hi</body></message>"))
+    assert romeo.sent == []
+    [event] = taken
+    assert event.recipient.full() == "nobody@a.example"
+    assert event.sender.full() == "romeo@a.example/x" and not event.toSelf
+
+
+def test_noToIsToSelf():
+    """An IQ without 'to' is an IQ to the sender's own bare JID, marked toSelf."""
+    router, sessions, domain = makeDomain()
+    taken = []
+    domain.hooks.add("iq/bare", lambda event: taken.append(event) or True)
+    router.route(parse("<iq type='get' id='1' from='romeo@a.example/x'><query xmlns='jabber:iq:roster'/></iq>"))
+    [event] = taken
+    assert event.toSelf and event.recipient.full() == "romeo@a.example"
+
+
+def test_presenceWithoutToIsSelf():
+    """Presence without 'to' fires presence/self (the user's own broadcast)."""
+    router, sessions, domain = makeDomain()
+    taken = []
+    domain.hooks.add("presence/self", lambda event: taken.append(event) or True)
+    router.route(parse("<presence from='romeo@a.example/x'/>"))
+    assert len(taken) == 1
 
 
 def test_stoppedDomainIsNotRouted():

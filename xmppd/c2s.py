@@ -35,6 +35,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppd.events import FeaturesEvent, OutgoingEvent
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.limits import AuthFailureTracker, PeerCounter, TokenBucket
 from xmppd.negotiation import INITIALIZERS
@@ -115,6 +116,8 @@ class ClientStream(protocol.Protocol):
         self.peerKey = None
         self.headerSent = False
         self.peerAddress = "local"
+        #: When the client last sent anything (the idle-ping feature reads it).
+        self.lastReceived = factory.clock.seconds()
         self.timers: dict[object, object] = {}
         self.readPaused = False
         self.byteBucket = factory.makeBucket(self.limits.bytes_per_second)
@@ -158,9 +161,7 @@ class ClientStream(protocol.Protocol):
         self.timers.clear()
         self.factory.connectionClosed(self)
         self.factory.streams.discard(self)
-        if self.session is not None:
-            session, self.session = self.session, None
-            self.factory.sessions.unbind(session)
+        self.endSession()
         self.closed.callback(None)
 
     def callLater(self, delay: float, f, *args):
@@ -193,6 +194,7 @@ class ClientStream(protocol.Protocol):
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
             return
+        self.lastReceived = self.factory.clock.seconds()
         try:
             self.parser.parse(data)
         except domish.ParserError as e:
@@ -259,6 +261,7 @@ class ClientStream(protocol.Protocol):
             feature = initializer.feature()
             if feature is not None:
                 features.addChild(feature)
+        self.factory.hooks.notify("c2s/features", FeaturesEvent(self, features))
         self.send(features)
 
     def sendError(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
@@ -357,8 +360,11 @@ class ClientStream(protocol.Protocol):
             if handler is not None:
                 handler(element)
                 return
-            if element.uri == NS_CLIENT and element.name == "iq" and self.username:
-                if self.onNegotiationIQ(element):
+            if element.uri == NS_CLIENT and element.name == "iq":
+                if self.username and self.onNegotiationIQ(element):
+                    return
+                if self.username is None and self.factory.hooks.fire(
+                        "c2s/unauthenticated-iq", OutgoingEvent(self, None, element, None)):
                     return
         if key == (NS_STREAMS, "error"):
             self.log.info("{peer} sent a stream error", peer=self.peerAddress)
@@ -392,6 +398,7 @@ class ClientStream(protocol.Protocol):
         """
         stanza["from"] = self.jidText
         to = stanza.getAttribute("to")
+        recipient = None
         if to is not None:
             try:
                 recipient = parseJID(to)
@@ -411,6 +418,9 @@ class ClientStream(protocol.Protocol):
                 if handler is not None:
                     handler(stanza, payload)
                     return
+        if self.factory.hooks.fire("c2s/outgoing",
+                                   OutgoingEvent(self, self.session, stanza, recipient)):
+            return
         self.factory.router.route(stanza)
 
     def validIQ(self, iq: domish.Element) -> bool:
@@ -467,10 +477,22 @@ class ClientStream(protocol.Protocol):
         timer = self.timers.pop("negotiation", None)
         if timer is not None and timer.active():
             timer.cancel()
+        self.factory.hooks.notify("session/bound", self.session)
+
+    def endSession(self) -> None:
+        """
+        The bound session ends (logout, lost connection, replaced): features
+        hear it while it is still in the session table (presence broadcasts
+        unavailable from it), then it is unbound.
+        """
+        session, self.session = self.session, None
+        if session is not None:
+            self.factory.hooks.notify("session/closed", session)
+            self.factory.sessions.unbind(session)
 
     def replaceSession(self) -> None:
         """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""
-        self.session = None
+        self.endSession()
         self.streamError("conflict", "replaced by a new connection")
 
 
@@ -531,6 +553,7 @@ class C2SFactory(protocol.ServerFactory):
         self.streams: set[ClientStream] = set()
         self.streamCounter = 0
         self.traffic = server.traffic
+        self.hooks = server.hooks
 
     @property
     def users(self):

@@ -39,6 +39,8 @@ from typing import Any
 import idna
 from twisted.internet.endpoints import serverFromString
 
+from xmppd.modules import DEFAULT_FEATURES, FEATURES, importFeatures, isInstalled
+
 
 class ConfigError(Exception):
     """
@@ -374,6 +376,27 @@ def domainList() -> Check:
 # key breaks their files.
 
 
+def featureList() -> Check:
+    """A list of known feature names, without repeats."""
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of feature names, got {describe(value)}")
+        for name in value:
+            if name not in FEATURES:
+                close = difflib.get_close_matches(name, list(FEATURES), n=1)
+                hint = f" (did you mean {describe(close[0])}?)" if close else ""
+                raise ConfigError(f"{key}: unknown feature {describe(name)}{hint}; "
+                                  f"known: {', '.join(FEATURES)}")
+            if not isInstalled(name):
+                raise ConfigError(f"{key}: feature {describe(name)} is not installed")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{key}: a feature is listed twice")
+        return tuple(value)
+
+    return check
+
+
 @section("server")
 @dataclasses.dataclass(frozen=True)
 class ServerConfig:
@@ -385,6 +408,10 @@ class ServerConfig:
         "./data", filePath(),
         "where the database and generated files live; relative to the "
         "current directory")
+    modules: tuple[str, ...] = option(
+        DEFAULT_FEATURES, featureList(),
+        "the features this node runs, by name (see xmppd/modules.py); "
+        "leave one out to switch it off")
 
 
 @section("c2s")
@@ -577,6 +604,8 @@ def loadConfig(path: str | None) -> Config:
 
     @raise ConfigError: the file cannot be read or is not valid.
     """
+    # Features declare their own sections: they must exist before checking.
+    importFeatures()
     document: dict[str, Any] = {} if path is None else _readFile(path)
     allKeys = [f"{name}.{f.name}" for name, cls in SECTIONS.items()
                for f in options(cls)]

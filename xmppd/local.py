@@ -1,38 +1,42 @@
 # -*- test-case-name: tests.test_local -*-
 """
-The route of one served domain (DESIGN §2, RFC 6121 §8.5).
+The route of one served domain (DESIGN §2).
 
-A stanza to a full JID goes to that session; one to the domain itself goes to
-the domain's handlers.  What is here is the minimum that lets clients talk
-through the server: RFC 6121's full delivery rules (bare JIDs by priority,
-presence, offline storage) are built on top of it as handlers and hooks.
+Every stanza for the domain is classified once, by kind (iq, message,
+presence) and addressing (the domain, a bare JID, a full JID, or the sender
+itself), and the matching hook of L{xmppd.events} is fired: features decide
+there (RFC 6121 §8.5 delivery, presence, blocking, offline storage...).
+What no hook takes gets the core's minimal behaviour below, which is also
+what a node with every feature switched off does: IQs to the domain or to a
+bare JID go to the domain's wokkel handlers, stanzas to a bound full JID are
+delivered, and the rest is answered per RFC 6121 §8.5 without storing
+anything.
 
-Handlers for stanzas addressed to the domain are looked up in a dict by
-(stanza name, child namespace), so dispatch never scans all handlers.
+The domain builds its features' handlers from C{server.modules} (see
+L{xmppd.modules}) and hands each one this object, which carries what a
+handler may use: C{domain}, C{router}, C{sessions}, C{hooks}, C{storage},
+C{clock}, C{config}.
 """
 
 from __future__ import annotations
 
-from typing import Callable
-
 from twisted.application import service
 from twisted.logger import Logger
+from twisted.words.protocols.jabber.xmlstream import XMPPHandlerCollection
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppd.jid import parseJID
-from xmppd.router import IRoute, IRouter
-from xmppd.sessions import SessionManager
+from xmppd.dispatch import DomainStream, StanzaDispatcher
+from xmppd.events import StanzaEvent
+from xmppd.jid import InvalidJID, parseJID
+from xmppd.modules import loadFeature
+from xmppd.router import IRoute
 from xmppd.stanzas import errorReply
 
-StanzaHandler = Callable[[domish.Element], None]
-
-
-def firstChildNamespace(stanza: domish.Element) -> str | None:
-    for child in stanza.children:
-        if isinstance(child, domish.Element):
-            return child.uri
-    return None
+#: (kind, addressing) -> hook name, built once instead of per stanza.
+HOOK_NAMES = {(kind, target): "%s/%s" % (kind, target)
+              for kind in ("iq", "message", "presence")
+              for target in ("host", "bare", "full", "self")}
 
 
 @implementer(IRoute)
@@ -44,79 +48,116 @@ class LocalDomain(service.Service):
 
     log = Logger()
 
-    def __init__(self, domain: str, router: IRouter, sessions: SessionManager):
+    def __init__(self, domain: str, server, features=None):
         self.domain = domain
         self.name = domain
-        self.router = router
-        self.sessions = sessions
-        # (stanza name, namespace of its first child) -> handler
-        self.domainHandlers: dict[tuple[str, str | None], StanzaHandler] = {}
+        self.server = server
+        self.router = server.router
+        self.sessions = server.sessions
+        self.hooks = server.hooks
+        self.dispatcher = StanzaDispatcher()
+        self.stream = DomainStream(self.router, self.dispatcher)
+        #: The domain's wokkel handlers; wokkel's DiscoHandler walks its siblings here.
+        self.handlers = XMPPHandlerCollection()
+        self.features = tuple(server.config.server.modules if features is None else features)
+        self.built = False
+
+    @property
+    def storage(self):
+        return self.server.storage
+
+    @property
+    def clock(self):
+        return self.server.clock
+
+    @property
+    def config(self):
+        return self.server.config
 
     def startService(self) -> None:
         service.Service.startService(self)
+        if not self.built:
+            self.built = True
+            for name in self.features:
+                handler = loadFeature(name).makeHandler(self)
+                if handler is not None:
+                    self.addHandler(handler)
         self.router.addRoute(self.domain, self)
 
     def stopService(self) -> None:
         self.router.removeRoute(self.domain, self)
         return service.Service.stopService(self)
 
-    def addDomainHandler(self, stanzaName: str, namespace: str,
-                         handler: StanzaHandler) -> None:
-        """Handle stanzas named C{stanzaName} to the domain whose payload is C{namespace}."""
-        self.domainHandlers[(stanzaName, namespace)] = handler
+    def addHandler(self, handler) -> None:
+        """Connect a wokkel C{XMPPHandler} to this domain (see L{xmppd.dispatch})."""
+        handler.setHandlerParent(self.handlers)
+        handler.makeConnection(self.stream)
+        handler.connectionInitialized()
+
+    # -- delivery ----------------------------------------------------------
 
     def deliver(self, stanza: domish.Element) -> None:
+        kind = stanza.name
+        sender = None
+        sent = stanza.getAttribute("from")
+        if sent is not None:
+            try:
+                sender = parseJID(sent)
+            except InvalidJID:
+                sender = None
         to = stanza.getAttribute("to")
         if to is None:
-            self.toAccount(stanza, parseJID(stanza["from"]).userhostJID())
-            return
-        recipient = parseJID(to)
-        if recipient.user is None:
-            self.toDomain(stanza)
-        elif recipient.resource is None:
-            self.toAccount(stanza, recipient)
+            if sender is None:
+                return
+            recipient, toSelf = sender.userhostJID(), True
+            target = "self" if kind == "presence" else "bare"
         else:
-            self.toResource(stanza, recipient)
+            recipient, toSelf = parseJID(to), False
+            if recipient.user is None:
+                target = "host"
+            elif recipient.resource is None:
+                target = "bare"
+            else:
+                target = "full"
+        event = StanzaEvent(stanza, sender, recipient, self, toSelf)
+        if self.hooks.fire(HOOK_NAMES[(kind, target)], event):
+            return
+        if target in ("host", "bare") or kind == "iq" and target == "self":
+            if self.dispatcher.dispatch(stanza):
+                return
+        self.fallback(kind, target, event)
 
-    def toDomain(self, stanza: domish.Element) -> None:
-        handler = self.domainHandlers.get((stanza.name, firstChildNamespace(stanza)))
-        if handler is not None:
-            handler(stanza)
-        elif stanza.name == "iq" and stanza.getAttribute("type") in ("get", "set"):
-            self.bounce(stanza, "service-unavailable")
-        # RFC 6120 §10.4.1: other stanzas to the server itself are ignored.
-
-    def toResource(self, stanza: domish.Element, recipient) -> None:
-        session = self.sessions.get(recipient)
-        if session is not None:
-            session.send(stanza)
-        elif stanza.name == "iq":
-            # RFC 6121 §8.5.3.2.1: an IQ to an unavailable resource.
-            self.bounce(stanza, "service-unavailable")
-        elif stanza.name == "message":
-            # §8.5.3.2.1: a message to an offline full JID is treated as if
-            # sent to the bare JID.
-            self.toAccount(stanza, recipient.userhostJID())
-        # presence to an offline resource is silently dropped (§8.5.3.2.1)
-
-    def toAccount(self, stanza: domish.Element, account) -> None:
-        """
-        A stanza for the account itself (bare JID).  Until the IM handlers
-        exist: messages reach every session of the account, IQs and anything
-        else get C{service-unavailable} (RFC 6121 §8.5.2.1, §8.5.1).
-        """
-        if stanza.name == "message":
-            sessions = self.sessions.sessionsOf(account)
-            if sessions:
+    def fallback(self, kind: str, target: str, event: StanzaEvent) -> None:
+        """The core's answer when no feature took the stanza."""
+        stanza = event.stanza
+        if kind == "iq":
+            if target == "full":
+                session = self.sessions.get(event.recipient)
+                if session is not None:
+                    session.send(stanza)
+                    return
+            if stanza.getAttribute("type") in ("get", "set"):
+                self.bounce(stanza, "service-unavailable")
+        elif kind == "message":
+            if target == "host":
+                return  # RFC 6120 §10.4.1: messages to the server are ignored.
+            session = self.sessions.get(event.recipient) if target == "full" else None
+            if session is not None:
+                session.send(stanza)
+                return
+            sessions = self.sessions.sessionsOf(event.recipient)
+            if sessions and stanza.getAttribute("type") != "groupchat":
                 for session in sessions:
                     session.send(stanza)
                 return
             self.bounce(stanza, "service-unavailable")
-        elif stanza.name == "iq":
-            if stanza.getAttribute("type") in ("get", "set"):
-                self.bounce(stanza, "service-unavailable")
+        elif kind == "presence" and target == "full":
+            session = self.sessions.get(event.recipient)
+            if session is not None:
+                session.send(stanza)
 
-    def bounce(self, stanza: domish.Element, condition: str) -> None:
-        reply = errorReply(stanza, condition)
+    def bounce(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
+        """Answer C{stanza} with a stanza error through the router (never an error to an error)."""
+        reply = errorReply(stanza, condition, text)
         if reply is not None:
             self.router.route(reply)

@@ -16,6 +16,7 @@ import secrets
 from twisted.application import service
 from twisted.logger import Logger
 
+from xmppd.hooks import Hooks
 from xmppd.router import Router
 from xmppd.sessions import SessionManager
 from xmppd.traffic import TrafficLog
@@ -59,6 +60,7 @@ class XMPPServer(service.MultiService):
         self.clock = clock if clock is not None else reactor
         self.router = Router()
         self.sessions = SessionManager()
+        self.hooks = Hooks()
         self.secret = loadSecret(config.server.data_dir)
         self.nodeId = secrets.token_hex(4)
         self.storageService = None

@@ -34,14 +34,22 @@ class Session:
     handler, not here.
     """
 
-    __slots__ = ("jid", "stream", "priority", "available", "presence", "__weakref__")
+    __slots__ = ("jid", "stream", "priority", "available", "presence",
+                 "rosterRequested", "directed", "__weakref__")
 
     def __init__(self, jid: JID, stream: IBoundStream):
         self.jid = jid
         self.stream = stream
+        #: From the last available presence (RFC 6121 §4.7.2.3); -128..127.
         self.priority = 0
+        #: Sent initial presence and not yet unavailable (RFC 6121 §4.2).
         self.available = False
+        #: The last available presence broadcast, re-sent to answer probes.
         self.presence = None
+        #: Asked for the roster: an "interested resource" (RFC 6121 §2.1.6).
+        self.rosterRequested = False
+        #: Full or bare JID strings sent directed presence (§4.6), or None.
+        self.directed: set[str] | None = None
 
     def send(self, stanza) -> None:
         self.stream.send(stanza)
@@ -89,6 +97,11 @@ class SessionManager:
         """Every session of the account of C{jid} (its bare JID)."""
         resources = self._byBare.get(jid.userhost())
         return list(resources.values()) if resources else []
+
+    def availableSessionsOf(self, jid: JID) -> list[Session]:
+        """The sessions of C{jid}'s account that have sent available presence."""
+        resources = self._byBare.get(jid.userhost())
+        return [s for s in resources.values() if s.available] if resources else []
 
     def isBound(self, jid: JID) -> bool:
         resources = self._byBare.get(jid.userhost())

@@ -23,7 +23,7 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     server.storageService = StorageService(storage)
     server.storageService.setServiceParent(server)
     for domain in config.server.domains:
-        LocalDomain(domain, server.router, server.sessions).setServiceParent(server)
+        LocalDomain(domain, server).setServiceParent(server)
     certificate, key = ensureCertificate(config)
     tlsOptions = serverContextFactory(certificate, key)
     C2SService(server, tlsOptions, reactor=reactor).setServiceParent(server)

@@ -10,6 +10,8 @@ messages, archive, rooms, private XML, vCards) add their own interfaces here
 and one attribute each on L{IStorage}.
 """
 
+from dataclasses import dataclass, field
+
 from zope.interface import Attribute, Interface
 
 
@@ -63,10 +65,96 @@ class IUserStore(Interface):
         """
 
 
+#: RFC 6121 §3: the subscription states a roster item can be in.
+SUBSCRIPTIONS = ("none", "to", "from", "both")
+
+
+@dataclass(frozen=True)
+class RosterItem:
+    """
+    One contact in an account's roster (RFC 6121 §2.1.2), plus the two
+    flags of the subscription state machine that clients never set directly:
+    C{ask} (we asked the contact, no answer yet: "pending out") and
+    C{pendingIn} (the contact asked us, no answer yet: "pending in", kept so
+    the request can be delivered again at the next login, §3.1.3).
+    C{approved} is a pre-approval (§3.4).  An item with subscription "none"
+    and only C{pendingIn} set is not shown to the user (§2.1.6's hidden
+    items); see L{RosterItem.visible}.
+    """
+
+    jid: str
+    name: str | None = None
+    subscription: str = "none"
+    ask: bool = False
+    groups: tuple[str, ...] = ()
+    approved: bool = False
+    pendingIn: bool = False
+    #: The status text of the pending inbound request, redelivered with it.
+    pendingInStatus: str | None = None
+
+    @property
+    def visible(self) -> bool:
+        """Whether the item belongs in roster results and pushes."""
+        return self.subscription != "none" or self.ask or not self.pendingIn
+
+
+@dataclass(frozen=True)
+class Roster:
+    """An account's whole roster with its version (RFC 6121 §2.6)."""
+
+    version: int
+    items: dict[str, RosterItem] = field(default_factory=dict)
+
+
+class IRosterStore(Interface):
+    """
+    Rosters, keyed by the contact's bare JID string.  Every change bumps the
+    roster's version (a counter per account) and returns the new one.
+    """
+
+    def getRoster(username, domain):
+        """@return: Deferred firing a L{Roster} (version 0 and no items if none)."""
+
+    def getItem(username, domain, jid):
+        """@return: Deferred firing the L{RosterItem} for C{jid}, or C{None}."""
+
+    def setItem(username, domain, item):
+        """Create or replace the item for C{item.jid}; Deferred firing the new version."""
+
+    def removeItem(username, domain, jid):
+        """
+        Remove the item (no error when absent); Deferred firing the
+        roster's version afterwards.
+        """
+
+
+class IAccountDataStore(Interface):
+    """
+    Small per-account documents under string keys, for features whose data
+    is one value or a handful (vCard "vcard", private XML
+    "private:<namespace>", block list "blocklist", last activity "last").
+    Values are strings (serialized XML or JSON); removed with the account.
+    """
+
+    def get(username, domain, key):
+        """@return: Deferred firing the value, or C{None}."""
+
+    def set(username, domain, key, value):
+        """Store C{value} (a C{str}) under C{key}; Deferred firing C{None}."""
+
+    def delete(username, domain, key):
+        """Remove C{key} (no error when absent); Deferred firing C{None}."""
+
+    def getAll(username, domain, prefix=""):
+        """@return: Deferred firing a C{dict} of the keys starting with C{prefix}."""
+
+
 class IStorage(Interface):
     """One opened store: the collection of every per-feature store."""
 
     users = Attribute("L{IUserStore}")
+    rosters = Attribute("L{IRosterStore}")
+    accountData = Attribute("L{IAccountDataStore}")
 
     def open():
         """Open (and create or migrate) the store; Deferred firing C{None}."""

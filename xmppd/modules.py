@@ -1,0 +1,57 @@
+# -*- test-case-name: tests.test_local -*-
+"""
+Features by name (DESIGN §3: features are loaded by name from the
+configuration; the core never imports them).
+
+C{server.modules} in the configuration lists the features a node runs.  Each
+name maps to a module that provides C{makeHandler(domain)}, called once per
+served domain with its L{xmppd.local.LocalDomain}, returning a wokkel
+C{XMPPHandler} (or C{None} when the feature has nothing to do on that
+domain).  A feature module may declare a configuration section of its own
+(see L{xmppd.config.section}); L{importFeatures} imports every known feature
+before the configuration is read so those sections exist.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from types import ModuleType
+
+#: Feature name -> module.  Order matters only for disco listings.
+FEATURES: dict[str, str] = {
+    "presence": "xmppd.presence",
+    "roster": "xmppd.roster",
+    "messages": "xmppd.messages",
+    "disco": "xmppd.disco",
+    "version": "xmppd.version",
+    "ping": "xmppd.ping",
+    "vcard": "xmppd.vcard",
+    "private": "xmppd.privatexml",
+    "blocking": "xmppd.blocking",
+    "register": "xmppd.register",
+    "last": "xmppd.last",
+    "contact": "xmppd.contact",
+    "caps": "xmppd.caps",
+}
+
+def isInstalled(name: str) -> bool:
+    return importlib.util.find_spec(FEATURES[name]) is not None
+
+
+#: What a node runs when the configuration does not say: every known feature.
+DEFAULT_FEATURES: tuple[str, ...] = tuple(name for name in FEATURES if isInstalled(name))
+
+
+def loadFeature(name: str) -> ModuleType:
+    return importlib.import_module(FEATURES[name])
+
+
+def importFeatures() -> None:
+    """Import every known feature module that exists, so their config sections register."""
+    for name, moduleName in FEATURES.items():
+        try:
+            importlib.import_module(moduleName)
+        except ModuleNotFoundError as e:
+            if e.name != moduleName:
+                raise
