@@ -16,6 +16,8 @@ from xmppd.scram import makeCredentials
 from xmppd.storage import (CannotOpenDatabase, IStorage, IUserStore, MemoryStorage,
                            NoSuchUser, SQLiteStorage, StorageError, UserExists,
                            makeStorage)
+from xmppd.storage.interfaces import (IAccountDataStore, IRosterStore, Roster,
+                                      RosterItem)
 from xmppd.storage.service import StorageService
 
 DOMAIN = "example.org"
@@ -45,9 +47,11 @@ async def sqliteStorage(tmp_path):
 # The contract, on every backend.
 
 def test_providesInterfaces(storage):
-    """Every backend provides IStorage, with an IUserStore as its users."""
+    """Every backend provides IStorage, with a store of the right kind behind each attribute."""
     assert verifyObject(IStorage, storage)
     assert verifyObject(IUserStore, storage.users)
+    assert verifyObject(IRosterStore, storage.rosters)
+    assert verifyObject(IAccountDataStore, storage.accountData)
 
 
 @pytest_twisted.ensureDeferred
@@ -169,6 +173,255 @@ async def test_closeIsIdempotent(storage):
     await storage.close()
 
 
+# Rosters, on every backend.
+
+JULIET = "juliet@example.org"
+MERCUTIO = "mercutio@example.net"
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterEmpty(storage):
+    """A new account's roster, like an unknown account's, is empty at version 0."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(0, {})
+    assert await storage.rosters.getItem("romeo", DOMAIN, JULIET) is None
+    assert await storage.rosters.getRoster("nobody", DOMAIN) == Roster(0, {})
+    assert await storage.rosters.getItem("nobody", DOMAIN, JULIET) is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterSetItem(storage):
+    """Each item set returns the next version, and the roster holds every item at the latest."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    juliet = RosterItem(JULIET, name="Juliet", subscription="both")
+    mercutio = RosterItem(MERCUTIO)
+    assert await storage.rosters.setItem("romeo", DOMAIN, juliet) == 1
+    assert await storage.rosters.setItem("romeo", DOMAIN, mercutio) == 2
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(
+        2, {JULIET: juliet, MERCUTIO: mercutio})
+    assert await storage.rosters.getItem("romeo", DOMAIN, JULIET) == juliet
+    assert await storage.rosters.getItem("romeo", DOMAIN, MERCUTIO) == mercutio
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterReplaceItem(storage):
+    """Setting an item for a contact already in the roster replaces it, and bumps the version."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.rosters.setItem("romeo", DOMAIN, RosterItem(
+        JULIET, name="Juliet", ask=True, groups=("Friends",)))
+    replacement = RosterItem(JULIET, subscription="to")
+    assert await storage.rosters.setItem("romeo", DOMAIN, replacement) == 2
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(
+        2, {JULIET: replacement})
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterRemoveItem(storage):
+    """Removing an item bumps the version, even when the contact was not in the roster."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    mercutio = RosterItem(MERCUTIO)
+    await storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET))
+    await storage.rosters.setItem("romeo", DOMAIN, mercutio)
+    assert await storage.rosters.removeItem("romeo", DOMAIN, JULIET) == 3
+    assert await storage.rosters.getItem("romeo", DOMAIN, JULIET) is None
+    assert await storage.rosters.removeItem("romeo", DOMAIN, JULIET) == 4
+    assert await storage.rosters.removeItem("romeo", DOMAIN, "tybalt@example.org") == 5
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(
+        5, {MERCUTIO: mercutio})
+
+
+@pytest.mark.parametrize("item", [
+    RosterItem(JULIET),
+    RosterItem(JULIET, name=None, groups=("Zeta", "Alpha", "Friends \"&\" Family",
+                                          "Fr\u00e9res \U0001f339", "")),
+    RosterItem(JULIET, name="J\u00fcliet", subscription="from", ask=True, approved=True,
+               pendingIn=True, pendingInStatus="Let me in, it's Juliet"),
+    RosterItem(JULIET, subscription="none", pendingIn=True, pendingInStatus=None),
+    RosterItem(JULIET, name="", subscription="both", pendingInStatus=""),
+], ids=["defaults", "groups", "flags", "hidden", "emptyStrings"])
+@pytest_twisted.ensureDeferred
+async def test_rosterItemRoundTrip(storage, item):
+    """Every field of an item reads back as set: groups as a tuple in their order, flags, None."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.rosters.setItem("romeo", DOMAIN, item)
+    readBack = await storage.rosters.getItem("romeo", DOMAIN, JULIET)
+    assert readBack == item
+    assert type(readBack.groups) is tuple
+    assert (await storage.rosters.getRoster("romeo", DOMAIN)).items == {JULIET: item}
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterGroupsAreCopied(storage):
+    """Groups given as a list read back as a tuple, untouched by later changes to the list."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    groups = ["Friends", "Capulets"]
+    await storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET, groups=groups))
+    groups.append("Montagues")
+    item = await storage.rosters.getItem("romeo", DOMAIN, JULIET)
+    assert item.groups == ("Friends", "Capulets")
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterReturnedIsACopy(storage):
+    """Changing the items dict of a roster read back changes nothing stored."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET))
+    (await storage.rosters.getRoster("romeo", DOMAIN)).items.clear()
+    assert (await storage.rosters.getRoster("romeo", DOMAIN)).items == {
+        JULIET: RosterItem(JULIET)}
+
+
+@pytest_twisted.ensureDeferred
+async def test_rostersPerAccount(storage):
+    """Items and versions of one account never show in another, even of the same name elsewhere."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.users.addUser("romeo", "example.net", CREDENTIALS)
+    await storage.users.addUser("benvolio", DOMAIN, CREDENTIALS)
+    await storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET))
+    await storage.rosters.setItem("romeo", DOMAIN, RosterItem(MERCUTIO))
+    assert await storage.rosters.getRoster("romeo", "example.net") == Roster(0, {})
+    assert await storage.rosters.getRoster("benvolio", DOMAIN) == Roster(0, {})
+    assert await storage.rosters.getItem("romeo", "example.net", JULIET) is None
+    assert await storage.rosters.setItem("romeo", "example.net", RosterItem(MERCUTIO)) == 1
+    assert await storage.rosters.removeItem("benvolio", DOMAIN, JULIET) == 1
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(
+        2, {JULIET: RosterItem(JULIET), MERCUTIO: RosterItem(MERCUTIO)})
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterWritesForUnknownAccount(storage):
+    """Setting or removing an item of an account that does not exist fails and creates nothing."""
+    with pytest.raises(NoSuchUser):
+        await storage.rosters.setItem("nobody", DOMAIN, RosterItem(JULIET))
+    with pytest.raises(NoSuchUser):
+        await storage.rosters.removeItem("nobody", DOMAIN, JULIET)
+    assert await storage.rosters.getRoster("nobody", DOMAIN) == Roster(0, {})
+    assert not await storage.users.userExists("nobody", DOMAIN)
+    await storage.users.addUser("nobody", DOMAIN, CREDENTIALS)
+    assert await storage.rosters.setItem("nobody", DOMAIN, RosterItem(JULIET)) == 1
+
+
+@pytest.mark.parametrize("item, visible", [
+    (RosterItem(JULIET), True),
+    (RosterItem(JULIET, pendingIn=True), False),
+    (RosterItem(JULIET, pendingIn=True, pendingInStatus="hi", approved=True), False),
+    (RosterItem(JULIET, pendingIn=True, ask=True), True),
+    (RosterItem(JULIET, pendingIn=True, subscription="to"), True),
+    (RosterItem(JULIET, pendingIn=True, subscription="both"), True),
+    (RosterItem(JULIET, subscription="from"), True),
+    (RosterItem(JULIET, ask=True), True),
+])
+def test_rosterItemVisible(item, visible):
+    """Only an item that is nothing but an unanswered inbound request is hidden from the user."""
+    assert item.visible is visible
+
+
+# Account data, on every backend.
+
+@pytest_twisted.ensureDeferred
+async def test_accountDataSetGetDelete(storage):
+    """A value set is read back, replaced by the next set, and gone once deleted."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    assert await storage.accountData.get("romeo", DOMAIN, "vcard") is None
+    assert await storage.accountData.set("romeo", DOMAIN, "vcard", "<vCard/>") is None
+    assert await storage.accountData.get("romeo", DOMAIN, "vcard") == "<vCard/>"
+    await storage.accountData.set("romeo", DOMAIN, "vcard", "<vCard>\u00e9</vCard>")
+    assert await storage.accountData.get("romeo", DOMAIN, "vcard") == "<vCard>\u00e9</vCard>"
+    assert await storage.accountData.delete("romeo", DOMAIN, "vcard") is None
+    assert await storage.accountData.get("romeo", DOMAIN, "vcard") is None
+    assert await storage.accountData.delete("romeo", DOMAIN, "vcard") is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_accountDataEmptyValue(storage):
+    """An empty string is a value, not an absence."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.accountData.set("romeo", DOMAIN, "last", "")
+    assert await storage.accountData.get("romeo", DOMAIN, "last") == ""
+    assert await storage.accountData.getAll("romeo", DOMAIN) == {"last": ""}
+
+
+@pytest_twisted.ensureDeferred
+async def test_accountDataGetAll(storage):
+    """getAll gives every key, or exactly those starting with the prefix, compared exactly."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    data = {"vcard": "<vCard/>", "private:jabber:x:a": "<a/>",
+            "private:jabber:x:b": "<b/>", "Private:jabber:x:c": "<c/>",
+            "privateX": "x", "priv%te:d": "d", "priv_te:e": "e", "pr\u00efvate:f": "f"}
+    for key, value in data.items():
+        await storage.accountData.set("romeo", DOMAIN, key, value)
+    assert await storage.accountData.getAll("romeo", DOMAIN) == data
+    assert await storage.accountData.getAll("romeo", DOMAIN, "") == data
+    assert await storage.accountData.getAll("romeo", DOMAIN, "private:") == {
+        "private:jabber:x:a": "<a/>", "private:jabber:x:b": "<b/>"}
+    assert await storage.accountData.getAll("romeo", DOMAIN, "priv%") == {"priv%te:d": "d"}
+    assert await storage.accountData.getAll("romeo", DOMAIN, "pr\u00efv") == {
+        "pr\u00efvate:f": "f"}
+    assert await storage.accountData.getAll("romeo", DOMAIN, "vcard") == {"vcard": "<vCard/>"}
+    assert await storage.accountData.getAll("romeo", DOMAIN, "vcard-temp") == {}
+
+
+@pytest.mark.parametrize("value", [b"<vCard/>", 42, None])
+@pytest_twisted.ensureDeferred
+async def test_accountDataValuesAreStr(storage, value):
+    """Setting a value that is not a str fails with TypeError and stores nothing."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    with pytest.raises(TypeError):
+        await storage.accountData.set("romeo", DOMAIN, "vcard", value)
+    assert await storage.accountData.getAll("romeo", DOMAIN) == {}
+
+
+@pytest_twisted.ensureDeferred
+async def test_accountDataPerAccount(storage):
+    """Data of one account never shows in another, even of the same name on another domain."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.users.addUser("romeo", "example.net", CREDENTIALS)
+    await storage.users.addUser("benvolio", DOMAIN, CREDENTIALS)
+    await storage.accountData.set("romeo", DOMAIN, "vcard", "<vCard/>")
+    await storage.accountData.set("romeo", "example.net", "last", "1")
+    assert await storage.accountData.get("romeo", "example.net", "vcard") is None
+    assert await storage.accountData.getAll("romeo", "example.net") == {"last": "1"}
+    assert await storage.accountData.getAll("benvolio", DOMAIN) == {}
+    await storage.accountData.delete("romeo", "example.net", "vcard")
+    assert await storage.accountData.getAll("romeo", DOMAIN) == {"vcard": "<vCard/>"}
+
+
+@pytest_twisted.ensureDeferred
+async def test_accountDataWritesForUnknownAccount(storage):
+    """Setting or deleting data of an account that does not exist fails and creates nothing."""
+    with pytest.raises(NoSuchUser):
+        await storage.accountData.set("nobody", DOMAIN, "vcard", "<vCard/>")
+    with pytest.raises(NoSuchUser):
+        await storage.accountData.delete("nobody", DOMAIN, "vcard")
+    assert await storage.accountData.get("nobody", DOMAIN, "vcard") is None
+    assert await storage.accountData.getAll("nobody", DOMAIN) == {}
+    assert not await storage.users.userExists("nobody", DOMAIN)
+
+
+# Removing an account, on every backend.
+
+@pytest_twisted.ensureDeferred
+async def test_removeUserRemovesItsData(storage):
+    """A removed account takes its roster, roster version and data; a new one starts empty."""
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await storage.users.addUser("juliet", DOMAIN, CREDENTIALS)
+    for account in ["romeo", "juliet"]:
+        await storage.rosters.setItem(account, DOMAIN, RosterItem(MERCUTIO))
+        await storage.rosters.removeItem(account, DOMAIN, JULIET)
+        await storage.accountData.set(account, DOMAIN, "vcard", "<vCard/>")
+    await storage.users.removeUser("romeo", DOMAIN)
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(0, {})
+    assert await storage.rosters.getItem("romeo", DOMAIN, MERCUTIO) is None
+    assert await storage.accountData.getAll("romeo", DOMAIN) == {}
+    await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    assert await storage.rosters.getRoster("romeo", DOMAIN) == Roster(0, {})
+    assert await storage.accountData.get("romeo", DOMAIN, "vcard") is None
+    assert await storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET)) == 1
+    assert await storage.rosters.getRoster("juliet", DOMAIN) == Roster(
+        2, {MERCUTIO: RosterItem(MERCUTIO)})
+    assert await storage.accountData.getAll("juliet", DOMAIN) == {"vcard": "<vCard/>"}
+
+
 # What only SQLite promises.
 
 async def _openSQLite(path):
@@ -194,6 +447,68 @@ async def test_sqliteSurvivesReopen(tmp_path):
         assert await second.users.getCredentials("romeo", DOMAIN) == CREDENTIALS
     finally:
         await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteRosterAndDataSurviveReopen(tmp_path):
+    """Roster items, the roster version and account data are there after reopening the file."""
+    path = tmp_path / "xmppd.sqlite"
+    item = RosterItem(JULIET, name="Juliet", subscription="to", ask=True,
+                      groups=("Capulets", "Friends"), approved=True, pendingIn=True,
+                      pendingInStatus="hi")
+    first = await _openSQLite(path)
+    await first.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await first.rosters.setItem("romeo", DOMAIN, item)
+    await first.rosters.removeItem("romeo", DOMAIN, MERCUTIO)
+    await first.accountData.set("romeo", DOMAIN, "private:jabber:x:a", "<a/>")
+    await first.close()
+    second = await _openSQLite(path)
+    try:
+        assert await second.rosters.getRoster("romeo", DOMAIN) == Roster(2, {JULIET: item})
+        assert await second.accountData.getAll("romeo", DOMAIN) == {
+            "private:jabber:x:a": "<a/>"}
+        assert await second.rosters.setItem("romeo", DOMAIN, RosterItem(MERCUTIO)) == 3
+    finally:
+        await second.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteMigratesFromVersion1(tmp_path):
+    """A file of schema version 1 is upgraded on opening, keeping its accounts."""
+    from xmppd.storage.sqlite import MIGRATIONS, SCHEMA_VERSION
+    path = tmp_path / "xmppd.sqlite"
+    first = await _openSQLite(path)
+    await first.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    await first.close()
+    # Rebuild the file as the first release left it: only step 1 applied.
+    connection = sqlite3.connect(path, isolation_level=None)
+    connection.execute("PRAGMA foreign_keys = ON")
+    rows = {table: connection.execute(f"SELECT * FROM {table}").fetchall()
+            for table in ["users", "scram_credentials"]}
+    connection.close()
+    path.unlink()
+    connection = sqlite3.connect(path, isolation_level=None)
+    for statement in MIGRATIONS[0]:
+        connection.execute(statement)
+    for table, tableRows in rows.items():
+        placeholders = ", ".join("?" * len(tableRows[0]))
+        connection.executemany(f"INSERT INTO {table} VALUES ({placeholders})", tableRows)
+    connection.execute("PRAGMA user_version = 1")
+    connection.close()
+
+    store = await _openSQLite(path)
+    try:
+        assert SCHEMA_VERSION == 2
+        assert await store.runQuery("PRAGMA user_version") == [(2,)]
+        assert await store.users.getCredentials("romeo", DOMAIN) == CREDENTIALS
+        assert await store.rosters.getRoster("romeo", DOMAIN) == Roster(0, {})
+        assert await store.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET)) == 1
+        await store.accountData.set("romeo", DOMAIN, "vcard", "<vCard/>")
+        await store.users.removeUser("romeo", DOMAIN)
+        for table in ["roster_items", "roster_versions", "account_data"]:
+            assert await store.runQuery(f"SELECT count(*) FROM {table}") == [(0,)]
+    finally:
+        await store.close()
 
 
 @pytest_twisted.ensureDeferred

@@ -110,6 +110,8 @@ class IRosterStore(Interface):
     """
     Rosters, keyed by the contact's bare JID string.  Every change bumps the
     roster's version (a counter per account) and returns the new one.
+    Writes for an account that does not exist fail with L{NoSuchUser} and
+    create nothing; reads for one return the empty answer.
     """
 
     def getRoster(username, domain):
@@ -134,6 +136,7 @@ class IAccountDataStore(Interface):
     is one value or a handful (vCard "vcard", private XML
     "private:<namespace>", block list "blocklist", last activity "last").
     Values are strings (serialized XML or JSON); removed with the account.
+    Writes for an account that does not exist fail with L{NoSuchUser}.
     """
 
     def get(username, domain, key):
