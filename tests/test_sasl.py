@@ -230,3 +230,17 @@ async def test_plainNoInitialResponse():
     """Without an initial response PLAIN sends an empty challenge first."""
     result = await PlainMechanism(DOMAIN, lookup, SECRET).start(None)
     assert result == Challenge(b"")
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainWithOnlySHA1Credentials():
+    """An account imported with only SCRAM-SHA-1 credentials can still log in with PLAIN."""
+    sha1Only = {"SCRAM-SHA-1": scram.makeCredentials("old secret")["SCRAM-SHA-1"]}
+
+    async def lookupSHA1(username):
+        return sha1Only if username == "nurse" else None
+
+    result = await PlainMechanism(DOMAIN, lookupSHA1, SECRET).start(b"\0nurse\0old secret")
+    assert result == Success("nurse")
+    with pytest.raises(SASLFailure):
+        await PlainMechanism(DOMAIN, lookupSHA1, SECRET).start(b"\0nurse\0wrong")

@@ -109,12 +109,14 @@ class Mechanism:
 
 class PlainMechanism(Mechanism):
     """
-    RFC 4616.  The password is checked against the stored SCRAM-SHA-256
-    credential, so plain passwords are never stored.
+    RFC 4616.  The password is checked against a stored SCRAM credential
+    (SHA-256 when the account has one; accounts imported from servers that
+    only kept SCRAM-SHA-1 have only that), so plain passwords are never
+    stored.
     """
 
     name = "PLAIN"
-    checkedMechanism = "SCRAM-SHA-256"
+    checkedMechanisms = ("SCRAM-SHA-256", "SCRAM-SHA-1")
 
     async def start(self, initial: bytes | None) -> Challenge | Success:
         if initial is None:
@@ -127,14 +129,17 @@ class PlainMechanism(Mechanism):
         except ValueError:
             raise SASLFailure("malformed-request")
         username = self.prepareUsername(authcid)
-        credentials = await self.lookup(username)
-        credential = credentials.get(self.checkedMechanism) if credentials else None
-        if credential is None:
+        credentials = await self.lookup(username) or {}
+        for mechanism in self.checkedMechanisms:
+            credential = credentials.get(mechanism)
+            if credential is not None:
+                break
+        else:
             # Same work as a real check, so timing does not reveal the answer.
             scram.deriveCredential("sha256", password or "x",
-                                   salt=fakeSalt(self.secret, self.name, username))
+                                   salt=fakeSalt(self.secret, "SCRAM-SHA-256", username))
             raise SASLFailure("not-authorized")
-        if not scram.checkPassword(self.checkedMechanism, credential, password):
+        if not scram.checkPassword(mechanism, credential, password):
             raise SASLFailure("not-authorized")
         self.checkAuthzid(authzid, username)
         return Success(username)
