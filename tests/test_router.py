@@ -239,3 +239,26 @@ def test_stoppedDomainIsNotRouted():
     router, _, domain = makeDomain()
     domain.stopService()
     assert not router.hasRoute("a.example")
+
+
+def test_wokkelHandlerRepliesThroughParent():
+    """A wokkel IQHandlerMixin handler's reply (sent via its parent) reaches the requester."""
+    from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+
+    class EchoHandler(XMPPHandler, IQHandlerMixin):
+        iqHandlers = {"/iq[@type='get']/echo[@xmlns='urn:x:echo']": "onEcho"}
+
+        def connectionInitialized(self):
+            self.xmlstream.addObserver("/iq[@type='get']/echo[@xmlns='urn:x:echo']",
+                                       self.handleRequest)
+
+        def onEcho(self, iq):
+            return None
+
+    router, sessions, domain = makeDomain()
+    domain.addHandler(EchoHandler())
+    romeo = FakeStream()
+    sessions.bind(parseJID("romeo@a.example/x"), romeo)
+    router.route(parse("<iq type='get' id='e1' to='a.example' from='romeo@a.example/x'><echo xmlns='urn:x:echo'/></iq>"))
+    [reply] = romeo.sent
+    assert (reply["type"], reply["id"]) == ("result", "e1")

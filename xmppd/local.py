@@ -33,6 +33,21 @@ from xmppd.modules import loadFeature
 from xmppd.router import IRoute
 from xmppd.stanzas import errorReply
 
+class DomainHandlers(XMPPHandlerCollection):
+    """
+    The domain's wokkel handlers.  wokkel's handlers send through their
+    parent (C{XMPPHandler.send} calls C{parent.send}), as they would through
+    a C{StreamManager}; here that is the router, via the domain's stream.
+    """
+
+    def __init__(self, stream: DomainStream):
+        XMPPHandlerCollection.__init__(self)
+        self.stream = stream
+
+    def send(self, obj) -> None:
+        self.stream.send(obj)
+
+
 #: (kind, addressing) -> hook name, built once instead of per stanza.
 HOOK_NAMES = {(kind, target): "%s/%s" % (kind, target)
               for kind in ("iq", "message", "presence")
@@ -58,7 +73,7 @@ class LocalDomain(service.Service):
         self.dispatcher = StanzaDispatcher()
         self.stream = DomainStream(self.router, self.dispatcher)
         #: The domain's wokkel handlers; wokkel's DiscoHandler walks its siblings here.
-        self.handlers = XMPPHandlerCollection()
+        self.handlers = DomainHandlers(self.stream)
         self.features = tuple(server.config.server.modules if features is None else features)
         self.built = False
 
