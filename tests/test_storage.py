@@ -12,12 +12,12 @@ import pytest
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from xmppd.scram import makeCredentials
+from xmppd.scram import checkPassword, makeCredentials
 from xmppd.storage import (CannotOpenDatabase, IStorage, IUserStore, MemoryStorage,
                            NoSuchUser, SQLiteStorage, StorageError, UserExists,
                            makeStorage)
-from xmppd.storage.interfaces import (IAccountDataStore, IRosterStore, Roster,
-                                      RosterItem)
+from xmppd.storage.interfaces import (AccountRecord, IAccountDataStore, IRosterStore,
+                                      Roster, RosterItem)
 from xmppd.storage.service import StorageService
 
 DOMAIN = "example.org"
@@ -679,3 +679,37 @@ async def test_serviceReadyFailsWhenOpenFails(tmp_path):
         await service.whenReady()
     await service.stopService()
 
+
+
+# -- bulk import -------------------------------------------------------------
+
+
+def _record(username, roster=(), data=None):
+    return AccountRecord(username, "example.org", makeCredentials("pw-" + username),
+                         tuple(roster), dict(data or {}))
+
+
+@pytest_twisted.ensureDeferred
+async def test_importAccounts(storage):
+    """Bulk-imported accounts have their credentials, roster (version 1) and data."""
+    item = RosterItem("romeo@example.org", "Romeo", "both", groups=("Friends",))
+    await storage.importAccounts([_record("juliet", [item], {"vcard": "<vCard/>"}),
+                                  _record("nurse")])
+    assert await storage.users.listUsers("example.org") == [
+        ("juliet", "example.org"), ("nurse", "example.org")]
+    credentials = await storage.users.getCredentials("juliet", "example.org")
+    assert checkPassword("SCRAM-SHA-256", credentials["SCRAM-SHA-256"], "pw-juliet")
+    roster = await storage.rosters.getRoster("juliet", "example.org")
+    assert roster.version == 1 and roster.items == {"romeo@example.org": item}
+    assert (await storage.rosters.getRoster("nurse", "example.org")).version == 0
+    assert await storage.accountData.get("juliet", "example.org", "vcard") == "<vCard/>"
+
+
+@pytest_twisted.ensureDeferred
+async def test_importAccountsAllOrNothing(storage):
+    """An import that meets an existing account fails and writes none of its accounts."""
+    await storage.users.addUser("nurse", "example.org", makeCredentials("x"))
+    with pytest.raises(UserExists):
+        await storage.importAccounts([_record("juliet"), _record("nurse")])
+    assert await storage.users.listUsers() == [("nurse", "example.org")]
+    assert (await storage.rosters.getRoster("juliet", "example.org")).version == 0

@@ -66,7 +66,7 @@ from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigErro
 from xmppd.jid import InvalidJID, prepLocalpart
 from xmppd.scram import InvalidPassword, makeCredentials
 from xmppd.storage import StorageError, makeStorage
-from xmppd.storage.interfaces import NoSuchUser, UserExists
+from xmppd.storage.interfaces import AccountRecord, NoSuchUser, UserExists
 
 PROG = "xmppctl"
 
@@ -286,6 +286,11 @@ PRIVATE_PREFIX = "private:"
 #: busy while the reactor turns each answer into the next request.
 PIPELINE = 32
 
+#: New accounts per import transaction: large enough that fsyncs do not
+#: dominate, small enough that a running server waits at most ~0.1 s for the
+#: write lock (its busy timeout is 5 s).
+IMPORT_BATCH = 500
+
 #: Conflicting accounts named in the error before "and N more".
 CONFLICTS_SHOWN = 5
 
@@ -393,49 +398,45 @@ async def _import(args: argparse.Namespace, config: Config, reactor: Any) -> int
 
 async def _writeAccounts(storage, accounts: list[pie.Account], existing: set) -> None:
     """
-    Write the accounts, C{PIPELINE} at a time.  On a storage error the
-    accounts this import created are removed again, so a failed import
-    leaves only the accounts it was replacing partly changed.
+    Create the new accounts in batches of L{IMPORT_BATCH}, one transaction
+    each (22,000 single-row transactions took 6-15 s for 1,000 accounts with
+    20 contacts; batched, well under a second), then replace the existing
+    ones.  On a storage error the accounts this import created are removed
+    again, so a failed import leaves only replaced accounts partly changed.
     """
     created: list[pie.Account] = []
-    errors: list[BaseException] = []
-    queue = iter(accounts)
-
-    async def worker() -> None:
-        for account in queue:
-            if errors:
-                return
+    new = [a for a in accounts if (a.username, a.domain) not in existing]
+    try:
+        for start in range(0, len(new), IMPORT_BATCH):
+            batch = new[start:start + IMPORT_BATCH]
+            await storage.importAccounts([_record(account) for account in batch])
+            created.extend(batch)
+        for account in accounts:
+            if (account.username, account.domain) in existing:
+                await _replaceAccount(storage, account)
+    except (StorageError, sqlite3.Error) as error:
+        for account in created:
             try:
-                if (account.username, account.domain) in existing:
-                    await _replaceAccount(storage, account)
-                else:
-                    await storage.users.addUser(account.username, account.domain,
-                                                account.credentials)
-                    created.append(account)
-                    await _writeData(storage, account, {})
-            except Exception as e:  # noqa: BLE001 - reported below, after the rollback
-                errors.append(e)
-                return
+                await storage.users.removeUser(account.username, account.domain)
+            except (StorageError, sqlite3.Error):
+                pass
+        if isinstance(error, UserExists):
+            reason = f"{error} was created meanwhile"
+        else:
+            reason = f"storage: {error}"
+        partly = " (replaced accounts may be partly updated)" if existing else ""
+        raise CtlError(f"{reason}; removed the {len(created)} accounts this import had "
+                       f"created{partly}")
 
-    await defer.gatherResults([defer.Deferred.fromCoroutine(worker())
-                               for _ in range(PIPELINE)])
-    if not errors:
-        return
-    for account in created:
-        try:
-            await storage.users.removeUser(account.username, account.domain)
-        except (StorageError, sqlite3.Error):
-            pass
-    error = errors[0]
-    if isinstance(error, UserExists):
-        reason = f"{error} was created meanwhile"
-    elif isinstance(error, (StorageError, sqlite3.Error)):
-        reason = f"storage: {error}"
-    else:
-        raise error
-    partly = " (replaced accounts may be partly updated)" if existing else ""
-    raise CtlError(f"{reason}; removed the {len(created)} accounts this import had "
-                   f"created{partly}")
+
+def _record(account: pie.Account) -> AccountRecord:
+    data = {PRIVATE_PREFIX + namespace: xml for namespace, xml in account.private.items()}
+    if account.vcard is not None:
+        data[VCARD_KEY] = account.vcard
+    if account.offline:
+        data[OFFLINE_IMPORT_KEY] = json.dumps(account.offline, ensure_ascii=False)
+    return AccountRecord(account.username, account.domain, account.credentials,
+                         tuple(account.roster.values()), data)
 
 
 async def _replaceAccount(storage, account: pie.Account) -> None:

@@ -152,12 +152,32 @@ class IAccountDataStore(Interface):
         """@return: Deferred firing a C{dict} of the keys starting with C{prefix}."""
 
 
+@dataclass(frozen=True)
+class AccountRecord:
+    """A whole new account for L{IStorage.importAccounts}."""
+
+    username: str
+    domain: str
+    credentials: dict
+    roster: tuple[RosterItem, ...] = ()
+    data: dict[str, str] = field(default_factory=dict)
+
+
 class IStorage(Interface):
     """One opened store: the collection of every per-feature store."""
 
     users = Attribute("L{IUserStore}")
     rosters = Attribute("L{IRosterStore}")
     accountData = Attribute("L{IAccountDataStore}")
+
+    def importAccounts(records):
+        """
+        Create the accounts of C{records} (L{AccountRecord}s) with their
+        rosters (version 1 when there are items) and data, all or nothing:
+        if any account exists already, fail with L{UserExists} and write
+        nothing.  Bulk provisioning (C{xmppctl import}) uses it so thousands
+        of accounts cost one transaction, not one per row.
+        """
 
     def open():
         """Open (and create or migrate) the store; Deferred firing C{None}."""

@@ -107,6 +107,11 @@ class MemoryRosterStore:
     def removeItem(self, username: str, domain: str, jid: str) -> defer.Deferred:
         return self._change(username, domain, lambda items: items.pop(jid, None))
 
+    def load(self, username: str, domain: str, items) -> None:
+        """A new account's whole roster, as one change (version 1)."""
+        self._rosters[(username, domain)] = (
+            1, {item.jid: replace(item, groups=tuple(item.groups)) for item in items})
+
     def forget(self, username: str, domain: str) -> None:
         self._rosters.pop((username, domain), None)
 
@@ -152,6 +157,20 @@ class MemoryStorage:
         self.users = MemoryUserStore(onRemove=self._forget)
         self.rosters = MemoryRosterStore(self.users)
         self.accountData = MemoryAccountDataStore(self.users)
+
+    def importAccounts(self, records) -> defer.Deferred:
+        for record in records:
+            if self.users.exists(record.username, record.domain):
+                return defer.fail(UserExists(f"{record.username}@{record.domain}"))
+        if len({(r.username, r.domain) for r in records}) != len(records):
+            return defer.fail(UserExists("the same account twice in one import"))
+        for record in records:
+            self.users.addUser(record.username, record.domain, record.credentials)
+            if record.roster:
+                self.rosters.load(record.username, record.domain, record.roster)
+            for key, value in record.data.items():
+                self.accountData.set(record.username, record.domain, key, value)
+        return defer.succeed(None)
 
     def _forget(self, username: str, domain: str) -> None:
         self.rosters.forget(username, domain)

@@ -178,6 +178,20 @@ class SQLiteStorage:
 
         return d.addBoth(stopPool)
 
+    def importAccounts(self, records) -> defer.Deferred:
+        # Rows are built here, on the reactor thread, like setItem's.
+        users, credentials, items, versions, data = [], [], [], [], []
+        for r in records:
+            users.append((r.username, r.domain))
+            credentials.extend((r.username, r.domain, mechanism, c.salt, c.iterations,
+                                c.storedKey, c.serverKey)
+                               for mechanism, c in r.credentials.items())
+            items.extend((r.username, r.domain) + _rowFromItem(item) for item in r.roster)
+            if r.roster:
+                versions.append((r.username, r.domain))
+            data.extend((r.username, r.domain, key, value) for key, value in r.data.items())
+        return self.runInteraction(_importAccounts, users, credentials, items, versions, data)
+
     def runInteraction(self, interaction: Callable[..., Any], *args: Any) -> defer.Deferred:
         """
         Call C{interaction(connection, *args)} in the worker thread inside one
@@ -301,6 +315,28 @@ def _transaction(connection: sqlite3.Connection,
         connection.rollback()
         raise
     return result
+
+
+def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
+                    versions, data) -> None:
+    try:
+        connection.executemany("INSERT INTO users (username, domain) VALUES (?, ?)", users)
+    except sqlite3.IntegrityError:
+        # The transaction is rolled back: nothing of this import stays.
+        existing = [u for u in users if connection.execute(
+            "SELECT 1 FROM users WHERE username = ? AND domain = ?", u).fetchone()]
+        name = "%s@%s" % existing[0] if existing else "the same account twice"
+        raise UserExists(name) from None
+    connection.executemany(
+        "INSERT INTO scram_credentials (username, domain, mechanism, salt,"
+        " iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?, ?)", credentials)
+    connection.executemany(
+        "INSERT INTO roster_items (username, domain, " + _ITEM_COLUMNS + ")"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", items)
+    connection.executemany(
+        "INSERT INTO roster_versions (username, domain, version) VALUES (?, ?, 1)", versions)
+    connection.executemany(
+        "INSERT INTO account_data (username, domain, key, value) VALUES (?, ?, ?, ?)", data)
 
 
 def _reason(error: OSError) -> str:
