@@ -993,3 +993,14 @@ def test_quietByDefault(node):
     """Without log.verbose no stream keeps a traffic log."""
     client = node.connect()
     assert client.stream.traffic is None
+
+
+def test_trafficLogHidesRegistrationPasswords():
+    """The traffic log never shows the password of an in-band registration or password change."""
+    from xmppd.traffic import redacted
+    from tests.test_router import parse
+    element = parse("<iq type='set' id='r1'><query xmlns='jabber:iq:register'>"
+                           "<username>bill</username><password>Calliope</password></query></iq>")
+    line = redacted(element)
+    assert "Calliope" not in line and "bill" in line and "[redacted]" in line
+    assert str(element.query.password) == "Calliope"

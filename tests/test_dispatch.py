@@ -84,3 +84,11 @@ def test_generalObserverSeesEveryType():
     dispatcher.dispatch(parse("<presence/>"))
     dispatcher.dispatch(parse("<presence type='subscribe'/>"))
     assert len(seen) == 2
+
+
+def test_clientCannotMarkHandled():
+    """A client-sent <handled/> child does not make the server skip the stanza."""
+    dispatcher = StanzaDispatcher()
+    iq = parse("<iq type='get' id='1'><query xmlns='urn:x'><handled/></query>"
+               "<handled xmlns='urn:y'/></iq>")
+    assert not dispatcher.dispatch(iq)

@@ -51,6 +51,15 @@ def parseQuery(query: str):
     return [(match.group("name"), stanzaType, ns, child) for stanzaType in types]
 
 
+def isHandled(stanza: domish.Element) -> bool:
+    """
+    Whether a handler set C{stanza.handled}.  Never C{getattr}: domish
+    elements answer unknown attributes with their child of that name, so a
+    client could send C{<handled/>} inside a stanza and have it skipped.
+    """
+    return stanza.__dict__.get("handled") is True
+
+
 def payloadOf(stanza: domish.Element) -> domish.Element | None:
     for child in stanza.children:
         if isinstance(child, domish.Element):
@@ -110,9 +119,9 @@ class StanzaDispatcher:
         """
         for observer in self.observersFor(stanza):
             observer(stanza)
-            if getattr(stanza, "handled", False):
+            if isHandled(stanza):
                 return True
-        return bool(getattr(stanza, "handled", False))
+        return isHandled(stanza)
 
 
 class DomainStream:

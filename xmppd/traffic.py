@@ -17,15 +17,32 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+NS_REGISTER = "jabber:iq:register"
 
 
 def redacted(element: domish.Element) -> str:
-    """C{element} as XML, with the payload of SASL elements left out."""
+    """
+    C{element} as XML, with the payload of SASL elements and the passwords
+    of in-band registration and password changes (XEP-0077) left out.
+    """
     if element.uri == NS_SASL and element.name not in ("mechanisms", "failure"):
         attributes = "".join(" %s='%s'" % (k, v) for k, v in element.attributes.items()
                              if isinstance(k, str))
         return "<%s%s>[%d characters redacted]</%s>" % (
             element.name, attributes, len(str(element)), element.name)
+    if element.name == "iq":
+        for query in element.elements(NS_REGISTER, "query"):
+            for password in query.elements(NS_REGISTER, "password"):
+                if str(password):
+                    # Serialize a copy: the stanza itself must stay intact.
+                    copy = domish.Element((NS_REGISTER, "query"))
+                    for child in query.elements():
+                        if child is password:
+                            copy.addElement("password", content="[redacted]")
+                        else:
+                            copy.addChild(child)
+                    xml = element.toXml()
+                    return xml.replace(query.toXml(), copy.toXml())
     return element.toXml()
 
 
