@@ -7,7 +7,6 @@ a test feeds XML literals to the router and reads what each resource got.
 
 from __future__ import annotations
 
-import json
 
 from twisted.internet.task import Clock
 from twisted.words.xish import domish
@@ -19,31 +18,9 @@ from xmppd.scram import makeCredentials
 from xmppd.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
+from tests.helpers import parse, toml as _toml
 
 DOMAIN = "example.org"
-
-
-def parse(xml: str) -> domish.Element:
-    """One element from an XML literal, namespaced as a client stanza."""
-    result = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = result.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse("<s xmlns='jabber:client'>" + xml + "</s>")
-    return result[0]
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(v) for v in value) + "]"
-    raise TypeError(value)
 
 
 class RecordingStream:

@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import json
 import os
 import ssl
 import sys
@@ -62,6 +61,7 @@ from xmppd import ctl
 from xmppd.config import loadConfig
 from xmppd.tap import makeService
 from xmppd.tls import SELF_SIGNED_CERT, SELF_SIGNED_DIR
+from tests.helpers import toml as _toml
 
 #: The longest any single wait may take, in seconds.
 TIMEOUT = 10.0
@@ -114,18 +114,6 @@ def _deferred(coroutineFunction):
         return defer.Deferred.fromFuture(task)
 
     return wrapper
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    if isinstance(value, str):
-        return json.dumps(value)  # a TOML basic string for everything we write
-    if isinstance(value, (list, tuple)):
-        return "[" + ", ".join(_toml(item) for item in value) + "]"
-    raise TypeError(f"cannot write {value!r} as TOML")
 
 
 def writeConfig(path, sections: dict) -> None:

@@ -17,18 +17,7 @@ from xmppd.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
 from xmppd.stanzas import NS_STANZAS
-
-
-def parse(xml: str) -> domish.Element:
-    """One element from an XML literal, namespaced as a client stanza."""
-    result = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = result.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse("<s xmlns='jabber:client'>" + xml + "</s>")
-    [element] = result
-    return element
+from tests.helpers import parse
 
 
 def errorCondition(stanza: domish.Element) -> str | None:

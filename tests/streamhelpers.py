@@ -29,6 +29,7 @@ from xmppd.scram import makeCredentials
 from xmppd.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
+from tests.helpers import toml as _toml
 
 __all__ = ["DOMAIN", "NS_BIND", "NS_SASL", "NS_SESSION", "NS_STREAMS", "NS_TLS",
            "PASSWORDS", "Client", "Node", "Reply", "TLS_CONTEXT", "header", "plain"]
@@ -67,16 +68,6 @@ def plain(username: str, password: str, authzid: str = "") -> bytes:
     message = ("%s\0%s\0%s" % (authzid, username, password)).encode()
     return b"<auth xmlns='%s' mechanism='PLAIN'>%s</auth>" % (
         NS_SASL.encode(), base64.b64encode(message))
-
-
-def _toml(value) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return '"%s"' % value
-    if isinstance(value, (list, tuple)):
-        return "[%s]" % ", ".join(_toml(v) for v in value)
-    return repr(value)
 
 
 class FakeTransport(StringTransport):

@@ -3,7 +3,6 @@ Tests for L{xmppd.router}, L{xmppd.stanzas} and L{xmppd.local}: which route
 gets a stanza, and the errors senders see when there is none.
 """
 
-from twisted.words.xish import domish
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
@@ -13,18 +12,7 @@ from xmppd.local import LocalDomain
 from xmppd.router import IRoute, IRouter, Router
 from xmppd.sessions import SessionManager
 from xmppd.stanzas import errorReply
-
-
-def parse(xml):
-    """One element from an XML literal, namespaced as a client stanza."""
-    from twisted.words.xish.domish import elementStream
-    result = []
-    stream = elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = result.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse("<s xmlns='jabber:client'>" + xml + "</s>")
-    return result[0]
+from tests.helpers import parse
 
 
 @implementer(IRoute)

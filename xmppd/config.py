@@ -350,11 +350,13 @@ def normalizeDomain(name: str) -> str:
         raise ValueError(str(e)) from None
 
 
-def domainList() -> Check:
+def domainList(allowEmpty: bool = False) -> Check:
+    """A list of domain names, normalized, each once; empty only if allowed."""
+
     def check(key: str, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, (list, tuple)) or not value:
-            raise ConfigError(f"{key}: expected a non-empty list of domain names "
-                              f"like [\"example.org\"], got {describe(value)}")
+        if not isinstance(value, (list, tuple)) or not (value or allowEmpty):
+            raise ConfigError(f"{key}: expected a {'' if allowEmpty else 'non-empty '}list "
+                              f"of domain names like [\"example.org\"], got {describe(value)}")
         domains: list[str] = []
         for item in value:
             if not isinstance(item, str):

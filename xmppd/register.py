@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import dataclasses
 import weakref
-from typing import Any
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -70,8 +69,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
-from xmppd.config import (ConfigError, boolean, describe, integer, normalizeDomain,
-                          number, option, section)
+from xmppd.config import boolean, domainList, integer, number, option, section
 from xmppd.events import AccountEvent
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart, prepLocalpart
 from xmppd.scram import InvalidPassword, makeCredentials
@@ -88,29 +86,6 @@ REGISTERED_INSTRUCTIONS = ("You are registered. Send a new password to change it
                            "or <remove/> to delete your account.")
 
 
-def domainNames() -> Any:
-    """A list of domain names, possibly empty, normalized like [server] domains."""
-
-    def check(key: str, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list of domain names like "
-                              f"[\"example.org\"], got {describe(value)}")
-        domains: list[str] = []
-        for item in value:
-            if not isinstance(item, str):
-                raise ConfigError(f"{key}: expected domain names (strings), "
-                                  f"got {describe(item)}")
-            try:
-                domain = normalizeDomain(item)
-            except ValueError as e:
-                raise ConfigError(f"{key}: {describe(item)} is not a valid domain name: {e}")
-            if domain not in domains:
-                domains.append(domain)
-        return tuple(domains)
-
-    return check
-
-
 @section("register")
 @dataclasses.dataclass(frozen=True)
 class RegisterConfig:
@@ -119,7 +94,7 @@ class RegisterConfig:
         "let anyone create an account in-band (XEP-0077) before logging in; "
         "password change and account removal work either way")
     domains: tuple[str, ...] = option(
-        (), domainNames(),
+        (), domainList(allowEmpty=True),
         "the served domains where registration is open when allow is true; "
         "[] means all of them")
     min_password_length: int = option(

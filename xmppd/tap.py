@@ -7,7 +7,6 @@ and C{xmppd.tac} (C{twistd -ny xmppd.tac}) both call it, and so do the tests.
 
 from __future__ import annotations
 
-from xmppd import _compat  # noqa: F401  (before anything imports wokkel)
 from xmppd.c2s import C2SService
 from xmppd.local import LocalDomain
 from xmppd.server import XMPPServer
