@@ -142,13 +142,18 @@ def test_tacStartsServer(tmp_path):
 
 
 def installedPlugin():
+    """The plugin file a real install of xmppd put next to Twisted's, if any."""
     try:
-        files = importlib.metadata.distribution("xmppd").files or []
+        distribution = importlib.metadata.distribution("xmppd")
     except importlib.metadata.PackageNotFoundError:
         return None
-    for path in files:
+    for path in distribution.files or []:
         if str(path).replace(os.sep, "/").endswith("twisted/plugins/xmppd_plugin.py"):
-            return path
+            located = os.path.abspath(str(distribution.locate_file(path)))
+            # An egg-info left in the checkout by an editable install is not
+            # an install twistd can see without the checkout on sys.path.
+            if not located.startswith(REPO + os.sep) and os.path.exists(located):
+                return located
     return None
 
 

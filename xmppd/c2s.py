@@ -95,13 +95,25 @@ class ClientStream(protocol.Protocol):
 
     log = Logger()
 
+    #: The traffic log and this stream's serial in it, when log.verbose is on.
+    traffic = None
+    serial = 0
+    #: (namespace, name) -> handler for top-level non-stanza elements on a
+    #: bound stream; stream management and the like add theirs per stream.
+    nonzaHandlers: dict[tuple[str, str], Callable] = {}
+    #: Deferreds waiting for the connection to go (see L{whenClosed}).
+    closedWaiters = None
+
+    # Settings every stream of a listener shares, read from the factory
+    # rather than copied into each stream: per-session memory is a feature.
+    limits = property(lambda self: self.factory.limits)
+    tlsOptions = property(lambda self: self.factory.tlsOptions)
+    requireTLS = property(lambda self: self.factory.requireTLS)
+    plainWithoutTLS = property(lambda self: self.factory.plainWithoutTLS)
+
     def __init__(self, factory: "C2SFactory", secure: bool):
         self.factory = factory
-        self.limits = factory.limits
         self.secure = secure
-        self.tlsOptions = factory.tlsOptions
-        self.requireTLS = factory.requireTLS
-        self.plainWithoutTLS = factory.plainWithoutTLS
         self.domain: str | None = None
         self.username: str | None = None
         self.session = None
@@ -109,10 +121,9 @@ class ClientStream(protocol.Protocol):
         self.streamId = None
         self.parser = None
         self.closing = False
-        self.traffic = factory.traffic
-        self.serial = factory.traffic.newSerial() if factory.traffic is not None else 0
-        #: Fires when the connection is gone (a stopping server waits on it).
-        self.closed = defer.Deferred()
+        if factory.traffic is not None:
+            self.traffic = factory.traffic
+            self.serial = factory.traffic.newSerial()
         self.peerKey = None
         self.headerSent = False
         self.peerAddress = "local"
@@ -122,17 +133,9 @@ class ClientStream(protocol.Protocol):
         self.readPaused = False
         self.byteBucket = factory.makeBucket(self.limits.bytes_per_second)
         self.stanzaBucket = factory.makeBucket(self.limits.stanzas_per_second)
+        #: One instance per negotiation step until a resource is bound, then
+        #: None (see L{initializer}).
         self.initializers = [init(self) for init in INITIALIZERS]
-        self.negotiationElements = {}
-        self.iqPayloads = {}
-        for initializer in self.initializers:
-            for key, method in initializer.elements.items():
-                self.negotiationElements[key] = getattr(initializer, method)
-            for key, method in initializer.iqPayloads.items():
-                self.iqPayloads[key] = getattr(initializer, method)
-        #: (namespace, name) -> handler for top-level non-stanza elements on a
-        #: bound stream (stream management and the like plug in here).
-        self.nonzaHandlers: dict[tuple[str, str], Callable] = {}
 
     # -- connection ------------------------------------------------------
 
@@ -162,7 +165,19 @@ class ClientStream(protocol.Protocol):
         self.factory.connectionClosed(self)
         self.factory.streams.discard(self)
         self.endSession()
-        self.closed.callback(None)
+        waiters, self.closedWaiters = self.closedWaiters, ()
+        for waiter in waiters or ():
+            waiter.callback(None)
+
+    def whenClosed(self) -> defer.Deferred:
+        """A Deferred that fires once the connection is gone."""
+        if self.closedWaiters == ():
+            return defer.succeed(None)
+        if self.closedWaiters is None:
+            self.closedWaiters = []
+        waiter = defer.Deferred()
+        self.closedWaiters.append(waiter)
+        return waiter
 
     def callLater(self, delay: float, f, *args):
         """Run C{f} later unless the connection is gone by then."""
@@ -356,9 +371,9 @@ class ClientStream(protocol.Protocol):
                 handler(element)
                 return
         else:
-            handler = self.negotiationElements.get(key)
-            if handler is not None:
-                handler(element)
+            entry = NEGOTIATION_ELEMENTS.get(key)
+            if entry is not None:
+                getattr(self.initializer(entry[0]), entry[1])(element)
                 return
             if element.uri == NS_CLIENT and element.name == "iq":
                 if self.username and self.onNegotiationIQ(element):
@@ -382,14 +397,24 @@ class ClientStream(protocol.Protocol):
         payload = firstChild(iq)
         if payload is None:
             return False
-        handler = self.iqPayloads.get((payload.uri, payload.name))
-        if handler is None:
+        entry = IQ_PAYLOADS.get((payload.uri, payload.name))
+        if entry is None:
             return False
         # RFC 6120 §8.2.3 holds for negotiation IQs too: a bind without an
         # id could not be matched to its result.
         if self.validIQ(iq):
-            handler(iq, payload)
+            getattr(self.initializer(entry[0]), entry[1])(iq, payload)
         return True
+
+    def initializer(self, index: int):
+        """
+        The negotiation step C{index}.  After bind only the stateless ones
+        (a second bind, the legacy session IQ) can be reached, and they are
+        made on demand instead of kept for the life of the session.
+        """
+        if self.initializers is None:
+            return INITIALIZERS[index](self)
+        return self.initializers[index]
 
     def onStanza(self, stanza: domish.Element) -> None:
         """
@@ -414,9 +439,9 @@ class ClientStream(protocol.Protocol):
             # the client addresses the server: RFC 3921 §3 sends the session
             # request to the domain, and legacy clients still do.
             if payload is not None and (to is None or stanza["to"] == self.domain):
-                handler = self.iqPayloads.get((payload.uri, payload.name))
-                if handler is not None:
-                    handler(stanza, payload)
+                entry = IQ_PAYLOADS.get((payload.uri, payload.name))
+                if entry is not None:
+                    getattr(self.initializer(entry[0]), entry[1])(stanza, payload)
                     return
         if self.factory.hooks.fire("c2s/outgoing",
                                    OutgoingEvent(self, self.session, stanza, recipient)):
@@ -474,6 +499,7 @@ class ClientStream(protocol.Protocol):
         self.jid = jid
         self.jidText = jid.full()
         self.session = self.factory.sessions.bind(jid, self)
+        self.initializers = None
         timer = self.timers.pop("negotiation", None)
         if timer is not None and timer.active():
             timer.cancel()
@@ -494,6 +520,19 @@ class ClientStream(protocol.Protocol):
         """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""
         self.endSession()
         self.streamError("conflict", "replaced by a new connection")
+
+
+def _dispatchTable(attribute: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """(namespace, name) -> (index in INITIALIZERS, method name), built once."""
+    table = {}
+    for index, initializer in enumerate(INITIALIZERS):
+        for key, method in getattr(initializer, attribute).items():
+            table[key] = (index, method)
+    return table
+
+
+NEGOTIATION_ELEMENTS = _dispatchTable("elements")
+IQ_PAYLOADS = _dispatchTable("iqPayloads")
 
 
 def firstChild(element: domish.Element) -> domish.Element | None:
@@ -663,7 +702,7 @@ class C2SService(service.Service):
         gone = []
         for factory in factories:
             for stream in list(factory.streams):
-                gone.append(stream.closed)
+                gone.append(stream.whenClosed())
                 stream.streamError("system-shutdown")
         if gone:
             yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.reactor)

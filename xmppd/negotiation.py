@@ -43,6 +43,7 @@ class ReceivingInitializer:
     does the same for the payload of IQ stanzas.
     """
 
+    __slots__ = ("stream",)
     elements: dict[tuple[str, str], str] = {}
     iqPayloads: dict[tuple[str, str], str] = {}
 
@@ -56,6 +57,8 @@ class ReceivingInitializer:
 
 class StartTLSInitializer(ReceivingInitializer):
     """RFC 6120 §5: offered until the stream is encrypted."""
+
+    __slots__ = ()
 
     elements = {(NS_TLS, "starttls"): "onStartTLS"}
 
@@ -93,6 +96,7 @@ class SASLInitializer(ReceivingInitializer):
         (NS_SASL, "response"): "onResponse",
         (NS_SASL, "abort"): "onAbort",
     }
+    __slots__ = ("mechanism", "busy", "failures")
     log = Logger()
 
     def __init__(self, stream):
@@ -239,6 +243,8 @@ class ChannelBindingInitializer(ReceivingInitializer):
     meaningless on TLS 1.3, tls-exporter unsafe on TLS 1.2 without EMS).
     """
 
+    __slots__ = ()
+
     def feature(self):
         stream = self.stream
         if stream.username is not None:
@@ -257,6 +263,8 @@ class BindInitializer(ReceivingInitializer):
     RFC 6120 §7: binds a resource, generating one when the client asks for
     none; a full JID that is already bound replaces the older session.
     """
+
+    __slots__ = ()
 
     iqPayloads = {(NS_BIND, "bind"): "onBind"}
 
@@ -296,6 +304,8 @@ class SessionInitializer(ReceivingInitializer):
     RFC 3921 §3: the legacy session IQ is a no-op since RFC 6121; offered as
     optional (RFC 6121 Appendix E) so old clients that still send it work.
     """
+
+    __slots__ = ()
 
     iqPayloads = {(NS_SESSION, "session"): "onSession"}
 
