@@ -1,0 +1,375 @@
+# -*- test-case-name: tests.test_benchmark_smoke -*-
+"""
+The orchestrator behind C{python3 benchmarks/run.py}: one command that
+benchmarks xmppd on this machine and leaves nothing behind.
+
+  1. A temporary directory with a configuration of its own (L{writeConfig}:
+     loopback, STARTTLS offered but not required, PLAIN allowed on plain
+     TCP, no rate limits, the lean module set, a self-signed certificate the
+     server makes itself).
+  2. The data set as one XEP-0227 file, imported with C{xmppctl import}
+     (timed: provisioning speed is reported too).
+  3. For each repetition and scenario, a fresh C{twistd -n xmppd} pinned to
+     one core, and the load generator (L{xmppdbench.load}) as a separate
+     process pinned to another; the generator measures the server's phases.
+  4. The server is stopped (SIGTERM, SIGKILL after a grace period) after
+     each scenario, and on errors, Ctrl-C or SIGTERM.
+  5. C{results.json} and C{results.md} in C{--out}.
+
+twistd and xmppctl are taken from the directory of the interpreter running
+this, so run it with the Python that has xmppd installed.
+"""
+
+import argparse
+import ctypes
+import importlib.metadata
+import json
+import os
+import platform
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+from . import dataset, report
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+BENCHMARKS = os.path.dirname(HERE)
+REPOSITORY = os.path.dirname(BENCHMARKS)
+DOMAIN = "localhost"
+STOP_GRACE = 15.0
+START_TIMEOUT = 60.0
+
+# Generator arguments per scenario and scale; "full" matches ../shared/bench.
+SCENARIOS = {
+    "full": {
+        "login": ["login", "--n", "2000", "--concurrency", "100"],
+        "login_tls": ["login", "--n", "1000", "--concurrency", "50", "--tls"],
+        "login_scram": ["login", "--n", "1000", "--concurrency", "50", "--mech", "SCRAM-SHA-1"],
+        "msg": ["msg", "--pairs", "500", "--window", "4", "--warmup", "3", "--duration", "20"],
+        "msg_fixed": ["msg", "--pairs", "500", "--rate", "2000", "--warmup", "3",
+                      "--duration", "20"],
+        "presence": ["presence", "--users", "1050", "--roster-size", "20"],
+        "idle": ["idle", "--levels", "1000,5000,10000", "--settle", "5", "--hold", "10",
+                 "--concurrency", "200"],
+    },
+    "quick": {
+        "login": ["login", "--n", "500", "--concurrency", "50"],
+        "login_tls": ["login", "--n", "200", "--concurrency", "20", "--tls"],
+        "login_scram": ["login", "--n", "500", "--concurrency", "20", "--mech", "SCRAM-SHA-1"],
+        "msg": ["msg", "--pairs", "50", "--window", "4", "--warmup", "1", "--duration", "3"],
+        "msg_fixed": ["msg", "--pairs", "50", "--rate", "500", "--warmup", "1", "--duration", "3"],
+        "presence": ["presence", "--users", "210", "--roster-size", "20"],
+        "idle": ["idle", "--levels", "200,500", "--settle", "1", "--hold", "2"],
+    },
+}
+# (uN accounts, pN accounts, contacts per pN account)
+DATASETS = {"full": (10000, 1050, 20), "quick": (1000, 210, 20)}
+
+CONFIG = """\
+# Written by benchmarks/xmppdbench: the settings ../shared/bench asks of
+# every server (loopback only, STARTTLS offered but not required, PLAIN on
+# plain TCP, no traffic shaping or rate limits, a lean feature set).
+[server]
+domains = ["{domain}"]
+data_dir = "{dataDir}"
+modules = ["presence", "roster", "messages", "disco", "ping"]
+
+[c2s]
+endpoint = "tcp:{port}:interface=127.0.0.1:backlog=1024"
+direct_tls_endpoint = ""
+require_tls = false
+plain_without_tls = true
+
+[tls]
+# Empty: xmppd generates a self-signed certificate in data_dir/tls.
+certificate = ""
+private_key = ""
+
+[limits]
+negotiation_timeout = 300
+connections_per_ip = 0
+new_connections_per_second = 0
+bytes_per_second = 0
+stanzas_per_second = 0
+auth_failure_delay = 0
+auth_failure_delay_max = 0
+
+[ping]
+idle_timeout = 0
+"""
+
+
+def writeConfig(directory: str, port: int, domain: str = DOMAIN) -> str:
+    """Write the benchmark's xmppd.toml into C{directory}; return its path."""
+    path = os.path.join(directory, "xmppd.toml")
+    with open(path, "w") as f:
+        f.write(CONFIG.format(domain=domain, port=port,
+                              dataDir=os.path.join(directory, "data")))
+    return path
+
+
+def freePort() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def dieWithParent() -> None:
+    """
+    In a child before exec: get SIGTERM if the orchestrator dies, so even a
+    SIGKILLed run leaves no server or generator behind (PR_SET_PDEATHSIG).
+    """
+    ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
+
+
+def pinned(cpus: str, argv: list[str]) -> list[str]:
+    return ["taskset", "-c", cpus] + argv if cpus else argv
+
+
+def provision(xmppctl: str, config: str, workdir: str, scale: str, log) -> dict:
+    """Write the data set as XEP-0227 and import it with C{xmppctl import}; timed."""
+    users, presenceUsers, rosterSize = DATASETS[scale]
+    pie = os.path.join(workdir, "dataset.xml")
+    started = time.perf_counter()
+    accounts = dataset.writePIE(pie, DOMAIN, users, presenceUsers, rosterSize)
+    written = time.perf_counter() - started
+    command = [xmppctl, "--config", config, "import", pie]
+    log("$ " + " ".join(command))
+    started = time.perf_counter()
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    seconds = time.perf_counter() - started
+    log("  " + (done.stdout + done.stderr).strip())
+    if done.returncode:
+        raise RuntimeError("xmppctl import failed (%d)" % done.returncode)
+    return {"accounts": accounts, "roster_items": dataset.presenceUserCount(
+                presenceUsers, rosterSize) * rosterSize,
+            "file_bytes": os.path.getsize(pie), "write_s": round(written, 3),
+            "import_s": round(seconds, 3), "accounts_per_s": round(accounts / seconds, 1),
+            "output": done.stdout.strip()}
+
+
+class Server:
+    """One C{twistd -n xmppd} process, in its own process group."""
+
+    def __init__(self, twistd: str, config: str, port: int, cpus: str, logPath: str):
+        self.argv = pinned(cpus, [twistd, "-n", "--pidfile=", "xmppd", "--config", config])
+        self.port, self.logPath, self.process = port, logPath, None
+
+    def start(self) -> int:
+        """Start and wait until the port accepts; return the server's PID."""
+        with open(self.logPath, "ab") as logFile:
+            # taskset execs the server, so the PID is the server's own.
+            self.process = subprocess.Popen(self.argv, stdout=logFile, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True,
+                                            preexec_fn=dieWithParent)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError("xmppd exited with %s at start; see %s"
+                                   % (self.process.returncode, self.logPath))
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return self.process.pid
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("xmppd did not listen on %d within %ds" % (self.port, START_TIMEOUT))
+
+    def stop(self) -> int | None:
+        """SIGTERM the process group, SIGKILL it after L{STOP_GRACE}; the exit status."""
+        process, self.process = self.process, None
+        if process is None:
+            return None
+        return terminate(process, STOP_GRACE)
+
+
+def terminate(process: subprocess.Popen, grace: float) -> int | None:
+    """SIGTERM C{process}'s group, SIGKILL it if still there after C{grace}; its status."""
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 10.0)):
+        if process.poll() is not None:
+            break
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            process.wait(wait)
+        except subprocess.TimeoutExpired:
+            pass
+    return process.poll()
+
+
+def runGenerator(argv: list[str], timeout: float, log) -> None:
+    """Run the generator to completion (or C{timeout}), killing it on any way out."""
+    log("$ " + " ".join(argv))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [BENCHMARKS, os.environ.get("PYTHONPATH")])))
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                               env=env, stdin=subprocess.DEVNULL, start_new_session=True,
+                               preexec_fn=dieWithParent)
+    try:
+        output, _ = process.communicate(timeout=timeout)
+        for line in output.strip().splitlines()[-20:]:
+            log("  | " + line)
+    except subprocess.TimeoutExpired:
+        log("  generator timed out after %ds" % timeout)
+    finally:
+        terminate(process, 5.0)
+
+
+def machine() -> dict:
+    def sh(command):
+        try:
+            return subprocess.run(["sh", "-c", command], capture_output=True, text=True,
+                                  timeout=10).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            return ""
+    return {"time": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "nproc": os.cpu_count(),
+            "loadavg": open("/proc/loadavg").read().strip(),
+            "cpu_model": sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2"),
+            "kernel": platform.release(), "python": sys.version.split()[0],
+            "root": os.geteuid() == 0}
+
+
+def xmppdVersion() -> str:
+    try:
+        version = importlib.metadata.version("xmppd")
+    except importlib.metadata.PackageNotFoundError:
+        version = "?"
+    commit = subprocess.run(["git", "-C", REPOSITORY, "describe", "--always", "--dirty"],
+                            capture_output=True, text=True).stdout.strip()
+    return "%s (%s)" % (version, commit) if commit else version
+
+
+def parseArgs(argv):
+    parser = argparse.ArgumentParser(
+        prog="benchmarks/run.py", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    add = parser.add_argument
+    add("--scale", default="quick", choices=sorted(SCENARIOS),
+        help="quick: a smoke run of under a minute; full: the sizes of ../shared/bench")
+    add("--scenarios", default=",".join(SCENARIOS["full"]),
+        help="comma list among: " + ", ".join(SCENARIOS["full"]))
+    add("--repeat", type=int, default=1, help="repetitions of every scenario")
+    add("--out", help="results directory (default: a new temporary directory)")
+    add("--port", type=int, default=0, help="c2s port (default: a free one)")
+    add("--server-cpus", default="0", help="taskset CPU list of the server ('' = unpinned)")
+    add("--gen-cpus", default="1", help="taskset CPU list of the generator ('' = unpinned)")
+    add("--gen-python", default=sys.executable,
+        help="interpreter of the generator (one with uvloop is cheaper)")
+    add("--gen-args", default="", help="extra generator arguments for every scenario")
+    add("--xmppd-bin", default=os.path.dirname(sys.executable),
+        help="directory holding twistd and xmppctl")
+    add("--timeout", type=float, default=900, help="seconds per generator run")
+    add("--keep-workdir", action="store_true", help="keep the configuration and data")
+    return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = parseArgs(sys.argv[1:] if argv is None else argv)
+    table = SCENARIOS[args.scale]
+    names = [n for n in args.scenarios.split(",") if n]
+    unknown = [n for n in names if n not in table]
+    if unknown:
+        raise SystemExit("unknown scenario(s) %s; have %s" % (", ".join(unknown), ", ".join(table)))
+    twistd = os.path.join(args.xmppd_bin, "twistd")
+    xmppctl = os.path.join(args.xmppd_bin, "xmppctl")
+    for tool in (twistd, xmppctl):
+        if not os.access(tool, os.X_OK):
+            raise SystemExit("%s not found: run this with the Python that has xmppd installed, "
+                             "or give --xmppd-bin" % tool)
+    if (args.server_cpus or args.gen_cpus) and not shutil.which("taskset"):
+        print("taskset not found: running unpinned", file=sys.stderr)
+        args.server_cpus = args.gen_cpus = ""
+    # Every session is a socket on both sides: let the server and generator use them all.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+    out = args.out or tempfile.mkdtemp(prefix="xmppdbench-results-")
+    os.makedirs(os.path.join(out, "logs"), exist_ok=True)
+    workdir = tempfile.mkdtemp(prefix="xmppdbench-")
+    logFile = open(os.path.join(out, "run.log"), "a")
+
+    def log(message):
+        line = "%s %s" % (time.strftime("%H:%M:%S"), message)
+        print(line, flush=True)
+        logFile.write(line + "\n")
+        logFile.flush()
+
+    def interrupted(signum, frame):
+        raise KeyboardInterrupt
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, interrupted)
+
+    port = args.port or freePort()
+    config = writeConfig(workdir, port)
+    data = {"meta": {"argv": sys.argv, "scale": args.scale, "scenarios": names,
+                     "repeat": args.repeat, "server_cpus": args.server_cpus,
+                     "gen_cpus": args.gen_cpus, "gen_python": args.gen_python,
+                     "xmppd": xmppdVersion(), "port": port, "workdir": workdir,
+                     "machine_before": machine()},
+            "provisioning": None, "runs": []}
+    server = None
+    status = 0
+
+    def save():
+        with open(os.path.join(out, "results.json"), "w") as f:
+            json.dump(data, f, indent=1)
+
+    try:
+        log("xmppd %s; work directory %s; results %s" % (data["meta"]["xmppd"], workdir, out))
+        data["provisioning"] = provision(xmppctl, config, workdir, args.scale, log)
+        log("provisioned %(accounts)d accounts in %(import_s).1f s (%(accounts_per_s).0f/s)"
+            % data["provisioning"])
+        for rep in range(1, args.repeat + 1):
+            for name in names:
+                log("== %s (repetition %d)" % (name, rep))
+                tag = "%s.%d" % (name, rep)
+                jsonPath = os.path.join(out, tag + ".json")
+                server = Server(twistd, config, port, args.server_cpus,
+                                os.path.join(out, "logs", "server.%s.log" % tag))
+                pid = server.start()
+                generator = pinned(args.gen_cpus, [
+                    args.gen_python, "-m", "xmppdbench.load", *table[name],
+                    "--port", str(port), "--domain", DOMAIN, "--server-pid", str(pid),
+                    "--json-out", jsonPath, *args.gen_args.split()])
+                result = None
+                try:
+                    runGenerator(generator, args.timeout, log)
+                    if os.path.exists(jsonPath):
+                        with open(jsonPath) as f:
+                            result = json.load(f)
+                finally:
+                    exitStatus, server = server.stop(), None
+                data["runs"].append({"scenario": name, "rep": rep, "result": result,
+                                     "server_exit": exitStatus})
+                if result is None or result.get("error"):
+                    status = 1
+                save()
+    except KeyboardInterrupt:
+        log("interrupted; stopping")
+        status = 130
+    except Exception as e:  # noqa: BLE001 - reported, and the server is still stopped
+        log("failed: %s: %s" % (type(e).__name__, e))
+        status = 1
+    finally:
+        if server is not None:
+            server.stop()
+        data["meta"]["machine_after"] = machine()
+        save()
+        markdown = report.render(data)
+        with open(os.path.join(out, "results.md"), "w") as f:
+            f.write(markdown)
+        if args.keep_workdir:
+            log("work directory kept: %s" % workdir)
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+        print()
+        print(markdown)
+        log("results: %s/results.md and results.json" % out)
+        logFile.close()
+    return status

@@ -1,0 +1,129 @@
+"""
+Tests for the pure parts of the benchmark in C{benchmarks/}: its
+configuration loads, its XEP-0227 data set imports with C{xmppctl import},
+and its accounting and percentile helpers compute what the report says.
+No load is generated and nothing is timed: the benchmark itself runs
+separately (C{python3 benchmarks/run.py}).
+"""
+
+import base64
+
+import pytest
+import pytest_twisted
+
+from benchmarks.xmppdbench import bench, client, dataset, procstat, report, stats
+from tests.test_ctl import xmppctl
+from tests.test_ctl_pie import withStorage
+from xmppd.config import loadConfig
+from xmppd.scram import checkPassword
+
+
+@pytest_twisted.ensureDeferred
+async def test_datasetImports(tmp_path, capsys):
+    """The benchmark's own configuration loads, and its data set imports with every account, password and clique roster."""
+    configPath = bench.writeConfig(str(tmp_path), port=0)
+    config = loadConfig(configPath)
+    assert config.c2s.plain_without_tls and not config.c2s.require_tls
+    assert config.limits.stanzas_per_second == 0
+    pie = str(tmp_path / "dataset.xml")
+
+    assert dataset.writePIE(pie, "localhost", users=3, presenceUsers=7, rosterSize=2) == 9
+    assert await xmppctl(configPath, "import", pie) == 0
+    assert capsys.readouterr().out.startswith(
+        "imported 9 new accounts and 0 replaced (12 roster items,")
+
+    async def read(storage):
+        return (await storage.users.listUsers("localhost"),
+                await storage.users.getCredentials("u2", "localhost"),
+                await storage.rosters.getRoster("p5", "localhost"))
+    users, credentials, roster = await withStorage(configPath, read)
+    assert sorted(name for name, _ in users) == [
+        "p1", "p2", "p3", "p4", "p5", "p6", "u1", "u2", "u3"]
+    assert checkPassword("SCRAM-SHA-1", credentials["SCRAM-SHA-1"], "pw2")
+    assert {jid: item.subscription for jid, item in roster.items.items()} == {
+        "p4@localhost": "both", "p6@localhost": "both"}
+
+
+def test_percentiles():
+    """Percentiles are nearest-rank over sorted values, and a summary is in milliseconds."""
+    values = list(range(1, 101))
+    assert stats.percentile(values, 50) == 51
+    assert stats.percentile(values, 99) == 99
+    assert stats.percentile(values, 100) == 100
+    assert stats.percentile([], 50) is None
+    summary = stats.latencySummary([0.003, 0.001, 0.002], 1e3)
+    assert summary == {"n": 3, "p50_ms": 2.0, "p90_ms": 3.0, "p99_ms": 3.0, "max_ms": 3.0,
+                       "mean_ms": 2.0}
+    assert stats.latencySummary([], 1e3) == {}
+
+
+def test_phaseFigures():
+    """CPU per 1000 units, the rate and the bound side come from one phase's accounting."""
+    accounting = {"wall_s": 2.0, "server_cpu_s": 1.5, "gen_cpu_s": 0.25,
+                  "server_demand": 0.95, "gen_demand": 0.3}
+    figures = stats.phaseFigures(accounting, 5000, "messages delivered")
+    assert figures["rate_per_s"] == 2500
+    assert figures["server_cpu_ms_per_1k"] == 300
+    assert figures["gen_cpu_ms_per_1k"] == 50
+    assert figures["bound"] == "server"
+    assert stats.boundSide(0.5, 0.9) == "generator"
+    assert stats.boundSide(0.9, 0.9) == "both"
+    assert stats.boundSide(0.1, 0.1) == "neither"
+
+
+def test_procAccounting():
+    """CPU time is read past a process name holding parentheses, and a delta splits the machine's CPU among server, generator and others."""
+    stat = (b"42 (twistd (x) y) S 1 42 42 0 -1 4194560 100 0 0 0 "
+            b"%d %d 0 0 20 0 3 0" % (3 * procstat.CLOCK_TICKS, procstat.CLOCK_TICKS))
+    assert procstat.parseStatCPU(stat) == 4.0
+    before = {"t": 10.0, "serverCPU": 1.0, "genCPU": 0.5, "serverRSS": 100,
+              "serverSched": (0, 0), "genSched": (0, 0), "machine": (0, 0), "cpus": 2}
+    after = {"t": 12.0, "serverCPU": 2.8, "genCPU": 0.9, "serverRSS": 150,
+             "serverSched": (1_800_000_000, 200_000_000), "genSched": (400_000_000, 0),
+             "machine": (300, 400), "cpus": 2}
+    d = procstat.delta(before, after)
+    assert d["server_cpu_util"] == pytest.approx(0.9)
+    assert d["server_demand"] == pytest.approx(1.0)
+    assert d["gen_cpu_util"] == pytest.approx(0.2)
+    assert d["other_cpu_util"] == pytest.approx(0.4)
+    assert (d["server_rss_kb_start"], d["server_rss_kb_end"]) == (100, 150)
+
+
+def test_generatorScanning():
+    """The generator finds complete elements and attributes in raw bytes, whichever quotes the server uses."""
+    buf = b"<iq type='result' id='b'><bind><jid>a@b/c</jid></bind></iq><presence from=\"a@b/c\"/><pres"
+    assert client.findElement(buf, b"iq") == (0, 59)
+    i, end = client.findElement(buf, b"presence")
+    assert client.attribute(buf[i:end], b"from") == b"a@b/c"
+    assert client.findElement(buf, b"presence", end) is None
+    assert client.findElement(b"<iq type='result'><query>", b"iq") is None
+
+
+def test_scramClient():
+    """The generator's SCRAM-SHA-1 client matches the exchange of RFC 5802 §5."""
+    final, serverFinal = client.scramProof(
+        "user", "pencil", "fyko+d2lbbFgONRv9qkxdawL",
+        "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096")
+    assert final == "c=biws,r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,p=v0X8v3Bz2T0CJGbJQyF0X+HI4Ts="
+    assert serverFinal == "v=rmF9pqV8S7suAoZWja4dJRkFsKQ="
+    assert base64.b64decode(final.split("p=")[1])
+
+
+def test_reportRendersEveryScenario():
+    """The markdown report has a row per measured phase, the memory per idle session and failed runs."""
+    phase = stats.phaseFigures({"wall_s": 1.0, "server_cpu_s": 0.5, "gen_cpu_s": 0.1,
+                                "server_rss_kb_peak": 2048}, 1000, "logins")
+    idle = dict(phase, phase="idle-1000", sessions=1000, rss_base_kb=1024, rss_kb=2048,
+                kb_per_session=1.0, idle_server_cpu_util=0.0)
+    data = {"meta": {"scale": "quick"},
+            "provisioning": {"accounts": 10, "roster_items": 4, "file_bytes": 1000,
+                             "import_s": 0.5, "accounts_per_s": 20.0},
+            "runs": [{"scenario": "login", "rep": 1,
+                      "result": {"phases": [dict(phase, phase="login")]}},
+                     {"scenario": "idle", "rep": 1, "result": {"phases": [idle]}},
+                     {"scenario": "msg", "rep": 1, "result": None}]}
+    text = report.render(data)
+    assert "| login | login | 1 | 1000 | 1000 | 500 / 500 | 2000 |" in text
+    assert "| 1000 | 1.0 | 2.0 | 1.0 | 0.00% |" in text
+    assert "| msg | FAILED: no result | 0 |" in text
+    assert "10 accounts" in text
