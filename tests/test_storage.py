@@ -498,8 +498,7 @@ async def test_sqliteMigratesFromVersion1(tmp_path):
 
     store = await _openSQLite(path)
     try:
-        assert SCHEMA_VERSION == 2
-        assert await store.runQuery("PRAGMA user_version") == [(2,)]
+        assert await store.runQuery("PRAGMA user_version") == [(SCHEMA_VERSION,)]
         assert await store.users.getCredentials("romeo", DOMAIN) == CREDENTIALS
         assert await store.rosters.getRoster("romeo", DOMAIN) == Roster(0, {})
         assert await store.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET)) == 1

@@ -33,6 +33,10 @@ FEATURES: dict[str, str] = {
     "last": "xmppd.last",
     "contact": "xmppd.contact",
     "caps": "xmppd.caps",
+    "offline": "offline.handler",
+    "carbons": "xmppd.carbons",
+    "mam": "xmppd.mam",
+    "sm": "xmppd.sm",
 }
 
 def isInstalled(name: str) -> bool:

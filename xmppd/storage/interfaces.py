@@ -153,6 +153,120 @@ class IAccountDataStore(Interface):
 
 
 @dataclass(frozen=True)
+class OfflineMessage:
+    """A message kept for an account with no available resource (XEP-0160)."""
+
+    id: int
+    #: The serialized <message/>, as it would have been delivered.
+    xml: str
+    #: When the server accepted it (seconds since the epoch), for <delay/>.
+    stamp: float
+
+
+class IOfflineStore(Interface):
+    """
+    Offline messages, oldest first.  C{store} returns only once the message
+    is durable (on disk for SQLite): the offline feature acknowledges a
+    message to its sender after that, never before (issue 5's rule).
+    """
+
+    def store(username, domain, xml, stamp):
+        """
+        Append a message (C{xml} a C{str}); Deferred firing its id, once the
+        message is durable.  Ids increase in the order messages are stored
+        and are never reused.  Fails with L{NoSuchUser} if no account.
+        """
+
+    def count(username, domain):
+        """@return: Deferred firing how many messages wait (0 for no account)."""
+
+    def fetch(username, domain, limit=None):
+        """
+        @return: Deferred firing a list of at most C{limit} (all when
+            C{None}) L{OfflineMessage}s, oldest first; fetching removes
+            nothing.
+        """
+
+    def delete(username, domain, ids):
+        """
+        Remove the messages with these ids; Deferred firing C{None}.  Absent
+        ids, and an account that no longer exists, are ignored.
+        """
+
+
+@dataclass(frozen=True)
+class ArchivedMessage:
+    """One message in an account's archive (XEP-0313)."""
+
+    #: The stanza-id (XEP-0359) the server gave it; unique per archive.
+    id: str
+    #: When it was archived, seconds since the epoch.
+    stamp: float
+    #: The bare JID of the other party (for "with" filtering).
+    peer: str
+    #: The serialized <message/>.
+    xml: str
+
+
+@dataclass(frozen=True)
+class ArchivePage:
+    """One page of an archive query (XEP-0313 with XEP-0059 paging)."""
+
+    messages: tuple[ArchivedMessage, ...]
+    #: True when the page reaches the end of the results in its direction.
+    complete: bool
+    #: Total number of results matching the query, if the backend knows it.
+    count: int | None = None
+
+
+class IArchiveStore(Interface):
+    """
+    Message archives, in archive order (the order messages were appended).
+    Archive ids are opaque strings; order never depends on them.
+    """
+
+    def append(username, domain, message):
+        """
+        Append an L{ArchivedMessage}; Deferred firing C{None}.  Fails with
+        L{NoSuchUser} if no account, with L{StorageError} if the account's
+        archive holds that id already.
+        """
+
+    def query(username, domain, peer=None, start=None, end=None, afterId=None,
+              beforeId=None, ids=None, limit=50, reverse=False):
+        """
+        Messages matching every filter given: C{peer} (bare JID string),
+        C{start}/C{end} (inclusive epoch seconds), C{ids} (a collection of
+        archive ids).  Paging: C{afterId} starts after that message,
+        C{beforeId} before it (both may be given: the messages between);
+        the paging ids need not match the filters, only exist in the
+        account's archive.  Of that range, the page is the first C{limit}
+        messages, or with C{reverse} the last C{limit} (XEP-0059 "before":
+        paging from the newest backwards).  C{limit=None} means no limit;
+        C{0} gives only the count.
+
+        @return: Deferred firing an L{ArchivePage}: messages always in
+            archive order (oldest first) whatever the direction; C{complete}
+            when no message of the range lies beyond the page in the
+            direction of paging (after it, or with C{reverse} before it);
+            C{count} the number of messages matching the filters, paging
+            ignored.  An unknown C{afterId}/C{beforeId} fails with
+            L{ItemNotFound}; an account without an archive gives an empty,
+            complete page.
+        """
+
+    def removeOlderThan(cutoff):
+        """
+        Remove every account's messages archived before C{cutoff}
+        (retention); Deferred firing how many were removed.
+        """
+
+
+class ItemNotFound(StorageError):
+    """An id given to page from does not exist (XEP-0313 answers item-not-found)."""
+
+
+@dataclass(frozen=True)
 class AccountRecord:
     """A whole new account for L{IStorage.importAccounts}."""
 
@@ -169,6 +283,8 @@ class IStorage(Interface):
     users = Attribute("L{IUserStore}")
     rosters = Attribute("L{IRosterStore}")
     accountData = Attribute("L{IAccountDataStore}")
+    offline = Attribute("L{IOfflineStore}")
+    archive = Attribute("L{IArchiveStore}")
 
     def importAccounts(records):
         """

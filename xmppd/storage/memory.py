@@ -11,15 +11,18 @@ change what is stored, just as with a database.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
+from itertools import count
 
 from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd.scram import ScramCredential
-from xmppd.storage.interfaces import (IAccountDataStore, IRosterStore, IStorage,
-                                      IUserStore, NoSuchUser, Roster, RosterItem,
+from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IAccountDataStore,
+                                      IArchiveStore, IOfflineStore, IRosterStore,
+                                      IStorage, IUserStore, ItemNotFound, NoSuchUser,
+                                      OfflineMessage, Roster, RosterItem, StorageError,
                                       UserExists)
 
 
@@ -149,6 +152,137 @@ class MemoryAccountDataStore:
         self._data.pop((username, domain), None)
 
 
+@implementer(IOfflineStore)
+class MemoryOfflineStore:
+    """
+    Offline messages in one list per account, oldest first.  Ids come from
+    one counter for every account and are never reused, as with SQLite's
+    AUTOINCREMENT.
+    """
+
+    def __init__(self, users: MemoryUserStore) -> None:
+        self._users = users
+        self._messages: dict[tuple[str, str], list[OfflineMessage]] = {}
+        self._ids = count(1)
+
+    def store(self, username: str, domain: str, xml: str, stamp: float) -> defer.Deferred:
+        if not isinstance(xml, str):
+            return defer.fail(TypeError("offline messages are serialized XML (str)"))
+        if not self._users.exists(username, domain):
+            return defer.fail(NoSuchUser(f"{username}@{domain}"))
+        message = OfflineMessage(next(self._ids), xml, float(stamp))
+        self._messages.setdefault((username, domain), []).append(message)
+        return defer.succeed(message.id)
+
+    def count(self, username: str, domain: str) -> defer.Deferred:
+        return defer.succeed(len(self._messages.get((username, domain), ())))
+
+    def fetch(self, username: str, domain: str, limit: int | None = None) -> defer.Deferred:
+        messages = self._messages.get((username, domain), [])
+        return defer.succeed(list(messages if limit is None else messages[:max(limit, 0)]))
+
+    def delete(self, username: str, domain: str, ids: Collection[int]) -> defer.Deferred:
+        ids = set(ids)
+        messages = self._messages.get((username, domain))
+        if messages is not None and ids:
+            messages[:] = [m for m in messages if m.id not in ids]
+        return defer.succeed(None)
+
+    def forget(self, username: str, domain: str) -> None:
+        self._messages.pop((username, domain), None)
+
+
+def pageOf(matching: list, afterIndex: int | None, beforeIndex: int | None,
+           limit: int | None, reverse: bool) -> tuple[list, bool]:
+    """
+    Cut one page out of C{matching} (results in archive order), the rule
+    every archive backend follows (XEP-0059 §2.2, §2.5).
+
+    C{afterIndex}/C{beforeIndex} are the positions, in C{matching}, of the
+    first result after the C{afterId} message and of the first result not
+    before the C{beforeId} message.  Forwards, the page is the first
+    C{limit} results of that range; in C{reverse}, the last C{limit}.  The
+    page is complete when nothing in the range lies beyond it in the
+    direction of paging.
+
+    @return: C{(page, complete)}.
+    """
+    low = 0 if afterIndex is None else afterIndex
+    high = len(matching) if beforeIndex is None else beforeIndex
+    window = matching[low:high] if low < high else []
+    if limit is None or len(window) <= limit:
+        return window, True
+    limit = max(limit, 0)
+    if reverse:
+        return window[len(window) - limit:], False
+    return window[:limit], False
+
+
+@implementer(IArchiveStore)
+class MemoryArchiveStore:
+    """
+    Archives as one dict per account from archive id to C{(seq, message)},
+    in archive order (dicts keep insertion order).  C{seq} is what orders
+    the archive, as in SQLite, so a retention sweep that removes the oldest
+    messages never changes the order of the rest.
+    """
+
+    def __init__(self, users: MemoryUserStore) -> None:
+        self._users = users
+        self._archives: dict[tuple[str, str], dict[str, tuple[int, ArchivedMessage]]] = {}
+        self._seq = count(1)
+
+    def append(self, username: str, domain: str,
+               message: ArchivedMessage) -> defer.Deferred:
+        if not self._users.exists(username, domain):
+            return defer.fail(NoSuchUser(f"{username}@{domain}"))
+        message = ArchivedMessage(str(message.id), float(message.stamp),
+                                  str(message.peer), str(message.xml))
+        archive = self._archives.setdefault((username, domain), {})
+        if message.id in archive:
+            return defer.fail(StorageError(
+                f"archive id {message.id!r} exists already for {username}@{domain}"))
+        archive[message.id] = (next(self._seq), message)
+        return defer.succeed(None)
+
+    def query(self, username: str, domain: str, peer: str | None = None,
+              start: float | None = None, end: float | None = None,
+              afterId: str | None = None, beforeId: str | None = None,
+              ids: Collection[str] | None = None, limit: int | None = 50,
+              reverse: bool = False) -> defer.Deferred:
+        archive = self._archives.get((username, domain), {})
+        for anchor in (afterId, beforeId):
+            if anchor is not None and anchor not in archive:
+                return defer.fail(ItemNotFound(anchor))
+        wanted = None if ids is None else set(ids)
+        matching = [(seq, m) for seq, m in archive.values()
+                    if (peer is None or m.peer == peer)
+                    and (start is None or m.stamp >= start)
+                    and (end is None or m.stamp <= end)
+                    and (wanted is None or m.id in wanted)]
+        afterIndex = beforeIndex = None
+        if afterId is not None:
+            afterSeq = archive[afterId][0]
+            afterIndex = sum(1 for seq, _ in matching if seq <= afterSeq)
+        if beforeId is not None:
+            beforeSeq = archive[beforeId][0]
+            beforeIndex = sum(1 for seq, _ in matching if seq < beforeSeq)
+        page, complete = pageOf(matching, afterIndex, beforeIndex, limit, reverse)
+        return defer.succeed(ArchivePage(tuple(m for _, m in page), complete,
+                                         len(matching)))
+
+    def removeOlderThan(self, cutoff: float) -> defer.Deferred:
+        removed = 0
+        for key, archive in list(self._archives.items()):
+            kept = {i: entry for i, entry in archive.items() if entry[1].stamp >= cutoff}
+            removed += len(archive) - len(kept)
+            self._archives[key] = kept
+        return defer.succeed(removed)
+
+    def forget(self, username: str, domain: str) -> None:
+        self._archives.pop((username, domain), None)
+
+
 @implementer(IStorage)
 class MemoryStorage:
     """Every store in memory; nothing survives the object."""
@@ -157,6 +291,8 @@ class MemoryStorage:
         self.users = MemoryUserStore(onRemove=self._forget)
         self.rosters = MemoryRosterStore(self.users)
         self.accountData = MemoryAccountDataStore(self.users)
+        self.offline = MemoryOfflineStore(self.users)
+        self.archive = MemoryArchiveStore(self.users)
 
     def importAccounts(self, records) -> defer.Deferred:
         for record in records:
@@ -175,6 +311,8 @@ class MemoryStorage:
     def _forget(self, username: str, domain: str) -> None:
         self.rosters.forget(username, domain)
         self.accountData.forget(username, domain)
+        self.offline.forget(username, domain)
+        self.archive.forget(username, domain)
 
     def open(self) -> defer.Deferred:
         return defer.succeed(None)

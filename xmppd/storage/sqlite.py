@@ -14,6 +14,11 @@ other's lock instead of failing at once.  Every write is one transaction,
 begun with C{BEGIN IMMEDIATE} so that the wait for the write lock happens up
 front, never half way through.
 
+Offline messages and archive appends, which come in bursts and each must be
+on disk before it is acknowledged, use group commit (L{SQLiteStorage.runGrouped}):
+the writes queued while the worker is busy share one transaction and one
+fsync, and each Deferred still fires only after that transaction committed.
+
 The schema version is C{PRAGMA user_version}; L{MIGRATIONS} lists the steps
 that build it, and a feature that needs tables appends a step.
 """
@@ -23,12 +28,14 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
+import threading
 from collections.abc import Callable, Mapping
 from typing import Any
 
 from twisted.internet import defer
 from twisted.internet.threads import deferToThreadPool
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
@@ -102,6 +109,41 @@ MIGRATIONS: list[tuple[str, ...]] = [
                    ON DELETE CASCADE
            ) WITHOUT ROWID""",
     ),
+    (
+        # Offline messages (XEP-0160).  AUTOINCREMENT: ids grow in the order
+        # messages were stored and are never reused, even after the newest
+        # is delivered and deleted.
+        """CREATE TABLE offline_messages (
+               id INTEGER PRIMARY KEY AUTOINCREMENT,
+               username TEXT NOT NULL,
+               domain TEXT NOT NULL,
+               xml TEXT NOT NULL,
+               stamp REAL NOT NULL,
+               FOREIGN KEY (username, domain) REFERENCES users (username, domain)
+                   ON DELETE CASCADE
+           )""",
+        "CREATE INDEX offline_messages_by_account ON offline_messages (username, domain, id)",
+        # Message archives (XEP-0313).  seq is the archive order; id is the
+        # stanza-id (XEP-0359) given out to clients, unique per account, and
+        # never used for ordering.
+        """CREATE TABLE archive (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               username TEXT NOT NULL,
+               domain TEXT NOT NULL,
+               id TEXT NOT NULL,
+               stamp REAL NOT NULL,
+               peer TEXT NOT NULL,
+               xml TEXT NOT NULL,
+               FOREIGN KEY (username, domain) REFERENCES users (username, domain)
+                   ON DELETE CASCADE
+           )""",
+        "CREATE UNIQUE INDEX archive_by_id ON archive (username, domain, id)",
+        "CREATE INDEX archive_by_account ON archive (username, domain, seq)",
+        "CREATE INDEX archive_by_peer ON archive (username, domain, peer, seq)",
+        "CREATE INDEX archive_by_stamp ON archive (username, domain, stamp)",
+        # The retention sweep crosses every account.
+        "CREATE INDEX archive_by_age ON archive (stamp)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -136,7 +178,14 @@ class SQLiteStorage:
         self.users = SQLiteUserStore(self)
         self.rosters = SQLiteRosterStore(self)
         self.accountData = SQLiteAccountDataStore(self)
+        # Imported here: the message stores build on this module's helpers.
+        from xmppd.storage.sqlitemessages import SQLiteArchiveStore, SQLiteOfflineStore
+        self.offline = SQLiteOfflineStore(self)
+        self.archive = SQLiteArchiveStore(self)
         self._reactor = reactor
+        # Grouped writes waiting for the worker: (interaction, args, Deferred).
+        self._group: list[tuple[Callable[..., Any], tuple, defer.Deferred]] = []
+        self._groupLock = threading.Lock()
         self._pool: ThreadPool | None = None
         self._shutdownTrigger: Any = None
         # Touched only in the worker thread.
@@ -200,6 +249,41 @@ class SQLiteStorage:
         @return: Deferred firing what C{interaction} returns.
         """
         return self._inThread(self._transact, interaction, *args)
+
+    def runGrouped(self, interaction: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """
+        L{runInteraction} with group commit: the interaction may share its
+        transaction, and so its fsync, with the other grouped writes queued
+        while the worker was busy.  Each runs in its own savepoint, so one
+        that raises is undone alone and fails only its own Deferred.  Every
+        Deferred fires only once the shared transaction has committed: a
+        write is durable when its Deferred fires, exactly as with
+        L{runInteraction}.  Calls made after this one, of any kind, see its
+        write.
+
+        @return: Deferred firing what C{interaction} returns.
+        """
+        if self._pool is None:
+            return defer.fail(StorageError(f"database {self.path} is not open"))
+        d: defer.Deferred = defer.Deferred()
+        with self._groupLock:
+            self._group.append((interaction, args, d))
+        # One job per write, queued now so that everything asked for later
+        # runs after it; the first of them to run takes the whole group and
+        # the others find nothing left to do.
+        self._inThread(self._commitGroup).addErrback(
+            lambda failure: self.log.failure("group commit failed", failure))
+        return d
+
+    def runReadInteraction(self, interaction: Callable[..., Any],
+                           *args: Any) -> defer.Deferred:
+        """
+        Call C{interaction(connection, *args)} in the worker thread inside
+        one read transaction: all its statements see the same snapshot.
+
+        @return: Deferred firing what C{interaction} returns.
+        """
+        return self._inThread(self._read, interaction, *args)
 
     def runQuery(self, sql: str, params: tuple = ()) -> defer.Deferred:
         """
@@ -296,6 +380,27 @@ class SQLiteStorage:
     def _transact(self, interaction: Callable[..., Any], *args: Any) -> Any:
         return _transaction(self._connection, interaction, *args)
 
+    def _read(self, interaction: Callable[..., Any], *args: Any) -> Any:
+        connection = self._connection
+        connection.execute("BEGIN")
+        try:
+            return interaction(connection, *args)
+        finally:
+            connection.rollback()
+
+    def _commitGroup(self) -> None:
+        with self._groupLock:
+            group, self._group = self._group, []
+        if not group:
+            return
+        try:
+            outcomes = _transaction(self._connection, _runGroup, group)
+        except BaseException:
+            failure = Failure()
+            outcomes = [(False, failure)] * len(group)
+        for (_, _, d), (succeeded, result) in zip(group, outcomes):
+            self._reactor.callFromThread(d.callback if succeeded else d.errback, result)
+
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         return self._connection.execute(sql, params).fetchall()
 
@@ -315,6 +420,23 @@ def _transaction(connection: sqlite3.Connection,
         connection.rollback()
         raise
     return result
+
+
+def _runGroup(connection: sqlite3.Connection,
+              group: list[tuple[Callable[..., Any], tuple, defer.Deferred]]
+              ) -> list[tuple[bool, Any]]:
+    outcomes = []
+    for interaction, args, _ in group:
+        connection.execute("SAVEPOINT grouped")
+        try:
+            result = interaction(connection, *args)
+        except Exception:
+            outcomes.append((False, Failure()))
+            connection.execute("ROLLBACK TO grouped")
+        else:
+            outcomes.append((True, result))
+        connection.execute("RELEASE grouped")
+    return outcomes
 
 
 def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
