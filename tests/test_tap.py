@@ -150,9 +150,12 @@ def installedPlugin():
     for path in distribution.files or []:
         if str(path).replace(os.sep, "/").endswith("twisted/plugins/xmppd_plugin.py"):
             located = os.path.abspath(str(distribution.locate_file(path)))
-            # An egg-info left in the checkout by an editable install is not
-            # an install twistd can see without the checkout on sys.path.
-            if not located.startswith(REPO + os.sep) and os.path.exists(located):
+            # An egg-info left in the checkout by an editable install points
+            # at the checkout's own file, which twistd cannot see without
+            # the checkout on sys.path.  (A venv inside the checkout, as the
+            # README makes, is a real install.)
+            own = os.path.join(REPO, "twisted", "plugins", "xmppd_plugin.py")
+            if located != own and os.path.exists(located):
                 return located
     return None
 
