@@ -143,20 +143,17 @@ def test_tacStartsServer(tmp_path):
 
 def installedPlugin():
     """The plugin file a real install of xmppd put next to Twisted's, if any."""
-    try:
-        distribution = importlib.metadata.distribution("xmppd")
-    except importlib.metadata.PackageNotFoundError:
-        return None
-    for path in distribution.files or []:
-        if str(path).replace(os.sep, "/").endswith("twisted/plugins/xmppd_plugin.py"):
-            located = os.path.abspath(str(distribution.locate_file(path)))
-            # An egg-info left in the checkout by an editable install points
-            # at the checkout's own file, which twistd cannot see without
-            # the checkout on sys.path.  (A venv inside the checkout, as the
-            # README makes, is a real install.)
-            own = os.path.join(REPO, "twisted", "plugins", "xmppd_plugin.py")
-            if located != own and os.path.exists(located):
-                return located
+    own = os.path.join(REPO, "twisted", "plugins", "xmppd_plugin.py")
+    # Every "xmppd" distribution: building from the checkout leaves an
+    # xmppd.egg-info in it that shadows the installed one on sys.path, and
+    # that one points at the checkout's own file, which twistd cannot see
+    # without the checkout on sys.path.
+    for distribution in importlib.metadata.distributions(name="xmppd"):
+        for path in distribution.files or []:
+            if str(path).replace(os.sep, "/").endswith("twisted/plugins/xmppd_plugin.py"):
+                located = os.path.abspath(str(distribution.locate_file(path)))
+                if located != own and os.path.exists(located):
+                    return located
     return None
 
 
