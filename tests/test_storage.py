@@ -712,3 +712,30 @@ async def test_importAccountsAllOrNothing(storage):
         await storage.importAccounts([_record("juliet"), _record("nurse")])
     assert await storage.users.listUsers() == [("nurse", "example.org")]
     assert (await storage.rosters.getRoster("juliet", "example.org")).version == 0
+
+
+@pytest_twisted.ensureDeferred
+async def test_reopenNeverTouchesFileOutsideSQLite(tmp_path, monkeypatch):
+    """Opening an existing database never opens and closes the file itself,
+    which would drop the POSIX locks of the process's other connections."""
+    path = str(tmp_path / "data" / "xmppd.sqlite")
+    first = SQLiteStorage(path)
+    await first.open()
+    opened = []
+    realOpen = os.open
+
+    def recordingOpen(name, *args, **kwargs):
+        descriptor = realOpen(name, *args, **kwargs)  # an O_EXCL refusal opens nothing
+        opened.append(str(name))
+        return descriptor
+
+    monkeypatch.setattr("xmppd.storage.sqlite.os.open", recordingOpen)
+    second = SQLiteStorage(path)
+    await second.open()
+    try:
+        assert path not in opened
+        await first.users.addUser("juliet", "example.org", makeCredentials("x"))
+        assert await second.users.userExists("juliet", "example.org")
+    finally:
+        await second.close()
+        await first.close()

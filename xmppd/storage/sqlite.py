@@ -330,8 +330,20 @@ class SQLiteStorage:
         # denied, is a directory) where SQLite only says "unable to open
         # database file", and lets us make it private: it holds the keys of
         # every account.  SQLite gives the -wal and -shm files the same mode.
+        #
+        # Never open and close an existing database file here: closing any
+        # descriptor of a file drops every POSIX lock this process holds on
+        # it, including those of another SQLite connection to it in this
+        # process (SQLite's "How To Corrupt" §2.2), and a later connection
+        # could then delete the WAL under it.  Only a file we create
+        # exclusively, which nobody can hold locks on yet, is opened here.
         try:
-            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600))
+            os.close(os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            if os.path.isdir(self.path):
+                raise CannotOpenDatabase(self.path, "is a directory") from None
+            if not os.access(self.path, os.R_OK | os.W_OK):
+                raise CannotOpenDatabase(self.path, "permission denied") from None
         except OSError as e:
             raise CannotOpenDatabase(self.path, _reason(e)) from None
         try:
