@@ -84,7 +84,7 @@ from zope.interface import implementer
 
 from xmppd.config import integer, option, section
 from xmppd.jid import InvalidJID, parseJID
-from xmppd.stanzas import NS_CLIENT, errorReply, mayAnswer
+from xmppd.stanzas import NS_CLIENT, errorReply, hold, mayAnswer
 
 NS_BLOCKING = "urn:xmpp:blocking"
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
@@ -363,6 +363,9 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         sender, recipient = event.sender, event.recipient
         loads = [self.load(recipient.userhostJID()) if inbound else defer.succeed(None),
                  self.load(sender.userhostJID()) if outbound else defer.succeed(None)]
+        # Issue 5's durability contract: the stanza is held, so stream
+        # management waits until it went on (and for what its takers add).
+        decided = hold(event.stanza)
 
         def loaded(lists):
             inItems, outItems = lists
@@ -378,7 +381,8 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             event.domain.deliver(stanza)
 
         defer.gatherResults(loads).addCallback(loaded).addErrback(
-            lambda f: self.log.failure("Delivering a stanza after loading block lists", f))
+            lambda f: self.log.failure("Delivering a stanza after loading block lists", f)
+        ).addBoth(lambda _: decided.callback(None))
 
     def onOutgoing(self, event):
         """C{c2s/outgoing}: a user's stanza to a JID the user blocked stops here."""
@@ -408,8 +412,10 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             if not self.domain.hooks.fire("c2s/outgoing", event):
                 self.domain.router.route(stanza)
 
+        decided = hold(stanza)
         self.load(sender.userhostJID()).addCallback(loaded).addErrback(
-            lambda f: self.log.failure("Sending a stanza after loading a block list", f))
+            lambda f: self.log.failure("Sending a stanza after loading a block list", f)
+        ).addBoth(lambda _: decided.callback(None))
         return True
 
     def refuseInbound(self, stanza: domish.Element) -> None:

@@ -16,6 +16,26 @@ the connection (aborting it if the peer does not read).  Nothing a client
 sends can raise out of C{dataReceived}, so one broken client never disturbs
 another.
 
+Extension points for features that live at the stream level (stream
+management, XEP-0198, in L{xmppd.sm}):
+
+  - the hook C{"c2s/nonza"} (L{OutgoingEvent} with no recipient, C{fire}): a
+    top-level element that is neither a stanza nor a negotiation step, at any
+    point of the stream (C{event.session} is C{None} before bind); return
+    C{True} when it was yours, or the stream closes as RFC 6120 says;
+  - the slot C{ClientStream.sm}, C{None} unless a feature puts an object
+    there (so streams that do not use it cost nothing), which the stream
+    tells about every stanza it has received and handled
+    (C{stanzaHandled(stanza)}), every stanza it sends, serialized
+    (C{stanzaSent(data)}), a connection that broke while a session was bound
+    (C{streamLost()}: true when the object keeps the session for later), and
+    the end of the session, after it is unbound (C{sessionEnded(session)});
+  - L{ClientStream.attachSession} and L{ClientStream.releaseSession}, which
+    move a bound session from one stream to another without a new bind;
+  - the hook C{"c2s/shutdown"} (C{notify}, no payload): the listeners are
+    stopping and every stream was told C{system-shutdown}; sessions kept
+    without a stream end now.
+
 Implements: RFC 6120, XEP-0368
 """
 
@@ -50,12 +70,22 @@ VERSION = re.compile(r"^(\d{1,9})\.(\d{1,9})$")
 CLOSE_TIMEOUT = 10.0
 
 
-def streamErrorElement(condition: str, text: str | None = None) -> domish.Element:
+def streamErrorElement(condition: str, text: str | None = None,
+                       appCondition: domish.Element | None = None) -> domish.Element:
     error = domish.Element((NS_STREAMS, "error"))
     error.addElement((NS_XMPP_STREAMS, condition))
     if text:
         error.addElement((NS_XMPP_STREAMS, "text"), content=text)
+    if appCondition is not None:
+        # RFC 6120 §4.9.4: an application-specific condition may follow.
+        error.addChild(appCondition)
     return error
+
+
+def serialize(element: domish.Element) -> str:
+    """An element as a client stream writes it (C{jabber:client} the default namespace)."""
+    return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
+                         prefixesInScope=PREFIXES_IN_SCOPE)
 
 
 @implementer(IPushProducer)
@@ -98,11 +128,13 @@ class ClientStream(protocol.Protocol):
     #: The traffic log and this stream's serial in it, when log.verbose is on.
     traffic = None
     serial = 0
-    #: (namespace, name) -> handler for top-level non-stanza elements on a
-    #: bound stream; stream management and the like add theirs per stream.
-    nonzaHandlers: dict[tuple[str, str], Callable] = {}
     #: Deferreds waiting for the connection to go (see L{whenClosed}).
     closedWaiters = None
+    #: Stream management's state once a client enables it (see the module
+    #: docstring); a class attribute so that streams without it pay nothing.
+    sm = None
+    #: The condition of the stream error we sent, if any.
+    errorCondition = None
 
     # Settings every stream of a listener shares, read from the factory
     # rather than copied into each stream: per-session memory is a feature.
@@ -156,6 +188,10 @@ class ClientStream(protocol.Protocol):
             self.limits.negotiation_timeout, self.onNegotiationTimeout)
 
     def connectionLost(self, reason) -> None:
+        # The connection broke, rather than being closed: the client sent no
+        # footer and we sent no stream error, except that a client we found
+        # dead (connection-timeout, RFC 6120 §4.9.3.4) broke too.
+        broken = not self.closing or self.errorCondition == "connection-timeout"
         self.closing = True
         self.parser = None
         for timer in self.timers.values():
@@ -164,6 +200,9 @@ class ClientStream(protocol.Protocol):
         self.timers.clear()
         self.factory.connectionClosed(self)
         self.factory.streams.discard(self)
+        if broken and self.session is not None and self.sm is not None \
+                and self.sm.streamLost():
+            self.releaseSession()
         self.endSession()
         waiters, self.closedWaiters = self.closedWaiters, ()
         for waiter in waiters or ():
@@ -248,14 +287,27 @@ class ClientStream(protocol.Protocol):
     # -- output ----------------------------------------------------------
 
     def send(self, obj) -> None:
-        if self.closing and obj is not None and not isinstance(obj, str):
-            return
+        sm = self.sm
+        if isinstance(obj, domish.Element):
+            if sm is not None and obj.name in STANZA_NAMES:
+                # Counted and kept until the client acknowledges it
+                # (XEP-0198 §4), even when this stream can no longer write
+                # it: the session's end then re-routes it.
+                text = serialize(obj)
+                if not self.closing:
+                    self.write(obj, text)
+                sm.stanzaSent(text)
+                return
+            if self.closing:
+                return
+            self.write(obj, serialize(obj))
+        elif obj is not None:
+            self.write(obj, obj)
+
+    def write(self, obj, text: str) -> None:
         if self.traffic is not None:
             self.traffic.outgoing(self.serial, self.peerAddress, obj)
-        if isinstance(obj, domish.Element):
-            obj = obj.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
-                            prefixesInScope=PREFIXES_IN_SCOPE)
-        data = obj.encode("utf-8")
+        data = text.encode("utf-8")
         self.transport.write(data)
         self.sendQueue.written(len(data))
 
@@ -287,7 +339,8 @@ class ClientStream(protocol.Protocol):
                 reply["to"] = self.jid.full()
             self.send(reply)
 
-    def streamError(self, condition: str, text: str | None = None) -> None:
+    def streamError(self, condition: str, text: str | None = None,
+                    appCondition: domish.Element | None = None) -> None:
         """Send a stream error (RFC 6120 §4.9) and close the stream."""
         if self.closing:
             return
@@ -295,7 +348,8 @@ class ClientStream(protocol.Protocol):
             self.sendHeader()
         self.log.debug("Stream error {condition} for {peer}: {text}",
                        condition=condition, peer=self.peerAddress, text=text)
-        self.send(streamErrorElement(condition, text))
+        self.errorCondition = condition
+        self.send(streamErrorElement(condition, text, appCondition))
         self.closeStream()
 
     def closeStream(self) -> None:
@@ -365,10 +419,10 @@ class ClientStream(protocol.Protocol):
         if self.session is not None:
             if element.uri == NS_CLIENT and element.name in STANZA_NAMES:
                 self.onStanza(element)
-                return
-            handler = self.nonzaHandlers.get(key)
-            if handler is not None:
-                handler(element)
+                if self.sm is not None:
+                    # Routing is done, so whoever took the stanza has said
+                    # what its safety still waits for.
+                    self.sm.stanzaHandled(element)
                 return
         else:
             entry = NEGOTIATION_ELEMENTS.get(key)
@@ -384,6 +438,9 @@ class ClientStream(protocol.Protocol):
         if key == (NS_STREAMS, "error"):
             self.log.info("{peer} sent a stream error", peer=self.peerAddress)
             self.closeStream()
+        elif element.uri != NS_CLIENT and self.factory.hooks.fire(
+                "c2s/nonza", OutgoingEvent(self, self.session, element, None)):
+            return
         elif self.session is None:
             # RFC 6120 §7.1 and §4.9.3.12: nothing but negotiation before bind.
             self.streamError("not-authorized")
@@ -496,14 +553,33 @@ class ClientStream(protocol.Protocol):
         self.restart()
 
     def bind(self, jid) -> None:
-        self.jid = jid
-        self.jidText = jid.full()
-        self.session = self.factory.sessions.bind(jid, self)
+        self.attachSession(self.factory.sessions.bind(jid, self))
+        self.factory.hooks.notify("session/bound", self.session)
+
+    def attachSession(self, session) -> None:
+        """
+        Become the stream of the bound C{session}: after a bind, or when a
+        client resumes a session another stream left (XEP-0198 §5), which
+        is then neither bound again nor announced.
+        """
+        session.stream = self
+        self.session = session
+        self.jid = session.jid
+        self.jidText = session.jid.full()
         self.initializers = None
         timer = self.timers.pop("negotiation", None)
         if timer is not None and timer.active():
             timer.cancel()
-        self.factory.hooks.notify("session/bound", self.session)
+
+    def releaseSession(self):
+        """
+        Let go of the session without ending it (someone else keeps it
+        bound, see L{attachSession}); return it.  Stream management's state
+        goes with it.
+        """
+        session, self.session = self.session, None
+        self.sm = None
+        return session
 
     def endSession(self) -> None:
         """
@@ -515,6 +591,8 @@ class ClientStream(protocol.Protocol):
         if session is not None:
             self.factory.hooks.notify("session/closed", session)
             self.factory.sessions.unbind(session)
+            if self.sm is not None:
+                self.sm.sessionEnded(session)
 
     def replaceSession(self) -> None:
         """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""
@@ -704,6 +782,7 @@ class C2SService(service.Service):
             for stream in list(factory.streams):
                 gone.append(stream.whenClosed())
                 stream.streamError("system-shutdown")
+        self.server.hooks.notify("c2s/shutdown", None)
         if gone:
             yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.reactor)
 

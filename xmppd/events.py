@@ -31,9 +31,18 @@ Client streams (fired by L{xmppd.c2s}):
   - C{"c2s/unauthenticated-iq"} (L{OutgoingEvent} with no session, C{fire}):
     an IQ before authentication (in-band registration); unhandled ones close
     the stream with C{not-authorized}.
+  - C{"c2s/nonza"} (L{OutgoingEvent} with no recipient, C{fire}): a
+    top-level element that is not a stanza, at any point of the stream
+    (session None before bind): stream management's enable, r, a, resume.
+  - C{"c2s/shutdown"} (C{notify}, no payload): the listeners are stopping.
   - C{"session/bound"}, C{"session/closed"} (the L{xmppd.sessions.Session},
     C{notify}): a resource was bound; a session ends (logout, dropped
     connection, replaced by a new bind) and is about to be unbound.
+
+Durability (issue 5): a feature that keeps a stanza while it waits for
+something asynchronous holds it with L{xmppd.stanzas.hold}; stream
+management acknowledges a client's stanza only once everything holding it
+has let go, so an acknowledged message is never only in memory.
 
 Accounts:
 

@@ -54,6 +54,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 
 from xmppd.events import StanzaEvent
+from xmppd.stanzas import hold
 
 #: RFC 6121 §5.2.2: the message types; anything else is "normal".
 MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
@@ -178,20 +179,24 @@ class MessageHandler(XMPPHandler):
         """Ask storage whether the recipient's account exists, keeping order per account."""
         key = event.recipient.userhost()
         waiting = self.waiting.get(key)
-        if waiting is not None:
-            if len(waiting) >= MAX_WAITING:
-                self.domain.bounce(event.stanza, "resource-constraint")
-            else:
-                waiting.append(event)
+        if waiting is not None and len(waiting) >= MAX_WAITING:
+            self.domain.bounce(event.stanza, "resource-constraint")
             return
-        self.waiting[key] = [event]
+        # Issue 5's durability contract: until the lookup is answered nobody
+        # has taken the message, so stream management must not acknowledge
+        # it yet; what its taker then adds to the list is waited for too.
+        decided = hold(event.stanza)
+        if waiting is not None:
+            waiting.append((event, decided))
+            return
+        self.waiting[key] = [(event, decided)]
         d = defer.maybeDeferred(self.domain.storage.users.userExists,
                                 event.recipient.user, event.recipient.host)
         d.addCallbacks(self.accountChecked, self.accountCheckFailed,
                        callbackArgs=(key,), errbackArgs=(key,))
 
     def accountChecked(self, exists: bool, key: str) -> None:
-        for event in self.waiting.pop(key, ()):
+        for event, decided in self.waiting.pop(key, ()):
             try:
                 if exists:
                     # Sessions may have come up meanwhile: decide again.
@@ -200,11 +205,13 @@ class MessageHandler(XMPPHandler):
                     self.domain.bounce(event.stanza, "service-unavailable")
             except Exception:
                 self.log.failure("Delivering a message to {jid} failed", jid=key)
+            decided.callback(None)
 
     def accountCheckFailed(self, failure, key: str) -> None:
         self.log.failure("Looking up account {jid} failed", failure, jid=key)
-        for event in self.waiting.pop(key, ()):
+        for event, decided in self.waiting.pop(key, ()):
             self.domain.bounce(event.stanza, "internal-server-error")
+            decided.callback(None)
 
 
 def makeHandler(domain) -> MessageHandler:

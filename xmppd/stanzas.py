@@ -9,6 +9,7 @@ bounces stanzas cannot start an error loop between two entities.
 
 from __future__ import annotations
 
+from twisted.internet import defer
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
@@ -39,3 +40,19 @@ def errorReply(stanza: domish.Element, condition: str, text: str | None = None,
     if not mayAnswer(stanza):
         return None
     return StanzaError(condition, type=errorType, text=text).toResponse(stanza)
+
+
+def hold(stanza: domish.Element) -> defer.Deferred:
+    """
+    Issue 5's durability contract: a feature that keeps C{stanza} while it
+    waits for something asynchronous (a storage write, an account lookup)
+    holds it; stream management does not acknowledge the stanza to its
+    sender before the returned Deferred has fired (with anything), nor
+    before whatever the stanza's next takers hold in turn.  Fire it once the
+    stanza is safe or has been passed on; errback only after the sender has
+    been answered with an error.  Kept in the instance dict, never as a
+    domish attribute (domish answers unknown attributes with child elements).
+    """
+    waiter = defer.Deferred()
+    stanza.__dict__.setdefault("acceptance", []).append(waiter)
+    return waiter
