@@ -1,0 +1,513 @@
+# -*- test-case-name: tests.test_offline -*-
+"""
+Offline messages (XEP-0160): kept for an account with no available
+resource, delivered when one comes online, each exactly once.
+
+Built only on hooks (STYLE example B); message delivery never imports this
+package.
+
+Storing (hook C{"message/offline"}, fired by L{xmppd.messages} once the
+account is known to exist and no resource takes the message, RFC 6121
+§8.5.2.2.1): a message L{offline.policy.shouldStore} accepts is serialized
+as it arrived (no C{<delay/>} yet) and appended to C{storage.offline}.  The
+hook takes it (returns C{True}) at once; the write's outcome is reported
+through the issue-5 durability contract: a Deferred appended to
+C{stanza.__dict__["acceptance"]} fires once the message is on disk, so
+stream management acknowledges it to the sender only then, and fails
+(L{NotStored}) after the sender has been answered with an error:
+
+  - C{resource-constraint} when the account already has C{[offline]
+    max_messages} messages waiting.  XEP-0160 §2 suggests
+    C{service-unavailable} for a full queue; the issue asks for
+    C{resource-constraint} (RFC 6120 §8.3.3.18, "lacks the system resources
+    necessary"), which tells the sender the message was refused rather than
+    that nobody is there;
+  - C{service-unavailable} when the account was removed meanwhile (§8.5.1);
+  - C{internal-server-error} when storage failed.
+
+Messages the policy does not keep are left to the core, which answers
+C{service-unavailable} (RFC 6121 §8.5.2.2.1: not stored means an error).
+With C{max_messages = 0} nothing is stored, as with the feature off
+(XEP-0160 §1: C{service-unavailable}).
+
+Replays (issue 5's contract): a message this feature or stream management
+re-sends carries C{__dict__["replayed"]} and is never stored again, except
+one re-routed from a session that ended without acknowledging it
+(C{__dict__["fromUnacked"]}): it was accepted already, so it is stored, and
+not counted against the quota, whose job is to refuse new messages, not to
+lose accepted ones.
+
+Delivering (hook C{"presence/self"} at L{PRESENCE_PRIORITY}, before the
+presence feature, returning C{None} so presence goes on as usual): when a
+resource sends available presence with a non-negative priority and it was
+not already available with one (XEP-0160 §2 step 5: "when the recipient
+next sends non-negative available presence ... the server delivers the
+message to the resource that has sent that presence"), the account's
+messages are fetched oldest first, in batches of L{BATCH}, each gets a
+C{<delay xmlns='urn:xmpp:delay'/>} from the domain with the time it was
+stored (XEP-0160 §2, XEP-0203 §3; one it already has is kept), is marked
+C{replayed}, and is routed like any stanza, its C{to} unchanged (XEP-0160's
+example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a bare JID to
+a full one).  So that routing reaches that one resource, the message also
+carries (in C{__dict__}) the session it is for, which L{onRedelivery}, on
+C{"message/bare"} and C{"message/full"} above every other feature (policy
+hooks included: the message was accepted already), hands to the session.
+Only the messages that reached the session are deleted, after they did:
+a crash in between delivers them again (at least once, never lost); a
+session that ends during delivery leaves the rest for next time.
+
+Exactly once: one account's deliveries run one at a time (two resources
+coming online together: the second finds nothing left), and a delivery
+first waits for the account's stores under way, so a message accepted just
+before the presence is not left behind.
+
+Imported messages: C{xmppctl import} leaves an account's offline messages
+under the account-data key C{"offline-import"} (see
+L{xmppd.portability}); the first delivery after that moves them into the
+offline store (in order, outside the quota), deletes the key, and delivers
+them with the rest.  A message without a C{<delay/>} of its own is stamped
+with the time of that move.
+
+Disco (XEP-0160 §4): the domain announces C{msgoffline}.
+
+Implements: XEP-0160 1.0.1, XEP-0203 2.0 (delay stamps on offline messages),
+XEP-0334 1.0.0 (storage hints, see L{offline.policy})
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.python.failure import Failure
+from twisted.words.xish import domish
+from wokkel.disco import DiscoFeature
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import XMPPHandler
+from zope.interface import implementer
+
+from offline.policy import NS_DELAY, shouldStore
+from xmppd.config import integer, option, section
+from xmppd.events import AccountEvent, StanzaEvent
+from xmppd.jid import InvalidJID, parseJID
+from xmppd.presence import copyStanza, priorityOf
+from xmppd.privatexml import parseStored
+from xmppd.stanzas import NS_CLIENT, hold
+from xmppd.storage.interfaces import NoSuchUser, OfflineMessage
+
+#: XEP-0160 §4: the disco feature of a server that stores offline messages.
+NS_MSGOFFLINE = "msgoffline"
+
+#: The account-data key C{xmppctl import} leaves offline messages under
+#: (L{xmppd.portability.OFFLINE_IMPORT_KEY}; not imported from there, which
+#: would load the command-line tool into the server).
+OFFLINE_IMPORT_KEY = "offline-import"
+
+#: Before the presence feature (priority 0), which marks the session
+#: available, so the hook can still tell an initial presence.
+PRESENCE_PRIORITY = 50
+
+#: Above every hook on message delivery (blocking is at 100): a message
+#: being delivered from storage was accepted long ago.
+REDELIVERY_PRIORITY = 1000
+
+#: Messages fetched, delivered and deleted at a time.
+BATCH = 100
+
+#: The text of the <delay/> (XEP-0160 §2's example).
+DELAY_TEXT = "Offline Storage"
+
+# In-process marks on stanzas, in C{__dict__} (a domish attribute lookup
+# would find a child element of that name).
+REPLAYED = "replayed"
+FROM_UNACKED = "fromUnacked"
+#: The session a message from storage is for (set only while it is routed).
+DELIVER_TO = "offlineDeliverTo"
+#: Set by L{OfflineHandler.onRedelivery} once the session has the message.
+DELIVERED = "offlineDelivered"
+
+
+@section("offline")
+@dataclasses.dataclass(frozen=True)
+class OfflineConfig:
+    max_messages: int = option(
+        1000, integer(minimum=1, zeroDisables=True),
+        "messages kept for an account with no available resource (XEP-0160); the "
+        "next one gets resource-constraint; 0 keeps none (service-unavailable)")
+
+
+class NotStored(Exception):
+    """A message was not stored; its sender got the error condition given."""
+
+
+def delayStamp(seconds: float) -> str:
+    """C{seconds} since the epoch as an XEP-0082 DateTime in UTC, to the millisecond."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
+
+
+def hasDelay(stanza: domish.Element) -> bool:
+    return any(child.name == "delay" and child.uri == NS_DELAY
+               for child in stanza.elements())
+
+
+def _ignore(failure: Failure) -> None:
+    return None
+
+
+class Mailbox:
+    """
+    One account's offline store while something is under way for it: the
+    stores in flight, the count the quota is checked against, and the lock
+    that runs deliveries one at a time.  Forgotten once idle, so memory
+    grows with activity, not with accounts.
+    """
+
+    __slots__ = ("stored", "counting", "waiting", "issued", "settled", "lock")
+
+    def __init__(self):
+        #: Messages in storage (as counted, plus our stores, minus our
+        #: deletes), or None until the count is known.
+        self.stored: int | None = None
+        self.counting = False
+        #: Messages accepted while the count was being read, in order.
+        self.waiting: list[tuple] = []
+        #: Stores started and not finished.
+        self.issued = 0
+        #: Deferreds of deliveries waiting for the stores under way.
+        self.settled: list[defer.Deferred] = []
+        self.lock = defer.DeferredLock()
+
+    @property
+    def pending(self) -> int:
+        return len(self.waiting) + self.issued
+
+    @property
+    def idle(self) -> bool:
+        return (not self.pending and not self.counting and not self.settled
+                and not self.lock.locked and not self.lock.waiting)
+
+    def whenSettled(self) -> defer.Deferred:
+        """Fires once every message accepted so far has been stored (or refused)."""
+        if not self.pending:
+            return defer.succeed(None)
+        d = defer.Deferred()
+        self.settled.append(d)
+        return d
+
+
+@implementer(IDisco)
+class OfflineHandler(XMPPHandler):
+    """XEP-0160 for one served domain; see the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, domain, maxMessages: int = 1000):
+        XMPPHandler.__init__(self)
+        self.domain = domain
+        self.maxMessages = maxMessages
+        #: username -> Mailbox, for accounts with storage work under way.
+        self.mailboxes: dict[str, Mailbox] = {}
+
+    def register(self) -> None:
+        hooks = self.domain.hooks
+        if self.maxMessages:
+            hooks.add("message/offline", self.onOffline)
+        hooks.add("presence/self", self.onPresence, priority=PRESENCE_PRIORITY)
+        hooks.add("message/bare", self.onRedelivery, priority=REDELIVERY_PRIORITY)
+        hooks.add("message/full", self.onRedelivery, priority=REDELIVERY_PRIORITY)
+        hooks.add("account/removed", self.onAccountRemoved)
+
+    @property
+    def sessions(self):
+        return self.domain.sessions
+
+    @property
+    def store(self):
+        return self.domain.storage.offline
+
+    # -- disco (XEP-0160 §4) ---------------------------------------------------
+
+    def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
+        if target.user is None and not nodeIdentifier:
+            return [DiscoFeature(NS_MSGOFFLINE)]
+        return []
+
+    def getDiscoItems(self, requestor, target, nodeIdentifier=""):
+        return []
+
+    # -- storing ---------------------------------------------------------------
+
+    def onOffline(self, event: StanzaEvent):
+        if event.domain is not self.domain:
+            return None
+        stanza = event.stanza
+        marks = vars(stanza)
+        fromUnacked = bool(marks.get(FROM_UNACKED))
+        if marks.get(REPLAYED) and not fromUnacked:
+            return None
+        if not shouldStore(stanza):
+            return None
+        if stanza.getAttribute("to") is None:
+            # Sent with no 'to' (RFC 6120 §10.3.1): stored addressed to the account.
+            stored = copyStanza(stanza, to=event.recipient.userhost())
+        else:
+            stored = stanza
+        accepted = hold(stanza)
+        entry = (stanza, stored.toXml(), self.domain.clock.seconds(), not fromUnacked,
+                 accepted)
+        username = event.recipient.user
+        mailbox = self.mailboxFor(username)
+        if mailbox.stored is None:
+            if not fromUnacked and len(mailbox.waiting) >= self.maxMessages:
+                # Over the quota whatever the count says (DESIGN §4: bounded).
+                self.refuse(entry, "resource-constraint",
+                            "the recipient's offline storage is full")
+                return True
+            mailbox.waiting.append(entry)
+            self.startCount(username, mailbox)
+        else:
+            self.admit(username, mailbox, entry)
+        return True
+
+    def mailboxFor(self, username: str) -> Mailbox:
+        mailbox = self.mailboxes.get(username)
+        if mailbox is None:
+            mailbox = self.mailboxes[username] = Mailbox()
+        return mailbox
+
+    def release(self, username: str, mailbox: Mailbox) -> None:
+        if mailbox.idle and self.mailboxes.get(username) is mailbox:
+            del self.mailboxes[username]
+
+    def startCount(self, username: str, mailbox: Mailbox) -> None:
+        if mailbox.counting:
+            return
+        mailbox.counting = True
+        d = defer.maybeDeferred(self.store.count, username, self.domain.domain)
+        d.addBoth(self.counted, username, mailbox)
+
+    def counted(self, result, username: str, mailbox: Mailbox) -> None:
+        mailbox.counting = False
+        waiting, mailbox.waiting = mailbox.waiting, []
+        if isinstance(result, Failure):
+            self.log.failure("Counting the offline messages of {user} failed", result,
+                             user=username)
+            for entry in waiting:
+                self.refuse(entry, "internal-server-error")
+        else:
+            mailbox.stored = result
+            for entry in waiting:
+                self.admit(username, mailbox, entry)
+        self.settle(mailbox)
+        self.release(username, mailbox)
+
+    def admit(self, username: str, mailbox: Mailbox, entry: tuple) -> None:
+        """Store C{entry} unless the quota forbids it."""
+        stanza, xml, stamp, counts, accepted = entry
+        if counts and mailbox.stored + mailbox.issued >= self.maxMessages:
+            self.refuse(entry, "resource-constraint", "the recipient's offline storage is full")
+            self.settle(mailbox)
+            self.release(username, mailbox)
+            return
+        mailbox.issued += 1
+        d = defer.maybeDeferred(self.store.store, username, self.domain.domain, xml, stamp)
+        d.addBoth(self.stored, username, mailbox, entry)
+
+    def stored(self, result, username: str, mailbox: Mailbox, entry: tuple) -> None:
+        mailbox.issued -= 1
+        if isinstance(result, Failure):
+            if result.check(NoSuchUser):
+                # The account was removed meanwhile (RFC 6121 §8.5.1).
+                self.refuse(entry, "service-unavailable")
+            else:
+                self.log.failure("Storing an offline message for {user} failed", result,
+                                 user=username)
+                self.refuse(entry, "internal-server-error")
+        else:
+            if mailbox.stored is not None:
+                mailbox.stored += 1
+            entry[-1].callback(result)
+        self.settle(mailbox)
+        self.release(username, mailbox)
+
+    def refuse(self, entry: tuple, condition: str, text: str | None = None) -> None:
+        """Answer the sender with C{condition}, then fail the acceptance."""
+        stanza, accepted = entry[0], entry[-1]
+        self.domain.bounce(stanza, condition, text)
+        accepted.errback(NotStored(condition))
+        # Stream management, when it runs, has already attached itself (it
+        # looks at the acceptance list right after routing): it saw the
+        # failure.  Without it nobody ever will, and an unobserved failure
+        # would be logged as an unhandled error; absorb it a turn later.
+        self.domain.clock.callLater(0, accepted.addErrback, _ignore)
+
+    def settle(self, mailbox: Mailbox) -> None:
+        if not mailbox.pending and mailbox.settled:
+            settled, mailbox.settled = mailbox.settled, []
+            for d in settled:
+                d.callback(None)
+
+    # -- delivering -------------------------------------------------------------
+
+    def onPresence(self, event: StanzaEvent):
+        if event.domain is not self.domain or event.sender is None:
+            return None
+        stanza = event.stanza
+        if stanza.getAttribute("type") is not None:
+            return None
+        session = self.sessions.get(event.sender)
+        if session is None:
+            return None
+        try:
+            priority = priorityOf(stanza)
+        except ValueError:
+            return None  # The presence feature answers bad-request.
+        if priority < 0 or (session.available and session.priority >= 0):
+            return None
+        self.deliver(session)
+        return None
+
+    def deliver(self, session) -> defer.Deferred:
+        """Deliver the account's offline messages to C{session} (after earlier deliveries)."""
+        username = session.jid.user
+        mailbox = self.mailboxFor(username)
+        d = mailbox.lock.run(self.deliverAll, username, mailbox, session)
+        d.addErrback(lambda failure: self.log.failure(
+            "Delivering the offline messages of {user} failed", failure, user=username))
+
+        def release(result):
+            self.release(username, mailbox)
+            return result
+
+        return d.addBoth(release)
+
+    async def deliverAll(self, username: str, mailbox: Mailbox, session) -> int:
+        """Deliver every message there is to C{session} while it is bound; how many."""
+        await mailbox.whenSettled()
+        await self.importMessages(username, mailbox)
+        domain = self.domain.domain
+        total = 0
+        while self.sessions.get(session.jid) is session:
+            messages = await self.store.fetch(username, domain, BATCH)
+            done = []
+            for message in messages:
+                if self.sessions.get(session.jid) is not session:
+                    break
+                stanza = self.load(username, message)
+                if stanza is not None and not self.redeliver(stanza, message.stamp, session):
+                    break
+                done.append(message.id)
+            if done:
+                await self.store.delete(username, domain, done)
+                if mailbox.stored is not None:
+                    mailbox.stored = max(0, mailbox.stored - len(done))
+                total += len(done)
+            if len(done) < len(messages) or len(messages) < BATCH:
+                break
+        return total
+
+    def load(self, username: str, message: OfflineMessage) -> domish.Element | None:
+        """The stored message, or None (logged) when what storage holds is not one."""
+        try:
+            elements = parseStored(message.xml, NS_CLIENT)
+        except domish.ParserError:
+            elements = []
+        if len(elements) == 1 and elements[0].name == "message":
+            return elements[0]
+        self.log.error("Offline message {id} of {user} is not a message; dropped",
+                       id=message.id, user=username)
+        return None
+
+    def redeliver(self, stanza: domish.Element, stamp: float, session) -> bool:
+        """Route C{stanza} to C{session} with its delay stamp; whether it got there."""
+        if not hasDelay(stanza):
+            # XEP-0203 §3; XEP-0160 §2: from the server, when it was stored.
+            delay = stanza.addElement((NS_DELAY, "delay"))
+            delay["from"] = self.domain.domain
+            delay["stamp"] = delayStamp(stamp)
+            delay.addContent(DELAY_TEXT)
+        account = session.jid.userhost()
+        to = stanza.getAttribute("to")
+        try:
+            ours = to is not None and parseJID(to).userhost() == account
+        except InvalidJID:
+            ours = False
+        if not ours:
+            # Only imported data can lack a 'to' of this account.
+            stanza["to"] = account
+        marks = vars(stanza)
+        marks[REPLAYED] = True
+        marks[DELIVER_TO] = session
+        try:
+            self.domain.router.route(stanza)
+        finally:
+            marks.pop(DELIVER_TO, None)
+        return bool(marks.pop(DELIVERED, False))
+
+    def onRedelivery(self, event: StanzaEvent):
+        """A message from storage: to its session, and to nobody else."""
+        marks = vars(event.stanza)
+        session = marks.pop(DELIVER_TO, None)
+        if session is None:
+            return None
+        if self.sessions.get(session.jid) is session:
+            session.send(event.stanza)
+            marks[DELIVERED] = True
+        return True
+
+    # -- imported messages -------------------------------------------------------
+
+    async def importMessages(self, username: str, mailbox: Mailbox) -> None:
+        """Move the messages C{xmppctl import} left for the account into the store."""
+        domain = self.domain.domain
+        data = self.domain.storage.accountData
+        raw = await data.get(username, domain, OFFLINE_IMPORT_KEY)
+        if raw is None:
+            return
+        try:
+            texts = json.loads(raw)
+        except ValueError:
+            texts = None
+        if not isinstance(texts, list):
+            self.log.error("Imported offline messages of {user} are not a JSON list; dropped",
+                           user=username)
+            texts = []
+        stamp = self.domain.clock.seconds()
+        moved = 0
+        for text in texts:
+            try:
+                elements = parseStored(text, NS_CLIENT) if isinstance(text, str) else []
+            except domish.ParserError:
+                elements = []
+            if len(elements) != 1 or elements[0].name != "message":
+                self.log.error("An imported offline message of {user} is not a message; "
+                               "dropped", user=username)
+                continue
+            await self.store.store(username, domain, elements[0].toXml(), stamp)
+            moved += 1
+            if mailbox.stored is not None:
+                mailbox.stored += 1
+        # A crash before this line moves them again at the next login (a
+        # duplicate, never a loss): storage has no transaction across stores.
+        await data.delete(username, domain, OFFLINE_IMPORT_KEY)
+        self.log.info("Moved {count} imported offline messages of {user} into storage",
+                      count=moved, user=username)
+
+    # -- accounts --------------------------------------------------------------
+
+    def onAccountRemoved(self, event: AccountEvent) -> None:
+        # Storage removed the messages with the account; forget its count.
+        if event.domain == self.domain.domain:
+            mailbox = self.mailboxes.get(event.username)
+            if mailbox is not None and mailbox.stored is not None:
+                mailbox.stored = 0
+
+
+def makeHandler(domain) -> OfflineHandler:
+    handler = OfflineHandler(domain, domain.config.offline.max_messages)
+    handler.register()
+    return handler
