@@ -5,6 +5,7 @@ End-to-end: slixmpp clients exchange messages through a real node (RFC 6121
 """
 
 import asyncio
+import xml.etree.ElementTree as ET
 
 import pytest
 import pytest_twisted
@@ -266,3 +267,35 @@ async def test_quietClientIsPinged(makeServer):
     romeo.send("juliet@localhost/balcony", "still there?")
     assert (await juliet.nextMessage())["body"] == "still there?"
     assert juliet.streamErrors == []
+
+
+@ensureDeferred
+async def test_receiptsAndChatStatesPassThrough(server):
+    """A receipt request, the receipt and chat states (XEP-0184, XEP-0085) arrive unharmed."""
+    await users(server, "romeo", "juliet")
+    romeo = await server.login("romeo", "orchard")
+    juliet = await server.login("juliet", "balcony")
+
+    request = romeo.xmpp.make_message(mto="juliet@localhost/balcony", mbody="Art thou there?",
+                                      mtype="chat")
+    request["id"] = "m1"
+    request.xml.append(ET.fromstring("<request xmlns='urn:xmpp:receipts'/>"))
+    request.xml.append(ET.fromstring("<active xmlns='http://jabber.org/protocol/chatstates'/>"))
+    request.send()
+    got = await juliet.nextMessage()
+    assert got.xml.find("{urn:xmpp:receipts}request") is not None
+    assert got.xml.find("{http://jabber.org/protocol/chatstates}active") is not None
+
+    # A receipt has no body, and slixmpp's "message" event is only for
+    # messages with one: watch for it directly.
+    arrived = asyncio.get_running_loop().create_future()
+    romeo.xmpp.register_handler(Callback(
+        "receipt", MatchXPath("{jabber:client}message/{urn:xmpp:receipts}received"),
+        lambda stanza: arrived.done() or arrived.set_result(stanza)))
+    receipt = juliet.xmpp.make_message(mto="romeo@localhost/orchard", mtype="chat")
+    receipt.xml.append(ET.fromstring("<received xmlns='urn:xmpp:receipts' id='m1'/>"))
+    receipt.xml.append(ET.fromstring("<composing xmlns='http://jabber.org/protocol/chatstates'/>"))
+    receipt.send()
+    back = await asDeferred(asyncio.wait_for(arrived, TIMEOUT))
+    assert back.xml.find("{urn:xmpp:receipts}received").get("id") == "m1"
+    assert back.xml.find("{http://jabber.org/protocol/chatstates}composing") is not None
