@@ -20,7 +20,7 @@ from twisted.internet.testing import StringTransport
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-from xmppd.c2s import C2SFactory
+from xmppd.listeners import C2SFactory
 from xmppd.config import loadConfig
 from xmppd.limits import AuthFailureTracker, PeerCounter
 from xmppd.local import LocalDomain

@@ -8,7 +8,8 @@ L{xmppd.negotiation}, and, once a resource is bound, stamping C{from} on
 every stanza before it goes to the router.  It is a plain Twisted
 C{Protocol} rather than Twisted's C{XmlStream}: the receiving side needs none
 of the initiating-side machinery, and top-level elements are dispatched with
-one dict lookup instead of XPath observers.
+one dict lookup instead of XPath observers.  The listeners that make
+streams, and admit or refuse connections, are L{xmppd.listeners}.
 
 Every way a stream can go wrong ends the same way: L{ClientStream.streamError}
 sends the header if needed, the C{<stream:error/>} and the footer, then closes
@@ -42,14 +43,11 @@ Implements: RFC 6120, XEP-0368
 from __future__ import annotations
 
 import re
-import secrets
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
-from twisted.application import service
-from twisted.internet import defer, endpoints, protocol
+from twisted.internet import defer, protocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.words.protocols.jabber.error import NS_XMPP_STREAMS
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
@@ -57,10 +55,12 @@ from zope.interface import implementer
 
 from xmppd.events import FeaturesEvent, OutgoingEvent
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
-from xmppd.limits import AuthFailureTracker, PeerCounter, TokenBucket
 from xmppd.negotiation import INITIALIZERS
 from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply
 from xmppd.xmlparser import HardenedElementStream
+
+if TYPE_CHECKING:
+    from xmppd.listeners import C2SFactory
 
 NS_XML = "http://www.w3.org/XML/1998/namespace"
 PREFIXES = {NS_STREAMS: "stream"}
@@ -618,174 +618,3 @@ def firstChild(element: domish.Element) -> domish.Element | None:
         if isinstance(child, domish.Element):
             return child
     return None
-
-
-class RefusingProtocol(protocol.Protocol):
-    """Says why a connection is refused, as a stream error, and hangs up."""
-
-    def __init__(self, reason: str):
-        self.reason = reason
-
-    def connectionMade(self) -> None:
-        # RFC 6120 §4.7.3, §4.7.4: every response header carries an id and
-        # a language.
-        self.transport.write(
-            ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
-             " version='1.0' xml:lang='en' id='%s'>"
-             % (NS_CLIENT, NS_STREAMS, secrets.token_hex(8))
-             ).encode("utf-8")
-            + streamErrorElement("policy-violation", self.reason).toXml(
-                prefixes=PREFIXES, prefixesInScope=PREFIXES_IN_SCOPE).encode("utf-8")
-            + b"</stream:stream>")
-        self.transport.loseConnection()
-
-
-class C2SFactory(protocol.ServerFactory):
-    """
-    Builds client streams for one listener; holds what all of them share
-    (router, sessions, limits) so per-connection state stays small.
-    """
-
-    log = Logger()
-
-    def __init__(self, server, tlsOptions, secure: bool, peers: PeerCounter,
-                 authFailures: AuthFailureTracker):
-        config = server.config
-        self.server = server
-        self.clock = server.clock
-        self.router = server.router
-        self.sessions = server.sessions
-        self.domains = frozenset(config.server.domains)
-        self.limits = config.limits
-        self.requireTLS = config.c2s.require_tls
-        self.plainWithoutTLS = config.c2s.plain_without_tls
-        self.tlsOptions = tlsOptions
-        self.secure = secure
-        self.peers = peers
-        self.authFailures = authFailures
-        self.saslSecret = server.secret
-        self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
-        #: Every open client stream of this listener, so a stopping server
-        #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
-        self.streams: set[ClientStream] = set()
-        self.streamCounter = 0
-        self.traffic = server.traffic
-        self.hooks = server.hooks
-
-    @property
-    def users(self):
-        return self.server.storage.users
-
-    def makeBucket(self, rate: float) -> TokenBucket | None:
-        # A burst of two seconds' worth lets normal traffic through unshaped.
-        return TokenBucket(rate, 2 * rate, self.clock) if rate else None
-
-    def newStreamId(self) -> str:
-        # RFC 6120 §4.7.3: unpredictable (the random part) and non-repeating
-        # (node and counter); Server Dialback keys depend on it.
-        self.streamCounter += 1
-        return "%s-%x-%s" % (self.server.nodeId, self.streamCounter, secrets.token_hex(8))
-
-    def buildProtocol(self, addr):
-        host = getattr(addr, "host", None) or "local"
-        # The per-address limit comes first, so that one address hammering
-        # the listener is refused without using up everyone's new-connection
-        # rate.
-        if not self.peers.acquire(host):
-            self.log.info("Refusing {host}: too many connections from it", host=host)
-            return RefusingProtocol("too many connections from your address")
-        if self.newConnections is not None and not self.newConnections.tryConsume(1):
-            self.peers.release(host)
-            self.log.info("Refusing {host}: new connections over the limit", host=host)
-            return RefusingProtocol("too many new connections, try again later")
-        stream = ClientStream(self, self.secure)
-        stream.peerKey = host
-        return stream
-
-    def connectionClosed(self, stream: ClientStream) -> None:
-        self.peers.release(stream.peerKey)
-
-
-class C2SService(service.Service):
-    """
-    The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
-    C{c2s.direct_tls_endpoint}.  Listening starts only once storage is open,
-    so no client ever meets a server that cannot check its password.
-    C{ready} fires with the listening ports (tests use port 0 and read them).
-    """
-
-    name = "c2s"
-    log = Logger()
-
-    def __init__(self, server, tlsOptions, reactor=None):
-        if reactor is None:
-            from twisted.internet import reactor
-        self.server = server
-        self.tlsOptions = tlsOptions
-        self.reactor = reactor
-        self.ports = []
-        self.factories: list[C2SFactory] = []
-        self.ready = defer.Deferred()
-        limits = server.config.limits
-        self.peers = PeerCounter(limits.connections_per_ip)
-        self.authFailures = AuthFailureTracker(
-            limits.auth_failure_delay, limits.auth_failure_delay_max, server.clock)
-
-    def listeners(self):
-        c2s = self.server.config.c2s
-        yield "c2s.endpoint", c2s.endpoint, C2SFactory(
-            self.server, self.tlsOptions, False, self.peers, self.authFailures)
-        if c2s.direct_tls_endpoint:
-            factory = C2SFactory(self.server, None, True, self.peers, self.authFailures)
-            yield ("c2s.direct_tls_endpoint", c2s.direct_tls_endpoint,
-                   TLSMemoryBIOFactory(self.tlsOptions, False, factory))
-
-    def startService(self):
-        service.Service.startService(self)
-        if self.ready.called:
-            self.ready = defer.Deferred()
-        d = self.server.storageService.whenReady()
-        d.addCallback(lambda _: self.listen())
-        d.addCallbacks(self.ready.callback, self.startFailed)
-
-    @defer.inlineCallbacks
-    def listen(self):
-        for key, description, factory in self.listeners():
-            endpoint = endpoints.serverFromString(self.reactor, description)
-            try:
-                port = yield endpoint.listen(factory)
-            except Exception as e:
-                raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
-            self.log.info("{key} listening on {address}", key=key, address=port.getHost())
-            self.ports.append(port)
-            self.factories.append(getattr(factory, "wrappedFactory", factory))
-        return self.ports
-
-    def startFailed(self, failure):
-        """Storage did not open or a port could not be bound: the node cannot run."""
-        self.server.fatal(failure.getErrorMessage())
-        self.ready.errback(failure)
-
-    @defer.inlineCallbacks
-    def stopService(self):
-        """
-        Stop listening, then close every client stream with C{system-shutdown}
-        (RFC 6120 §4.9.3.22) and wait, boundedly, for them to go, so storage
-        (stopped after us) closes only once no session can still use it.
-        """
-        service.Service.stopService(self)
-        ports, self.ports = self.ports, []
-        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
-        factories, self.factories = self.factories, []
-        gone = []
-        for factory in factories:
-            for stream in list(factory.streams):
-                gone.append(stream.whenClosed())
-                stream.streamError("system-shutdown")
-        self.server.hooks.notify("c2s/shutdown", None)
-        if gone:
-            yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.reactor)
-
-
-class ListenError(Exception):
-    """A listener could not start (port in use, bad interface...)."""

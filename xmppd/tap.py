@@ -7,7 +7,7 @@ and C{xmppd.tac} (C{twistd -ny xmppd.tac}) both call it, and so do the tests.
 
 from __future__ import annotations
 
-from xmppd.c2s import C2SService
+from xmppd.listeners import C2SService
 from xmppd.local import LocalDomain
 from xmppd.server import XMPPServer
 from xmppd.storage import makeStorage
