@@ -14,8 +14,8 @@ from tests.helpers import parse
 from xmppd import mam
 from xmppd.events import OutgoingEvent
 from xmppd.jid import makeJID, parseJID
-from xmppd.mam import (NS_MAM, NS_MAM_EXTENDED, NS_SID, MAMHandler, Prefs, formatDateTime,
-                       parseDateTime)
+from xmppd.mam import NS_MAM_EXTENDED, NS_SID, MAMHandler, Prefs
+from xmppd.mamquery import NS_MAM, formatDateTime, parseDateTime
 from xmppd.storage.interfaces import ArchivedMessage, RosterItem
 
 ROMEO = "romeo@%s" % DOMAIN

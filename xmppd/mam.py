@@ -1,8 +1,9 @@
 # -*- test-case-name: tests.test_mam -*-
 """
 The message archive of each account (XEP-0313, C{urn:xmpp:mam:2}), with
-archive ids handed to clients as XEP-0359 stanza-ids, queries paged with
-XEP-0059 result set management, and the archiving preferences of XEP-0441.
+archive ids handed to clients as XEP-0359 stanza-ids, and the archiving
+preferences of XEP-0441.  Queries of the archive (XEP-0313 §4, §5, paged
+with XEP-0059) are parsed and answered by L{xmppd.mamquery}.
 
 Archiving.  Both sides of a conversation are archived, each in its own
 account's archive with its own id (XEP-0313 §3):
@@ -52,27 +53,12 @@ list entries match as XEP-0441 §2.3 says (bare entries match every
 resource); C{default='roster'} archives a contact whose bare JID is a
 visible item of the user's roster, and the user's own messages.
 
-Queries (§4): an IQ set of C{<query/>} with an optional data form
-(XEP-0004 via C{wokkel.data_form}, FORM_TYPE C{urn:xmpp:mam:2}): C{with}
-(a bare JID matches its every resource; a full JID only itself, §4.1.1),
-C{start} and C{end} (XEP-0082 date-times, inclusive, §4.1.2), C{before-id},
-C{after-id}, C{ids} (§4.1.3).  An unknown field gets
-C{feature-not-implemented} (§4.1.5); a malformed form, value or date
-C{bad-request}; an unknown id, in the form or in RSM,
-C{item-not-found} (§4.1.3, §4.3.2).  Paging (§4.3, XEP-0059): C{<max/>}
-(default L{DEFAULT_PAGE}, at most C{[mam] max_page}; C{0} returns only the
-count), C{<after/>}, C{<before/>} (empty: the last page, §4.3.3); an RSM
-cursor takes precedence over the form's id on the same side; C{<index/>}
-gets C{feature-not-implemented} (XEP-0059 §2.6).  Each match is sent as a
-message with C{<result/>}, C{<forwarded/>} and a XEP-0203 C{<delay/>}
-(§4.2), oldest first (newest first with C{<flip-page/>}, §4.3.4), then the
-IQ result with C{<fin/>}: C{complete='true'} when nothing lies beyond the
-page in its direction, and the RSM C{first}, C{last} (oldest and newest of
-the page) and C{count}.  An IQ get of C{<query/>} returns the form
-(§4.1.5), of C{<metadata/>} the first and last archived message (§5).
-Only the account itself may ask (no C{to}, or its own bare JID); another
+Queries (§4, §5): the IQs of C{<query/>} and C{<metadata/>} are
+answered here once L{MAMHandler.owner} has said whose archive they are about: only
+the account itself may ask (no C{to}, or its own bare JID); another
 account's archive is C{forbidden} (§8.1), and the domain has none
-(C{service-unavailable}).
+(C{service-unavailable}).  The form, paging and the results themselves
+are L{xmppd.mamquery}'s.
 
 Retention: with C{[mam] retention_days} above 0, messages older than that
 are removed from every archive once a day (from the oldest, §3.2).
@@ -83,7 +69,6 @@ and C{urn:xmpp:sid:0}.
 
 Implements: XEP-0313 0.8.0 (Message Archive Management),
 XEP-0441 0.2.0 (MAM preferences), XEP-0359 0.7.0 (stanza-id),
-XEP-0059 1.0 (Result Set Management), XEP-0082 1.1 (date-times),
 XEP-0334 0.3.0 (storage hints)
 """
 
@@ -91,16 +76,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 import secrets
 from collections import OrderedDict, deque
-from datetime import datetime, timezone
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
-from wokkel import data_form
 from wokkel.disco import DiscoFeature
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
@@ -109,20 +91,16 @@ from zope.interface import implementer
 from xmppd.carbons import cloneStanza, hasBody, hasChild, isCarbon
 from xmppd.config import choice, integer, number, option, section
 from xmppd.jid import InvalidJID, makeJID, parseJID
+from xmppd.mamquery import (NS_MAM, finElement, firstChild, metadata, queryForm, resultMessage,
+                            runQuery)
 from xmppd.messages import messageType
 from xmppd.roster import rosterManager
 from xmppd.stanzas import NS_CLIENT, hold
-from xmppd.storage.interfaces import ArchivedMessage, ItemNotFound, NoSuchUser
+from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser
 
-NS_MAM = "urn:xmpp:mam:2"
 NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended"
 NS_SID = "urn:xmpp:sid:0"
-NS_RSM = "http://jabber.org/protocol/rsm"
-NS_FORWARD = "urn:xmpp:forward:0"
-NS_DELAY = "urn:xmpp:delay"
 NS_HINTS = "urn:xmpp:hints"
-NS_DATA = "jabber:x:data"
-NS_VALIDATE = "http://jabber.org/protocol/xdata-validate"
 
 QUERY_SET = "/iq[@type='set']/query[@xmlns='%s']" % NS_MAM
 QUERY_GET = "/iq[@type='get']/query[@xmlns='%s']" % NS_MAM
@@ -138,8 +116,6 @@ OUTGOING_PRIORITY = -15
 #: The account-data key of the preferences.
 PREFS_KEY = "mam:prefs"
 DEFAULTS = ("always", "never", "roster")
-#: Results per page when the client does not say (XEP-0313 §4.3.1).
-DEFAULT_PAGE = 50
 #: Preferences of accounts without a session kept in memory.
 RECENT_PREFS = 1024
 #: Messages that may wait behind one account's undecided message; past it
@@ -149,12 +125,6 @@ MAX_WAITING = 1000
 MAX_PREFS_JIDS = 1000
 #: Seconds between two retention sweeps.
 RETENTION_INTERVAL = 86400.0
-
-#: The query form's fields (§4.1) and their types (§4.1.5's example).
-FORM_FIELDS = (("with", "jid-single"), ("start", "text-single"), ("end", "text-single"),
-               ("before-id", "text-single"), ("after-id", "text-single"),
-               ("ids", "list-multi"))
-SINGLE_FIELDS = frozenset(("with", "start", "end", "before-id", "after-id"))
 
 
 @section("mam")
@@ -173,37 +143,6 @@ class MAMConfig:
 
 
 # -- small helpers ------------------------------------------------------------
-
-_DATETIME = re.compile(
-    r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
-
-
-def parseDateTime(text: str) -> float:
-    """
-    A XEP-0082 DateTime (C{CCYY-MM-DDThh:mm:ss[.sss]TZD}, the zone required)
-    as seconds since the epoch.
-
-    @raise ValueError: not such a date-time.
-    """
-    match = _DATETIME.match(text.strip())
-    if match is None:
-        raise ValueError(text)
-    base, fraction, zone = match.groups()
-    if zone == "Z":
-        zone = "+00:00"
-    stamp = datetime.fromisoformat(base + zone).timestamp()
-    if fraction:
-        stamp += float("0" + fraction)
-    return stamp
-
-
-def formatDateTime(stamp: float) -> str:
-    """C{stamp} (seconds since the epoch) as a XEP-0082 DateTime in UTC."""
-    moment = datetime.fromtimestamp(stamp, timezone.utc)
-    if moment.microsecond:
-        return moment.strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
-    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
-
 
 def newArchiveId() -> str:
     """An archive id: unique and unpredictable (XEP-0313 §3, XEP-0359 §5 rule 2)."""
@@ -728,172 +667,31 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
                               text="at most %d JIDs in <%s/>" % (MAX_PREFS_JIDS, name))
         return frozenset(jids)
 
-    # -- queries (§4) ---------------------------------------------------------
+    # -- queries (§4, §5: xmppd.mamquery) -------------------------------------
 
     def onQueryForm(self, iq: domish.Element) -> domish.Element:
         """§4.1.5: the fields a query may use (none required)."""
         self.owner(iq)
-        form = data_form.Form("form", formNamespace=NS_MAM)
-        for var, fieldType in FORM_FIELDS:
-            form.addField(data_form.Field(fieldType, var))
-        x = form.toElement()
-        for field in x.elements(NS_DATA, "field"):
-            if field.getAttribute("var") == "ids":
-                validate = field.addElement((NS_VALIDATE, "validate"))
-                validate["datatype"] = "xs:string"
-                validate.addElement("open")
-        query = domish.Element((NS_MAM, "query"))
-        query.addChild(x)
-        return query
+        return queryForm()
 
     async def onMetadata(self, iq: domish.Element) -> domish.Element:
         """§5: the first and last message of the archive."""
         account = self.owner(iq)
-        archive = self.domain.storage.archive
-        metadata = domish.Element((NS_MAM, "metadata"))
-        first = await archive.query(account.user, account.host, limit=1)
-        if not first.messages:
-            return metadata
-        last = await archive.query(account.user, account.host, limit=1, reverse=True)
-        for name, message in (("start", first.messages[0]), ("end", last.messages[-1])):
-            item = metadata.addElement(name)
-            item["id"] = message.id
-            item["timestamp"] = formatDateTime(message.stamp)
-        return metadata
+        return await metadata(self.domain.storage.archive, account)
 
     async def onQuery(self, iq: domish.Element):
         account = self.owner(iq)
         query = firstChild(iq, NS_MAM, "query")
-        filters = parseForm(query)
-        limit, afterId, beforeId, backwards = self.parseRSM(query)
-        if filters.get("ids"):
-            if len(filters["ids"]) > self.config.max_page:
-                raise StanzaError("policy-violation",
-                                  text="at most %d ids in one query" % self.config.max_page)
-        # A cursor given by RSM takes precedence over the form's on its side;
-        # the form's must still exist (§4.1.3).
-        for side, cursor in (("after-id", afterId), ("before-id", beforeId)):
-            if cursor is not None and filters.get(side):
-                await self.mustExist(account, [filters[side]])
-        if afterId is None:
-            afterId = filters.get("after-id")
-        if beforeId is None:
-            beforeId = filters.get("before-id")
-        if filters.get("ids"):
-            await self.mustExist(account, filters["ids"])
-        try:
-            messages, complete, count = await self.fetch(
-                account, filters.get("with"), filters.get("start"), filters.get("end"),
-                afterId, beforeId, filters.get("ids"), limit, backwards)
-        except ItemNotFound:
-            raise StanzaError("item-not-found")
+        messages, complete, count = await runQuery(
+            self.domain.storage.archive, account, query, self.config.max_page)
         requester = iq["from"]
         queryId = query.getAttribute("queryid")
         shown = reversed(messages) if hasChild(query, NS_MAM, "flip-page") else messages
         for message in shown:
-            self.domain.router.route(self.resultMessage(account, requester, queryId, message))
+            self.ids += 1
+            self.domain.router.route(
+                resultMessage(account, requester, queryId, message, "mam-%d" % self.ids))
         return finElement(messages, complete, count)
-
-    def parseRSM(self, query: domish.Element):
-        """C{(max, after, before, backwards)} of the query's XEP-0059 C{<set/>}."""
-        limit = DEFAULT_PAGE
-        afterId = beforeId = None
-        backwards = False
-        rsm = firstChild(query, NS_RSM, "set")
-        if rsm is None:
-            return min(limit, self.config.max_page), None, None, False
-        for child in rsm.elements():
-            if child.uri != NS_RSM:
-                continue
-            text = str(child).strip()
-            if child.name == "max":
-                try:
-                    limit = int(text)
-                except ValueError:
-                    raise StanzaError("bad-request", text="<max/> must be an integer")
-                if limit < 0:
-                    raise StanzaError("bad-request", text="<max/> must not be negative")
-            elif child.name == "after":
-                if not text:
-                    raise StanzaError("bad-request", text="<after/> needs an id")
-                afterId = text
-            elif child.name == "before":
-                backwards = True
-                beforeId = text or None
-            elif child.name == "index":
-                raise StanzaError("feature-not-implemented", text="paging by index")
-        if afterId is not None and backwards:
-            # §4.3.2: undefined in RSM; before-id and after-id do this.
-            raise StanzaError("bad-request", text="<after/> and <before/> together")
-        return min(limit, self.config.max_page), afterId, beforeId, backwards
-
-    async def mustExist(self, account, ids) -> None:
-        """item-not-found unless every id in C{ids} is in the archive (§4.1.3)."""
-        wanted = set(ids)
-        page = await self.domain.storage.archive.query(
-            account.user, account.host, ids=wanted, limit=len(wanted))
-        if len(page.messages) != len(wanted):
-            raise StanzaError("item-not-found")
-
-    async def fetch(self, account, with_, start, end, afterId, beforeId, ids, limit: int,
-                    backwards: bool):
-        """
-        One page: C{(messages oldest first, complete, count or None)}.  A
-        full JID in C{with} is matched against each message's C{to} and
-        C{from}, scanning the bare JID's messages (§4.1.1).
-        """
-        archive = self.domain.storage.archive
-        peer = None if with_ is None else with_.userhost()
-        common = dict(peer=peer, start=start, end=end, ids=ids)
-        if with_ is None or with_.resource is None:
-            page = await archive.query(account.user, account.host, afterId=afterId,
-                                       beforeId=beforeId, limit=limit, reverse=backwards,
-                                       **common)
-            return list(page.messages), page.complete, page.count
-        full = with_.full()
-        chunk = max(limit + 1, DEFAULT_PAGE)
-        found: list = []
-        while len(found) <= limit:
-            page = await archive.query(account.user, account.host, afterId=afterId,
-                                       beforeId=beforeId, limit=chunk, reverse=backwards,
-                                       **common)
-            batch = list(page.messages)
-            for message in (reversed(batch) if backwards else batch):
-                if involves(message.xml, full):
-                    found.append(message)
-                    if len(found) > limit:
-                        break
-            if page.complete or not batch:
-                break
-            if backwards:
-                beforeId = batch[0].id
-            else:
-                afterId = batch[-1].id
-        complete = len(found) <= limit
-        found = found[:limit]
-        if backwards:
-            found.reverse()
-        return found, complete, None
-
-    def resultMessage(self, account, requester: str, queryId: str | None,
-                      archived: ArchivedMessage) -> domish.Element:
-        """§4.2: one result, the archived stanza forwarded with its delay."""
-        self.ids += 1
-        message = domish.Element((NS_CLIENT, "message"))
-        message["from"] = account.userhost()
-        message["to"] = requester
-        message["id"] = "mam-%d" % self.ids
-        result = message.addElement((NS_MAM, "result"))
-        if queryId is not None:
-            result["queryid"] = queryId
-        result["id"] = archived.id
-        forwarded = result.addElement((NS_FORWARD, "forwarded"))
-        delay = forwarded.addElement((NS_DELAY, "delay"))
-        delay["stamp"] = formatDateTime(archived.stamp)
-        # Serialized by us when archived: passed through without parsing.
-        forwarded.addRawXml(archived.xml)
-        message.__dict__["mamResult"] = True
-        return message
 
     # -- retention ------------------------------------------------------------
 
@@ -907,101 +705,6 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         d = defer.maybeDeferred(self.domain.storage.archive.removeOlderThan, cutoff)
         d.addErrback(lambda failure: self.log.failure("Archive retention sweep failed", failure))
         return d
-
-
-def firstChild(element: domish.Element, uri: str, name: str) -> domish.Element | None:
-    for child in element.elements():
-        if child.uri == uri and child.name == name:
-            return child
-    return None
-
-
-def involves(xml: str, full: str) -> bool:
-    """Whether the archived stanza C{xml} is to or from the full JID C{full}."""
-    stanza = parseStored(xml)
-    for attribute in ("from", "to"):
-        value = stanza.getAttribute(attribute)
-        if value is not None:
-            try:
-                if parseJID(value).full() == full:
-                    return True
-            except InvalidJID:
-                pass
-    return False
-
-
-def parseStored(xml: str) -> domish.Element:
-    """An element this module serialized (trusted input: no hardening needed)."""
-    found = []
-    stream = domish.elementStream()
-    stream.DocumentStartEvent = lambda root: None
-    stream.ElementEvent = found.append
-    stream.DocumentEndEvent = lambda: None
-    stream.parse("<archive xmlns='%s'>%s</archive>" % (NS_CLIENT, xml))
-    return found[0]
-
-
-def parseForm(query: domish.Element) -> dict:
-    """
-    The filters of a query's data form: C{with} as a JID, C{start}/C{end} as
-    epoch seconds, C{before-id}/C{after-id} strings, C{ids} a list.
-    """
-    x = firstChild(query, NS_DATA, "x")
-    if x is None:
-        return {}
-    try:
-        form = data_form.Form.fromElement(x)
-    except data_form.Error:
-        raise StanzaError("bad-request", text="malformed data form")
-    if form.formType != "submit":
-        raise StanzaError("bad-request", text="the form must be of type submit")
-    fields = dict(form.fields)
-    # A FORM_TYPE sent without type='hidden' arrives as an ordinary field.
-    formType = fields.pop("FORM_TYPE", None)
-    namespace = form.formNamespace or (formType.value if formType is not None else None)
-    if namespace not in (None, NS_MAM):
-        raise StanzaError("bad-request", text="FORM_TYPE must be %s" % NS_MAM)
-    filters: dict = {}
-    for var, field in fields.items():
-        if var not in SINGLE_FIELDS and var != "ids":
-            raise StanzaError("feature-not-implemented", text="unknown field %s" % (var[:100],))
-        values = [str(value).strip() for value in field.values if str(value).strip()]
-        if not values:
-            continue
-        if var == "ids":
-            filters["ids"] = values
-            continue
-        if len(values) > 1:
-            raise StanzaError("bad-request", text="%s takes one value" % var)
-        value = values[0]
-        if var == "with":
-            try:
-                filters["with"] = parseJID(value)
-            except InvalidJID:
-                raise StanzaError("bad-request", text="with: not a JID")
-        elif var in ("start", "end"):
-            try:
-                filters[var] = parseDateTime(value)
-            except ValueError:
-                raise StanzaError("bad-request",
-                                  text="%s: not a XEP-0082 date-time" % var)
-        else:
-            filters[var] = value
-    return filters
-
-
-def finElement(messages, complete: bool, count: int | None) -> domish.Element:
-    """§4.3: the C{<fin/>} closing a query, with its RSM C{<set/>}."""
-    fin = domish.Element((NS_MAM, "fin"))
-    if complete:
-        fin["complete"] = "true"
-    rsm = fin.addElement((NS_RSM, "set"))
-    if messages:
-        rsm.addElement("first", content=messages[0].id)
-        rsm.addElement("last", content=messages[-1].id)
-    if count is not None:
-        rsm.addElement("count", content=str(count))
-    return fin
 
 
 def makeHandler(domain) -> MAMHandler:
