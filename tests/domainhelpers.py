@@ -7,18 +7,18 @@ a test feeds XML literals to the router and reads what each resource got.
 
 from __future__ import annotations
 
-
 from twisted.internet.task import Clock
 from twisted.words.xish import domish
 
+from tests.helpers import parse, toml as _toml
 from xmppd.config import loadConfig
+from xmppd.events import OutgoingEvent
 from xmppd.jid import parseJID
 from xmppd.local import LocalDomain
 from xmppd.scram import makeCredentials
 from xmppd.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
-from tests.helpers import parse, toml as _toml
 
 DOMAIN = "example.org"
 
@@ -124,3 +124,14 @@ def errorCondition(stanza: domish.Element) -> str | None:
             if child.name != "text":
                 return child.name
     return None
+
+
+def fromClient(domain, xml):
+    """What a client stream does with a stanza: the sender-side hooks, then the router."""
+    stanza = parse(xml) if isinstance(xml, str) else xml
+    session = domain.sessions.get(parseJID(stanza["from"]))
+    to = stanza.getAttribute("to")
+    event = OutgoingEvent(session.stream, session, stanza, parseJID(to) if to else None)
+    if not domain.hooks.fire("c2s/outgoing", event):
+        domain.router.route(stanza)
+    return stanza

@@ -7,10 +7,9 @@ recording streams.
 import pytest
 from twisted.words.xish import domish
 
-from tests.domainhelpers import DOMAIN, Domain, errorCondition
+from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
 from xmppd.carbons import NS_CARBONS, NS_FORWARD, CarbonsHandler, cloneStanza
-from xmppd.events import OutgoingEvent
 from xmppd.jid import makeJID, parseJID
 
 ROMEO = "romeo@%s" % DOMAIN
@@ -24,17 +23,6 @@ def domain(tmp_path):
 
 def handler(domain) -> CarbonsHandler:
     return domain.handler(CarbonsHandler)
-
-
-def fromClient(domain, xml):
-    """What a client stream does with a stanza: the sender-side hooks, then the router."""
-    stanza = parse(xml) if isinstance(xml, str) else xml
-    session = domain.sessions.get(parseJID(stanza["from"]))
-    to = stanza.getAttribute("to")
-    event = OutgoingEvent(session.stream, session, stanza, parseJID(to) if to else None)
-    if not domain.hooks.fire("c2s/outgoing", event):
-        domain.router.route(stanza)
-    return stanza
 
 
 def enable(domain, jid, stream):

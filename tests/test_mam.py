@@ -9,10 +9,9 @@ import json
 import pytest
 from twisted.internet import defer
 
-from tests.domainhelpers import DOMAIN, Domain, errorCondition
+from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
 from xmppd import mam
-from xmppd.events import OutgoingEvent
 from xmppd.jid import makeJID, parseJID
 from xmppd.mam import NS_MAM_EXTENDED, NS_SID, MAMHandler, Prefs
 from xmppd.mamquery import NS_MAM, formatDateTime, parseDateTime
@@ -34,17 +33,6 @@ def domain(tmp_path):
 
 def handler(domain) -> MAMHandler:
     return domain.handler(MAMHandler)
-
-
-def fromClient(domain, xml):
-    """What a client stream does with a stanza: the sender-side hooks, then the router."""
-    stanza = parse(xml) if isinstance(xml, str) else xml
-    session = domain.sessions.get(parseJID(stanza["from"]))
-    to = stanza.getAttribute("to")
-    event = OutgoingEvent(session.stream, session, stanza, parseJID(to) if to else None)
-    if not domain.hooks.fire("c2s/outgoing", event):
-        domain.router.route(stanza)
-    return stanza
 
 
 def archived(domain, user="juliet", **kwargs):
