@@ -405,7 +405,7 @@ def test_offlineUsersBlockApplies(world):
     juliet = world.login("juliet", "chamber")
     block(juliet, ROMEO)
     juliet.disconnect()
-    world.handler.recent.clear()
+    world.handler.cache.recent.clear()
     romeo = world.login("romeo", "orchard")
     delivered = []
     world.domain.hooks.add("message/bare", lambda event: delivered.append(event.stanza), 50)
@@ -445,9 +445,9 @@ def test_accountRemovedForgetsList(world):
     juliet = world.login("juliet", "chamber")
     block(juliet, ROMEO)
     juliet.disconnect()
-    assert JULIET in world.handler.recent
+    assert JULIET in world.handler.cache.recent
     world.domain.hooks.notify("account/removed", AccountEvent("juliet", DOMAIN))
-    assert JULIET not in world.handler.recent and JULIET not in world.handler.lists
+    assert JULIET not in world.handler.cache.recent and JULIET not in world.handler.cache.pinned
 
 
 # -- presence side effects ------------------------------------------------

@@ -503,7 +503,7 @@ def test_preferencesLoadedAtBind(domain):
     """An account's preferences are read when it binds, so its messages never wait."""
     domain.storage.accountData.set("juliet", DOMAIN, "mam:prefs", Prefs("never").toJSON())
     balcony = domain.bind(JULIET + "/balcony", available=True)
-    assert handler(domain).prefs[JULIET].default == "never"
+    assert handler(domain).cache.pinned[JULIET].default == "never"
     domain.send(chat("x"))
     [got] = balcony.take()
     assert stanzaIds(got) == [] and archived(domain) == []

@@ -70,7 +70,6 @@ import dataclasses
 import itertools
 import json
 import weakref
-from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -82,6 +81,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.accountcache import AccountDataCache
 from xmppd.config import integer, option, section
 from xmppd.jid import InvalidJID, parseJID
 from xmppd.stanzas import NS_CLIENT, errorReply, hold, mayAnswer
@@ -203,13 +203,10 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         self.domain = domain
         self.host = domain.domain
         self.maxItems = maxItems
-        self.recentLists = recentLists
-        #: Bare JID -> ordered set (a dict) of blocked JIDs, accounts with a session.
-        self.lists: dict[str, dict[str, None]] = {}
-        #: The same for accounts without one, least recently used first.
-        self.recent: OrderedDict[str, dict[str, None]] = OrderedDict()
-        #: Bare JID -> Deferreds waiting for a load in progress.
-        self.loading: dict[str, list[defer.Deferred]] = {}
+        #: Bare JID -> ordered set (a dict) of blocked JIDs.  A list that
+        #: cannot be read is empty (a fresh dict: callers change what they get).
+        self.cache = AccountDataCache(domain, STORAGE_KEY, self.parse, dict,
+                                      size=recentLists, what="the block list")
         #: Sessions that asked for the block list: they get pushes (§3.3).
         self.interested: weakref.WeakSet = weakref.WeakSet()
         self.pushIds = itertools.count(1)
@@ -222,44 +219,15 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         for name in STANZA_HOOKS:
             hooks.add(name, self.onStanza, PRIORITY)
         hooks.add("c2s/outgoing", self.onOutgoing, PRIORITY)
-        hooks.add("session/bound", self.onSessionBound)
         hooks.add("session/closed", self.onSessionClosed)
-        hooks.add("account/removed", self.onAccountRemoved)
-
-    # -- the cache ---------------------------------------------------------
-
-    def cached(self, account: str) -> dict[str, None] | None:
-        """The list of C{account} (a bare JID string) if it is in memory."""
-        items = self.lists.get(account)
-        if items is None:
-            items = self.recent.get(account)
-            if items is not None:
-                self.recent.move_to_end(account)
-        return items
-
-    def load(self, account: JID) -> defer.Deferred:
-        """
-        The list of C{account} (a bare JID), from memory or storage.  Never
-        fails: a list that cannot be read is empty and not cached.
-        """
-        key = account.userhost()
-        items = self.cached(key)
-        if items is not None:
-            return defer.succeed(items)
-        d = defer.Deferred()
-        waiting = self.loading.get(key)
-        if waiting is not None:
-            waiting.append(d)
-            return d
-        self.loading[key] = [d]
-        read = self.domain.storage.accountData.get(account.user, account.host, STORAGE_KEY)
-        read.addCallback(self.parse)
-        read.addCallbacks(self.loaded, self.loadFailed,
-                          callbackArgs=(account,), errbackArgs=(account,))
-        return d
+        self.cache.register()
 
     @staticmethod
     def parse(value: str | None) -> dict[str, None]:
+        """
+        A stored list.  Raises if the value is not one: the cache logs it and
+        gives an empty list, since a storage failure must not silence a user.
+        """
         if not value:
             return {}
         jids = json.loads(value)
@@ -267,63 +235,10 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             raise ValueError("a stored block list is not a list of JIDs")
         return dict.fromkeys(jids)
 
-    def loaded(self, stored: dict[str, None], account: JID) -> None:
-        key = account.userhost()
-        items = self.cached(key)
-        if items is None:
-            items = stored
-            self.keep(account, items)
-        for d in self.loading.pop(key, ()):
-            d.callback(items)
-
-    def loadFailed(self, failure, account: JID) -> None:
-        self.log.failure("Cannot read the block list of {account}; blocking nothing",
-                         failure, account=account.userhost())
-        for d in self.loading.pop(account.userhost(), ()):
-            d.callback({})
-
-    def keep(self, account: JID, items: dict[str, None]) -> None:
-        key = account.userhost()
-        if self.domain.sessions.sessionsOf(account):
-            self.recent.pop(key, None)
-            self.lists[key] = items
-        else:
-            self.lists.pop(key, None)
-            self.recent[key] = items
-            self.recent.move_to_end(key)
-            while len(self.recent) > self.recentLists:
-                self.recent.popitem(last=False)
-
-    def onSessionBound(self, session) -> None:
-        jid = session.jid
-        if jid.host != self.host:
-            return
-        key = jid.userhost()
-        items = self.recent.pop(key, None)
-        if items is not None:
-            self.lists[key] = items
-        elif key not in self.lists:
-            self.load(jid.userhostJID())
-
     def onSessionClosed(self, session) -> None:
-        jid = session.jid
-        if jid.host != self.host:
-            return
-        self.interested.discard(session)
-        others = [s for s in self.domain.sessions.sessionsOf(jid) if s is not session]
-        if not others:
-            items = self.lists.pop(jid.userhost(), None)
-            if items is not None:
-                self.recent[jid.userhost()] = items
-                while len(self.recent) > self.recentLists:
-                    self.recent.popitem(last=False)
-
-    def onAccountRemoved(self, event) -> None:
-        if event.domain != self.host:
-            return
-        key = "%s@%s" % (event.username, event.domain)
-        self.lists.pop(key, None)
-        self.recent.pop(key, None)
+        """A closed session gets no more pushes."""
+        if session.jid.host == self.host:
+            self.interested.discard(session)
 
     # -- enforcement -------------------------------------------------------
 
@@ -342,8 +257,8 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         outbound = self.isOurUser(sender) and sender.userhost() not in checked
         if not inbound and not outbound:
             return None
-        inItems = self.cached(recipient.userhost()) if inbound else None
-        outItems = self.cached(sender.userhost()) if outbound else None
+        inItems = self.cache.cached(recipient.userhost()) if inbound else None
+        outItems = self.cache.cached(sender.userhost()) if outbound else None
         if (inbound and inItems is None) or (outbound and outItems is None):
             self.decideLater(event, inbound, outbound)
             return True
@@ -361,8 +276,8 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
 
     def decideLater(self, event, inbound: bool, outbound: bool) -> None:
         sender, recipient = event.sender, event.recipient
-        loads = [self.load(recipient.userhostJID()) if inbound else defer.succeed(None),
-                 self.load(sender.userhostJID()) if outbound else defer.succeed(None)]
+        loads = [self.cache.load(recipient.userhostJID()) if inbound else defer.succeed(None),
+                 self.cache.load(sender.userhostJID()) if outbound else defer.succeed(None)]
         # Issue 5's durability contract: the stanza is held, so stream
         # management waits until it went on (and for what its takers add).
         decided = hold(event.stanza)
@@ -396,7 +311,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         key = sender.userhost()
         if isExempt(stanza) or key in checkedOf(stanza):
             return None
-        items = self.cached(key)
+        items = self.cache.cached(key)
         if items is not None:
             if isBlocked(items, recipient):
                 self.refuseOutbound(stanza)
@@ -413,7 +328,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
                 self.domain.router.route(stanza)
 
         decided = hold(stanza)
-        self.load(sender.userhostJID()).addCallback(loaded).addErrback(
+        self.cache.load(sender.userhostJID()).addCallback(loaded).addErrback(
             lambda f: self.log.failure("Sending a stanza after loading a block list", f)
         ).addBoth(lambda _: decided.callback(None))
         return True
@@ -471,7 +386,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
     async def onBlocklist(self, iq: domish.Element) -> domish.Element:
         """§3.2: the list; the requesting resource now gets pushes."""
         sender = self.account(iq)
-        items = await self.load(sender.userhostJID())
+        items = await self.cache.load(sender.userhostJID())
         session = self.domain.sessions.get(sender)
         if session is not None:
             self.interested.add(session)
@@ -487,7 +402,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         if not requested:
             raise StanzaError("bad-request", text="block at least one JID")
         account = sender.userhostJID()
-        items = await self.load(account)
+        items = await self.cache.load(account)
         added = [jid for jid in requested if jid not in items]
         if len(items) + len(added) > self.maxItems:
             raise StanzaError("policy-violation", type="modify",
@@ -500,7 +415,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             for jid in added:
                 items.pop(jid, None)
             raise
-        self.keep(account, items)
+        self.cache.keep(account, items)
         self.push(account, "block", requested)
         if added:
             await self.announceBlock(account, added)
@@ -510,7 +425,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         sender = self.account(iq)
         requested = self.items(next(iq.elements(NS_BLOCKING, "unblock")))
         account = sender.userhostJID()
-        items = await self.load(account)
+        items = await self.cache.load(account)
         before = dict(items)
         if requested:
             removed = [jid for jid in requested if jid in items]
@@ -524,7 +439,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             items.clear()
             items.update(before)
             raise
-        self.keep(account, items)
+        self.cache.keep(account, items)
         self.push(account, "unblock", requested)
         if removed:
             await self.announceUnblock(account, removed)

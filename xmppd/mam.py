@@ -77,7 +77,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import secrets
-from collections import OrderedDict, deque
+from collections import deque
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
@@ -88,6 +88,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.accountcache import AccountDataCache
 from xmppd.carbons import cloneStanza, hasBody, hasChild, isCarbon
 from xmppd.config import choice, integer, number, option, section
 from xmppd.jid import InvalidJID, makeJID, parseJID
@@ -261,12 +262,10 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         self.domain = domain
         self.host = domain.domain
         self.config = config or MAMConfig()
-        #: Bare JID -> preferences, for accounts with a session.
-        self.prefs: dict[str, Prefs] = {}
-        #: The same for other accounts, least recently used first.
-        self.recent: OrderedDict[str, Prefs] = OrderedDict()
-        #: Bare JID -> Deferreds waiting for a load of preferences.
-        self.loading: dict[str, list[defer.Deferred]] = {}
+        #: Bare JID -> preferences.
+        self.cache = AccountDataCache(domain, PREFS_KEY, self.parsePrefs,
+                                      lambda: self.defaultPrefs, size=RECENT_PREFS,
+                                      what="the archiving preferences")
         #: Bare JID -> messages waiting for their archiving decision, in order.
         self.queues: dict[str, deque[Pending]] = {}
         #: Accounts whose queue is being worked through right now.
@@ -283,9 +282,7 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         hooks.add("message/bare", self.onIncoming, INCOMING_PRIORITY)
         hooks.add("message/full", self.onIncoming, INCOMING_PRIORITY)
         hooks.add("c2s/outgoing", self.onOutgoing, OUTGOING_PRIORITY)
-        hooks.add("session/bound", self.onSessionBound)
-        hooks.add("session/closed", self.onSessionClosed)
-        hooks.add("account/removed", self.onAccountRemoved)
+        self.cache.register()
         if self.config.retention_days > 0:
             self.retention = task.LoopingCall(self.expire)
             self.retention.clock = self.domain.clock
@@ -297,45 +294,11 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
     def defaultPrefs(self) -> Prefs:
         return Prefs(self.config.default)
 
-    def cached(self, key: str) -> Prefs | None:
-        prefs = self.prefs.get(key)
-        if prefs is None:
-            prefs = self.recent.get(key)
-            if prefs is not None:
-                self.recent.move_to_end(key)
-        return prefs
-
-    def remember(self, key: str, prefs: Prefs) -> None:
-        """Keep C{prefs} where they belong: with the online accounts or in the LRU cache."""
-        if self.domain.sessions.sessionsOf(makeJID(*key.split("@", 1))):
-            self.recent.pop(key, None)
-            self.prefs[key] = prefs
-        else:
-            self.prefs.pop(key, None)
-            self.recent[key] = prefs
-            self.recent.move_to_end(key)
-            while len(self.recent) > RECENT_PREFS:
-                self.recent.popitem(last=False)
-
-    def loadPrefs(self, account) -> defer.Deferred:
-        """The preferences of C{account} (a bare JID); never fails (the default then)."""
-        key = account.userhost()
-        prefs = self.cached(key)
-        if prefs is not None:
-            return defer.succeed(prefs)
-        d = defer.Deferred()
-        waiting = self.loading.get(key)
-        if waiting is not None:
-            waiting.append(d)
-            return d
-        self.loading[key] = [d]
-        read = self.domain.storage.accountData.get(account.user, account.host, PREFS_KEY)
-        read.addCallback(self.parsePrefs)
-        read.addCallbacks(self.prefsLoaded, self.prefsLoadFailed,
-                          callbackArgs=(key,), errbackArgs=(key,))
-        return d
-
     def parsePrefs(self, text: str | None) -> Prefs:
+        """
+        Stored preferences.  Unreadable ones are the default, and are cached
+        as such: reading them again would give the same.
+        """
         if text is None:
             return self.defaultPrefs
         try:
@@ -344,54 +307,11 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
             self.log.warn("Unreadable archiving preferences; using the default")
             return self.defaultPrefs
 
-    def prefsLoaded(self, prefs: Prefs, key: str) -> None:
-        # A set that finished meanwhile knows better than this read.
-        current = self.cached(key)
-        if current is None:
-            self.remember(key, prefs)
-        else:
-            prefs = current
-        for d in self.loading.pop(key, ()):
-            d.callback(prefs)
-
-    def prefsLoadFailed(self, failure, key: str) -> None:
-        self.log.failure("Reading the archiving preferences of {jid} failed", failure, jid=key)
-        for d in self.loading.pop(key, ()):
-            d.callback(self.defaultPrefs)
-
-    def onSessionBound(self, session) -> None:
-        jid = session.jid
-        if jid.host != self.host:
-            return
-        key = jid.userhost()
-        prefs = self.recent.pop(key, None)
-        if prefs is not None:
-            self.prefs[key] = prefs
-        elif key not in self.prefs:
-            self.loadPrefs(makeJID(jid.user, jid.host))
-
-    def onSessionClosed(self, session) -> None:
-        jid = session.jid
-        if jid.host != self.host:
-            return
-        if all(other is session for other in self.domain.sessions.sessionsOf(jid)):
-            prefs = self.prefs.pop(jid.userhost(), None)
-            if prefs is not None:
-                self.recent[jid.userhost()] = prefs
-                while len(self.recent) > RECENT_PREFS:
-                    self.recent.popitem(last=False)
-
-    def onAccountRemoved(self, event) -> None:
-        if event.domain == self.host:
-            key = "%s@%s" % (event.username, event.domain)
-            self.prefs.pop(key, None)
-            self.recent.pop(key, None)
-
     # -- deciding -------------------------------------------------------------
 
     def decide(self, account, target) -> defer.Deferred:
         """Whether a message between C{account} (bare) and C{target} is archived."""
-        d = self.loadPrefs(account)
+        d = self.cache.load(account)
 
         def apply(prefs: Prefs):
             decision = prefs.archives(target)
@@ -637,20 +557,20 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
 
     async def onPrefsGet(self, iq: domish.Element) -> domish.Element:
         account = self.owner(iq)
-        prefs = await self.loadPrefs(account)
+        prefs = await self.cache.load(account)
         return prefs.toElement()
 
     async def onPrefsSet(self, iq: domish.Element) -> domish.Element:
         account = self.owner(iq)
         element = firstChild(iq, NS_MAM, "prefs")
-        current = await self.loadPrefs(account)
+        current = await self.cache.load(account)
         default = element.getAttribute("default", current.default)
         if default not in DEFAULTS:
             raise StanzaError("bad-request", text="default must be always, never or roster")
         prefs = Prefs(default, self.jidList(element, "always"), self.jidList(element, "never"))
         await self.domain.storage.accountData.set(
             account.user, account.host, PREFS_KEY, prefs.toJSON())
-        self.remember(account.userhost(), prefs)
+        self.cache.keep(account, prefs)
         return prefs.toElement()
 
     @staticmethod
