@@ -77,7 +77,7 @@ CONFIG = """\
 [server]
 domains = ["{domain}"]
 data_dir = "{dataDir}"
-modules = ["presence", "roster", "messages", "disco", "ping"]
+modules = ["presence", "roster", "messages", "disco", "ping", "offline"]
 
 [c2s]
 endpoint = "tcp:{port}:interface=127.0.0.1:backlog=1024"
