@@ -462,3 +462,23 @@ async def test_importedAccountsLogIn(stoppedServer, tmp_path, capsys):
         romeo = stoppedServer.client("romeo", mechanism, secret="wherefore",
                                      mechanism=mechanism)
         assert (await romeo.login()).full == f"romeo@localhost/{mechanism}"
+
+
+@ensureDeferred
+async def test_exportIncludesStoredOfflineMessages(tmp_path, configPath, capsys):
+    """Messages waiting in offline storage are exported, with their acceptance time as a delay stamp."""
+    await xmppctl(configPath, "import", write(tmp_path, "in.xml", FULL))
+    message = ("<message xmlns='jabber:client' from='romeo@example.org/orchard' "
+               "to='juliet@example.org' type='chat'><body>Parting is such sweet sorrow</body>"
+               "</message>")
+    users = await listUsers(configPath)
+    username, domain = users[0]
+    await withStorage(configPath, lambda storage: storage.offline.store(
+        username, domain, message, 1700000000.0))
+    exported = str(tmp_path / "out.xml")
+
+    assert await xmppctl(configPath, "export", exported) == 0
+
+    text = open(exported).read()
+    assert "Parting is such sweet sorrow" in text
+    assert "stamp='2023-11-14T22:13:20Z'" in text or 'stamp="2023-11-14T22:13:20Z"' in text

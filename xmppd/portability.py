@@ -17,6 +17,7 @@ import os
 import sqlite3
 import sys
 import tempfile
+import time
 import urllib.parse
 from typing import Any
 
@@ -32,6 +33,7 @@ from xmppd.storage.interfaces import AccountRecord, UserExists
 #: Account-data key under which imported offline messages wait for the
 #: offline feature: a JSON list of serialized C{<message/>}s, oldest first.
 OFFLINE_IMPORT_KEY = "offline-import"
+NS_DELAY = "urn:xmpp:delay"
 VCARD_KEY = "vcard"
 PRIVATE_PREFIX = "private:"
 
@@ -293,6 +295,19 @@ async def _readAccount(storage, username: str, domain: str,
             except (pie.PIEError, TypeError):
                 problems.append(f"skipped an offline message of {account.jid}: "
                                 f"not well-formed")
+    # Messages the offline feature holds (including imported ones it has
+    # moved in) travel with their acceptance time as an XEP-0203 delay, so
+    # the next server delivers them with the right stamp.
+    for message in await storage.offline.fetch(username, domain):
+        try:
+            for element in pie.parseFragment(message.xml, pie.NS_CLIENT):
+                if not any(child.uri == NS_DELAY for child in element.elements()):
+                    element.addElement((NS_DELAY, "delay"))["stamp"] = time.strftime(
+                        "%Y-%m-%dT%H:%M:%SZ", time.gmtime(message.stamp))
+                account.offline.append(element.toXml())
+        except (pie.PIEError, TypeError):
+            problems.append(f"skipped an offline message of {account.jid}: "
+                            f"not well-formed")
     return account
 
 
