@@ -894,15 +894,19 @@ class RecordingClient(Protocol):
         self.lost = True
 
 
-def test_streamErrorClosesTLS(tmp_path):
-    """Over direct TLS, a stream error is followed by a real close at once, not at the abort."""
+def connectOverTLS(tmp_path, clientOptions, greeting=None):
+    """
+    A real in-memory TLS connection to a direct-TLS stream, the client
+    sending C{greeting} (a stream header by default); (node, client TLS
+    connection, recorder), once everything in flight has been delivered.
+    """
     certPath, keyPath = str(tmp_path / "server.crt"), str(tmp_path / "server.key")
     tls.generateSelfSigned([DOMAIN], certPath, keyPath)
     node = Node(tmp_path, secure=True)
     serverFactory = TLSMemoryBIOFactory(tls.serverContextFactory(certPath, keyPath),
                                         False, node.factory)
-    recorder = RecordingClient(header() + message("romeo@" + DOMAIN))
-    clientFactory = TLSMemoryBIOFactory(CertificateOptions(), True,
+    recorder = RecordingClient(header() if greeting is None else greeting)
+    clientFactory = TLSMemoryBIOFactory(clientOptions, True,
                                         ClientFactory.forProtocol(lambda: recorder))
     # The unbuffered TLS protocol writes at once instead of on the next
     # reactor turn, so pumping the memory connection is enough.
@@ -913,36 +917,23 @@ def test_streamErrorClosesTLS(tmp_path):
         lambda: clientFactory.buildProtocol(address),
         serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=address))
     pump.flush()
+    return node, recorder.transport.getHandle(), recorder
+
+
+def test_streamErrorClosesTLS(tmp_path):
+    """Over direct TLS, a stream error is followed by a real close at once, not at the abort."""
+    node, _, recorder = connectOverTLS(tmp_path, CertificateOptions(),
+                                       header() + message("romeo@" + DOMAIN))
     assert recorder.data.endswith(b"</stream:error></stream:stream>")
     assert b"<not-authorized " in recorder.data
     assert recorder.lost
     assert node.peers.size() == 0
 
 
-def connectOverTLS(tmp_path, clientOptions):
-    """A real in-memory TLS connection to a direct-TLS stream; (server stream, client TLS, recorder)."""
-    certPath, keyPath = str(tmp_path / "server.crt"), str(tmp_path / "server.key")
-    tls.generateSelfSigned([DOMAIN], certPath, keyPath)
-    node = Node(tmp_path, secure=True)
-    serverFactory = TLSMemoryBIOFactory(tls.serverContextFactory(certPath, keyPath),
-                                        False, node.factory)
-    recorder = RecordingClient(header())
-    clientFactory = TLSMemoryBIOFactory(clientOptions, True,
-                                        ClientFactory.forProtocol(lambda: recorder))
-    serverFactory.protocol = clientFactory.protocol = TLSMemoryBIOProtocol
-    address = IPv4Address("TCP", "1.2.3.4", 1234)
-    _, _, pump = connectedServerAndClient(
-        lambda: serverFactory.buildProtocol(address),
-        lambda: clientFactory.buildProtocol(address),
-        serverTransportFactory=lambda p: FakeTransport(p, isServer=True, peerAddress=address))
-    pump.flush()
-    [stream] = node.factory.streams
-    return stream, recorder.transport.getHandle(), recorder
-
-
 def test_tls13OffersExporterBinding(tmp_path):
     """On TLS 1.3 the features offer SCRAM-PLUS with tls-exporter, bound to what the client derives too."""
-    stream, clientTLS, recorder = connectOverTLS(tmp_path, CertificateOptions())
+    node, clientTLS, recorder = connectOverTLS(tmp_path, CertificateOptions())
+    [stream] = node.factory.streams
     assert clientTLS.get_protocol_version_name() == "TLSv1.3"
     assert b"<mechanism>SCRAM-SHA-256-PLUS</mechanism>" in recorder.data
     assert b"<channel-binding type='tls-exporter'/>" in recorder.data
@@ -954,7 +945,8 @@ def test_tls12OffersUniqueBinding(tmp_path):
     """On TLS 1.2 the binding is tls-unique: the client's Finished message."""
     from twisted.internet.ssl import TLSVersion
     options = CertificateOptions(lowerMaximumSecurityTo=TLSVersion.TLSv1_2)
-    stream, clientTLS, recorder = connectOverTLS(tmp_path, options)
+    node, clientTLS, recorder = connectOverTLS(tmp_path, options)
+    [stream] = node.factory.streams
     assert clientTLS.get_protocol_version_name() == "TLSv1.2"
     assert b"<channel-binding type='tls-unique'/>" in recorder.data
     assert stream.channelBindings() == {"tls-unique": clientTLS.get_finished()}
