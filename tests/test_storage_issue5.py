@@ -36,11 +36,37 @@ def _message(number, peer=JULIET, stamp=None):
                            peer, f"<message id='{number}'><body>{number}</body></message>")
 
 
-async def _archive(storage, count, username="romeo", peer=lambda n: JULIET):
+async def _archive(archive, count, username="romeo", peer=lambda n: JULIET):
     messages = [_message(n, peer(n)) for n in range(count)]
     for message in messages:
-        await storage.archive.append(username, DOMAIN, message)
+        await archive.append(username, DOMAIN, message)
     return messages
+
+
+class RoomArchive:
+    """
+    A room's archive in the shape of L{IArchiveStore}, so that the archive
+    contract tests run on room archives too: the room's name and service
+    stand where an account's username and domain do.
+    """
+
+    def __init__(self, rooms):
+        self.rooms = rooms
+
+    def append(self, name, service, message):
+        return self.rooms.appendMessage(service, name, message)
+
+    def query(self, name, service, **query):
+        return self.rooms.queryMessages(service, name, **query)
+
+    def removeOlderThan(self, cutoff):
+        return self.rooms.removeMessagesOlderThan(cutoff)
+
+
+@pytest.fixture(params=["user", "room"])
+def archive(request, storage):
+    """An account's archive, then a room's, of each backend."""
+    return storage.archive if request.param == "user" else RoomArchive(storage.rooms)
 
 
 def _ids(page):
@@ -167,49 +193,50 @@ async def test_offlineRemovedWithAccount(storage):
     assert await storage.offline.fetch("romeo", DOMAIN) == []
 
 
-# The archive, on every backend.
+# The archive, on every backend: each test runs on an account's archive and
+# on a room's (see RoomArchive), which promise the same queries.
 
 @pytest_twisted.ensureDeferred
-async def test_archiveRoundTrip(storage):
+async def test_archiveRoundTrip(storage, archive):
     """Archived messages come back whole, oldest first, in one complete page."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 3)
-    assert await storage.archive.query("romeo", DOMAIN) == ArchivePage(
+    messages = await _archive(archive, 3)
+    assert await archive.query("romeo", DOMAIN) == ArchivePage(
         tuple(messages), True, 3)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveDefaultLimit(storage):
+async def test_archiveDefaultLimit(storage, archive):
     """Without a limit given, a page holds at most 50 messages."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    await _archive(storage, 51)
-    page = await storage.archive.query("romeo", DOMAIN)
+    await _archive(archive, 51)
+    page = await archive.query("romeo", DOMAIN)
     assert (len(page.messages), page.complete, page.count) == (50, False, 51)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveOrderIsAppendOrder(storage):
+async def test_archiveOrderIsAppendOrder(storage, archive):
     """The archive keeps the order messages were archived in, whatever their ids and stamps."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
     appended = [ArchivedMessage("zz", 30.0, JULIET, "<a/>"),
                 ArchivedMessage("aa", 10.0, JULIET, "<b/>"),
                 ArchivedMessage("mm", 20.0, JULIET, "<c/>")]
     for message in appended:
-        await storage.archive.append("romeo", DOMAIN, message)
-    assert _ids(await storage.archive.query("romeo", DOMAIN)) == ["zz", "aa", "mm"]
-    assert _ids(await storage.archive.query("romeo", DOMAIN, limit=2, reverse=True)) == [
+        await archive.append("romeo", DOMAIN, message)
+    assert _ids(await archive.query("romeo", DOMAIN)) == ["zz", "aa", "mm"]
+    assert _ids(await archive.query("romeo", DOMAIN, limit=2, reverse=True)) == [
         "aa", "mm"]
-    assert _ids(await storage.archive.query("romeo", DOMAIN, afterId="zz", limit=1)) == ["aa"]
+    assert _ids(await archive.query("romeo", DOMAIN, afterId="zz", limit=1)) == ["aa"]
 
 
 @pytest_twisted.ensureDeferred
-async def test_archivePagingForwards(storage):
+async def test_archivePagingForwards(storage, archive):
     """Paging forwards through 25 messages by 10 gives 10, 10, 5, and only the last is complete."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 25)
+    messages = await _archive(archive, 25)
     pages, afterId = [], None
     while True:
-        page = await storage.archive.query("romeo", DOMAIN, afterId=afterId, limit=10)
+        page = await archive.query("romeo", DOMAIN, afterId=afterId, limit=10)
         pages.append(page)
         if page.complete:
             break
@@ -220,14 +247,14 @@ async def test_archivePagingForwards(storage):
 
 
 @pytest_twisted.ensureDeferred
-async def test_archivePagingBackwards(storage):
+async def test_archivePagingBackwards(storage, archive):
     """Paging backwards from the newest gives the last 10, the 10 before, then the first 5, each oldest first."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 25)
+    messages = await _archive(archive, 25)
     pages, beforeId = [], None
     while True:
-        page = await storage.archive.query("romeo", DOMAIN, beforeId=beforeId, limit=10,
-                                           reverse=True)
+        page = await archive.query("romeo", DOMAIN, beforeId=beforeId, limit=10,
+                                   reverse=True)
         pages.append(page)
         if page.complete:
             break
@@ -238,135 +265,135 @@ async def test_archivePagingBackwards(storage):
 
 
 @pytest_twisted.ensureDeferred
-async def test_archivePagingExactFit(storage):
+async def test_archivePagingExactFit(storage, archive):
     """When the results end exactly at a page's end, that page is complete, in both directions."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 20)
-    first = await storage.archive.query("romeo", DOMAIN, limit=10)
-    second = await storage.archive.query("romeo", DOMAIN, afterId=messages[9].id, limit=10)
+    messages = await _archive(archive, 20)
+    first = await archive.query("romeo", DOMAIN, limit=10)
+    second = await archive.query("romeo", DOMAIN, afterId=messages[9].id, limit=10)
     assert (first.complete, second.complete) == (False, True)
-    last = await storage.archive.query("romeo", DOMAIN, limit=10, reverse=True)
-    earlier = await storage.archive.query("romeo", DOMAIN, beforeId=messages[10].id,
-                                          limit=10, reverse=True)
+    last = await archive.query("romeo", DOMAIN, limit=10, reverse=True)
+    earlier = await archive.query("romeo", DOMAIN, beforeId=messages[10].id,
+                                  limit=10, reverse=True)
     assert (last.complete, earlier.complete) == (False, True)
     assert earlier.messages == tuple(messages[:10])
-    everything = await storage.archive.query("romeo", DOMAIN, limit=20, reverse=True)
+    everything = await archive.query("romeo", DOMAIN, limit=20, reverse=True)
     assert everything.complete and everything.messages == tuple(messages)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archivePagingFromTheEnds(storage):
+async def test_archivePagingFromTheEnds(storage, archive):
     """Paging after the newest or before the oldest message gives an empty, complete page."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 3)
-    after = await storage.archive.query("romeo", DOMAIN, afterId=messages[-1].id)
-    before = await storage.archive.query("romeo", DOMAIN, beforeId=messages[0].id,
-                                         reverse=True)
+    messages = await _archive(archive, 3)
+    after = await archive.query("romeo", DOMAIN, afterId=messages[-1].id)
+    before = await archive.query("romeo", DOMAIN, beforeId=messages[0].id,
+                                 reverse=True)
     assert after == before == ArchivePage((), True, 3)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveBetweenIds(storage):
+async def test_archiveBetweenIds(storage, archive):
     """With both afterId and beforeId, only the messages between them are paged, in either direction."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 10)
-    forwards = await storage.archive.query("romeo", DOMAIN, afterId=messages[2].id,
-                                           beforeId=messages[8].id, limit=3)
+    messages = await _archive(archive, 10)
+    forwards = await archive.query("romeo", DOMAIN, afterId=messages[2].id,
+                                   beforeId=messages[8].id, limit=3)
     assert forwards.messages == tuple(messages[3:6]) and not forwards.complete
-    backwards = await storage.archive.query("romeo", DOMAIN, afterId=messages[2].id,
-                                            beforeId=messages[8].id, limit=3, reverse=True)
+    backwards = await archive.query("romeo", DOMAIN, afterId=messages[2].id,
+                                    beforeId=messages[8].id, limit=3, reverse=True)
     assert backwards.messages == tuple(messages[5:8]) and not backwards.complete
-    whole = await storage.archive.query("romeo", DOMAIN, afterId=messages[2].id,
-                                        beforeId=messages[8].id, limit=5)
+    whole = await archive.query("romeo", DOMAIN, afterId=messages[2].id,
+                                beforeId=messages[8].id, limit=5)
     assert whole.messages == tuple(messages[3:8]) and whole.complete
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveLimitZeroAndNone(storage):
+async def test_archiveLimitZeroAndNone(storage, archive):
     """A limit of 0 gives only the count; no limit gives every message."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 60)
-    assert await storage.archive.query("romeo", DOMAIN, limit=0) == ArchivePage((), False, 60)
-    assert await storage.archive.query("romeo", DOMAIN, limit=0, reverse=True) == ArchivePage(
+    messages = await _archive(archive, 60)
+    assert await archive.query("romeo", DOMAIN, limit=0) == ArchivePage((), False, 60)
+    assert await archive.query("romeo", DOMAIN, limit=0, reverse=True) == ArchivePage(
         (), False, 60)
-    assert await storage.archive.query("romeo", DOMAIN, limit=None) == ArchivePage(
+    assert await archive.query("romeo", DOMAIN, limit=None) == ArchivePage(
         tuple(messages), True, 60)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveFilterByPeer(storage):
+async def test_archiveFilterByPeer(storage, archive):
     """Filtering by peer gives only the conversation with that JID, counted alone."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 9, peer=lambda n: MERCUTIO if n % 3 == 0 else JULIET)
-    page = await storage.archive.query("romeo", DOMAIN, peer=MERCUTIO)
+    messages = await _archive(archive, 9, peer=lambda n: MERCUTIO if n % 3 == 0 else JULIET)
+    page = await archive.query("romeo", DOMAIN, peer=MERCUTIO)
     assert page == ArchivePage((messages[0], messages[3], messages[6]), True, 3)
-    assert (await storage.archive.query("romeo", DOMAIN, peer="nobody@example.org")
+    assert (await archive.query("romeo", DOMAIN, peer="nobody@example.org")
             ) == ArchivePage((), True, 0)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveFilterByTime(storage):
+async def test_archiveFilterByTime(storage, archive):
     """start and end are inclusive, and may be given alone."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 10)  # stamps 1000 to 1009
-    assert (await storage.archive.query("romeo", DOMAIN, start=1003, end=1005)).messages == tuple(
+    messages = await _archive(archive, 10)  # stamps 1000 to 1009
+    assert (await archive.query("romeo", DOMAIN, start=1003, end=1005)).messages == tuple(
         messages[3:6])
-    assert (await storage.archive.query("romeo", DOMAIN, start=1008.0)).messages == tuple(
+    assert (await archive.query("romeo", DOMAIN, start=1008.0)).messages == tuple(
         messages[8:])
-    assert (await storage.archive.query("romeo", DOMAIN, end=1001.5)).messages == tuple(
+    assert (await archive.query("romeo", DOMAIN, end=1001.5)).messages == tuple(
         messages[:2])
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveFilterByIds(storage):
+async def test_archiveFilterByIds(storage, archive):
     """Filtering by ids gives those messages in archive order; unknown ids just match nothing."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 5)
-    page = await storage.archive.query("romeo", DOMAIN, ids=["id-4", "id-1", "unknown"])
+    messages = await _archive(archive, 5)
+    page = await archive.query("romeo", DOMAIN, ids=["id-4", "id-1", "unknown"])
     assert page == ArchivePage((messages[1], messages[4]), True, 2)
-    assert await storage.archive.query("romeo", DOMAIN, ids=[]) == ArchivePage((), True, 0)
+    assert await archive.query("romeo", DOMAIN, ids=[]) == ArchivePage((), True, 0)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveFiltersCombine(storage):
+async def test_archiveFiltersCombine(storage, archive):
     """All filters given apply together, and paging works within their results."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 20, peer=lambda n: JULIET if n % 2 else MERCUTIO)
+    messages = await _archive(archive, 20, peer=lambda n: JULIET if n % 2 else MERCUTIO)
     query = dict(peer=JULIET, start=1004, end=1015,
                  ids=[m.id for m in messages if m.id != "id-9"])
     # Juliet's in 1004..1015 without id-9: 5, 7, 11, 13, 15.
-    first = await storage.archive.query("romeo", DOMAIN, limit=2, **query)
+    first = await archive.query("romeo", DOMAIN, limit=2, **query)
     assert (_ids(first), first.complete, first.count) == (["id-5", "id-7"], False, 5)
     # Paging from an id outside the filters' results is allowed.
-    rest = await storage.archive.query("romeo", DOMAIN, afterId="id-8", limit=5, **query)
+    rest = await archive.query("romeo", DOMAIN, afterId="id-8", limit=5, **query)
     assert (_ids(rest), rest.complete) == (["id-11", "id-13", "id-15"], True)
-    last = await storage.archive.query("romeo", DOMAIN, limit=2, reverse=True, **query)
+    last = await archive.query("romeo", DOMAIN, limit=2, reverse=True, **query)
     assert (_ids(last), last.complete) == (["id-13", "id-15"], False)
-    before = await storage.archive.query("romeo", DOMAIN, beforeId="id-12", limit=2,
-                                         reverse=True, **query)
+    before = await archive.query("romeo", DOMAIN, beforeId="id-12", limit=2,
+                                 reverse=True, **query)
     assert (_ids(before), before.complete) == (["id-7", "id-11"], False)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveUnknownPagingId(storage):
+async def test_archiveUnknownPagingId(storage, archive):
     """Paging from an id the archive does not hold fails with item-not-found, in either direction."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
     await storage.users.addUser("juliet", DOMAIN, CREDENTIALS)
-    await _archive(storage, 3)
-    await storage.archive.append("juliet", DOMAIN, ArchivedMessage("juliets", 1, JULIET, "<m/>"))
+    await _archive(archive, 3)
+    await archive.append("juliet", DOMAIN, ArchivedMessage("juliets", 1, JULIET, "<m/>"))
     for paging in [dict(afterId="nope"), dict(beforeId="nope", reverse=True),
                    dict(afterId="juliets"), dict(afterId="id-0", beforeId="nope")]:
         with pytest.raises(ItemNotFound):
-            await storage.archive.query("romeo", DOMAIN, **paging)
+            await archive.query("romeo", DOMAIN, **paging)
     with pytest.raises(ItemNotFound):
-        await storage.archive.query("nobody", DOMAIN, afterId="id-0")
+        await archive.query("nobody", DOMAIN, afterId="id-0")
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveOfUnknownAccount(storage):
+async def test_archiveOfUnknownAccount(storage, archive):
     """Querying the archive of an account with none gives an empty, complete page."""
-    assert await storage.archive.query("nobody", DOMAIN) == ArchivePage((), True, 0)
-    assert await storage.archive.query("nobody", DOMAIN, reverse=True) == ArchivePage(
+    assert await archive.query("nobody", DOMAIN) == ArchivePage((), True, 0)
+    assert await archive.query("nobody", DOMAIN, reverse=True) == ArchivePage(
         (), True, 0)
 
 
@@ -380,52 +407,52 @@ async def test_archiveAppendForUnknownAccount(storage):
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveDuplicateId(storage):
+async def test_archiveDuplicateId(storage, archive):
     """An archive id is unique within an account, but two accounts may use the same one."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
     await storage.users.addUser("juliet", DOMAIN, CREDENTIALS)
-    await storage.archive.append("romeo", DOMAIN, _message(1))
+    await archive.append("romeo", DOMAIN, _message(1))
     with pytest.raises(StorageError):
-        await storage.archive.append("romeo", DOMAIN, _message(1, peer=MERCUTIO))
-    await storage.archive.append("juliet", DOMAIN, _message(1))
-    assert await storage.archive.query("romeo", DOMAIN) == ArchivePage((_message(1),), True, 1)
+        await archive.append("romeo", DOMAIN, _message(1, peer=MERCUTIO))
+    await archive.append("juliet", DOMAIN, _message(1))
+    assert await archive.query("romeo", DOMAIN) == ArchivePage((_message(1),), True, 1)
 
 
 @pytest_twisted.ensureDeferred
-async def test_archivePerAccount(storage):
+async def test_archivePerAccount(storage, archive):
     """Each account queries only its own archive."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
     await storage.users.addUser("romeo", "example.net", CREDENTIALS)
-    await _archive(storage, 3)
-    await storage.archive.append("romeo", "example.net", _message(7))
-    assert _ids(await storage.archive.query("romeo", "example.net")) == ["id-7"]
-    assert (await storage.archive.query("romeo", DOMAIN)).count == 3
+    await _archive(archive, 3)
+    await archive.append("romeo", "example.net", _message(7))
+    assert _ids(await archive.query("romeo", "example.net")) == ["id-7"]
+    assert (await archive.query("romeo", DOMAIN)).count == 3
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveRetention(storage):
+async def test_archiveRetention(storage, archive):
     """Retention removes every account's messages older than the cutoff, and keeps the rest in order."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
     await storage.users.addUser("juliet", DOMAIN, CREDENTIALS)
-    messages = await _archive(storage, 10)
+    messages = await _archive(archive, 10)
     for n in (2, 8):
-        await storage.archive.append("juliet", DOMAIN, _message(n))
-    assert await storage.archive.removeOlderThan(1005.0) == 6
-    assert await storage.archive.query("romeo", DOMAIN) == ArchivePage(
+        await archive.append("juliet", DOMAIN, _message(n))
+    assert await archive.removeOlderThan(1005.0) == 6
+    assert await archive.query("romeo", DOMAIN) == ArchivePage(
         tuple(messages[5:]), True, 5)
-    assert _ids(await storage.archive.query("juliet", DOMAIN)) == ["id-8"]
+    assert _ids(await archive.query("juliet", DOMAIN)) == ["id-8"]
     with pytest.raises(ItemNotFound):
-        await storage.archive.query("romeo", DOMAIN, afterId="id-4")
-    await storage.archive.append("romeo", DOMAIN, _message(1))
-    assert _ids(await storage.archive.query("romeo", DOMAIN, afterId="id-9")) == ["id-1"]
-    assert await storage.archive.removeOlderThan(0) == 0
+        await archive.query("romeo", DOMAIN, afterId="id-4")
+    await archive.append("romeo", DOMAIN, _message(1))
+    assert _ids(await archive.query("romeo", DOMAIN, afterId="id-9")) == ["id-1"]
+    assert await archive.removeOlderThan(0) == 0
 
 
 @pytest_twisted.ensureDeferred
 async def test_archiveRemovedWithAccount(storage):
     """Removing an account removes its archive, and its ids are free again."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    await _archive(storage, 3)
+    await _archive(storage.archive, 3)
     await storage.users.removeUser("romeo", DOMAIN)
     assert await storage.archive.query("romeo", DOMAIN) == ArchivePage((), True, 0)
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
@@ -434,11 +461,11 @@ async def test_archiveRemovedWithAccount(storage):
 
 
 @pytest_twisted.ensureDeferred
-async def test_archiveValuesNormalized(storage):
+async def test_archiveValuesNormalized(storage, archive):
     """An integer stamp comes back as a float, as from every backend."""
     await storage.users.addUser("romeo", DOMAIN, CREDENTIALS)
-    await storage.archive.append("romeo", DOMAIN, ArchivedMessage("a", 5, JULIET, "<m/>"))
-    [message] = (await storage.archive.query("romeo", DOMAIN)).messages
+    await archive.append("romeo", DOMAIN, ArchivedMessage("a", 5, JULIET, "<m/>"))
+    [message] = (await archive.query("romeo", DOMAIN)).messages
     assert message == ArchivedMessage("a", 5.0, JULIET, "<m/>")
     assert isinstance(message.stamp, float)
 
@@ -459,7 +486,7 @@ async def test_sqliteOfflineAndArchiveSurviveReopen(tmp_path):
     await first.users.addUser("romeo", DOMAIN, CREDENTIALS)
     ids = [await first.offline.store("romeo", DOMAIN, f"<m{n}/>", n) for n in range(3)]
     await first.offline.delete("romeo", DOMAIN, [ids[-1]])
-    messages = await _archive(first, 5)
+    messages = await _archive(first.archive, 5)
     await first.close()
     second = await _openSQLite(path)
     try:
@@ -495,8 +522,7 @@ async def test_sqliteMigratesFromVersion2(tmp_path):
 
     store = await _openSQLite(path)
     try:
-        assert sqliteModule.SCHEMA_VERSION == 3
-        assert await store.runQuery("PRAGMA user_version") == [(3,)]
+        assert await store.runQuery("PRAGMA user_version") == [(sqliteModule.SCHEMA_VERSION,)]
         roster = await store.rosters.getRoster("romeo", DOMAIN)
         assert (roster.version, roster.items[JULIET]) == (
             4, RosterItem(JULIET, name="Juliet", subscription="both"))

@@ -267,6 +267,76 @@ class ItemNotFound(StorageError):
 
 
 @dataclass(frozen=True)
+class RoomRecord:
+    """A persistent room's saved state (owned by muc/, opaque to storage)."""
+
+    #: The MUC domain, e.g. C{"conference.example.org"}.
+    service: str
+    #: The room's localpart, already prepared.
+    name: str
+    #: JSON text written by muc/; storage never parses it.
+    state: str
+    #: Epoch seconds of the last L{IRoomStore.put}, from the storage's clock.
+    updated: float
+
+
+class IRoomStore(Interface):
+    """
+    Multi-user chat rooms (XEP-0045 §10.1.3 persistent rooms) and their
+    message archives (XEP-0313 §3.3.2 MUC archives), keyed by C{(service,
+    name)} strings compared exactly.  Rooms belong to no account: removing
+    a user leaves them alone.  A room's archive exists independently of its
+    record, so a non-persistent room may be archived too; L{delete} removes
+    both.
+
+    In the archive, L{ArchivedMessage.peer} is the sender's occupant JID as
+    the room showed it (C{room@service/nick}), the value a MAM "with" filter
+    on a room archive is compared with.  Storage treats it as opaque text.
+    """
+
+    def get(service, name):
+        """@return: Deferred firing the L{RoomRecord}, or C{None}."""
+
+    def put(service, name, state):
+        """
+        Create or replace the room's record with C{state} (a C{str}),
+        stamping C{updated} with the current time; Deferred firing C{None}.
+        """
+
+    def delete(service, name):
+        """
+        Remove the room's record and its whole archive; Deferred firing
+        whether the room had a record (its archive goes either way).
+        """
+
+    def list(service):
+        """
+        @return: Deferred firing the C{list} of L{RoomRecord}s of C{service},
+            sorted by name (code point order).
+        """
+
+    def appendMessage(service, name, message):
+        """
+        Append an L{ArchivedMessage} to the room's archive; Deferred firing
+        C{None}, once durable.  Fails with L{StorageError} if the room's
+        archive holds that id already.  The room need not have a record.
+        """
+
+    def queryMessages(service, name, peer=None, start=None, end=None, afterId=None,
+                      beforeId=None, ids=None, limit=50, reverse=False):
+        """
+        Exactly L{IArchiveStore.query}, on the room's archive: the same
+        filters, paging, L{ArchivePage} and L{ItemNotFound}.
+        """
+
+    def removeMessagesOlderThan(cutoff):
+        """
+        Remove every room's archived messages older than C{cutoff}
+        (retention); Deferred firing how many were removed.
+        """
+
+
+@dataclass(frozen=True)
 class AccountRecord:
     """A whole new account for L{IStorage.importAccounts}."""
 
@@ -285,6 +355,7 @@ class IStorage(Interface):
     accountData = Attribute("L{IAccountDataStore}")
     offline = Attribute("L{IOfflineStore}")
     archive = Attribute("L{IArchiveStore}")
+    rooms = Attribute("L{IRoomStore}")
 
     def importAccounts(records):
         """

@@ -11,19 +11,22 @@ change what is stored, just as with a database.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+import time
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import replace
 from itertools import count
+from typing import Any
 
 from twisted.internet import defer
+from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from xmppd.scram import ScramCredential
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IAccountDataStore,
-                                      IArchiveStore, IOfflineStore, IRosterStore,
-                                      IStorage, IUserStore, ItemNotFound, NoSuchUser,
-                                      OfflineMessage, Roster, RosterItem, StorageError,
-                                      UserExists)
+                                      IArchiveStore, IOfflineStore, IRoomStore,
+                                      IRosterStore, IStorage, IUserStore, ItemNotFound,
+                                      NoSuchUser, OfflineMessage, RoomRecord, Roster,
+                                      RosterItem, StorageError, UserExists)
 
 
 @implementer(IUserStore)
@@ -218,26 +221,71 @@ def pageOf(matching: list, afterIndex: int | None, beforeIndex: int | None,
     return window[:limit], False
 
 
+#: One archive: archive id to C{(seq, message)}, in archive order (dicts
+#: keep insertion order).  C{seq} is what orders the archive, as in SQLite,
+#: so a retention sweep that removes the oldest messages never changes the
+#: order of the rest.
+Archive = dict[str, tuple[int, ArchivedMessage]]
+
+
+def normalizedMessage(message: ArchivedMessage) -> ArchivedMessage:
+    """C{message} with the types SQLite gives back (an integer stamp becomes a float)."""
+    return ArchivedMessage(str(message.id), float(message.stamp),
+                           str(message.peer), str(message.xml))
+
+
+def queryArchive(archive: Archive, peer: str | None, start: float | None,
+                 end: float | None, afterId: str | None, beforeId: str | None,
+                 ids: Collection[str] | None, limit: int | None,
+                 reverse: bool) -> defer.Deferred:
+    """
+    L{IArchiveStore.query} on one archive, for every memory archive (an
+    account's or a room's).
+    """
+    for anchor in (afterId, beforeId):
+        if anchor is not None and anchor not in archive:
+            return defer.fail(ItemNotFound(anchor))
+    wanted = None if ids is None else set(ids)
+    matching = [(seq, m) for seq, m in archive.values()
+                if (peer is None or m.peer == peer)
+                and (start is None or m.stamp >= start)
+                and (end is None or m.stamp <= end)
+                and (wanted is None or m.id in wanted)]
+    afterIndex = beforeIndex = None
+    if afterId is not None:
+        afterSeq = archive[afterId][0]
+        afterIndex = sum(1 for seq, _ in matching if seq <= afterSeq)
+    if beforeId is not None:
+        beforeSeq = archive[beforeId][0]
+        beforeIndex = sum(1 for seq, _ in matching if seq < beforeSeq)
+    page, complete = pageOf(matching, afterIndex, beforeIndex, limit, reverse)
+    return defer.succeed(ArchivePage(tuple(m for _, m in page), complete, len(matching)))
+
+
+def removeArchivedBefore(archives: dict[Any, Archive], cutoff: float) -> int:
+    """Drop the messages older than C{cutoff} from every archive; how many went."""
+    removed = 0
+    for key, archive in list(archives.items()):
+        kept = {i: entry for i, entry in archive.items() if entry[1].stamp >= cutoff}
+        removed += len(archive) - len(kept)
+        archives[key] = kept
+    return removed
+
+
 @implementer(IArchiveStore)
 class MemoryArchiveStore:
-    """
-    Archives as one dict per account from archive id to C{(seq, message)},
-    in archive order (dicts keep insertion order).  C{seq} is what orders
-    the archive, as in SQLite, so a retention sweep that removes the oldest
-    messages never changes the order of the rest.
-    """
+    """Account archives: one L{Archive} per account."""
 
     def __init__(self, users: MemoryUserStore) -> None:
         self._users = users
-        self._archives: dict[tuple[str, str], dict[str, tuple[int, ArchivedMessage]]] = {}
+        self._archives: dict[tuple[str, str], Archive] = {}
         self._seq = count(1)
 
     def append(self, username: str, domain: str,
                message: ArchivedMessage) -> defer.Deferred:
         if not self._users.exists(username, domain):
             return defer.fail(NoSuchUser(f"{username}@{domain}"))
-        message = ArchivedMessage(str(message.id), float(message.stamp),
-                                  str(message.peer), str(message.xml))
+        message = normalizedMessage(message)
         archive = self._archives.setdefault((username, domain), {})
         if message.id in archive:
             return defer.fail(StorageError(
@@ -250,49 +298,85 @@ class MemoryArchiveStore:
               afterId: str | None = None, beforeId: str | None = None,
               ids: Collection[str] | None = None, limit: int | None = 50,
               reverse: bool = False) -> defer.Deferred:
-        archive = self._archives.get((username, domain), {})
-        for anchor in (afterId, beforeId):
-            if anchor is not None and anchor not in archive:
-                return defer.fail(ItemNotFound(anchor))
-        wanted = None if ids is None else set(ids)
-        matching = [(seq, m) for seq, m in archive.values()
-                    if (peer is None or m.peer == peer)
-                    and (start is None or m.stamp >= start)
-                    and (end is None or m.stamp <= end)
-                    and (wanted is None or m.id in wanted)]
-        afterIndex = beforeIndex = None
-        if afterId is not None:
-            afterSeq = archive[afterId][0]
-            afterIndex = sum(1 for seq, _ in matching if seq <= afterSeq)
-        if beforeId is not None:
-            beforeSeq = archive[beforeId][0]
-            beforeIndex = sum(1 for seq, _ in matching if seq < beforeSeq)
-        page, complete = pageOf(matching, afterIndex, beforeIndex, limit, reverse)
-        return defer.succeed(ArchivePage(tuple(m for _, m in page), complete,
-                                         len(matching)))
+        return queryArchive(self._archives.get((username, domain), {}), peer, start, end,
+                            afterId, beforeId, ids, limit, reverse)
 
     def removeOlderThan(self, cutoff: float) -> defer.Deferred:
-        removed = 0
-        for key, archive in list(self._archives.items()):
-            kept = {i: entry for i, entry in archive.items() if entry[1].stamp >= cutoff}
-            removed += len(archive) - len(kept)
-            self._archives[key] = kept
-        return defer.succeed(removed)
+        return defer.succeed(removeArchivedBefore(self._archives, cutoff))
 
     def forget(self, username: str, domain: str) -> None:
         self._archives.pop((username, domain), None)
+
+
+@implementer(IRoomStore)
+class MemoryRoomStore:
+    """
+    Room records in a dict keyed by C{(service, name)}, and room archives in
+    another (an archive may exist without a record).  Records are frozen
+    and hold only strings and a float, so sharing them is safe.
+    """
+
+    def __init__(self, seconds: Callable[[], float]) -> None:
+        self._seconds = seconds
+        self._rooms: dict[tuple[str, str], RoomRecord] = {}
+        self._archives: dict[tuple[str, str], Archive] = {}
+        self._seq = count(1)
+
+    def get(self, service: str, name: str) -> defer.Deferred:
+        return defer.succeed(self._rooms.get((service, name)))
+
+    def put(self, service: str, name: str, state: str) -> defer.Deferred:
+        if not isinstance(state, str):
+            return defer.fail(TypeError("room state is JSON text (str)"))
+        self._rooms[(service, name)] = RoomRecord(service, name, state,
+                                                  float(self._seconds()))
+        return defer.succeed(None)
+
+    def delete(self, service: str, name: str) -> defer.Deferred:
+        self._archives.pop((service, name), None)
+        return defer.succeed(self._rooms.pop((service, name), None) is not None)
+
+    def list(self, service: str) -> defer.Deferred:
+        return defer.succeed(sorted((record for key, record in self._rooms.items()
+                                     if key[0] == service), key=lambda r: r.name))
+
+    def appendMessage(self, service: str, name: str,
+                      message: ArchivedMessage) -> defer.Deferred:
+        message = normalizedMessage(message)
+        archive = self._archives.setdefault((service, name), {})
+        if message.id in archive:
+            return defer.fail(StorageError(
+                f"archive id {message.id!r} exists already for room {name}@{service}"))
+        archive[message.id] = (next(self._seq), message)
+        return defer.succeed(None)
+
+    def queryMessages(self, service: str, name: str, peer: str | None = None,
+                      start: float | None = None, end: float | None = None,
+                      afterId: str | None = None, beforeId: str | None = None,
+                      ids: Collection[str] | None = None, limit: int | None = 50,
+                      reverse: bool = False) -> defer.Deferred:
+        return queryArchive(self._archives.get((service, name), {}), peer, start, end,
+                            afterId, beforeId, ids, limit, reverse)
+
+    def removeMessagesOlderThan(self, cutoff: float) -> defer.Deferred:
+        return defer.succeed(removeArchivedBefore(self._archives, cutoff))
 
 
 @implementer(IStorage)
 class MemoryStorage:
     """Every store in memory; nothing survives the object."""
 
-    def __init__(self) -> None:
+    def __init__(self, clock: IReactorTime | None = None) -> None:
+        """
+        @param clock: where L{RoomRecord.updated} comes from; the system
+            time when not given.
+        """
         self.users = MemoryUserStore(onRemove=self._forget)
         self.rosters = MemoryRosterStore(self.users)
         self.accountData = MemoryAccountDataStore(self.users)
         self.offline = MemoryOfflineStore(self.users)
         self.archive = MemoryArchiveStore(self.users)
+        self.rooms = MemoryRoomStore(time.time if clock is None else clock.seconds)
 
     def importAccounts(self, records) -> defer.Deferred:
         for record in records:

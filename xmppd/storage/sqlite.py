@@ -14,8 +14,9 @@ other's lock instead of failing at once.  Every write is one transaction,
 begun with C{BEGIN IMMEDIATE} so that the wait for the write lock happens up
 front, never half way through.
 
-Offline messages and archive appends, which come in bursts and each must be
-on disk before it is acknowledged, use group commit (L{SQLiteStorage.runGrouped}):
+Offline messages, archive appends (an account's or a room's) and room saves,
+which come in bursts and each must be on disk before it is acknowledged, use
+group commit (L{SQLiteStorage.runGrouped}):
 the writes queued while the worker is busy share one transaction and one
 fsync, and each Deferred still fires only after that transaction committed.
 
@@ -144,6 +145,38 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # The retention sweep crosses every account.
         "CREATE INDEX archive_by_age ON archive (stamp)",
     ),
+    (
+        # Multi-user chat (XEP-0045 §10.1.3): persistent rooms.  Rooms
+        # belong to no account, so nothing here references users.  state is
+        # JSON text owned by muc/; updated is the epoch seconds of the last
+        # put.  Not WITHOUT ROWID: a room's state can outgrow the small rows
+        # that layout suits.
+        """CREATE TABLE rooms (
+               service TEXT NOT NULL,
+               name TEXT NOT NULL,
+               state TEXT NOT NULL,
+               updated REAL NOT NULL,
+               PRIMARY KEY (service, name)
+           )""",
+        # Room archives (XEP-0313 §3.3.2), shaped like the account archive
+        # so both share their queries (xmppd.storage.sqlitemessages).  No
+        # foreign key to rooms: a room that is not persistent has no row
+        # there but may still be archived.  peer is the sender's occupant JID.
+        """CREATE TABLE room_archive (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               service TEXT NOT NULL,
+               room TEXT NOT NULL,
+               id TEXT NOT NULL,
+               stamp REAL NOT NULL,
+               peer TEXT NOT NULL,
+               xml TEXT NOT NULL
+           )""",
+        "CREATE UNIQUE INDEX room_archive_by_id ON room_archive (service, room, id)",
+        "CREATE INDEX room_archive_by_room ON room_archive (service, room, seq)",
+        "CREATE INDEX room_archive_by_peer ON room_archive (service, room, peer, seq)",
+        "CREATE INDEX room_archive_by_stamp ON room_archive (service, room, stamp)",
+        "CREATE INDEX room_archive_by_age ON room_archive (stamp)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -173,16 +206,25 @@ class SQLiteStorage:
 
     log = Logger()
 
-    def __init__(self, path: str, reactor: Any = None) -> None:
+    def __init__(self, path: str, reactor: Any = None, clock: Any = None) -> None:
+        """
+        @param reactor: runs the worker thread and its callbacks; the global
+            reactor when not given.
+        @param clock: an L{IReactorTime} for the times storage stamps itself
+            (L{RoomRecord.updated}); the reactor when not given.
+        """
         self.path = path
         self.users = SQLiteUserStore(self)
         self.rosters = SQLiteRosterStore(self)
         self.accountData = SQLiteAccountDataStore(self)
         # Imported here: the message stores build on this module's helpers.
-        from xmppd.storage.sqlitemessages import SQLiteArchiveStore, SQLiteOfflineStore
+        from xmppd.storage.sqlitemessages import (SQLiteArchiveStore, SQLiteOfflineStore,
+                                                  SQLiteRoomStore)
         self.offline = SQLiteOfflineStore(self)
         self.archive = SQLiteArchiveStore(self)
+        self.rooms = SQLiteRoomStore(self)
         self._reactor = reactor
+        self._clock = clock
         # Grouped writes waiting for the worker: (interaction, args, Deferred).
         self._group: list[tuple[Callable[..., Any], tuple, defer.Deferred]] = []
         self._groupLock = threading.Lock()
@@ -240,6 +282,13 @@ class SQLiteStorage:
                 versions.append((r.username, r.domain))
             data.extend((r.username, r.domain, key, value) for key, value in r.data.items())
         return self.runInteraction(_importAccounts, users, credentials, items, versions, data)
+
+    def seconds(self) -> float:
+        """The time now, in epoch seconds, from the clock given or the reactor."""
+        clock = self._clock if self._clock is not None else self._reactor
+        if clock is None:
+            from twisted.internet import reactor as clock
+        return float(clock.seconds())
 
     def runInteraction(self, interaction: Callable[..., Any], *args: Any) -> defer.Deferred:
         """
