@@ -29,4 +29,8 @@ def toml(value) -> str:
         return json.dumps(value)  # a TOML basic string for everything we write
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(toml(item) for item in value) + "]"
+    if isinstance(value, dict):
+        # An inline table; keys quoted, so dots in them stay part of the key.
+        return "{" + ", ".join("%s = %s" % (json.dumps(k), toml(v))
+                               for k, v in value.items()) + "}"
     raise TypeError(f"cannot write {value!r} as TOML")

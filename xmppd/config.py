@@ -374,6 +374,74 @@ def domainList(allowEmpty: bool = False) -> Check:
     return check
 
 
+class Table(Mapping):
+    """
+    A TOML table of strings once checked: read-only and hashable, so a
+    section holding one stays frozen.  A table of secrets shows only its keys
+    when printed, so a configuration that reaches a log gives none away.
+    """
+
+    __slots__ = ("_items", "_secret")
+
+    def __init__(self, items: Mapping[str, str] | None = None, secret: bool = False):
+        self._items = dict(items or {})
+        self._secret = secret
+
+    def __getitem__(self, key: str) -> str:
+        return self._items[key]
+
+    def __iter__(self):
+        return iter(self._items)
+
+    def __len__(self) -> int:
+        return len(self._items)
+
+    def __hash__(self) -> int:
+        return hash(frozenset(self._items.items()))
+
+    def __repr__(self) -> str:
+        if self._secret:
+            return "Table(%r, secret)" % (sorted(self._items),)
+        return "Table(%r)" % (self._items,)
+
+
+def stringTable(example: str, normalizeKey: Callable[[str], str] | None = None,
+                keyName: str = "key", secret: bool = False) -> Check:
+    """
+    A table of non-empty strings (C{example} shows its shape in messages),
+    checked into a L{Table}.  C{normalizeKey} returns a key's canonical form
+    or raises C{ValueError} with the reason; two keys with one canonical form
+    are an error.  With C{secret} no message ever shows a value.
+    """
+
+    def check(key: str, value: Any) -> Table:
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{key}: expected a table like {example}, got {describe(value)}")
+        items: dict[str, str] = {}
+        for name, item in value.items():
+            canonical = name
+            if normalizeKey is not None:
+                try:
+                    canonical = normalizeKey(name)
+                except ValueError as e:
+                    raise ConfigError(f"{key}: {describe(name)} is not a valid {keyName}: {e}")
+            if canonical in items:
+                raise ConfigError(f"{key}: {describe(name)} is listed twice")
+            if isinstance(item, Mapping):
+                # Unquoted dotted keys are nested tables in TOML:
+                # conference.example.org = "x" means {conference: {example: ...}}.
+                raise ConfigError(f"{key}: the value for {describe(name)} is a table; "
+                                  f"quote keys that contain dots, like {example}")
+            if not isinstance(item, str) or not item:
+                shown = "" if secret else f", got {describe(item)}"
+                raise ConfigError(f"{key}: the value for {describe(name)} must be "
+                                  f"a non-empty string{shown}")
+            items[canonical] = item
+        return Table(items, secret=secret)
+
+    return check
+
+
 # The core sections.  Names are part of the operators' interface: renaming a
 # key breaks their files.
 

@@ -39,6 +39,12 @@ FEATURES: dict[str, str] = {
     "sm": "xmppd.sm",
 }
 
+#: Core modules that declare a configuration section but are not features of
+#: a served domain (services with listeners of their own); imported with the
+#: features so their sections exist before the configuration is read.
+SECTION_MODULES: tuple[str, ...] = ("xmppd.components",)
+
+
 def isInstalled(name: str) -> bool:
     return importlib.util.find_spec(FEATURES[name]) is not None
 
@@ -52,7 +58,12 @@ def loadFeature(name: str) -> ModuleType:
 
 
 def importFeatures() -> None:
-    """Import every known feature module that exists, so their config sections register."""
+    """
+    Import every known feature module that exists, and L{SECTION_MODULES},
+    so their config sections register.
+    """
+    for moduleName in SECTION_MODULES:
+        importlib.import_module(moduleName)
     for name, moduleName in FEATURES.items():
         try:
             importlib.import_module(moduleName)

@@ -7,6 +7,7 @@ and C{xmppd.tac} (C{twistd -ny xmppd.tac}) both call it, and so do the tests.
 
 from __future__ import annotations
 
+from xmppd.components import ComponentService
 from xmppd.listeners import C2SService
 from xmppd.local import LocalDomain
 from xmppd.server import XMPPServer
@@ -23,6 +24,8 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     server.storageService.setServiceParent(server)
     for domain in config.server.domains:
         LocalDomain(domain, server).setServiceParent(server)
+    if config.components.listen or config.components.secrets:
+        ComponentService(server, reactor=reactor).setServiceParent(server)
     certificate, key = ensureCertificate(config)
     tlsOptions = serverContextFactory(certificate, key)
     C2SService(server, tlsOptions, reactor=reactor).setServiceParent(server)
