@@ -202,8 +202,8 @@ def test_invalidValue(tmp_path, text, message):
      "srever: unknown section (did you mean server?)"),
     ('domains = ["example.org"]',
      "domains: unknown key at the top level (did you mean server.domains?)"),
-    ('[muc]\nhistory = 20',
-     "muc: unknown section"),
+    ('[pubsub]\nhistory = 20',
+     "pubsub: unknown section"),
     ('[limits]\nfrobnicate = 1',
      "limits.frobnicate: unknown key"),
     ('server = "example.org"',
@@ -274,15 +274,15 @@ def test_featureSection(monkeypatch, tmp_path):
     """A feature declares its own section, and it is validated and reachable by name."""
     monkeypatch.setattr(configModule, "SECTIONS", dict(configModule.SECTIONS))
 
-    @section("muc")
+    @section("pubsub")
     @dataclasses.dataclass(frozen=True)
-    class MUCConfig:
+    class PubSubConfig:
         history: int = option(20, configModule.integer(minimum=0),
-                               "messages replayed to a new occupant")
+                               "items kept per node")
 
-    assert load(tmp_path, "[muc]\nhistory = 5\n").muc.history == 5
-    assert loadConfig(None).muc == MUCConfig(history=20)
-    assert error(tmp_path, "[muc]\nhistory = -1\n") == (
-        "muc.history: expected an integer >= 0, got -1")
+    assert load(tmp_path, "[pubsub]\nhistory = 5\n").pubsub.history == 5
+    assert loadConfig(None).pubsub == PubSubConfig(history=20)
+    assert error(tmp_path, "[pubsub]\nhistory = -1\n") == (
+        "pubsub.history: expected an integer >= 0, got -1")
     with pytest.raises(AttributeError):
-        loadConfig(None).pubsub
+        loadConfig(None).bosh

@@ -40,10 +40,11 @@ def repoEnvironment(**extra):
 
 
 def test_treeOrder(tmp_path):
-    """Storage starts first, then one route per served domain, then the listeners."""
+    """Storage starts first, then each served domain with its MUC service, then the listeners."""
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
-    assert names == ["storage", "localhost", "example.org", "c2s"]
+    assert names == ["storage", "localhost", "conference.localhost", "example.org",
+                     "conference.example.org", "c2s"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 
 

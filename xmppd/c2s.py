@@ -56,7 +56,7 @@ from zope.interface import implementer
 from xmppd.events import FeaturesEvent, OutgoingEvent
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.negotiation import INITIALIZERS
-from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply
+from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, StanzaText, errorReply
 from xmppd.xmlparser import HardenedElementStream
 
 if TYPE_CHECKING:
@@ -302,6 +302,13 @@ class ClientStream(protocol.Protocol):
                 return
             self.write(obj, serialize(obj))
         elif obj is not None:
+            if sm is not None and type(obj) is StanzaText:
+                if not self.closing:
+                    self.write(obj, obj)
+                sm.stanzaSent(obj)
+                return
+            if self.closing and type(obj) is StanzaText:
+                return
             self.write(obj, obj)
 
     def write(self, obj, text: str) -> None:

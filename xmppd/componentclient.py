@@ -172,6 +172,12 @@ class ComponentClient(service.MultiService):
                               domain=self.domain, size=self.queueSize)
             self.dropped += 1
 
+    def addRoute(self, domain: str, route) -> None:
+        """Nothing to do: the service's own route is its connection to the server."""
+
+    def removeRoute(self, domain: str, route) -> None:
+        """See L{addRoute}."""
+
     def hasRoute(self, domain: str) -> bool:
         return False
 

@@ -31,7 +31,7 @@ from xmppd.events import StanzaEvent
 from xmppd.jid import InvalidJID, parseJID
 from xmppd.modules import loadFeature
 from xmppd.router import IRoute
-from xmppd.stanzas import errorReply
+from xmppd.stanzas import StanzaText, errorReply
 
 class DomainHandlers(XMPPHandlerCollection):
     """
@@ -141,6 +141,24 @@ class LocalDomain(service.Service):
             if self.dispatcher.dispatch(stanza):
                 return
         self.fallback(kind, target, event)
+
+    def deliverPrepared(self, recipient, prepared) -> None:
+        """
+        Deliver a stanza serialized once for many recipients (a
+        L{muc.broadcast.Prepared}) to the full JID C{recipient}.  A bound
+        session gets the text as it is, unless a C{"stanza/prepared"} hook
+        (blocking) asks for the full path; then, and when no session is
+        bound, the stanza takes the same way as any other.
+        """
+        session = self.sessions.get(recipient)
+        if session is not None:
+            if not self.hooks.has("stanza/prepared") or not self.hooks.fire(
+                    "stanza/prepared",
+                    StanzaEvent(prepared.element, parseJID(prepared.element["from"]),
+                                recipient, self)):
+                session.send(StanzaText(prepared.textFor(recipient.full())))
+                return
+        self.deliver(prepared.elementFor(recipient.full()))
 
     def fallback(self, kind: str, target: str, event: StanzaEvent) -> None:
         """The core's answer when no feature took the stanza."""

@@ -7,7 +7,9 @@ C{server.modules} in the configuration lists the features a node runs.  Each
 name maps to a module that provides C{makeHandler(domain)}, called once per
 served domain with its L{xmppd.local.LocalDomain}, returning a wokkel
 C{XMPPHandler} (or C{None} when the feature has nothing to do on that
-domain).  A feature module may declare a configuration section of its own
+domain).  A feature that runs a service of its own beside a domain (MUC)
+also provides C{makeService(server, domain)}, see L{featureServices}.  A
+feature module may declare a configuration section of its own
 (see L{xmppd.config.section}); L{importFeatures} imports every known feature
 before the configuration is read so those sections exist.
 """
@@ -37,6 +39,7 @@ FEATURES: dict[str, str] = {
     "carbons": "xmppd.carbons",
     "mam": "xmppd.mam",
     "sm": "xmppd.sm",
+    "muc": "muc.service",
 }
 
 #: Core modules that declare a configuration section but are not features of
@@ -55,6 +58,24 @@ DEFAULT_FEATURES: tuple[str, ...] = tuple(name for name in FEATURES if isInstall
 
 def loadFeature(name: str) -> ModuleType:
     return importlib.import_module(FEATURES[name])
+
+
+def featureServices(server, domain: str) -> list:
+    """
+    The services the enabled features run beside the served C{domain}
+    (a MUC service on its own domain): each feature module may provide
+    C{makeService(server, domain)}, returning a Twisted service or C{None}.
+    L{xmppd.tap.makeService} adds them to the node after the domain, so they
+    start after it and stop before it.
+    """
+    services = []
+    for name in server.config.server.modules:
+        make = getattr(loadFeature(name), "makeService", None)
+        if make is not None:
+            made = make(server, domain)
+            if made is not None:
+                services.append(made)
+    return services
 
 
 def importFeatures() -> None:

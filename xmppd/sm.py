@@ -82,7 +82,7 @@ from twisted.words.xish import domish
 from xmppd.c2s import ClientStream, serialize
 from xmppd.config import integer, number, option, section
 from xmppd.jid import InvalidJID, parseJID
-from xmppd.stanzas import NS_STANZAS, STANZA_NAMES, errorReply
+from xmppd.stanzas import NS_STANZAS, STANZA_NAMES, StanzaText, errorReply
 
 NS_SM = "urn:xmpp:sm:3"
 NS_DELAY = "urn:xmpp:delay"
@@ -166,6 +166,8 @@ class DetachedStream:
     def send(self, obj) -> None:
         if isinstance(obj, domish.Element) and obj.name in STANZA_NAMES:
             self.sm.stanzaSent(serialize(obj))
+        elif type(obj) is StanzaText:
+            self.sm.stanzaSent(obj)
 
     def streamError(self, condition: str, text: str | None = None, appCondition=None) -> None:
         self.sm.end()

@@ -20,6 +20,16 @@ NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 STANZA_NAMES = frozenset(("message", "presence", "iq"))
 
 
+class StanzaText(str):
+    """
+    A whole stanza already serialized for a client stream (fan-out that
+    serializes once, L{muc.broadcast}).  Client streams write it as it is and
+    count it as a stanza for stream management (XEP-0198), unlike other text.
+    """
+
+    __slots__ = ()
+
+
 def mayAnswer(stanza: domish.Element) -> bool:
     """Whether an error reply to C{stanza} is allowed (RFC 6120 §8.3.1)."""
     stanzaType = stanza.getAttribute("type")

@@ -10,6 +10,7 @@ from __future__ import annotations
 from xmppd.components import ComponentService
 from xmppd.listeners import C2SService
 from xmppd.local import LocalDomain
+from xmppd.modules import featureServices
 from xmppd.server import XMPPServer
 from xmppd.storage import makeStorage
 from xmppd.storage.service import StorageService
@@ -24,6 +25,8 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     server.storageService.setServiceParent(server)
     for domain in config.server.domains:
         LocalDomain(domain, server).setServiceParent(server)
+        for featureService in featureServices(server, domain):
+            featureService.setServiceParent(server)
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)
     certificate, key = ensureCertificate(config)

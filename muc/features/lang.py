@@ -1,0 +1,15 @@
+"""muc#roomconfig_lang: the room's natural language (muc#roominfo_lang)."""
+
+from muc.options import TextOption
+
+OPTIONS = (TextOption("muc#roomconfig_lang", "lang", "Natural language for room discussions",
+                      maxLength=35),)
+
+
+def register(hooks):
+    hooks.add("room/disco", onDisco)
+
+
+def onDisco(event):
+    if event.room.config.get("lang"):
+        event.info["muc#roominfo_lang"] = ("Language", event.room.config["lang"])

@@ -1,0 +1,34 @@
+"""
+muc#roomconfig_moderatedroom: newcomers without an affiliation are visitors,
+and visitors may not speak (XEP-0045 §7.4, forbidden) until a moderator
+gives them voice (§8.3).
+"""
+
+from muc.events import Refusal
+from muc.options import BooleanOption
+
+OPTIONS = (BooleanOption("muc#roomconfig_moderatedroom", "moderated", "Make room moderated",
+                         False),)
+
+
+def register(hooks):
+    hooks.add("room/message", onMessage, priority=10)
+    hooks.add("room/subject", onSubject, priority=10)
+    hooks.add("room/disco", onDisco)
+
+
+def onMessage(event):
+    if event.occupant.role == "visitor":
+        return Refusal("forbidden", "you have no voice in this room")
+    return None
+
+
+def onSubject(event):
+    if event.occupant.role == "visitor":
+        return False  # Voice first: a visitor may never change the subject.
+    return None
+
+
+def onDisco(event):
+    event.features.append("muc_moderated" if event.room.config.get("moderated")
+                          else "muc_unmoderated")

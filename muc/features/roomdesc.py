@@ -1,0 +1,13 @@
+"""muc#roomconfig_roomdesc: a short description, in disco (muc#roominfo_description)."""
+
+from muc.options import TextOption
+
+OPTIONS = (TextOption("muc#roomconfig_roomdesc", "description", "Description", maxLength=1000),)
+
+
+def register(hooks):
+    hooks.add("room/disco", onDisco)
+
+
+def onDisco(event):
+    event.info["muc#roominfo_description"] = ("Description", event.room.config.get("description", ""))

@@ -1,0 +1,78 @@
+# -*- test-case-name: tests.test_muc_registration -*-
+"""
+Registering with a room (XEP-0045 §7.10): an account reserves a nick and
+becomes a member; nobody else may then use that nick in the room (conflict),
+and the nick is found again by reserved-nick discovery (§7.12, disco#info
+node C{x-roomuser-item}).  C{<remove/>} cancels a registration.  Rooms with
+registration off (C{x-muc#roomconfig_registration}) answer
+service-unavailable; outcasts are forbidden.
+"""
+
+from __future__ import annotations
+
+from wokkel import data_form
+
+from muc.admin import requesterAffiliation, setAffiliation
+from muc.protocol import NS_DATA, NS_MUC_REGISTER, NS_REGISTER, child, element
+from xmppd.jid import InvalidJID, prepResourcepart
+
+
+def onRegisterIQ(room, iq, query, sender) -> None:
+    if not room.config.get("registration", True):
+        room.refuse(iq, "service-unavailable", "this room does not take registrations")
+        return
+    bare = sender.userhost()
+    if requesterAffiliation(room, sender) == "outcast":
+        room.refuse(iq, "forbidden", "you are banned from this room")
+        return
+    reply = element("iq", **{"type": "result", "id": iq.getAttribute("id"),
+                             "from": room.jidText, "to": sender.full()})
+    if iq["type"] == "get":
+        answer = reply.addElement((NS_REGISTER, "query"))
+        if bare in room.registered:
+            answer.addElement("registered")
+            answer.addElement("username", content=room.registered[bare])
+        else:
+            form = data_form.Form("form", title="Register with %s" % room.jidText,
+                                  formNamespace=NS_MUC_REGISTER)
+            form.addField(data_form.Field("text-single", var="muc#register_roomnick",
+                                          label="Desired nickname", required=True))
+            answer.addChild(form.toElement())
+        room.service.send(reply)
+        return
+    if child(query, NS_REGISTER, "remove") is not None:
+        if bare not in room.registered:
+            room.refuse(iq, "item-not-found", "you are not registered with this room")
+            return
+        del room.registered[bare]
+        if room.affiliationOf(bare) == "member":
+            setAffiliation(room, bare, "none", None)
+        room.changed()
+        room.service.send(reply)
+        return
+    x = child(query, NS_DATA, "x")
+    if x is None:
+        room.refuse(iq, "bad-request", "submit the registration form")
+        return
+    form = data_form.Form.fromElement(x)
+    if form.formType == "cancel":
+        room.service.send(reply)
+        return
+    field = form.fields.get("muc#register_roomnick")
+    try:
+        nick = prepResourcepart(str(field.value or "")) if field is not None else ""
+    except InvalidJID:
+        nick = ""
+    if not nick:
+        room.refuse(iq, "not-acceptable", "a nickname is required")
+        return
+    owner = room.nickOwner(nick)
+    inUse = room.occupants.get(nick)
+    if (owner is not None and owner != bare) or (inUse is not None and inUse.bare != bare):
+        room.refuse(iq, "conflict", "that nickname is taken")
+        return
+    room.registered[bare] = nick
+    if room.affiliationOf(bare) == "none":
+        setAffiliation(room, bare, "member", None)
+    room.changed()
+    room.service.send(reply)

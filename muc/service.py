@@ -1,0 +1,508 @@
+# -*- test-case-name: tests.test_muc_service -*-
+"""
+The MUC service of one domain (XEP-0045 §6): the route of
+C{conference.example.org}, its rooms, service discovery and the directory
+of public rooms.
+
+  - Stanzas to the service itself: disco#info (identity conference/text,
+    §6.2), disco#items (the public rooms, loaded or not, §6.3), ping; other
+    IQs get service-unavailable, messages and presence are ignored.
+  - Stanzas to a room: the room model (L{muc.room}) takes presence and
+    messages; IQs to the room go by namespace (disco, muc#admin, muc#owner,
+    registration, and the C{"room/iq"} hook for the archive).  A room that
+    is not in memory is looked up in storage first; stanzas for it wait
+    (at most L{MAX_WAITING} per room) until it is there.
+  - Creating (§10.1): available presence to a room that exists nowhere
+    creates it, for whoever C{[muc] room_creation} allows
+    (C{not-allowed} otherwise).  The creator becomes its owner; the room is
+    locked until configured, unless the client used the old groupchat
+    protocol (no C{<x xmlns='…muc'/>}), which gets an instant room.
+  - Keeping (§4.2): a persistent room is saved whenever its configuration,
+    affiliations or subject change, and when it is unloaded; an empty
+    persistent room is unloaded after C{[muc] idle_unload} seconds and
+    restored transparently by its next stanza.  The last occupant leaving
+    a temporary room destroys it.
+  - Stopping: every occupant gets unavailable presence with status 332
+    (system shutdown); persistent rooms are saved with their history.
+
+In-process, L{makeHandler} (the feature C{"muc"} of C{server.modules})
+adds one service per served domain to the node and lists it in the
+domain's disco items (§6.1).  As an external component
+(L{muc.component}) the same service talks to xmppd over XEP-0114.
+"""
+
+from __future__ import annotations
+
+# xmppd before wokkel: importing the package applies the shim that lets
+# wokkel import on current Twisted (xmppd._compat), even when this module is
+# the first one loaded (the external component).
+from xmppd.hooks import Hooks
+from xmppd.jid import InvalidJID, makeJID, parseJID, prepLocalpart
+from xmppd.router import IRoute
+from xmppd.stanzas import errorReply
+
+from twisted.application import service
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.xish import domish
+from wokkel.disco import DiscoItem
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import XMPPHandler
+from zope.interface import implementer
+
+from muc import admin, features, invites, owner, registration, state
+from muc.broadcast import sendPrepared
+from muc.events import DiscoEvent, IQEvent
+from muc.protocol import (
+    NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_ROOMINFO,
+    NS_PING, NS_REGISTER, STATUS_SHUTDOWN, child, element, itemElement, userX)
+from muc.room import Room, parseNick
+# Importing MUCConfig declares the [muc] configuration section (xmppd.config @section).
+from muc.settings import MUCConfig
+
+#: Stanzas that may wait for one room to be read from storage.
+MAX_WAITING = 100
+
+NS_SELF_PING = "http://jabber.org/protocol/muc#self-ping-optimization"
+NS_STABLE_ID = "http://jabber.org/protocol/muc#stable_id"
+
+
+@implementer(IRoute)
+class MUCService(service.Service):
+    """See the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, domain: str, router, storage, clock, settings: MUCConfig, secret: bytes,
+                 localDomains=()):
+        self.domain = domain
+        self.name = domain
+        self.router = router
+        self._storage = storage
+        self.clock = clock
+        self.settings = settings
+        self.secret = secret
+        #: Accounts of these domains may create rooms with room_creation "local".
+        self.localDomains = frozenset(localDomains)
+        self.hooks = Hooks()
+        self.options = []
+        for module in features.load():
+            self.options.extend(module.OPTIONS)
+            register = getattr(module, "register", None)
+            if register is not None:
+                register(self.hooks)
+        self.rooms: dict[str, Room] = {}
+        self.loading: dict[str, list[domish.Element]] = {}
+        self.unloadCalls: dict[str, object] = {}
+        #: Names of rooms known to be stored (so a change of mind deletes them).
+        self.stored: set[str] = set()
+
+    @property
+    def storage(self):
+        """The room store (L{xmppd.storage.interfaces.IRoomStore})."""
+        storage = self._storage() if callable(self._storage) else self._storage
+        return storage.rooms
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self.router.addRoute(self.domain, self)
+        self.log.info("MUC service {domain} is up", domain=self.domain)
+
+    def stopService(self):
+        self.router.removeRoute(self.domain, self)
+        saves = []
+        for room in list(self.rooms.values()):
+            for occupant in list(room.occupants.values()):
+                presence = element("presence", **{"from": occupant.roomJID.full(),
+                                                  "type": "unavailable"})
+                presence.addChild(userX([STATUS_SHUTDOWN], itemElement(
+                    room.affiliationOf(occupant.bare), "none")))
+                room.sendToSelf(occupant, presence)
+            room.occupants.clear()
+            room.byJID.clear()
+            if room.config.get("persistent"):
+                saves.append(self.save(room))
+        for call in self.unloadCalls.values():
+            if call.active():
+                call.cancel()
+        self.unloadCalls.clear()
+        self.rooms.clear()
+        service.Service.stopService(self)
+        return defer.DeferredList(saves)
+
+    # -- what a room asks of its service -------------------------------
+
+    def send(self, stanza: domish.Element) -> None:
+        self.router.route(stanza)
+
+    def fanout(self, prepared, jid) -> None:
+        sendPrepared(self.router, prepared, jid)
+
+    def roomChanged(self, room: Room) -> None:
+        if room.config.get("persistent") and not room.locked and not room.destroyed:
+            self.save(room)
+
+    def roomConfigured(self, room: Room) -> None:
+        if room.config.get("persistent"):
+            self.save(room)
+        elif room.name in self.stored:
+            self.stored.discard(room.name)
+            self.storage.delete(self.domain, room.name).addErrback(
+                lambda f: self.log.failure("Forgetting room {room}", f, room=room.jidText))
+        if not room.occupants:
+            self.roomEmpty(room)
+
+    def roomEmpty(self, room: Room) -> None:
+        if room.destroyed or self.rooms.get(room.name) is not room:
+            return
+        if not room.config.get("persistent") or room.locked:
+            self.forget(room, delete=room.name in self.stored)
+            return
+        if self.settings.idle_unload <= 0:
+            self.unload(room.name)
+            return
+        call = self.unloadCalls.pop(room.name, None)
+        if call is not None and call.active():
+            call.cancel()
+        self.unloadCalls[room.name] = self.clock.callLater(
+            self.settings.idle_unload, self.unload, room.name)
+
+    def roomDestroyed(self, room: Room) -> None:
+        self.forget(room, delete=True)
+
+    def onUserX(self, room, stanza, sender, x) -> None:
+        invites.onUserX(room, stanza, sender, x)
+
+    def onRoomMessage(self, room, stanza, sender) -> bool:
+        return False
+
+    # -- keeping rooms -------------------------------------------------
+
+    def save(self, room: Room) -> defer.Deferred:
+        self.stored.add(room.name)
+        d = self.storage.put(self.domain, room.name, state.dump(room))
+        d.addErrback(lambda f: self.log.failure("Saving room {room}", f, room=room.jidText))
+        return d
+
+    def unload(self, name: str) -> None:
+        self.unloadCalls.pop(name, None)
+        room = self.rooms.get(name)
+        if room is None or room.occupants:
+            return
+        del self.rooms[name]
+        self.save(room)
+        self.log.debug("Unloaded idle room {room}", room=room.jidText)
+
+    def forget(self, room: Room, delete: bool) -> None:
+        room.destroyed = True
+        if self.rooms.get(room.name) is room:
+            del self.rooms[room.name]
+        call = self.unloadCalls.pop(room.name, None)
+        if call is not None and call.active():
+            call.cancel()
+        if delete:
+            self.stored.discard(room.name)
+            self.storage.delete(self.domain, room.name).addErrback(
+                lambda f: self.log.failure("Deleting room {room}", f, room=room.jidText))
+
+    def newRoom(self, name: str) -> Room:
+        room = Room(self, makeJID(name, self.domain))
+        self.rooms[name] = room
+        return room
+
+    def load(self, name: str, stanza: domish.Element) -> None:
+        """Read room C{name} from storage; C{stanza} and later ones wait for it."""
+        waiting = self.loading.get(name)
+        if waiting is not None:
+            if len(waiting) < MAX_WAITING:
+                waiting.append(stanza)
+            else:
+                self.bounce(stanza, "resource-constraint", "the room is busy, try again")
+            return
+        self.loading[name] = [stanza]
+
+        def loaded(record):
+            waiting = self.loading.pop(name, [])
+            if name not in self.rooms and record is not None:
+                room = self.newRoom(name)
+                state.restore(room, record.state)
+                self.stored.add(name)
+            for queued in waiting:
+                self.deliverToRoom(name, queued, loadedNow=True)
+
+        def failed(failure):
+            self.log.failure("Loading room {name}", failure, name=name)
+            for queued in self.loading.pop(name, []):
+                self.bounce(queued, "internal-server-error", "the room could not be loaded")
+
+        self.storage.get(self.domain, name).addCallbacks(loaded, failed)
+
+    # -- routing ---------------------------------------------------------
+
+    def deliver(self, stanza: domish.Element) -> None:
+        try:
+            sender = parseJID(stanza.getAttribute("from") or "")
+            to = parseJID(stanza["to"])
+        except (InvalidJID, KeyError):
+            return
+        if to.user is None:
+            self.onServiceStanza(stanza, sender)
+            return
+        try:
+            name = prepLocalpart(to.user)
+        except InvalidJID:
+            self.bounce(stanza, "jid-malformed", "not a valid room name")
+            return
+        self.deliverToRoom(name, stanza)
+
+    def deliverToRoom(self, name: str, stanza: domish.Element, loadedNow: bool = False) -> None:
+        room = self.rooms.get(name)
+        if room is None:
+            if not loadedNow:
+                self.load(name, stanza)
+                return
+            room = self.create(name, stanza)
+            if room is None:
+                return
+        else:
+            call = self.unloadCalls.pop(name, None)
+            if call is not None and call.active():
+                call.cancel()
+        sender = parseJID(stanza["from"])
+        nick = parseNick(parseJID(stanza["to"]).resource)
+        kind = stanza.name
+        try:
+            if kind == "presence":
+                room.onPresence(stanza, sender, nick)
+            elif kind == "message":
+                room.onMessage(stanza, sender, nick)
+            elif kind == "iq":
+                if nick is not None:
+                    room.onOccupantIQ(stanza, sender, nick)
+                else:
+                    self.onRoomIQ(room, stanza, sender)
+        except Exception:
+            self.log.failure("Room {room} failed on a stanza", room=room.jidText)
+            self.bounce(stanza, "internal-server-error")
+
+    def create(self, name: str, stanza: domish.Element) -> Room | None:
+        """§10.1: available presence with a nick creates a room that exists nowhere."""
+        sender = parseJID(stanza["from"])
+        nick = parseNick(parseJID(stanza["to"]).resource)
+        if stanza.name != "presence" or stanza.getAttribute("type") is not None:
+            if stanza.name == "presence":
+                return None
+            self.bounce(stanza, "item-not-found", "there is no such room")
+            return None
+        if nick is None:
+            self.bounce(stanza, "jid-malformed", "a room is entered as room@service/nick")
+            return None
+        if not self.mayCreate(sender):
+            self.bounce(stanza, "not-allowed", "you may not create rooms here")
+            return None
+        room = self.newRoom(name)
+        room.affiliations[sender.userhost()] = "owner"
+        room.locked = child(stanza, NS_MUC, "x") is not None
+        self.log.info("{jid} created room {room}", jid=sender.full(), room=room.jidText)
+        room.join(stanza, sender, nick, created=True)
+        if not room.locked:
+            self.roomConfigured(room)
+        return None
+
+    def mayCreate(self, sender) -> bool:
+        policy = self.settings.room_creation
+        if sender.userhost() in self.settings.admins:
+            return True
+        if policy == "anyone":
+            return True
+        if policy == "local":
+            return sender.host in self.localDomains and sender.user is not None
+        return False
+
+    def bounce(self, stanza, condition: str, text: str | None = None) -> None:
+        reply = errorReply(stanza, condition, text)
+        if reply is not None:
+            self.send(reply)
+
+    # -- IQs to a room ---------------------------------------------------
+
+    def onRoomIQ(self, room: Room, iq: domish.Element, sender) -> None:
+        iqType = iq.getAttribute("type")
+        if iqType in ("result", "error"):
+            return
+        query = firstElement(iq)
+        if query is None or iqType not in ("get", "set"):
+            self.bounce(iq, "bad-request")
+            return
+        key = (query.uri, iqType)
+        if key == (NS_DISCO_INFO, "get"):
+            self.sendRoomInfo(room, iq, sender, query.getAttribute("node"))
+        elif key == (NS_DISCO_ITEMS, "get"):
+            self.sendRoomItems(room, iq, sender)
+        elif query.uri == NS_MUC_ADMIN:
+            admin.onAdminIQ(room, iq, query, sender)
+        elif query.uri == NS_MUC_OWNER:
+            owner.onOwnerIQ(room, iq, query, sender)
+        elif query.uri == NS_REGISTER:
+            registration.onRegisterIQ(room, iq, query, sender)
+        elif key == (NS_PING, "get"):
+            self.send(result(iq, room.jidText))
+        elif not room.hooks.fire("room/iq", IQEvent(room, iq, sender,
+                                                    room.byJID.get(sender.full()))):
+            self.bounce(iq, "service-unavailable")
+
+    def sendRoomInfo(self, room: Room, iq, sender, node: str | None) -> None:
+        if room.locked and room.affiliationOf(sender.userhost()) != "owner":
+            self.bounce(iq, "item-not-found", "there is no such room")
+            return
+        reply = result(iq, room.jidText)
+        query = reply.addElement((NS_DISCO_INFO, "query"))
+        if node == "x-roomuser-item":
+            # §7.12: the nick the asker registered, if any.
+            query["node"] = node
+            nick = room.registered.get(sender.userhost())
+            if nick is not None:
+                identity = query.addElement("identity")
+                identity.attributes.update(category="conference", type="text", name=nick)
+            self.send(reply)
+            return
+        if node:
+            self.bounce(iq, "item-not-found")
+            return
+        identity = query.addElement("identity")
+        identity.attributes.update(category="conference", type="text",
+                                   name=room.config.get("name") or room.name)
+        event = DiscoEvent(room, [NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_SELF_PING,
+                                  NS_STABLE_ID])
+        room.hooks.notify("room/disco", event)
+        for feature in dict.fromkeys(event.features):
+            query.addElement("feature")["var"] = feature
+        form = query.addElement((NS_DATA, "x"))
+        form["type"] = "result"
+        fields = [("FORM_TYPE", None, NS_MUC_ROOMINFO)]
+        fields += [(var, label, value) for var, (label, value) in event.info.items()]
+        if room.subject:
+            fields.append(("muc#roominfo_subject", "Subject", room.subject))
+        for var, label, value in fields:
+            field = form.addElement("field")
+            field["var"] = var
+            if label:
+                field["label"] = label
+            if var == "FORM_TYPE":
+                field["type"] = "hidden"
+            for v in (value if isinstance(value, (list, tuple)) else [value]):
+                field.addElement("value", content=str(v))
+        self.send(reply)
+
+    def sendRoomItems(self, room: Room, iq, sender) -> None:
+        """§6.5: the occupants, to those in the room; nobody else learns who is there."""
+        reply = result(iq, room.jidText)
+        query = reply.addElement((NS_DISCO_ITEMS, "query"))
+        if sender.full() in room.byJID:
+            for occupant in room.occupants.values():
+                query.addElement("item")["jid"] = occupant.roomJID.full()
+        self.send(reply)
+
+    # -- the service itself ----------------------------------------------
+
+    def onServiceStanza(self, stanza: domish.Element, sender) -> None:
+        if stanza.name != "iq" or stanza.getAttribute("type") not in ("get", "set"):
+            return
+        query = firstElement(stanza)
+        if query is None:
+            self.bounce(stanza, "bad-request")
+            return
+        key = (query.uri, stanza["type"])
+        if key == (NS_DISCO_INFO, "get") and not query.getAttribute("node"):
+            reply = result(stanza, self.domain)
+            info = reply.addElement((NS_DISCO_INFO, "query"))
+            identity = info.addElement("identity")
+            identity.attributes.update(category="conference", type="text",
+                                       name=self.settings.name)
+            for feature in (NS_MUC, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_PING,
+                            "urn:xmpp:occupant-id:0"):
+                info.addElement("feature")["var"] = feature
+            self.send(reply)
+        elif key == (NS_DISCO_ITEMS, "get") and not query.getAttribute("node"):
+            self.listRooms(stanza)
+        elif key == (NS_PING, "get"):
+            self.send(result(stanza, self.domain))
+        else:
+            self.bounce(stanza, "service-unavailable")
+
+    def listRooms(self, iq: domish.Element) -> None:
+        """§6.3: public rooms, in memory or only in storage, sorted by address."""
+
+        def listed(records):
+            rooms = {}
+            for record in records:
+                if record.name not in self.rooms:
+                    config = state.configOf(record.state)
+                    if config.get("public", True):
+                        rooms[record.name] = config.get("name") or record.name
+            for name, room in self.rooms.items():
+                if room.config.get("public") and not room.locked:
+                    rooms[name] = room.config.get("name") or name
+            reply = result(iq, self.domain)
+            query = reply.addElement((NS_DISCO_ITEMS, "query"))
+            for name in sorted(rooms):
+                item = query.addElement("item")
+                item["jid"] = "%s@%s" % (name, self.domain)
+                item["name"] = rooms[name]
+            self.send(reply)
+
+        def failed(failure):
+            self.log.failure("Listing rooms", failure)
+            self.bounce(iq, "internal-server-error")
+
+        self.storage.list(self.domain).addCallbacks(listed, failed)
+
+
+def firstElement(parent: domish.Element) -> domish.Element | None:
+    for elem in parent.elements():
+        return elem
+    return None
+
+
+def result(iq: domish.Element, sender: str) -> domish.Element:
+    return element("iq", **{"type": "result", "id": iq.getAttribute("id"), "from": sender,
+                            "to": iq.getAttribute("from")})
+
+
+# -- in-process wiring -------------------------------------------------------
+
+@implementer(IDisco)
+class MUCDiscoHandler(XMPPHandler):
+    """Lists the domain's MUC service in the domain's disco items (§6.1)."""
+
+    def __init__(self, mucDomain: str, name: str):
+        XMPPHandler.__init__(self)
+        self.mucDomain = mucDomain
+        self.name = name
+
+    def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
+        return defer.succeed([])
+
+    def getDiscoItems(self, requestor, target, nodeIdentifier=""):
+        if nodeIdentifier or target.user is not None:
+            return defer.succeed([])
+        return defer.succeed([DiscoItem(parseJID(self.mucDomain), name=self.name)])
+
+
+def mucDomainOf(settings: MUCConfig, domain: str) -> str:
+    from xmppd.config import normalizeDomain
+    return normalizeDomain(settings.domain.format(domain=domain))
+
+
+def makeService(server, domain: str) -> MUCService:
+    """The C{"muc"} feature's service for the served C{domain}, on C{[muc] domain}."""
+    settings = server.config.muc
+    return MUCService(mucDomainOf(settings, domain), server.router, lambda: server.storage,
+                      server.clock, settings, server.secret,
+                      localDomains=server.config.server.domains)
+
+
+def makeHandler(domain) -> MUCDiscoHandler:
+    """The C{"muc"} feature inside a served domain: its disco items list the service (§6.1)."""
+    settings = domain.config.muc
+    return MUCDiscoHandler(mucDomainOf(settings, domain.domain), settings.name)

@@ -1,0 +1,131 @@
+"""
+Helpers for MUC tests with no network (STYLE.md "Testing style" 1): a MUC
+service on C{conference.example.org} over a real router, memory storage and
+a L{Clock}; users' domains are recording routes, so a test sends XML
+literals as a user and reads what each full JID received.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from twisted.internet.task import Clock
+from twisted.words.xish import domish
+
+from muc.service import MUCService
+from muc.settings import MUCConfig
+from tests.helpers import parse
+from xmppd.router import Router
+from xmppd.storage.memory import MemoryStorage
+
+SERVICE = "conference.example.org"
+ROOM = "room@" + SERVICE
+NS_MUC = "http://jabber.org/protocol/muc"
+NS_USER = NS_MUC + "#user"
+NS_ADMIN = NS_MUC + "#admin"
+NS_OWNER = NS_MUC + "#owner"
+
+
+class RecordingRoute:
+    """A user domain: keeps every stanza routed to it, by C{to}."""
+
+    def __init__(self):
+        self.received: dict[str, list[domish.Element]] = {}
+
+    def deliver(self, stanza: domish.Element) -> None:
+        self.received.setdefault(stanza["to"], []).append(stanza)
+
+
+def settingsWith(**changes) -> MUCConfig:
+    return dataclasses.replace(MUCConfig(), **changes)
+
+
+class MUC:
+    """One MUC service and the users around it."""
+
+    def __init__(self, storage=None, clock=None, **settings):
+        self.clock = clock or Clock()
+        self.router = Router()
+        self.users = RecordingRoute()
+        self.remote = RecordingRoute()
+        self.router.addRoute("example.org", self.users)
+        self.router.addRoute("remote.example", self.remote)
+        self.storage = storage or MemoryStorage()
+        self.settings = settingsWith(**settings)
+        self.service = self.start()
+
+    def start(self) -> MUCService:
+        service = MUCService(SERVICE, self.router, self.storage, self.clock, self.settings,
+                             b"0123456789abcdef0123456789abcdef",
+                             localDomains=("example.org",))
+        service.startService()
+        return service
+
+    def restart(self) -> None:
+        self.service.stopService()
+        self.service = self.start()
+
+    def send(self, xml: str, **attributes) -> None:
+        stanza = parse(xml)
+        for key, value in attributes.items():
+            stanza[key] = value
+        self.router.route(stanza)
+
+    def take(self, jid: str) -> list[domish.Element]:
+        """Everything C{jid} received since the last call."""
+        route = self.remote if jid.split("/")[0].endswith("remote.example") else self.users
+        return route.received.pop(jid, [])
+
+    def clear(self) -> None:
+        self.users.received.clear()
+        self.remote.received.clear()
+
+    # -- common steps -----------------------------------------------------
+
+    def join(self, jid: str, nick: str, room: str = ROOM, extra: str = "") -> list[domish.Element]:
+        self.send("<presence from='%s' to='%s/%s'><x xmlns='%s'>%s</x></presence>"
+                  % (jid, room, nick, NS_MUC, extra))
+        return self.take(jid)
+
+    def create(self, jid: str, nick: str, room: str = ROOM, config: dict | None = None) -> None:
+        """Create and configure a room (an instant room with C{config} applied)."""
+        self.join(jid, nick, room)
+        self.configure(jid, config or {}, room)
+        self.take(jid)
+
+    def configure(self, jid: str, config: dict, room: str = ROOM) -> list[domish.Element]:
+        fields = "".join(
+            "<field var='%s'>%s</field>" % (var, "".join(
+                "<value>%s</value>" % v for v in (value if isinstance(value, (list, tuple))
+                                                   else [value])))
+            for var, value in config.items())
+        self.send("<iq type='set' id='cfg' from='%s' to='%s'><query xmlns='%s'>"
+                  "<x xmlns='jabber:x:data' type='submit'>"
+                  "<field var='FORM_TYPE'><value>%s#roomconfig</value></field>%s"
+                  "</x></query></iq>" % (jid, room, NS_OWNER, NS_MUC, fields))
+        return self.take(jid)
+
+    def say(self, jid: str, body: str, room: str = ROOM) -> None:
+        self.send("<message type='groupchat' from='%s' to='%s'><body>%s</body></message>"
+                  % (jid, room, body))
+
+
+def statuses(stanza: domish.Element) -> set[str]:
+    return {s["code"] for x in stanza.elements(NS_USER, "x") for s in x.elements(NS_USER, "status")}
+
+
+def item(stanza: domish.Element) -> domish.Element | None:
+    for x in stanza.elements(NS_USER, "x"):
+        for found in x.elements(NS_USER, "item"):
+            return found
+    return None
+
+
+def errorCondition(stanza: domish.Element) -> str | None:
+    if stanza.getAttribute("type") != "error":
+        return None
+    for error in stanza.elements(None, "error"):
+        for elem in error.elements():
+            if elem.name != "text":
+                return elem.name
+    return None
