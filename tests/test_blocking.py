@@ -508,3 +508,29 @@ def test_noPresenceWhenUnavailable(world):
     block(juliet, ROMEO)
     unblock(juliet, ROMEO)
     assert world.presence == []
+
+
+# -- a room's fan-out (stanza/prepared) -----------------------------------
+
+def test_roomFanoutRespectsBlocking(tmp_path):
+    """A user who blocked a room gets none of its broadcasts; a user who did not gets them."""
+    from muc.broadcast import Prepared
+    from tests.domainhelpers import Domain
+    from tests.helpers import parse
+    from xmppd.stanzas import StanzaText
+
+    world = Domain(tmp_path, features=("messages", "blocking"))
+    world.storage.accountData.set("juliet", "example.org", "blocklist",
+                                  json.dumps(["room@conference.example.org"]))
+    received = {}
+    for jid in ("juliet@example.org/balcony", "romeo@example.org/orchard"):
+        stream = world.bind(jid, available=True)
+        received[jid] = []
+        stream.send = received[jid].append
+    prepared = Prepared(parse("<message from='room@conference.example.org/nurse' "
+                              "type='groupchat'><body>Madam!</body></message>"))
+    for jid in received:
+        world.domain.deliverPrepared(parseJID(jid), prepared)
+    [text] = received["romeo@example.org/orchard"]
+    assert type(text) is StanzaText and "Madam!" in text
+    assert received["juliet@example.org/balcony"] == []

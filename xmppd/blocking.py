@@ -219,6 +219,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         for name in STANZA_HOOKS:
             hooks.add(name, self.onStanza, PRIORITY)
         hooks.add("c2s/outgoing", self.onOutgoing, PRIORITY)
+        hooks.add("stanza/prepared", self.onPrepared, PRIORITY)
         hooks.add("session/closed", self.onSessionClosed)
         self.cache.register()
 
@@ -263,6 +264,20 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             self.decideLater(event, inbound, outbound)
             return True
         return self.decide(event, inbound and inItems, outbound and outItems)
+
+    def onPrepared(self, event):
+        """
+        C{stanza/prepared}: a stanza serialized once for many (a room's
+        fan-out) takes the full path, where L{onStanza} decides, to a user
+        whose list covers its sender or is not in memory.
+        """
+        recipient = event.recipient
+        if not self.isOurUser(recipient):
+            return None
+        items = self.cache.cached(recipient.userhost())
+        if items is None or (items and isBlocked(items, event.sender)):
+            return True
+        return None
 
     def decide(self, event, inItems, outItems):
         """Refuse the stanza (and return C{True}) if a list covers it."""

@@ -17,6 +17,11 @@ Prosody's event names:
   - C{"presence/self"}: presence with no C{to} from a local user: the
     broadcast of the user's own availability (RFC 6121 §4.2, §4.4).
 
+  - C{"stanza/prepared"}: a stanza serialized once for many recipients (a
+    room's fan-out, L{xmppd.local.LocalDomain.deliverPrepared}) is about to
+    go as text straight to a bound session; a callback returning C{True}
+    sends it the full way instead, through the hooks above (blocking).
+
 When no callback takes an IQ to the domain or to a bare JID, the domain's
 wokkel handlers get it (by dispatch key, see L{xmppd.dispatch}), and an IQ
 get/set nobody answers gets C{service-unavailable}.
