@@ -335,7 +335,7 @@ class ClientStream(protocol.Protocol):
             feature = initializer.feature()
             if feature is not None:
                 features.addChild(feature)
-        self.factory.hooks.notify("c2s/features", FeaturesEvent(self, features))
+        self.factory.hooks.notify("c2s/features", FeaturesEvent(self, features), self.domain)
         self.send(features)
 
     def sendError(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
@@ -440,13 +440,14 @@ class ClientStream(protocol.Protocol):
                 if self.username and self.onNegotiationIQ(element):
                     return
                 if self.username is None and self.factory.hooks.fire(
-                        "c2s/unauthenticated-iq", OutgoingEvent(self, None, element, None)):
+                        "c2s/unauthenticated-iq", OutgoingEvent(self, None, element, None),
+                        self.domain):
                     return
         if key == (NS_STREAMS, "error"):
             self.log.info("{peer} sent a stream error", peer=self.peerAddress)
             self.closeStream()
         elif element.uri != NS_CLIENT and self.factory.hooks.fire(
-                "c2s/nonza", OutgoingEvent(self, self.session, element, None)):
+                "c2s/nonza", OutgoingEvent(self, self.session, element, None), self.domain):
             return
         elif self.session is None:
             # RFC 6120 §7.1 and §4.9.3.12: nothing but negotiation before bind.
@@ -508,7 +509,8 @@ class ClientStream(protocol.Protocol):
                     getattr(self.initializer(entry[0]), entry[1])(stanza, payload)
                     return
         if self.factory.hooks.fire("c2s/outgoing",
-                                   OutgoingEvent(self, self.session, stanza, recipient)):
+                                   OutgoingEvent(self, self.session, stanza, recipient),
+                                   self.domain):
             return
         self.factory.router.route(stanza)
 
@@ -561,7 +563,7 @@ class ClientStream(protocol.Protocol):
 
     def bind(self, jid) -> None:
         self.attachSession(self.factory.sessions.bind(jid, self))
-        self.factory.hooks.notify("session/bound", self.session)
+        self.factory.hooks.notify("session/bound", self.session, self.domain)
 
     def attachSession(self, session) -> None:
         """
@@ -596,7 +598,7 @@ class ClientStream(protocol.Protocol):
         """
         session, self.session = self.session, None
         if session is not None:
-            self.factory.hooks.notify("session/closed", session)
+            self.factory.hooks.notify("session/closed", session, self.domain)
             self.factory.sessions.unbind(session)
             if self.sm is not None:
                 self.sm.sessionEnded(session)

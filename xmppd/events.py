@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_local -*-
 """
 The hooks the core fires, and their payloads (DESIGN §3).  Features
-subscribe with C{server.hooks.add(NAME, callback, priority)}; for hooks
+subscribe with C{domain.hooks.add(NAME, callback, priority)} (their domain's
+view of the node's hooks: they hear only that domain's events); for hooks
 fired with C{fire}, a callback returns C{True} (or any non-C{None} value)
 when it has taken care of the stanza, and nothing else then runs.
 

@@ -69,7 +69,9 @@ class LocalDomain(service.Service):
         self.server = server
         self.router = server.router
         self.sessions = server.sessions
-        self.hooks = server.hooks
+        #: This domain's view of the node's hooks: features register here and
+        #: hear only this domain's events (L{xmppd.hooks.ScopedHooks}).
+        self.hooks = server.hooks.scoped(domain)
         self.dispatcher = StanzaDispatcher()
         self.stream = DomainStream(self.router, self.dispatcher)
         #: The domain's wokkel handlers; wokkel's DiscoHandler walks its siblings here.
