@@ -27,6 +27,12 @@ class Prepared:
     __slots__ = ("element", "head", "tail")
 
     def __init__(self, element: domish.Element):
+        if "to" in element.attributes:
+            # textFor adds the recipient's 'to': a second one would be malformed XML.
+            copy = domish.Element((element.uri, element.name), element.defaultUri)
+            copy.attributes = {k: v for k, v in element.attributes.items() if k != "to"}
+            copy.children = element.children
+            element = copy
         self.element = element
         text = serialize(element)
         cut = len(element.name) + 1

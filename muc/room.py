@@ -97,9 +97,12 @@ class Room:
         #: A new room stays locked until its owner configures it (§10.1.1).
         self.locked = False
         self.destroyed = False
-        #: (iq id, the target's real JID) -> the asking real JID, for IQs
-        #: between occupants (§7.5 for IQs, vCards and the like).
-        self.pendingIQs: dict[tuple[str, str], str] = {}
+        #: (forwarded iq id, the target's real JID) -> (the asking real JID,
+        #: its own iq id), for IQs between occupants (§7.5 for IQs, vCards
+        #: and the like).  The room gives each forwarded IQ an id of its own,
+        #: so two askers who chose the same id never get each other's answer.
+        self.pendingIQs: dict[tuple[str, str], tuple[str, str]] = {}
+        self.forwardedIQs = 0
 
     def __repr__(self) -> str:
         return "<Room %s>" % self.jidText
@@ -409,8 +412,7 @@ class Room:
             return
         out = element("message", **{"from": occupant.roomJID.full(), "type": "groupchat",
                                     "id": stanza.getAttribute("id")})
-        out.children = [c for c in stanza.children
-                        if not (isinstance(c, domish.Element) and (c.uri, c.name) in FORGEABLE)]
+        out.children = withoutForgedIds(stanza.children)
         event = StanzaOutEvent(self, occupant, out)
         self.hooks.notify("room/occupant-stanza", event)
         self.hooks.notify("room/groupchat", event)
@@ -476,8 +478,10 @@ class Room:
             return
         if child(stanza, NS_MUC_USER, "x") is None:
             stanza.addElement((NS_MUC_USER, "x"))  # §7.5: marks it as a private message.
+        children = withoutForgedIds(stanza.children)
         for fullText in list(target.sessions):
             message = copyStanza(stanza)
+            message.children = list(children)
             message["from"] = occupant.roomJID.full()
             message["to"] = fullText
             self.service.send(message)
@@ -509,18 +513,23 @@ class Room:
         destination = target.jid.full()
         if len(self.pendingIQs) >= MAX_PENDING_IQS:
             self.pendingIQs.pop(next(iter(self.pendingIQs)))
-        self.pendingIQs[(stanza["id"], destination)] = sender.full()
+        self.forwardedIQs += 1
+        forwardedId = "muc%d-%s" % (self.forwardedIQs, stanza["id"])
+        self.pendingIQs[(forwardedId, destination)] = (sender.full(), stanza["id"])
         forwarded = copyStanza(stanza)
+        forwarded["id"] = forwardedId
         forwarded["from"] = occupant.roomJID.full()
         forwarded["to"] = destination
         self.service.send(forwarded)
 
     def onIQResponse(self, stanza: domish.Element, sender: JID, nick: str) -> None:
-        asker = self.pendingIQs.pop((stanza.getAttribute("id"), sender.full()), None)
+        pending = self.pendingIQs.pop((stanza.getAttribute("id"), sender.full()), None)
         responder = self.byJID.get(sender.full())
-        if asker is None or responder is None:
+        if pending is None or responder is None:
             return
+        asker, askerId = pending
         answer = copyStanza(stanza)
+        answer["id"] = askerId
         answer["from"] = responder.roomJID.full()
         answer["to"] = asker
         self.service.send(answer)
@@ -562,6 +571,12 @@ def presencePayload(stanza: domish.Element) -> list[domish.Element]:
     """What of a client's presence the room repeats: all but the MUC extensions and forged ids."""
     return [elem for elem in stanza.elements()
             if elem.uri not in (NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID)]
+
+
+def withoutForgedIds(children) -> list:
+    """A client's children but the ids only the room may assign (L{FORGEABLE})."""
+    return [c for c in children
+            if not (isinstance(c, domish.Element) and (c.uri, c.name) in FORGEABLE)]
 
 
 def copyStanza(stanza: domish.Element) -> domish.Element:
