@@ -110,6 +110,10 @@ class MUCService(service.Service):
 
     def stopService(self):
         self.router.removeRoute(self.domain, self)
+        waiting, self.loading = self.loading, {}
+        for stanzas in waiting.values():
+            for stanza in stanzas:
+                self.bounce(stanza, "service-unavailable", "the service is stopping")
         saves = []
         for room in list(self.rooms.values()):
             for occupant in list(room.occupants.values()):
@@ -221,13 +225,20 @@ class MUCService(service.Service):
             return
         self.loading[name] = [stanza]
 
-        def loaded(record):
-            waiting = self.loading.pop(name, [])
+        def restored(record):
+            if not self.running:
+                return  # Stopped meanwhile: stopService answered what waited.
+            # A stored state that cannot be read fails here, before the
+            # room is registered: no half-restored room, and never a new
+            # room in its place that would overwrite what is stored.
             if name not in self.rooms and record is not None:
-                room = self.newRoom(name)
+                room = Room(self, makeJID(name, self.domain))
                 state.restore(room, record.state)
+                self.rooms[name] = room
                 self.stored.add(name)
-            for queued in waiting:
+
+        def loaded(_):
+            for queued in self.loading.pop(name, []):
                 self.deliverToRoom(name, queued, loadedNow=True)
 
         def failed(failure):
@@ -235,7 +246,9 @@ class MUCService(service.Service):
             for queued in self.loading.pop(name, []):
                 self.bounce(queued, "internal-server-error", "the room could not be loaded")
 
-        self.storage.get(self.domain, name).addCallbacks(loaded, failed)
+        d = self.storage.get(self.domain, name)
+        d.addCallback(restored)
+        d.addCallbacks(loaded, failed)
 
     # -- routing ---------------------------------------------------------
 
@@ -284,6 +297,11 @@ class MUCService(service.Service):
         except Exception:
             self.log.failure("Room {room} failed on a stanza", room=room.jidText)
             self.bounce(stanza, "internal-server-error")
+        if not room.occupants and self.rooms.get(name) is room:
+            # Nobody is in it after this stanza (a query, an error, a join
+            # refused): the room is idle again, so the unload timer starts
+            # over; a room read from storage for a query is unloaded too.
+            self.roomEmpty(room)
 
     def create(self, name: str, stanza: domish.Element) -> Room | None:
         """§10.1: available presence with a nick creates a room that exists nowhere."""
