@@ -597,7 +597,7 @@ def test_wiring(tmp_path):
     """makeService puts the component service after the served domains and before c2s."""
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
-    assert names[:2] == ["storage", DOMAIN]
+    assert names[:3] == ["storage", "admin", DOMAIN]
     assert names[-2:] == ["components", "c2s"]
 
 

@@ -40,10 +40,10 @@ def repoEnvironment(**extra):
 
 
 def test_treeOrder(tmp_path):
-    """Storage starts first, then each served domain with its MUC service, then the listeners."""
+    """Storage starts first, the admin socket, each served domain with its MUC, the listeners."""
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
-    assert names == ["storage", "localhost", "conference.localhost", "example.org",
+    assert names == ["storage", "admin", "localhost", "conference.localhost", "example.org",
                      "conference.example.org", "c2s"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 

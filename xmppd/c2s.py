@@ -140,8 +140,21 @@ class ClientStream(protocol.Protocol):
     # rather than copied into each stream: per-session memory is a feature.
     limits = property(lambda self: self.factory.limits)
     tlsOptions = property(lambda self: self.factory.tlsOptions)
-    requireTLS = property(lambda self: self.factory.requireTLS)
     plainWithoutTLS = property(lambda self: self.factory.plainWithoutTLS)
+    #: Authenticated with SASL ANONYMOUS (XEP-0175): the account exists only
+    #: while this session does, and nothing is stored for it.
+    anonymous = False
+
+    @property
+    def host(self):
+        """The L{xmppd.hosts.HostSettings} of the domain the client named, or C{None}."""
+        return self.factory.hosts.get(self.domain)
+
+    @property
+    def requireTLS(self) -> bool:
+        """No authentication before TLS: the domain's setting (C{c2s.require_tls} by default)."""
+        host = self.factory.hosts.get(self.domain)
+        return self.factory.requireTLS if host is None else host.requireTLS
 
     def __init__(self, factory: "C2SFactory", secure: bool):
         self.factory = factory
@@ -556,6 +569,8 @@ class ClientStream(protocol.Protocol):
 
     def onAuthenticated(self, username: str, mechanism: str) -> None:
         self.username = username
+        if mechanism == "ANONYMOUS":
+            self.anonymous = True
         self.log.info("{user}@{domain} authenticated with {mechanism} from {peer}",
                       user=username, domain=self.domain, mechanism=mechanism,
                       peer=self.peerAddress)

@@ -620,8 +620,8 @@ class ComponentService(service.Service):
         self.streams[domain] = stream
         stream.accept(self.clock.seconds())
         self.router.addRoute(domain, stream)
-        self.log.info("Component {domain} connected from {peer}",
-                      domain=domain, peer=stream.peerAddress)
+        self.log.info("Component {domain} connected from {peer}, authenticated by {method}",
+                      domain=domain, peer=stream.peerAddress, method="handshake")
 
     def streamGone(self, stream: ComponentStream) -> None:
         """A stream closes: if it was its domain's route, the placeholder takes over."""
@@ -632,8 +632,8 @@ class ComponentService(service.Service):
         self.router.removeRoute(domain, stream)
         if self.running:
             self.router.addRoute(domain, self.placeholders[domain])
-        self.log.info("Component {domain} disconnected ({peer})",
-                      domain=domain, peer=stream.peerAddress)
+        self.log.info("Component {domain} disconnected ({peer}), authenticated by {method}",
+                      domain=domain, peer=stream.peerAddress, method="handshake")
 
     def connections(self) -> list[tuple[str, str, float]]:
         """The connected components: (domain, peer address, connected since), by domain."""

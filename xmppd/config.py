@@ -17,6 +17,10 @@ feature with options of its own declares its section in its own module the
 same way; the module must be imported before L{loadConfig} runs, and the
 section is then reachable as C{config.<name>} (see L{Config.__getattr__}).
 
+Served domains may each override a few node-wide settings in a table of
+their own, C{[hosts."example.org"]}: L{xmppd.hosts} declares and checks
+those, and gives the effective settings of a domain.
+
 Listener addresses are Twisted server endpoint strings (C{"tcp:5222"},
 C{"tcp6:5222:interface=\\:\\:"}, C{"unix:/run/xmppd.sock"},
 C{"systemd:domain=INET:index=0"}).  They name plain transports: xmppd adds
@@ -599,6 +603,11 @@ class LogConfig:
         "log every stanza in and out (with a serial per stream); for debugging")
 
 
+#: The table of per-domain tables, C{[hosts."example.org"]}: declared and
+#: checked by L{xmppd.hosts}.
+HOSTS = "hosts"
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """
@@ -616,6 +625,11 @@ class Config:
     log: LogConfig
     sections: Mapping[str, Any] = dataclasses.field(
         default_factory=dict, repr=False, hash=False)
+    #: Served domain -> what its C{[hosts."domain"]} table says (an
+    #: L{xmppd.hosts.HostConfig}); only the domains that have one.  Read
+    #: through L{xmppd.hosts.hostSettings}.
+    hosts: Mapping[str, Any] = dataclasses.field(
+        default_factory=lambda: MappingProxyType({}), hash=False)
 
     def __getattr__(self, name: str) -> Any:
         # Only called when normal lookup fails: feature sections.
@@ -633,6 +647,11 @@ def _unknown(name: str, where: str, candidates: list[str]) -> ConfigError:
     close = close or difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
     hint = f" (did you mean {close[0]}?)" if close else ""
     return ConfigError(f"{name}: unknown {where}{hint}")
+
+
+def unknownKey(name: str, candidates: list[str]) -> ConfigError:
+    """The error for the unknown key C{name} (dotted), with the closest of C{candidates}."""
+    return _unknown(name, "key", candidates)
 
 
 def _readFile(path: str) -> dict[str, Any]:
@@ -680,16 +699,19 @@ def loadConfig(path: str | None) -> Config:
     allKeys = [f"{name}.{f.name}" for name, cls in SECTIONS.items()
                for f in options(cls)]
     for name, value in document.items():
-        if name not in SECTIONS:
+        if name not in SECTIONS and name != HOSTS:
             if isinstance(value, dict):
-                raise _unknown(name, "section", list(SECTIONS))
+                raise _unknown(name, "section", [*SECTIONS, HOSTS])
             raise _unknown(name, "key at the top level", allKeys)
     sections = {name: _buildSection(name, cls, document.get(name, {}), allKeys)
                 for name, cls in SECTIONS.items()}
-    core = {f.name for f in dataclasses.fields(Config)} - {"path", "sections"}
+    # Imported here: xmppd.hosts builds on this module's checks.
+    from xmppd.hosts import buildHosts
+    hosts = buildHosts(document.get(HOSTS, {}), sections["server"])
+    core = {f.name for f in dataclasses.fields(Config)} - {"path", "sections", "hosts"}
     return Config(
         path=None if path is None else os.path.abspath(path),
-        sections=MappingProxyType(sections),
+        sections=MappingProxyType(sections), hosts=hosts,
         **{name: sections[name] for name in core})
 
 

@@ -9,6 +9,7 @@ C{xmppctl}: manage accounts and check a configuration from the command line.
     xmppctl [--config FILE] import FILE... [--replace] [--dry-run]
     xmppctl [--config FILE] export FILE [--domain example.org]
     xmppctl [--config FILE] check
+    xmppctl [--config FILE] connections [--json]
 
 The configuration is the server's own (C{--config}, else C{$XMPPD_CONFIG},
 else C{./xmppd.toml} when it exists, else the built-in defaults), so
@@ -33,6 +34,13 @@ C{offline-import} (a JSON list of serialized messages).  C{export} writes
 every account of every served domain (or of C{--domain}) with its SCRAM
 credentials to a new file readable only by its owner (XEP-0227 §6), then
 renames it over C{FILE}, so a reader never sees half a file.
+
+C{connections} asks the running server, over its admin socket
+(C{admin.socket}, see L{xmppd.admin}), for its component and
+server-to-server connections (with how each peer authenticated) and its
+number of client sessions, and prints them as tables, or with C{--json}
+as the server's JSON answer, one line.  When no server runs with this
+configuration it says so in one line and exits with 1.
 
 Exit status: 0 done; 1 the operation was refused or failed (the account
 exists or does not, the address or password is invalid, C{check} found an
@@ -60,6 +68,7 @@ from twisted.internet.protocol import Factory, Protocol
 from xmppd import tls
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig, normalizeDomain, splitEndpoint)
+from xmppd.hosts import hostKey, hostSettings
 from xmppd.jid import InvalidJID, prepLocalpart
 from xmppd.scram import InvalidPassword, makeCredentials
 from xmppd.storage import StorageError, makeStorage
@@ -119,6 +128,10 @@ def buildParser() -> argparse.ArgumentParser:
                           help="only this domain's accounts (default: every served domain)")
     commands.add_parser("check", help="check the configuration, certificate, "
                         "storage and listeners")
+    connections = commands.add_parser(
+        "connections", help="list the running server's component and s2s connections")
+    connections.add_argument("--json", action="store_true",
+                             help="print the server's answer as JSON")
     return parser
 
 
@@ -195,6 +208,8 @@ async def runCommand(args: argparse.Namespace, config: Config, reactor: Any) -> 
     try:
         if args.command == "check":
             return await _check(config, reactor)
+        if args.command == "connections":
+            return await _connections(args, config, reactor)
         if config.storage.backend == "memory":
             raise CtlError('storage.backend = "memory" keeps no data between processes; '
                            f'{PROG} needs a persistent backend', USAGE)
@@ -207,6 +222,18 @@ async def runCommand(args: argparse.Namespace, config: Config, reactor: Any) -> 
     except CtlError as e:
         _fail(str(e))
         return e.status
+
+
+async def _connections(args: argparse.Namespace, config: Config, reactor: Any) -> int:
+    # Imported here: only this command talks to the running server.
+    from xmppd import admin
+    try:
+        lines = await admin.connectionsReport(config, reactor, asJSON=args.json)
+    except admin.AdminError as e:
+        raise CtlError(str(e), USAGE if e.unusable else FAILED) from None
+    for line in lines:
+        _say(line)
+    return OK
 
 
 async def _manageAccounts(args: argparse.Namespace, config: Config, reactor: Any) -> int:
@@ -229,7 +256,8 @@ async def _manageAccounts(args: argparse.Namespace, config: Config, reactor: Any
     try:
         if args.command == "adduser":
             await _withStorage(config, reactor,
-                               lambda users: users.addUser(username, domain, credentials))
+                               lambda users: _addUser(users, config, username, domain,
+                                                      credentials))
             _say(f"added {jid}")
         elif args.command == "passwd":
             await _withStorage(config, reactor,
@@ -245,6 +273,15 @@ async def _manageAccounts(args: argparse.Namespace, config: Config, reactor: Any
     except NoSuchUser:
         raise CtlError(f"there is no account {jid}") from None
     return OK
+
+
+async def _addUser(users, config: Config, username: str, domain: str, credentials) -> None:
+    """Create the account, unless its domain has its max_users accounts already."""
+    limit = hostSettings(config, domain).maxUsers
+    if limit and len(await users.listUsers(domain)) >= limit:
+        raise CtlError(f"{domain} has {limit} accounts, its limit "
+                       f"({hostKey(domain, 'max_users')}); nothing changed")
+    await users.addUser(username, domain, credentials)
 
 
 async def _withStorage(config: Config, reactor: Any, operation) -> Any:

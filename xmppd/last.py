@@ -47,6 +47,7 @@ from zope.interface import implementer
 
 from xmppd.events import StanzaEvent
 from xmppd.privatexml import addresses
+from xmppd.storage.interfaces import NoSuchUser
 
 NS_LAST = "jabber:iq:last"
 
@@ -133,8 +134,13 @@ class LastHandler(XMPPHandler, IQHandlerMixin):
         self.unavailableSince.pop(jid.userhost(), None)
         value = json.dumps({"time": self.domain.clock.seconds(), "status": status})
         d = self.domain.storage.accountData.set(jid.user, jid.host, KEY, value)
-        d.addErrback(lambda failure: self.log.failure(
-            "Could not record the logout of {jid}", failure, jid=jid.userhost()))
+        def failed(failure):
+            if failure.check(NoSuchUser):
+                return None  # An anonymous session (XEP-0175), or a removed account.
+            self.log.failure("Could not record the logout of {jid}", failure,
+                             jid=jid.userhost())
+
+        d.addErrback(failed)
 
     # -- queries -----------------------------------------------------------
 

@@ -2,7 +2,9 @@
 """
 The client listeners (RFC 6120 §4, XEP-0368): L{C2SService} listens on
 C{c2s.endpoint} (STARTTLS) and C{c2s.direct_tls_endpoint} (TLS from the
-first byte) once storage is open, and L{C2SFactory} builds a
+first byte) once storage is open, both with the same TLS context factory
+(which picks a virtual host's own certificate by SNI, see L{xmppd.tls}),
+and L{C2SFactory} builds a
 L{xmppd.c2s.ClientStream} per connection after the admission limits
 (connections per address, new connections per second) have let it in.
 What one connection does is L{xmppd.c2s}; this module is what all of a
@@ -23,6 +25,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 
 from xmppd.c2s import (CLOSE_TIMEOUT, PREFIXES, PREFIXES_IN_SCOPE, ClientStream,
                        streamErrorElement)
+from xmppd.hosts import allHostSettings
 from xmppd.limits import AuthFailureTracker, PeerCounter, TokenBucket
 from xmppd.stanzas import NS_CLIENT
 
@@ -63,7 +66,11 @@ class C2SFactory(protocol.ServerFactory):
         self.router = server.router
         self.sessions = server.sessions
         self.domains = frozenset(config.server.domains)
+        #: Served domain -> its L{xmppd.hosts.HostSettings}: what a stream
+        #: of that domain offers (TLS required, ANONYMOUS) depends on it.
+        self.hosts = allHostSettings(config)
         self.limits = config.limits
+        #: For a stream that has not named a served domain (yet).
         self.requireTLS = config.c2s.require_tls
         self.plainWithoutTLS = config.c2s.plain_without_tls
         self.tlsOptions = tlsOptions

@@ -11,8 +11,12 @@ lookup.  The stream restarts after TLS and after SASL; the initializers read
 the stream's state (C{secure}, C{username}, C{session}) instead of keeping
 their own copies.
 
+What a stream offers depends on the domain its header named (virtual hosts,
+L{xmppd.hosts}): whether TLS comes before authentication, and whether SASL
+ANONYMOUS (XEP-0175) is among the mechanisms.
+
 Implements: RFC 6120 (STARTTLS, SASL, resource binding), RFC 3921 §3 (session),
-XEP-0440 0.4 (SASL channel-binding type capability)
+XEP-0440 0.4 (SASL channel-binding type capability), XEP-0175 1.2
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 
 from xmppd.jid import InvalidJID, parseJID
-from xmppd.sasl import MECHANISMS, Challenge, SASLFailure, Success
+from xmppd.sasl import MECHANISMS, AnonymousMechanism, Challenge, SASLFailure, Success
 
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -108,9 +112,15 @@ class SASLInitializer(ReceivingInitializer):
     def offeredMechanisms(self) -> list[str]:
         stream = self.stream
         canBind = bool(stream.channelBindings())
-        return [name for name, mechanism in MECHANISMS.items()
-                if (canBind or not getattr(mechanism, "plus", False))
-                and (name != "PLAIN" or stream.secure or stream.plainWithoutTLS)]
+        offered = [name for name, mechanism in MECHANISMS.items()
+                   if (canBind or not getattr(mechanism, "plus", False))
+                   and (name != "PLAIN" or stream.secure or stream.plainWithoutTLS)]
+        host = stream.host
+        if host is not None and host.anonymous:
+            # Last: a client that has an account and knows ANONYMOUS too
+            # should not pick it by accident.
+            offered.append(AnonymousMechanism.name)
+        return offered
 
     def feature(self):
         stream = self.stream
@@ -130,11 +140,20 @@ class SASLInitializer(ReceivingInitializer):
             stream.streamError("policy-violation", "authentication already in progress")
             return
         name = element.getAttribute("mechanism")
-        if name not in MECHANISMS:
+        mechanismClass = (AnonymousMechanism if name == AnonymousMechanism.name
+                          else MECHANISMS.get(name))
+        if mechanismClass is None:
             self.fail(SASLFailure("invalid-mechanism"))
             return
-        if (stream.requireTLS and not stream.secure) or name not in self.offeredMechanisms():
+        if stream.requireTLS and not stream.secure:
             self.fail(SASLFailure("encryption-required"))
+            return
+        if name not in self.offeredMechanisms():
+            # A password mechanism held back is one that needs encryption
+            # (PLAIN, the -PLUS ones); ANONYMOUS is simply not supported on
+            # this domain (RFC 6120 §6.5.5), whatever other domains do.
+            self.fail(SASLFailure("invalid-mechanism" if mechanismClass is AnonymousMechanism
+                                  else "encryption-required"))
             return
         text = str(element).strip()
         if not text:
@@ -145,9 +164,9 @@ class SASLInitializer(ReceivingInitializer):
             initial = self.decode(text)
             if initial is None:
                 return
-        self.mechanism = MECHANISMS[name](stream.domain, stream.lookupCredentials,
-                                          stream.factory.saslSecret,
-                                          stream.channelBindings)
+        self.mechanism = mechanismClass(stream.domain, stream.lookupCredentials,
+                                        stream.factory.saslSecret,
+                                        stream.channelBindings)
         self.run(self.mechanism.start(initial))
 
     def onResponse(self, element):

@@ -5,9 +5,11 @@ In-band registration, password change and account removal (XEP-0077).
 Registration (§3.1, §3.1.1 "Registration with a Server") happens on a
 client stream before authentication: the C{<register/>} stream feature
 (§8) is offered and C{jabber:iq:register} IQs are answered (on the
-C{c2s/unauthenticated-iq} hook) only where C{[register] allow} is on for the
-stream's domain (C{domains}, empty for all of them) and, when
-C{[c2s] require_tls} is on, only once the stream is encrypted: the password
+C{c2s/unauthenticated-iq} hook) only where registration is open on the
+stream's domain (C{register} in its C{[hosts."domain"]} table, else
+C{[register] allow} with C{domains}, empty for all of them: see
+L{xmppd.hosts}) and, when the domain requires TLS (its C{require_tls},
+else C{[c2s] require_tls}), only once the stream is encrypted: the password
 travels in the clear inside TLS (§11).  Before that, such IQs are left to
 c2s, which closes the stream with C{not-authorized} as for any stanza sent
 before authentication (RFC 6120 §4.9.3.12).  Where registration is off, a
@@ -24,13 +26,19 @@ A registration request is refused with:
     the client's IP address registered one less than C{interval_per_ip}
     seconds ago (§3.1.1 allows refusing entities that register too often;
     that one is of type C{wait});
-  - C{conflict} (§3.1) when the account exists;
+  - C{conflict} (§3.1) when the account exists, or a session has that
+    name (an anonymous one, XEP-0175: its account is not stored);
+  - C{not-allowed} when the domain has C{max_users} accounts already
+    (RFC 6120 §8.3.3.11: the server allows nobody to do it; the
+    C{resource-constraint} of §8.3.3.18 would invite the client to retry
+    later, which would not help);
   - C{unexpected-request} for a C{<remove/>} (§3.2's table: no account
     to remove on an unauthenticated stream).
 
 Once authenticated, and whatever C{allow} says, an account can (on IQs to
 its server, its own bare JID or with no C{to}; anyone else gets
-C{service-unavailable}):
+C{service-unavailable}; an anonymous session, which has no account to
+manage, gets C{not-allowed}):
   - read its registration: C{<registered/>} and its username (§3.1);
   - change its password (§3.3): C{<username/>} (its own) and a non-empty
     C{<password/>}, else C{bad-request} (§3.3's table; an empty password
@@ -71,7 +79,8 @@ from zope.interface import implementer
 
 from xmppd.config import boolean, domainList, integer, number, option, section
 from xmppd.events import AccountEvent
-from xmppd.jid import InvalidJID, parseJID, prepDomainpart, prepLocalpart
+from xmppd.hosts import hostSettings
+from xmppd.jid import InvalidJID, makeJID, parseJID, prepDomainpart, prepLocalpart
 from xmppd.scram import InvalidPassword, makeCredentials
 from xmppd.stanzas import NS_CLIENT, mayAnswer
 from xmppd.storage.interfaces import NoSuchUser, UserExists
@@ -181,12 +190,14 @@ class RegisterHandler(XMPPHandler):
         self.domain = domain
         self.host = domain.domain
         self.settings = settings if settings is not None else domain.config.register
-        self.open = self.settings.allow and (
-            not self.settings.domains or self.host in self.settings.domains)
+        host = hostSettings(domain.config, self.host, self.settings)
+        self.open = host.register
+        self.maxUsers = host.maxUsers
+        #: With a limit, accounts are created one at a time (see L{createAccount}).
+        self.creating = defer.DeferredLock()
         self.throttle = IPThrottle(self.settings.interval_per_ip, domain.clock)
         #: Streams that registered an account (or are doing it): one each.
         self.registeredOn: weakref.WeakSet = weakref.WeakSet()
-
 
     def connectionInitialized(self) -> None:
         self.xmlstream.addObserver(REGISTER_REQUEST, self.onRequest)
@@ -252,6 +263,29 @@ class RegisterHandler(XMPPHandler):
             d.addErrback(self.failed, iq, lambda reply: self.reply(stream, reply))
         return True
 
+    def createAccount(self, username: str, credentials: dict) -> defer.Deferred:
+        """
+        Add the account.  With C{max_users}, unless the domain has that many
+        already, and one at a time, so two clients cannot both take the last
+        place.
+        """
+        users = self.domain.storage.users
+        if not self.maxUsers:
+            return defer.maybeDeferred(users.addUser, username, self.host, credentials)
+        return self.creating.run(lambda: defer.ensureDeferred(
+            self.createWithinLimit(username, credentials)))
+
+    async def createWithinLimit(self, username: str, credentials: dict) -> None:
+        users = self.domain.storage.users
+        # Counting lists the domain's accounts: registrations are rare, and
+        # the user store has no count of its own.
+        if len(await users.listUsers(self.host)) >= self.maxUsers:
+            self.log.info("Registration refused on {domain}: it has {limit} accounts "
+                          "(max_users)", domain=self.host, limit=self.maxUsers)
+            raise PrivateStanzaError("not-allowed",
+                                     text="this server accepts no more accounts")
+        await users.addUser(username, self.host, credentials)
+
     @staticmethod
     def reply(stream, element: domish.Element | None) -> None:
         if element is not None:
@@ -278,10 +312,13 @@ class RegisterHandler(XMPPHandler):
         except InvalidJID:
             raise PrivateStanzaError("not-acceptable", text="this username is not allowed")
         credentials = self.checkPassword(password)
+        if self.domain.sessions.sessionsOf(makeJID(username, self.host)):
+            # An anonymous session has this name and no stored account.
+            raise PrivateStanzaError("conflict", text="this username is taken")
         self.registeredOn.add(stream)
         self.throttle.record(address)
         try:
-            await self.domain.storage.users.addUser(username, self.host, credentials)
+            await self.createAccount(username, credentials)
         except UserExists:
             self.registeredOn.discard(stream)
             self.throttle.forget(address)
@@ -341,6 +378,10 @@ class RegisterHandler(XMPPHandler):
         to = iq.getAttribute("to")
         if to is not None and to not in (self.host, sender.userhost()):
             raise PrivateStanzaError("service-unavailable")
+        session = self.domain.sessions.get(sender)
+        if session is not None and getattr(session.stream, "anonymous", False):
+            raise PrivateStanzaError("not-allowed",
+                                     text="an anonymous session has no account to manage")
         return sender
 
     async def changePassword(self, iq: domish.Element, query: domish.Element,

@@ -18,8 +18,15 @@ relay it: C{tls-exporter} (RFC 9266) on TLS 1.3, C{tls-unique} (RFC 5929) on
 TLS 1.2.  A client that says it could bind but believes the server cannot
 (gs2 flag C{y}) while we offer binding is refused: that is a downgrade.
 
+ANONYMOUS (RFC 4505) is not a password mechanism and is kept apart from
+L{MECHANISMS}: a served domain offers it only when its C{[hosts]} table says
+C{anonymous = true} (XEP-0175 §3: never enabled by default).  It gives the
+client a fresh account name, a UUID (XEP-0175 §3 recommends RFC 4122), that
+no stored account can have, since UUIDs are not guessable in advance.
+
 Implements: RFC 4616 (PLAIN), RFC 5802 (SCRAM-SHA-1, SCRAM-SHA-1-PLUS),
-RFC 7677 (SCRAM-SHA-256, SCRAM-SHA-256-PLUS), RFC 5929, RFC 9266
+RFC 7677 (SCRAM-SHA-256, SCRAM-SHA-256-PLUS), RFC 5929, RFC 9266,
+RFC 4505 (ANONYMOUS), XEP-0175 1.2
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ import base64
 import hashlib
 import hmac
 import os
+import uuid
 from dataclasses import dataclass
 from typing import Awaitable, Callable
 
@@ -300,6 +308,40 @@ class ScramSHA1PlusMechanism(ScramSHA1Mechanism):
 class ScramSHA256PlusMechanism(ScramSHA256Mechanism):
     name = "SCRAM-SHA-256-PLUS"
     plus = True
+
+
+class AnonymousMechanism(Mechanism):
+    """
+    RFC 4505.  The client may send "trace information" (an email address
+    or a token of at most 255 characters, §2 and §3); XEP-0175 §3 advises
+    clients not to, and nothing is done with it beyond checking its form:
+    it is neither logged nor kept, since it may identify the user.
+    """
+
+    name = "ANONYMOUS"
+    #: RFC 4505 §3: trace information is at most 255 characters.
+    maxTrace = 255
+
+    async def start(self, initial: bytes | None) -> Challenge | Success:
+        if initial is None:
+            # RFC 6120 §6.4.2: no initial response, so an empty challenge
+            # asks for the trace information.
+            return Challenge(b"")
+        return await self.respond(initial)
+
+    async def respond(self, data: bytes) -> Success:
+        try:
+            trace = data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise SASLFailure("malformed-request", "trace information must be UTF-8")
+        if len(trace) > self.maxTrace or any(ord(c) < 0x20 or c == "\x7f" for c in trace):
+            raise SASLFailure("malformed-request", "invalid trace information")
+        return Success(newAnonymousName())
+
+
+def newAnonymousName() -> str:
+    """A temporary localpart nobody else has or can predict (XEP-0175 §3)."""
+    return str(uuid.uuid4())
 
 
 #: Offered in this order, strongest first (clients pick the first they know).

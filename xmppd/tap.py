@@ -7,6 +7,7 @@ and C{xmppd.tac} (C{twistd -ny xmppd.tac}) both call it, and so do the tests.
 
 from __future__ import annotations
 
+from xmppd.admin import AdminService
 from xmppd.components import ComponentService
 from xmppd.listeners import C2SService
 from xmppd.local import LocalDomain
@@ -14,7 +15,7 @@ from xmppd.modules import featureServices
 from xmppd.server import XMPPServer
 from xmppd.storage import makeStorage
 from xmppd.storage.service import StorageService
-from xmppd.tls import ensureCertificate, serverContextFactory
+from xmppd.tls import ensureCertificate, hostCertificates, serverContextFactory
 
 
 def makeService(config, reactor=None, clock=None) -> XMPPServer:
@@ -23,14 +24,15 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
     server.storageService = StorageService(storage)
     server.storageService.setServiceParent(server)
+    AdminService(server, reactor=reactor).setServiceParent(server)
     for domain in config.server.domains:
         LocalDomain(domain, server).setServiceParent(server)
         for featureService in featureServices(server, domain):
             featureService.setServiceParent(server)
+    certificate, key = ensureCertificate(config)
+    tlsOptions = serverContextFactory(certificate, key, hostCertificates(config))
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)
-    certificate, key = ensureCertificate(config)
-    tlsOptions = serverContextFactory(certificate, key)
     C2SService(server, tlsOptions, reactor=reactor).setServiceParent(server)
     return server
 

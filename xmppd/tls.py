@@ -1,6 +1,7 @@
 # -*- test-case-name: tests.test_tls -*-
 """
-The server's TLS certificate and context (RFC 6120 §5, RFC 7590, XEP-0368).
+The server's TLS certificates and context (RFC 6120 §5, RFC 7590, XEP-0368,
+RFC 6066 §3 server name indication).
 
 One L{serverContextFactory} serves both ways clients get TLS:
 
@@ -10,6 +11,15 @@ One L{serverContextFactory} serves both ways clients get TLS:
     C{twisted.protocols.tls.TLSMemoryBIOFactory(contextFactory, False,
     factory)}.  We do not use C{ssl:} endpoints, so the certificate comes
     from C{[tls]} alone and both listeners share one context.
+
+Virtual hosts may have certificates of their own (C{certificate} and
+C{private_key} in C{[hosts."example.org"]}, gathered by
+L{hostCertificates}).  The client's server name (SNI, RFC 6066 §3) then
+picks the certificate during the handshake: the name of a domain with its
+own certificate gets that one, any other name (or none) the node's.  SNI
+decides on STARTTLS too, although the stream header already named the
+domain: clients send SNI there as well (RFC 7590 §3.1 expects it), and one
+rule for both ways in is easier to reason about.
 
 When the operator names no certificate, L{ensureCertificate} makes a
 self-signed one for every served domain under C{<data_dir>/tls/} and reuses
@@ -26,6 +36,7 @@ import datetime
 import ipaddress
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 import idna
@@ -33,8 +44,11 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from OpenSSL import SSL
 from twisted.internet.ssl import CertificateOptions, TLSVersion
 from twisted.logger import Logger
+
+from xmppd.hosts import hostKey
 
 log = Logger()
 
@@ -149,18 +163,18 @@ def _loadChain(key: str, certPath: str) -> tuple[x509.Certificate, ...]:
         raise TLSConfigError(f"{key}: {certPath} holds a damaged PEM certificate") from None
 
 
-def _loadKey(keyPath: str) -> object:
-    data = _read("tls.private_key", keyPath)
+def _loadKey(keyPath: str, key: str = "tls.private_key") -> object:
+    data = _read(key, keyPath)
     match = _PEM_PRIVATE_KEY.search(data)
     if match is None:
-        raise TLSConfigError(f"tls.private_key: {keyPath} is not a PEM private key")
+        raise TLSConfigError(f"{key}: {keyPath} is not a PEM private key")
     if match.group(1) == b"ENCRYPTED PRIVATE KEY" or b"Proc-Type: 4,ENCRYPTED" in match.group(0):
-        raise TLSConfigError(f"tls.private_key: {keyPath} is protected by a passphrase; "
+        raise TLSConfigError(f"{key}: {keyPath} is protected by a passphrase; "
                              f"xmppd needs it unencrypted (and readable only by xmppd)")
     try:
         return serialization.load_pem_private_key(match.group(0), password=None)
     except (ValueError, TypeError, NotImplementedError):
-        raise TLSConfigError(f"tls.private_key: {keyPath} holds a damaged or "
+        raise TLSConfigError(f"{key}: {keyPath} holds a damaged or "
                              f"unsupported private key") from None
 
 
@@ -169,25 +183,30 @@ def _publicBytes(key: object) -> bytes:
                             serialization.PublicFormat.SubjectPublicKeyInfo)
 
 
-def loadCertificate(certPath: str, keyPath: str) -> TLSCredentials:
+def loadCertificate(certPath: str, keyPath: str,
+                    keys: tuple[str, str] = ("tls.certificate", "tls.private_key")
+                    ) -> TLSCredentials:
     """
     Load a PEM chain (leaf first; the key may sit in the same file) and the
     leaf's private key.  An expired certificate still loads: see
-    L{certificateProblems}, whose findings are warnings.
+    L{certificateProblems}, whose findings are warnings.  C{keys} are the
+    configuration keys that named the two files, for messages.
 
     @raise TLSConfigError: a file is unreadable or not PEM, the key is
         encrypted, or the key does not belong to the certificate.
     """
-    chain = _loadChain("tls.certificate", certPath)
-    privateKey = _loadKey(keyPath)
+    certificateKey, privateKeyKey = keys
+    chain = _loadChain(certificateKey, certPath)
+    privateKey = _loadKey(keyPath, privateKeyKey)
     if _publicBytes(chain[0].public_key()) != _publicBytes(privateKey.public_key()):
-        raise TLSConfigError("tls.private_key does not match tls.certificate "
+        raise TLSConfigError(f"{privateKeyKey} does not match {certificateKey} "
                              f"({keyPath} is the key of another certificate)")
     return TLSCredentials(chain, privateKey)
 
 
 def certificateProblems(credentials: TLSCredentials, domains: tuple[str, ...] | list[str],
-                        now: datetime.datetime | None = None) -> list[str]:
+                        now: datetime.datetime | None = None,
+                        key: str = "tls.certificate") -> list[str]:
     """
     What clients will dislike about a loaded certificate: it has expired,
     is not valid yet, or does not name a served domain.  One line each; the
@@ -198,15 +217,15 @@ def certificateProblems(credentials: TLSCredentials, domains: tuple[str, ...] | 
     certificate = credentials.certificate
     problems = []
     if certificate.not_valid_after_utc < now:
-        problems.append(f"tls.certificate: expired on "
+        problems.append(f"{key}: expired on "
                         f"{certificate.not_valid_after_utc:%Y-%m-%d}")
     if certificate.not_valid_before_utc > now:
-        problems.append(f"tls.certificate: not valid before "
+        problems.append(f"{key}: not valid before "
                         f"{certificate.not_valid_before_utc:%Y-%m-%d}")
     names = namesOf(certificate)
     missing = [d for d in domains if not _covers(names, d)]
     if missing:
-        problems.append(f"tls.certificate: does not cover {', '.join(missing)} "
+        problems.append(f"{key}: does not cover {', '.join(missing)} "
                         f"(it names {', '.join(names) or 'nothing'})")
     return problems
 
@@ -327,20 +346,98 @@ def ensureCertificate(config, now: datetime.datetime | None = None) -> tuple[str
     return certPath, keyPath
 
 
-def serverContextFactory(certPath: str, keyPath: str) -> CertificateOptions:
+def hostCertificates(config) -> dict[str, tuple[str, str]]:
+    """
+    Served domain -> (certificate, private key) paths, for the domains
+    whose C{[hosts]} table names a certificate of their own; the others use
+    the node's.  Each file must be readable.
+
+    @raise TLSConfigError: naming the C{hosts."domain"} key at fault.
+    """
+    credentials = {}
+    for domain, host in config.hosts.items():
+        if not host.certificate:
+            continue
+        for key, path in (("certificate", host.certificate),
+                          ("private_key", host.private_key)):
+            _read(hostKey(domain, key), path)
+        credentials[domain] = (host.certificate, host.private_key)
+    return credentials
+
+
+def serverNameOf(domain: str) -> bytes:
+    """
+    How a client names C{domain} in SNI: the A-label form in lower case
+    (RFC 6066 §3: "HostName" is the ASCII-compatible DNS name).
+    """
+    return _referenceName(domain).encode("ascii")
+
+
+class SNICertificateOptions(CertificateOptions):
+    """
+    A L{CertificateOptions} whose context hands the handshake over to the
+    context of the domain the client names (SNI), when that domain has a
+    certificate of its own.  Older Twisted releases (which we support) have
+    no C{contextForServerName}, so the callback is installed here.
+    """
+
+    def __init__(self, byServerName: dict[bytes, SSL.Context], **kwargs):
+        CertificateOptions.__init__(self, **kwargs)
+        self.byServerName = byServerName
+        self.callbackInstalled = False
+
+    def getContext(self) -> SSL.Context:
+        context = CertificateOptions.getContext(self)
+        if self.byServerName and not self.callbackInstalled:
+            context.set_tlsext_servername_callback(self.onServerName)
+            self.callbackInstalled = True
+        return context
+
+    def onServerName(self, connection: SSL.Connection) -> None:
+        """Switch to the named domain's context; an unknown name keeps the node's."""
+        name = connection.get_servername()
+        if not name:
+            return
+        context = self.byServerName.get(name.lower().rstrip(b"."))
+        if context is not None:
+            connection.set_context(context)
+
+
+def _options(credentials: TLSCredentials, optionsClass=CertificateOptions, **kwargs):
+    # pyOpenSSL takes cryptography's objects directly (its own X509 and PKey
+    # wrappers are deprecated), and Twisted hands them through unchanged.
+    return optionsClass(
+        privateKey=credentials.privateKey,
+        certificate=credentials.certificate,
+        extraCertChain=list(credentials.chain[1:]),
+        raiseMinimumTo=TLSVersion.TLSv1_2,
+        **kwargs,
+    )
+
+
+def serverContextFactory(certPath: str, keyPath: str,
+                         hosts: Mapping[str, tuple[str, str]] | None = None
+                         ) -> CertificateOptions:
     """
     A TLS server context for STARTTLS and direct TLS alike, with the whole
     chain and TLS 1.2 as the oldest version (RFC 7525 §3.1.1: TLS 1.0 and
     1.1 must not be negotiated; RFC 7590 applies it to XMPP).
 
-    @raise TLSConfigError: as L{loadCertificate}.
+    C{hosts} (served domain -> certificate and key paths, as from
+    L{hostCertificates}) gives domains certificates of their own, chosen by
+    SNI; the certificate of C{certPath} serves every other name.  A domain's
+    certificate that does not name it, or has expired, is logged as a
+    warning (see L{certificateProblems}).
+
+    @raise TLSConfigError: as L{loadCertificate}, naming the C{hosts} key
+        for a domain's files.
     """
     credentials = loadCertificate(certPath, keyPath)
-    # pyOpenSSL takes cryptography's objects directly (its own X509 and PKey
-    # wrappers are deprecated), and Twisted hands them through unchanged.
-    return CertificateOptions(
-        privateKey=credentials.privateKey,
-        certificate=credentials.certificate,
-        extraCertChain=list(credentials.chain[1:]),
-        raiseMinimumTo=TLSVersion.TLSv1_2,
-    )
+    byServerName: dict[bytes, SSL.Context] = {}
+    for domain, (hostCert, hostKeyPath) in (hosts or {}).items():
+        keys = (hostKey(domain, "certificate"), hostKey(domain, "private_key"))
+        hostCredentials = loadCertificate(hostCert, hostKeyPath, keys)
+        for problem in certificateProblems(hostCredentials, [domain], key=keys[0]):
+            log.warn("{problem}", problem=problem)
+        byServerName[serverNameOf(domain)] = _options(hostCredentials).getContext()
+    return _options(credentials, SNICertificateOptions, byServerName=byServerName)
