@@ -7,15 +7,22 @@ separately (C{python3 benchmarks/run.py}).
 """
 
 import base64
+import os
+import re
+import tomllib
 
 import pytest
 import pytest_twisted
 
-from benchmarks.xmppdbench import bench, client, dataset, procstat, report, stats
+from benchmarks.xmppdbench import bench, client, dataset, load, procstat, report, stats
 from tests.test_ctl import xmppctl
 from tests.test_ctl_pie import withStorage
 from xmppd.config import loadConfig
+from xmppd.modules import FEATURES, isInstalled
 from xmppd.scram import checkPassword
+
+XBENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                      "benchmarks", "xbench")
 
 
 @pytest_twisted.ensureDeferred
@@ -127,3 +134,139 @@ def test_reportRendersEveryScenario():
     assert "| 1000 | 1.0 | 2.0 | 1.0 | 0.00% |" in text
     assert "| msg | FAILED: no result | 0 |" in text
     assert "10 accounts" in text
+
+
+def mucInstalled() -> bool:
+    return "muc" in FEATURES and isInstalled("muc")
+
+
+def test_mucConfiguration(tmp_path):
+    """Only the muc scenario's configuration runs the MUC service, on conference.localhost with the reference servers' history of 20."""
+    plain = bench.writeConfig(str(tmp_path), port=5222)
+    withMUC = bench.writeConfig(str(tmp_path), port=5222, muc=True)
+    assert plain != withMUC
+    with open(plain, "rb") as f:
+        document = tomllib.load(f)
+    assert "muc" not in document["server"]["modules"] and "muc" not in document
+    with open(withMUC, "rb") as f:
+        document = tomllib.load(f)
+    assert document["server"]["modules"][-1] == "muc"
+    assert document["muc"] == {"domain": "conference.localhost", "history_length": 20,
+                               "max_occupants": 200, "rate": 0}
+    assert document["muc"]["domain"] == bench.mucDomain()
+    assert document["server"]["data_dir"] == str(tmp_path / "data")
+    if mucInstalled():
+        assert "muc" in loadConfig(withMUC).server.modules
+
+
+def test_xbenchTemplateRunsMUC():
+    """The side-by-side harness's xmppd runs the MUC service on the adapter's muc_domain, as Prosody and ejabberd do."""
+    with open(os.path.join(XBENCH, "adapter.toml"), "rb") as f:
+        adapter = tomllib.load(f)
+    values = {key: value for key, value in adapter.items() if isinstance(value, (str, int))}
+    values.update(adapter["vars"])
+    with open(os.path.join(XBENCH, "xmppd.toml")) as f:
+        template = f.read()
+    rendered = re.sub(r"\{([A-Za-z_]+)\}", lambda m: str(values[m.group(1)]), template)
+    document = tomllib.loads(rendered)
+    assert "muc" in document["server"]["modules"]
+    assert document["muc"]["domain"] == adapter["muc_domain"] == "conference.localhost"
+    assert document["muc"]["history_length"] == 20
+    assert document["muc"]["rate"] == 0, "the harness runs no server with rate limits"
+
+
+def test_mucScenarioSizes():
+    """The muc scenario has ../shared/bench's sizes and parameter names, and the data set has an account for every occupant."""
+    for scale, (rooms, occupants, senders) in {"full": (20, 50, 5), "quick": (4, 20, 2)}.items():
+        argv = bench.SCENARIOS[scale]["muc"]
+        args = load.parseArgs(argv + ["--muc-domain", bench.mucDomain()])
+        assert (args.scenario, args.rooms, args.occupants, args.senders, args.window) == (
+            "muc", rooms, occupants, senders, 1)
+        assert args.muc_domain == "conference.localhost"
+        assert rooms * occupants <= bench.DATASETS[scale][0]
+    assert bench.MUC_SCENARIOS <= set(bench.SCENARIOS["full"])
+
+
+def test_roomJoinReplies():
+    """Entering a room waits for our own occupant presence past the others', sees whether it created the room, and fails on an error."""
+    room = b"bench0@conference.localhost"
+    occupant = client.occupantJID(room, 7)
+    assert occupant == b"bench0@conference.localhost/n7"
+
+    class Conn:
+        buf = (b"<presence from='bench0@conference.localhost/n3'><x/></presence>"
+               b"<presence from=\"bench0@conference.localhost/n7\"><x xmlns="
+               b"'http://jabber.org/protocol/muc#user'><status code='110'/>"
+               b"<status code=\"201\"/></x></presence><message")
+    conn = Conn()
+    own = client.occupantPresence(occupant)(conn)
+    assert own.startswith(b"<presence from=\"bench0@conference.localhost/n7\"")
+    assert client.createdRoom(own)
+    assert conn.buf == b"<message"
+    assert not client.createdRoom(b"<presence><x><status code='110'/></x></presence>")
+
+    conn.buf = b"<presence from='bench0@conference.localhost/n7'"
+    assert client.occupantPresence(occupant)(conn) is None
+    conn.buf = (b"<presence from='bench0@conference.localhost/n7' type='error'>"
+                b"<error type='cancel'><not-allowed/></error></presence>")
+    with pytest.raises(client.ProtocolError):
+        client.occupantPresence(occupant)(conn)
+
+
+class FakeConn:
+    """Just what L{load.Traffic} touches on a connection."""
+
+    def __init__(self, index):
+        self.index, self.buf, self.inflight = index, b"", 0
+        self.msgHead = b"<message to='bench0@conference.localhost' type='groupchat'><body>XB"
+        self.msgTail = b".%d.pad</body></message>" % index
+        self.transport = self
+        self.written = []
+
+    def write(self, data):
+        self.written.append(data)
+
+
+def reflection(sender: int) -> bytes:
+    return (b"<message from='bench0@conference.localhost/n%d' type='groupchat'>"
+            b"<body>XB%d.%d.pad</body></message>" % (sender, load.perfNs(), sender))
+
+
+def test_groupchatDeliveries():
+    """Every occupant's copy of a groupchat message counts as a delivery, but only the sender's own copy lets it send the next one."""
+    senders = [FakeConn(0), FakeConn(1)]
+    listener = FakeConn(2)
+    traffic = load.Traffic(senders, window=1, echo=True)
+    for sender in senders:
+        traffic.sendOne(sender)
+    assert [len(s.written) for s in senders] == [1, 1] and traffic.inflight == 2
+    traffic.measuring = True
+
+    traffic.onDelivery(listener, b"<presence from='x'/>" + reflection(0) + reflection(1))
+    assert traffic.count == 2 and traffic.inflight == 2
+    assert [len(s.written) for s in senders] == [1, 1]
+
+    copy = reflection(0)
+    traffic.onDelivery(senders[0], copy[:30])
+    assert traffic.count == 2
+    traffic.onDelivery(senders[0], copy[30:] + reflection(1))
+    assert traffic.count == 4 and traffic.sent == 1
+    assert senders[0].inflight == 1 and len(senders[0].written) == 2
+    assert senders[1].inflight == 1 and len(senders[1].written) == 1
+
+    traffic.sending = False
+    traffic.onDelivery(senders[0], reflection(0))
+    traffic.onDelivery(senders[1], reflection(1))
+    assert traffic.inflight == 0 and traffic.drained.is_set()
+    assert len(traffic.latencies) == traffic.count == 6
+
+
+def test_chatDeliveries():
+    """In 1:1 traffic the receiver's copy is what lets the sender send the next message."""
+    sender, receiver = FakeConn(0), FakeConn(1)
+    traffic = load.Traffic([sender], window=2)
+    traffic.sendOne(sender)
+    traffic.sendOne(sender)
+    traffic.onDelivery(receiver, reflection(0))
+    assert traffic.count == 0, "nothing counts outside the measured phase"
+    assert sender.inflight == 2 and len(sender.written) == 3

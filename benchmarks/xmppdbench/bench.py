@@ -54,6 +54,8 @@ SCENARIOS = {
         "msg_fixed": ["msg", "--pairs", "500", "--rate", "2000", "--warmup", "3",
                       "--duration", "20"],
         "presence": ["presence", "--users", "1050", "--roster-size", "20"],
+        "muc": ["muc", "--rooms", "20", "--occupants", "50", "--senders", "5", "--window", "1",
+                "--warmup", "3", "--duration", "20"],
         "idle": ["idle", "--levels", "1000,5000,10000", "--settle", "5", "--hold", "10",
                  "--concurrency", "200"],
     },
@@ -64,9 +66,14 @@ SCENARIOS = {
         "msg": ["msg", "--pairs", "50", "--window", "4", "--warmup", "1", "--duration", "3"],
         "msg_fixed": ["msg", "--pairs", "50", "--rate", "500", "--warmup", "1", "--duration", "3"],
         "presence": ["presence", "--users", "210", "--roster-size", "20"],
+        "muc": ["muc", "--rooms", "4", "--occupants", "20", "--senders", "2", "--window", "1",
+                "--warmup", "1", "--duration", "3"],
         "idle": ["idle", "--levels", "200,500", "--settle", "1", "--hold", "2"],
     },
 }
+# Scenarios that run xmppd with its MUC service (only they: the others keep
+# the module set their published numbers were measured with).
+MUC_SCENARIOS = frozenset({"muc"})
 # (uN accounts, pN accounts, contacts per pN account)
 DATASETS = {"full": (10000, 1050, 20), "quick": (1000, 210, 20)}
 
@@ -77,7 +84,7 @@ CONFIG = """\
 [server]
 domains = ["{domain}"]
 data_dir = "{dataDir}"
-modules = ["presence", "roster", "messages", "disco", "ping", "offline"]
+modules = ["presence", "roster", "messages", "disco", "ping", "offline"{moreModules}]
 
 [c2s]
 endpoint = "tcp:{port}:interface=127.0.0.1:backlog=1024"
@@ -101,16 +108,39 @@ auth_failure_delay_max = 0
 
 [ping]
 idle_timeout = 0
+{moreSections}"""
+
+# For the MUC scenarios: the rooms' service on conference.{domain}, with the
+# settings ../shared/bench gives Prosody and ejabberd: 20 messages of
+# history; any local account may create a room, which the instant-room
+# submission unlocks; at most 200 occupants (ejabberd's default, Prosody has
+# no limit); no limit on an occupant's message rate (neither runs one).
+MUC_CONFIG = """
+[muc]
+domain = "conference.{domain}"
+history_length = 20
+max_occupants = 200
+rate = 0
 """
 
 
-def writeConfig(directory: str, port: int, domain: str = DOMAIN) -> str:
-    """Write the benchmark's xmppd.toml into C{directory}; return its path."""
-    path = os.path.join(directory, "xmppd.toml")
+def writeConfig(directory: str, port: int, domain: str = DOMAIN, muc: bool = False) -> str:
+    """
+    Write the benchmark's configuration into C{directory} and return its
+    path: C{xmppd.toml}, or with C{muc} C{xmppd-muc.toml}, the same plus
+    the MUC service.  Both share one data directory.
+    """
+    path = os.path.join(directory, "xmppd-muc.toml" if muc else "xmppd.toml")
     with open(path, "w") as f:
-        f.write(CONFIG.format(domain=domain, port=port,
-                              dataDir=os.path.join(directory, "data")))
+        f.write(CONFIG.format(domain=domain, port=port, dataDir=os.path.join(directory, "data"),
+                              moreModules=', "muc"' if muc else "",
+                              moreSections=MUC_CONFIG.format(domain=domain) if muc else ""))
     return path
+
+
+def mucDomain(domain: str = DOMAIN) -> str:
+    """The MUC service's domain in L{MUC_CONFIG}, for the generator."""
+    return "conference." + domain
 
 
 def freePort() -> int:
@@ -153,6 +183,10 @@ def provision(xmppctl: str, config: str, workdir: str, scale: str, log) -> dict:
             "output": done.stdout.strip()}
 
 
+class ServerStartError(RuntimeError):
+    """xmppd exited or did not listen at start; its log says why."""
+
+
 class Server:
     """One C{twistd -n xmppd} process, in its own process group."""
 
@@ -170,14 +204,15 @@ class Server:
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError("xmppd exited with %s at start; see %s"
-                                   % (self.process.returncode, self.logPath))
+                raise ServerStartError("xmppd exited with %s at start; see %s"
+                                       % (self.process.returncode, self.logPath))
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
                 return self.process.pid
             except OSError:
                 time.sleep(0.1)
-        raise RuntimeError("xmppd did not listen on %d within %ds" % (self.port, START_TIMEOUT))
+        raise ServerStartError("xmppd did not listen on %d within %ds"
+                               % (self.port, START_TIMEOUT))
 
     def stop(self) -> int | None:
         """SIGTERM the process group, SIGKILL it after L{STOP_GRACE}; the exit status."""
@@ -307,6 +342,7 @@ def main(argv=None) -> int:
 
     port = args.port or freePort()
     config = writeConfig(workdir, port)
+    mucConfig = writeConfig(workdir, port, muc=True) if MUC_SCENARIOS & set(names) else None
     data = {"meta": {"argv": sys.argv, "scale": args.scale, "scenarios": names,
                      "repeat": args.repeat, "server_cpus": args.server_cpus,
                      "gen_cpus": args.gen_cpus, "gen_python": args.gen_python,
@@ -330,19 +366,25 @@ def main(argv=None) -> int:
                 log("== %s (repetition %d)" % (name, rep))
                 tag = "%s.%d" % (name, rep)
                 jsonPath = os.path.join(out, tag + ".json")
-                server = Server(twistd, config, port, args.server_cpus,
+                server = Server(twistd, mucConfig if name in MUC_SCENARIOS else config, port,
+                                args.server_cpus,
                                 os.path.join(out, "logs", "server.%s.log" % tag))
-                pid = server.start()
-                generator = pinned(args.gen_cpus, [
-                    args.gen_python, "-m", "xmppdbench.load", *table[name],
-                    "--port", str(port), "--domain", DOMAIN, "--server-pid", str(pid),
-                    "--json-out", jsonPath, *args.gen_args.split()])
                 result = None
                 try:
+                    pid = server.start()
+                    generator = pinned(args.gen_cpus, [
+                        args.gen_python, "-m", "xmppdbench.load", *table[name],
+                        "--port", str(port), "--domain", DOMAIN, "--muc-domain", mucDomain(),
+                        "--server-pid", str(pid), "--json-out", jsonPath, *args.gen_args.split()])
                     runGenerator(generator, args.timeout, log)
                     if os.path.exists(jsonPath):
                         with open(jsonPath) as f:
                             result = json.load(f)
+                except ServerStartError as e:
+                    # e.g. a feature this scenario needs is not installed: this
+                    # scenario fails, the others still run
+                    log("  %s" % e)
+                    result = {"error": "server did not start: %s" % e}
                 finally:
                     exitStatus, server = server.stop(), None
                 data["runs"].append({"scenario": name, "rep": rep, "result": result,

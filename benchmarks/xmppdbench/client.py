@@ -10,8 +10,9 @@ a fraction of an XML parser.  Elements of the same name must not nest, which
 holds for everything read here.
 
 Implements the client side of RFC 6120 (stream, STARTTLS, SASL, resource
-binding, the RFC 3921 session where still required), RFC 4616 (PLAIN) and
-RFC 5802 (SCRAM-SHA-1, without channel binding).
+binding, the RFC 3921 session where still required), RFC 4616 (PLAIN),
+RFC 5802 (SCRAM-SHA-1, without channel binding) and, of XEP-0045, entering
+a room, creating an instant room and groupchat messages.
 """
 
 import array
@@ -106,20 +107,37 @@ def takeFirst(*names: bytes):
     return match
 
 
-def ownPresence(conn):
-    """A matcher for the echo of our own presence (RFC 6121 §4.2.2)."""
+def takePresenceFrom(conn, sender: bytes):
+    """
+    Consume presences up to the first one from C{sender} and return it, or
+    None if none has come yet; an error presence from it is raised.
+    """
     raiseOnStreamError(conn.buf)
     buf, pos = conn.buf, 0
     while (found := findElement(buf, b"presence", pos)) is not None:
         i, pos = found
         tag = buf[i:buf.find(b">", i) + 1]
-        if attribute(tag, b"from") == conn.jid:
+        if attribute(tag, b"from") == sender:
             if attribute(tag, b"type") == b"error":
                 raise ProtocolError("presence error: " + buf[i:pos][:300].decode(errors="replace"))
             conn.buf = buf[pos:]
             return buf[i:pos]
     conn.buf = buf[pos:]
     return None
+
+
+def ownPresence(conn):
+    """A matcher for the echo of our own presence (RFC 6121 §4.2.2)."""
+    return takePresenceFrom(conn, conn.jid)
+
+
+def occupantPresence(occupant: bytes):
+    """
+    A matcher for our own presence in a room, which comes from our
+    occupant JID, C{room@service/nick} (XEP-0045 §7.2.3: after the other
+    occupants' presences).
+    """
+    return lambda conn: takePresenceFrom(conn, occupant)
 
 
 FEATURES = takeFirst(b"stream:features")
@@ -394,3 +412,43 @@ async def learnSalts(gen: Generator, users: list[str], concurrency=100) -> None:
                 conn.close()
 
     await asyncio.gather(*(worker() for _ in range(min(concurrency, len(users)) or 1)))
+
+
+# Multi-user chat (XEP-0045)
+
+
+def createdRoom(presence: bytes) -> bool:
+    """
+    Whether our own presence in a room says that joining created it
+    (status code 201, XEP-0045 §10.1.1): then we are its owner and must
+    configure it before others may enter.
+    """
+    return b"code='201'" in presence or b'code="201"' in presence
+
+
+def occupantJID(room: bytes, index: int) -> bytes:
+    """The occupant JID of client C{index} in C{room}: nick C{n<index>}."""
+    return b"%s/n%d" % (room, index)
+
+
+async def joinRoom(conn: Conn, room: bytes) -> bool:
+    """
+    Enter C{room} without history (XEP-0045 §7.2.1, §7.2.15: maxstanzas 0)
+    and wait for our own occupant presence.  If joining created the room,
+    accept the default configuration by submitting an empty form (an
+    instant room, §10.1.2) and wait for the result.  Returns whether we
+    created it.
+    """
+    occupant = occupantJID(room, conn.index)
+    conn.send(b"<presence to='" + occupant + b"'><x xmlns='http://jabber.org/protocol/muc'>"
+              b"<history maxstanzas='0'/></x></presence>")
+    presence = await conn.expect(occupantPresence(occupant))
+    if not createdRoom(presence):
+        return False
+    conn.send(b"<iq type='set' id='instant' to='" + room + b"'>"
+              b"<query xmlns='http://jabber.org/protocol/muc#owner'>"
+              b"<x xmlns='jabber:x:data' type='submit'/></query></iq>")
+    _, element = await conn.expect(IQ)
+    if attribute(element[:element.find(b">") + 1], b"type") != b"result":
+        raise ProtocolError("instant room refused: " + element[:300].decode(errors="replace"))
+    return True

@@ -16,6 +16,7 @@ and resets and reads its VmHWM (see L{procstat}).
   python -m xmppdbench.load login --port 5222 --server-pid PID --n 2000
   python -m xmppdbench.load login --tls | --mech SCRAM-SHA-1 ...
   python -m xmppdbench.load msg --pairs 500 --window 4 | --rate 2000 ...
+  python -m xmppdbench.load muc --rooms 20 --occupants 50 --senders 5 --window 1 ...
   python -m xmppdbench.load presence --users 1050 --roster-size 20 ...
   python -m xmppdbench.load idle --levels 1000,5000,10000 ...
 """
@@ -32,11 +33,12 @@ import sys
 import time
 
 from . import procstat, stats
-from .client import Generator, attribute, findElement, learnSalts, loginMany
+from .client import Generator, attribute, findElement, joinRoom, learnSalts, loginMany
 
 perfNs = time.perf_counter_ns
 MARKER = re.compile(rb"XB(\d+)\.(\d+)\.")
 DRAIN_TIMEOUT = 15.0
+JOIN_TIMEOUT = 60.0
 
 
 # Measurement
@@ -123,6 +125,114 @@ async def scenarioLogin(gen: Generator, args) -> list[dict]:
                          salted_password_cached=args.mech != "PLAIN" and not args.no_salt_cache)]
 
 
+class Traffic:
+    """
+    Messages whose body carries the marker C{XB<send time>.<sender>.}: sends
+    them, counts and times their deliveries and keeps the load going, closed
+    loop (each sender keeps C{window} messages in flight and sends the next
+    when one of its messages comes back) or open loop (a fixed total
+    C{rate} across all senders).
+
+    A message "comes back" to its sender on its receiver (C{echo=False},
+    1:1 messages), or, in a room, only as the room's reflection to the
+    sender itself (C{echo=True}; XEP-0045 §7.4): every occupant's copy is a
+    delivery and is counted, only the sender's own copy releases its window.
+    """
+
+    def __init__(self, senders, window: int, rate: float = 0, echo: bool = False):
+        self.senders = senders
+        self.bySender = {s.index: s for s in senders}
+        self.window, self.rate, self.echo = window, rate, echo
+        self.sending, self.measuring = True, False
+        self.count = self.inflight = self.sent = 0
+        self.latencies = array.array("q")
+        self.drained = asyncio.Event()
+
+    def sendOne(self, sender):
+        sender.inflight += 1
+        self.inflight += 1
+        if self.measuring:
+            self.sent += 1
+        sender.transport.write(sender.msgHead + b"%d" % perfNs() + sender.msgTail)
+
+    def onDelivery(self, conn, data: bytes):
+        """A connection's C{onData}: every marked message in C{data}, and nothing else."""
+        buf = conn.buf + data if conn.buf else data
+        now, pos, search = perfNs(), 0, MARKER.search
+        while True:
+            i = buf.find(b"<message", pos)
+            k = buf.find(b"</message>", i) if i >= 0 else -1
+            if k < 0:
+                # keep an incomplete stanza, or what may be the start of "<message"
+                conn.buf = buf[i:] if i >= 0 else buf[max(pos, len(buf) - 7):]
+                return
+            pos = k + 10
+            marker = search(buf, i, k)
+            if marker is None:
+                continue
+            if self.measuring:
+                self.count += 1
+                self.latencies.append(now - int(marker.group(1)))
+            index = int(marker.group(2))
+            if self.echo and index != conn.index:
+                continue
+            sender = self.bySender[index]
+            sender.inflight -= 1
+            self.inflight -= 1
+            if self.sending:
+                if not self.rate:
+                    self.sendOne(sender)
+            elif self.inflight <= 0:
+                self.drained.set()
+
+    async def _ticker(self):
+        started, sent, n = time.perf_counter(), 0, len(self.senders)
+        while self.sending:
+            due = int((time.perf_counter() - started) * self.rate) - sent
+            for _ in range(due):
+                sender = self.senders[sent % n]
+                sent += 1
+                if sender.inflight < 1000:  # a stuck sender must not queue without bound
+                    self.sendOne(sender)
+            await asyncio.sleep(0.005)
+
+    async def drive(self, gen: Generator, args, name: str, unit: str, **extra) -> dict:
+        """
+        Send for C{args.warmup} seconds unmeasured, then C{args.duration}
+        measured, then stop and wait (bounded) for what is in flight.
+        """
+        if self.rate:
+            tick = asyncio.ensure_future(self._ticker())
+        else:
+            for sender in self.senders:
+                for _ in range(self.window):
+                    self.sendOne(sender)
+        await asyncio.sleep(args.warmup)
+        lost = gen.lost
+        self.measuring = True
+        async with Phase(gen, name) as phase:
+            await asyncio.sleep(args.duration)
+            self.measuring = False
+        self.sending = False
+        if self.rate:
+            tick.cancel()
+        if self.inflight > 0:
+            try:
+                await asyncio.wait_for(self.drained.wait(), DRAIN_TIMEOUT)
+            except asyncio.TimeoutError:
+                pass
+        return phase.result(self.count, unit, latency=stats.latencySummary(self.latencies, 1e-6),
+                            sent_in_phase=self.sent,
+                            undelivered_after_drain=max(0, self.inflight),
+                            lost_connections=gen.lost - lost,
+                            window=None if self.rate else self.window,
+                            rate_target=self.rate or None, **extra)
+
+
+def padding(size: int) -> bytes:
+    return (b"lorem ipsum dolor sit amet " * (1 + size // 27))[:size]
+
+
 async def scenarioMessages(gen: Generator, args) -> list[dict]:
     """
     C{pairs} senders each talk to their own receiver.  Closed loop: each
@@ -137,92 +247,78 @@ async def scenarioMessages(gen: Generator, args) -> list[dict]:
     requireAll(clients, 2 * pairs, errors)
     clients.sort(key=lambda c: c.index)
     senders, receivers = clients[:pairs], clients[pairs:]
-    bySender = {s.index: s for s in senders}
-    padding = (b"lorem ipsum dolor sit amet " * (1 + args.body // 27))[:args.body]
+    pad = padding(args.body)
     for sender, receiver in zip(senders, receivers):
         sender.msgHead = b"<message to='" + receiver.bare + b"' type='chat' id='b'><body>XB"
-        sender.msgTail = b".%d.%s</body></message>" % (sender.index, padding)
-    state = {"sending": True, "measuring": False, "count": 0, "inflight": 0}
-    latencies = array.array("q")
-    drained = asyncio.Event()
-    closedLoop = not args.rate
-
-    def sendOne(sender):
-        sender.inflight += 1
-        state["inflight"] += 1
-        sender.transport.write(sender.msgHead + b"%d" % perfNs() + sender.msgTail)
-
-    def onDelivery(conn, data):
-        buf = conn.buf + data if conn.buf else data
-        now, pos, search = perfNs(), 0, MARKER.search
-        while True:
-            i = buf.find(b"<message", pos)
-            k = buf.find(b"</message>", i) if i >= 0 else -1
-            if k < 0:
-                # keep an incomplete stanza, or what may be the start of "<message"
-                conn.buf = buf[i:] if i >= 0 else buf[max(pos, len(buf) - 7):]
-                return
-            pos = k + 10
-            marker = search(buf, i, k)
-            if marker is None:
-                continue
-            if state["measuring"]:
-                state["count"] += 1
-                latencies.append(now - int(marker.group(1)))
-            sender = bySender[int(marker.group(2))]
-            sender.inflight -= 1
-            state["inflight"] -= 1
-            if state["sending"]:
-                if closedLoop:
-                    sendOne(sender)
-            elif state["inflight"] <= 0:
-                drained.set()
-
+        sender.msgTail = b".%d.%s</body></message>" % (sender.index, pad)
+    traffic = Traffic(senders, args.window, args.rate)
     for receiver in receivers:
-        receiver.onData = onDelivery
+        receiver.onData = traffic.onDelivery
     for sender in senders:
         sender.onData = lambda conn, data: None
     settled()
     await waitQuiet(gen)
-
-    async def ticker():
-        started, sent, n = time.perf_counter(), 0, len(senders)
-        while state["sending"]:
-            due = int((time.perf_counter() - started) * args.rate) - sent
-            for _ in range(due):
-                sender = senders[sent % n]
-                sent += 1
-                if sender.inflight < 1000:  # a stuck pair must not queue without bound
-                    sendOne(sender)
-            await asyncio.sleep(0.005)
-
-    if closedLoop:
-        for sender in senders:
-            for _ in range(args.window):
-                sendOne(sender)
-    else:
-        tick = asyncio.ensure_future(ticker())
-    await asyncio.sleep(args.warmup)
-    lost = gen.lost
-    state["measuring"] = True
-    async with Phase(gen, "messages") as phase:
-        await asyncio.sleep(args.duration)
-        state["measuring"] = False
-    state["sending"] = False
-    if not closedLoop:
-        tick.cancel()
-    if state["inflight"] > 0:
-        try:
-            await asyncio.wait_for(drained.wait(), DRAIN_TIMEOUT)
-        except asyncio.TimeoutError:
-            pass
+    result = await traffic.drive(gen, args, "messages", "messages delivered",
+                                 pairs=pairs, body_bytes=args.body)
     gen.closeAll()
-    return [phase.result(state["count"], "messages delivered",
-                         latency=stats.latencySummary(latencies, 1e-6),
-                         undelivered_after_drain=max(0, state["inflight"]),
-                         lost_connections=gen.lost - lost, pairs=pairs,
-                         window=args.window if closedLoop else None,
-                         rate_target=args.rate or None, body_bytes=args.body)]
+    return [result]
+
+
+async def scenarioMUC(gen: Generator, args) -> list[dict]:
+    """
+    Groupchat fan-out, as in ../shared/bench's C{muc}: C{rooms} rooms of
+    C{occupants} each.  The first occupant of each room creates it and
+    accepts the default configuration (an instant room, XEP-0045 §10.1.2),
+    then the others enter, C{concurrency} at a time.  C{senders} occupants
+    per room send groupchat messages, closed loop on their own reflection
+    (C{window} in flight each) or open loop at C{rate}; every delivery to
+    every occupant, the sender's own included, counts.
+    """
+    perRoom, rooms = args.occupants, args.rooms
+    if not 0 < args.senders <= perRoom:
+        raise ValueError("--senders must be between 1 and --occupants")
+    users = ["u%d" % i for i in range(args.first, args.first + perRoom * rooms)]
+    clients, _, errors = await loginMany(gen, users, concurrency=args.concurrency)
+    requireAll(clients, perRoom * rooms, errors)
+    clients.sort(key=lambda c: c.index)
+    roomJIDs = [b"bench%d@%s" % (r, args.muc_domain.encode()) for r in range(rooms)]
+    members = [clients[r * perRoom:(r + 1) * perRoom] for r in range(rooms)]
+    senders = [conn for occupants in members for conn in occupants[:args.senders]]
+    pad = padding(args.body)
+    for room, occupants in zip(roomJIDs, members):
+        for sender in occupants[:args.senders]:
+            sender.msgHead = b"<message to='" + room + b"' type='groupchat' id='b'><body>XB"
+            sender.msgTail = b".%d.%s</body></message>" % (sender.index, pad)
+    traffic = Traffic(senders, args.window, args.rate, echo=True)
+
+    async def enter(conn, room):
+        created = await asyncio.wait_for(joinRoom(conn, room), JOIN_TIMEOUT)
+        conn.buf = b""
+        conn.onData = traffic.onDelivery
+        return created
+
+    started = time.perf_counter()
+    # the creators first, so that nobody else races them into an unconfigured room
+    created = await asyncio.gather(*(enter(occupants[0], room)
+                                     for room, occupants in zip(roomJIDs, members)))
+    pending = iter([(conn, room) for room, occupants in zip(roomJIDs, members)
+                    for conn in occupants[1:]])
+
+    async def worker():
+        for conn, room in pending:
+            await enter(conn, room)
+    await asyncio.gather(*(worker() for _ in range(args.concurrency)))
+    joined = time.perf_counter() - started
+    settled()
+    await waitQuiet(gen)
+    result = await traffic.drive(gen, args, "muc", "groupchat messages delivered",
+                                 rooms=rooms, occupants=perRoom, senders_per_room=args.senders,
+                                 join_all_s=round(joined, 3), rooms_created=sum(created),
+                                 body_bytes=args.body)
+    # each message sent is delivered once to every occupant
+    result["sent_per_s"] = round(result.get("rate_per_s", 0) / perRoom, 2)
+    gen.closeAll()
+    return [result]
 
 
 async def scenarioPresence(gen: Generator, args) -> list[dict]:
@@ -325,8 +421,8 @@ async def scenarioIdle(gen: Generator, args) -> list[dict]:
     return results
 
 
-SCENARIOS = {"login": scenarioLogin, "msg": scenarioMessages, "presence": scenarioPresence,
-             "idle": scenarioIdle}
+SCENARIOS = {"login": scenarioLogin, "msg": scenarioMessages, "muc": scenarioMUC,
+             "presence": scenarioPresence, "idle": scenarioIdle}
 
 
 def parseArgs(argv):
@@ -337,6 +433,7 @@ def parseArgs(argv):
     add("--host", default="127.0.0.1")
     add("--port", type=int, default=5222)
     add("--domain", default="localhost")
+    add("--muc-domain", default="conference.localhost", help="muc: the rooms' service")
     add("--server-pid", type=int, action="append", default=[],
         help="root PID of the server process tree to measure (repeatable)")
     add("--json-out", help="write the phases as JSON here")
@@ -352,11 +449,14 @@ def parseArgs(argv):
         help="login SCRAM-SHA-1: derive SaltedPassword during the measured logins instead "
              "of learning the salts in an unmeasured pass first")
     add("--pairs", type=int, default=500, help="msg: sender/receiver pairs")
-    add("--window", type=int, default=4, help="msg: messages in flight per sender (closed loop)")
-    add("--rate", type=float, default=0, help="msg: total messages/s, open loop (0: closed loop)")
+    add("--window", type=int, default=4, help="msg, muc: messages in flight per sender (closed loop)")
+    add("--rate", type=float, default=0, help="msg, muc: total messages/s, open loop (0: closed loop)")
     add("--warmup", type=float, default=3)
     add("--duration", type=float, default=20)
-    add("--body", type=int, default=100, help="msg: body padding in bytes")
+    add("--body", type=int, default=100, help="msg, muc: body padding in bytes")
+    add("--rooms", type=int, default=20, help="muc: rooms")
+    add("--occupants", type=int, default=50, help="muc: occupants per room")
+    add("--senders", type=int, default=5, help="muc: senders per room")
     add("--users", type=int, default=1050, help="presence: accounts p1..pN")
     add("--roster-size", type=int, default=20, help="presence: contacts per account")
     add("--timeout", type=float, default=120, help="presence: seconds to wait for full rosters")

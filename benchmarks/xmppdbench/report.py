@@ -12,13 +12,14 @@ import statistics
 import sys
 
 LEGEND = (
-    "CPU ms/1k = CPU milliseconds per 1000 units (logins, delivered messages, unique "
-    "presences): the number that stays comparable on a shared, noisy machine. "
+    "CPU ms/1k = CPU milliseconds per 1000 units (logins, delivered messages, groupchat "
+    "deliveries to each occupant, unique presences): the number that stays comparable on "
+    "a shared, noisy machine. "
     "≈/s per core = 1e6 / median server CPU ms/1k, the rate one whole core would sustain. "
     "util = CPU seconds per wall second (100% = one core); +wait = runnable but not "
     "running (schedstat); other = CPU used by the rest of the machine. bound = the side "
     "whose demand (util + wait) reached 0.85 core: only a server-bound row measures the "
-    "server's capacity. Closed-loop latencies (msg) are queueing (in flight / rate); "
+    "server's capacity. Closed-loop latencies (msg, muc) are queueing (in flight / rate); "
     "msg_fixed gives latency at a fixed, unsaturated rate; presence latency is the time "
     "from sending initial presence to a full roster of contacts' presences.")
 
