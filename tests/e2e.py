@@ -77,6 +77,9 @@ DEFAULT_CONFIG = {
             "direct_tls_endpoint": "tcp:0:interface=127.0.0.1"},
     "storage": {"backend": "sqlite"},
     "limits": {"auth_failure_delay": 0.01, "auth_failure_delay_max": 0.05},
+    # No federation unless a test asks for it (tests/test_e2e_s2s.py): a node
+    # must never listen on the well-known port or look remote domains up.
+    "s2s": {"listen": ""},
 }
 
 
@@ -161,6 +164,8 @@ class Server:
             sections.setdefault(name, {}).update(keys)
         writeConfig(self.configPath, sections)
         self.config = loadConfig(str(self.configPath))
+        #: The node's first served domain: the one of its accounts and clients.
+        self.domain = self.config.server.domains[0]
         self.service = None
         self.starttlsPort: int | None = None
         self.directTLSPort: int | None = None
@@ -200,13 +205,13 @@ class Server:
 
     async def addUser(self, user: str, secret: str | None = None) -> None:
         """
-        What C{xmppctl adduser user@localhost} does, run in this process
+        What C{xmppctl adduser user@<domain>} does, run in this process
         (the command's own parser and L{xmppd.ctl.runCommand} on this node's
         configuration file) so a test does not pay ~0.3 s for a new Python;
         tests about C{xmppctl} itself use L{xmppctl}.  The password defaults
         to L{password}.
         """
-        argv = ["--config", str(self.configPath), "adduser", f"{user}@{DOMAIN}",
+        argv = ["--config", str(self.configPath), "adduser", f"{user}@{self.domain}",
                 "--password", secret or password(user)]
         args = ctl.buildParser().parse_args(argv)
         status = await defer.Deferred.fromCoroutine(
@@ -216,11 +221,11 @@ class Server:
     def client(self, user: str, resource: str | None = None, secret: str | None = None,
                directTLS: bool = False, mechanism: str | None = None) -> "Client":
         """
-        A client for C{user@localhost}, not connected yet; the fixture
+        A client for C{user@<domain>}, not connected yet; the fixture
         disconnects it at the end of the test.  C{mechanism} forces one SASL
         mechanism; C{directTLS} uses the XEP-0368 port instead of STARTTLS.
         """
-        jid = f"{user}@{DOMAIN}" + (f"/{resource}" if resource else "")
+        jid = f"{user}@{self.domain}" + (f"/{resource}" if resource else "")
         client = Client(self, jid, secret or password(user),
                         directTLS=directTLS, mechanism=mechanism)
         self.clients.append(client)

@@ -27,6 +27,7 @@ def writeConfig(tmp_path, endpoint="tcp:0:interface=127.0.0.1",
     path = tmp_path / "xmppd.toml"
     path.write_text(
         '[server]\ndomains = ["localhost", "example.org"]\ndata_dir = "%s"\n'
+        '[s2s]\nlisten = "tcp:0:interface=127.0.0.1"\n'
         '[c2s]\nendpoint = "%s"\ndirect_tls_endpoint = "%s"\n%s'
         % (tmp_path / "data", endpoint, directTLS, extra))
     return str(path)
@@ -44,7 +45,7 @@ def test_treeOrder(tmp_path):
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
     assert names == ["storage", "admin", "localhost", "conference.localhost", "example.org",
-                     "conference.example.org", "c2s"]
+                     "conference.example.org", "s2s", "c2s"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 
 

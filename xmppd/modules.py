@@ -45,7 +45,7 @@ FEATURES: dict[str, str] = {
 #: Core modules that declare a configuration section but are not features of
 #: a served domain (services with listeners of their own); imported with the
 #: features so their sections exist before the configuration is read.
-SECTION_MODULES: tuple[str, ...] = ("xmppd.components", "xmppd.admin")
+SECTION_MODULES: tuple[str, ...] = ("xmppd.components", "xmppd.admin", "xmppd.s2s.config")
 
 
 def isInstalled(name: str) -> bool:

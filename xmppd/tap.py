@@ -12,6 +12,7 @@ from xmppd.components import ComponentService
 from xmppd.listeners import C2SService
 from xmppd.local import LocalDomain
 from xmppd.modules import featureServices
+from xmppd.s2s.service import S2SService
 from xmppd.server import XMPPServer
 from xmppd.storage import makeStorage
 from xmppd.storage.service import StorageService
@@ -31,6 +32,10 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
             featureService.setServiceParent(server)
     certificate, key = ensureCertificate(config)
     tlsOptions = serverContextFactory(certificate, key, hostCertificates(config))
+    if config.s2s.listen:
+        # Federation: the router's default route while it runs.
+        S2SService(server, certificate, key, tlsOptions, hostCertificates(config),
+                   reactor=reactor).setServiceParent(server)
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)
     C2SService(server, tlsOptions, reactor=reactor).setServiceParent(server)

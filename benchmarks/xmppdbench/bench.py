@@ -92,6 +92,10 @@ direct_tls_endpoint = ""
 require_tls = false
 plain_without_tls = true
 
+[s2s]
+# No federation in a benchmark: nothing listens on 5269.
+listen = ""
+
 [tls]
 # Empty: xmppd generates a self-signed certificate in data_dir/tls.
 certificate = ""

@@ -1,0 +1,187 @@
+"""
+End-to-end federation: two real xmppd nodes, "a.localhost" and
+"b.localhost", each built by L{xmppd.tap.makeService} with its s2s listener
+on an ephemeral loopback port and a static host override pointing at the
+other; slixmpp users on each node subscribe to each other, see each other's
+presence and exchange messages, once with dialback (neither node trusts
+the other's self-signed certificate) and once with SASL EXTERNAL (each
+node's C{ca_file} holds both certificates).  A dead destination bounces
+with C{remote-server-timeout} within C{s2s.connect_timeout}.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import pytest_twisted
+from twisted.internet import defer, protocol
+
+from tests.e2e import TIMEOUT, reactor
+from tests.test_e2e_presence import asDeferred, online, rosterOf
+from xmppd.s2s.resolver import DomainNotFound, Target
+from xmppd.tls import ensureCertificate
+
+ensureDeferred = pytest_twisted.ensureDeferred
+
+A = "a.localhost"
+B = "b.localhost"
+#: Both nodes are small: only what the tests use.
+MODULES = ["presence", "roster", "messages", "disco", "ping"]
+
+
+def nodeConfig(domain: str, **s2s) -> dict:
+    return {"server": {"domains": [domain], "modules": MODULES},
+            "s2s": {"listen": "tcp:0:interface=127.0.0.1", **s2s}}
+
+
+def s2sOf(node):
+    return node.service.getServiceNamed("s2s")
+
+
+async def s2sPort(node) -> int:
+    ports = await s2sOf(node).ready.addTimeout(TIMEOUT, reactor())
+    return ports[0].getHost().port
+
+
+async def federation(makeServer, tmp_path=None, **s2s):
+    """
+    Node A and node B, started, each reaching the other through a static
+    override; with C{tmp_path}, each node's C{ca_file} trusts both nodes'
+    self-signed certificates (made before either node starts).
+    """
+    if tmp_path is not None:
+        bundle = tmp_path / "peers.pem"
+        s2s = dict(s2s, ca_file=str(bundle))
+    a = await makeServer(nodeConfig(A, **s2s), start=False)
+    b = await makeServer(nodeConfig(B, **s2s), start=False)
+    if tmp_path is not None:
+        pems = [open(ensureCertificate(node.config)[0]).read() for node in (a, b)]
+        bundle.write_text("".join(pems))
+    await b.start()
+    await a.start()
+    s2sOf(a).setHostOverride(B, "127.0.0.1:%d" % (await s2sPort(b),))
+    s2sOf(b).setHostOverride(A, "127.0.0.1:%d" % (await s2sPort(a),))
+    await a.addUser("romeo")
+    await b.addUser("juliet")
+    return a, b
+
+
+async def contactsAcrossServers(a, b):
+    """Romeo (on A) and Juliet (on B) online and subscribed to each other through federation."""
+    romeo = await online(a, "romeo", "orchard")
+    juliet = await online(b, "juliet", "balcony")
+    # Each slixmpp approves the request and asks back (auto_authorize, auto_subscribe).
+    romeo.xmpp.send_presence_subscription(pto="juliet@" + B)
+    await romeo.presences.next(sender=juliet.jid.full)
+    await juliet.presences.next(sender=romeo.jid.full)
+    return romeo, juliet
+
+
+async def exchangeMessages(romeo, juliet):
+    romeo.send(juliet.jid.full, "Shall I hear more, or shall I speak at this?")
+    heard = await juliet.nextMessage()
+    assert heard["body"] == "Shall I hear more, or shall I speak at this?"
+    assert heard["from"] == romeo.jid
+    juliet.send("romeo@" + A, "'Tis but thy name that is my enemy.")
+    answer = await romeo.nextMessage()
+    assert answer["body"] == "'Tis but thy name that is my enemy."
+    assert answer["from"] == juliet.jid
+
+
+def methods(node) -> set[tuple[str, str, str, str | None, bool]]:
+    return {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"])
+            for c in s2sOf(node).connections() if c["method"] is not None}
+
+
+@ensureDeferred
+async def test_dialback(makeServer):
+    """Users of two servers that do not trust each other's certificates subscribe, see each other and talk, over dialback."""
+    a, b = await federation(makeServer)
+    romeo, juliet = await contactsAcrossServers(a, b)
+
+    assert (await rosterOf(romeo))["juliet@" + B][0] == "both"
+    assert (await rosterOf(juliet))["romeo@" + A][0] == "both"
+    await exchangeMessages(romeo, juliet)
+    assert methods(a) == {("out", A, B, "dialback", True), ("in", A, B, "dialback", True)}
+    assert methods(b) == {("out", B, A, "dialback", True), ("in", B, A, "dialback", True)}
+
+
+@ensureDeferred
+async def test_certificates(makeServer, tmp_path):
+    """Servers that trust each other's certificates authenticate with SASL EXTERNAL, and users talk as before."""
+    a, b = await federation(makeServer, tmp_path, require_valid_certificates=True)
+    romeo, juliet = await contactsAcrossServers(a, b)
+
+    await exchangeMessages(romeo, juliet)
+    assert methods(a) == {("out", A, B, "EXTERNAL", True), ("in", A, B, "EXTERNAL", True)}
+    assert methods(b) == {("out", B, A, "EXTERNAL", True), ("in", B, A, "EXTERNAL", True)}
+    [outgoing] = [c for c in s2sOf(a).connections() if c["direction"] == "out"]
+    assert outgoing["peer"].startswith("127.0.0.1:")
+    assert abs(outgoing["since"] - time.time()) < TIMEOUT
+
+
+@ensureDeferred
+async def test_directTLS(makeServer):
+    """A server reached with TLS from the first byte (XEP-0368, _xmpps-server) carries messages as well."""
+    b = await makeServer(nodeConfig(B, direct_tls_listen="tcp:0:interface=127.0.0.1"))
+    plain, direct = await s2sOf(b).ready.addTimeout(TIMEOUT, reactor())
+    a = await makeServer(nodeConfig(A))
+    s2sOf(a).resolver.resolve = lambda domain: defer.succeed(
+        [Target("127.0.0.1", direct.getHost().port, True)])
+    s2sOf(b).setHostOverride(A, "127.0.0.1:%d" % (await s2sPort(a),))
+    await a.addUser("romeo")
+    await b.addUser("juliet")
+    romeo = await a.login("romeo", "orchard")
+    juliet = await b.login("juliet", "balcony")
+
+    romeo.send(juliet.jid.full, "With love's light wings did I o'erperch these walls.")
+
+    assert (await juliet.nextMessage())["body"].startswith("With love's light wings")
+    [outgoing] = [c for c in s2sOf(a).connections() if c["direction"] == "out"]
+    assert outgoing["peer"] == "127.0.0.1:%d" % direct.getHost().port
+    assert (outgoing["method"], outgoing["encrypted"]) == ("dialback", True)
+
+
+class Silent(protocol.Protocol):
+    """A server that accepts connections and never says a word."""
+
+
+@ensureDeferred
+async def test_deadDestinationBounces(makeServer):
+    """A message to a server that never answers comes back as remote-server-timeout within connect_timeout."""
+    silent = reactor().listenTCP(0, protocol.Factory.forProtocol(Silent), interface="127.0.0.1")
+    try:
+        a = await makeServer(nodeConfig(A, connect_timeout=0.5))
+        s2sOf(a).setHostOverride("dead.localhost", "127.0.0.1:%d" % silent.getHost().port)
+        await a.addUser("romeo")
+        romeo = await a.login("romeo", "orchard")
+        errors = asyncio.Queue()
+        romeo.xmpp.add_event_handler("message_error", errors.put_nowait)
+
+        started = time.monotonic()
+        romeo.send("tybalt@dead.localhost", "Art thou there?")
+        error = await asDeferred(asyncio.wait_for(errors.get(), TIMEOUT))
+
+        assert error["error"]["condition"] == "remote-server-timeout"
+        assert error["from"] == "tybalt@dead.localhost"
+        assert 0.4 < time.monotonic() - started < 3
+    finally:
+        await defer.maybeDeferred(silent.stopListening)
+
+
+@ensureDeferred
+async def test_unknownDomainBounces(makeServer):
+    """A message to a domain whose server cannot be resolved comes back as remote-server-not-found."""
+    a = await makeServer(nodeConfig(A))
+    s2sOf(a).resolver.resolve = lambda domain: defer.fail(DomainNotFound(domain))
+    await a.addUser("romeo")
+    romeo = await a.login("romeo", "orchard")
+    errors = asyncio.Queue()
+    romeo.xmpp.add_event_handler("message_error", errors.put_nowait)
+
+    romeo.send("tybalt@nowhere.invalid", "Art thou there?")
+    error = await asDeferred(asyncio.wait_for(errors.get(), TIMEOUT))
+
+    assert error["error"]["condition"] == "remote-server-not-found"
+

@@ -1,0 +1,285 @@
+# -*- test-case-name: tests.test_s2s_service -*-
+"""
+The S2S service: federation for one node (DESIGN §1, §3).
+
+While it runs it is the router's default route, so every stanza for a
+domain no route serves comes here; it goes out through the route of the
+pair (sender's domain, recipient's domain), an L{OutgoingRoute}.  Stanzas
+whose sender is not one of our domains are dropped: they came from another
+server and are not ours to relay (and errors about them could loop).  It
+listens for other servers on C{s2s.listen} (STARTTLS) and, when set,
+C{s2s.direct_tls_listen} (XEP-0368), once storage is open, as c2s does.
+
+It also answers the incoming side's dialback questions by asking the
+authoritative server over a connection of its own
+(L{S2SService.verifyDialback}), checks certificates (L{xmppd.s2s.verify}),
+logs every authenticated stream (direction, domains, method, peer), and
+lists the streams for operators (L{S2SService.connections}).
+
+Implements: RFC 6120 §13.7, XEP-0220 1.1.1, XEP-0178 1.2, XEP-0368 1.1.0
+"""
+
+from __future__ import annotations
+
+import secrets as randomness
+
+from twisted.application import service
+from twisted.internet import defer, endpoints
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd.c2s import CLOSE_TIMEOUT
+from xmppd.jid import InvalidJID, parseJID
+from xmppd.listeners import ListenError
+from xmppd.router import IRoute
+from xmppd.s2s.incoming import IncomingFactory, IncomingStream
+from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute, OutgoingStream
+from xmppd.s2s.resolver import DomainNotFound, Resolver, Target
+from xmppd.s2s.streams import StreamLimits
+from xmppd.s2s.verify import CertificateCheck, ClientCreator, ServerCreator, TrustStore, peerChain
+from xmppd.tls import serverContextFactory
+
+
+@implementer(IRoute)
+class S2SService(service.Service):
+    """
+    Federation: see the module docstring.  C{ready} fires with the listening
+    ports once they listen (tests use port 0 and read them).
+    """
+
+    name = "s2s"
+    log = Logger()
+
+    def __init__(self, server, certificate: str | None, key: str | None, tlsOptions=None,
+                 hostCertificates=None, reactor=None, resolver=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        config = server.config
+        s2s = config.s2s
+        limits = config.limits
+        self.server = server
+        self.reactor = reactor
+        self.clock = server.clock
+        self.router = server.router
+        self.secret = server.secret
+        self.nodeId = server.nodeId
+        self.listenOn = s2s.listen
+        self.directTLSListenOn = s2s.direct_tls_listen
+        self.requireEncryption = s2s.require_encryption
+        self.requireValidCertificates = s2s.require_valid_certificates
+        self.maxQueue = s2s.max_queue
+        self.connectTimeout = s2s.connect_timeout
+        self.idleTimeout = s2s.idle_timeout
+        self.limits = StreamLimits(
+            maxStanzaSize=limits.max_stanza_size,
+            maxStanzaSizeUnauthenticated=limits.max_stanza_size_unauthenticated,
+            maxDepth=limits.max_depth,
+            negotiationTimeout=limits.negotiation_timeout,
+            sendQueueLimit=limits.send_queue_limit)
+        self.trust = TrustStore(s2s.ca_file)
+        if certificate and key:
+            # The c2s context serves here too (it chooses a domain's
+            # certificate by SNI); only the request for the peer's is added.
+            self.serverTLS = ServerCreator(tlsOptions if tlsOptions is not None
+                                           else serverContextFactory(certificate, key))
+            self.clientTLS = ClientCreator(certificate, key, hostCertificates)
+        else:
+            self.serverTLS = self.clientTLS = None
+        self.resolver = resolver if resolver is not None else Resolver(s2s.hosts)
+        #: (our domain, remote domain) -> its route, while it has something to do.
+        self.routes: dict[tuple[str, str], OutgoingRoute] = {}
+        self.incoming: set[IncomingStream] = set()
+        self.outgoing: set[OutgoingStream] = set()
+        self.streamCounter = 0
+        self.previousDefault = None
+        self.ports: list = []
+        self.ready = defer.Deferred()
+
+    # -- service -----------------------------------------------------------
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        self.previousDefault = self.router.defaultRoute
+        self.router.defaultRoute = self
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        storage = getattr(self.server, "storageService", None)
+        d = storage.whenReady() if storage is not None else defer.succeed(None)
+        d.addCallback(lambda _: self.listen())
+        d.addCallbacks(self.ready.callback, self.startFailed)
+
+    def listeners(self):
+        if self.listenOn:
+            yield "s2s.listen", self.listenOn, IncomingFactory(self, False)
+        if self.directTLSListenOn and self.serverTLS is not None:
+            yield ("s2s.direct_tls_listen", self.directTLSListenOn,
+                   TLSMemoryBIOFactory(self.serverTLS, False, IncomingFactory(self, True)))
+
+    @defer.inlineCallbacks
+    def listen(self):
+        for key, description, factory in self.listeners():
+            endpoint = endpoints.serverFromString(self.reactor, description)
+            try:
+                port = yield endpoint.listen(factory)
+            except Exception as e:
+                raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
+            if not self.running:
+                yield port.stopListening()
+                return self.ports
+            self.log.info("{key} listening on {address}", key=key, address=port.getHost())
+            self.ports.append(port)
+        return self.ports
+
+    def startFailed(self, failure) -> None:
+        self.server.fatal(failure.getErrorMessage())
+        self.ready.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop listening, give the default route back, bounce what waits, and
+        close every stream with C{system-shutdown} (RFC 6120 §4.9.3.22),
+        waiting for them boundedly.
+        """
+        service.Service.stopService(self)
+        if self.router.defaultRoute is self:
+            self.router.defaultRoute = self.previousDefault
+        ports, self.ports = self.ports, []
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        routes, self.routes = self.routes, {}
+        for route in routes.values():
+            route.stop()
+        gone = []
+        for stream in list(self.incoming) + list(self.outgoing):
+            gone.append(stream.whenClosed())
+            stream.streamError("system-shutdown")
+        if gone:
+            yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.clock)
+
+    # -- routing -----------------------------------------------------------
+
+    def serves(self, domain: str) -> bool:
+        """Whether C{domain} is ours (a served domain, a MUC service, a component)."""
+        return self.router.hasRoute(domain)
+
+    def deliver(self, stanza: domish.Element) -> None:
+        """IRoute: a stanza for a domain we do not serve leaves through its pair's route."""
+        try:
+            remote = parseJID(stanza.getAttribute("to")).host
+            local = parseJID(stanza.getAttribute("from")).host
+        except (InvalidJID, TypeError):
+            self.log.warn("Dropping a stanza for another server without valid addresses "
+                          "({to!r} from {sender!r})", to=stanza.getAttribute("to"),
+                          sender=stanza.getAttribute("from"))
+            return
+        if not self.serves(local):
+            self.log.info("Dropping a stanza from {local} to {remote}: {local} is not ours",
+                          local=local, remote=remote)
+            return
+        route = self.routes.get((local, remote))
+        if route is None:
+            route = self.routes[(local, remote)] = OutgoingRoute(self, local, remote)
+        route.deliver(stanza)
+
+    def routeIdle(self, route: OutgoingRoute) -> None:
+        """A route with no stream, attempt or queue is forgotten (the table stays bounded)."""
+        if self.routes.get((route.local, route.remote)) is route and \
+                route.stream is None and route.attempt is None and not route.queue:
+            del self.routes[(route.local, route.remote)]
+
+    # -- connections -------------------------------------------------------
+
+    def connectStream(self, target: Target, local: str, remote: str,
+                      verify: tuple[str, str] | None = None) -> defer.Deferred:
+        """Connect to C{target}; fires with the L{OutgoingStream} once TCP (and direct TLS) is up."""
+        factory = OutgoingFactory(self, local, remote, target.directTLS, verify)
+        endpoint = endpoints.HostnameEndpoint(self.reactor, target.host, target.port,
+                                              timeout=self.connectTimeout)
+        if target.directTLS:
+            if self.clientTLS is None:
+                return defer.fail(NegotiationFailed("remote-server-timeout",
+                                                    "no certificate for direct TLS"))
+            endpoint = endpoints.wrapClientTLS(
+                self.clientTLS.forDomain(remote, local, directTLS=True), endpoint)
+        return endpoint.connect(factory)
+
+    def verifyDialback(self, local: str, remote: str, streamId: str,
+                       key: str) -> defer.Deferred:
+        """
+        Ask C{remote}'s authoritative server whether C{key} is right for a
+        stream C{streamId} from C{remote} to C{local} (XEP-0220 §2.2); fires
+        with a bool, or fails with L{NegotiationFailed} (C{condition} for
+        the C{type='error'} answer) after C{s2s.connect_timeout} at most.
+        """
+        d = defer.ensureDeferred(self._verifyDialback(local, remote, streamId, key))
+        d.addTimeout(self.connectTimeout, self.clock)
+
+        def translate(failure):
+            if failure.check(DomainNotFound):
+                raise NegotiationFailed("remote-server-not-found", str(failure.value))
+            if failure.check(defer.TimeoutError):
+                raise NegotiationFailed("remote-server-timeout",
+                                        "no answer within %s s" % (self.connectTimeout,))
+            return failure
+        return d.addErrback(translate)
+
+    async def _verifyDialback(self, local, remote, streamId, key) -> bool:
+        targets = await self.resolver.resolve(remote)
+        for target in targets:
+            try:
+                stream = await self.connectStream(target, local, remote, (streamId, key))
+            except defer.CancelledError:
+                raise
+            except Exception:  # noqa: BLE001 - try the next address
+                continue
+            return await stream.done
+        raise NegotiationFailed("remote-server-timeout", "cannot connect to %s" % (remote,))
+
+    def checkCertificate(self, transport, domain: str) -> CertificateCheck:
+        """Whether the certificate the peer presented on C{transport} is valid for C{domain}."""
+        return self.trust.check(peerChain(transport), domain)
+
+    def newStreamId(self) -> str:
+        # RFC 6120 §4.7.3: unpredictable and unique; dialback keys depend on it.
+        self.streamCounter += 1
+        return "%s-s%x-%s" % (self.nodeId, self.streamCounter, randomness.token_hex(8))
+
+    def setHostOverride(self, domain: str, address: str | None) -> None:
+        """Reach C{domain} at C{"host:port"} from now on (C{None}: DNS again); for tests and tools."""
+        self.resolver.setHost(domain, address)
+
+    def authenticated(self, stream, local: str, remote: str, method: str) -> None:
+        """Every authenticated pair is logged once, for operators."""
+        self.log.info(
+            "s2s {direction} {local} {arrow} {remote} authenticated with {method} "
+            "(peer {peer}, {encryption})", direction=stream.direction, local=local,
+            arrow="<-" if stream.direction == "in" else "->", remote=remote, method=method,
+            peer=stream.peerAddress, encryption="TLS" if stream.secure else "no TLS")
+
+    def connections(self) -> list[dict]:
+        """
+        The server-to-server streams, one entry per authenticated pair (or
+        per stream still negotiating, with C{method} C{None}): C{direction}
+        (C{"in"}/C{"out"}), C{local} and C{remote} domains, C{method}
+        (C{"EXTERNAL"}, C{"dialback"} or C{None}), C{peer} (C{"host:port"}),
+        C{since} (epoch seconds) and C{encrypted}.
+        """
+        entries = []
+        for stream in self.incoming:
+            pairs = stream.pairs.items() or [
+                ((stream.localDomain, stream.remoteDomain), (None, stream.connectedAt))]
+            for (local, remote), (method, since) in pairs:
+                entries.append({"direction": "in", "local": local, "remote": remote,
+                                "method": method, "peer": stream.peerAddress,
+                                "since": since, "encrypted": stream.secure})
+        for stream in self.outgoing:
+            entries.append({"direction": "out", "local": stream.localDomain,
+                            "remote": stream.remoteDomain, "method": stream.method,
+                            "peer": stream.peerAddress,
+                            "since": stream.since or stream.connectedAt,
+                            "encrypted": stream.secure})
+        entries.sort(key=lambda e: (e["direction"], e["local"] or "", e["remote"] or "",
+                                    e["since"]))
+        return entries

@@ -1,0 +1,233 @@
+# -*- test-case-name: tests.test_s2s_incoming -*-
+"""
+What both directions of a server-to-server stream share (RFC 6120 §4).
+
+L{S2SStream} builds on L{xmppd.components.ComponentStreamBase}: the
+hardened parser, the negotiation deadline, the bound on what is queued for
+a peer that does not read, and stream errors that end in a clean close.  It
+adds the C{jabber:server} header with the dialback prefix declared
+(XEP-0220 §2.1), restarts after TLS and SASL (RFC 6120 §4.3.3), dispatch of
+top-level elements through a table, and the idle timeout: a stream with no
+traffic either way for C{s2s.idle_timeout} seconds is closed with the
+footer, as a stream that is simply no longer needed (RFC 6120 §4.4).
+
+Inside the server every stanza is C{jabber:client}: the stanzas of a
+stream are rewritten on the way in, and written on the way out without a
+namespace of their own, which on this stream means C{jabber:server}.
+"""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
+from twisted.words.xish import domish
+
+from xmppd.c2s import streamErrorElement
+from xmppd.components import ComponentStreamBase, StreamLimits
+from xmppd.jid import InvalidJID, parseJID
+from xmppd.s2s.dialback import NS_DIALBACK
+from xmppd.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.xmlparser import HardenedElementStream
+
+NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
+NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+
+PREFIXES = {NS_STREAMS: "stream", NS_DIALBACK: "db"}
+PREFIXES_IN_SCOPE = ["stream", "db"]
+
+__all__ = ["NS_SASL", "NS_TLS", "PREFIXES", "S2SStream", "StreamLimits", "domainOf",
+           "serialize", "toClientNamespace"]
+
+
+def serialize(element: domish.Element) -> str:
+    """An element as an s2s stream writes it (stanzas without a namespace, C{db:} prefixed)."""
+    return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
+                         prefixesInScope=PREFIXES_IN_SCOPE)
+
+
+def toClientNamespace(stanza: domish.Element) -> None:
+    """
+    Rewrite, in place, every element of C{stanza} in C{jabber:server} (the
+    stanza and the children inheriting its namespace) into C{jabber:client}.
+    """
+    pending = [stanza]
+    while pending:
+        element = pending.pop()
+        if element.uri == NS_SERVER:
+            element.uri = NS_CLIENT
+        if element.defaultUri == NS_SERVER:
+            element.defaultUri = NS_CLIENT
+        pending.extend(child for child in element.children
+                       if isinstance(child, domish.Element))
+
+
+def domainOf(text: str | None) -> str | None:
+    """A domain attribute (C{from}/C{to} of a header or a dialback element) prepared, or C{None}."""
+    if not text:
+        return None
+    try:
+        jid = parseJID(text)
+    except InvalidJID:
+        return None
+    if jid.user is not None or jid.resource is not None:
+        return None
+    return jid.host
+
+
+class S2SStream(ComponentStreamBase):
+    """
+    One server-to-server stream, either direction.  Subclasses set
+    C{direction} (C{"in"} or C{"out"}), C{elements} ((namespace, name) ->
+    method name) and provide C{sendHeader}, C{onDocumentStart} and
+    C{onStanza}.
+    """
+
+    direction = "?"
+    elements: dict[tuple[str, str], str] = {}
+
+    def __init__(self, service, secure: bool = False):
+        ComponentStreamBase.__init__(self, None, service.clock, service.limits)
+        self.service = service
+        #: Whether TLS protects the stream (STARTTLS done, or direct TLS).
+        self.secure = secure
+        self.connectedAt = service.clock.seconds()
+        self.lastActivity = self.connectedAt
+        #: The domains of the last stream header, ours and the peer's.
+        self.localDomain: str | None = None
+        self.remoteDomain: str | None = None
+
+    def __repr__(self) -> str:
+        return "<%s %s %s %s>" % (type(self).__name__, self.localDomain,
+                                  "<-" if self.direction == "in" else "->", self.remoteDomain)
+
+    # -- connection --------------------------------------------------------
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.lastActivity = self.clock.seconds()
+        try:
+            self.parser.parse(data)
+        except domish.ParserError as e:
+            self.streamError(getattr(e, "condition", "not-well-formed"), str(e) or None)
+        except Exception:
+            # A bug of ours costs this peer its stream, nobody else.
+            self.log.failure("Unexpected error on s2s stream {stream!r} ({peer})",
+                             stream=self, peer=self.peerAddress)
+            self.streamError("internal-server-error")
+
+    def onSendQueueOverflow(self) -> None:
+        self.log.warn("Dropping s2s stream {stream!r} ({peer}): over {limit} bytes queued "
+                      "unread", stream=self, peer=self.peerAddress,
+                      limit=self.limits.sendQueueLimit)
+        self.closing = True
+        self.streamClosing()
+        self.transport.abortConnection()
+
+    def onNegotiationTimeout(self) -> None:
+        self.streamError("connection-timeout", "negotiation took too long")
+
+    def streamError(self, condition: str, text: str | None = None) -> None:
+        """Send a stream error (RFC 6120 §4.9) and close the stream."""
+        if self.closing:
+            return
+        if not self.headerSent:
+            # RFC 6120 §4.9.1.2: the header comes first even for an error.
+            self.sendHeader()
+        self.log.debug("Stream error {condition} on s2s stream {stream!r} ({peer}): {text}",
+                       condition=condition, stream=self, peer=self.peerAddress, text=text)
+        self.errorCondition = condition
+        self.send(streamErrorElement(condition, text))
+        self.closeStream()
+
+    def restart(self) -> None:
+        """A new stream on the same connection, after TLS or SASL (RFC 6120 §4.3.3)."""
+        self.headerSent = False
+        parser = HardenedElementStream()
+        parser.maxStanzaSize = self.parser.maxStanzaSize
+        parser.maxDepth = self.limits.maxDepth
+        parser.DocumentStartEvent = self.onDocumentStart
+        parser.ElementEvent = self.onElement
+        parser.DocumentEndEvent = self.closeStream
+        old, self.parser = self.parser, parser
+        # Bytes after the restart point in this read belong to no stream
+        # (RFC 6120 §5.4.3.3).
+        old.halt()
+
+    def startIdleTimer(self) -> None:
+        """Close the stream after C{idle_timeout} seconds without traffic (0: never)."""
+        if self.service.idleTimeout and "idle" not in self.timers:
+            self.timers["idle"] = self.clock.callLater(self.service.idleTimeout,
+                                                       self.checkIdle)
+
+    def checkIdle(self) -> None:
+        idle = self.clock.seconds() - self.lastActivity
+        remaining = self.service.idleTimeout - idle
+        if remaining > 0:
+            self.timers["idle"] = self.clock.callLater(remaining, self.checkIdle)
+            return
+        del self.timers["idle"]
+        self.log.info("Closing idle s2s stream {stream!r} ({peer}) after {idle:.0f} s",
+                      stream=self, peer=self.peerAddress, idle=idle)
+        self.closeStream()
+
+    # -- output ------------------------------------------------------------
+
+    def send(self, obj) -> None:
+        """Write an element (stanzas are C{jabber:client} inside) or raw text."""
+        if self.closing:
+            return
+        text = serialize(obj) if isinstance(obj, domish.Element) else obj
+        data = text.encode("utf-8")
+        self.lastActivity = self.clock.seconds()
+        self.transport.write(data)
+        self.sendQueue.written(len(data))
+
+    def writeHeader(self, attributes: str) -> None:
+        self.transport.write(
+            ("<?xml version='1.0'?><stream:stream xmlns:stream='%s' xmlns='%s' "
+             "xmlns:db='%s' version='1.0' xml:lang='en'%s>"
+             % (NS_STREAMS, NS_SERVER, NS_DIALBACK, attributes)).encode("utf-8"))
+        self.headerSent = True
+
+    # -- input -------------------------------------------------------------
+
+    def checkHeader(self, root: domish.Element) -> bool:
+        """RFC 6120 §4.8: the namespaces and version of a peer's header; False after a stream error."""
+        if root.uri != NS_STREAMS:
+            self.streamError("invalid-namespace")
+        elif root.name != "stream":
+            self.streamError("bad-format", "the root element must be <stream:stream>")
+        elif root.defaultUri != NS_SERVER:
+            self.streamError("invalid-namespace", "expected jabber:server")
+        elif (root.getAttribute("version") or "").split(".")[0] != "1":
+            # Dialback-only servers of before RFC 3920 cannot do TLS.
+            self.streamError("unsupported-version", "version 1.0 is required")
+        else:
+            return True
+        return False
+
+    def onElement(self, element: domish.Element) -> None:
+        if self.closing:
+            return
+        key = (element.uri, element.name)
+        method = self.elements.get(key)
+        if method is not None:
+            getattr(self, method)(element)
+        elif key == (NS_STREAMS, "error"):
+            self.onPeerStreamError(element)
+            self.closeStream()
+        elif element.uri == NS_SERVER and element.name in ("message", "presence", "iq"):
+            self.onStanza(element)
+        elif element.name in ("message", "presence", "iq"):
+            self.streamError("invalid-namespace", "stanzas must be in jabber:server")
+        else:
+            self.streamError("unsupported-stanza-type")
+
+    def onPeerStreamError(self, error: domish.Element) -> None:
+        conditions = [child.name for child in error.elements() if child.name != "text"]
+        self.log.info("s2s stream {stream!r} ({peer}) closed by a stream error: {condition}",
+                      stream=self, peer=self.peerAddress,
+                      condition=conditions[0] if conditions else "(none)")
+
+    def onStanza(self, stanza: domish.Element) -> None:
+        raise NotImplementedError()
