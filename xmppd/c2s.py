@@ -56,7 +56,7 @@ from zope.interface import implementer
 from xmppd.events import FeaturesEvent, OutgoingEvent
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.negotiation import INITIALIZERS
-from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, StanzaText, errorReply
+from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, StanzaText, errorReply, iqProblem
 from xmppd.xmlparser import HardenedElementStream
 
 if TYPE_CHECKING:
@@ -528,17 +528,11 @@ class ClientStream(protocol.Protocol):
         self.factory.router.route(stanza)
 
     def validIQ(self, iq: domish.Element) -> bool:
-        """RFC 6120 §8.2.3: an id, a known type, one payload for get and set."""
-        iqType = iq.getAttribute("type")
-        if iqType in ("get", "set"):
-            if iq.getAttribute("id") is None or len(list(iq.elements())) != 1:
-                self.sendError(iq, "bad-request")
-                return False
-            return True
-        if iqType in ("result", "error"):
-            return iq.getAttribute("id") is not None
-        self.sendError(iq, "bad-request")
-        return False
+        """RFC 6120 §8.2.3 (L{xmppd.stanzas.iqProblem}); a bad one is answered."""
+        problem = iqProblem(iq)
+        if problem == "bad-request":
+            self.sendError(iq, problem)
+        return problem is None
 
     # -- negotiation outcomes ----------------------------------------------
 

@@ -65,7 +65,7 @@ from xmppd.config import (ConfigError, Table, choice, describe, endpointString, 
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.listeners import ListenError
 from xmppd.router import IRoute
-from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply
+from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply, iqProblem
 from xmppd.xmlparser import HardenedElementStream
 
 NS_COMPONENT = "jabber:component:accept"
@@ -426,17 +426,11 @@ class ComponentStream(ComponentStreamBase):
         self.factory.router.route(stanza)
 
     def validIQ(self, iq: domish.Element) -> bool:
-        """RFC 6120 §8.2.3: an id, a known type, one payload for get and set."""
-        iqType = iq.getAttribute("type")
-        if iqType in ("get", "set"):
-            if iq.getAttribute("id") is None or len(list(iq.elements())) != 1:
-                self.sendError(iq, "bad-request")
-                return False
-            return True
-        if iqType in ("result", "error"):
-            return iq.getAttribute("id") is not None
-        self.sendError(iq, "bad-request")
-        return False
+        """RFC 6120 §8.2.3 (L{xmppd.stanzas.iqProblem}); a bad one is answered."""
+        problem = iqProblem(iq)
+        if problem == "bad-request":
+            self.sendError(iq, problem)
+        return problem is None
 
     def sendError(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
         """Answer C{stanza} on this stream (never an error to an error)."""

@@ -40,6 +40,23 @@ def mayAnswer(stanza: domish.Element) -> bool:
     return True
 
 
+def iqProblem(iq: domish.Element) -> str | None:
+    """
+    What is wrong with an IQ a peer sent (RFC 6120 §8.2.3): C{None} when it
+    has an id, a known type and, for get and set, exactly one payload;
+    C{"bad-request"} when it must be answered with that error; C{"drop"}
+    for a result or error without an id, which cannot be answered.
+    """
+    iqType = iq.getAttribute("type")
+    if iqType in ("get", "set"):
+        if iq.getAttribute("id") is None or len(list(iq.elements())) != 1:
+            return "bad-request"
+        return None
+    if iqType in ("result", "error"):
+        return None if iq.getAttribute("id") is not None else "drop"
+    return "bad-request"
+
+
 def errorReply(stanza: domish.Element, condition: str, text: str | None = None,
                errorType: str | None = None) -> domish.Element | None:
     """

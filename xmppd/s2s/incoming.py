@@ -47,7 +47,7 @@ from xmppd.s2s.dialback import (NS_DIALBACK, featureElement, keyMatches, resultE
                                 verifyElement)
 from xmppd.s2s.streams import NS_SASL, NS_TLS, S2SStream, domainOf, toClientNamespace
 from xmppd.s2s.verify import ALPN_SERVER
-from xmppd.stanzas import errorReply
+from xmppd.stanzas import errorReply, iqProblem
 
 #: Dialback verifications one stream may have in flight at once.
 MAX_PENDING_DIALBACK = 16
@@ -351,17 +351,11 @@ class IncomingStream(S2SStream):
                                          "this stream for the recipient's")
 
     def validIQ(self, iq: domish.Element) -> bool:
-        """RFC 6120 §8.2.3: an id, a known type, one payload for get and set."""
-        iqType = iq.getAttribute("type")
-        if iqType in ("get", "set"):
-            if iq.getAttribute("id") is None or len(list(iq.elements())) != 1:
-                self.reply(iq, "bad-request")
-                return False
-            return True
-        if iqType in ("result", "error"):
-            return iq.getAttribute("id") is not None
-        self.reply(iq, "bad-request")
-        return False
+        """RFC 6120 §8.2.3 (L{xmppd.stanzas.iqProblem}); a bad one is answered."""
+        problem = iqProblem(iq)
+        if problem == "bad-request":
+            self.reply(iq, problem)
+        return problem is None
 
     def reply(self, stanza: domish.Element, condition: str) -> None:
         """An error back to the remote sender, through the router (never to an error)."""

@@ -173,14 +173,10 @@ class S2SStream(ComponentStreamBase):
     # -- output ------------------------------------------------------------
 
     def send(self, obj) -> None:
-        """Write an element (stanzas are C{jabber:client} inside) or raw text."""
-        if self.closing:
-            return
-        text = serialize(obj) if isinstance(obj, domish.Element) else obj
-        data = text.encode("utf-8")
-        self.lastActivity = self.clock.seconds()
-        self.transport.write(data)
-        self.sendQueue.written(len(data))
+        """Write as the base does, and count it as activity (see the idle close)."""
+        if not self.closing:
+            self.lastActivity = self.clock.seconds()
+        ComponentStreamBase.send(self, obj)
 
     def writeHeader(self, attributes: str) -> None:
         self.transport.write(
