@@ -53,7 +53,7 @@ import secrets as randomness
 from collections.abc import Mapping
 
 from twisted.application import service
-from twisted.internet import defer, endpoints, protocol
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
@@ -63,7 +63,7 @@ from xmppd.c2s import CLOSE_TIMEOUT, SendQueueWatch, serialize, streamErrorEleme
 from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
                           normalizeDomain, option, section, stringTable)
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
-from xmppd.listeners import ListenError
+from xmppd.listeners import listenOn
 from xmppd.router import IRoute
 from xmppd.stanzas import NS_CLIENT, STANZA_NAMES, errorReply, iqProblem
 from xmppd.xmlparser import HardenedElementStream
@@ -554,18 +554,8 @@ class ComponentService(service.Service):
     def listen(self):
         if not self.listenOn:
             return None
-        endpoint = endpoints.serverFromString(self.reactor, self.listenOn)
-        try:
-            port = yield endpoint.listen(self.factory)
-        except Exception as e:
-            raise ListenError("components.listen %s: cannot listen: %s" % (self.listenOn, e))
-        if not self.running:
-            # Stopped while the listener was starting.
-            yield port.stopListening()
-            return None
-        self.port = port
-        self.log.info("components.listen listening on {address}", address=port.getHost())
-        return port
+        self.port = yield listenOn(self, "components.listen", self.listenOn, self.factory)
+        return self.port
 
     def startFailed(self, failure) -> None:
         """The port could not be bound (or storage did not open): the node cannot run."""

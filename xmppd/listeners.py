@@ -120,6 +120,28 @@ class C2SFactory(protocol.ServerFactory):
         self.peers.release(stream.peerKey)
 
 
+@defer.inlineCallbacks
+def listenOn(service, key: str, description: str, factory):
+    """
+    Listen with C{factory} on the endpoint string C{description} (the value
+    of the configuration key C{key}) for a listening C{service} (one with
+    C{reactor}, C{running} and C{log}).  Fires with the port, or C{None} when
+    the service stopped while the port was being opened (it is closed
+    again); fails with L{ListenError}, one line naming the key, when the
+    port cannot be had.  Shared by the c2s, component and s2s listeners.
+    """
+    endpoint = endpoints.serverFromString(service.reactor, description)
+    try:
+        port = yield endpoint.listen(factory)
+    except Exception as e:
+        raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
+    if not service.running:
+        yield port.stopListening()
+        return None
+    service.log.info("{key} listening on {address}", key=key, address=port.getHost())
+    return port
+
+
 class C2SService(service.Service):
     """
     The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
@@ -165,12 +187,9 @@ class C2SService(service.Service):
     @defer.inlineCallbacks
     def listen(self):
         for key, description, factory in self.listeners():
-            endpoint = endpoints.serverFromString(self.reactor, description)
-            try:
-                port = yield endpoint.listen(factory)
-            except Exception as e:
-                raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
-            self.log.info("{key} listening on {address}", key=key, address=port.getHost())
+            port = yield listenOn(self, key, description, factory)
+            if port is None:
+                break
             self.ports.append(port)
             self.factories.append(getattr(factory, "wrappedFactory", factory))
         return self.ports

@@ -32,7 +32,7 @@ from zope.interface import implementer
 
 from xmppd.c2s import CLOSE_TIMEOUT
 from xmppd.jid import InvalidJID, parseJID
-from xmppd.listeners import ListenError
+from xmppd.listeners import listenOn
 from xmppd.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream
 from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute, OutgoingStream
@@ -120,15 +120,9 @@ class S2SService(service.Service):
     @defer.inlineCallbacks
     def listen(self):
         for key, description, factory in self.listeners():
-            endpoint = endpoints.serverFromString(self.reactor, description)
-            try:
-                port = yield endpoint.listen(factory)
-            except Exception as e:
-                raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
-            if not self.running:
-                yield port.stopListening()
-                return self.ports
-            self.log.info("{key} listening on {address}", key=key, address=port.getHost())
+            port = yield listenOn(self, key, description, factory)
+            if port is None:
+                break
             self.ports.append(port)
         return self.ports
 
