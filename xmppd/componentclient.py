@@ -39,11 +39,10 @@ from twisted.application import service
 from twisted.application.internet import ClientService, backoffPolicy
 from twisted.internet import endpoints, protocol
 from twisted.logger import Logger
-from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
 from xmppd.c2s import serialize
-from xmppd.components import (NS_COMPONENT, ComponentStreamBase, StreamLimits,
+from xmppd.components import (ComponentStreamBase, StreamLimits,
                               handshakeDigest)
 from xmppd.jid import InvalidJID, prepDomainpart
 
@@ -70,12 +69,8 @@ class ComponentConnection(ComponentStreamBase):
         self.writeHeader(" to='%s'" % (self.domain,))
 
     def onDocumentStart(self, root: domish.Element) -> None:
-        if root.uri != NS_STREAMS:
-            return self.streamError("invalid-namespace")
-        if root.name != "stream":
-            return self.streamError("bad-format", "the root element must be <stream:stream>")
-        if root.defaultUri != NS_COMPONENT:
-            return self.streamError("invalid-namespace", "expected jabber:component:accept")
+        if not self.checkHeader(root):
+            return
         self.streamId = root.getAttribute("id")
         if not self.streamId:
             # Without an id there is nothing to prove the secret against.

@@ -294,6 +294,26 @@ class ComponentStreamBase(protocol.Protocol):
     def onDocumentStart(self, root: domish.Element) -> None:
         raise NotImplementedError()
 
+    #: The namespace a peer's stream header must declare, and whether it
+    #: must say version 1.0 (RFC 6120 §4.7.5; XEP-0114 streams have none).
+    streamNamespace = NS_COMPONENT
+    requireVersion = False
+
+    def checkHeader(self, root: domish.Element) -> bool:
+        """RFC 6120 §4.8: the namespaces (and version) of a peer's header; False after a stream error."""
+        if root.uri != NS_STREAMS:
+            self.streamError("invalid-namespace")
+        elif root.name != "stream":
+            self.streamError("bad-format", "the root element must be <stream:stream>")
+        elif root.defaultUri != self.streamNamespace:
+            self.streamError("invalid-namespace", "expected %s" % (self.streamNamespace,))
+        elif self.requireVersion and (root.getAttribute("version") or "").split(".")[0] != "1":
+            # Dialback-only servers of before RFC 3920 cannot do TLS.
+            self.streamError("unsupported-version", "version 1.0 is required")
+        else:
+            return True
+        return False
+
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
@@ -360,12 +380,8 @@ class ComponentStream(ComponentStreamBase):
         self.writeHeader(attributes)
 
     def onDocumentStart(self, root: domish.Element) -> None:
-        if root.uri != NS_STREAMS:
-            return self.streamError("invalid-namespace")
-        if root.name != "stream":
-            return self.streamError("bad-format", "the root element must be <stream:stream>")
-        if root.defaultUri != NS_COMPONENT:
-            return self.streamError("invalid-namespace", "expected jabber:component:accept")
+        if not self.checkHeader(root):
+            return
         try:
             requested = prepDomainpart(root.getAttribute("to") or "")
         except InvalidJID:

@@ -83,6 +83,8 @@ class S2SStream(ComponentStreamBase):
 
     direction = "?"
     elements: dict[tuple[str, str], str] = {}
+    streamNamespace = NS_SERVER
+    requireVersion = True
 
     def __init__(self, service, secure: bool = False):
         ComponentStreamBase.__init__(self, None, service.clock, service.limits)
@@ -186,21 +188,6 @@ class S2SStream(ComponentStreamBase):
         self.headerSent = True
 
     # -- input -------------------------------------------------------------
-
-    def checkHeader(self, root: domish.Element) -> bool:
-        """RFC 6120 §4.8: the namespaces and version of a peer's header; False after a stream error."""
-        if root.uri != NS_STREAMS:
-            self.streamError("invalid-namespace")
-        elif root.name != "stream":
-            self.streamError("bad-format", "the root element must be <stream:stream>")
-        elif root.defaultUri != NS_SERVER:
-            self.streamError("invalid-namespace", "expected jabber:server")
-        elif (root.getAttribute("version") or "").split(".")[0] != "1":
-            # Dialback-only servers of before RFC 3920 cannot do TLS.
-            self.streamError("unsupported-version", "version 1.0 is required")
-        else:
-            return True
-        return False
 
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
