@@ -534,3 +534,26 @@ def test_roomFanoutRespectsBlocking(tmp_path):
     [text] = received["romeo@example.org/orchard"]
     assert type(text) is StanzaText and "Madam!" in text
     assert received["juliet@example.org/balcony"] == []
+
+
+def test_blockCoversWhatLeavesForAnotherDomain(tmp_path):
+    """Presence the server sends for a user to a blocked contact on another domain is stopped."""
+    from tests.domainhelpers import Domain
+    from tests.helpers import parse
+    from xmppd.local import LocalDomain
+
+    world = Domain(tmp_path, features=("messages", "blocking"))
+    LocalDomain("other.example", world.server, features=("messages",)).startService()
+    world.storage.accountData.set("juliet", "example.org", "blocklist",
+                                  json.dumps(["romeo@other.example"]))
+    world.bind("juliet@example.org/balcony", available=True)
+    received = {"romeo": [], "nurse": []}
+    for name in received:
+        stream = world.bind("%s@other.example/r" % name, available=True)
+        stream.send = received[name].append
+    # Broadcasts made by the server on juliet's behalf, not sent by her client.
+    for name in received:
+        world.router.route(parse("<presence from='juliet@example.org/balcony' "
+                                 "to='%s@other.example/r'/>" % name))
+    assert received["romeo"] == []
+    assert len(received["nurse"]) == 1

@@ -220,6 +220,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             hooks.add(name, self.onStanza, PRIORITY)
         hooks.add("c2s/outgoing", self.onOutgoing, PRIORITY)
         hooks.add("stanza/prepared", self.onPrepared, PRIORITY)
+        hooks.add("stanza/outbound", self.onStanza, PRIORITY)
         hooks.add("session/closed", self.onSessionClosed)
         self.cache.register()
 
@@ -308,7 +309,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             if outbound:
                 done.add(sender.userhost())
             stanza.blockingChecked = frozenset(done)
-            event.domain.deliver(stanza)
+            event.domain.router.route(stanza)
 
         defer.gatherResults(loads).addCallback(loaded).addErrback(
             lambda f: self.log.failure("Delivering a stanza after loading block lists", f)

@@ -18,6 +18,10 @@ Prosody's event names:
   - C{"presence/self"}: presence with no C{to} from a local user: the
     broadcast of the user's own availability (RFC 6121 §4.2, §4.4).
 
+  - C{"stanza/outbound"} (L{StanzaEvent}, C{fire}, in the scope of the
+    sender's domain): a stanza from one of the domain's users (sent by a
+    client or by a feature on the user's behalf) leaves for another domain,
+    served here or remote; a callback returning C{True} stops it.
   - C{"stanza/prepared"}: a stanza serialized once for many recipients (a
     room's fan-out, L{xmppd.local.LocalDomain.deliverPrepared}) is about to
     go as text straight to a bound session; a callback returning C{True}

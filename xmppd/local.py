@@ -33,6 +33,22 @@ from xmppd.modules import loadFeature
 from xmppd.router import IRoute
 from xmppd.stanzas import StanzaText, errorReply
 
+def leavesDomain(router, stanza: domish.Element, sender, recipient) -> bool:
+    """
+    Fire C{"stanza/outbound"} in the scope of the sender's domain, if that
+    domain is served here, for a stanza going from it to another domain
+    (served here too, or remote: the S2S service calls this as well), so
+    the sender's features may stop what is sent on a user's behalf
+    (blocking stops presence broadcasts to blocked contacts).  True when a
+    callback took the stanza.
+    """
+    origin = router.routes.get(sender.host)
+    if not isinstance(origin, LocalDomain):
+        return False
+    return bool(origin.hooks.fire("stanza/outbound",
+                                  StanzaEvent(stanza, sender, recipient, origin)))
+
+
 class DomainHandlers(XMPPHandlerCollection):
     """
     The domain's wokkel handlers.  wokkel's handlers send through their
@@ -136,6 +152,9 @@ class LocalDomain(service.Service):
                 target = "bare"
             else:
                 target = "full"
+        if sender is not None and sender.host != self.domain and \
+                leavesDomain(self.router, stanza, sender, recipient):
+            return
         event = StanzaEvent(stanza, sender, recipient, self, toSelf)
         if self.hooks.fire(HOOK_NAMES[(kind, target)], event):
             return

@@ -33,6 +33,7 @@ from zope.interface import implementer
 from xmppd.c2s import CLOSE_TIMEOUT
 from xmppd.jid import InvalidJID, parseJID
 from xmppd.listeners import listenOn
+from xmppd.local import leavesDomain
 from xmppd.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream
 from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute, OutgoingStream
@@ -171,6 +172,8 @@ class S2SService(service.Service):
         if not self.serves(local):
             self.log.info("Dropping a stanza from {local} to {remote}: {local} is not ours",
                           local=local, remote=remote)
+            return
+        if leavesDomain(self.router, stanza, parseJID(stanza["from"]), parseJID(stanza["to"])):
             return
         route = self.routes.get((local, remote))
         if route is None:
