@@ -185,3 +185,16 @@ async def test_unknownDomainBounces(makeServer):
 
     assert error["error"]["condition"] == "remote-server-not-found"
 
+
+
+@ensureDeferred
+async def test_operatorSeesServerConnections(makeServer):
+    """xmppctl connections on a federating node lists its s2s streams with how they authenticated."""
+    a, b = await federation(makeServer)
+    romeo, juliet = await contactsAcrossServers(a, b)
+    await exchangeMessages(romeo, juliet)
+    result = await a.xmppctl("connections")
+    assert result.status == 0, result.err
+    rows = [line.split() for line in result.out.splitlines()]
+    assert ["out", A, B, "dialback", "yes"] in [row[:5] for row in rows]
+    assert ["in", A, B, "dialback", "yes"] in [row[:5] for row in rows]
