@@ -12,7 +12,7 @@ from OpenSSL import SSL
 
 from xmppd.s2s.verify import (ALPN_SERVER, ClientCreator, ServerCreator, TrustStore,
                               peerChain)
-from xmppd.tls import TLSConfigError, generateSelfSigned, loadCertificate, serverContextFactory
+from xmppd.tls import TLSConfigError, generateSelfSigned, loadCertificate
 
 
 @pytest.fixture
@@ -107,13 +107,97 @@ def test_clientCreatorPerDomain(certificates):
     assert creator.forDomain("x.example", "a.example").context is creator.default
 
 
+class StartTLSProtocol:
+    """What Twisted's C{startTLS} gives a TLS connection: a factory that wraps no factory."""
+
+    class factory:
+        wrappedFactory = None
+
+
+def handshake(client: SSL.Connection, server: SSL.Connection) -> None:
+    """Run a TLS handshake between two connections in memory (raises SSL.Error if it fails)."""
+    client.set_connect_state()
+    server.set_accept_state()
+    done = set()
+    for _ in range(20):
+        for me, peer in ((client, server), (server, client)):
+            if me not in done:
+                try:
+                    me.do_handshake()
+                    done.add(me)
+                except SSL.WantReadError:
+                    pass
+            try:
+                peer.bio_write(me.bio_read(65536))
+            except SSL.WantReadError:
+                pass
+        if len(done) == 2:
+            return
+    raise AssertionError("the handshake did not finish")
+
+
+def incoming(creator: ServerCreator) -> SSL.Connection:
+    """A server connection as an incoming STARTTLS makes it."""
+    connection = creator.serverConnectionForTLS(StartTLSProtocol())
+    connection.set_app_data(StartTLSProtocol())
+    return connection
+
+
 def test_serverCreatorAsksForCertificate(certificates):
     """Incoming TLS asks the peer for its certificate without making it a condition."""
-    creator = ServerCreator(serverContextFactory(*certificates["a.example"]))
+    creator = ServerCreator(*certificates["a.example"])
 
-    class TLSProtocol:
-        class factory:
-            wrappedFactory = None
-
-    connection = creator.serverConnectionForTLS(TLSProtocol())
+    connection = incoming(creator)
     assert connection.get_verify_mode() == SSL.VERIFY_PEER
+
+    client = ClientCreator(*certificates["b.example"]).forDomain("a.example", "b.example")
+    connection = incoming(creator)
+    handshake(client.clientConnectionForTLS(None), connection)
+    assert peerChain(_Transport(connection))[0] == chainOf(certificates["b.example"])[0]
+
+
+class _Transport:
+    def __init__(self, connection):
+        self.connection = connection
+
+    def getHandle(self):
+        return self.connection
+
+
+def test_startTLSWithALPN(certificates):
+    """A peer that offers ALPN xmpp-server on STARTTLS, as Prosody does, gets it instead of a failed handshake."""
+    creator = ServerCreator(*certificates["a.example"])
+    client = ClientCreator(*certificates["b.example"]).forDomain(
+        "a.example", "b.example", directTLS=True).clientConnectionForTLS(None)
+    server = incoming(creator)
+
+    handshake(client, server)
+
+    assert client.get_alpn_proto_negotiated() == ALPN_SERVER
+    assert server.get_alpn_proto_negotiated() == ALPN_SERVER
+
+
+def test_otherALPN(certificates):
+    """A peer that offers only protocols other than xmpp-server still gets TLS, without ALPN."""
+    creator = ServerCreator(*certificates["a.example"])
+    context = SSL.Context(SSL.TLS_METHOD)
+    context.set_verify(SSL.VERIFY_NONE)
+    client = SSL.Connection(context, None)
+    client.set_alpn_protos([b"xmpp-client"])
+    server = incoming(creator)
+
+    handshake(client, server)
+
+    assert client.get_alpn_proto_negotiated() == b""
+
+
+def test_serverCreatorPerDomain(certificates):
+    """A served domain with a certificate of its own presents it to peers that name it with SNI."""
+    creator = ServerCreator(*certificates["a.example"], {"b.example": certificates["b.example"]})
+    peer = ClientCreator(*certificates["a.example"])
+
+    for named, expected in (("b.example", "b.example"), ("other.example", "a.example")):
+        client = peer.forDomain(named, "a.example").clientConnectionForTLS(None)
+        handshake(client, incoming(creator))
+        presented = client.get_peer_certificate(as_cryptography=True)
+        assert presented == chainOf(certificates[expected])[0]

@@ -34,7 +34,7 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     tlsOptions = serverContextFactory(certificate, key, hostCertificates(config))
     if config.s2s.listen:
         # Federation: the router's default route while it runs.
-        S2SService(server, certificate, key, tlsOptions, hostCertificates(config),
+        S2SService(server, certificate, key, hostCertificates(config),
                    reactor=reactor).setServiceParent(server)
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)

@@ -36,17 +36,14 @@ import base64
 import binascii
 
 from twisted.internet import defer, protocol
-from twisted.internet.interfaces import IProtocolNegotiationFactory
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
-from zope.interface import implementer
 
 from xmppd.jid import InvalidJID, parseJID
 from xmppd.s2s.dialback import (NS_DIALBACK, featureElement, keyMatches, resultElement,
                                 verifyElement)
 from xmppd.s2s.streams import NS_SASL, NS_TLS, S2SStream, domainOf, toClientNamespace
-from xmppd.s2s.verify import ALPN_SERVER
 from xmppd.stanzas import errorReply, iqProblem
 
 #: Dialback verifications one stream may have in flight at once.
@@ -364,17 +361,15 @@ class IncomingStream(S2SStream):
             self.service.router.route(answer)
 
 
-@implementer(IProtocolNegotiationFactory)
 class IncomingFactory(protocol.ServerFactory):
     """
-    Builds an L{IncomingStream} per connection (C{secure}: direct TLS,
-    where ALPN C{xmpp-server} is what we speak, XEP-0368 §3).
+    Builds an L{IncomingStream} per connection (C{secure}: direct TLS).
+    ALPN (XEP-0368 §3) is answered by the TLS context
+    (L{xmppd.s2s.verify.selectProtocol}), not through Twisted's
+    C{IProtocolNegotiationFactory}, whose answer breaks STARTTLS.
     """
 
     noisy = False
-
-    def acceptableProtocols(self) -> list[bytes]:
-        return [ALPN_SERVER]
 
     def __init__(self, service, secure: bool = False):
         self.service = service

@@ -40,7 +40,6 @@ from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute
 from xmppd.s2s.resolver import DomainNotFound, Resolver, Target
 from xmppd.s2s.streams import StreamLimits
 from xmppd.s2s.verify import CertificateCheck, ClientCreator, ServerCreator, TrustStore, peerChain
-from xmppd.tls import serverContextFactory
 
 
 @implementer(IRoute)
@@ -53,7 +52,7 @@ class S2SService(service.Service):
     name = "s2s"
     log = Logger()
 
-    def __init__(self, server, certificate: str | None, key: str | None, tlsOptions=None,
+    def __init__(self, server, certificate: str | None, key: str | None,
                  hostCertificates=None, reactor=None, resolver=None):
         if reactor is None:
             from twisted.internet import reactor
@@ -81,10 +80,8 @@ class S2SService(service.Service):
             sendQueueLimit=limits.send_queue_limit)
         self.trust = TrustStore(s2s.ca_file)
         if certificate and key:
-            # The c2s context serves here too (it chooses a domain's
-            # certificate by SNI); only the request for the peer's is added.
-            self.serverTLS = ServerCreator(tlsOptions if tlsOptions is not None
-                                           else serverContextFactory(certificate, key))
+            # Contexts of their own, not c2s's (see ServerCreator for why).
+            self.serverTLS = ServerCreator(certificate, key, hostCertificates)
             self.clientTLS = ClientCreator(certificate, key, hostCertificates)
         else:
             self.serverTLS = self.clientTLS = None

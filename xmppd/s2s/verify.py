@@ -29,11 +29,10 @@ from OpenSSL import SSL, crypto
 from service_identity import CertificateError, VerificationError
 from service_identity.cryptography import verify_certificate_hostname
 from twisted.internet.interfaces import (IOpenSSLClientConnectionCreator,
-                                         IOpenSSLContextFactory,
                                          IOpenSSLServerConnectionCreator)
 from zope.interface import implementer
 
-from xmppd.tls import TLSConfigError, loadCertificate
+from xmppd.tls import TLSConfigError, loadCertificate, serverNameOf
 
 #: ALPN protocol of server-to-server direct TLS (XEP-0368 §3).
 ALPN_SERVER = b"xmpp-server"
@@ -150,8 +149,8 @@ class ClientCreator:
 
     def __init__(self, certPath: str, keyPath: str,
                  hosts: Mapping[str, tuple[str, str]] | None = None):
-        self.default = _clientContext(certPath, keyPath)
-        self.contexts = {domain: _clientContext(*paths) for domain, paths in (hosts or {}).items()}
+        self.default = _context(certPath, keyPath)
+        self.contexts = {domain: _context(*paths) for domain, paths in (hosts or {}).items()}
 
     def forDomain(self, remote: str, local: str | None = None,
                   directTLS: bool = False) -> "_DomainCreator":
@@ -159,7 +158,8 @@ class ClientCreator:
         return _DomainCreator(self.contexts.get(local, self.default), remote, directTLS)
 
 
-def _clientContext(certPath: str, keyPath: str) -> SSL.Context:
+def _context(certPath: str, keyPath: str) -> SSL.Context:
+    """A context presenting the certificate of C{certPath} and accepting any of the peer's."""
     credentials = loadCertificate(certPath, keyPath)
     context = SSL.Context(SSL.TLS_METHOD)
     context.set_min_proto_version(SSL.TLS1_2_VERSION)
@@ -199,21 +199,60 @@ def _isAddress(domain: str) -> bool:
 @implementer(IOpenSSLServerConnectionCreator)
 class ServerCreator:
     """
-    TLS for incoming streams: the node's server context (from
-    L{xmppd.tls.serverContextFactory}, which chooses the certificate), and
-    a request for the peer's certificate, which any certificate satisfies
-    (see L{TrustStore.check}).
+    TLS for incoming streams, STARTTLS and direct TLS alike: the node's
+    certificate (C{hosts} gives domains their own, chosen by the name the
+    peer asks for with SNI), TLS 1.2 at least (RFC 7590), a request for the
+    peer's certificate which any certificate satisfies (see
+    L{TrustStore.check}), and ALPN answered by L{selectProtocol}.
+
+    Its contexts are its own, not the c2s ones, because the ALPN answer is
+    a property of a context.  Twisted's own answer (on every
+    C{CertificateOptions} context in recent Twisted; on older releases,
+    put on the shared context by C{TLSMemoryBIOFactory} for a factory
+    providing C{IProtocolNegotiationFactory}) chooses among the protocols
+    of the connection's wrapped factory, which a STARTTLS connection does
+    not have, and with no match it answers an empty protocol, which
+    OpenSSL turns into an C{internal_error} alert.  Prosody offers ALPN
+    C{xmpp-server} on STARTTLS too: no Prosody could connect to us.
+
+    @raise TLSConfigError: as L{xmppd.tls.loadCertificate}.
     """
 
-    def __init__(self, inner):
-        self.inner = inner
+    def __init__(self, certPath: str, keyPath: str,
+                 hosts: Mapping[str, tuple[str, str]] | None = None):
+        self.default = _serverContext(certPath, keyPath)
+        self.byServerName = {serverNameOf(domain): _serverContext(*paths)
+                             for domain, paths in (hosts or {}).items()}
+        if self.byServerName:
+            self.default.set_tlsext_servername_callback(self.onServerName)
+
+    def onServerName(self, connection: SSL.Connection) -> None:
+        """Switch to the named domain's context; an unknown name keeps the node's."""
+        name = connection.get_servername()
+        context = self.byServerName.get(name.lower().rstrip(b".")) if name else None
+        if context is not None:
+            connection.set_context(context)
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
-        if IOpenSSLServerConnectionCreator.providedBy(self.inner):
-            connection = self.inner.serverConnectionForTLS(tlsProtocol)
-        elif IOpenSSLContextFactory.providedBy(self.inner) or hasattr(self.inner, "getContext"):
-            connection = SSL.Connection(self.inner.getContext(), None)
-        else:
-            raise TypeError("%r makes no TLS server connections" % (self.inner,))
-        connection.set_verify(SSL.VERIFY_PEER, _acceptAny)
-        return connection
+        return SSL.Connection(self.default, None)
+
+
+def selectProtocol(connection: SSL.Connection, offered: list[bytes]):
+    """
+    The ALPN answer of incoming streams: C{xmpp-server} when the peer
+    offers it (XEP-0368 §3; Prosody offers it on STARTTLS as well), else
+    none, and the handshake goes on without ALPN (the stream's own header
+    then says what the peer speaks).
+    """
+    if ALPN_SERVER in offered:
+        return ALPN_SERVER
+    return SSL.NO_OVERLAPPING_PROTOCOLS
+
+
+def _serverContext(certPath: str, keyPath: str) -> SSL.Context:
+    context = _context(certPath, keyPath)
+    # Asking for the peer's certificate makes OpenSSL refuse to resume a
+    # session without a session id context (RFC 5246 §7.4.1.2 resumption).
+    context.set_session_id(b"xmppd-s2s")
+    context.set_alpn_select_callback(selectProtocol)
+    return context

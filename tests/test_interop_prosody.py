@@ -1,0 +1,179 @@
+"""
+Federation with a server that is not xmppd: Prosody from Debian's packages
+(L{tests.prosody}), on loopback, serving C{prosody.test}.  A user of each
+server subscribes to the other, both see each other's presence and
+messages go both ways.  Neither server trusts the other's self-signed
+certificate: both streams are encrypted with STARTTLS and authenticated
+with dialback (XEP-0220), each key checked over a connection back to the
+sender's server.
+
+Each server must find the other.  xmppd reaches Prosody through a static
+host override (C{[s2s] hosts}).  Prosody has no such thing: it looks a
+domain up in DNS (C{_xmpps-server}, then C{_xmpp-server} SRV records, then
+A/AAAA on port 5269).  Two ways to point it at the xmppd node:
+
+  - SRV records (L{test_srvRecords}): Prosody's resolver (lua-unbound)
+    asks the test's own DNS server (L{tests.prosody.Zone}), which points
+    C{_xmpp-server._tcp.xmppd.example} at the node's ephemeral s2s port;
+  - an IP-literal domain (L{test_ipLiteralDomain}; RFC 7622 §3.2): Prosody
+    takes a domain that is an address as the address itself
+    (C{net/resolvers/service.lua} and C{basic.lua}), on port 5269, so the
+    node serves a random 127.x.y.z (Linux delivers all of 127.0.0.0/8 on
+    loopback) and listens there on 5269.
+
+Each test skips with its reason when it cannot run (no lua-unbound; 5269
+taken on every address tried, as when Debian's own Prosody service listens
+on all addresses); both skip when Prosody is not installed.
+"""
+
+from __future__ import annotations
+
+import random
+import socket
+
+import pytest
+import pytest_twisted
+from twisted.names import dns
+
+from tests.e2e import TIMEOUT, reactor
+from tests.prosody import Prosody, Zone, findProsody
+from tests.test_e2e_presence import online, rosterOf
+from xmppd.s2s.config import DEFAULT_PORT
+
+ensureDeferred = pytest_twisted.ensureDeferred
+
+PROSODY_DOMAIN = "prosody.test"
+#: Found by Prosody through SRV records (unbound answers .test itself, RFC 6761).
+XMPPD_DOMAIN = "xmppd.example"
+MODULES = ["presence", "roster", "messages", "disco", "ping"]
+
+
+@pytest.fixture
+def executables():
+    """The paths of prosody and prosodyctl; the test skips when they are not installed."""
+    found = findProsody()
+    if isinstance(found, str):
+        # Here rather than in the async fixture below: pytest-twisted
+        # mishandles a skip before an async fixture's first yield.
+        pytest.skip(found)
+    return found
+
+
+@pytest_twisted.async_yield_fixture
+async def prosody(tmp_path, executables):
+    """A started Prosody serving C{prosody.test} with the account juliet, asking a L{Zone} for DNS when it can."""
+    server = Prosody(tmp_path / "prosody", PROSODY_DOMAIN, executables)
+    try:
+        if await server.hasUnbound():
+            server.resolveWith(Zone())
+        await server.addUser("juliet")
+        await server.start()
+        yield server
+    finally:
+        await server.close()
+
+
+async def xmppdNode(makeServer, domain: str, listen: str, prosody: Prosody):
+    """A started node serving C{domain}, its s2s listener on C{listen}, reaching Prosody by a static override."""
+    node = await makeServer({
+        "server": {"domains": [domain], "modules": MODULES},
+        "s2s": {"listen": listen,
+                "hosts": {PROSODY_DOMAIN: "127.0.0.1:%d" % (prosody.s2sPort,)}}})
+    await node.addUser("romeo")
+    return node
+
+
+def s2sOf(node):
+    return node.service.getServiceNamed("s2s")
+
+
+async def s2sPort(node) -> int:
+    ports = await s2sOf(node).ready.addTimeout(TIMEOUT, reactor())
+    return ports[0].getHost().port
+
+
+async def presenceAndMessagesBothWays(node, prosody: Prosody) -> None:
+    """Romeo (on xmppd) and Juliet (on Prosody) subscribe, see each other, and talk."""
+    domain = node.domain
+    romeo = await online(node, "romeo", "orchard")
+    juliet = await online(prosody, "juliet", "balcony")
+
+    # Romeo asks; Juliet's slixmpp approves and asks back, Romeo's approves
+    # in turn: a subscription each way, each through both servers.
+    romeo.xmpp.send_presence_subscription(pto="juliet@" + PROSODY_DOMAIN)
+    seenByRomeo = await romeo.presences.next(sender=juliet.jid.full)
+    seenByJuliet = await juliet.presences.next(sender=romeo.jid.full)
+    # Each roster says "both" once each approval has arrived (xmppd may
+    # deliver Romeo's presence to Juliet before his approval of her).
+    await romeo.presences.next("subscribed", sender="juliet@" + PROSODY_DOMAIN)
+    await juliet.presences.next("subscribed", sender="romeo@" + domain)
+
+    assert seenByRomeo["to"].bare == "romeo@" + domain
+    assert seenByJuliet["to"].bare == "juliet@" + PROSODY_DOMAIN
+    assert (await rosterOf(romeo))["juliet@" + PROSODY_DOMAIN][0] == "both"
+    assert (await rosterOf(juliet))["romeo@" + domain][0] == "both"
+
+    romeo.send(juliet.jid.full, "Shall I hear more, or shall I speak at this?")
+    heard = await juliet.nextMessage()
+    assert (heard["from"], heard["body"]) == (romeo.jid,
+                                              "Shall I hear more, or shall I speak at this?")
+    juliet.send("romeo@" + domain, "'Tis but thy name that is my enemy.")
+    answer = await romeo.nextMessage()
+    assert (answer["from"], answer["body"]) == (juliet.jid, "'Tis but thy name that is my enemy.")
+
+    juliet.xmpp.send_presence(pshow="away", pstatus="at the window")
+    changed = await romeo.presences.next("away", sender=juliet.jid.full)
+    assert changed["status"] == "at the window"
+    romeo.xmpp.send_presence(pshow="dnd", pstatus="under the balcony")
+    changed = await juliet.presences.next("dnd", sender=romeo.jid.full)
+    assert changed["status"] == "under the balcony"
+
+    streams = {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"])
+               for c in s2sOf(node).connections() if c["method"] is not None}
+    assert streams == {("out", domain, PROSODY_DOMAIN, "dialback", True),
+                       ("in", domain, PROSODY_DOMAIN, "dialback", True)}
+
+
+@ensureDeferred
+async def test_srvRecords(makeServer, prosody):
+    """Prosody finds xmppd through its SRV record, and their users subscribe, see each other and talk both ways."""
+    if prosody.zone is None:
+        pytest.skip("Prosody resolves without lua-unbound here, so its DNS queries cannot be "
+                    "sent to the test's DNS server (apt-get install lua-unbound)")
+    node = await xmppdNode(makeServer, XMPPD_DOMAIN, "tcp:0:interface=127.0.0.1", prosody)
+    prosody.zone.records = {
+        ("_xmpp-server._tcp." + XMPPD_DOMAIN, dns.SRV): [
+            dns.Record_SRV(0, 0, await s2sPort(node), XMPPD_DOMAIN)],
+        (XMPPD_DOMAIN, dns.A): [dns.Record_A("127.0.0.1")]}
+
+    await presenceAndMessagesBothWays(node, prosody)
+
+    assert ("_xmpp-server._tcp." + XMPPD_DOMAIN, "SRV") in prosody.zone.queries
+
+
+def loopbackDomain() -> str | None:
+    """A 127.x.y.z whose port 5269 is free: the node's domain and s2s address (or None)."""
+    for _ in range(20):
+        address = "127.%d.%d.%d" % (random.randint(1, 254), random.randint(0, 255),
+                                    random.randint(1, 254))
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind((address, DEFAULT_PORT))
+            except OSError:
+                continue
+        return address
+    return None
+
+
+@ensureDeferred
+async def test_ipLiteralDomain(makeServer, prosody):
+    """Prosody reaches an xmppd serving an IP-literal domain at that address, and their users talk as before."""
+    domain = loopbackDomain()
+    if domain is None:
+        pytest.skip("port %d is taken on every 127.x.y.z tried (something listens on "
+                    "*:%d, such as the system's Prosody)" % (DEFAULT_PORT, DEFAULT_PORT))
+    node = await xmppdNode(makeServer, domain, "tcp:%d:interface=%s" % (DEFAULT_PORT, domain),
+                           prosody)
+    await s2sPort(node)
+
+    await presenceAndMessagesBothWays(node, prosody)
