@@ -388,8 +388,11 @@ class SNICertificateOptions(CertificateOptions):
 
     def getContext(self) -> SSL.Context:
         context = CertificateOptions.getContext(self)
-        if self.byServerName and not self.callbackInstalled:
-            context.set_tlsext_servername_callback(self.onServerName)
+        if not self.callbackInstalled:
+            if self.byServerName:
+                context.set_tlsext_servername_callback(self.onServerName)
+            for each in (context, *self.byServerName.values()):
+                each.set_alpn_select_callback(selectClientProtocol)
             self.callbackInstalled = True
         return context
 
@@ -401,6 +404,24 @@ class SNICertificateOptions(CertificateOptions):
         context = self.byServerName.get(name.lower().rstrip(b"."))
         if context is not None:
             connection.set_context(context)
+
+
+#: ALPN protocol of client-to-server TLS (XEP-0368 §3).
+ALPN_CLIENT = b"xmpp-client"
+
+
+def selectClientProtocol(connection: SSL.Connection, offered: list[bytes]):
+    """
+    The ALPN answer of client streams, direct TLS and STARTTLS alike:
+    C{xmpp-client} when the client offers it (XEP-0368 §3: Conversations
+    and other clients do), else none, and the handshake goes on without
+    ALPN.  Twisted's own answer, with nothing to choose from, is an empty
+    protocol, which OpenSSL turns into an C{internal_error} alert that no
+    such client gets past.
+    """
+    if ALPN_CLIENT in offered:
+        return ALPN_CLIENT
+    return SSL.NO_OVERLAPPING_PROTOCOLS
 
 
 def _options(credentials: TLSCredentials, optionsClass=CertificateOptions, **kwargs):
