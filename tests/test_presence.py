@@ -743,3 +743,25 @@ def test_markerElementDoesNotBypassSubscriptions(node):
                 % (CONTACT, JULIET, "xmppdRedelivery"))
 
     assert node.item("juliet", CONTACT).pendingIn
+
+
+def test_directedPresenceWaitsForEarlierSubscription(tmp_path):
+    """A directed presence sent after a subscription request never reaches the contact before it (RFC 6120 §10.1)."""
+    from twisted.internet import defer
+
+    from tests.domainhelpers import Domain, fromClient
+    from xmppd.presence import PresenceHandler
+
+    world = Domain(tmp_path, features=("roster", "presence", "messages"))
+    world.bind("romeo@example.org/orchard", available=True)
+    juliet = world.bind("juliet@example.org/balcony", available=True)
+    rosters = world.handler(PresenceHandler).rosters
+    gate = defer.Deferred()
+    rosters.run("romeo", lambda: gate)  # An earlier roster operation still running.
+    fromClient(world, "<presence type='subscribe' from='romeo@example.org/orchard' "
+                      "to='juliet@example.org'/>")
+    fromClient(world, "<presence from='romeo@example.org/orchard' "
+                      "to='juliet@example.org/balcony'><show>chat</show></presence>")
+    assert juliet.take() == []
+    gate.callback(None)
+    assert [p.getAttribute("type") for p in juliet.take()] == ["subscribe", None]

@@ -284,7 +284,8 @@ class PresenceHandler(XMPPHandler):
         """
         Subscription stanzas from a local user are processed on the user's
         side before routing (Appendix A.2); directed presence is remembered
-        (§4.6) and routed as it is.
+        (§4.6) and routed as it is, after any subscription stanza of the
+        user still being processed.
         """
         stanza, session, recipient = event.stanza, event.session, event.recipient
         if (stanza.name != "presence" or session is None or recipient is None
@@ -305,6 +306,11 @@ class PresenceHandler(XMPPHandler):
                     session.directed.add(recipient.full())
         elif stanzaType == "unavailable" and session.directed:
             session.directed.discard(recipient.full())
+        if self.rosters.busy(session.jid.user):
+            # RFC 6120 §10.1: a subscription stanza the user sent before this
+            # one is still being processed; this one must not overtake it.
+            self.rosters.runLogged(session.jid.user, self.route, stanza)
+            return True
         return None
 
     async def outbound(self, user, contact: str, stanzaType: str,

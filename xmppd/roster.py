@@ -135,6 +135,15 @@ class RosterManager:
 
         return lock.run(f, *args, **kwargs).addBoth(release)
 
+    def busy(self, username: str) -> bool:
+        """
+        Whether operations on C{username}'s roster are running or waiting: a
+        stanza the user sends after one of them must then wait its turn
+        (RFC 6120 §10.1, in-order processing), through L{run}.
+        """
+        lock = self._locks.get(username)
+        return lock is not None and lock.locked
+
     def runLogged(self, username: str, f: Callable[..., Any], *args, **kwargs) -> defer.Deferred:
         """L{run} for fire-and-forget work: a failure is logged, not left unhandled."""
         d = self.run(username, f, *args, **kwargs)
