@@ -45,7 +45,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, Callable
 
-from twisted.internet import defer, protocol
+from twisted.internet import protocol
 from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import NS_XMPP_STREAMS
@@ -53,6 +53,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppd.closing import ClosedWaiters
 from xmppd.events import FeaturesEvent, OutgoingEvent
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.negotiation import INITIALIZERS
@@ -120,7 +121,7 @@ class SendQueueWatch:
         self.paused = False
 
 
-class ClientStream(protocol.Protocol):
+class ClientStream(ClosedWaiters, protocol.Protocol):
     """One client connection; see the module docstring."""
 
     log = Logger()
@@ -128,8 +129,6 @@ class ClientStream(protocol.Protocol):
     #: The traffic log and this stream's serial in it, when log.verbose is on.
     traffic = None
     serial = 0
-    #: Deferreds waiting for the connection to go (see L{whenClosed}).
-    closedWaiters = None
     #: Stream management's state once a client enables it (see the module
     #: docstring); a class attribute so that streams without it pay nothing.
     sm = None
@@ -217,19 +216,7 @@ class ClientStream(protocol.Protocol):
                 and self.sm.streamLost():
             self.releaseSession()
         self.endSession()
-        waiters, self.closedWaiters = self.closedWaiters, ()
-        for waiter in waiters or ():
-            waiter.callback(None)
-
-    def whenClosed(self) -> defer.Deferred:
-        """A Deferred that fires once the connection is gone."""
-        if self.closedWaiters == ():
-            return defer.succeed(None)
-        if self.closedWaiters is None:
-            self.closedWaiters = []
-        waiter = defer.Deferred()
-        self.closedWaiters.append(waiter)
-        return waiter
+        self.notifyClosed()
 
     def callLater(self, delay: float, f, *args):
         """Run C{f} later unless the connection is gone by then."""

@@ -59,6 +59,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 from zope.interface import implementer
 
+from xmppd.closing import ClosedWaiters
 from xmppd.c2s import CLOSE_TIMEOUT, SendQueueWatch, serialize, streamErrorElement
 from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
                           normalizeDomain, option, section, stringTable)
@@ -134,7 +135,7 @@ class StreamLimits:
     sendQueueLimit: int = 16777216
 
 
-class ComponentStreamBase(protocol.Protocol):
+class ComponentStreamBase(ClosedWaiters, protocol.Protocol):
     """
     One XEP-0114 stream, either side: the hardened parser, a negotiation
     deadline, a bound on what is queued for a peer that does not read, and
@@ -144,8 +145,6 @@ class ComponentStreamBase(protocol.Protocol):
     """
 
     log = Logger()
-    #: Deferreds waiting for the connection to go (see L{whenClosed}).
-    closedWaiters = None
     #: The condition of the stream error we sent, if any.
     errorCondition = None
 
@@ -192,19 +191,7 @@ class ComponentStreamBase(protocol.Protocol):
                 timer.cancel()
         self.timers.clear()
         self.streamClosing()
-        waiters, self.closedWaiters = self.closedWaiters, ()
-        for waiter in waiters or ():
-            waiter.callback(None)
-
-    def whenClosed(self) -> defer.Deferred:
-        """A Deferred that fires once the connection is gone."""
-        if self.closedWaiters == ():
-            return defer.succeed(None)
-        if self.closedWaiters is None:
-            self.closedWaiters = []
-        waiter = defer.Deferred()
-        self.closedWaiters.append(waiter)
-        return waiter
+        self.notifyClosed()
 
     def dataReceived(self, data: bytes) -> None:
         if self.closing:
