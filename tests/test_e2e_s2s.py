@@ -5,20 +5,26 @@ on an ephemeral loopback port and a static host override pointing at the
 other; slixmpp users on each node subscribe to each other, see each other's
 presence and exchange messages, once with dialback (neither node trusts
 the other's self-signed certificate) and once with SASL EXTERNAL (each
-node's C{ca_file} holds both certificates).  A dead destination bounces
-with C{remote-server-timeout} within C{s2s.connect_timeout}.
+node's C{ca_file} holds both certificates).  Both nodes support
+bidirectional streams (XEP-0288), so the stream the first one opens
+carries both directions; with C{s2s.bidi} off on either, each direction
+has its own connection.  A dead destination bounces with
+C{remote-server-timeout} within C{s2s.connect_timeout}.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import time
 
+import pytest
 import pytest_twisted
 from twisted.internet import defer, protocol
 
 from tests.e2e import TIMEOUT, reactor
 from tests.test_e2e_presence import asDeferred, online, rosterOf
+from xmppd.s2s.incoming import IncomingFactory
 from xmppd.s2s.resolver import DomainNotFound, Target
 from xmppd.tls import ensureCertificate
 
@@ -44,17 +50,19 @@ async def s2sPort(node) -> int:
     return ports[0].getHost().port
 
 
-async def federation(makeServer, tmp_path=None, **s2s):
+async def federation(makeServer, tmp_path=None, only=None, **s2s):
     """
     Node A and node B, started, each reaching the other through a static
     override; with C{tmp_path}, each node's C{ca_file} trusts both nodes'
-    self-signed certificates (made before either node starts).
+    self-signed certificates (made before either node starts).  C{s2s}
+    options apply to both nodes, C{only} ({domain: options}) to one.
     """
     if tmp_path is not None:
         bundle = tmp_path / "peers.pem"
         s2s = dict(s2s, ca_file=str(bundle))
-    a = await makeServer(nodeConfig(A, **s2s), start=False)
-    b = await makeServer(nodeConfig(B, **s2s), start=False)
+    only = only or {}
+    a = await makeServer(nodeConfig(A, **s2s, **only.get(A, {})), start=False)
+    b = await makeServer(nodeConfig(B, **s2s, **only.get(B, {})), start=False)
     if tmp_path is not None:
         pems = [open(ensureCertificate(node.config)[0]).read() for node in (a, b)]
         bundle.write_text("".join(pems))
@@ -89,36 +97,74 @@ async def exchangeMessages(romeo, juliet):
     assert answer["from"] == juliet.jid
 
 
-def methods(node) -> set[tuple[str, str, str, str | None, bool]]:
-    return {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"])
+def methods(node) -> set[tuple[str, str, str, str | None, bool, bool]]:
+    return {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"], c["bidi"])
             for c in s2sOf(node).connections() if c["method"] is not None}
 
 
+def countAccepted(monkeypatch) -> collections.Counter:
+    """From now on, count the connections each node's s2s listener accepts: {S2SService: count}."""
+    counts = collections.Counter()
+    build = IncomingFactory.buildProtocol
+
+    def counting(factory, addr):
+        counts[factory.service] += 1
+        return build(factory, addr)
+    monkeypatch.setattr(IncomingFactory, "buildProtocol", counting)
+    return counts
+
+
+@pytest.fixture
+def accepted(monkeypatch):
+    """L{countAccepted} for the whole test."""
+    return countAccepted(monkeypatch)
+
+
 @ensureDeferred
-async def test_dialback(makeServer):
-    """Users of two servers that do not trust each other's certificates subscribe, see each other and talk, over dialback."""
+async def test_dialback(makeServer, accepted):
+    """Users of servers that do not trust each other's certificates talk over dialback, on one bidi stream."""
     a, b = await federation(makeServer)
     romeo, juliet = await contactsAcrossServers(a, b)
 
     assert (await rosterOf(romeo))["juliet@" + B][0] == "both"
     assert (await rosterOf(juliet))["romeo@" + A][0] == "both"
     await exchangeMessages(romeo, juliet)
-    assert methods(a) == {("out", A, B, "dialback", True), ("in", A, B, "dialback", True)}
-    assert methods(b) == {("out", B, A, "dialback", True), ("in", B, A, "dialback", True)}
+    assert methods(a) == {("out", A, B, "dialback", True, True)}
+    assert methods(b) == {("in", B, A, "dialback", True, True)}
+    # B accepted the one stream; A only B's short dialback check (XEP-0220 §2.3).
+    assert (accepted[s2sOf(b)], accepted[s2sOf(a)]) == (1, 1)
 
 
 @ensureDeferred
-async def test_certificates(makeServer, tmp_path):
-    """Servers that trust each other's certificates authenticate with SASL EXTERNAL, and users talk as before."""
+async def test_certificates(makeServer, tmp_path, accepted):
+    """Servers that trust each other's certificates authenticate with SASL EXTERNAL, and users talk over one connection."""
     a, b = await federation(makeServer, tmp_path, require_valid_certificates=True)
     romeo, juliet = await contactsAcrossServers(a, b)
 
     await exchangeMessages(romeo, juliet)
-    assert methods(a) == {("out", A, B, "EXTERNAL", True), ("in", A, B, "EXTERNAL", True)}
-    assert methods(b) == {("out", B, A, "EXTERNAL", True), ("in", B, A, "EXTERNAL", True)}
+    assert methods(a) == {("out", A, B, "EXTERNAL", True, True)}
+    assert methods(b) == {("in", B, A, "EXTERNAL", True, True)}
+    assert (len(s2sOf(a).connections()), len(s2sOf(b).connections())) == (1, 1)
+    assert (accepted[s2sOf(b)], accepted[s2sOf(a)]) == (1, 0)
     [outgoing] = [c for c in s2sOf(a).connections() if c["direction"] == "out"]
     assert outgoing["peer"].startswith("127.0.0.1:")
     assert abs(outgoing["since"] - time.time()) < TIMEOUT
+
+
+@pytest.mark.parametrize("without", [A, B], ids=["initiator-without", "receiver-without"])
+@ensureDeferred
+async def test_withoutBidi(makeServer, tmp_path, accepted, without):
+    """When either server has bidi off, each direction gets its own connection and users talk as before."""
+    a, b = await federation(makeServer, tmp_path, only={without: {"bidi": False}},
+                            require_valid_certificates=True)
+    romeo, juliet = await contactsAcrossServers(a, b)
+
+    await exchangeMessages(romeo, juliet)
+    assert methods(a) == {("out", A, B, "EXTERNAL", True, False),
+                          ("in", A, B, "EXTERNAL", True, False)}
+    assert methods(b) == {("out", B, A, "EXTERNAL", True, False),
+                          ("in", B, A, "EXTERNAL", True, False)}
+    assert (accepted[s2sOf(b)], accepted[s2sOf(a)]) == (1, 1)
 
 
 @ensureDeferred
@@ -189,12 +235,14 @@ async def test_unknownDomainBounces(makeServer):
 
 @ensureDeferred
 async def test_operatorSeesServerConnections(makeServer):
-    """xmppctl connections on a federating node lists its s2s streams with how they authenticated."""
+    """xmppctl connections on federating nodes lists their one bidirectional stream with how it authenticated."""
     a, b = await federation(makeServer)
     romeo, juliet = await contactsAcrossServers(a, b)
     await exchangeMessages(romeo, juliet)
-    result = await a.xmppctl("connections")
-    assert result.status == 0, result.err
-    rows = [line.split() for line in result.out.splitlines()]
-    assert ["out", A, B, "dialback", "yes"] in [row[:5] for row in rows]
-    assert ["in", A, B, "dialback", "yes"] in [row[:5] for row in rows]
+    for node, row in ((a, ["out", A, B, "dialback", "yes", "yes"]),
+                      (b, ["in", B, A, "dialback", "yes", "yes"])):
+        result = await node.xmppctl("connections")
+        assert result.status == 0, result.err
+        rows = [line.split() for line in result.out.splitlines()]
+        assert ["DIR", "LOCAL", "REMOTE", "AUTH", "TLS", "BIDI"] in [r[:6] for r in rows]
+        assert row in [r[:6] for r in rows]

@@ -21,6 +21,13 @@ A/AAAA on port 5269).  Two ways to point it at the xmppd node:
     node serves a random 127.x.y.z (Linux delivers all of 127.0.0.0/8 on
     loopback) and listens there on 5269.
 
+Prosody ships bidirectional streams (XEP-0288) as C{mod_s2s_bidi}, loaded
+only when enabled.  With it, and with each server trusting the other's
+certificate (SASL EXTERNAL both ways), the one connection xmppd opens
+carries everything both ways (L{test_bidiOneConnection}); with dialback,
+Prosody checks xmppd's key over a connection of its own, which it then
+uses too, so there are two, both bidirectional (L{test_bidiWithDialback}).
+
 Each test skips with its reason when it cannot run (no lua-unbound; 5269
 taken on every address tried, as when Debian's own Prosody service listens
 on all addresses); both skip when Prosody is not installed.
@@ -38,7 +45,9 @@ from twisted.names import dns
 from tests.e2e import TIMEOUT, reactor
 from tests.prosody import Prosody, Zone, findProsody
 from tests.test_e2e_presence import online, rosterOf
+from tests.test_e2e_s2s import countAccepted
 from xmppd.s2s.config import DEFAULT_PORT
+from xmppd.tls import ensureCertificate
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -60,17 +69,23 @@ def executables():
 
 
 @pytest_twisted.async_yield_fixture
-async def prosody(tmp_path, executables):
-    """A started Prosody serving C{prosody.test} with the account juliet, asking a L{Zone} for DNS when it can."""
+async def unstartedProsody(tmp_path, executables):
+    """A Prosody serving C{prosody.test} with the account juliet, asking a L{Zone} for DNS when it can; not started."""
     server = Prosody(tmp_path / "prosody", PROSODY_DOMAIN, executables)
     try:
         if await server.hasUnbound():
             server.resolveWith(Zone())
         await server.addUser("juliet")
-        await server.start()
         yield server
     finally:
         await server.close()
+
+
+@pytest_twisted.async_yield_fixture
+async def prosody(unstartedProsody):
+    """The same, started."""
+    await unstartedProsody.start()
+    yield unstartedProsody
 
 
 async def xmppdNode(makeServer, domain: str, listen: str, prosody: Prosody):
@@ -92,8 +107,18 @@ async def s2sPort(node) -> int:
     return ports[0].getHost().port
 
 
-async def presenceAndMessagesBothWays(node, prosody: Prosody) -> None:
-    """Romeo (on xmppd) and Juliet (on Prosody) subscribe, see each other, and talk."""
+def dialbackBothWays(domain: str, bidi: bool = False) -> set[tuple]:
+    """The streams (direction, local, remote, method, encrypted, bidi) of two servers using dialback."""
+    return {("out", domain, PROSODY_DOMAIN, "dialback", True, bidi),
+            ("in", domain, PROSODY_DOMAIN, "dialback", True, bidi)}
+
+
+async def presenceAndMessagesBothWays(node, prosody: Prosody, streams=None) -> None:
+    """
+    Romeo (on xmppd) and Juliet (on Prosody) subscribe, see each other, and
+    talk; then the node's authenticated streams are C{streams}
+    (L{dialbackBothWays} by default).
+    """
     domain = node.domain
     romeo = await online(node, "romeo", "orchard")
     juliet = await online(prosody, "juliet", "balcony")
@@ -128,27 +153,84 @@ async def presenceAndMessagesBothWays(node, prosody: Prosody) -> None:
     changed = await juliet.presences.next("dnd", sender=romeo.jid.full)
     assert changed["status"] == "under the balcony"
 
-    streams = {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"])
-               for c in s2sOf(node).connections() if c["method"] is not None}
-    assert streams == {("out", domain, PROSODY_DOMAIN, "dialback", True),
-                       ("in", domain, PROSODY_DOMAIN, "dialback", True)}
+    seen = {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"], c["bidi"])
+            for c in s2sOf(node).connections() if c["method"] is not None}
+    assert seen == (streams if streams is not None else dialbackBothWays(domain))
+
+
+NO_UNBOUND = ("Prosody resolves without lua-unbound here, so its DNS queries cannot be "
+              "sent to the test's DNS server (apt-get install lua-unbound)")
+
+
+async def publish(node, prosody: Prosody) -> None:
+    """Point the SRV record of the node's domain, in Prosody's L{Zone}, at its s2s port."""
+    prosody.zone.records = {
+        ("_xmpp-server._tcp." + node.domain, dns.SRV): [
+            dns.Record_SRV(0, 0, await s2sPort(node), node.domain)],
+        (node.domain, dns.A): [dns.Record_A("127.0.0.1")]}
 
 
 @ensureDeferred
 async def test_srvRecords(makeServer, prosody):
     """Prosody finds xmppd through its SRV record, and their users subscribe, see each other and talk both ways."""
     if prosody.zone is None:
-        pytest.skip("Prosody resolves without lua-unbound here, so its DNS queries cannot be "
-                    "sent to the test's DNS server (apt-get install lua-unbound)")
+        pytest.skip(NO_UNBOUND)
     node = await xmppdNode(makeServer, XMPPD_DOMAIN, "tcp:0:interface=127.0.0.1", prosody)
-    prosody.zone.records = {
-        ("_xmpp-server._tcp." + XMPPD_DOMAIN, dns.SRV): [
-            dns.Record_SRV(0, 0, await s2sPort(node), XMPPD_DOMAIN)],
-        (XMPPD_DOMAIN, dns.A): [dns.Record_A("127.0.0.1")]}
+    await publish(node, prosody)
 
     await presenceAndMessagesBothWays(node, prosody)
 
     assert ("_xmpp-server._tcp." + XMPPD_DOMAIN, "SRV") in prosody.zone.queries
+
+
+def enableBidi(prosody: Prosody, **settings) -> None:
+    """Load Prosody's mod_s2s_bidi (XEP-0288; shipped, but not loaded unless enabled)."""
+    prosody.settings["modules_enabled"] = prosody.settings["modules_enabled"] + ["s2s_bidi"]
+    prosody.settings.update(settings)
+    prosody.writeConfig()
+
+
+@ensureDeferred
+async def test_bidiOneConnection(makeServer, unstartedProsody, monkeypatch):
+    """With Prosody's mod_s2s_bidi and certificates trusted both ways, one connection carries everything both ways."""
+    prosody = unstartedProsody
+    accepted = countAccepted(monkeypatch)
+    node = await makeServer({
+        "server": {"domains": [XMPPD_DOMAIN], "modules": MODULES},
+        "s2s": {"listen": "tcp:0:interface=127.0.0.1",
+                "hosts": {PROSODY_DOMAIN: "127.0.0.1:%d" % (prosody.s2sPort,)},
+                "ca_file": str(prosody.certificate), "require_valid_certificates": True}},
+        start=False)
+    # Prosody trusts the node's self-signed certificate for its s2s streams.
+    enableBidi(prosody, s2s_ssl={"cafile": ensureCertificate(node.config)[0]})
+    await prosody.start()
+    await node.start()
+    await node.addUser("romeo")
+    if prosody.zone is not None:
+        await publish(node, prosody)
+
+    await presenceAndMessagesBothWays(node, prosody, {
+        ("out", XMPPD_DOMAIN, PROSODY_DOMAIN, "EXTERNAL", True, True)})
+
+    assert len(s2sOf(node).connections()) == 1
+    assert accepted[s2sOf(node)] == 0
+
+
+@ensureDeferred
+async def test_bidiWithDialback(makeServer, unstartedProsody):
+    """With Prosody's mod_s2s_bidi and dialback, every stream is bidirectional, and users talk as before."""
+    prosody = unstartedProsody
+    if prosody.zone is None:
+        pytest.skip(NO_UNBOUND)
+    enableBidi(prosody)
+    await prosody.start()
+    node = await xmppdNode(makeServer, XMPPD_DOMAIN, "tcp:0:interface=127.0.0.1", prosody)
+    await publish(node, prosody)
+
+    # Prosody checks the node's dialback key over a connection of its own,
+    # which it then authenticates and uses as its own stream: two
+    # connections, both bidirectional, stanzas taking whichever came first.
+    await presenceAndMessagesBothWays(node, prosody, dialbackBothWays(XMPPD_DOMAIN, bidi=True))
 
 
 def loopbackDomain() -> str | None:

@@ -14,6 +14,7 @@ from tests.s2shelpers import (DOMAIN, NS_SASL, NS_SERVER, NS_TLS, OTHER_LOCAL, R
                               REMOTE2, Harness, errorOf, header)
 from xmppd.s2s.dialback import NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey
 from xmppd.s2s.outgoing import NegotiationFailed
+from xmppd.s2s.streams import NS_BIDI_FEATURE
 from xmppd.s2s.verify import CertificateCheck
 from xmppd.stanzas import NS_CLIENT
 
@@ -58,11 +59,11 @@ def test_featuresBeforeTLS(harness):
 
 
 def test_featuresWithoutRequiredEncryption(tmp_path):
-    """With encryption not required, STARTTLS is optional and dialback is offered at once."""
+    """With encryption not required, STARTTLS is optional and bidi and dialback are offered at once."""
     harness = Harness(tmp_path, s2s={"require_encryption": False})
     features = harness.incoming().start().features()
     assert [(f.uri, f.name) for f in features.elements()] == [
-        (NS_TLS, "starttls"), (NS_DIALBACK_FEATURE, "dialback")]
+        (NS_TLS, "starttls"), (NS_BIDI_FEATURE, "bidi"), (NS_DIALBACK_FEATURE, "dialback")]
     assert list(features.elements())[0].children == []
 
 
@@ -101,7 +102,7 @@ def test_headerWithoutTo(harness):
 
 
 def test_starttls(harness):
-    """STARTTLS is answered with proceed, TLS starts, and the restarted stream gets a new id and dialback."""
+    """STARTTLS is answered with proceed, TLS starts, and the restarted stream gets a new id, bidi and dialback."""
     peer = harness.incoming()
     before = peer.start().header["id"]
     reply = peer.exchange("<starttls xmlns='%s'/>" % (NS_TLS,))
@@ -110,7 +111,7 @@ def test_starttls(harness):
     after = peer.start()
     assert after.header["id"] != before
     assert [(f.uri, f.name) for f in after.features().elements()] == [
-        (NS_DIALBACK_FEATURE, "dialback")]
+        (NS_BIDI_FEATURE, "bidi"), (NS_DIALBACK_FEATURE, "dialback")]
 
 
 def test_starttlsTwice(harness):
@@ -192,11 +193,11 @@ def test_requiredCertificateRefused(tmp_path):
 
 
 def test_requiredCertificateNoDialback(tmp_path):
-    """With valid certificates required, a peer with a valid one is offered EXTERNAL only."""
+    """With valid certificates required, a peer with a valid one is offered EXTERNAL (and bidi), no dialback."""
     harness = Harness(tmp_path, s2s={"require_valid_certificates": True})
     harness.certificates[REMOTE] = CertificateCheck(True)
     features = harness.incoming().starttls().features()
-    assert [f.name for f in features.elements()] == ["mechanisms"]
+    assert [f.name for f in features.elements()] == ["mechanisms", "bidi"]
 
 
 # -- dialback (XEP-0220) --------------------------------------------------------
@@ -465,7 +466,7 @@ def test_connectionsListed(harness):
     [entry] = harness.service.connections()
     assert entry == {"direction": "in", "local": DOMAIN, "remote": REMOTE,
                      "method": "dialback", "peer": "192.0.2.9:%d" % harness.ports,
-                     "since": harness.clock.seconds(), "encrypted": True}
+                     "since": harness.clock.seconds(), "encrypted": True, "bidi": False}
     peer.disconnect()
     assert harness.service.connections() == []
 

@@ -500,10 +500,10 @@ def formatConnections(answer: dict) -> list[str]:
         for c in components]))
     s2s = answer.get("s2s") or []
     lines.append(f"s2s: {len(s2s)}")
-    lines.extend(_table(["DIR", "LOCAL", "REMOTE", "AUTH", "TLS", "PEER", "SINCE"], [
+    lines.extend(_table(["DIR", "LOCAL", "REMOTE", "AUTH", "TLS", "BIDI", "PEER", "SINCE"], [
         [c.get("direction"), c.get("local"), c.get("remote"),
          c.get("method") or "(none yet)", "yes" if c.get("encrypted") else "no",
-         c.get("peer"), _since(c.get("since"), now)]
+         "yes" if c.get("bidi") else "no", c.get("peer"), _since(c.get("since"), now)]
         for c in s2s]))
     c2s = answer.get("c2s") or {}
     sessions = c2s.get("sessions", 0)

@@ -21,5 +21,5 @@ One module per job, kept small:
 This file imports nothing, so that reading the configuration (which imports
 L{xmppd.s2s.config}) does not load the rest.
 
-Implements: XEP-0178 1.2, XEP-0185 1.0, XEP-0220 1.1.1, XEP-0368 1.1.0
+Implements: XEP-0178 1.2, XEP-0185 1.0, XEP-0220 1.1.1, XEP-0288 1.0.1, XEP-0368 1.1.0
 """

@@ -97,6 +97,11 @@ class S2SConfig:
     idle_timeout: float = option(
         600.0, number(minimum=0),
         "seconds without traffic after which a stream is closed; 0 never closes one")
+    bidi: bool = option(
+        True, boolean(),
+        "bidirectional streams (XEP-0288): offer them to other servers and ask "
+        "for them, so that one connection carries stanzas both ways when both "
+        "servers support them; false always uses a connection per direction")
 
     def validate(self) -> None:
         for domain, address in self.hosts.items():

@@ -21,13 +21,17 @@ It may also ask us, as the authoritative server of one of our domains,
 whether a key is ours (C{<db:verify/>}); keys are checked without state
 (XEP-0185).
 
-Every stanza must then be addressed C{to} a domain we serve (else
-C{host-unknown}) C{from} a domain authenticated on this stream for that
-domain (else C{invalid-from}, RFC 6120 §4.9.3.9 and §8.1.2.2); both are
-required between servers (C{improper-addressing}, §4.9.3.7).  Stanzas go
-to the router as C{jabber:client}, with their addresses prepared.
+Stanzas are then accepted as L{xmppd.s2s.streams} says: C{to} a domain we
+serve, C{from} a domain authenticated on this stream for it.
 
-Implements: RFC 6120 §4, §5, §6 (receiving server), XEP-0178 1.2, XEP-0220 1.1.1
+When C{s2s.bidi} is on, the peer is offered a bidirectional stream
+(XEP-0288) once TLS is up: if it sends C{<bidi xmlns='urn:xmpp:bidi'/>},
+every pair it authenticates also carries our stanzas the other way, from
+our domain to its domain (L{S2SService.useBidiStream}), instead of a
+connection of our own.  We send nothing before the pair is authenticated,
+and only for that pair (XEP-0288 §2.2).
+
+Implements: RFC 6120 §4, §5, §6 (receiving server), XEP-0178 1.2, XEP-0220 1.1.1, XEP-0288 1.0.1
 """
 
 from __future__ import annotations
@@ -40,11 +44,9 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-from xmppd.jid import InvalidJID, parseJID
-from xmppd.s2s.dialback import (NS_DIALBACK, featureElement, keyMatches, resultElement,
-                                verifyElement)
-from xmppd.s2s.streams import NS_SASL, NS_TLS, S2SStream, domainOf, toClientNamespace
-from xmppd.stanzas import errorReply, iqProblem
+from xmppd.s2s.dialback import NS_DIALBACK, featureElement, resultElement
+from xmppd.s2s.streams import (NS_BIDI, NS_BIDI_FEATURE, NS_SASL, NS_TLS, S2SStream,
+                               domainOf)
 
 #: Dialback verifications one stream may have in flight at once.
 MAX_PENDING_DIALBACK = 16
@@ -63,6 +65,7 @@ class IncomingStream(S2SStream):
         (NS_SASL, "abort"): "onAbort",
         (NS_DIALBACK, "result"): "onDialbackResult",
         (NS_DIALBACK, "verify"): "onDialbackVerify",
+        (NS_BIDI, "bidi"): "onBidi",
     }
 
     def __init__(self, service, secure: bool = False):
@@ -75,6 +78,10 @@ class IncomingStream(S2SStream):
         self.saslFailures = 0
         #: Dialback verifications in flight, by pair.
         self.pending: dict[tuple[str, str], defer.Deferred] = {}
+        #: The routes sending through this stream (XEP-0288), told when it closes.
+        self.routes: list = []
+        #: The pairs whose reverse direction was offered to the service.
+        self.reversed: set[tuple[str, str]] = set()
 
     # -- connection --------------------------------------------------------
 
@@ -130,6 +137,8 @@ class IncomingStream(S2SStream):
                 return self.streamError("not-authorized",
                                         "a valid certificate is required: " + reason)
         self.sendFeatures()
+        # After SASL, the restarted stream may now carry our stanzas too.
+        self.useForReverse()
 
     def sendFeatures(self) -> None:
         features = domish.Element((NS_STREAMS, "features"))
@@ -141,6 +150,8 @@ class IncomingStream(S2SStream):
             if self.externalAllowed():
                 mechanisms = features.addElement((NS_SASL, "mechanisms"))
                 mechanisms.addElement("mechanism", content="EXTERNAL")
+            if self.bidiOffered():
+                features.addElement((NS_BIDI_FEATURE, "bidi"))
             if not self.service.requireValidCertificates:
                 features.addChild(featureElement())
         self.send(features)
@@ -252,6 +263,7 @@ class IncomingStream(S2SStream):
         if valid:
             self.authenticatePair(local, remote, "dialback")
             self.send(resultElement(local, remote, resultType="valid"))
+            self.useForReverse()
         else:
             self.log.info("s2s in {local} <- {remote} ({peer}): dialback key refused by "
                           "the authoritative server", local=local, remote=remote,
@@ -275,19 +287,7 @@ class IncomingStream(S2SStream):
             return self.streamError("unsupported-stanza-type")
         if self.service.requireEncryption and not self.secure:
             return self.streamError("policy-violation", "STARTTLS is required first")
-        ours = domainOf(element.getAttribute("to"))
-        receiving = domainOf(element.getAttribute("from"))
-        streamId = element.getAttribute("id")
-        if receiving is None:
-            return self.streamError("invalid-from")
-        if ours is None or not self.service.serves(ours) or not streamId:
-            self.send(verifyElement(ours or element.getAttribute("to") or "", receiving,
-                                    streamId or "", verifyType="error",
-                                    condition="item-not-found"))
-            return
-        valid = keyMatches(self.service.secret, receiving, ours, streamId, str(element))
-        self.send(verifyElement(ours, receiving, streamId,
-                                verifyType="valid" if valid else "invalid"))
+        self.answerVerify(element)
 
     # -- authenticated -----------------------------------------------------
 
@@ -299,66 +299,57 @@ class IncomingStream(S2SStream):
             self.startIdleTimer()
         self.service.authenticated(self, local, remote, method)
 
-    def onStanza(self, stanza: domish.Element) -> None:
-        if not self.pairs:
-            return self.streamError("not-authorized")
-        to, sent = stanza.getAttribute("to"), stanza.getAttribute("from")
-        if not to or not sent:
-            return self.streamError("improper-addressing",
-                                    "stanzas between servers need to and from")
-        try:
-            sender = parseJID(sent)
-        except InvalidJID:
-            return self.streamError("invalid-from")
-        try:
-            recipient = parseJID(to)
-        except InvalidJID:
-            recipient = None
-        if recipient is None:
-            ours = sorted(local for local, remote in self.pairs if remote == sender.host)
-            if not ours:
-                return self.refuseSender(sent, to)
-            toClientNamespace(stanza)
-            answer = errorReply(stanza, "jid-malformed")
-            if answer is not None:
-                # From the domain the peer authenticated for us with.
-                answer["from"] = ours[0]
-                answer["to"] = sender.full()
-                self.service.router.route(answer)
+    def receivingPairs(self) -> dict[tuple[str, str], tuple[str, float]]:
+        return self.pairs
+
+    # -- bidirectional streams (XEP-0288) ----------------------------------
+
+    def bidiOffered(self) -> bool:
+        """
+        Offered until something is authenticated, once TLS is up when it is
+        required (XEP-0288 §2.1: STARTTLS comes first; as Prosody does).
+        """
+        return (self.service.bidi and not self.bidi and not self.saslDone and not self.pairs
+                and (self.secure or not self.service.requireEncryption))
+
+    def onBidi(self, element: domish.Element) -> None:
+        """
+        The initiating server asks to receive stanzas on this stream too
+        (XEP-0288 §2.2; there is no answer).  Each pair authenticated on it,
+        now or later, becomes the route of the reverse pair: from our domain
+        to the peer's, which the peer reached through DNS (or its
+        certificate) and so has authenticated us for (§2.2: the stream's
+        C{to}, or the inverse of a dialback pair).
+        """
+        if not self.service.bidi:
+            return self.streamError("unsupported-stanza-type",
+                                    "bidirectional streams are not offered here")
+        if self.service.requireEncryption and not self.secure:
+            return self.streamError("policy-violation", "STARTTLS is required first")
+        self.bidi = True
+        self.useForReverse()
+
+    def useForReverse(self) -> None:
+        """
+        Offer each authenticated pair's reverse direction to the service,
+        once the peer knows it is authenticated: after the dialback
+        C{valid} answer, or after the header of the stream restarted after
+        SASL (nothing may follow C{<success/>} before it, RFC 6120 §6.4.6).
+        """
+        if not self.bidi or not self.headerSent or self.closing:
             return
-        if not self.service.serves(recipient.host):
-            self.log.info("Closing s2s stream from {remote} ({peer}): stanza to {to!r}",
-                          remote=self.remoteDomain, peer=self.peerAddress, to=to[:100])
-            return self.streamError("host-unknown")
-        if (recipient.host, sender.host) not in self.pairs:
-            return self.refuseSender(sent, to)
-        toClientNamespace(stanza)
-        stanza["from"] = sender.full()
-        stanza["to"] = recipient.full()
-        if stanza.name == "iq" and not self.validIQ(stanza):
-            return
-        self.service.router.route(stanza)
+        for pair in self.pairs:
+            if pair not in self.reversed:
+                self.reversed.add(pair)
+                self.service.useBidiStream(self, *pair)
 
-    def refuseSender(self, sent: str, to: str) -> None:
-        """RFC 6120 §4.9.3.9: a C{from} not authenticated on this stream for its C{to}."""
-        self.log.info("Closing s2s stream {stream!r} ({peer}): stanza from {sender!r} "
-                      "to {to!r} not authenticated", stream=self, peer=self.peerAddress,
-                      sender=sent[:100], to=to[:100])
-        self.streamError("invalid-from", "the sender's domain is not authenticated on "
-                                         "this stream for the recipient's")
+    def addRoute(self, route) -> None:
+        self.routes.append(route)
 
-    def validIQ(self, iq: domish.Element) -> bool:
-        """RFC 6120 §8.2.3 (L{xmppd.stanzas.iqProblem}); a bad one is answered."""
-        problem = iqProblem(iq)
-        if problem == "bad-request":
-            self.reply(iq, problem)
-        return problem is None
-
-    def reply(self, stanza: domish.Element, condition: str) -> None:
-        """An error back to the remote sender, through the router (never to an error)."""
-        answer = errorReply(stanza, condition)
-        if answer is not None:
-            self.service.router.route(answer)
+    def streamClosing(self) -> None:
+        routes, self.routes = self.routes, []
+        for route in routes:
+            route.streamGone(self)
 
 
 class IncomingFactory(protocol.ServerFactory):

@@ -16,8 +16,15 @@ C{s2s.require_encryption} is on), then authenticates our domain:
 
 A stream opened for a dialback verification (C{verify}) authenticates
 nothing: it asks the authoritative server whether a key is right and
-closes once answered.  Streams carry stanzas one way only; a stanza coming
-back on one is C{unsupported-stanza-type}.
+closes once answered.
+
+When C{s2s.bidi} is on and the peer offers bidirectional streams
+(XEP-0288 §2.1), the stream asks for one (C{<bidi xmlns='urn:xmpp:bidi'/>},
+after TLS and before authenticating, §2.2) and, once authenticated, also
+accepts the peer's stanzas from its domain to ours (checked as
+L{xmppd.s2s.streams} says); the peer then needs no connection of its own.
+Otherwise streams carry stanzas one way only, and a stanza coming back on
+one is C{unsupported-stanza-type}.
 
 An L{OutgoingRoute} is what the S2S service keeps per pair (our domain,
 remote domain): the authenticated stream, or a bounded queue of the
@@ -30,7 +37,7 @@ C{s2s.connect_timeout} or cannot be had, or with
 C{remote-server-not-found} when the domain does not exist; errors are
 never answered.
 
-Implements: RFC 6120 §4, §5, §6 (initiating server), XEP-0178 1.2, XEP-0220 1.1.1
+Implements: RFC 6120 §4, §5, §6 (initiating server), XEP-0178 1.2, XEP-0220 1.1.1, XEP-0288 1.0.1
 """
 
 from __future__ import annotations
@@ -46,7 +53,7 @@ from twisted.words.xish import domish
 from xmppd.s2s.dialback import (NS_DIALBACK, dialbackKey, errorCondition, resultElement,
                                 verifyElement)
 from xmppd.s2s.resolver import DomainNotFound
-from xmppd.s2s.streams import NS_SASL, NS_TLS, S2SStream
+from xmppd.s2s.streams import NS_BIDI, NS_BIDI_FEATURE, NS_SASL, NS_TLS, S2SStream
 from xmppd.stanzas import errorReply
 
 
@@ -146,6 +153,9 @@ class OutgoingStream(S2SStream):
 
     # -- negotiation -------------------------------------------------------
 
+    def addRoute(self, route) -> None:
+        self.route = route
+
     def onDocumentStart(self, root: domish.Element) -> None:
         if not self.checkHeader(root):
             self.fail("remote-server-timeout", "the peer's stream header was refused")
@@ -169,6 +179,10 @@ class OutgoingStream(S2SStream):
             streamId, key = self.verify
             self.send(verifyElement(self.localDomain, self.remoteDomain, streamId, key))
             return
+        if self.service.bidi and not self.bidi and (NS_BIDI_FEATURE, "bidi") in offered:
+            # XEP-0288 §2.2: no answer comes; authentication goes on at once.
+            self.bidi = True
+            self.send(domish.Element((NS_BIDI, "bidi")))
         check = self.service.checkCertificate(self.transport, self.remoteDomain) \
             if self.secure else None
         if check is not None and check.valid and self.externalOffered(features):
@@ -238,6 +252,9 @@ class OutgoingStream(S2SStream):
 
     def onDialbackVerify(self, element: domish.Element) -> None:
         verifyType = element.getAttribute("type")
+        if verifyType is None and self.bidi and self.method is not None:
+            # The peer routes its questions through this stream too.
+            return self.answerVerify(element)
         if self.verify is None or verifyType is None \
                 or element.getAttribute("id") != self.verify[0]:
             return self.streamError("unsupported-stanza-type")
@@ -250,9 +267,16 @@ class OutgoingStream(S2SStream):
             self.succeed(verifyType == "valid")
         self.closeStream()
 
+    def receivingPairs(self) -> tuple[tuple[str, str], ...]:
+        """XEP-0288 §2.2: the peer sends for its domain (our stream's C{to}) to ours."""
+        if self.method is None:
+            return ()
+        return ((self.localDomain, self.remoteDomain),)
+
     def onStanza(self, stanza: domish.Element) -> None:
-        # No stanzas come back on a stream we opened (no XEP-0288).
-        self.streamError("unsupported-stanza-type", "this stream is one-way")
+        if not self.bidi:
+            return self.streamError("unsupported-stanza-type", "this stream is one-way")
+        S2SStream.onStanza(self, stanza)
 
 
 class OutgoingFactory(protocol.ClientFactory):
@@ -283,8 +307,9 @@ class OutgoingRoute:
         self.local = local
         self.remote = remote
         self.queue: deque = deque()
-        #: The authenticated stream, once there is one.
-        self.stream: OutgoingStream | None = None
+        #: The authenticated stream, once there is one: ours, or the
+        #: peer's bidirectional stream (XEP-0288) authenticated for the pair.
+        self.stream: S2SStream | None = None
         #: The connection attempt in progress (a Deferred of the stream).
         self.attempt: defer.Deferred | None = None
         self.timer = None
@@ -332,11 +357,35 @@ class OutgoingRoute:
         if stream.closing:
             return self.failed(NegotiationFailed("remote-server-timeout",
                                                  "the stream closed at once"))
+        stream.addRoute(self)
+        if self.stream is not None and not self.stream.closing:
+            # A bidirectional stream came first (see useStream): ours
+            # stays open for the peer, and idles out if it has no use.
+            return
         self.stream = stream
-        stream.route = self
         queue, self.queue = self.queue, deque()
         for stanza in queue:
             stream.send(stanza)
+
+    def useStream(self, stream: S2SStream) -> bool:
+        """
+        Send through C{stream} (an incoming bidirectional stream on which
+        the peer authenticated the reverse pair, XEP-0288, or a spare stream
+        of ours), unless a stream is already in use.  Whether the stream is
+        used comes back.
+
+        A connection attempt of our own still in progress is left to end:
+        when both servers connect to each other at once, each would
+        otherwise close the stream the other has just started to use.
+        """
+        if self.stream is not None and not self.stream.closing:
+            return False
+        self.stream = stream
+        stream.addRoute(self)
+        queue, self.queue = self.queue, deque()
+        for stanza in queue:
+            stream.send(stanza)
+        return True
 
     def failed(self, failure) -> None:
         self.attempt = None
@@ -374,11 +423,18 @@ class OutgoingRoute:
         if timer is not None and timer.active():
             timer.cancel()
 
-    def streamGone(self, stream: OutgoingStream) -> None:
-        """The authenticated stream closed: the next stanza connects again."""
+    def streamGone(self, stream: S2SStream) -> None:
+        """
+        The authenticated stream closed: another one authenticated for the
+        pair takes over (see L{S2SService.spareStream}), else the next
+        stanza connects again.
+        """
         if stream is self.stream:
             self.stream = None
-            if self.attempt is None and not self.queue:
+            spare = self.service.spareStream(self.local, self.remote)
+            if spare is not None:
+                self.useStream(spare)
+            elif self.attempt is None and not self.queue:
                 self.service.routeIdle(self)
 
     def stop(self) -> None:

@@ -10,13 +10,19 @@ server and are not ours to relay (and errors about them could loop).  It
 listens for other servers on C{s2s.listen} (STARTTLS) and, when set,
 C{s2s.direct_tls_listen} (XEP-0368), once storage is open, as c2s does.
 
+With C{s2s.bidi} on, a pair may instead be served by the peer's
+bidirectional stream (XEP-0288): when another server authenticates
+(its domain -> ours) on an incoming stream it asked to be bidirectional,
+the route of (ours -> its domain) sends through that stream, and no
+connection of ours is made (L{S2SService.useBidiStream}).
+
 It also answers the incoming side's dialback questions by asking the
 authoritative server over a connection of its own
 (L{S2SService.verifyDialback}), checks certificates (L{xmppd.s2s.verify}),
 logs every authenticated stream (direction, domains, method, peer), and
 lists the streams for operators (L{S2SService.connections}).
 
-Implements: RFC 6120 §13.7, XEP-0220 1.1.1, XEP-0178 1.2, XEP-0368 1.1.0
+Implements: RFC 6120 §13.7, XEP-0220 1.1.1, XEP-0178 1.2, XEP-0288 1.0.1, XEP-0368 1.1.0
 """
 
 from __future__ import annotations
@@ -72,6 +78,7 @@ class S2SService(service.Service):
         self.maxQueue = s2s.max_queue
         self.connectTimeout = s2s.connect_timeout
         self.idleTimeout = s2s.idle_timeout
+        self.bidi = s2s.bidi
         self.limits = StreamLimits(
             maxStanzaSize=limits.max_stanza_size,
             maxStanzaSizeUnauthenticated=limits.max_stanza_size_unauthenticated,
@@ -177,6 +184,38 @@ class S2SService(service.Service):
             route = self.routes[(local, remote)] = OutgoingRoute(self, local, remote)
         route.deliver(stanza)
 
+    def useBidiStream(self, stream: IncomingStream, local: str, remote: str) -> None:
+        """
+        C{remote} authenticated itself to C{local} on C{stream}, which it
+        asked to be bidirectional: our stanzas from C{local} to C{remote}
+        go through it (XEP-0288 §2.2), unless the route already has a stream.
+        """
+        route = self.routes.get((local, remote))
+        if route is None:
+            route = self.routes[(local, remote)] = OutgoingRoute(self, local, remote)
+        if route.useStream(stream):
+            self.log.info("s2s out {local} -> {remote} through the bidirectional stream "
+                          "from {peer}", local=local, remote=remote, peer=stream.peerAddress)
+        else:
+            self.routeIdle(route)
+
+    def spareStream(self, local: str, remote: str):
+        """
+        Another open stream able to carry stanzas from C{local} to
+        C{remote}, for a route whose stream closed: one of ours
+        authenticated for the pair (left over when both servers connected
+        at once), or a bidirectional one of the peer's authenticated for
+        the reverse pair; C{None} when there is none.
+        """
+        for stream in self.outgoing:
+            if (stream.method is not None and stream.verify is None and not stream.closing
+                    and (stream.localDomain, stream.remoteDomain) == (local, remote)):
+                return stream
+        for stream in self.incoming:
+            if stream.bidi and not stream.closing and (local, remote) in stream.reversed:
+                return stream
+        return None
+
     def routeIdle(self, route: OutgoingRoute) -> None:
         """A route with no stream, attempt or queue is forgotten (the table stays bounded)."""
         if self.routes.get((route.local, route.remote)) is route and \
@@ -258,7 +297,9 @@ class S2SService(service.Service):
         per stream still negotiating, with C{method} C{None}): C{direction}
         (C{"in"}/C{"out"}), C{local} and C{remote} domains, C{method}
         (C{"EXTERNAL"}, C{"dialback"} or C{None}), C{peer} (C{"host:port"}),
-        C{since} (epoch seconds) and C{encrypted}.
+        C{since} (epoch seconds), C{encrypted} and C{bidi} (whether the
+        stream carries stanzas both ways, XEP-0288: it is listed once, in
+        the direction of the connection).
         """
         entries = []
         for stream in self.incoming:
@@ -267,13 +308,14 @@ class S2SService(service.Service):
             for (local, remote), (method, since) in pairs:
                 entries.append({"direction": "in", "local": local, "remote": remote,
                                 "method": method, "peer": stream.peerAddress,
-                                "since": since, "encrypted": stream.secure})
+                                "since": since, "encrypted": stream.secure,
+                                "bidi": stream.bidi})
         for stream in self.outgoing:
             entries.append({"direction": "out", "local": stream.localDomain,
                             "remote": stream.remoteDomain, "method": stream.method,
                             "peer": stream.peerAddress,
                             "since": stream.since or stream.connectedAt,
-                            "encrypted": stream.secure})
+                            "encrypted": stream.secure, "bidi": stream.bidi})
         entries.sort(key=lambda e: (e["direction"], e["local"] or "", e["remote"] or "",
                                     e["since"]))
         return entries

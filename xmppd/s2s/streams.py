@@ -11,6 +11,17 @@ top-level elements through a table, and the idle timeout: a stream with no
 traffic either way for C{s2s.idle_timeout} seconds is closed with the
 footer, as a stream that is simply no longer needed (RFC 6120 §4.4).
 
+Stanzas are accepted the same way in both directions (an outgoing stream
+carries stanzas back only when it is bidirectional, XEP-0288): each must
+be addressed C{to} a domain we serve (else C{host-unknown}, RFC 6120
+§4.9.3.6) C{from} a domain authenticated on this stream for that domain
+(else C{invalid-from}, §4.9.3.9 and §8.1.2.2); both addresses are required
+between servers (C{improper-addressing}, §4.9.3.7).  They go to the router
+as C{jabber:client}, with their addresses prepared.  Either direction also
+answers, as the authoritative server of one of our domains, whether a
+dialback key is ours (C{<db:verify/>}, XEP-0220 §2.3): Prosody asks over
+whichever stream it routes through, a bidirectional one included.
+
 Inside the server every stanza is C{jabber:client}: the stanzas of a
 stream are rewritten on the way in, and written on the way out without a
 namespace of their own, which on this stream means C{jabber:server}.
@@ -24,18 +35,22 @@ from twisted.words.xish import domish
 from xmppd.c2s import streamErrorElement
 from xmppd.components import ComponentStreamBase, StreamLimits
 from xmppd.jid import InvalidJID, parseJID
-from xmppd.s2s.dialback import NS_DIALBACK
-from xmppd.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.s2s.dialback import NS_DIALBACK, keyMatches, verifyElement
+from xmppd.stanzas import NS_CLIENT, NS_SERVER, errorReply, iqProblem
 from xmppd.xmlparser import HardenedElementStream
 
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
+#: The stream feature offering bidirectional streams (XEP-0288 §2.1)...
+NS_BIDI_FEATURE = "urn:xmpp:features:bidi"
+#: ... and the element that asks for one (XEP-0288 §2.2).
+NS_BIDI = "urn:xmpp:bidi"
 
 PREFIXES = {NS_STREAMS: "stream", NS_DIALBACK: "db"}
 PREFIXES_IN_SCOPE = ["stream", "db"]
 
-__all__ = ["NS_SASL", "NS_TLS", "PREFIXES", "S2SStream", "StreamLimits", "domainOf",
-           "serialize", "toClientNamespace"]
+__all__ = ["NS_BIDI", "NS_BIDI_FEATURE", "NS_SASL", "NS_TLS", "PREFIXES", "S2SStream",
+           "StreamLimits", "domainOf", "serialize", "toClientNamespace"]
 
 
 def serialize(element: domish.Element) -> str:
@@ -96,6 +111,8 @@ class S2SStream(ComponentStreamBase):
         #: The domains of the last stream header, ours and the peer's.
         self.localDomain: str | None = None
         self.remoteDomain: str | None = None
+        #: Whether the stream carries stanzas both ways (XEP-0288).
+        self.bidi = False
 
     def __repr__(self) -> str:
         return "<%s %s %s %s>" % (type(self).__name__, self.localDomain,
@@ -212,5 +229,93 @@ class S2SStream(ComponentStreamBase):
                       stream=self, peer=self.peerAddress,
                       condition=conditions[0] if conditions else "(none)")
 
-    def onStanza(self, stanza: domish.Element) -> None:
+    def addRoute(self, route) -> None:
+        """C{route} sends through this stream: tell it (C{route.streamGone}) when it closes."""
         raise NotImplementedError()
+
+    def receivingPairs(self):
+        """
+        The pairs (our domain, the peer's domain) the peer may send stanzas
+        for on this stream, as a collection supporting C{in}; empty until
+        one is authenticated.
+        """
+        raise NotImplementedError()
+
+    def onStanza(self, stanza: domish.Element) -> None:
+        """See the module docstring."""
+        pairs = self.receivingPairs()
+        if not pairs:
+            return self.streamError("not-authorized")
+        to, sent = stanza.getAttribute("to"), stanza.getAttribute("from")
+        if not to or not sent:
+            return self.streamError("improper-addressing",
+                                    "stanzas between servers need to and from")
+        try:
+            sender = parseJID(sent)
+        except InvalidJID:
+            return self.streamError("invalid-from")
+        try:
+            recipient = parseJID(to)
+        except InvalidJID:
+            recipient = None
+        if recipient is None:
+            ours = sorted(local for local, remote in pairs if remote == sender.host)
+            if not ours:
+                return self.refuseSender(sent, to)
+            toClientNamespace(stanza)
+            answer = errorReply(stanza, "jid-malformed")
+            if answer is not None:
+                # From the domain the peer authenticated for us with.
+                answer["from"] = ours[0]
+                answer["to"] = sender.full()
+                self.service.router.route(answer)
+            return
+        if not self.service.serves(recipient.host):
+            self.log.info("Closing s2s stream {stream!r} ({peer}): stanza to {to!r}",
+                          stream=self, peer=self.peerAddress, to=to[:100])
+            return self.streamError("host-unknown")
+        if (recipient.host, sender.host) not in pairs:
+            return self.refuseSender(sent, to)
+        toClientNamespace(stanza)
+        stanza["from"] = sender.full()
+        stanza["to"] = recipient.full()
+        if stanza.name == "iq" and not self.validIQ(stanza):
+            return
+        self.service.router.route(stanza)
+
+    def refuseSender(self, sent: str, to: str) -> None:
+        """RFC 6120 §4.9.3.9: a C{from} not authenticated on this stream for its C{to}."""
+        self.log.info("Closing s2s stream {stream!r} ({peer}): stanza from {sender!r} "
+                      "to {to!r} not authenticated", stream=self, peer=self.peerAddress,
+                      sender=sent[:100], to=to[:100])
+        self.streamError("invalid-from", "the sender's domain is not authenticated on "
+                                         "this stream for the recipient's")
+
+    def validIQ(self, iq: domish.Element) -> bool:
+        """RFC 6120 §8.2.3 (L{xmppd.stanzas.iqProblem}); a bad one is answered."""
+        problem = iqProblem(iq)
+        if problem == "bad-request":
+            self.reply(iq, problem)
+        return problem is None
+
+    def reply(self, stanza: domish.Element, condition: str) -> None:
+        """An error back to the remote sender, through the router (never to an error)."""
+        answer = errorReply(stanza, condition)
+        if answer is not None:
+            self.service.router.route(answer)
+
+    def answerVerify(self, element: domish.Element) -> None:
+        """As the authoritative server: is this key ours (XEP-0220 §2.3)?"""
+        ours = domainOf(element.getAttribute("to"))
+        receiving = domainOf(element.getAttribute("from"))
+        streamId = element.getAttribute("id")
+        if receiving is None:
+            return self.streamError("invalid-from")
+        if ours is None or not self.service.serves(ours) or not streamId:
+            self.send(verifyElement(ours or element.getAttribute("to") or "", receiving,
+                                    streamId or "", verifyType="error",
+                                    condition="item-not-found"))
+            return
+        valid = keyMatches(self.service.secret, receiving, ours, streamId, str(element))
+        self.send(verifyElement(ours, receiving, streamId,
+                                verifyType="valid" if valid else "invalid"))
