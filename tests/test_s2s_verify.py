@@ -10,6 +10,7 @@ import datetime
 import pytest
 from OpenSSL import SSL
 
+from tests.tlshelpers import handshake
 from xmppd.s2s.verify import (ALPN_SERVER, ClientCreator, ServerCreator, TrustStore,
                               peerChain)
 from xmppd.tls import TLSConfigError, generateSelfSigned, loadCertificate
@@ -112,28 +113,6 @@ class StartTLSProtocol:
 
     class factory:
         wrappedFactory = None
-
-
-def handshake(client: SSL.Connection, server: SSL.Connection) -> None:
-    """Run a TLS handshake between two connections in memory (raises SSL.Error if it fails)."""
-    client.set_connect_state()
-    server.set_accept_state()
-    done = set()
-    for _ in range(20):
-        for me, peer in ((client, server), (server, client)):
-            if me not in done:
-                try:
-                    me.do_handshake()
-                    done.add(me)
-                except SSL.WantReadError:
-                    pass
-            try:
-                peer.bio_write(me.bio_read(65536))
-            except SSL.WantReadError:
-                pass
-        if len(done) == 2:
-            return
-    raise AssertionError("the handshake did not finish")
 
 
 def incoming(creator: ServerCreator) -> SSL.Connection:

@@ -20,6 +20,7 @@ from twisted.test.iosim import FakeTransport, connectedServerAndClient
 from tests.streamhelpers import header
 from tests.test_c2s import RecordingClient
 from tests.test_vhosts import CLOSED, OPEN, VHostNode, writeConfig
+from tests.tlshelpers import handshake as memoryHandshake
 from xmppd import tls
 from xmppd.config import loadConfig
 from xmppd.tap import makeService
@@ -57,28 +58,11 @@ def files(tmp_path):
 
 def handshake(serverContext: SSL.Context, serverName: bytes | None) -> x509.Certificate:
     """Handshake in memory with a client sending C{serverName}; the leaf it was shown."""
-    server = SSL.Connection(serverContext, None)
-    server.set_accept_state()
     client = SSL.Connection(SSL.Context(SSL.TLS_CLIENT_METHOD), None)
     if serverName is not None:
         client.set_tlsext_host_name(serverName)
-    client.set_connect_state()
-    finished = set()
-    for _ in range(10):
-        for name, connection in (("client", client), ("server", server)):
-            try:
-                connection.do_handshake()
-                finished.add(name)
-            except SSL.WantReadError:
-                pass
-        for source, sink in ((client, server), (server, client)):
-            try:
-                sink.bio_write(source.bio_read(65536))
-            except SSL.WantReadError:
-                pass
-        if len(finished) == 2:
-            return client.get_peer_certificate(as_cryptography=True)
-    raise AssertionError("the handshake did not finish")
+    memoryHandshake(client, SSL.Connection(serverContext, None))
+    return client.get_peer_certificate(as_cryptography=True)
 
 
 @pytest.mark.parametrize("serverName,owner", [
