@@ -22,7 +22,7 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from tests.helpers import parse, toml
-from tests.streamhelpers import FakeTransport, Reply
+from tests.streamhelpers import FakeTransport, Reply, Wire
 from xmppd.config import loadConfig
 from xmppd.router import IRoute
 from xmppd.s2s.dialback import NS_DIALBACK
@@ -103,27 +103,14 @@ def header(to: str | None = DOMAIN, sender: str | None = REMOTE, ns: str = NS_SE
             "xmlns:db='%s'%s>" % (NS_STREAMS, ns, NS_DIALBACK, attributes)).encode("utf-8")
 
 
-class Peer:
+class Peer(Wire):
     """The other server's end of one stream, either direction."""
 
+    replyClass = S2SReply
+
     def __init__(self, harness: "Harness", stream, transport: FakeTransport):
+        Wire.__init__(self, stream, transport)
         self.harness = harness
-        self.stream = stream
-        self.transport = transport
-
-    def send(self, data: bytes | str) -> None:
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.stream.dataReceived(data)
-
-    def received(self) -> S2SReply:
-        data = self.transport.value()
-        self.transport.clear()
-        return S2SReply(data)
-
-    def exchange(self, data: bytes | str) -> S2SReply:
-        self.send(data)
-        return self.received()
 
     def disconnect(self) -> None:
         self.transport.connected = False

@@ -150,30 +150,43 @@ class Reply:
         return [(f.uri, f.name) for f in self.features().elements()]
 
 
-class Client:
-    """One client connection to a L{Node}'s factory."""
+class Wire:
+    """
+    The far end of one stream under test: bytes go in through the stream's
+    C{dataReceived}, and what it wrote back comes out parsed as a
+    C{replyClass}.  Client, component and server tests each subclass it.
+    """
 
-    def __init__(self, node: "Node", stream, transport: FakeTransport):
-        self.node = node
+    replyClass = Reply
+
+    def __init__(self, stream, transport: FakeTransport):
         self.stream = stream
         self.transport = transport
-        self.jid: str | None = None
 
     def send(self, data: bytes | str) -> None:
         if isinstance(data, str):
             data = data.encode("utf-8")
         self.stream.dataReceived(data)
 
-    def received(self) -> Reply:
-        """What the server wrote since the last call, parsed."""
+    def received(self):
+        """What the stream wrote since the last call, parsed."""
         data = self.transport.value()
         self.transport.clear()
-        return Reply(data)
+        return self.replyClass(data)
 
-    def exchange(self, data: bytes | str) -> Reply:
+    def exchange(self, data: bytes | str):
         """Send C{data} and return what came back at once."""
         self.send(data)
         return self.received()
+
+
+class Client(Wire):
+    """One client connection to a L{Node}'s factory."""
+
+    def __init__(self, node: "Node", stream, transport: FakeTransport):
+        Wire.__init__(self, stream, transport)
+        self.node = node
+        self.jid: str | None = None
 
     def disconnect(self) -> None:
         """The TCP connection goes away (as the reactor reports it)."""

@@ -15,7 +15,7 @@ from twisted.logger import Logger, formatEvent
 from zope.interface import implementer
 
 from tests.helpers import parse, toml
-from tests.streamhelpers import FakeTransport, Reply, header
+from tests.streamhelpers import FakeTransport, Reply, Wire, header
 from xmppd.components import (NS_COMPONENT, ComponentService, ComponentStreamBase,
                               handshakeDigest, toClientNamespace)
 from xmppd.config import ConfigError, loadConfig
@@ -61,27 +61,12 @@ def writeConfig(tmp_path, components=None, limits=None, server=None) -> str:
     return str(path)
 
 
-class Component:
+class Component(Wire):
     """One component's connection to the L{Harness}'s service."""
 
     def __init__(self, stream, transport):
-        self.stream = stream
-        self.transport = transport
+        Wire.__init__(self, stream, transport)
         self.streamId = None
-
-    def send(self, data: bytes | str) -> None:
-        if isinstance(data, str):
-            data = data.encode("utf-8")
-        self.stream.dataReceived(data)
-
-    def received(self) -> Reply:
-        data = self.transport.value()
-        self.transport.clear()
-        return Reply(data)
-
-    def exchange(self, data: bytes | str) -> Reply:
-        self.send(data)
-        return self.received()
 
     def start(self, to: str = COMPONENT) -> Reply:
         reply = self.exchange(header(to=to, ns=NS_COMPONENT, version=None))
