@@ -67,6 +67,8 @@ async def test_roomThroughExternalComponent(makeServer, tmp_path):
         await muc.componentRoute.whenConnected().addTimeout(TIMEOUT, reactor())
         romeo = await mucClient(node, "romeo")
         juliet = await mucClient(node, "juliet")
+        items = await wait(romeo.xmpp.plugin["xep_0030"].get_items(jid=DOMAIN))
+        assert MUC in [item[0] for item in items["disco_items"]["items"]]
         romeoMUC = romeo.xmpp.plugin["xep_0045"]
         julietMUC = juliet.xmpp.plugin["xep_0045"]
 

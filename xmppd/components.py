@@ -57,10 +57,11 @@ from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
+from wokkel.disco import DiscoItem
 from zope.interface import implementer
 
-from xmppd.closing import ClosedWaiters
 from xmppd.c2s import CLOSE_TIMEOUT, SendQueueWatch, serialize, streamErrorElement
+from xmppd.closing import ClosedWaiters
 from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
                           normalizeDomain, option, section, stringTable)
 from xmppd.jid import InvalidJID, parseJID, prepDomainpart
@@ -546,6 +547,7 @@ class ComponentService(service.Service):
         service.Service.startService(self)
         for domain, placeholder in self.placeholders.items():
             self.router.addRoute(domain, placeholder)
+        self.server.hooks.add("disco/items", self.onDiscoItems)
         if self.ready.called:
             self.ready = defer.Deferred()
         storage = getattr(self.server, "storageService", None)
@@ -565,6 +567,20 @@ class ComponentService(service.Service):
         self.server.fatal(failure.getErrorMessage())
         self.ready.errback(failure)
 
+    def onDiscoItems(self, event) -> None:
+        """
+        A served domain's disco#items (XEP-0030 §4) lists the configured
+        components on its subdomains, as Prosody does, so that clients find
+        a MUC service run as a component (XEP-0045 §6.1) like an in-process one.
+        """
+        target = event.target
+        if event.nodeIdentifier or target.user is not None:
+            return
+        suffix = "." + target.host
+        for domain in sorted(self.secrets):
+            if domain.endswith(suffix):
+                event.items.append(DiscoItem(parseJID(domain)))
+
     @defer.inlineCallbacks
     def stopService(self):
         """
@@ -573,6 +589,7 @@ class ComponentService(service.Service):
         then unroutable, as they were before the start.
         """
         service.Service.stopService(self)
+        self.server.hooks.remove("disco/items", self.onDiscoItems)
         port, self.port = self.port, None
         if port is not None:
             yield defer.maybeDeferred(port.stopListening)

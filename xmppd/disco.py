@@ -17,9 +17,9 @@ than failing the whole answer.
     addresses.  Items (§4) come from the handlers' C{getDiscoItems} and from
     the hook C{"disco/items"} (L{DiscoItemsEvent}, C{notify}: append
     C{wokkel.disco.DiscoItem}s to C{event.items}), through which services
-    that are not handlers of the domain, like a MUC service on a subdomain,
-    list themselves.  Hooks are shared by every domain of the node: check
-    C{event.target}.
+    that are not handlers of the domain, like a MUC service on a subdomain
+    or the node's components, list themselves.  Node-wide callbacks hear
+    every domain's queries: they check C{event.target}.
   - An account's bare JID (also an IQ sent with no C{to}, which addresses
     the sender's own account): the server answers on the account's behalf
     (RFC 6121 §8.5.2.1.3) with identity account/registered (XEP-0030 §3.1
