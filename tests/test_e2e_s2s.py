@@ -246,3 +246,45 @@ async def test_operatorSeesServerConnections(makeServer):
         rows = [line.split() for line in result.out.splitlines()]
         assert ["DIR", "LOCAL", "REMOTE", "AUTH", "TLS", "BIDI"] in [r[:6] for r in rows]
         assert row in [r[:6] for r in rows]
+
+
+@ensureDeferred
+async def test_remoteUserInRoom(makeServer):
+    """A user of another server enters a room on this server's MUC service and talks there, through federation."""
+    muc = "conference." + A
+    room = "lounge@" + muc
+    a = await makeServer({"server": {"domains": [A], "modules": MODULES + ["muc"]},
+                          "s2s": {"listen": "tcp:0:interface=127.0.0.1"}}, start=False)
+    b = await makeServer(nodeConfig(B), start=False)
+    await b.start()
+    await a.start()
+    portA = await s2sPort(a)
+    s2sOf(a).setHostOverride(B, "127.0.0.1:%d" % (await s2sPort(b),))
+    for domain in (A, muc):
+        s2sOf(b).setHostOverride(domain, "127.0.0.1:%d" % (portA,))
+    await a.addUser("romeo")
+    await b.addUser("juliet")
+    clients = []
+    for node, user in ((a, "romeo"), (b, "juliet")):
+        client = node.client(user, "phone")
+        for plugin in ("xep_0030", "xep_0004", "xep_0045"):
+            client.xmpp.register_plugin(plugin)
+        await client.login()
+        clients.append(client)
+    romeo, juliet = clients
+    romeoMUC, julietMUC = (c.xmpp.plugin["xep_0045"] for c in clients)
+
+    await asDeferred(romeoMUC.join_muc_wait(room, "romeo", timeout=TIMEOUT))
+    form = await asDeferred(romeoMUC.get_room_config(room))
+    form["type"] = "submit"
+    await asDeferred(romeoMUC.set_room_config(room, form))
+    await asDeferred(julietMUC.join_muc_wait(room, "juliet", timeout=TIMEOUT))
+
+    juliet.xmpp.send_message(mto=room, mbody="What's in a name?", mtype="groupchat")
+    for client in (romeo, juliet):
+        while True:
+            message = await client.nextMessage()
+            if message["type"] == "groupchat" and message["body"]:
+                break
+        assert message["from"] == room + "/juliet"
+        assert message["body"] == "What's in a name?"
