@@ -203,15 +203,16 @@ class Server:
         out, err, status = await d.addTimeout(TIMEOUT, reactor())
         return CtlResult(status, out.decode("utf-8"), err.decode("utf-8"))
 
-    async def addUser(self, user: str, secret: str | None = None) -> None:
+    async def addUser(self, user: str, secret: str | None = None,
+                      domain: str | None = None) -> None:
         """
         What C{xmppctl adduser user@<domain>} does, run in this process
         (the command's own parser and L{xmppd.ctl.runCommand} on this node's
         configuration file) so a test does not pay ~0.3 s for a new Python;
         tests about C{xmppctl} itself use L{xmppctl}.  The password defaults
-        to L{password}.
+        to L{password}, the domain to the node's first.
         """
-        argv = ["--config", str(self.configPath), "adduser", f"{user}@{self.domain}",
+        argv = ["--config", str(self.configPath), "adduser", f"{user}@{domain or self.domain}",
                 "--password", secret or password(user)]
         args = ctl.buildParser().parse_args(argv)
         status = await defer.Deferred.fromCoroutine(

@@ -27,7 +27,11 @@ def registeringClient(server, user, resource):
     with the password it then logs in with; C{outcomes} records what the
     server answered.
     """
-    client = server.client(user, resource)
+    return registersInBand(server.client(user, resource))
+
+
+def registersInBand(client):
+    """Make C{client} register in-band (see L{registeringClient}); returns it."""
     xmpp = client.xmpp
     xmpp.register_plugin("xep_0077")
     client.outcomes = []

@@ -13,15 +13,11 @@ import ssl
 
 import pytest
 import pytest_twisted
-from twisted.internet import defer
 
-from tests.e2e import DOMAIN, Client, LoginFailed, password, reactor
-from slixmpp.exceptions import IqError
-
-from tests.e2e import TIMEOUT
+from tests.e2e import DOMAIN, Client, LoginFailed, password
 from tests.test_e2e_messages import available
-from xmppd import ctl, tls
-from xmppd.config import loadConfig
+from tests.test_e2e_register import registersInBand
+from xmppd import tls
 from xmppd.jid import parseJID
 
 ensureDeferred = pytest_twisted.ensureDeferred
@@ -45,16 +41,6 @@ async def twoDomains(makeServer, tmp_path):
     return node
 
 
-async def addUser(node, user: str, domain: str) -> None:
-    """C{xmppctl adduser user@domain} on the node's configuration, in this process."""
-    argv = ["--config", str(node.configPath), "adduser", f"{user}@{domain}",
-            "--password", password(user)]
-    args = ctl.buildParser().parse_args(argv)
-    status = await defer.Deferred.fromCoroutine(
-        ctl.runCommand(args, loadConfig(args.config), reactor()))
-    assert status == ctl.OK
-
-
 def client(node, jid: str, secret: str, **kwargs) -> Client:
     """A client for any JID (the kit's own are for localhost); closed with the node."""
     made = Client(node, jid, secret, **kwargs)
@@ -63,29 +49,8 @@ def client(node, jid: str, secret: str, **kwargs) -> Client:
 
 
 def registering(node, jid: str) -> Client:
-    """
-    A client that creates its account in-band when the server offers
-    registration (as in test_e2e_register), for any domain; C{outcomes}
-    records what the server answered.
-    """
-    made = client(node, jid, password(jid.partition("@")[0]))
-    xmpp = made.xmpp
-    xmpp.register_plugin("xep_0077")
-    made.outcomes = []
-
-    async def onRegister(form):
-        iq = xmpp.Iq()
-        iq["type"] = "set"
-        iq["register"]["username"] = xmpp.boundjid.user
-        iq["register"]["password"] = xmpp.password
-        try:
-            await iq.send(timeout=TIMEOUT)
-            made.outcomes.append("registered")
-        except IqError as e:
-            made.outcomes.append(e.iq["error"]["condition"])
-
-    xmpp.add_event_handler("register", onRegister)
-    return made
+    """A client registering in-band (as in test_e2e_register) for any domain."""
+    return registersInBand(client(node, jid, password(jid.partition("@")[0])))
 
 
 def certificateOf(path: str) -> bytes:
@@ -97,8 +62,8 @@ def certificateOf(path: str) -> bytes:
 async def test_messagesAcrossDomains(makeServer, tmp_path):
     """A user of each domain logs in, and their messages reach each other both ways."""
     node = await twoDomains(makeServer, tmp_path)
-    await addUser(node, "romeo", DOMAIN)
-    await addUser(node, "juliet", GUESTS)
+    await node.addUser("romeo", domain=DOMAIN)
+    await node.addUser("juliet", domain=GUESTS)
     romeo = await node.login("romeo", "orchard")
     await available(romeo)
     juliet = client(node, f"juliet@{GUESTS}/balcony", password("juliet"))
@@ -119,7 +84,7 @@ async def test_messagesAcrossDomains(makeServer, tmp_path):
 async def test_anonymousLoginWhereAllowed(makeServer, tmp_path):
     """With an empty localpart a client logs in anonymously on the guests domain and can talk to a user."""
     node = await twoDomains(makeServer, tmp_path)
-    await addUser(node, "romeo", DOMAIN)
+    await node.addUser("romeo", domain=DOMAIN)
     romeo = await node.login("romeo", "orchard")
     await available(romeo)
     guest = client(node, GUESTS, "")
@@ -168,7 +133,7 @@ async def test_registrationOnOneDomainOnly(makeServer, tmp_path):
 async def test_certificateBySNI(makeServer, tmp_path, directTLS):
     """Over STARTTLS and direct TLS, each domain's clients are shown that domain's certificate."""
     node = await twoDomains(makeServer, tmp_path)
-    await addUser(node, "romeo", DOMAIN)
+    await node.addUser("romeo", domain=DOMAIN)
     romeo = await node.login("romeo", "orchard", directTLS=directTLS)
     guest = client(node, GUESTS, "", directTLS=directTLS)
     await guest.login()
