@@ -248,7 +248,80 @@ class Server:
             await self.stop()
 
 
-class Client:
+class SlixmppPeer:
+    """
+    What the kit's slixmpp wrappers (clients here, components in
+    test_e2e_components) share: stream errors collected in C{streamErrors},
+    messages queued, bounded waits whose results are Deferreds, and a
+    teardown that leaves no slixmpp task behind.  C{_pending} is the future
+    a connection attempt waits on, settled by the events below.
+    """
+
+    def watch(self, xmpp) -> None:
+        """Take C{xmpp} and listen to the events every wrapper needs."""
+        self.xmpp = xmpp
+        self.streamErrors: list[str] = []
+        self.messages: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        self.connected = False
+        self._pending: asyncio.Future | None = None
+        self._closed = asyncio.get_running_loop().create_future()
+        xmpp.add_event_handler("connected", self._onConnected)
+        xmpp.add_event_handler("stream_error", self._onStreamError)
+        xmpp.add_event_handler("disconnected", self._onDisconnected)
+        xmpp.add_event_handler("message", self._onMessage)
+
+    @_deferred
+    async def nextMessage(self) -> slixmpp.Message:
+        """The next message received (waits at most L{TIMEOUT})."""
+        return await asyncio.wait_for(self.messages.get(), TIMEOUT)
+
+    @_deferred
+    async def closedByServer(self):
+        """Fires with the list of stream error conditions once the connection is gone."""
+        await asyncio.wait_for(asyncio.shield(self._closed), TIMEOUT)
+        return self.streamErrors
+
+    async def _disconnect(self) -> None:
+        if self.connected:
+            # slixmpp sends </stream:stream>, waits up to 2 s for the
+            # server's, then aborts the connection.
+            self.xmpp.disconnect(wait=2.0)
+            await asyncio.wait_for(asyncio.shield(self._closed), TIMEOUT)
+
+    async def _close(self) -> None:
+        """Teardown: disconnect, and stop slixmpp's background send task."""
+        await self._disconnect()
+        self.xmpp.cancel_connection_attempt()
+        sender = self.xmpp._run_out_filters
+        if sender is not None and not sender.done():
+            sender.cancel()
+            await asyncio.wait([sender], timeout=TIMEOUT)
+
+    def _settle(self, error: Exception | None = None) -> None:
+        if self._pending is not None and not self._pending.done():
+            if error is None:
+                self._pending.set_result(None)
+            else:
+                self._pending.set_exception(error)
+
+    def _onConnected(self, event) -> None:
+        self.connected = True
+
+    def _onStreamError(self, error) -> None:
+        self.streamErrors.append(error["condition"])
+        self._settle(LoginFailed(error["condition"], error["text"]))
+
+    def _onDisconnected(self, reason) -> None:
+        self.connected = False
+        self._settle(LoginFailed("disconnected", str(reason or "")))
+        if not self._closed.done():
+            self._closed.set_result(None)
+
+    def _onMessage(self, message) -> None:
+        self.messages.put_nowait(message)
+
+
+class Client(SlixmppPeer):
     """
     A slixmpp C{ClientXMPP} with bounded waits whose results are Deferreds.
 
@@ -271,20 +344,11 @@ class Client:
         xmpp.ssl_context.check_hostname = False
         xmpp.ssl_context.verify_mode = ssl.CERT_NONE
         xmpp.whitespace_keepalive = False
-        self.xmpp = xmpp
-        self.streamErrors: list[str] = []
-        self.messages: asyncio.Queue = asyncio.Queue(maxsize=1000)
+        self.watch(xmpp)
         self.sessionStarted = False
-        self.connected = False
-        self._login: asyncio.Future | None = None
-        self._closed = asyncio.get_running_loop().create_future()
-        xmpp.add_event_handler("connected", self._onConnected)
         xmpp.add_event_handler("session_start", self._onSessionStart)
         xmpp.add_event_handler("failed_auth", self._onFailedAuth)
         xmpp.add_event_handler("connection_failed", self._onConnectionFailed)
-        xmpp.add_event_handler("stream_error", self._onStreamError)
-        xmpp.add_event_handler("disconnected", self._onDisconnected)
-        xmpp.add_event_handler("message", self._onMessage)
 
     # -- what the test sees ----------------------------------------------
 
@@ -313,15 +377,15 @@ class Client:
         one), a stream error, a closed connection, or after L{TIMEOUT}.
         """
         loop = asyncio.get_running_loop()
-        self._login = loop.create_future()
+        self._pending = loop.create_future()
         port = self.server.directTLSPort if self.directTLS else self.server.starttlsPort
         self.xmpp.connect("127.0.0.1", port)
         try:
-            await asyncio.wait_for(self._login, TIMEOUT)
+            await asyncio.wait_for(self._pending, TIMEOUT)
         except asyncio.TimeoutError:
             raise LoginFailed("timeout", f"no session after {TIMEOUT} s") from None
         finally:
-            self._login = None
+            self._pending = None
             # No reconnection attempts behind the test's back.
             self.xmpp.cancel_connection_attempt()
         return self.jid
@@ -331,49 +395,16 @@ class Client:
         self.xmpp.send_message(mto=to, mbody=body, mtype=type)
 
     @_deferred
-    async def nextMessage(self) -> slixmpp.Message:
-        """The next message received (waits at most L{TIMEOUT})."""
-        return await asyncio.wait_for(self.messages.get(), TIMEOUT)
-
-    @_deferred
-    async def closedByServer(self):
-        """Fires with the list of stream error conditions once the connection is gone."""
-        await asyncio.wait_for(asyncio.shield(self._closed), TIMEOUT)
-        return self.streamErrors
-
-    @_deferred
     async def disconnect(self) -> None:
         """Close the stream as a client does, and wait until the connection is gone."""
         await self._disconnect()
 
-    async def _disconnect(self) -> None:
-        if self.connected:
-            # slixmpp sends </stream:stream>, waits up to 2 s for the
-            # server's, then aborts the connection.
-            self.xmpp.disconnect(wait=2.0)
-            await asyncio.wait_for(asyncio.shield(self._closed), TIMEOUT)
-
     @_deferred
     async def close(self) -> None:
         """Teardown: disconnect, and stop slixmpp's background send task."""
-        await self._disconnect()
-        self.xmpp.cancel_connection_attempt()
-        sender = self.xmpp._run_out_filters
-        if sender is not None and not sender.done():
-            sender.cancel()
-            await asyncio.wait([sender], timeout=TIMEOUT)
+        await self._close()
 
     # -- slixmpp events ----------------------------------------------------
-
-    def _settle(self, error: Exception | None = None) -> None:
-        if self._login is not None and not self._login.done():
-            if error is None:
-                self._login.set_result(None)
-            else:
-                self._login.set_exception(error)
-
-    def _onConnected(self, event) -> None:
-        self.connected = True
 
     def _onSessionStart(self, event) -> None:
         self.sessionStarted = True
@@ -384,19 +415,6 @@ class Client:
 
     def _onConnectionFailed(self, error) -> None:
         self._settle(LoginFailed("connection-failed", str(error)))
-
-    def _onStreamError(self, error) -> None:
-        self.streamErrors.append(error["condition"])
-        self._settle(LoginFailed(error["condition"], error["text"]))
-
-    def _onDisconnected(self, reason) -> None:
-        self.connected = False
-        self._settle(LoginFailed("disconnected", str(reason or "")))
-        if not self._closed.done():
-            self._closed.set_result(None)
-
-    def _onMessage(self, message) -> None:
-        self.messages.put_nowait(message)
 
 
 @pytest_twisted.async_yield_fixture

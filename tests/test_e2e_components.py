@@ -12,13 +12,13 @@ import pytest
 import pytest_twisted
 import slixmpp
 
-from tests.e2e import DOMAIN, TIMEOUT, LoginFailed, _deferred, sleep
+from tests.e2e import DOMAIN, TIMEOUT, LoginFailed, SlixmppPeer, _deferred, sleep
 
 COMPONENT = "echo." + DOMAIN
 SECRET = "the echo component's secret"
 
 
-class Component:
+class Component(SlixmppPeer):
     """
     A slixmpp component with bounded waits whose results are Deferreds;
     C{streamErrors} collects the conditions of the stream errors received.
@@ -29,80 +29,34 @@ class Component:
         self.port = port
         xmpp = slixmpp.ComponentXMPP(COMPONENT, secret)
         xmpp.whitespace_keepalive = False
-        self.xmpp = xmpp
+        self.watch(xmpp)
         self.echo = echo
-        self.streamErrors: list[str] = []
-        self.messages: asyncio.Queue = asyncio.Queue(maxsize=1000)
-        self.connected = False
-        loop = asyncio.get_running_loop()
-        self._started = loop.create_future()
-        self._closed = loop.create_future()
-        xmpp.add_event_handler("connected", self._onConnected)
+        self._pending = asyncio.get_running_loop().create_future()
         xmpp.add_event_handler("session_start", self._onSessionStart)
-        xmpp.add_event_handler("stream_error", self._onStreamError)
-        xmpp.add_event_handler("disconnected", self._onDisconnected)
-        xmpp.add_event_handler("message", self._onMessage)
 
     @_deferred
     async def connect(self) -> None:
         """Connect and hand-shake; fails with L{LoginFailed} when the server refuses."""
         self.xmpp.connect("127.0.0.1", self.port)
         try:
-            await asyncio.wait_for(asyncio.shield(self._started), TIMEOUT)
+            await asyncio.wait_for(asyncio.shield(self._pending), TIMEOUT)
         except asyncio.TimeoutError:
             raise LoginFailed("timeout", f"no handshake after {TIMEOUT} s") from None
         finally:
             self.xmpp.cancel_connection_attempt()
-
-    @_deferred
-    async def closedByServer(self) -> list[str]:
-        """Fires with the stream error conditions received, once the connection is gone."""
-        await asyncio.wait_for(asyncio.shield(self._closed), TIMEOUT)
-        return self.streamErrors
-
-    @_deferred
-    async def nextMessage(self) -> slixmpp.Message:
-        return await asyncio.wait_for(self.messages.get(), TIMEOUT)
 
     def send(self, to: str, body: str, sender: str) -> None:
         self.xmpp.send_message(mto=to, mbody=body, mfrom=sender)
 
     async def close(self) -> None:
         """Teardown: close the stream, stop slixmpp's background send task."""
-        if self.connected:
-            self.xmpp.disconnect(wait=2.0)
-            await asyncio.wait_for(asyncio.shield(self._closed), TIMEOUT)
-        self.xmpp.cancel_connection_attempt()
-        sender = self.xmpp._run_out_filters
-        if sender is not None and not sender.done():
-            sender.cancel()
-            await asyncio.wait([sender], timeout=TIMEOUT)
-
-    def _settle(self, error: Exception | None = None) -> None:
-        if not self._started.done():
-            if error is None:
-                self._started.set_result(None)
-            else:
-                self._started.set_exception(error)
-
-    def _onConnected(self, event) -> None:
-        self.connected = True
+        await self._close()
 
     def _onSessionStart(self, event) -> None:
         self._settle()
 
-    def _onStreamError(self, error) -> None:
-        self.streamErrors.append(error["condition"])
-        self._settle(LoginFailed(error["condition"], error["text"]))
-
-    def _onDisconnected(self, reason) -> None:
-        self.connected = False
-        self._settle(LoginFailed("disconnected", str(reason or "")))
-        if not self._closed.done():
-            self._closed.set_result(None)
-
     def _onMessage(self, message) -> None:
-        self.messages.put_nowait(message)
+        SlixmppPeer._onMessage(self, message)
         if self.echo:
             self.xmpp.send_message(mto=message["from"], mfrom=message["to"],
                                    mbody="echo: " + message["body"], mtype=message["type"])
