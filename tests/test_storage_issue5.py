@@ -502,12 +502,14 @@ async def test_sqliteOfflineAndArchiveSurviveReopen(tmp_path):
         await second.close()
 
 
-@pytest_twisted.ensureDeferred
-async def test_sqliteMigratesFromVersion2(tmp_path):
-    """A file of schema version 2 is upgraded on opening, keeping its accounts and rosters."""
-    path = tmp_path / "xmppd.sqlite"
+def oldDatabase(path, version: int) -> sqlite3.Connection:
+    """
+    A database file of an earlier schema C{version}, as that release left
+    it, holding romeo with Juliet in his roster (version 4); the caller adds
+    rows of its own and closes the connection.
+    """
     connection = sqlite3.connect(path, isolation_level=None)
-    for step in sqliteModule.MIGRATIONS[:2]:
+    for step in sqliteModule.MIGRATIONS[:version]:
         for statement in step:
             connection.execute(statement)
     connection.execute("INSERT INTO users VALUES ('romeo', ?)", (DOMAIN,))
@@ -515,9 +517,17 @@ async def test_sqliteMigratesFromVersion2(tmp_path):
         "INSERT INTO roster_items VALUES ('romeo', ?, ?, 'Juliet', 'both', 0, '[]', 0, 0, NULL)",
         (DOMAIN, JULIET))
     connection.execute("INSERT INTO roster_versions VALUES ('romeo', ?, 4)", (DOMAIN,))
+    connection.execute("PRAGMA user_version = %d" % version)
+    return connection
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteMigratesFromVersion2(tmp_path):
+    """A file of schema version 2 is upgraded on opening, keeping its accounts and rosters."""
+    path = tmp_path / "xmppd.sqlite"
+    connection = oldDatabase(path, 2)
     connection.execute("INSERT INTO account_data VALUES ('romeo', ?, 'vcard', '<vCard/>')",
                        (DOMAIN,))
-    connection.execute("PRAGMA user_version = 2")
     connection.close()
 
     store = await _openSQLite(path)

@@ -17,7 +17,7 @@ from zope.interface.verify import verifyObject
 
 from tests import test_storage
 from tests.test_storage import CREDENTIALS, DOMAIN
-from tests.test_storage_issue5 import JULIET, _ids, _message
+from tests.test_storage_issue5 import JULIET, _ids, _message, oldDatabase
 from xmppd.storage import MemoryStorage, SQLiteStorage, StorageError
 from xmppd.storage import sqlite as sqliteModule
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IRoomStore, IStorage,
@@ -267,20 +267,11 @@ async def test_sqliteRoomsSurviveReopen(tmp_path):
 async def test_sqliteMigratesFromVersion3(tmp_path):
     """A file of schema version 3 gains the room tables on opening, keeping all its data."""
     path = tmp_path / "xmppd.sqlite"
-    connection = sqlite3.connect(path, isolation_level=None)
-    for step in sqliteModule.MIGRATIONS[:3]:
-        for statement in step:
-            connection.execute(statement)
-    connection.execute("INSERT INTO users VALUES ('romeo', ?)", (DOMAIN,))
-    connection.execute(
-        "INSERT INTO roster_items VALUES ('romeo', ?, ?, 'Juliet', 'both', 0, '[]', 0, 0, NULL)",
-        (DOMAIN, JULIET))
-    connection.execute("INSERT INTO roster_versions VALUES ('romeo', ?, 4)", (DOMAIN,))
+    connection = oldDatabase(path, 3)
     connection.execute("INSERT INTO offline_messages (username, domain, xml, stamp)"
                        " VALUES ('romeo', ?, '<message/>', 5.0)", (DOMAIN,))
     connection.execute("INSERT INTO archive (username, domain, id, stamp, peer, xml)"
                        " VALUES ('romeo', ?, 'a1', 6.0, ?, '<m/>')", (DOMAIN, JULIET))
-    connection.execute("PRAGMA user_version = 3")
     connection.close()
 
     store = await _openSQLite(path)
