@@ -19,12 +19,13 @@ from twisted.words.xish import domish
 from twisted.words.xish.domish import escapeToXml
 
 from xmppd.c2s import serialize
+from xmppd.jid import parseJID
 
 
 class Prepared:
     """A stanza (with C{from}, without C{to}) ready to go to many recipients."""
 
-    __slots__ = ("element", "head", "tail")
+    __slots__ = ("element", "head", "tail", "sender")
 
     def __init__(self, element: domish.Element):
         if "to" in element.attributes:
@@ -34,6 +35,8 @@ class Prepared:
             copy.children = element.children
             element = copy
         self.element = element
+        #: The parsed C{from}, once for every recipient (blocking asks for it).
+        self.sender = parseJID(element["from"])
         text = serialize(element)
         cut = len(element.name) + 1
         self.head = text[:cut]

@@ -166,7 +166,8 @@ class LocalDomain(service.Service):
     def deliverPrepared(self, recipient, prepared) -> None:
         """
         Deliver a stanza serialized once for many recipients (a
-        L{muc.broadcast.Prepared}) to the full JID C{recipient}.  A bound
+        L{muc.broadcast.Prepared}: C{element}, its parsed C{sender},
+        C{textFor} and C{elementFor}) to the full JID C{recipient}.  A bound
         session gets the text as it is, unless a C{"stanza/prepared"} hook
         (blocking) asks for the full path; then, and when no session is
         bound, the stanza takes the same way as any other.
@@ -175,8 +176,7 @@ class LocalDomain(service.Service):
         if session is not None:
             if not self.hooks.has("stanza/prepared") or not self.hooks.fire(
                     "stanza/prepared",
-                    StanzaEvent(prepared.element, parseJID(prepared.element["from"]),
-                                recipient, self)):
+                    StanzaEvent(prepared.element, prepared.sender, recipient, self)):
                 session.send(StanzaText(prepared.textFor(recipient.full())))
                 return
         self.deliver(prepared.elementFor(recipient.full()))
