@@ -24,8 +24,8 @@ from tests.helpers import parse
 from tests.streamhelpers import FakeTransport, Reply
 from tests.test_components import COMPONENT, DOMAIN, SECRET, Harness
 from xmppd.componentclient import ComponentClient, ComponentConnection
-from xmppd.components import NS_COMPONENT, ComponentStreamBase
 from xmppd.stanzas import NS_CLIENT
+from xmppd.streambase import NS_COMPONENT, StreamBase
 
 #: The longest any wait on the real reactor may take, in seconds.
 TIMEOUT = 10.0
@@ -127,7 +127,7 @@ def makeClient(endpoints, service=None, **kwargs):
 def logged(monkeypatch):
     events = []
     logger = Logger(observer=events.append)
-    monkeypatch.setattr(ComponentStreamBase, "log", logger)
+    monkeypatch.setattr(StreamBase, "log", logger)
     monkeypatch.setattr(ComponentClient, "log", logger)
     return events
 

@@ -16,13 +16,13 @@ from zope.interface import implementer
 
 from tests.helpers import parse, toml
 from tests.streamhelpers import FakeTransport, Reply, Wire, header
-from xmppd.components import (NS_COMPONENT, ComponentService, ComponentStreamBase,
-                              handshakeDigest, toClientNamespace)
+from xmppd.components import ComponentService, handshakeDigest
 from xmppd.config import ConfigError, loadConfig
 from xmppd.listeners import ListenError
 from xmppd.router import IRoute
 from xmppd.server import XMPPServer
 from xmppd.stanzas import NS_CLIENT
+from xmppd.streambase import NS_COMPONENT, StreamBase, toClientNamespace
 from xmppd.tap import makeService
 from xmppd.xmlparser import PARSE_SLICE
 
@@ -121,7 +121,7 @@ def logged(monkeypatch):
     """The events logged by component streams and the service."""
     events = []
     logger = Logger(observer=events.append)
-    monkeypatch.setattr(ComponentStreamBase, "log", logger)
+    monkeypatch.setattr(StreamBase, "log", logger)
     monkeypatch.setattr(ComponentService, "log", logger)
     return events
 

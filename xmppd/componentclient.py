@@ -42,9 +42,9 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.c2s import serialize
-from xmppd.components import (ComponentStreamBase, StreamLimits,
-                              handshakeDigest)
+from xmppd.components import handshakeDigest
 from xmppd.jid import InvalidJID, prepDomainpart
+from xmppd.streambase import StreamBase, StreamLimits
 
 #: Stanzas kept while no connection is up.
 QUEUE_SIZE = 10000
@@ -54,15 +54,15 @@ QUEUE_SIZE = 10000
 CLIENT_LIMITS = StreamLimits(negotiationTimeout=30.0)
 
 
-class ComponentConnection(ComponentStreamBase):
+class ComponentConnection(StreamBase):
     """One connection of a L{ComponentClient} to a server."""
 
     def __init__(self, client: "ComponentClient"):
-        ComponentStreamBase.__init__(self, client.domain, client.clock, client.limits)
+        StreamBase.__init__(self, client.domain, client.clock, client.limits)
         self.client = client
 
     def connectionMade(self) -> None:
-        ComponentStreamBase.connectionMade(self)
+        StreamBase.connectionMade(self)
         self.sendHeader()
 
     def sendHeader(self) -> None:

@@ -2,7 +2,7 @@
 """
 What both directions of a server-to-server stream share (RFC 6120 §4).
 
-L{S2SStream} builds on L{xmppd.components.ComponentStreamBase}: the
+L{S2SStream} builds on L{xmppd.streambase.StreamBase}: the
 hardened parser, the negotiation deadline, the bound on what is queued for
 a peer that does not read, and stream errors that end in a clean close.  It
 adds the C{jabber:server} header with the dialback prefix declared
@@ -33,7 +33,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
 from xmppd.c2s import streamErrorElement
-from xmppd.components import ComponentStreamBase, StreamLimits
+from xmppd.streambase import StreamBase, StreamLimits, toClientNamespace
 from xmppd.jid import InvalidJID, parseJID
 from xmppd.s2s.dialback import NS_DIALBACK, keyMatches, verifyElement
 from xmppd.stanzas import NS_CLIENT, NS_SERVER, errorReply, iqProblem
@@ -50,29 +50,13 @@ PREFIXES = {NS_STREAMS: "stream", NS_DIALBACK: "db"}
 PREFIXES_IN_SCOPE = ["stream", "db"]
 
 __all__ = ["NS_BIDI", "NS_BIDI_FEATURE", "NS_SASL", "NS_TLS", "PREFIXES", "S2SStream",
-           "StreamLimits", "domainOf", "serialize", "toClientNamespace"]
+           "StreamLimits", "domainOf", "serialize"]
 
 
 def serialize(element: domish.Element) -> str:
     """An element as an s2s stream writes it (stanzas without a namespace, C{db:} prefixed)."""
     return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
                          prefixesInScope=PREFIXES_IN_SCOPE)
-
-
-def toClientNamespace(stanza: domish.Element) -> None:
-    """
-    Rewrite, in place, every element of C{stanza} in C{jabber:server} (the
-    stanza and the children inheriting its namespace) into C{jabber:client}.
-    """
-    pending = [stanza]
-    while pending:
-        element = pending.pop()
-        if element.uri == NS_SERVER:
-            element.uri = NS_CLIENT
-        if element.defaultUri == NS_SERVER:
-            element.defaultUri = NS_CLIENT
-        pending.extend(child for child in element.children
-                       if isinstance(child, domish.Element))
 
 
 def domainOf(text: str | None) -> str | None:
@@ -88,7 +72,7 @@ def domainOf(text: str | None) -> str | None:
     return jid.host
 
 
-class S2SStream(ComponentStreamBase):
+class S2SStream(StreamBase):
     """
     One server-to-server stream, either direction.  Subclasses set
     C{direction} (C{"in"} or C{"out"}), C{elements} ((namespace, name) ->
@@ -102,7 +86,7 @@ class S2SStream(ComponentStreamBase):
     requireVersion = True
 
     def __init__(self, service, secure: bool = False):
-        ComponentStreamBase.__init__(self, None, service.clock, service.limits)
+        StreamBase.__init__(self, None, service.clock, service.limits)
         self.service = service
         #: Whether TLS protects the stream (STARTTLS done, or direct TLS).
         self.secure = secure
@@ -195,7 +179,7 @@ class S2SStream(ComponentStreamBase):
         """Write as the base does, and count it as activity (see the idle close)."""
         if not self.closing:
             self.lastActivity = self.clock.seconds()
-        ComponentStreamBase.send(self, obj)
+        StreamBase.send(self, obj)
 
     def writeHeader(self, attributes: str) -> None:
         self.transport.write(
@@ -262,7 +246,7 @@ class S2SStream(ComponentStreamBase):
             ours = sorted(local for local, remote in pairs if remote == sender.host)
             if not ours:
                 return self.refuseSender(sent, to)
-            toClientNamespace(stanza)
+            toClientNamespace(stanza, NS_SERVER)
             answer = errorReply(stanza, "jid-malformed")
             if answer is not None:
                 # From the domain the peer authenticated for us with.
@@ -276,7 +260,7 @@ class S2SStream(ComponentStreamBase):
             return self.streamError("host-unknown")
         if (recipient.host, sender.host) not in pairs:
             return self.refuseSender(sent, to)
-        toClientNamespace(stanza)
+        toClientNamespace(stanza, NS_SERVER)
         stanza["from"] = sender.full()
         stanza["to"] = recipient.full()
         if stanza.name == "iq" and not self.validIQ(stanza):
