@@ -19,7 +19,7 @@ from muc import roles
 from muc.protocol import (
     NS_MUC_ADMIN, STATUS_AFFILIATION_CHANGED, STATUS_BANNED, STATUS_KICKED, element,
     itemElement)
-from xmppd.jid import InvalidJID, parseJID
+from xmppd.core.jid import InvalidJID, parseJID
 
 
 class AdminError(Exception):

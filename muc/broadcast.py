@@ -7,7 +7,7 @@ A room message to N occupants differs per recipient only in its C{to}.
 L{Prepared} serializes the stanza once without C{to} and splices each
 recipient's address in as text.  Recipients with a session on a served
 domain of this node get that text straight from the domain
-(L{xmppd.local.LocalDomain.deliverPrepared}, which still lets blocking
+(L{xmppd.core.local.LocalDomain.deliverPrepared}, which still lets blocking
 object); everyone else (remote occupants, or every occupant when the service
 runs as an external component) gets an element through the router like any
 other stanza: a shallow copy sharing the children, never a deep one.
@@ -18,8 +18,8 @@ from __future__ import annotations
 from twisted.words.xish import domish
 from twisted.words.xish.domish import escapeToXml
 
-from xmppd.c2s import serialize
-from xmppd.jid import parseJID
+from xmppd.c2s.stream import serialize
+from xmppd.core.jid import parseJID
 
 
 class Prepared:

@@ -24,9 +24,9 @@ from twisted.internet import defer
 from twisted.logger import Logger
 
 from muc.service import MUCService, mucDomainOf
-from xmppd.componentclient import ComponentClient
+from xmppd.components.client import ComponentClient
 from xmppd.config import ConfigError
-from xmppd.server import loadSecret
+from xmppd.core.server import loadSecret
 from xmppd.storage import makeStorage
 from xmppd.storage.service import StorageService
 

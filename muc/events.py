@@ -2,7 +2,7 @@
 """
 The hooks a room fires at its decision points, and their payloads.  Room
 options (L{muc.features}) subscribe on the MUC service's own
-L{xmppd.hooks.Hooks} (C{service.hooks}), so a room option never touches the
+L{xmppd.core.hooks.Hooks} (C{service.hooks}), so a room option never touches the
 room model's code.
 
 Vetoes (C{fire}; a callback returns an L{Refusal} to refuse, C{None} to let

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from muc.protocol import NS_CONFERENCE, NS_MUC_USER, element
 from muc.events import MessageEvent
-from xmppd.jid import InvalidJID, parseJID
+from xmppd.core.jid import InvalidJID, parseJID
 
 
 def onUserX(room, stanza, sender, x) -> None:

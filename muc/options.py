@@ -137,7 +137,7 @@ class JIDListOption(Option):
                                values=list(value or ()))
 
     def parse(self, values, settings):
-        from xmppd.jid import InvalidJID, parseJID
+        from xmppd.core.jid import InvalidJID, parseJID
         jids = []
         for value in values:
             if not value.strip():

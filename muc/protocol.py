@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppd.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = NS_MUC + "#user"

@@ -14,7 +14,7 @@ from wokkel import data_form
 
 from muc.admin import requesterAffiliation, setAffiliation
 from muc.protocol import NS_DATA, NS_MUC_REGISTER, NS_REGISTER, child, element
-from xmppd.jid import InvalidJID, prepResourcepart
+from xmppd.core.jid import InvalidJID, prepResourcepart
 
 
 def onRegisterIQ(room, iq, query, sender) -> None:

@@ -53,8 +53,8 @@ from muc.protocol import (
     NS_DELAY, NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_PING, STATUS_CREATED,
     STATUS_ERROR_REMOVED, STATUS_LOGGING, STATUS_NICK_ASSIGNED, STATUS_NICK_CHANGED,
     STATUS_NON_ANONYMOUS, STATUS_SELF, child, element, itemElement, userX)
-from xmppd.jid import InvalidJID, makeJID, prepResourcepart
-from xmppd.stanzas import errorReply
+from xmppd.core.jid import InvalidJID, makeJID, prepResourcepart
+from xmppd.core.stanzas import errorReply
 
 #: Error conditions that mean a device is gone: its occupant leaves (status 333).
 GONE_CONDITIONS = frozenset((

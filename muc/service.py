@@ -36,10 +36,10 @@ from __future__ import annotations
 # xmppd before wokkel: importing the package applies the shim that lets
 # wokkel import on current Twisted (xmppd._compat), even when this module is
 # the first one loaded (the external component).
-from xmppd.hooks import Hooks
-from xmppd.jid import InvalidJID, makeJID, parseJID, prepLocalpart
-from xmppd.router import IRoute
-from xmppd.stanzas import errorReply
+from xmppd.core.hooks import Hooks
+from xmppd.core.jid import InvalidJID, makeJID, parseJID, prepLocalpart
+from xmppd.core.router import IRoute
+from xmppd.core.stanzas import errorReply
 
 from twisted.application import service
 from twisted.internet import defer

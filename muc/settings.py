@@ -12,7 +12,7 @@ from typing import Any
 
 from xmppd.config import (ConfigError, boolean, choice, describe, integer, number, option,
                           section, string)
-from xmppd.jid import InvalidJID, parseJID
+from xmppd.core.jid import InvalidJID, parseJID
 
 
 def domainTemplate() -> Any:

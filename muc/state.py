@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 
-from xmppd.mamquery import parseStored
+from xmppd.features.mam.query import parseStored
 
 VERSION = 1
 

@@ -6,7 +6,7 @@ resource, delivered when one comes online, each exactly once.
 Built only on hooks (STYLE example B); message delivery never imports this
 package.
 
-Storing (hook C{"message/offline"}, fired by L{xmppd.messages} once the
+Storing (hook C{"message/offline"}, fired by L{xmppd.features.messages} once the
 account is known to exist and no resource takes the message, RFC 6121
 §8.5.2.2.1): a message L{offline.policy.shouldStore} accepts is serialized
 as it arrived (no C{<delay/>} yet) and appended to C{storage.offline}.  The
@@ -63,7 +63,7 @@ before the presence is not left behind.
 
 Imported messages: C{xmppctl import} leaves an account's offline messages
 under the account-data key C{"offline-import"} (see
-L{xmppd.portability}); the first delivery after that moves them into the
+L{xmppd.cli.portability}); the first delivery after that moves them into the
 offline store (in order, outside the quota), deletes the key, and delivers
 them with the rest.  A message without a C{<delay/>} of its own is stamped
 with the time of that move.
@@ -91,18 +91,18 @@ from zope.interface import implementer
 
 from offline.policy import NS_DELAY, shouldStore
 from xmppd.config import integer, option, section
-from xmppd.events import AccountEvent, StanzaEvent
-from xmppd.jid import InvalidJID, parseJID
-from xmppd.presence import copyStanza, priorityOf
-from xmppd.privatexml import parseStored
-from xmppd.stanzas import NS_CLIENT, hold
+from xmppd.core.events import AccountEvent, StanzaEvent
+from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.features.presence import copyStanza, priorityOf
+from xmppd.features.private import parseStored
+from xmppd.core.stanzas import NS_CLIENT, hold
 from xmppd.storage.interfaces import NoSuchUser, OfflineMessage
 
 #: XEP-0160 §4: the disco feature of a server that stores offline messages.
 NS_MSGOFFLINE = "msgoffline"
 
 #: The account-data key C{xmppctl import} leaves offline messages under
-#: (L{xmppd.portability.OFFLINE_IMPORT_KEY}; not imported from there, which
+#: (L{xmppd.cli.portability.OFFLINE_IMPORT_KEY}; not imported from there, which
 #: would load the command-line tool into the server).
 OFFLINE_IMPORT_KEY = "offline-import"
 

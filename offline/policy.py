@@ -39,8 +39,8 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppd.messages import messageType
-from xmppd.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.features.messages import messageType
+from xmppd.core.stanzas import NS_CLIENT, NS_SERVER
 
 NS_HINTS = "urn:xmpp:hints"
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"

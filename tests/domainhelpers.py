@@ -12,11 +12,11 @@ from twisted.words.xish import domish
 
 from tests.helpers import parse, toml as _toml
 from xmppd.config import loadConfig
-from xmppd.events import OutgoingEvent
-from xmppd.jid import parseJID
-from xmppd.local import LocalDomain
-from xmppd.scram import makeCredentials
-from xmppd.server import XMPPServer
+from xmppd.core.events import OutgoingEvent
+from xmppd.core.jid import parseJID
+from xmppd.core.local import LocalDomain
+from xmppd.core.scram import makeCredentials
+from xmppd.core.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
 

@@ -57,10 +57,10 @@ from twisted.internet import defer
 from twisted.internet.task import deferLater
 from twisted.internet.utils import getProcessOutputAndValue
 
-from xmppd import ctl
+from xmppd.cli import ctl
 from xmppd.config import loadConfig
 from xmppd.tap import makeService
-from xmppd.tls import SELF_SIGNED_CERT, SELF_SIGNED_DIR
+from xmppd.stream.tls import SELF_SIGNED_CERT, SELF_SIGNED_DIR
 from tests.helpers import toml as _toml
 
 #: The longest any single wait may take, in seconds.
@@ -198,7 +198,7 @@ class Server:
         env = dict(os.environ)
         env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
         d = getProcessOutputAndValue(
-            sys.executable, ["-m", "xmppd.ctl", "--config", str(self.configPath), *argv],
+            sys.executable, ["-m", "xmppd.cli.ctl", "--config", str(self.configPath), *argv],
             env=env, path=str(self.directory), reactor=reactor())
         out, err, status = await d.addTimeout(TIMEOUT, reactor())
         return CtlResult(status, out.decode("utf-8"), err.decode("utf-8"))
@@ -207,7 +207,7 @@ class Server:
                       domain: str | None = None) -> None:
         """
         What C{xmppctl adduser user@<domain>} does, run in this process
-        (the command's own parser and L{xmppd.ctl.runCommand} on this node's
+        (the command's own parser and L{xmppd.cli.ctl.runCommand} on this node's
         configuration file) so a test does not pay ~0.3 s for a new Python;
         tests about C{xmppctl} itself use L{xmppctl}.  The password defaults
         to L{password}, the domain to the node's first.

@@ -15,7 +15,7 @@ from twisted.words.xish import domish
 from muc.service import MUCService
 from muc.settings import MUCConfig
 from tests.helpers import parse
-from xmppd.router import Router
+from xmppd.core.router import Router
 from xmppd.storage.memory import MemoryStorage
 
 SERVICE = "conference.example.org"

@@ -19,9 +19,9 @@ from twisted.words.xish import domish
 from zope.interface import implementer
 
 from tests.streamhelpers import DOMAIN, PASSWORDS, Node
-from xmppd.local import LocalDomain
-from xmppd.router import IRoute
-from xmppd.scram import makeCredentials
+from xmppd.core.local import LocalDomain
+from xmppd.core.router import IRoute
+from xmppd.core.scram import makeCredentials
 from xmppd.storage.interfaces import RosterItem
 
 __all__ = ["DOMAIN", "REMOTE", "IMClient", "IMNode", "RemoteServer", "RosterItem"]

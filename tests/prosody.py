@@ -21,7 +21,7 @@ leaves the machine.  Without it, Prosody asks the system's resolver.
 L{Prosody.close} stops both.
 
 Accounts are made with C{prosodyctl register}, as an operator would, and
-the certificate is one L{xmppd.tls.generateSelfSigned} makes for Prosody's
+the certificate is one L{xmppd.stream.tls.generateSelfSigned} makes for Prosody's
 domain: its clients (L{tests.e2e.Client}) and other servers do not verify
 it.
 """
@@ -40,7 +40,7 @@ from twisted.names import common, dns, server
 from twisted.names import error as dnsError
 
 from tests.e2e import TIMEOUT, Client, password, reactor, sleep
-from xmppd.tls import generateSelfSigned
+from xmppd.stream.tls import generateSelfSigned
 
 #: Seconds Prosody has to exit after SIGTERM before it is killed.
 STOP_TIMEOUT = 5.0

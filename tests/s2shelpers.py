@@ -24,14 +24,14 @@ from zope.interface import implementer
 from tests.helpers import parse, toml
 from tests.streamhelpers import FakeTransport, Reply, Wire
 from xmppd.config import loadConfig
-from xmppd.router import IRoute
+from xmppd.core.router import IRoute
 from xmppd.s2s.dialback import NS_DIALBACK
 from xmppd.s2s.incoming import IncomingFactory
 from xmppd.s2s.outgoing import OutgoingFactory
 from xmppd.s2s.service import S2SService
 from xmppd.s2s.streams import NS_SASL, NS_TLS
 from xmppd.s2s.verify import CertificateCheck
-from xmppd.server import XMPPServer
+from xmppd.core.server import XMPPServer
 
 DOMAIN = "example.org"
 OTHER_LOCAL = "chat.example.org"

@@ -13,8 +13,8 @@ from types import MappingProxyType
 from twisted.words.xish import domish
 
 from tests.streamhelpers import DOMAIN, Node
-from xmppd.local import LocalDomain
-from xmppd.sm import NS_SM, StreamManagementHandler
+from xmppd.core.local import LocalDomain
+from xmppd.features.sm import NS_SM, StreamManagementHandler
 
 __all__ = ["DOMAIN", "NS_SM", "SMClient", "SMNode"]
 

@@ -11,12 +11,12 @@ from twisted.internet.task import Clock
 from twisted.words.xish import domish
 
 from xmppd.config import loadConfig
-from xmppd.jid import parseJID
-from xmppd.local import LocalDomain
-from xmppd.server import XMPPServer
+from xmppd.core.jid import parseJID
+from xmppd.core.local import LocalDomain
+from xmppd.core.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
-from xmppd.stanzas import NS_STANZAS
+from xmppd.core.stanzas import NS_STANZAS
 from tests.helpers import parse
 
 

@@ -20,13 +20,13 @@ from twisted.internet.testing import StringTransport
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-from xmppd.listeners import C2SFactory
+from xmppd.c2s.listeners import C2SFactory
 from xmppd.config import loadConfig
-from xmppd.limits import AuthFailureTracker, PeerCounter
-from xmppd.local import LocalDomain
-from xmppd.negotiation import NS_BIND, NS_SASL, NS_SESSION, NS_TLS
-from xmppd.scram import makeCredentials
-from xmppd.server import XMPPServer
+from xmppd.stream.limits import AuthFailureTracker, PeerCounter
+from xmppd.core.local import LocalDomain
+from xmppd.c2s.negotiation import NS_BIND, NS_SASL, NS_SESSION, NS_TLS
+from xmppd.core.scram import makeCredentials
+from xmppd.core.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
 from tests.helpers import toml as _toml

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.accountcache}: per-account values read from account data,
+Tests for L{xmppd.core.accountcache}: per-account values read from account data,
 kept while the account has a session and in a bounded cache otherwise.
 """
 
@@ -9,12 +9,12 @@ from types import SimpleNamespace
 from twisted.internet import defer
 from twisted.logger import Logger
 
-from xmppd.accountcache import AccountDataCache
-from xmppd.events import AccountEvent
-from xmppd.hooks import Hooks
-from xmppd.jid import parseJID
-from xmppd.scram import makeCredentials
-from xmppd.sessions import SessionManager
+from xmppd.core.accountcache import AccountDataCache
+from xmppd.core.events import AccountEvent
+from xmppd.core.hooks import Hooks
+from xmppd.core.jid import parseJID
+from xmppd.core.scram import makeCredentials
+from xmppd.core.sessions import SessionManager
 from xmppd.storage.memory import MemoryStorage
 
 DOMAIN = "example.org"

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.admin}, the local admin socket, and C{xmppctl
+Tests for L{xmppd.admin.service}, the local admin socket, and C{xmppctl
 connections}: the protocol over a real UNIX socket in C{tmp_path} with the
 real reactor, what happens to a socket file left behind or held by another
 node, and the command against a running node with a component connected.
@@ -22,11 +22,11 @@ from twisted.internet.testing import StringTransport
 from twisted.logger import formatEvent, globalLogPublisher
 from twisted.protocols.basic import LineOnlyReceiver
 
-from xmppd import admin
-from xmppd.componentclient import ComponentClient
+from xmppd.admin import service as admin
+from xmppd.components.client import ComponentClient
 from xmppd.config import ConfigError, loadConfig
-from xmppd.jid import parseJID
-from xmppd.server import XMPPServer
+from xmppd.core.jid import parseJID
+from xmppd.core.server import XMPPServer
 from tests.e2e import DOMAIN, TIMEOUT, reactor, writeConfig
 
 COMPONENT = "echo." + DOMAIN

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.blocking}: XEP-0191 block lists, their pushes, and what
+Tests for L{xmppd.features.blocking}: XEP-0191 block lists, their pushes, and what
 blocked JIDs can no longer do, with clients on in-memory streams.
 """
 
@@ -10,10 +10,10 @@ from twisted.internet import defer
 from twisted.words.protocols.jabber.jid import JID
 
 from tests.streamhelpers import DOMAIN, Node
-from xmppd import blocking
-from xmppd.blocking import NS_BLOCKING, NS_BLOCKING_ERRORS, isBlocked
-from xmppd.events import AccountEvent
-from xmppd.jid import parseJID
+from xmppd.features import blocking
+from xmppd.features.blocking import NS_BLOCKING, NS_BLOCKING_ERRORS, isBlocked
+from xmppd.core.events import AccountEvent
+from xmppd.core.jid import parseJID
 from xmppd.storage.interfaces import RosterItem
 
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
@@ -517,7 +517,7 @@ def test_roomFanoutRespectsBlocking(tmp_path):
     from muc.broadcast import Prepared
     from tests.domainhelpers import Domain
     from tests.helpers import parse
-    from xmppd.stanzas import StanzaText
+    from xmppd.core.stanzas import StanzaText
 
     world = Domain(tmp_path, features=("messages", "blocking"))
     world.storage.accountData.set("juliet", "example.org", "blocklist",
@@ -540,7 +540,7 @@ def test_blockCoversWhatLeavesForAnotherDomain(tmp_path):
     """Presence the server sends for a user to a blocked contact on another domain is stopped."""
     from tests.domainhelpers import Domain
     from tests.helpers import parse
-    from xmppd.local import LocalDomain
+    from xmppd.core.local import LocalDomain
 
     world = Domain(tmp_path, features=("messages", "blocking"))
     LocalDomain("other.example", world.server, features=("messages",)).startService()

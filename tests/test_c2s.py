@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.c2s} and L{xmppd.negotiation}: client streams driven byte by
+Tests for L{xmppd.c2s.stream} and L{xmppd.c2s.negotiation}: client streams driven byte by
 byte over a L{StringTransport}, as a client would see them (RFC 6120 §4-§8).
 """
 
@@ -16,8 +16,8 @@ from twisted.test.iosim import FakeTransport, connectedServerAndClient
 from tests.streamhelpers import (DOMAIN, NS_BIND, NS_SASL, NS_SESSION, NS_TLS, PASSWORDS,
                                  TLS_CONTEXT, Node, header, plain)
 from tests.test_sasl import clientProof
-from xmppd import tls
-from xmppd.xmlparser import PARSE_SLICE
+from xmppd.stream import tls
+from xmppd.stream.xmlparser import PARSE_SLICE
 
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
@@ -963,7 +963,7 @@ def test_verboseTrafficLog(tmp_path):
     """With log.verbose, every element in and out is logged with the stream's serial, passwords never."""
     from twisted.logger import formatEvent
 
-    from xmppd.traffic import TrafficLog
+    from xmppd.stream.traffic import TrafficLog
     events = []
     node = Node(tmp_path, verbose=True)
     node.server.traffic.log = Logger(observer=events.append, namespace="traffic")
@@ -989,7 +989,7 @@ def test_quietByDefault(node):
 
 def test_trafficLogHidesRegistrationPasswords():
     """The traffic log never shows the password of an in-band registration or password change."""
-    from xmppd.traffic import redacted
+    from xmppd.stream.traffic import redacted
     from tests.test_router import parse
     element = parse("<iq type='set' id='r1'><query xmlns='jabber:iq:register'>"
                            "<username>bill</username><password>Calliope</password></query></iq>")

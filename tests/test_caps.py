@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.caps}: the server's XEP-0115 verification string, its
+Tests for L{xmppd.features.caps}: the server's XEP-0115 verification string, its
 stream feature, and the disco#info answer for its node#ver.
 """
 
@@ -11,9 +11,9 @@ from wokkel.data_form import Field, Form
 from wokkel.disco import DiscoFeature, DiscoIdentity
 
 from tests.domainhelpers import Domain, errorCondition
-from xmppd.caps import NODE, NS_CAPS, CapsHandler, capsHash, verificationString
-from xmppd.disco import NS_DISCO_INFO
-from xmppd.events import FeaturesEvent
+from xmppd.features.caps import NODE, NS_CAPS, CapsHandler, capsHash, verificationString
+from xmppd.features.disco import NS_DISCO_INFO
+from xmppd.core.events import FeaturesEvent
 
 ROMEO = "romeo@example.org/orchard"
 FEATURES = ["http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info",
@@ -138,7 +138,7 @@ def test_verComputedOnce(tmp_path, monkeypatch):
     domain = Domain(tmp_path, features=("disco", "caps"))
     handler = domain.handler(CapsHandler)
     first = offered(domain)[0]["ver"]
-    monkeypatch.setattr("xmppd.caps.capsHash", lambda info: "recomputed")
+    monkeypatch.setattr("xmppd.features.caps.capsHash", lambda info: "recomputed")
 
     assert offered(domain)[0]["ver"] == first == handler.ver
 
@@ -146,7 +146,8 @@ def test_verComputedOnce(tmp_path, monkeypatch):
 def test_streamOffersCaps(tmp_path):
     """Over a real client stream, the features after the header include the server's caps."""
     from tests.streamhelpers import DOMAIN, Node
-    from xmppd import caps, disco
+    from xmppd.features import caps
+    from xmppd.features import disco
     node = Node(tmp_path)
     local = node.server.router.routes[DOMAIN]
     local.addHandler(disco.makeHandler(local))

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.carbons}: XEP-0280 message carbons, with the XEP's
+Tests for L{xmppd.features.carbons}: XEP-0280 message carbons, with the XEP's
 examples as XML literals fed to one in-memory domain, and client sessions on
 recording streams.
 """
@@ -9,8 +9,8 @@ from twisted.words.xish import domish
 
 from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
-from xmppd.carbons import NS_CARBONS, NS_FORWARD, CarbonsHandler, cloneStanza
-from xmppd.jid import makeJID, parseJID
+from xmppd.features.carbons import NS_CARBONS, NS_FORWARD, CarbonsHandler, cloneStanza
+from xmppd.core.jid import makeJID, parseJID
 
 ROMEO = "romeo@%s" % DOMAIN
 JULIET = "juliet@%s" % DOMAIN

@@ -1,7 +1,7 @@
 """
-Tests for L{xmppd.componentclient}: a service run as an external component,
+Tests for L{xmppd.components.client}: a service run as an external component,
 first against a scripted server over a L{StringTransport} with time from a
-L{Clock}, then against L{xmppd.components.ComponentService} on a loopback
+L{Clock}, then against L{xmppd.components.server.ComponentService} on a loopback
 port with the real reactor.
 """
 
@@ -23,9 +23,9 @@ from twisted.words.xish import domish
 from tests.helpers import parse
 from tests.streamhelpers import FakeTransport, Reply
 from tests.test_components import COMPONENT, DOMAIN, SECRET, Harness
-from xmppd.componentclient import ComponentClient, ComponentConnection
-from xmppd.stanzas import NS_CLIENT
-from xmppd.streambase import NS_COMPONENT, StreamBase
+from xmppd.components.client import ComponentClient, ComponentConnection
+from xmppd.core.stanzas import NS_CLIENT
+from xmppd.stream.base import NS_COMPONENT, StreamBase
 
 #: The longest any wait on the real reactor may take, in seconds.
 TIMEOUT = 10.0

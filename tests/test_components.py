@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.components}: the server's side of XEP-0114 driven byte by
+Tests for L{xmppd.components.server}: the server's side of XEP-0114 driven byte by
 byte over a L{StringTransport}, as a component would see it, with time from
 a clock; and the C{[components]} configuration.
 """
@@ -16,15 +16,15 @@ from zope.interface import implementer
 
 from tests.helpers import parse, toml
 from tests.streamhelpers import FakeTransport, Reply, Wire, header
-from xmppd.components import ComponentService, handshakeDigest
+from xmppd.components.server import ComponentService, handshakeDigest
 from xmppd.config import ConfigError, loadConfig
-from xmppd.listeners import ListenError
-from xmppd.router import IRoute
-from xmppd.server import XMPPServer
-from xmppd.stanzas import NS_CLIENT
-from xmppd.streambase import NS_COMPONENT, StreamBase, toClientNamespace
+from xmppd.c2s.listeners import ListenError
+from xmppd.core.router import IRoute
+from xmppd.core.server import XMPPServer
+from xmppd.core.stanzas import NS_CLIENT
+from xmppd.stream.base import NS_COMPONENT, StreamBase, toClientNamespace
 from xmppd.tap import makeService
-from xmppd.xmlparser import PARSE_SLICE
+from xmppd.stream.xmlparser import PARSE_SLICE
 
 DOMAIN = "example.org"
 COMPONENT = "muc.example.org"

@@ -1,12 +1,12 @@
 """
-Tests for L{xmppd.contact}: XEP-0157 contact addresses in the domain's disco#info.
+Tests for L{xmppd.features.contact}: XEP-0157 contact addresses in the domain's disco#info.
 """
 
 import pytest
 
 from tests.domainhelpers import Domain
 from xmppd.config import ConfigError
-from xmppd.contact import NS_SERVERINFO
+from xmppd.features.contact import NS_SERVERINFO
 
 ROMEO = "romeo@example.org/orchard"
 NS_DATA = "jabber:x:data"

@@ -1,10 +1,10 @@
 """
-Tests for L{xmppd.ctl}, the C{xmppctl} command: account management on the
+Tests for L{xmppd.cli.ctl}, the C{xmppctl} command: account management on the
 server's own store, C{check}, and the promise of one readable line and the
 right exit status for every error.
 
-Most tests call L{xmppd.ctl.runCommand} inside the test reactor; a few run
-C{python -m xmppd.ctl} in a subprocess to see what an operator sees.
+Most tests call L{xmppd.cli.ctl.runCommand} inside the test reactor; a few run
+C{python -m xmppd.cli.ctl} in a subprocess to see what an operator sees.
 """
 
 import io
@@ -17,9 +17,9 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from xmppd import ctl
+from xmppd.cli import ctl
 from xmppd.config import CONFIG_ENVIRONMENT, findConfigFile, loadConfig
-from xmppd.scram import checkPassword
+from xmppd.core.scram import checkPassword
 from xmppd.storage import makeStorage
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -48,11 +48,11 @@ async def xmppctl(configPath, *argv):
 
 
 def runXmppctl(tmp_path, *argv, input=None):
-    """Run C{python -m xmppd.ctl} as an operator would, from C{tmp_path}."""
+    """Run C{python -m xmppd.cli.ctl} as an operator would, from C{tmp_path}."""
     env = dict(os.environ)
     env.pop(CONFIG_ENVIRONMENT, None)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
-    return subprocess.run([sys.executable, "-m", "xmppd.ctl", *argv], cwd=tmp_path,
+    return subprocess.run([sys.executable, "-m", "xmppd.cli.ctl", *argv], cwd=tmp_path,
                           env=env, input=input, capture_output=True, text=True,
                           timeout=60)
 
@@ -234,7 +234,7 @@ async def test_checkBadCertificate(tmp_path, capsys):
 @pytest_twisted.ensureDeferred
 async def test_checkCertificateForOtherDomains(tmp_path, capsys):
     """check warns when the certificate does not name a served domain."""
-    from xmppd.tls import generateSelfSigned
+    from xmppd.stream.tls import generateSelfSigned
     certPath, keyPath = str(tmp_path / "c.pem"), str(tmp_path / "k.pem")
     generateSelfSigned(["example.org"], certPath, keyPath)
     configPath = writeConfig(tmp_path, f'[tls]\ncertificate = "{certPath}"\n'
@@ -305,7 +305,7 @@ def test_environmentNamesConfig(tmp_path):
     (tmp_path / "elsewhere.toml").write_text("[srever]\n")
     env = {CONFIG_ENVIRONMENT: str(tmp_path / "elsewhere.toml")}
     result = subprocess.run(
-        [sys.executable, "-m", "xmppd.ctl", "users"], cwd=tmp_path, capture_output=True,
+        [sys.executable, "-m", "xmppd.cli.ctl", "users"], cwd=tmp_path, capture_output=True,
         text=True, timeout=60, env={**os.environ, **env, "PYTHONPATH": REPO})
     assert (result.returncode, result.stderr) == (
         2, "xmppctl: srever: unknown section (did you mean server?)\n")
@@ -324,7 +324,7 @@ def test_checkFailsWithStatus1(tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_checkSelfSignedForNewDomain(tmp_path, capsys):
     """check says the self-signed certificate will be replaced when a domain was added."""
-    from xmppd.tls import ensureCertificate
+    from xmppd.stream.tls import ensureCertificate
     configPath = writeConfig(tmp_path)
     ensureCertificate(loadConfig(configPath))
     assert await xmppctl(configPath, "check") == 0

@@ -15,9 +15,9 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 
 from tests.test_ctl import runXmppctl, writeConfig, xmppctl
-from xmppd import ctl
+from xmppd.cli import ctl
 from xmppd.config import loadConfig
-from xmppd.scram import checkPassword, deriveCredential
+from xmppd.core.scram import checkPassword, deriveCredential
 from xmppd.storage import makeStorage
 from xmppd.storage.interfaces import RosterItem
 

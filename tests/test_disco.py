@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.disco}: XEP-0030 answers for the domain and its accounts,
+Tests for L{xmppd.features.disco}: XEP-0030 answers for the domain and its accounts,
 generated from the features the domain runs.
 """
 
@@ -10,8 +10,8 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from tests.domainhelpers import Domain, errorCondition
-from xmppd.disco import NS_DISCO_INFO, NS_DISCO_ITEMS
-from xmppd.jid import makeJID
+from xmppd.features.disco import NS_DISCO_INFO, NS_DISCO_ITEMS
+from xmppd.core.jid import makeJID
 from xmppd.storage.interfaces import RosterItem
 
 ROMEO = "romeo@example.org/orchard"

@@ -1,12 +1,12 @@
 """
-Tests for L{xmppd.dispatch}: wokkel handlers answered through dict lookups.
+Tests for L{xmppd.core.dispatch}: wokkel handlers answered through dict lookups.
 """
 
 from twisted.words.xish import domish
 from wokkel.ping import PingHandler
 from wokkel.subprotocols import XMPPHandler
 
-from xmppd.dispatch import DomainStream, StanzaDispatcher, parseQuery
+from xmppd.core.dispatch import DomainStream, StanzaDispatcher, parseQuery
 from tests.test_router import parse
 
 

@@ -1,6 +1,6 @@
 """
 End-to-end: slixmpp clients with the XEP-0191 plugin block and unblock each
-other on a real node (L{xmppd.blocking}).
+other on a real node (L{xmppd.features.blocking}).
 """
 
 import asyncio

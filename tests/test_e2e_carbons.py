@@ -1,6 +1,6 @@
 """
 End-to-end: slixmpp clients with the XEP-0280 plugin keep all of a user's
-devices in the conversation, on a real node (L{xmppd.carbons}).
+devices in the conversation, on a real node (L{xmppd.features.carbons}).
 """
 
 import asyncio

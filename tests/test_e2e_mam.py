@@ -1,6 +1,6 @@
 """
 End-to-end: slixmpp clients with the XEP-0313 plugin page through their
-message archives on a real node (L{xmppd.mam}), on SQLite.
+message archives on a real node (L{xmppd.features.mam.archive}), on SQLite.
 """
 
 import asyncio

@@ -1,6 +1,6 @@
 """
 End-to-end: in-band registration, password change and account removal with
-slixmpp's XEP-0077 plugin on a real node (L{xmppd.register}).
+slixmpp's XEP-0077 plugin on a real node (L{xmppd.features.register}).
 """
 
 import asyncio

@@ -26,7 +26,7 @@ from tests.e2e import TIMEOUT, reactor
 from tests.test_e2e_presence import asDeferred, online, rosterOf
 from xmppd.s2s.incoming import IncomingFactory
 from xmppd.s2s.resolver import DomainNotFound, Target
-from xmppd.tls import ensureCertificate
+from xmppd.stream.tls import ensureCertificate
 
 ensureDeferred = pytest_twisted.ensureDeferred
 

@@ -1,6 +1,6 @@
 """
 End-to-end: one node serving two domains with different settings
-(virtual hosts, L{xmppd.hosts}), with slixmpp clients over real TLS:
+(virtual hosts, L{xmppd.config.hosts}), with slixmpp clients over real TLS:
 
   - C{localhost}: the e2e kit's domain, registration closed, no anonymous
     access, and a certificate of its own, picked by SNI;
@@ -17,8 +17,8 @@ import pytest_twisted
 from tests.e2e import DOMAIN, Client, LoginFailed, password
 from tests.test_e2e_messages import available
 from tests.test_e2e_register import registersInBand
-from xmppd import tls
-from xmppd.jid import parseJID
+from xmppd.stream import tls
+from xmppd.core.jid import parseJID
 
 ensureDeferred = pytest_twisted.ensureDeferred
 

@@ -1,8 +1,8 @@
 """
-Tests for L{xmppd.hooks}: priorities, first result wins, failures skipped.
+Tests for L{xmppd.core.hooks}: priorities, first result wins, failures skipped.
 """
 
-from xmppd.hooks import Hooks
+from xmppd.core.hooks import Hooks
 
 
 def test_highestPriorityFirst():

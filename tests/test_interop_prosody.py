@@ -47,7 +47,7 @@ from tests.prosody import Prosody, Zone, findProsody
 from tests.test_e2e_presence import online, rosterOf
 from tests.test_e2e_s2s import countAccepted
 from xmppd.s2s.config import DEFAULT_PORT
-from xmppd.tls import ensureCertificate
+from xmppd.stream.tls import ensureCertificate
 
 ensureDeferred = pytest_twisted.ensureDeferred
 

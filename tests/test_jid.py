@@ -1,12 +1,12 @@
 """
-Tests for L{xmppd.jid}: RFC 7622 JID parsing, preparation and caching.
+Tests for L{xmppd.core.jid}: RFC 7622 JID parsing, preparation and caching.
 """
 
 import pytest
 from precis_i18n import get_profile
 from twisted.words.protocols.jabber import jid as twistedJID
 
-from xmppd.jid import (
+from xmppd.core.jid import (
     CACHE_MAX_LENGTH,
     CACHE_SIZE,
     InvalidJID,

@@ -9,7 +9,7 @@ from twisted.words.protocols.jabber.jid import JID
 from wokkel.iwokkel import IDisco
 
 from tests.storedatahelpers import Domain, errorCondition
-from xmppd.last import NS_LAST
+from xmppd.features.last import NS_LAST
 from xmppd.storage.interfaces import RosterItem
 
 JULIET = "juliet@capulet.com/balcony"

@@ -1,11 +1,11 @@
 """
-Tests for L{xmppd.limits}: traffic shaping, per-peer connection caps and the
+Tests for L{xmppd.stream.limits}: traffic shaping, per-peer connection caps and the
 authentication failure delay.
 """
 
 from twisted.internet.task import Clock
 
-from xmppd.limits import AuthFailureTracker, PeerCounter, TokenBucket
+from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
 
 
 def test_bucketAllowsBurst():

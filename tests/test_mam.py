@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.mam}: XEP-0313 message archives with XEP-0359 stanza-ids,
+Tests for L{xmppd.features.mam.archive}: XEP-0313 message archives with XEP-0359 stanza-ids,
 XEP-0059 paging and XEP-0441 preferences, with the XEPs' examples as XML
 literals fed to one in-memory domain (memory storage, time from a Clock).
 """
@@ -11,10 +11,10 @@ from twisted.internet import defer
 
 from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
-from xmppd import mam
-from xmppd.jid import makeJID, parseJID
-from xmppd.mam import NS_MAM_EXTENDED, NS_SID, MAMHandler, Prefs
-from xmppd.mamquery import NS_MAM, formatDateTime, parseDateTime
+from xmppd.features.mam import archive as mam
+from xmppd.core.jid import makeJID, parseJID
+from xmppd.features.mam.archive import NS_MAM_EXTENDED, NS_SID, MAMHandler, Prefs
+from xmppd.features.mam.query import NS_MAM, formatDateTime, parseDateTime
 from xmppd.storage.interfaces import ArchivedMessage, RosterItem
 
 ROMEO = "romeo@%s" % DOMAIN

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.messages}: RFC 6121 §8.5 message delivery, driven through
+Tests for L{xmppd.features.messages}: RFC 6121 §8.5 message delivery, driven through
 the router with XML literals; presence state is set on the sessions directly.
 """
 
@@ -7,7 +7,7 @@ import pytest
 from twisted.internet import defer
 
 from tests.domainhelpers import Domain, errorCondition
-from xmppd.messages import MAX_WAITING, MessageHandler, messageType, mostAvailable
+from xmppd.features.messages import MAX_WAITING, MessageHandler, messageType, mostAvailable
 
 ROMEO = "romeo@example.org/orchard"
 
@@ -381,7 +381,7 @@ def test_chatToGoneResourceOffline(domain):
 
 def test_otherDomainsLeftAlone(tmp_path):
     """The handler of one domain leaves the messages of another domain to that domain's handler."""
-    from xmppd.local import LocalDomain
+    from xmppd.core.local import LocalDomain
     domain = Domain(tmp_path, features=("messages",))
     other = LocalDomain("other.example", domain.server, features=("messages",))
     other.startService()

@@ -13,9 +13,9 @@ from muc.service import MUCService
 from tests.domainhelpers import Domain
 from tests.helpers import parse
 from tests.muchelpers import NS_MUC, ROOM, SERVICE, settingsWith, statuses
-from xmppd.c2s import serialize
-from xmppd.jid import parseJID
-from xmppd.stanzas import StanzaText
+from xmppd.c2s.stream import serialize
+from xmppd.core.jid import parseJID
+from xmppd.core.stanzas import StanzaText
 
 JULIET = "juliet@example.org/balcony"
 ROMEO = "romeo@example.org/gone"

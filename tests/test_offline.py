@@ -12,7 +12,7 @@ from twisted.internet import defer
 from offline.handler import (BATCH, NS_MSGOFFLINE, OFFLINE_IMPORT_KEY, NotStored,
                              OfflineHandler, delayStamp)
 from tests.domainhelpers import DOMAIN, Domain, errorCondition
-from xmppd import portability
+from xmppd.cli import portability
 from xmppd.storage.interfaces import NoSuchUser, StorageError
 
 ROMEO = "romeo@example.org/orchard"
@@ -596,7 +596,7 @@ def test_discoAnnouncesMsgoffline(domain):
 
 def test_discoNothingForAccounts(domain):
     """Accounts announce nothing about offline storage."""
-    from xmppd.jid import parseJID
+    from xmppd.core.jid import parseJID
     handler = domain.handler(OfflineHandler)
     assert handler.getDiscoInfo(parseJID(ROMEO), parseJID(JULIET)) == []
     assert handler.getDiscoInfo(parseJID(ROMEO), parseJID(DOMAIN), "node") == []

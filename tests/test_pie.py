@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.pie}, the XEP-0227 reader and writer: the XEP's own
+Tests for L{xmppd.cli.pie}, the XEP-0227 reader and writer: the XEP's own
 examples, what Prosody and ejabberd write, round trips, and every kind of
 bad file refused with one line that names the file and line.
 """
@@ -8,8 +8,8 @@ import base64
 
 import pytest
 
-from xmppd import pie
-from xmppd.scram import checkPassword, deriveCredential
+from xmppd.cli import pie
+from xmppd.core.scram import checkPassword, deriveCredential
 from xmppd.storage.interfaces import RosterItem
 
 DOMAINS = ("capulet.lit", "example.org")

@@ -1,12 +1,12 @@
 """
-Tests for L{xmppd.ping}: XEP-0199 answers, and the server pinging clients
+Tests for L{xmppd.features.ping}: XEP-0199 answers, and the server pinging clients
 that went quiet (time from a L{Clock}).
 """
 
 import pytest
 
 from tests.domainhelpers import Domain, errorCondition
-from xmppd.ping import NS_PING, PingHandler
+from xmppd.features.ping import NS_PING, PingHandler
 
 ROMEO = "romeo@example.org/orchard"
 
@@ -133,7 +133,7 @@ def test_answerKeepsStream(domain):
 
 def test_onlyThisDomain(tmp_path):
     """Sessions of other domains on the node are not the domain's to ping."""
-    from xmppd.local import LocalDomain
+    from xmppd.core.local import LocalDomain
     domain = Domain(tmp_path, features=("ping",))
     LocalDomain("other.example", domain.server, features=()).startService()
     nurse = domain.bind("nurse@other.example/home")

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.presence}: subscriptions along every row of RFC 6121
+Tests for L{xmppd.features.presence}: subscriptions along every row of RFC 6121
 Appendix A, pre-approvals, pending requests, presence broadcasts, probes and
 directed presence (RFC 6121 §3, §4), on a node in memory.
 """
@@ -8,9 +8,9 @@ import pytest
 
 from tests.presencehelpers import DOMAIN, REMOTE, IMNode, RosterItem
 from tests.streamhelpers import PASSWORDS, plain
-from xmppd.presence import (BOTH, FROM, FROM_OUT, INBOUND, NONE, NONE_OUT,
+from xmppd.features.presence import (BOTH, FROM, FROM_OUT, INBOUND, NONE, NONE_OUT,
                             NS_PRE_APPROVAL, OUTBOUND, STATE_FLAGS, TO, TO_IN, stateOf)
-from xmppd.roster import NS_ROSTER
+from xmppd.features.roster import NS_ROSTER
 
 ROMEO = "romeo@" + DOMAIN
 JULIET = "juliet@" + DOMAIN
@@ -394,7 +394,7 @@ def test_initialPresenceBroadcastAndProbes(node):
 
 
 def parseFull(text):
-    from xmppd.jid import parseJID
+    from xmppd.core.jid import parseJID
     return parseJID(text)
 
 
@@ -645,7 +645,7 @@ def test_mutualSubscriptionPresence(node):
 
 def test_otherDomainHooksIgnored(node):
     """A second served domain's handlers leave this domain's presence alone."""
-    from xmppd.local import LocalDomain
+    from xmppd.core.local import LocalDomain
     other = LocalDomain("other.example", node.server, features=("roster", "presence"))
     other.startService()
     node.setItem("juliet", RosterItem(CONTACT, subscription="from"))
@@ -750,7 +750,7 @@ def test_directedPresenceWaitsForEarlierSubscription(tmp_path):
     from twisted.internet import defer
 
     from tests.domainhelpers import Domain, fromClient
-    from xmppd.presence import PresenceHandler
+    from xmppd.features.presence import PresenceHandler
 
     world = Domain(tmp_path, features=("roster", "presence", "messages"))
     world.bind("romeo@example.org/orchard", available=True)

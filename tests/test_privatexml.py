@@ -7,8 +7,8 @@ from twisted.words.protocols.jabber.jid import JID
 from wokkel.iwokkel import IDisco
 
 from tests.storedatahelpers import Domain, errorCondition
-from xmppd.privatexml import NS_PRIVATE, parseStored
-from xmppd.xmlparser import XMLPolicyError
+from xmppd.features.private import NS_PRIVATE, parseStored
+from xmppd.stream.xmlparser import XMLPolicyError
 
 HAMLET = "hamlet@shakespeare.lit/denmark"
 

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.register}: XEP-0077 in-band registration before login,
+Tests for L{xmppd.features.register}: XEP-0077 in-band registration before login,
 and password change and account removal after, with clients on in-memory
 streams.
 """
@@ -10,8 +10,8 @@ from twisted.words.protocols.jabber.jid import JID
 from tests.streamhelpers import DOMAIN, PASSWORDS, Node, plain
 from tests.test_router import parse
 from xmppd.config import ConfigError, loadConfig
-from xmppd.jid import parseJID
-from xmppd.register import (NS_FEATURE_REGISTER, NS_REGISTER, RegisterConfig,
+from xmppd.core.jid import parseJID
+from xmppd.features.register import (NS_FEATURE_REGISTER, NS_REGISTER, RegisterConfig,
                             RegisterHandler)
 from xmppd.storage.interfaces import RosterItem
 

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.roster}: roster get, versioning, set, delete and pushes
+Tests for L{xmppd.features.roster}: roster get, versioning, set, delete and pushes
 (RFC 6121 §2), with the RFC's examples on a node in memory.
 """
 
@@ -7,7 +7,7 @@ import pytest
 
 from tests.streamhelpers import PASSWORDS, plain
 from tests.presencehelpers import DOMAIN, REMOTE, IMNode, RosterItem
-from xmppd.roster import NS_ROSTER, NS_ROSTER_VER, pushItem, rosterManager
+from xmppd.features.roster import NS_ROSTER, NS_ROSTER_VER, pushItem, rosterManager
 
 ROMEO = "romeo@" + DOMAIN
 JULIET = "juliet@" + DOMAIN

@@ -1,17 +1,17 @@
 """
-Tests for L{xmppd.router}, L{xmppd.stanzas} and L{xmppd.local}: which route
+Tests for L{xmppd.core.router}, L{xmppd.core.stanzas} and L{xmppd.core.local}: which route
 gets a stanza, and the errors senders see when there is none.
 """
 
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
-from xmppd.hooks import Hooks
-from xmppd.jid import parseJID
-from xmppd.local import LocalDomain
-from xmppd.router import IRoute, IRouter, Router
-from xmppd.sessions import SessionManager
-from xmppd.stanzas import errorReply
+from xmppd.core.hooks import Hooks
+from xmppd.core.jid import parseJID
+from xmppd.core.local import LocalDomain
+from xmppd.core.router import IRoute, IRouter, Router
+from xmppd.core.sessions import SessionManager
+from xmppd.core.stanzas import errorReply
 from tests.helpers import parse
 
 

@@ -15,7 +15,7 @@ from tests.s2shelpers import (DIALBACK_FEATURE, DOMAIN, EXTERNAL_FEATURE, NS_SAS
 from xmppd.s2s.dialback import dialbackKey
 from xmppd.s2s.streams import NS_BIDI, NS_BIDI_FEATURE
 from xmppd.s2s.verify import CertificateCheck
-from xmppd.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT
 
 BIDI_FEATURE = "<bidi xmlns='%s'/>" % (NS_BIDI_FEATURE,)
 BIDI = "<bidi xmlns='%s'/>" % (NS_BIDI,)

@@ -16,7 +16,7 @@ from xmppd.s2s.dialback import NS_DIALBACK, NS_DIALBACK_FEATURE, dialbackKey
 from xmppd.s2s.outgoing import NegotiationFailed
 from xmppd.s2s.streams import NS_BIDI_FEATURE
 from xmppd.s2s.verify import CertificateCheck
-from xmppd.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT
 
 
 @pytest.fixture

@@ -13,12 +13,12 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from tests.helpers import toml
 from tests.s2shelpers import DOMAIN, REMOTE, Harness, stanza
 from xmppd.config import loadConfig
-from xmppd.router import UnroutableRoute
+from xmppd.core.router import UnroutableRoute
 from xmppd.s2s.incoming import IncomingFactory
 from xmppd.s2s.service import S2SService
-from xmppd.server import XMPPServer
+from xmppd.core.server import XMPPServer
 from xmppd.tap import makeService
-from xmppd.tls import ensureCertificate
+from xmppd.stream.tls import ensureCertificate
 
 
 def writeConfig(tmp_path, **s2s) -> str:

@@ -1,6 +1,6 @@
 """
 Tests for L{xmppd.s2s.verify}: certificate verdicts with real certificates
-made by L{xmppd.tls.generateSelfSigned}, and the TLS connection creators.
+made by L{xmppd.stream.tls.generateSelfSigned}, and the TLS connection creators.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from OpenSSL import SSL
 from tests.tlshelpers import handshake
 from xmppd.s2s.verify import (ALPN_SERVER, ClientCreator, ServerCreator, TrustStore,
                               peerChain)
-from xmppd.tls import TLSConfigError, generateSelfSigned, loadCertificate
+from xmppd.stream.tls import TLSConfigError, generateSelfSigned, loadCertificate
 
 
 @pytest.fixture

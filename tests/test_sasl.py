@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.sasl}: the server side of PLAIN and SCRAM, driven by a
+Tests for L{xmppd.c2s.sasl}: the server side of PLAIN and SCRAM, driven by a
 client implemented independently here from RFC 5802's formulas.
 """
 
@@ -10,8 +10,8 @@ import hmac
 import pytest
 import pytest_twisted
 
-from xmppd import scram
-from xmppd.sasl import (Challenge, PlainMechanism, SASLFailure, ScramSHA1Mechanism,
+from xmppd.core import scram
+from xmppd.c2s.sasl import (Challenge, PlainMechanism, SASLFailure, ScramSHA1Mechanism,
                         ScramSHA1PlusMechanism, ScramSHA256Mechanism,
                         ScramSHA256PlusMechanism, Success)
 

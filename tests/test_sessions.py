@@ -1,10 +1,10 @@
 """
-Tests for L{xmppd.sessions.SessionManager}: binding, replacing and finding
+Tests for L{xmppd.core.sessions.SessionManager}: binding, replacing and finding
 sessions by JID.
 """
 
-from xmppd.jid import parseJID
-from xmppd.sessions import SessionManager
+from xmppd.core.jid import parseJID
+from xmppd.core.sessions import SessionManager
 
 
 class FakeStream:

@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.sm}: stream management (XEP-0198) on client streams in
+Tests for L{xmppd.features.sm}: stream management (XEP-0198) on client streams in
 memory, with time from a L{Clock} and the examples of the XEP as literals.
 """
 
@@ -9,8 +9,8 @@ from twisted.internet import defer
 from tests.helpers import parse
 from tests.smhelpers import DOMAIN, NS_SM, SMNode, acks, bodies
 from tests.streamhelpers import PASSWORDS, plain
-from xmppd.jid import parseJID
-from xmppd.sm import MODULO, NS_DELAY
+from xmppd.core.jid import parseJID
+from xmppd.features.sm import MODULO, NS_DELAY
 
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 JULIET = "juliet@%s" % DOMAIN

@@ -1,5 +1,5 @@
 """
-Tests for server name indication (RFC 6066 §3) in L{xmppd.tls}: a served
+Tests for server name indication (RFC 6066 §3) in L{xmppd.stream.tls}: a served
 domain with a certificate of its own gets it when the client names that
 domain, and every other client the node's certificate; with real TLS
 handshakes in memory, on bare pyOpenSSL connections and through the
@@ -21,10 +21,10 @@ from tests.streamhelpers import header
 from tests.test_c2s import RecordingClient
 from tests.test_vhosts import CLOSED, OPEN, VHostNode, writeConfig
 from tests.tlshelpers import handshake as memoryHandshake
-from xmppd import tls
+from xmppd.stream import tls
 from xmppd.config import loadConfig
 from xmppd.tap import makeService
-from xmppd.tls import TLSConfigError
+from xmppd.stream.tls import TLSConfigError
 
 IDN = "bücher.example"
 

@@ -12,7 +12,7 @@ import pytest
 import pytest_twisted
 from zope.interface.verify import verifyObject
 
-from xmppd.scram import checkPassword, makeCredentials
+from xmppd.core.scram import checkPassword, makeCredentials
 from xmppd.storage import (CannotOpenDatabase, IStorage, IUserStore, MemoryStorage,
                            NoSuchUser, SQLiteStorage, StorageError, UserExists,
                            makeStorage)

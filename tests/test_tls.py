@@ -1,5 +1,5 @@
 """
-Tests for L{xmppd.tls}: the self-signed certificate made on first start,
+Tests for L{xmppd.stream.tls}: the self-signed certificate made on first start,
 loading an operator's certificate with readable errors, and a context that
 refuses old TLS versions.
 """
@@ -15,9 +15,9 @@ from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 from tests.tlshelpers import handshake as memoryHandshake
-from xmppd import tls
+from xmppd.stream import tls
 from xmppd.config import loadConfig
-from xmppd.tls import TLSConfigError
+from xmppd.stream.tls import TLSConfigError
 
 
 def makeConfig(tmp_path, domains=("example.org", "chat.example.org"), tlsSection=""):

@@ -8,7 +8,7 @@ from zope.interface.verify import verifyObject
 from wokkel.iwokkel import IDisco
 
 from tests.storedatahelpers import Domain, errorCondition
-from xmppd.vcard import NS_VCARD
+from xmppd.features.vcard import NS_VCARD
 
 # XEP-0054 §3.2, Example 4 (vCard Update Request), from stpeter@jabber.org.
 UPDATE = """<iq id='v2' type='set' from='stpeter@jabber.org/roundabout'>

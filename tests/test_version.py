@@ -1,10 +1,10 @@
 """
-Tests for L{xmppd.version}: XEP-0092 software version of the server.
+Tests for L{xmppd.features.version}: XEP-0092 software version of the server.
 """
 
 import xmppd
 from tests.domainhelpers import Domain, errorCondition
-from xmppd.version import NS_VERSION, operatingSystem
+from xmppd.features.version import NS_VERSION, operatingSystem
 
 ROMEO = "romeo@example.org/orchard"
 

@@ -1,5 +1,5 @@
 """
-Tests for virtual hosts (L{xmppd.hosts}, the C{[hosts."domain"]} tables of
+Tests for virtual hosts (L{xmppd.config.hosts}, the C{[hosts."domain"]} tables of
 L{xmppd.config}): the one-line errors, the effective settings of a domain,
 and what clients of two domains of one node see differently: registration,
 TLS before authentication, the account limit (in-band and with xmppctl),
@@ -22,16 +22,16 @@ from twisted.internet.task import Clock
 from tests.helpers import toml
 from tests.streamhelpers import (NS_SASL, TLS_CONTEXT, UNSHAPED, Client, FakeTransport,
                                  plain)
-from xmppd import ctl
+from xmppd.cli import ctl
 from xmppd.config import ConfigError, loadConfig, options
-from xmppd.hosts import HostConfig, HostSettings, hostSettings
-from xmppd.jid import parseJID
-from xmppd.limits import AuthFailureTracker, PeerCounter
-from xmppd.listeners import C2SFactory
-from xmppd.local import LocalDomain
-from xmppd.register import NS_FEATURE_REGISTER, NS_REGISTER
-from xmppd.scram import makeCredentials
-from xmppd.server import XMPPServer
+from xmppd.config.hosts import HostConfig, HostSettings, hostSettings
+from xmppd.core.jid import parseJID
+from xmppd.stream.limits import AuthFailureTracker, PeerCounter
+from xmppd.c2s.listeners import C2SFactory
+from xmppd.core.local import LocalDomain
+from xmppd.features.register import NS_FEATURE_REGISTER, NS_REGISTER
+from xmppd.core.scram import makeCredentials
+from xmppd.core.server import XMPPServer
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
 
@@ -605,7 +605,7 @@ def test_registerCannotTakeAnonymousName(tmp_path):
 
 def test_anonymousNamesAreUUIDs():
     """The names given are version 4 UUIDs (XEP-0175 §3 recommends RFC 4122)."""
-    from xmppd.sasl import newAnonymousName
+    from xmppd.c2s.sasl import newAnonymousName
     names = {newAnonymousName() for _ in range(100)}
     assert len(names) == 100
     assert all(uuid.UUID(name).version == 4 for name in names)

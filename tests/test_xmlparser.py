@@ -1,12 +1,12 @@
 """
-Tests for L{xmppd.xmlparser}, the hardened XML element stream.
+Tests for L{xmppd.stream.xmlparser}, the hardened XML element stream.
 """
 
 import pytest
 from twisted.internet.testing import StringTransport
 from twisted.words.xish import domish, xmlstream
 
-from xmppd.xmlparser import (
+from xmppd.stream.xmlparser import (
     PARSE_SLICE,
     HardenedElementStream,
     NotWellFormed,

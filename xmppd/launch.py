@@ -29,7 +29,7 @@ def loadOrExit(path: str | None):
 def makeServiceOrExit(config, reactor=None):
     """L{makeService} for twistd: configuration-time errors become one line."""
     from xmppd import tap
-    from xmppd.tls import TLSConfigError
+    from xmppd.stream.tls import TLSConfigError
     try:
         server = tap.makeService(config, reactor=reactor)
     except (ConfigError, TLSConfigError, OSError, ValueError) as e:

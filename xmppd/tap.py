@@ -7,16 +7,16 @@ and C{xmppd.tac} (C{twistd -ny xmppd.tac}) both call it, and so do the tests.
 
 from __future__ import annotations
 
-from xmppd.admin import AdminService
-from xmppd.components import ComponentService
-from xmppd.listeners import C2SService
-from xmppd.local import LocalDomain
-from xmppd.modules import featureServices
+from xmppd.admin.service import AdminService
+from xmppd.components.server import ComponentService
+from xmppd.c2s.listeners import C2SService
+from xmppd.core.local import LocalDomain
+from xmppd.core.modules import featureServices
 from xmppd.s2s.service import S2SService
-from xmppd.server import XMPPServer
+from xmppd.core.server import XMPPServer
 from xmppd.storage import makeStorage
 from xmppd.storage.service import StorageService
-from xmppd.tls import ensureCertificate, hostCertificates, serverContextFactory
+from xmppd.stream.tls import ensureCertificate, hostCertificates, serverContextFactory
 
 
 def makeService(config, reactor=None, clock=None) -> XMPPServer:

@@ -9,7 +9,7 @@ The archive of a room (XEP-0313 on the room's JID, §5 of XEP-0045 1.34's
     room's archive (L{xmppd.storage.interfaces.IRoomStore}), with the
     sender's occupant JID as its peer.  Writes never delay the broadcast.
   - C{<query xmlns='urn:xmpp:mam:2'/>} to the room's JID is answered by
-    L{xmppd.mamquery}, as for an account's archive (forms, RSM paging,
+    L{xmppd.features.mam.query}, as for an account's archive (forms, RSM paging,
     C{<fin/>}).  Who may read it: whoever may enter the room — not
     outcasts, and only members in a members-only room.  A room that does
     not log answers service-unavailable.
@@ -26,9 +26,9 @@ from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from muc.protocol import NS_STANZA_ID, element
-from xmppd.c2s import serialize
-from xmppd.mam import newArchiveId
-from xmppd.mamquery import NS_MAM, finElement, queryForm, resultMessage, runQuery
+from xmppd.c2s.stream import serialize
+from xmppd.features.mam.archive import newArchiveId
+from xmppd.features.mam.query import NS_MAM, finElement, queryForm, resultMessage, runQuery
 from xmppd.storage.interfaces import ArchivedMessage
 
 OPTIONS = ()
@@ -40,7 +40,7 @@ log = Logger()
 
 
 class RoomArchive:
-    """The room store's archive, shaped like an account archive for L{xmppd.mamquery}."""
+    """The room store's archive, shaped like an account archive for L{xmppd.features.mam.query}."""
 
     def __init__(self, rooms):
         self.rooms = rooms

@@ -54,7 +54,7 @@ from xmppd.s2s.dialback import (NS_DIALBACK, dialbackKey, errorCondition, result
                                 verifyElement)
 from xmppd.s2s.resolver import DomainNotFound
 from xmppd.s2s.streams import NS_BIDI, NS_BIDI_FEATURE, NS_SASL, NS_TLS, S2SStream
-from xmppd.stanzas import errorReply
+from xmppd.core.stanzas import errorReply
 
 
 class NegotiationFailed(Exception):

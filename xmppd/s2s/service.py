@@ -36,11 +36,11 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppd.c2s import CLOSE_TIMEOUT
-from xmppd.jid import InvalidJID, parseJID
-from xmppd.listeners import listenOn
-from xmppd.local import leavesDomain
-from xmppd.router import IRoute
+from xmppd.c2s.stream import CLOSE_TIMEOUT
+from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.c2s.listeners import listenOn
+from xmppd.core.local import leavesDomain
+from xmppd.core.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream
 from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute, OutgoingStream
 from xmppd.s2s.resolver import DomainNotFound, Resolver, Target

@@ -2,7 +2,7 @@
 """
 What both directions of a server-to-server stream share (RFC 6120 §4).
 
-L{S2SStream} builds on L{xmppd.streambase.StreamBase}: the
+L{S2SStream} builds on L{xmppd.stream.base.StreamBase}: the
 hardened parser, the negotiation deadline, the bound on what is queued for
 a peer that does not read, and stream errors that end in a clean close.  It
 adds the C{jabber:server} header with the dialback prefix declared
@@ -32,12 +32,12 @@ from __future__ import annotations
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-from xmppd.c2s import streamErrorElement
-from xmppd.streambase import StreamBase, StreamLimits, toClientNamespace
-from xmppd.jid import InvalidJID, parseJID
+from xmppd.c2s.stream import streamErrorElement
+from xmppd.stream.base import StreamBase, StreamLimits, toClientNamespace
+from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.s2s.dialback import NS_DIALBACK, keyMatches, verifyElement
-from xmppd.stanzas import NS_CLIENT, NS_SERVER, errorReply, iqProblem
-from xmppd.xmlparser import HardenedElementStream
+from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, errorReply, iqProblem
+from xmppd.stream.xmlparser import HardenedElementStream
 
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
@@ -276,7 +276,7 @@ class S2SStream(StreamBase):
                                          "this stream for the recipient's")
 
     def validIQ(self, iq: domish.Element) -> bool:
-        """RFC 6120 §8.2.3 (L{xmppd.stanzas.iqProblem}); a bad one is answered."""
+        """RFC 6120 §8.2.3 (L{xmppd.core.stanzas.iqProblem}); a bad one is answered."""
         problem = iqProblem(iq)
         if problem == "bad-request":
             self.reply(iq, problem)

@@ -32,7 +32,7 @@ from twisted.internet.interfaces import (IOpenSSLClientConnectionCreator,
                                          IOpenSSLServerConnectionCreator)
 from zope.interface import implementer
 
-from xmppd.tls import TLSConfigError, loadCertificate, serverNameOf
+from xmppd.stream.tls import TLSConfigError, loadCertificate, serverNameOf
 
 #: ALPN protocol of server-to-server direct TLS (XEP-0368 §3).
 ALPN_SERVER = b"xmpp-server"
@@ -144,7 +144,7 @@ class ClientCreator:
     node's serves the others), TLS 1.2 at least (RFC 7590), SNI naming the
     destination domain, and ALPN C{xmpp-server} on direct TLS (XEP-0368).
 
-    @raise TLSConfigError: as L{xmppd.tls.loadCertificate}.
+    @raise TLSConfigError: as L{xmppd.stream.tls.loadCertificate}.
     """
 
     def __init__(self, certPath: str, keyPath: str,
@@ -215,7 +215,7 @@ class ServerCreator:
     OpenSSL turns into an C{internal_error} alert.  Prosody offers ALPN
     C{xmpp-server} on STARTTLS too: no Prosody could connect to us.
 
-    @raise TLSConfigError: as L{xmppd.tls.loadCertificate}.
+    @raise TLSConfigError: as L{xmppd.stream.tls.loadCertificate}.
     """
 
     def __init__(self, certPath: str, keyPath: str,

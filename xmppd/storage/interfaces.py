@@ -4,7 +4,7 @@ Storage contracts.
 
 Every method returns a L{Deferred}, even on backends that could answer at
 once, so callers never change when the backend does.  Usernames and domains
-are passed as already-prepared strings (see L{xmppd.jid}): storage compares
+are passed as already-prepared strings (see L{xmppd.core.jid}): storage compares
 them byte for byte and never normalizes.  Later features (rosters, offline
 messages, archive, rooms, private XML, vCards) add their own interfaces here
 and one attribute each on L{IStorage}.
@@ -35,7 +35,7 @@ class IUserStore(Interface):
         Create an account.
 
         @param credentials: C{dict} of SASL mechanism name (C{"SCRAM-SHA-1"},
-            C{"SCRAM-SHA-256"}) to L{xmppd.scram.ScramCredential}.
+            C{"SCRAM-SHA-256"}) to L{xmppd.core.scram.ScramCredential}.
         @return: Deferred firing C{None}; fails with L{UserExists}.
         """
 

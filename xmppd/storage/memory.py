@@ -21,7 +21,7 @@ from twisted.internet import defer
 from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
-from xmppd.scram import ScramCredential
+from xmppd.core.scram import ScramCredential
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IAccountDataStore,
                                       IArchiveStore, IOfflineStore, IRoomStore,
                                       IRosterStore, IStorage, IUserStore, ItemNotFound,

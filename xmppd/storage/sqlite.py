@@ -40,7 +40,7 @@ from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 from zope.interface import implementer
 
-from xmppd.scram import ScramCredential
+from xmppd.core.scram import ScramCredential
 from xmppd.storage.interfaces import (IAccountDataStore, IRosterStore, IStorage,
                                       IUserStore, NoSuchUser, Roster, RosterItem,
                                       StorageError, UserExists)

@@ -1,0 +1,1 @@
+"""The admin socket: the running server's door for C{xmppctl}."""

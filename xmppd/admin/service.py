@@ -1,0 +1,544 @@
+# -*- test-case-name: tests.test_admin -*-
+"""
+The local admin socket: what a running node tells its operator, asked by
+C{xmppctl connections} (issue 7: operators see the server-to-server and
+component connections and how each peer authenticated).
+
+The node listens on a UNIX socket, C{admin.socket} (by default
+C{<server.data_dir>/admin.sock}; C{""} disables it).  The socket file is
+made 0600 and the data directory is 0700, so only the server's own user
+(and root) may talk to it: there is no authentication beyond that.  An
+explicit C{admin.socket} should likewise live in a directory only that user
+can enter, since the file exists for an instant before it is made 0600.
+
+The protocol is one JSON object per line each way, UTF-8, lines ending in
+C{"\\n"}: a request C{{"command": "connections"}} is answered by
+C{{"ok": true, ...}}, and anything that cannot be done by
+C{{"ok": false, "error": "one line"}}.  A client may send several requests
+on one connection; answers come in order.  A request longer than
+L{MAX_REQUEST} bytes is answered with an error and the connection closed;
+an idle connection is closed after L{IDLE_TIMEOUT} seconds, one that does
+not read its answers once L{SEND_QUEUE_LIMIT} bytes wait for it, and at
+most L{MAX_CONNECTIONS} are served at once, so no client can hold the node
+or the other clients up.  Answers are built from what the node holds in
+memory: nothing here waits on storage or the network.
+
+C{connections} answers::
+
+    {"ok": true, "time": 1700000000.0,
+     "components": [{"domain": "muc.example.org", "peer": "127.0.0.1:40312",
+                     "method": "handshake", "since": 1699999000.0}],
+     "s2s": [{"direction": "in", "local": "example.org", "remote": "example.net",
+              "method": "EXTERNAL", "peer": "192.0.2.7:5269",
+              "since": 1699999500.0, "encrypted": true}],
+     "c2s": {"sessions": 12, "connections": 13}}
+
+Times are the node's clock (seconds since the epoch); C{time} is the node's
+now, so a client computes ages without trusting its own clock.  C{s2s}
+lists what the service named C{"s2s"} reports (C{method} is C{"EXTERNAL"},
+C{"dialback"} or C{null} while the peer has not authenticated), and is
+empty on a node without one.
+
+Starting: a socket file left by a node that was killed is removed, but only
+once connecting to it is refused (nobody answers); when another node
+answers there, this one does not start (one line, see
+L{xmppd.core.server.XMPPServer.fatal}), since two nodes on one data directory
+would share the server secret and the self-signed certificate but not
+their sessions.  Stopping removes the file.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import os
+import stat
+import time
+from typing import Any, Callable
+
+from twisted.application import service
+from twisted.internet import defer, error, protocol
+from twisted.internet.endpoints import UNIXClientEndpoint
+from twisted.internet.interfaces import IReactorUNIX
+from twisted.logger import Logger
+from twisted.protocols.basic import LineOnlyReceiver
+from twisted.protocols.policies import TimeoutMixin
+
+from xmppd.c2s.stream import SendQueueWatch
+from xmppd.config import Config, ConfigError, describe, option, section
+
+#: Longest request line in bytes.
+MAX_REQUEST = 4096
+#: Admin connections served at once; more are turned away with an error.
+MAX_CONNECTIONS = 16
+#: Seconds an admin connection may stay silent before it is closed.
+IDLE_TIMEOUT = 60.0
+#: Bytes of answers queued for a client that does not read before it is dropped.
+SEND_QUEUE_LIMIT = 1048576
+#: Longest answer line a client accepts, in bytes.
+MAX_RESPONSE = 16 * 1048576
+#: Seconds to wait for a connection or an answer (starting up and xmppctl).
+TIMEOUT = 10.0
+#: Longest path the kernel takes for a UNIX socket, in bytes (sun_path less its NUL).
+MAX_PATH = 107
+#: The default of C{admin.socket}, relative to C{server.data_dir}.
+DEFAULT_SOCKET = "admin.sock"
+
+
+def socketOption() -> Callable[[str, Any], str]:
+    """A path kept as written (relative ones are taken in C{server.data_dir}); C{""} disables."""
+
+    def check(key: str, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{key}: expected a path (a string), or \"\" to disable "
+                              f"the admin socket, got {describe(value)}")
+        if "\0" in value:
+            raise ConfigError(f"{key}: a path cannot contain a NUL character")
+        return os.path.expanduser(value)
+
+    return check
+
+
+@section("admin")
+@dataclasses.dataclass(frozen=True)
+class AdminConfig:
+    socket: str = option(
+        DEFAULT_SOCKET, socketOption(),
+        "the local admin socket that xmppctl connections asks, a path relative to "
+        "server.data_dir unless absolute; \"\" disables it")
+
+
+def socketPath(config: Config) -> str | None:
+    """Where the node's admin socket is, or C{None} when it is disabled."""
+    if not config.admin.socket:
+        return None
+    return os.path.join(config.server.data_dir, config.admin.socket)
+
+
+def pathTooLong(path: str) -> bool:
+    return len(os.fsencode(path)) > MAX_PATH
+
+
+class AdminError(Exception):
+    """
+    The admin socket cannot be used; C{str()} is one line for the operator.
+    C{unusable} marks a configuration problem rather than a state of the node.
+    """
+
+    def __init__(self, message: str, unusable: bool = False):
+        super().__init__(message)
+        self.unusable = unusable
+
+
+class NotRunning(AdminError):
+    """Nothing answers on the admin socket: no node runs with this configuration."""
+
+
+def encode(answer: dict) -> bytes:
+    """One answer line; C{ensure_ascii} keeps any newline out of it."""
+    return json.dumps(answer, separators=(",", ":"), default=str).encode("ascii")
+
+
+# The server's side.
+
+
+class AdminProtocol(LineOnlyReceiver, TimeoutMixin):
+    """One admin connection: requests in, answers out, in order."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_REQUEST
+    log = Logger()
+
+    def __init__(self, factory: "AdminFactory"):
+        self.factory = factory
+        self.callLater = factory.service.clock.callLater
+        self.closing = False
+
+    def connectionMade(self) -> None:
+        self.sendQueue = SendQueueWatch(SEND_QUEUE_LIMIT, self.onSendQueueOverflow)
+        self.transport.registerProducer(self.sendQueue, True)
+        if len(self.factory.streams) >= MAX_CONNECTIONS:
+            self.answer({"ok": False, "error": f"too many admin connections (at most "
+                                               f"{MAX_CONNECTIONS}); try again later"})
+            self.close()
+            return
+        self.factory.streams.add(self)
+        self.setTimeout(IDLE_TIMEOUT)
+
+    def connectionLost(self, reason=None) -> None:
+        self.closing = True
+        self.setTimeout(None)
+        self.factory.streams.discard(self)
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.closing:
+            return
+        self.resetTimeout()
+        line = line.strip()
+        if line:
+            self.answer(self.factory.service.handle(line))
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        if self.closing:
+            return
+        self.answer({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
+        self.close()
+
+    def answer(self, answer: dict) -> None:
+        data = encode(answer) + self.delimiter
+        self.transport.write(data)
+        self.sendQueue.written(len(data))
+
+    def timeoutConnection(self) -> None:
+        self.close()
+
+    def onSendQueueOverflow(self) -> None:
+        self.log.warn("Dropping an admin connection that does not read its answers")
+        self.closing = True
+        self.transport.abortConnection()
+
+    def close(self) -> None:
+        if self.closing:
+            return
+        self.closing = True
+        self.setTimeout(None)
+        # The transport closes only once no producer is registered.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+
+
+class AdminFactory(protocol.ServerFactory):
+    def __init__(self, service: "AdminService"):
+        self.service = service
+        #: The connections being served, so stopping can close them.
+        self.streams: set[AdminProtocol] = set()
+
+    def buildProtocol(self, addr) -> AdminProtocol:
+        return AdminProtocol(self)
+
+
+class AdminService(service.Service):
+    """
+    The admin socket of one node (see the module docstring).  C{ready} fires
+    with the listening port, or C{None} when there is no socket; C{commands}
+    maps a command's name to a function of the request returning the answer
+    (without C{"ok"}), so another part of the node may add its own.
+    """
+
+    name = "admin"
+    log = Logger()
+
+    def __init__(self, server, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.server = server
+        self.reactor = reactor
+        self.clock = server.clock
+        self.path = socketPath(server.config)
+        self.factory = AdminFactory(self)
+        self.port = None
+        self.ready = defer.Deferred()
+        self.commands: dict[str, Callable[[dict], dict]] = {
+            "connections": self.connections,
+        }
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        d = defer.Deferred.fromCoroutine(self.listen())
+        d.addCallbacks(self.ready.callback, self.startFailed)
+
+    async def listen(self):
+        path = self.path
+        if path is None:
+            self.log.info("admin.socket is \"\": no admin socket")
+            return None
+        if not IReactorUNIX.providedBy(self.reactor):
+            self.log.warn("No admin socket: this platform has no UNIX sockets")
+            return None
+        if pathTooLong(path):
+            if self.server.config.admin.socket == DEFAULT_SOCKET:
+                # The data directory is deep: run without the socket rather
+                # than refuse to start a node that used to start.
+                self.log.warn("No admin socket: {path} is longer than {limit} bytes; "
+                              "set admin.socket to a shorter path",
+                              path=path, limit=MAX_PATH)
+                return None
+            raise AdminError(f"admin.socket {path}: longer than the {MAX_PATH} bytes "
+                             f"a UNIX socket path may have")
+        await self.removeStale(path)
+        try:
+            port = self.reactor.listenUNIX(path, self.factory, mode=0o600)
+        except error.CannotListenError as e:
+            raise AdminError(f"admin.socket {path}: cannot listen: {e.socketError}") from None
+        if not self.running:
+            # Stopped while starting.
+            await defer.maybeDeferred(port.stopListening)
+            return None
+        self.port = port
+        self.log.info("admin.socket listening on {path}", path=path)
+        return port
+
+    async def removeStale(self, path: str) -> None:
+        """
+        Remove a socket file nobody answers on (its node was killed); refuse
+        to go on when another node answers, or when the file is no socket.
+        """
+        try:
+            mode = os.lstat(path).st_mode
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            raise AdminError(f"admin.socket {path}: {e.strerror}") from None
+        if not stat.S_ISSOCK(mode):
+            raise AdminError(f"admin.socket {path}: exists and is not a socket; "
+                             f"remove it or choose another path")
+        try:
+            answered = await connect(self.reactor, path, protocol.Protocol(), TIMEOUT)
+        except NotRunning:
+            self.log.info("Removing the stale admin socket {path} (nobody answers)",
+                          path=path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            return
+        answered.transport.loseConnection()
+        raise AdminError(f"admin.socket {path}: another xmppd answers there (is it "
+                         f"running already with this data_dir?)")
+
+    def startFailed(self, failure) -> None:
+        message = (failure.getErrorMessage() if failure.check(AdminError)
+                   else f"admin.socket {self.path}: {failure.getErrorMessage()}")
+        self.server.fatal(message)
+        self.ready.errback(failure)
+
+    def stopService(self):
+        """Stop listening (which removes the socket file) and close every admin connection."""
+        service.Service.stopService(self)
+        for stream in list(self.factory.streams):
+            stream.close()
+        port, self.port = self.port, None
+        if port is not None:
+            return defer.maybeDeferred(port.stopListening)
+        return None
+
+    # -- requests ------------------------------------------------------------
+
+    def handle(self, line: bytes) -> dict:
+        """The answer to one request line; never raises."""
+        try:
+            request = json.loads(line.decode("utf-8"))
+        except UnicodeDecodeError:
+            return {"ok": False, "error": "a request must be UTF-8"}
+        except ValueError as e:
+            return {"ok": False, "error": f"not JSON: {e}"}
+        command = request.get("command") if isinstance(request, dict) else None
+        if not isinstance(command, str):
+            return {"ok": False, "error": 'expected an object like {"command": "connections"}'}
+        handler = self.commands.get(command)
+        if handler is None:
+            return {"ok": False, "error": f"unknown command {json.dumps(command[:100])} "
+                                          f"(known: {', '.join(sorted(self.commands))})"}
+        try:
+            answer = {"ok": True, **handler(request)}
+            encode(answer)
+        except Exception:
+            self.log.failure("Admin command {command} failed", command=command)
+            return {"ok": False, "error": f"{command} failed; see the server's log"}
+        return answer
+
+    def connections(self, request: dict) -> dict:
+        """The component and s2s connections, and how many clients are online."""
+        return {
+            "time": self.clock.seconds(),
+            "components": [
+                {"domain": domain, "peer": peer, "method": "handshake", "since": since}
+                for domain, peer, since in self.child("components", lambda s: s.connections())],
+            "s2s": [dict(c) for c in self.child("s2s", lambda s: s.connections())],
+            "c2s": {"sessions": len(self.server.sessions),
+                    "connections": sum(
+                        len(f.streams) for f in self.child("c2s", lambda s: s.factories))},
+        }
+
+    def child(self, name: str, ask: Callable[[Any], list]) -> list:
+        """C{ask(service)} of the node's service C{name}, or C{[]} when it has none."""
+        try:
+            child = self.server.getServiceNamed(name)
+        except KeyError:
+            return []
+        return list(ask(child))
+
+
+# The client's side (xmppctl).
+
+
+class AdminClientProtocol(LineOnlyReceiver):
+    """Sends requests and hands back the raw answer lines, in order."""
+
+    delimiter = b"\n"
+    MAX_LENGTH = MAX_RESPONSE
+
+    def __init__(self):
+        self.waiting: list[defer.Deferred] = []
+        self.gone = False
+
+    def request(self, request: dict) -> defer.Deferred:
+        """A Deferred firing with the answer line (bytes) to C{request}."""
+        d = defer.Deferred()
+        if self.gone:
+            d.errback(AdminError("the server closed the admin connection"))
+            return d
+        self.waiting.append(d)
+        self.sendLine(json.dumps(request).encode("utf-8"))
+        return d
+
+    def lineReceived(self, line: bytes) -> None:
+        if self.waiting:
+            self.waiting.pop(0).callback(line)
+
+    def lineLengthExceeded(self, line: bytes) -> None:
+        self.fail(AdminError(f"the server's answer is longer than {MAX_RESPONSE} bytes"))
+        self.transport.loseConnection()
+
+    def connectionLost(self, reason=None) -> None:
+        self.gone = True
+        self.fail(AdminError("the server closed the admin connection without answering"))
+
+    def fail(self, exception: Exception) -> None:
+        waiting, self.waiting = self.waiting, []
+        for d in waiting:
+            d.errback(exception)
+
+
+async def connect(reactor, path: str, client: protocol.Protocol,
+                  timeout: float = TIMEOUT) -> protocol.Protocol:
+    """
+    Connect C{client} to the admin socket at C{path}.
+
+    @raise NotRunning: there is no socket file, or nobody answers on it.
+    @raise AdminError: any other reason (the message says which).
+    """
+    if pathTooLong(path):
+        raise AdminError(f"the admin socket path {path} is longer than {MAX_PATH} bytes; "
+                         f"set admin.socket to a shorter path", unusable=True)
+    endpoint = UNIXClientEndpoint(reactor, path, timeout=timeout)
+    try:
+        return await endpoint.connect(protocol.Factory.forProtocol(lambda: client))
+    except error.ConnectionRefusedError:
+        raise NotRunning(f"xmppd is not running (nobody answers on the admin socket "
+                         f"at {path})") from None
+    except error.TimeoutError:
+        raise AdminError(f"the admin socket at {path} did not accept the connection "
+                         f"within {timeout:g} s") from None
+    except error.ConnectError as e:
+        if e.osError == errno.ENOENT:
+            raise NotRunning(f"xmppd is not running (no admin socket at {path})") from None
+        if e.osError == errno.EACCES:
+            raise AdminError(f"cannot connect to the admin socket at {path}: permission "
+                             f"denied (run as the server's user)") from None
+        raise AdminError(f"cannot connect to the admin socket at {path}: "
+                         f"{os.strerror(e.osError) if isinstance(e.osError, int) else e}"
+                         ) from None
+
+
+async def query(reactor, path: str, request: dict,
+                timeout: float = TIMEOUT) -> tuple[dict, bytes]:
+    """
+    Ask the node at C{path} one request; return its answer, parsed and raw.
+
+    @raise AdminError: no answer (L{NotRunning} when no node runs), or the
+        node refused the request (its error message).
+    """
+    client = await connect(reactor, path, AdminClientProtocol(), timeout)
+    try:
+        line = await client.request(request).addTimeout(timeout, reactor)
+    except defer.TimeoutError:
+        raise AdminError(f"no answer on the admin socket at {path} within "
+                         f"{timeout:g} s") from None
+    finally:
+        client.transport.loseConnection()
+    try:
+        answer = json.loads(line.decode("utf-8"))
+    except ValueError:
+        raise AdminError("the server's answer is not JSON") from None
+    if not isinstance(answer, dict):
+        raise AdminError("the server's answer is not a JSON object")
+    if answer.get("ok") is not True:
+        raise AdminError(f"the server refused: {answer.get('error') or 'no reason given'}")
+    return answer, line
+
+
+async def connectionsReport(config: Config, reactor, asJSON: bool = False,
+                            timeout: float = TIMEOUT) -> list[str]:
+    """
+    The lines C{xmppctl connections} prints: a table, or with C{asJSON} the
+    node's answer as it came.
+
+    @raise AdminError: see L{query}; C{unusable} when the socket is disabled.
+    """
+    path = socketPath(config)
+    if path is None:
+        raise AdminError(f"admin.socket is \"\" in {config.path or 'the configuration'}: "
+                         f"the admin socket is disabled", unusable=True)
+    answer, line = await query(reactor, path, {"command": "connections"}, timeout)
+    if asJSON:
+        return [line.decode("utf-8")]
+    return formatConnections(answer)
+
+
+def formatConnections(answer: dict) -> list[str]:
+    """The answer to C{connections} as readable tables."""
+    now = answer.get("time") or time.time()
+    lines = []
+    components = answer.get("components") or []
+    lines.append(f"components: {len(components)}")
+    lines.extend(_table(["DOMAIN", "PEER", "AUTH", "SINCE"], [
+        [c.get("domain"), c.get("peer"), c.get("method"), _since(c.get("since"), now)]
+        for c in components]))
+    s2s = answer.get("s2s") or []
+    lines.append(f"s2s: {len(s2s)}")
+    lines.extend(_table(["DIR", "LOCAL", "REMOTE", "AUTH", "TLS", "BIDI", "PEER", "SINCE"], [
+        [c.get("direction"), c.get("local"), c.get("remote"),
+         c.get("method") or "(none yet)", "yes" if c.get("encrypted") else "no",
+         "yes" if c.get("bidi") else "no", c.get("peer"), _since(c.get("since"), now)]
+        for c in s2s]))
+    c2s = answer.get("c2s") or {}
+    sessions = c2s.get("sessions", 0)
+    lines.append(f"c2s: {sessions} session{'' if sessions == 1 else 's'}"
+                 + (f" on {c2s['connections']} connection"
+                    f"{'' if c2s['connections'] == 1 else 's'}"
+                    if "connections" in c2s else ""))
+    return lines
+
+
+def _table(header: list[str], rows: list[list[Any]]) -> list[str]:
+    if not rows:
+        return []
+    cells = [header] + [["-" if cell is None else str(cell) for cell in row] for row in rows]
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    return ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip()
+            for row in cells]
+
+
+def _since(since: Any, now: float) -> str:
+    if not isinstance(since, (int, float)):
+        return "-"
+    stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(since))
+    return f"{stamp} ({_duration(max(0, now - since))})"
+
+
+def _duration(seconds: float) -> str:
+    seconds = int(seconds)
+    days, seconds = divmod(seconds, 86400)
+    hours, seconds = divmod(seconds, 3600)
+    minutes, seconds = divmod(seconds, 60)
+    if days:
+        return f"{days}d {hours}h"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {seconds}s"
+    return f"{seconds}s"

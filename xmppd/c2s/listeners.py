@@ -1,0 +1,224 @@
+# -*- test-case-name: tests.test_c2s -*-
+"""
+The client listeners (RFC 6120 §4, XEP-0368): L{C2SService} listens on
+C{c2s.endpoint} (STARTTLS) and C{c2s.direct_tls_endpoint} (TLS from the
+first byte) once storage is open, both with the same TLS context factory
+(which picks a virtual host's own certificate by SNI, see L{xmppd.stream.tls}),
+and L{C2SFactory} builds a
+L{xmppd.c2s.stream.ClientStream} per connection after the admission limits
+(connections per address, new connections per second) have let it in.
+What one connection does is L{xmppd.c2s.stream}; this module is what all of a
+node's client connections share.
+
+Implements: RFC 6120 §4 (client listeners), XEP-0368
+"""
+
+from __future__ import annotations
+
+import secrets
+
+from twisted.application import service
+from twisted.internet import defer, endpoints, protocol
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
+
+from xmppd.c2s.stream import (CLOSE_TIMEOUT, PREFIXES, PREFIXES_IN_SCOPE, ClientStream,
+                       streamErrorElement)
+from xmppd.config.hosts import allHostSettings
+from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
+from xmppd.core.stanzas import NS_CLIENT
+
+
+class RefusingProtocol(protocol.Protocol):
+    """Says why a connection is refused, as a stream error, and hangs up."""
+
+    def __init__(self, reason: str):
+        self.reason = reason
+
+    def connectionMade(self) -> None:
+        # RFC 6120 §4.7.3, §4.7.4: every response header carries an id and
+        # a language.
+        self.transport.write(
+            ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
+             " version='1.0' xml:lang='en' id='%s'>"
+             % (NS_CLIENT, NS_STREAMS, secrets.token_hex(8))
+             ).encode("utf-8")
+            + streamErrorElement("policy-violation", self.reason).toXml(
+                prefixes=PREFIXES, prefixesInScope=PREFIXES_IN_SCOPE).encode("utf-8")
+            + b"</stream:stream>")
+        self.transport.loseConnection()
+
+
+class C2SFactory(protocol.ServerFactory):
+    """
+    Builds client streams for one listener; holds what all of them share
+    (router, sessions, limits) so per-connection state stays small.
+    """
+
+    log = Logger()
+
+    def __init__(self, server, tlsOptions, secure: bool, peers: PeerCounter,
+                 authFailures: AuthFailureTracker):
+        config = server.config
+        self.server = server
+        self.clock = server.clock
+        self.router = server.router
+        self.sessions = server.sessions
+        self.domains = frozenset(config.server.domains)
+        #: Served domain -> its L{xmppd.config.hosts.HostSettings}: what a stream
+        #: of that domain offers (TLS required, ANONYMOUS) depends on it.
+        self.hosts = allHostSettings(config)
+        self.limits = config.limits
+        #: For a stream that has not named a served domain (yet).
+        self.requireTLS = config.c2s.require_tls
+        self.plainWithoutTLS = config.c2s.plain_without_tls
+        self.tlsOptions = tlsOptions
+        self.secure = secure
+        self.peers = peers
+        self.authFailures = authFailures
+        self.saslSecret = server.secret
+        self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
+        #: Every open client stream of this listener, so a stopping server
+        #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
+        self.streams: set[ClientStream] = set()
+        self.streamCounter = 0
+        self.traffic = server.traffic
+        self.hooks = server.hooks
+
+    @property
+    def users(self):
+        return self.server.storage.users
+
+    def makeBucket(self, rate: float) -> TokenBucket | None:
+        # A burst of two seconds' worth lets normal traffic through unshaped.
+        return TokenBucket(rate, 2 * rate, self.clock) if rate else None
+
+    def newStreamId(self) -> str:
+        # RFC 6120 §4.7.3: unpredictable (the random part) and non-repeating
+        # (node and counter); Server Dialback keys depend on it.
+        self.streamCounter += 1
+        return "%s-%x-%s" % (self.server.nodeId, self.streamCounter, secrets.token_hex(8))
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", None) or "local"
+        # The per-address limit comes first, so that one address hammering
+        # the listener is refused without using up everyone's new-connection
+        # rate.
+        if not self.peers.acquire(host):
+            self.log.info("Refusing {host}: too many connections from it", host=host)
+            return RefusingProtocol("too many connections from your address")
+        if self.newConnections is not None and not self.newConnections.tryConsume(1):
+            self.peers.release(host)
+            self.log.info("Refusing {host}: new connections over the limit", host=host)
+            return RefusingProtocol("too many new connections, try again later")
+        stream = ClientStream(self, self.secure)
+        stream.peerKey = host
+        return stream
+
+    def connectionClosed(self, stream: ClientStream) -> None:
+        self.peers.release(stream.peerKey)
+
+
+@defer.inlineCallbacks
+def listenOn(service, key: str, description: str, factory):
+    """
+    Listen with C{factory} on the endpoint string C{description} (the value
+    of the configuration key C{key}) for a listening C{service} (one with
+    C{reactor}, C{running} and C{log}).  Fires with the port, or C{None} when
+    the service stopped while the port was being opened (it is closed
+    again); fails with L{ListenError}, one line naming the key, when the
+    port cannot be had.  Shared by the c2s, component and s2s listeners.
+    """
+    endpoint = endpoints.serverFromString(service.reactor, description)
+    try:
+        port = yield endpoint.listen(factory)
+    except Exception as e:
+        raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
+    if not service.running:
+        yield port.stopListening()
+        return None
+    service.log.info("{key} listening on {address}", key=key, address=port.getHost())
+    return port
+
+
+class C2SService(service.Service):
+    """
+    The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
+    C{c2s.direct_tls_endpoint}.  Listening starts only once storage is open,
+    so no client ever meets a server that cannot check its password.
+    C{ready} fires with the listening ports (tests use port 0 and read them).
+    """
+
+    name = "c2s"
+    log = Logger()
+
+    def __init__(self, server, tlsOptions, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.server = server
+        self.tlsOptions = tlsOptions
+        self.reactor = reactor
+        self.ports = []
+        self.factories: list[C2SFactory] = []
+        self.ready = defer.Deferred()
+        limits = server.config.limits
+        self.peers = PeerCounter(limits.connections_per_ip)
+        self.authFailures = AuthFailureTracker(
+            limits.auth_failure_delay, limits.auth_failure_delay_max, server.clock)
+
+    def listeners(self):
+        c2s = self.server.config.c2s
+        yield "c2s.endpoint", c2s.endpoint, C2SFactory(
+            self.server, self.tlsOptions, False, self.peers, self.authFailures)
+        if c2s.direct_tls_endpoint:
+            factory = C2SFactory(self.server, None, True, self.peers, self.authFailures)
+            yield ("c2s.direct_tls_endpoint", c2s.direct_tls_endpoint,
+                   TLSMemoryBIOFactory(self.tlsOptions, False, factory))
+
+    def startService(self):
+        service.Service.startService(self)
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        d = self.server.storageService.whenReady()
+        d.addCallback(lambda _: self.listen())
+        d.addCallbacks(self.ready.callback, self.startFailed)
+
+    @defer.inlineCallbacks
+    def listen(self):
+        for key, description, factory in self.listeners():
+            port = yield listenOn(self, key, description, factory)
+            if port is None:
+                break
+            self.ports.append(port)
+            self.factories.append(getattr(factory, "wrappedFactory", factory))
+        return self.ports
+
+    def startFailed(self, failure):
+        """Storage did not open or a port could not be bound: the node cannot run."""
+        self.server.fatal(failure.getErrorMessage())
+        self.ready.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop listening, then close every client stream with C{system-shutdown}
+        (RFC 6120 §4.9.3.22) and wait, boundedly, for them to go, so storage
+        (stopped after us) closes only once no session can still use it.
+        """
+        service.Service.stopService(self)
+        ports, self.ports = self.ports, []
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        factories, self.factories = self.factories, []
+        gone = []
+        for factory in factories:
+            for stream in list(factory.streams):
+                gone.append(stream.whenClosed())
+                stream.streamError("system-shutdown")
+        self.server.hooks.notify("c2s/shutdown", None)
+        if gone:
+            yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.reactor)
+
+
+class ListenError(Exception):
+    """A listener could not start (port in use, bad interface...)."""

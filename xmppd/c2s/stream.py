@@ -1,0 +1,625 @@
+# -*- test-case-name: tests.test_c2s -*-
+"""
+Client-to-server streams (RFC 6120 §4-§8, XEP-0368 direct TLS).
+
+A L{ClientStream} is one client connection: the hardened parser (DESIGN §4),
+stream header checks, negotiation through the initializers of
+L{xmppd.c2s.negotiation}, and, once a resource is bound, stamping C{from} on
+every stanza before it goes to the router.  It is a plain Twisted
+C{Protocol} rather than Twisted's C{XmlStream}: the receiving side needs none
+of the initiating-side machinery, and top-level elements are dispatched with
+one dict lookup instead of XPath observers.  The listeners that make
+streams, and admit or refuse connections, are L{xmppd.c2s.listeners}.
+
+Every way a stream can go wrong ends the same way: L{ClientStream.streamError}
+sends the header if needed, the C{<stream:error/>} and the footer, then closes
+the connection (aborting it if the peer does not read).  Nothing a client
+sends can raise out of C{dataReceived}, so one broken client never disturbs
+another.
+
+Extension points for features that live at the stream level (stream
+management, XEP-0198, in L{xmppd.features.sm}):
+
+  - the hook C{"c2s/nonza"} (L{OutgoingEvent} with no recipient, C{fire}): a
+    top-level element that is neither a stanza nor a negotiation step, at any
+    point of the stream (C{event.session} is C{None} before bind); return
+    C{True} when it was yours, or the stream closes as RFC 6120 says;
+  - the slot C{ClientStream.sm}, C{None} unless a feature puts an object
+    there (so streams that do not use it cost nothing), which the stream
+    tells about every stanza it has received and handled
+    (C{stanzaHandled(stanza)}), every stanza it sends, serialized
+    (C{stanzaSent(data)}), a connection that broke while a session was bound
+    (C{streamLost()}: true when the object keeps the session for later), and
+    the end of the session, after it is unbound (C{sessionEnded(session)});
+  - L{ClientStream.attachSession} and L{ClientStream.releaseSession}, which
+    move a bound session from one stream to another without a new bind;
+  - the hook C{"c2s/shutdown"} (C{notify}, no payload): the listeners are
+    stopping and every stream was told C{system-shutdown}; sessions kept
+    without a stream end now.
+
+Implements: RFC 6120, XEP-0368
+"""
+
+from __future__ import annotations
+
+import re
+from typing import TYPE_CHECKING, Callable
+
+from twisted.internet import protocol
+from twisted.internet.interfaces import IPushProducer
+from twisted.logger import Logger
+from twisted.words.protocols.jabber.error import NS_XMPP_STREAMS
+from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
+from twisted.words.xish import domish
+from zope.interface import implementer
+
+from xmppd.stream.closing import ClosedWaiters
+from xmppd.core.events import FeaturesEvent, OutgoingEvent
+from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
+from xmppd.c2s.negotiation import INITIALIZERS
+from xmppd.core.stanzas import NS_CLIENT, STANZA_NAMES, StanzaText, errorReply, iqProblem
+from xmppd.stream.xmlparser import HardenedElementStream
+
+if TYPE_CHECKING:
+    from xmppd.c2s.listeners import C2SFactory
+
+NS_XML = "http://www.w3.org/XML/1998/namespace"
+PREFIXES = {NS_STREAMS: "stream"}
+PREFIXES_IN_SCOPE = ["stream"]
+VERSION = re.compile(r"^(\d{1,9})\.(\d{1,9})$")
+#: Seconds a closing stream waits for the peer to read its last words.
+CLOSE_TIMEOUT = 10.0
+
+
+def streamErrorElement(condition: str, text: str | None = None,
+                       appCondition: domish.Element | None = None) -> domish.Element:
+    error = domish.Element((NS_STREAMS, "error"))
+    error.addElement((NS_XMPP_STREAMS, condition))
+    if text:
+        error.addElement((NS_XMPP_STREAMS, "text"), content=text)
+    if appCondition is not None:
+        # RFC 6120 §4.9.4: an application-specific condition may follow.
+        error.addChild(appCondition)
+    return error
+
+
+def serialize(element: domish.Element) -> str:
+    """An element as a client stream writes it (C{jabber:client} the default namespace)."""
+    return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
+                         prefixesInScope=PREFIXES_IN_SCOPE)
+
+
+@implementer(IPushProducer)
+class SendQueueWatch:
+    """
+    Registered as the transport's producer so the transport tells us when
+    its write buffer is full (C{pauseProducing}).  Whatever the stream writes
+    while paused is queued for a client that does not read; over
+    C{limit} bytes the connection is dropped instead of growing memory.
+    """
+
+    def __init__(self, limit: int, onOverflow: Callable[[], None]):
+        self.limit = limit
+        self.onOverflow = onOverflow
+        self.paused = False
+        self.queued = 0
+
+    def written(self, size: int) -> None:
+        if self.paused:
+            self.queued += size
+            if self.limit and self.queued > self.limit:
+                self.onOverflow()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.queued = 0
+
+    def stopProducing(self) -> None:
+        self.paused = False
+
+
+class ClientStream(ClosedWaiters, protocol.Protocol):
+    """One client connection; see the module docstring."""
+
+    log = Logger()
+
+    #: The traffic log and this stream's serial in it, when log.verbose is on.
+    traffic = None
+    serial = 0
+    #: Stream management's state once a client enables it (see the module
+    #: docstring); a class attribute so that streams without it pay nothing.
+    sm = None
+    #: The condition of the stream error we sent, if any.
+    errorCondition = None
+
+    # Settings every stream of a listener shares, read from the factory
+    # rather than copied into each stream: per-session memory is a feature.
+    limits = property(lambda self: self.factory.limits)
+    tlsOptions = property(lambda self: self.factory.tlsOptions)
+    plainWithoutTLS = property(lambda self: self.factory.plainWithoutTLS)
+    #: Authenticated with SASL ANONYMOUS (XEP-0175): the account exists only
+    #: while this session does, and nothing is stored for it.
+    anonymous = False
+
+    @property
+    def host(self):
+        """The L{xmppd.config.hosts.HostSettings} of the domain the client named, or C{None}."""
+        return self.factory.hosts.get(self.domain)
+
+    @property
+    def requireTLS(self) -> bool:
+        """No authentication before TLS: the domain's setting (C{c2s.require_tls} by default)."""
+        host = self.factory.hosts.get(self.domain)
+        return self.factory.requireTLS if host is None else host.requireTLS
+
+    def __init__(self, factory: "C2SFactory", secure: bool):
+        self.factory = factory
+        self.secure = secure
+        self.domain: str | None = None
+        self.username: str | None = None
+        self.session = None
+        self.jid = None
+        self.streamId = None
+        self.parser = None
+        self.closing = False
+        if factory.traffic is not None:
+            self.traffic = factory.traffic
+            self.serial = factory.traffic.newSerial()
+        self.peerKey = None
+        self.headerSent = False
+        self.peerAddress = "local"
+        #: When the client last sent anything (the idle-ping feature reads it).
+        self.lastReceived = factory.clock.seconds()
+        self.timers: dict[object, object] = {}
+        self.readPaused = False
+        self.byteBucket = factory.makeBucket(self.limits.bytes_per_second)
+        self.stanzaBucket = factory.makeBucket(self.limits.stanzas_per_second)
+        #: One instance per negotiation step until a resource is bound, then
+        #: None (see L{initializer}).
+        self.initializers = [init(self) for init in INITIALIZERS]
+
+    # -- connection ------------------------------------------------------
+
+    def connectionMade(self) -> None:
+        peer = self.transport.getPeer()
+        self.peerAddress = getattr(peer, "host", None) or "local"
+        setNoDelay = getattr(self.transport, "setTcpNoDelay", None)
+        if setNoDelay is not None:
+            # Stanzas are small and interactive: without this, Nagle holds
+            # our writes for the peer's delayed ACK (measured: 61 ms per
+            # login instead of 17 ms over TLS).
+            setNoDelay(True)
+        self.factory.streams.add(self)
+        self.sendQueue = SendQueueWatch(self.limits.send_queue_limit, self.onSendQueueOverflow)
+        self.transport.registerProducer(self.sendQueue, True)
+        self.newParser(self.limits.max_stanza_size_unauthenticated)
+        self.timers["negotiation"] = self.factory.clock.callLater(
+            self.limits.negotiation_timeout, self.onNegotiationTimeout)
+
+    def connectionLost(self, reason) -> None:
+        # The connection broke, rather than being closed: the client sent no
+        # footer and we sent no stream error, except that a client we found
+        # dead (connection-timeout, RFC 6120 §4.9.3.4) broke too.
+        broken = not self.closing or self.errorCondition == "connection-timeout"
+        self.closing = True
+        self.parser = None
+        for timer in self.timers.values():
+            if timer.active():
+                timer.cancel()
+        self.timers.clear()
+        self.factory.connectionClosed(self)
+        self.factory.streams.discard(self)
+        if broken and self.session is not None and self.sm is not None \
+                and self.sm.streamLost():
+            self.releaseSession()
+        self.endSession()
+        self.notifyClosed()
+
+    def callLater(self, delay: float, f, *args):
+        """Run C{f} later unless the connection is gone by then."""
+        if delay <= 0:
+            f(*args)
+            return
+        key = object()
+
+        def run():
+            del self.timers[key]
+            if not self.closing:
+                f(*args)
+        self.timers[key] = self.factory.clock.callLater(delay, run)
+
+    def newParser(self, maxStanzaSize: int) -> None:
+        parser = HardenedElementStream()
+        parser.maxStanzaSize = maxStanzaSize
+        parser.maxDepth = self.limits.max_depth
+        parser.DocumentStartEvent = self.onDocumentStart
+        parser.ElementEvent = self.onElement
+        parser.DocumentEndEvent = self.onDocumentEnd
+        old, self.parser = self.parser, parser
+        if old is not None:
+            # The old parser may still be inside Parse() on this very chunk;
+            # what follows the restart point in it must never be dispatched
+            # (RFC 6120 §5.4.3.3: plaintext after <starttls/> is discarded).
+            old.halt()
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.lastReceived = self.factory.clock.seconds()
+        try:
+            self.parser.parse(data)
+        except domish.ParserError as e:
+            self.streamError(getattr(e, "condition", "not-well-formed"), str(e) or None)
+            return
+        except Exception:
+            # A bug of ours must cost this client its stream, nobody else.
+            self.log.failure("Unexpected error on stream from {peer}", peer=self.peerAddress)
+            self.streamError("internal-server-error")
+            return
+        if self.byteBucket is not None and not self.closing:
+            self.shape(self.byteBucket.consume(len(data)))
+
+    def shape(self, delay: float) -> None:
+        """Traffic shaping: stop reading for C{delay} seconds; nothing is dropped."""
+        if delay <= 0 or self.readPaused or self.closing:
+            return
+        self.readPaused = True
+        self.transport.pauseProducing()
+        self.timers["shape"] = self.factory.clock.callLater(delay, self.resumeReading)
+
+    def resumeReading(self) -> None:
+        self.readPaused = False
+        if not self.closing:
+            self.transport.resumeProducing()
+
+    def onSendQueueOverflow(self) -> None:
+        self.log.info("Dropping {peer}: over {limit} bytes queued unread",
+                      peer=self.peerAddress, limit=self.limits.send_queue_limit)
+        self.closing = True
+        self.transport.abortConnection()
+
+    def onNegotiationTimeout(self) -> None:
+        self.streamError("connection-timeout", "negotiation took too long")
+
+    # -- output ----------------------------------------------------------
+
+    def send(self, obj) -> None:
+        sm = self.sm
+        if isinstance(obj, domish.Element):
+            if sm is not None and obj.name in STANZA_NAMES:
+                # Counted and kept until the client acknowledges it
+                # (XEP-0198 §4), even when this stream can no longer write
+                # it: the session's end then re-routes it.
+                text = serialize(obj)
+                if not self.closing:
+                    self.write(obj, text)
+                sm.stanzaSent(text)
+                return
+            if self.closing:
+                return
+            self.write(obj, serialize(obj))
+        elif obj is not None:
+            if sm is not None and type(obj) is StanzaText:
+                if not self.closing:
+                    self.write(obj, obj)
+                sm.stanzaSent(obj)
+                return
+            if self.closing and type(obj) is StanzaText:
+                return
+            self.write(obj, obj)
+
+    def write(self, obj, text: str) -> None:
+        if self.traffic is not None:
+            self.traffic.outgoing(self.serial, self.peerAddress, obj)
+        data = text.encode("utf-8")
+        self.transport.write(data)
+        self.sendQueue.written(len(data))
+
+    def sendHeader(self) -> None:
+        self.streamId = self.factory.newStreamId()
+        attrs = " id='%s'" % self.streamId
+        if self.domain:
+            attrs += " from='%s'" % self.domain
+        self.transport.write(
+            ("<?xml version='1.0'?><stream:stream xmlns='%s' xmlns:stream='%s'"
+             " version='1.0' xml:lang='en'%s>" % (NS_CLIENT, NS_STREAMS, attrs)
+             ).encode("utf-8"))
+        self.headerSent = True
+
+    def sendFeatures(self) -> None:
+        features = domish.Element((NS_STREAMS, "features"))
+        for initializer in self.initializers:
+            feature = initializer.feature()
+            if feature is not None:
+                features.addChild(feature)
+        self.factory.hooks.notify("c2s/features", FeaturesEvent(self, features), self.domain)
+        self.send(features)
+
+    def sendError(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
+        """Answer C{stanza} on this stream with a stanza error (if it may be answered)."""
+        reply = errorReply(stanza, condition, text)
+        if reply is not None:
+            if reply.getAttribute("to") is None and self.jid is not None:
+                reply["to"] = self.jid.full()
+            self.send(reply)
+
+    def streamError(self, condition: str, text: str | None = None,
+                    appCondition: domish.Element | None = None) -> None:
+        """Send a stream error (RFC 6120 §4.9) and close the stream."""
+        if self.closing:
+            return
+        if not self.headerSent:
+            self.sendHeader()
+        self.log.debug("Stream error {condition} for {peer}: {text}",
+                       condition=condition, peer=self.peerAddress, text=text)
+        self.errorCondition = condition
+        self.send(streamErrorElement(condition, text, appCondition))
+        self.closeStream()
+
+    def closeStream(self) -> None:
+        """Send the footer and close; abort if the peer does not read it."""
+        if self.closing:
+            return
+        self.send("</stream:stream>")
+        self.closing = True
+        if self.parser is not None:
+            # Nothing after the error or the footer is ours to act on; stop
+            # parsing the rest of the read now rather than discard it slowly.
+            self.parser.halt()
+        # A transport does not close while a producer is registered (TLS
+        # does not even send its close_notify), so the send queue watch must
+        # go first, or every close would wait for the abort below.
+        self.transport.unregisterProducer()
+        self.transport.loseConnection()
+        self.timers["close"] = self.factory.clock.callLater(
+            CLOSE_TIMEOUT, self.transport.abortConnection)
+
+    # -- stream header ---------------------------------------------------
+
+    def onDocumentStart(self, root: domish.Element) -> None:
+        if self.traffic is not None:
+            self.traffic.header(self.serial, self.peerAddress, root)
+        try:
+            requested = prepDomainpart(root.getAttribute("to") or "")
+        except InvalidJID:
+            requested = None
+        if self.domain is None and requested in self.factory.domains:
+            self.domain = requested
+        if root.uri != NS_STREAMS:
+            return self.streamError("invalid-namespace")
+        if root.name != "stream":
+            return self.streamError("bad-format", "the root element must be <stream:stream>")
+        if root.defaultUri != NS_CLIENT:
+            return self.streamError("invalid-namespace", "expected jabber:client")
+        version = VERSION.match(root.getAttribute("version") or "")
+        if version is None or int(version.group(1)) != 1:
+            return self.streamError("unsupported-version", "version 1.0 is required")
+        if not requested or requested != self.domain:
+            return self.streamError("host-unknown")
+        self.sendHeader()
+        self.sendFeatures()
+
+    def onDocumentEnd(self) -> None:
+        # The client closed its stream (RFC 6120 §4.4): close ours too.
+        self.closeStream()
+
+    def restart(self) -> None:
+        """Restart the stream after TLS or SASL (RFC 6120 §4.3.3)."""
+        size = (self.limits.max_stanza_size if self.username is not None
+                else self.limits.max_stanza_size_unauthenticated)
+        self.headerSent = False
+        self.newParser(size)
+
+    # -- elements ----------------------------------------------------------
+
+    def onElement(self, element: domish.Element) -> None:
+        if self.closing:
+            return
+        if self.traffic is not None:
+            self.traffic.incoming(self.serial, self.peerAddress, element)
+        if self.stanzaBucket is not None:
+            self.shape(self.stanzaBucket.consume(1))
+        key = (element.uri, element.name)
+        if self.session is not None:
+            if element.uri == NS_CLIENT and element.name in STANZA_NAMES:
+                self.onStanza(element)
+                if self.sm is not None:
+                    # Routing is done, so whoever took the stanza has said
+                    # what its safety still waits for.
+                    self.sm.stanzaHandled(element)
+                return
+        else:
+            entry = NEGOTIATION_ELEMENTS.get(key)
+            if entry is not None:
+                getattr(self.initializer(entry[0]), entry[1])(element)
+                return
+            if element.uri == NS_CLIENT and element.name == "iq":
+                if self.username and self.onNegotiationIQ(element):
+                    return
+                if self.username is None and self.factory.hooks.fire(
+                        "c2s/unauthenticated-iq", OutgoingEvent(self, None, element, None),
+                        self.domain):
+                    return
+        if key == (NS_STREAMS, "error"):
+            self.log.info("{peer} sent a stream error", peer=self.peerAddress)
+            self.closeStream()
+        elif element.uri != NS_CLIENT and self.factory.hooks.fire(
+                "c2s/nonza", OutgoingEvent(self, self.session, element, None), self.domain):
+            return
+        elif self.session is None:
+            # RFC 6120 §7.1 and §4.9.3.12: nothing but negotiation before bind.
+            self.streamError("not-authorized")
+        elif element.name in STANZA_NAMES:
+            self.streamError("invalid-namespace", "stanzas must be in jabber:client")
+        else:
+            self.streamError("unsupported-stanza-type")
+
+    def onNegotiationIQ(self, iq: domish.Element) -> bool:
+        """Bind or legacy session on an authenticated, unbound stream."""
+        payload = firstChild(iq)
+        if payload is None:
+            return False
+        entry = IQ_PAYLOADS.get((payload.uri, payload.name))
+        if entry is None:
+            return False
+        # RFC 6120 §8.2.3 holds for negotiation IQs too: a bind without an
+        # id could not be matched to its result.
+        if self.validIQ(iq):
+            getattr(self.initializer(entry[0]), entry[1])(iq, payload)
+        return True
+
+    def initializer(self, index: int):
+        """
+        The negotiation step C{index}.  After bind only the stateless ones
+        (a second bind, the legacy session IQ) can be reached, and they are
+        made on demand instead of kept for the life of the session.
+        """
+        if self.initializers is None:
+            return INITIALIZERS[index](self)
+        return self.initializers[index]
+
+    def onStanza(self, stanza: domish.Element) -> None:
+        """
+        A stanza from the bound client: C{from} is always ours to stamp
+        (RFC 6120 §8.1.2.1), C{to} is validated, then the router decides.
+        """
+        stanza["from"] = self.jidText
+        to = stanza.getAttribute("to")
+        recipient = None
+        if to is not None:
+            try:
+                recipient = parseJID(to)
+            except InvalidJID:
+                self.sendError(stanza, "jid-malformed")
+                return
+            stanza["to"] = recipient.full()
+        if stanza.name == "iq":
+            if not self.validIQ(stanza):
+                return
+            payload = firstChild(stanza)
+            # Bind and session are the server's own business whether or not
+            # the client addresses the server: RFC 3921 §3 sends the session
+            # request to the domain, and legacy clients still do.
+            if payload is not None and (to is None or stanza["to"] == self.domain):
+                entry = IQ_PAYLOADS.get((payload.uri, payload.name))
+                if entry is not None:
+                    getattr(self.initializer(entry[0]), entry[1])(stanza, payload)
+                    return
+        if self.factory.hooks.fire("c2s/outgoing",
+                                   OutgoingEvent(self, self.session, stanza, recipient),
+                                   self.domain):
+            return
+        self.factory.router.route(stanza)
+
+    def validIQ(self, iq: domish.Element) -> bool:
+        """RFC 6120 §8.2.3 (L{xmppd.core.stanzas.iqProblem}); a bad one is answered."""
+        problem = iqProblem(iq)
+        if problem == "bad-request":
+            self.sendError(iq, problem)
+        return problem is None
+
+    # -- negotiation outcomes ----------------------------------------------
+
+    def channelBindings(self) -> dict[str, bytes]:
+        """
+        What SCRAM-PLUS can bind to on this connection: C{tls-exporter}
+        (RFC 9266) on TLS 1.3; C{tls-unique} (RFC 5929) on TLS 1.2, which is
+        the client's Finished message because our TLS contexts never resume
+        sessions.  Empty before TLS.
+        """
+        if not self.secure:
+            return {}
+        try:
+            connection = self.transport.getHandle()
+            version = connection.get_protocol_version_name()
+            if version == "TLSv1.3":
+                return {"tls-exporter": connection.export_keying_material(
+                    b"EXPORTER-Channel-Binding", 32)}
+            if version == "TLSv1.2":
+                finished = connection.get_peer_finished()
+                return {"tls-unique": finished} if finished else {}
+        except (AttributeError, ValueError):
+            pass
+        return {}
+
+    async def lookupCredentials(self, username: str):
+        return await self.factory.users.getCredentials(username, self.domain)
+
+    def onAuthenticated(self, username: str, mechanism: str) -> None:
+        self.username = username
+        if mechanism == "ANONYMOUS":
+            self.anonymous = True
+        self.log.info("{user}@{domain} authenticated with {mechanism} from {peer}",
+                      user=username, domain=self.domain, mechanism=mechanism,
+                      peer=self.peerAddress)
+        self.restart()
+
+    def bind(self, jid) -> None:
+        self.attachSession(self.factory.sessions.bind(jid, self))
+        self.factory.hooks.notify("session/bound", self.session, self.domain)
+
+    def attachSession(self, session) -> None:
+        """
+        Become the stream of the bound C{session}: after a bind, or when a
+        client resumes a session another stream left (XEP-0198 §5), which
+        is then neither bound again nor announced.
+        """
+        session.stream = self
+        self.session = session
+        self.jid = session.jid
+        self.jidText = session.jid.full()
+        self.initializers = None
+        timer = self.timers.pop("negotiation", None)
+        if timer is not None and timer.active():
+            timer.cancel()
+
+    def releaseSession(self):
+        """
+        Let go of the session without ending it (someone else keeps it
+        bound, see L{attachSession}); return it.  Stream management's state
+        goes with it.
+        """
+        session, self.session = self.session, None
+        self.sm = None
+        return session
+
+    def endSession(self) -> None:
+        """
+        The bound session ends (logout, lost connection, replaced): features
+        hear it while it is still in the session table (presence broadcasts
+        unavailable from it), then it is unbound.
+        """
+        session, self.session = self.session, None
+        if session is not None:
+            self.factory.hooks.notify("session/closed", session, self.domain)
+            self.factory.sessions.unbind(session)
+            if self.sm is not None:
+                self.sm.sessionEnded(session)
+
+    def replaceSession(self) -> None:
+        """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""
+        self.endSession()
+        self.streamError("conflict", "replaced by a new connection")
+
+
+def _dispatchTable(attribute: str) -> dict[tuple[str, str], tuple[int, str]]:
+    """(namespace, name) -> (index in INITIALIZERS, method name), built once."""
+    table = {}
+    for index, initializer in enumerate(INITIALIZERS):
+        for key, method in getattr(initializer, attribute).items():
+            table[key] = (index, method)
+    return table
+
+
+NEGOTIATION_ELEMENTS = _dispatchTable("elements")
+IQ_PAYLOADS = _dispatchTable("iqPayloads")
+
+
+def firstChild(element: domish.Element) -> domish.Element | None:
+    for child in element.children:
+        if isinstance(child, domish.Element):
+            return child
+    return None

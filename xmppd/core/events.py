@@ -1,0 +1,111 @@
+# -*- test-case-name: tests.test_local -*-
+"""
+The hooks the core fires, and their payloads (DESIGN §3).  Features
+subscribe with C{domain.hooks.add(NAME, callback, priority)} (their domain's
+view of the node's hooks: they hear only that domain's events); for hooks
+fired with C{fire}, a callback returns C{True} (or any non-C{None} value)
+when it has taken care of the stanza, and nothing else then runs.
+
+Stanzas arriving at a served domain (fired by L{xmppd.core.local.LocalDomain}
+with a L{StanzaEvent}), one hook per stanza kind and addressing, after
+Prosody's event names:
+
+  - C{"iq/host"}, C{"message/host"}, C{"presence/host"}: to the domain itself;
+  - C{"iq/bare"}, C{"message/bare"}, C{"presence/bare"}: to an account's bare
+    JID; IQs and messages sent with no C{to} arrive here too, addressed to
+    the sender's own bare JID, with C{toSelf} set (RFC 6120 §8.1.1.1);
+  - C{"iq/full"}, C{"message/full"}, C{"presence/full"}: to a full JID;
+  - C{"presence/self"}: presence with no C{to} from a local user: the
+    broadcast of the user's own availability (RFC 6121 §4.2, §4.4).
+
+  - C{"stanza/outbound"} (L{StanzaEvent}, C{fire}, in the scope of the
+    sender's domain): a stanza from one of the domain's users (sent by a
+    client or by a feature on the user's behalf) leaves for another domain,
+    served here or remote; a callback returning C{True} stops it.
+  - C{"stanza/prepared"}: a stanza serialized once for many recipients (a
+    room's fan-out, L{xmppd.core.local.LocalDomain.deliverPrepared}) is about to
+    go as text straight to a bound session; a callback returning C{True}
+    sends it the full way instead, through the hooks above (blocking).
+
+When no callback takes an IQ to the domain or to a bare JID, the domain's
+wokkel handlers get it (by dispatch key, see L{xmppd.core.dispatch}), and an IQ
+get/set nobody answers gets C{service-unavailable}.
+
+Client streams (fired by L{xmppd.c2s.stream}):
+
+  - C{"c2s/outgoing"} (L{OutgoingEvent}, C{fire}): a bound client's stanza,
+    C{from} already stamped, before it is routed; return C{True} to stop it
+    (blocking, limits, carbons of sent messages...).
+  - C{"c2s/features"} (L{FeaturesEvent}, C{notify}): stream features are
+    being offered; add elements to C{event.features}.
+  - C{"c2s/unauthenticated-iq"} (L{OutgoingEvent} with no session, C{fire}):
+    an IQ before authentication (in-band registration); unhandled ones close
+    the stream with C{not-authorized}.
+  - C{"c2s/nonza"} (L{OutgoingEvent} with no recipient, C{fire}): a
+    top-level element that is not a stanza, at any point of the stream
+    (session None before bind): stream management's enable, r, a, resume.
+  - C{"c2s/shutdown"} (C{notify}, no payload): the listeners are stopping.
+  - C{"session/bound"}, C{"session/closed"} (the L{xmppd.core.sessions.Session},
+    C{notify}): a resource was bound; a session ends (logout, dropped
+    connection, replaced by a new bind) and is about to be unbound.
+
+Durability (issue 5): a feature that keeps a stanza while it waits for
+something asynchronous holds it with L{xmppd.core.stanzas.hold}; stream
+management acknowledges a client's stanza only once everything holding it
+has let go, so an acknowledged message is never only in memory.
+
+Accounts:
+
+  - C{"account/removed"} (L{AccountEvent}, C{notify}): an account and its
+    stored data are gone; features clean up what storage does not hold.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+
+class StanzaEvent:
+    """A stanza arriving at a served domain; see the module docstring."""
+
+    __slots__ = ("stanza", "sender", "recipient", "domain", "toSelf")
+
+    def __init__(self, stanza: domish.Element, sender: JID | None, recipient: JID,
+                 domain: Any, toSelf: bool = False):
+        self.stanza = stanza
+        #: The parsed C{from} (None only for stanzas built without one).
+        self.sender = sender
+        #: The parsed C{to}, or the sender's bare JID when there was none.
+        self.recipient = recipient
+        #: The L{xmppd.core.local.LocalDomain} the stanza arrived at.
+        self.domain = domain
+        self.toSelf = toSelf
+
+
+class OutgoingEvent:
+    """A stanza from a client stream, before it is routed."""
+
+    __slots__ = ("stream", "session", "stanza", "recipient")
+
+    def __init__(self, stream: Any, session: Any, stanza: domish.Element,
+                 recipient: JID | None):
+        self.stream = stream
+        self.session = session
+        self.stanza = stanza
+        self.recipient = recipient
+
+
+@dataclass
+class FeaturesEvent:
+    stream: Any
+    features: domish.Element
+
+
+@dataclass
+class AccountEvent:
+    username: str
+    domain: str

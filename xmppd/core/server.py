@@ -1,0 +1,80 @@
+# -*- test-case-name: tests.test_tap -*-
+"""
+The node: the root of the service tree (DESIGN §1).
+
+L{XMPPServer} owns what every part shares (configuration, router, session
+manager, clock) and holds its children in start order: storage first, the
+served domains, the c2s listeners last, so stopping closes listeners first
+and storage last.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+
+from twisted.application import service
+from twisted.logger import Logger
+
+from xmppd.core.hooks import Hooks
+from xmppd.core.router import Router
+from xmppd.core.sessions import SessionManager
+from xmppd.stream.traffic import TrafficLog
+
+SECRET_FILE = "server-secret"
+
+
+def loadSecret(dataDir: str) -> bytes:
+    """
+    A per-installation secret (0600 in the data directory), stable across
+    restarts so the fake SCRAM salts of unknown users never change and never
+    give them away.
+    """
+    path = os.path.join(dataDir, SECRET_FILE)
+    try:
+        with open(path, "rb") as f:
+            secret = f.read()
+        if len(secret) >= 32:
+            return secret
+    except FileNotFoundError:
+        pass
+    os.makedirs(dataDir, mode=0o700, exist_ok=True)
+    secret = secrets.token_bytes(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(secret)
+    return secret
+
+
+class XMPPServer(service.MultiService):
+    """One node: see the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, config, reactor=None, clock=None):
+        service.MultiService.__init__(self)
+        if reactor is None:
+            from twisted.internet import reactor
+        self.config = config
+        self.reactor = reactor
+        self.clock = clock if clock is not None else reactor
+        self.router = Router()
+        self.sessions = SessionManager()
+        self.hooks = Hooks()
+        self.secret = loadSecret(config.server.data_dir)
+        self.nodeId = secrets.token_hex(4)
+        self.storageService = None
+        #: The traffic log when C{log.verbose} is on, shared by all streams.
+        self.traffic = TrafficLog() if config.log.verbose else None
+        #: Called with a one-line message when the node cannot run (a port in
+        #: use, storage that does not open); twistd stops then.
+        self.onFatal = None
+
+    @property
+    def storage(self):
+        return self.storageService.storage
+
+    def fatal(self, message: str) -> None:
+        self.log.critical("xmppd cannot run: {message}", message=message)
+        if self.onFatal is not None:
+            self.onFatal(message)

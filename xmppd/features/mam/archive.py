@@ -1,0 +1,633 @@
+# -*- test-case-name: tests.test_mam -*-
+"""
+The message archive of each account (XEP-0313, C{urn:xmpp:mam:2}), with
+archive ids handed to clients as XEP-0359 stanza-ids, and the archiving
+preferences of XEP-0441.  Queries of the archive (XEP-0313 §4, §5, paged
+with XEP-0059) are parsed and answered by L{xmppd.features.mam.query}.
+
+Archiving.  Both sides of a conversation are archived, each in its own
+account's archive with its own id (XEP-0313 §3):
+
+  - Incoming: hooks C{"message/bare"} and C{"message/full"} at
+    L{INCOMING_PRIORITY}, below blocking (a rejected message is not archived,
+    §6.1) and above carbons and delivery, so the recipient's devices and the
+    carbon copies see the C{<stanza-id by=bare JID/>} (§3.5).  Any
+    C{<stanza-id/>} that claims to be the recipient's (C{by} = the account)
+    is removed first: only the server may say that (XEP-0359 §5 rules 3-4).
+  - Outgoing: hook C{"c2s/outgoing"} at L{OUTGOING_PRIORITY}, after blocking,
+    before the sent-carbons hook, which then forwards the sender's archive id
+    (the in-process mark C{archiveSentId}, §3.5: SHOULD).  The message the
+    contact gets carries no id of the sender's archive (§3.5: MUST NOT).
+    Messages to the user's own account are archived once, on arrival.
+
+What is archived (§6.1.1): messages of type "chat" or "normal" with a
+C{<body/>}, or with the XEP-0334 C{<store/>} hint (§4.4), never those with
+C{<no-store/>} or C{<no-permanent-store/>} (§4.2, §4.1), never errors,
+headlines or groupchat messages (§6.1.1 leaves groupchat to the server; we
+do not announce C{#groupchat-field}), carbon copies, query results, or
+replays of stored or unacknowledged messages (the in-process mark
+C{replayed}: they were archived on their first way through).  A message to
+a full JID that is bound nowhere and is not a chat is bounced by delivery
+and not archived.  The archived stanza is the one the recipient gets, with
+its stanza-id.  A message for an account with no session that offline
+storage then refuses (quota) is in the archive nonetheless: the decision
+is made before delivery.
+
+Archive writes never delay delivery: C{storage.archive.append} is called
+and not waited for; a failure is logged.  What may wait is the decision,
+which needs the account's preferences (XEP-0441, stored as JSON under the
+account-data key C{"mam:prefs"}): those of accounts with a session are kept
+in memory (loaded at bind), a bounded number of others in a least recently
+used cache.  When they are not in memory, or C{default='roster'} needs a
+roster that is not in memory, the message is held, and released once
+decided, through the same hooks (the mark C{mamDecision} says it was
+decided); later messages to the same account wait behind it, in order, so
+archive order is arrival order (§3.1).  A held message is held in the
+sense of issue 5's durability contract (L{xmppd.core.stanzas.hold}) until it
+has been passed on, so stream management does not acknowledge it before
+whoever takes it then (offline storage) has it safe.
+
+Preferences (XEP-0441 §2): get and set of C{<prefs/>}; the default is
+C{[mam] default}; a JID in both lists is never archived (privacy wins);
+list entries match as XEP-0441 §2.3 says (bare entries match every
+resource); C{default='roster'} archives a contact whose bare JID is a
+visible item of the user's roster, and the user's own messages.
+
+Queries (§4, §5): the IQs of C{<query/>} and C{<metadata/>} are
+answered here once L{MAMHandler.owner} has said whose archive they are about: only
+the account itself may ask (no C{to}, or its own bare JID); another
+account's archive is C{forbidden} (§8.1), and the domain has none
+(C{service-unavailable}).  The form, paging and the results themselves
+are L{xmppd.features.mam.query}'s.
+
+Retention: with C{[mam] retention_days} above 0, messages older than that
+are removed from every archive once a day (from the oldest, §3.2).
+Removing an account removes its archive (storage cascades it).
+
+Disco (§7): accounts announce C{urn:xmpp:mam:2}, C{urn:xmpp:mam:2#extended}
+and C{urn:xmpp:sid:0}.
+
+Implements: XEP-0313 0.8.0 (Message Archive Management),
+XEP-0441 0.2.0 (MAM preferences), XEP-0359 0.7.0 (stanza-id),
+XEP-0334 0.3.0 (storage hints)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import secrets
+from collections import deque
+
+from twisted.internet import defer, task
+from twisted.logger import Logger
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.xish import domish
+from wokkel.disco import DiscoFeature
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from zope.interface import implementer
+
+from xmppd.core.accountcache import AccountDataCache
+from xmppd.features.carbons import cloneStanza, hasBody, hasChild, isCarbon
+from xmppd.config import choice, integer, number, option, section
+from xmppd.core.jid import InvalidJID, makeJID, parseJID
+from xmppd.features.mam.query import (NS_MAM, finElement, firstChild, metadata, queryForm, resultMessage,
+                            runQuery)
+from xmppd.features.messages import messageType
+from xmppd.features.roster import rosterManager
+from xmppd.core.stanzas import NS_CLIENT, hold
+from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser
+
+NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended"
+NS_SID = "urn:xmpp:sid:0"
+NS_HINTS = "urn:xmpp:hints"
+
+QUERY_SET = "/iq[@type='set']/query[@xmlns='%s']" % NS_MAM
+QUERY_GET = "/iq[@type='get']/query[@xmlns='%s']" % NS_MAM
+PREFS_GET = "/iq[@type='get']/prefs[@xmlns='%s']" % NS_MAM
+PREFS_SET = "/iq[@type='set']/prefs[@xmlns='%s']" % NS_MAM
+METADATA_GET = "/iq[@type='get']/metadata[@xmlns='%s']" % NS_MAM
+
+#: Below blocking (100), above carbons (20) and delivery (0).
+INCOMING_PRIORITY = 30
+#: After blocking, before the sent carbons (-20).
+OUTGOING_PRIORITY = -15
+
+#: The account-data key of the preferences.
+PREFS_KEY = "mam:prefs"
+DEFAULTS = ("always", "never", "roster")
+#: Preferences of accounts without a session kept in memory.
+RECENT_PREFS = 1024
+#: Messages that may wait behind one account's undecided message; past it
+#: the sender gets resource-constraint (DESIGN §4: every queue bounded).
+MAX_WAITING = 1000
+#: Most JIDs in each preference list.
+MAX_PREFS_JIDS = 1000
+#: Seconds between two retention sweeps.
+RETENTION_INTERVAL = 86400.0
+
+
+@section("mam")
+@dataclasses.dataclass(frozen=True)
+class MAMConfig:
+    default: str = option(
+        "always", choice(*DEFAULTS),
+        "what is archived for an account that set no preference (XEP-0441): "
+        "always, never, or roster (only contacts in the user's roster)")
+    max_page: int = option(
+        250, integer(1, 10000),
+        "most messages one archive query returns; a client asking for more gets this many")
+    retention_days: float = option(
+        0, number(minimum=0),
+        "days archived messages are kept; 0 keeps them forever")
+
+
+# -- small helpers ------------------------------------------------------------
+
+def newArchiveId() -> str:
+    """An archive id: unique and unpredictable (XEP-0313 §3, XEP-0359 §5 rule 2)."""
+    return secrets.token_urlsafe(12)
+
+
+def serialize(stanza: domish.Element) -> str:
+    """The stanza as archived: one C{jabber:client} element."""
+    if stanza.uri != NS_CLIENT:
+        stanza = cloneStanza(stanza)
+    return stanza.toXml()
+
+
+def hints(stanza: domish.Element) -> set[str]:
+    return {child.name for child in stanza.elements() if child.uri == NS_HINTS}
+
+
+def isArchivable(stanza: domish.Element) -> bool:
+    """Whether a message is one a user archive keeps; see the module docstring."""
+    marks = stanza.__dict__
+    if marks.get("replayed") or marks.get("carbonCopy") or marks.get("mamResult"):
+        return False
+    kind = messageType(stanza)
+    if kind not in ("chat", "normal"):
+        return False
+    given = hints(stanza)
+    if "no-store" in given or "no-permanent-store" in given:
+        return False
+    if isCarbon(stanza) or hasChild(stanza, NS_MAM, "result"):
+        return False
+    return hasBody(stanza) or "store" in given
+
+
+def removeForgedIds(stanza: domish.Element, by: str) -> None:
+    """XEP-0359 §5 rules 3-4: drop every stanza-id claiming to be C{by}'s."""
+    stanza.children = [
+        child for child in stanza.children
+        if not (isinstance(child, domish.Element) and child.uri == NS_SID
+                and child.name == "stanza-id" and child.getAttribute("by") == by)]
+
+
+@dataclasses.dataclass(frozen=True)
+class Prefs:
+    """One account's archiving preferences (XEP-0441 §2)."""
+
+    default: str
+    always: frozenset = frozenset()
+    never: frozenset = frozenset()
+
+    def archives(self, target) -> bool | None:
+        """
+        Whether messages with C{target} (a JID) are archived, or C{None}
+        when that depends on the roster (default "roster").
+        """
+        full, bare = target.full(), target.userhost()
+        if full in self.never or bare in self.never:
+            return False
+        if full in self.always or bare in self.always:
+            return True
+        if self.default == "roster":
+            return None
+        return self.default == "always"
+
+    def toJSON(self) -> str:
+        return json.dumps({"default": self.default, "always": sorted(self.always),
+                           "never": sorted(self.never)})
+
+    @classmethod
+    def fromJSON(cls, text: str, default: str) -> "Prefs":
+        data = json.loads(text)
+        chosen = data.get("default")
+        return cls(chosen if chosen in DEFAULTS else default,
+                   frozenset(data.get("always", ())), frozenset(data.get("never", ())))
+
+    def toElement(self) -> domish.Element:
+        prefs = domish.Element((NS_MAM, "prefs"))
+        prefs["default"] = self.default
+        for name, jids in (("always", self.always), ("never", self.never)):
+            # XEP-0441 §2.1: both lists are present, even when empty.
+            listed = prefs.addElement(name)
+            for jid in sorted(jids):
+                listed.addElement("jid", content=jid)
+        return prefs
+
+
+class Pending:
+    """A message whose archiving waits for the account's preferences."""
+
+    __slots__ = ("event", "outgoing", "account", "target", "peer", "stamp", "held",
+                 "archivable", "waiting")
+
+    def __init__(self, event, outgoing: bool, account, target, stamp: float,
+                 archivable: bool):
+        self.event = event
+        self.outgoing = outgoing
+        self.account = account
+        self.target = target
+        self.peer = None if target is None else target.userhost()
+        self.stamp = stamp
+        self.held = None
+        self.archivable = archivable
+        #: A decision for it is on its way.
+        self.waiting = False
+
+
+@implementer(IDisco)
+class MAMHandler(XMPPHandler, IQHandlerMixin):
+    """The archives of one served domain's accounts; see the module docstring."""
+
+    log = Logger()
+    iqHandlers = {QUERY_SET: "onQuery", QUERY_GET: "onQueryForm", PREFS_GET: "onPrefsGet",
+                  PREFS_SET: "onPrefsSet", METADATA_GET: "onMetadata"}
+
+    def __init__(self, domain, config: MAMConfig | None = None):
+        XMPPHandler.__init__(self)
+        self.domain = domain
+        self.host = domain.domain
+        self.config = config or MAMConfig()
+        #: Bare JID -> preferences.
+        self.cache = AccountDataCache(domain, PREFS_KEY, self.parsePrefs,
+                                      lambda: self.defaultPrefs, size=RECENT_PREFS,
+                                      what="the archiving preferences")
+        #: Bare JID -> messages waiting for their archiving decision, in order.
+        self.queues: dict[str, deque[Pending]] = {}
+        #: Accounts whose queue is being worked through right now.
+        self.busy: set[str] = set()
+        self.ids = 0
+        self.retention = None
+
+    def connectionInitialized(self) -> None:
+        for query in self.iqHandlers:
+            self.xmlstream.addObserver(query, self.handleRequest)
+
+    def register(self) -> None:
+        hooks = self.domain.hooks
+        hooks.add("message/bare", self.onIncoming, INCOMING_PRIORITY)
+        hooks.add("message/full", self.onIncoming, INCOMING_PRIORITY)
+        hooks.add("c2s/outgoing", self.onOutgoing, OUTGOING_PRIORITY)
+        self.cache.register()
+        if self.config.retention_days > 0:
+            self.retention = task.LoopingCall(self.expire)
+            self.retention.clock = self.domain.clock
+            self.retention.start(RETENTION_INTERVAL, now=True)
+
+    # -- preferences in memory ------------------------------------------------
+
+    @property
+    def defaultPrefs(self) -> Prefs:
+        return Prefs(self.config.default)
+
+    def parsePrefs(self, text: str | None) -> Prefs:
+        """
+        Stored preferences.  Unreadable ones are the default, and are cached
+        as such: reading them again would give the same.
+        """
+        if text is None:
+            return self.defaultPrefs
+        try:
+            return Prefs.fromJSON(text, self.config.default)
+        except (ValueError, TypeError, AttributeError):
+            self.log.warn("Unreadable archiving preferences; using the default")
+            return self.defaultPrefs
+
+    # -- deciding -------------------------------------------------------------
+
+    def decide(self, account, target) -> defer.Deferred:
+        """Whether a message between C{account} (bare) and C{target} is archived."""
+        d = self.cache.load(account)
+
+        def apply(prefs: Prefs):
+            decision = prefs.archives(target)
+            if decision is not None:
+                return decision
+            if target.userhost() == account.userhost():
+                return True
+            lookup = defer.ensureDeferred(rosterManager(self.domain).getItem(
+                account.user, target.userhost()))
+            return lookup.addCallback(lambda item: item is not None and item.visible)
+
+        def failed(failure):
+            self.log.failure("Deciding whether to archive for {jid} failed", failure,
+                             jid=account.userhost())
+            return self.config.default == "always"
+
+        return d.addCallback(apply).addErrback(failed)
+
+    def decideNow(self, account, target) -> tuple[bool, defer.Deferred | bool]:
+        """C{(True, decision)} if it is known now, else C{(False, Deferred)}."""
+        d = self.decide(account, target)
+        box = []
+        d.addCallback(lambda result: box.append(result) or result)
+        if box:
+            return True, box[0]
+        return False, d
+
+    # -- incoming (§3.5) ------------------------------------------------------
+
+    def onIncoming(self, event):
+        """C{message/bare}, C{message/full}: archive for the recipient, stamp the id."""
+        if event.domain is not self.domain:
+            return None
+        stanza = event.stanza
+        marks = stanza.__dict__
+        if "mamDecision" in marks:
+            # Released after waiting: decided already (see L{release}).
+            decision, stamp = marks.pop("mamDecision")
+            if decision:
+                self.archiveIncoming(event, stamp)
+            return None
+        recipient = event.recipient
+        if recipient.user is None or event.sender is None:
+            return None
+        key = recipient.userhost()
+        if marks.get("replayed") or marks.get("carbonCopy") or marks.get("mamResult"):
+            return None
+        removeForgedIds(stanza, key)
+        archivable = isArchivable(stanza) and self.willDeliver(event)
+        stamp = self.domain.clock.seconds()
+        if key in self.queues:
+            return self.holdIncoming(event, key, stamp, archivable)
+        if not archivable:
+            return None
+        known, decision = self.decideNow(recipient.userhostJID(), event.sender)
+        if not known:
+            self.queues[key] = deque()
+            taken = self.holdIncoming(event, key, stamp, archivable, decision)
+            return taken
+        if decision:
+            self.archiveIncoming(event, stamp)
+        return None
+
+    def willDeliver(self, event) -> bool:
+        """Not a message delivery will bounce: one to a vanished resource that is not a chat."""
+        recipient = event.recipient
+        if recipient.resource is None or event.domain.sessions.get(recipient) is not None:
+            return True
+        return messageType(event.stanza) == "chat"
+
+    def archiveIncoming(self, event, stamp: float) -> None:
+        stanza = event.stanza
+        account = event.recipient
+        archiveId = newArchiveId()
+        stanzaId = stanza.addElement((NS_SID, "stanza-id"))
+        stanzaId["id"] = archiveId
+        stanzaId["by"] = account.userhost()
+        self.append(account, ArchivedMessage(
+            archiveId, stamp, event.sender.userhost(), serialize(stanza)))
+
+    def append(self, account, message: ArchivedMessage) -> None:
+        """Write to the archive without waiting; failures are logged."""
+        d = defer.maybeDeferred(self.domain.storage.archive.append,
+                                account.user, account.host, message)
+
+        def failed(failure):
+            if failure.check(NoSuchUser):
+                return None  # Delivery answers service-unavailable for it.
+            self.log.failure("Archiving a message for {jid} failed", failure,
+                             jid=account.userhost())
+
+        d.addErrback(failed)
+
+    # -- outgoing -------------------------------------------------------------
+
+    def onOutgoing(self, event):
+        """C{c2s/outgoing}: archive a user's message in the user's own archive."""
+        session, stanza = event.session, event.stanza
+        if session is None or stanza.name != "message" or session.jid.host != self.host:
+            return None
+        recipient = event.recipient
+        if recipient is None or recipient.userhost() == session.jid.userhost():
+            return None  # Archived once, when it arrives (see the module docstring).
+        if not isArchivable(stanza):
+            return None
+        account = makeJID(session.jid.user, session.jid.host)
+        key = account.userhost()
+        stamp = self.domain.clock.seconds()
+        pending = Pending(event, True, account, recipient, stamp, True)
+        if key in self.queues:
+            self.enqueue(key, pending)
+            return None
+        known, decision = self.decideNow(account, recipient)
+        if not known:
+            self.queues[key] = deque()
+            self.enqueue(key, pending, decision)
+            return None
+        if decision:
+            stanza.__dict__["archiveSentId"] = (key, self.archiveOutgoing(pending))
+        return None
+
+    def archiveOutgoing(self, pending: Pending) -> str:
+        archiveId = newArchiveId()
+        self.append(pending.account, ArchivedMessage(
+            archiveId, pending.stamp, pending.peer, serialize(pending.event.stanza)))
+        return archiveId
+
+    # -- waiting for a decision -----------------------------------------------
+
+    def holdIncoming(self, event, key: str, stamp: float, archivable: bool,
+                     decision: defer.Deferred | None = None):
+        """Take an incoming message until the messages before it are decided."""
+        queue = self.queues[key]
+        if len(queue) >= MAX_WAITING:
+            self.domain.bounce(event.stanza, "resource-constraint")
+            return True
+        pending = Pending(event, False, event.recipient.userhostJID(), event.sender,
+                          stamp, archivable)
+        pending.held = hold(event.stanza)
+        self.enqueue(key, pending, decision)
+        return True
+
+    def enqueue(self, key: str, pending: Pending, decision: defer.Deferred | None = None) -> None:
+        queue = self.queues[key]
+        queue.append(pending)
+        if len(queue) == 1:
+            self.process(key, decision)
+
+    def process(self, key: str, decision: defer.Deferred | None = None) -> None:
+        """
+        Decide the queued messages of C{key} in order, waiting where needed.
+        Re-entrant calls (a released message routes another one for the
+        same account) leave the work to the loop already running.
+        """
+        if key in self.busy:
+            return
+        self.busy.add(key)
+        try:
+            queue = self.queues.get(key)
+            while queue:
+                pending = queue[0]
+                if pending.waiting:
+                    return
+                if decision is None:
+                    if pending.archivable:
+                        known, decision = self.decideNow(pending.account, pending.target)
+                    else:
+                        known, decision = True, False
+                else:
+                    known = False
+                if not known:
+                    pending.waiting = True
+                    decision.addCallback(self.decided, key, pending)
+                    return
+                queue.popleft()
+                self.release(pending, decision)
+                decision = None
+            self.queues.pop(key, None)
+        finally:
+            self.busy.discard(key)
+
+    def decided(self, decision: bool, key: str, pending: Pending) -> None:
+        queue = self.queues.get(key)
+        if not queue or queue[0] is not pending:
+            return
+        pending.waiting = False
+        queue.popleft()
+        self.busy.add(key)
+        try:
+            self.release(pending, decision)
+        finally:
+            self.busy.discard(key)
+        self.process(key)
+
+    def release(self, pending: Pending, decision: bool) -> None:
+        """
+        Act on a decision made after waiting.  A held message is let go once
+        it has been passed on: whoever takes it then (offline storage) has
+        added its own hold by that time, which stream management waits for.
+        """
+        if pending.outgoing:
+            if decision:
+                self.archiveOutgoing(pending)
+            return
+        stanza = pending.event.stanza
+        stanza.__dict__["mamDecision"] = (decision, pending.stamp)
+        try:
+            self.domain.deliver(stanza)
+        except Exception:
+            self.log.failure("Delivering a message after deciding on archiving failed")
+            self.domain.bounce(stanza, "internal-server-error")
+        pending.held.callback(None)
+
+    # -- access ---------------------------------------------------------------
+
+    def owner(self, iq: domish.Element):
+        """The account whose archive C{iq} is about, if the sender may use it."""
+        try:
+            sender = parseJID(iq.getAttribute("from") or "")
+            to = iq.getAttribute("to")
+            target = sender.userhostJID() if to is None else parseJID(to)
+        except InvalidJID:
+            raise StanzaError("bad-request")
+        if target.user is None:
+            raise StanzaError("service-unavailable")  # The domain keeps no archive.
+        if target.host != self.host or target.resource is not None:
+            raise StanzaError("service-unavailable")
+        if sender.userhost() != target.userhost():
+            raise StanzaError("forbidden")  # §8.1: only the account itself.
+        return makeJID(target.user, target.host)
+
+    # -- IDisco (§7) ----------------------------------------------------------
+
+    def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
+        if target.user is not None and not nodeIdentifier:
+            return [DiscoFeature(NS_MAM), DiscoFeature(NS_MAM_EXTENDED), DiscoFeature(NS_SID)]
+        return []
+
+    def getDiscoItems(self, requestor, target, nodeIdentifier=""):
+        return []
+
+    # -- preferences (XEP-0441 §2) --------------------------------------------
+
+    async def onPrefsGet(self, iq: domish.Element) -> domish.Element:
+        account = self.owner(iq)
+        prefs = await self.cache.load(account)
+        return prefs.toElement()
+
+    async def onPrefsSet(self, iq: domish.Element) -> domish.Element:
+        account = self.owner(iq)
+        element = firstChild(iq, NS_MAM, "prefs")
+        current = await self.cache.load(account)
+        default = element.getAttribute("default", current.default)
+        if default not in DEFAULTS:
+            raise StanzaError("bad-request", text="default must be always, never or roster")
+        prefs = Prefs(default, self.jidList(element, "always"), self.jidList(element, "never"))
+        await self.domain.storage.accountData.set(
+            account.user, account.host, PREFS_KEY, prefs.toJSON())
+        self.cache.keep(account, prefs)
+        return prefs.toElement()
+
+    @staticmethod
+    def jidList(prefs: domish.Element, name: str) -> frozenset:
+        jids = set()
+        for listed in prefs.elements(NS_MAM, name):
+            for item in listed.elements(NS_MAM, "jid"):
+                try:
+                    jids.add(parseJID(str(item).strip()).full())
+                except InvalidJID:
+                    raise StanzaError("jid-malformed", text="not a JID: %s" % (str(item)[:100],))
+        if len(jids) > MAX_PREFS_JIDS:
+            raise StanzaError("policy-violation",
+                              text="at most %d JIDs in <%s/>" % (MAX_PREFS_JIDS, name))
+        return frozenset(jids)
+
+    # -- queries (§4, §5: xmppd.features.mam.query) -------------------------------------
+
+    def onQueryForm(self, iq: domish.Element) -> domish.Element:
+        """§4.1.5: the fields a query may use (none required)."""
+        self.owner(iq)
+        return queryForm()
+
+    async def onMetadata(self, iq: domish.Element) -> domish.Element:
+        """§5: the first and last message of the archive."""
+        account = self.owner(iq)
+        return await metadata(self.domain.storage.archive, account)
+
+    async def onQuery(self, iq: domish.Element):
+        account = self.owner(iq)
+        query = firstChild(iq, NS_MAM, "query")
+        messages, complete, count = await runQuery(
+            self.domain.storage.archive, account, query, self.config.max_page)
+        requester = iq["from"]
+        queryId = query.getAttribute("queryid")
+        shown = reversed(messages) if hasChild(query, NS_MAM, "flip-page") else messages
+        for message in shown:
+            self.ids += 1
+            self.domain.router.route(
+                resultMessage(account, requester, queryId, message, "mam-%d" % self.ids))
+        return finElement(messages, complete, count)
+
+    # -- retention ------------------------------------------------------------
+
+    def expire(self) -> defer.Deferred | None:
+        """Remove what is older than C{[mam] retention_days} from every archive."""
+        if not self.domain.running:
+            if self.retention is not None and self.retention.running:
+                self.retention.stop()
+            return None
+        cutoff = self.domain.clock.seconds() - self.config.retention_days * 86400
+        d = defer.maybeDeferred(self.domain.storage.archive.removeOlderThan, cutoff)
+        d.addErrback(lambda failure: self.log.failure("Archive retention sweep failed", failure))
+        return d
+
+
+def makeHandler(domain) -> MAMHandler:
+    handler = MAMHandler(domain, domain.config.mam)
+    handler.register()
+    return handler

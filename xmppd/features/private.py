@@ -1,0 +1,212 @@
+# -*- test-case-name: tests.test_privatexml -*-
+"""
+Private XML storage: a user keeps arbitrary XML on the server, one fragment
+per namespace, that only the user can read and write (XEP-0049 §2).
+
+Each namespace is stored on its own, under the account-data key
+C{"private:<namespace>"}, as the serialized elements of that namespace from
+the last set (XEP-0049 §2.3 allows several elements of one namespace in a
+set, and returns them all).  A get of a namespace never stored answers the
+requested element, empty, as Prosody and ejabberd do, so clients that read
+their bookmarks on first login get an empty store rather than an error.
+
+Error conditions (XEP-0049 §2.3 and §3):
+  - a get or set addressed to anyone but the sender's own account:
+    C{forbidden} (§2.3 prefers it to C{service-unavailable}; §4 forbids any
+    other entity to touch the data);
+  - a query without a child element: C{not-acceptable} (the MUST of §2.3,
+    shown in its example for exactly this case);
+  - a get naming more than one namespace: C{bad-request} (§2.3: a client
+    MUST NOT query for more than one namespace at a time; RFC 6120
+    §8.3.3.1);
+  - a child in a reserved namespace: C{not-acceptable} (§2.3 allows the
+    refusal).  We refuse the namespaces that would make the stored document
+    ambiguous: none at all, C{jabber:client} and C{jabber:server} (the
+    stanza namespaces) and C{jabber:iq:private} itself.  Other C{jabber:}
+    namespaces stay allowed: refusing them is optional, and harmless data
+    is better stored than refused;
+  - more than C{[private] max_size} bytes for one namespace, or a new
+    namespace beyond C{[private] max_namespaces}: C{not-acceptable} with a
+    text, the condition XEP-0049 already uses for data the server will not
+    store, so clients of this protocol handle it, and of type C{modify}
+    (RFC 6120 §8.3.3.9): the client can send less.
+
+The stored text is our own serialization of elements the hardened stream
+parser accepted; it is read back with L{parseStored}, which uses that same
+hardened parser (no DTDs, no entities) rather than trusting the database.
+
+Implements: XEP-0049 v1.2 (Private XML Storage)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+from wokkel.disco import DiscoFeature
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
+from zope.interface import implementer
+
+from xmppd.config import integer, option, section
+from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.core.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.stream.xmlparser import HardenedElementStream, PARSE_SLICE
+
+NS_PRIVATE = "jabber:iq:private"
+
+PRIVATE_GET = "/iq[@type='get']/query[@xmlns='%s']" % NS_PRIVATE
+PRIVATE_SET = "/iq[@type='set']/query[@xmlns='%s']" % NS_PRIVATE
+
+#: Account-data keys are this prefix plus the namespace.
+KEY_PREFIX = "private:"
+
+#: Namespaces never stored: see the module docstring.
+RESERVED = frozenset(("", NS_CLIENT, NS_SERVER, NS_PRIVATE))
+
+
+@section("private")
+@dataclasses.dataclass(frozen=True)
+class PrivateConfig:
+    max_size: int = option(
+        65536, integer(minimum=1),
+        "largest private XML stored for one namespace, in bytes of XML; "
+        "larger sets get not-acceptable")
+    max_namespaces: int = option(
+        100, integer(minimum=1),
+        "namespaces one account may keep private XML in; a set of one more "
+        "gets not-acceptable")
+
+
+def makeHandler(domain) -> "PrivateHandler":
+    return PrivateHandler(domain)
+
+
+def parseStored(text: str, wrapperNS: str = NS_PRIVATE) -> list[domish.Element]:
+    """
+    The elements serialized in C{text} (a concatenation of C{toXml()}
+    results), parsed by the hardened parser inside a wrapper in
+    C{wrapperNS}, so an element serialized without its own C{xmlns} comes
+    back in the namespace it was stored from.
+
+    The size and element limits are lifted: the text is at most what a
+    client stream already let through, and cutting it short would lose
+    data; restricted XML (DTDs, entities) is still refused.
+    """
+    elements: list[domish.Element] = []
+    parser = HardenedElementStream()
+    data = ("<stored xmlns='%s'>%s</stored>" % (wrapperNS, text)).encode("utf-8")
+    parser.maxStanzaSize = len(data) + PARSE_SLICE
+    parser.maxDepth = parser.maxElements = parser.maxNames = sys.maxsize
+    parser.DocumentStartEvent = lambda root: None
+    parser.ElementEvent = elements.append
+    parser.DocumentEndEvent = lambda: None
+    parser.parse(data)
+    return elements
+
+
+def addresses(iq: domish.Element) -> tuple[JID, JID]:
+    """
+    The sender (stamped by c2s, checked by s2s) and the account addressed:
+    the one in C{to}, or the sender's own when there is no C{to} (RFC 6120
+    §8.1.1.1).
+    """
+    try:
+        sender = parseJID(iq.getAttribute("from"))
+    except (InvalidJID, TypeError):
+        raise StanzaError("bad-request") from None
+    to = iq.getAttribute("to")
+    return sender, sender.userhostJID() if to is None else parseJID(to)
+
+
+@implementer(IDisco)
+class PrivateHandler(XMPPHandler, IQHandlerMixin):
+    """jabber:iq:private get and set for the user's own account."""
+
+    iqHandlers = {PRIVATE_GET: "onGet", PRIVATE_SET: "onSet"}
+
+    def __init__(self, domain):
+        XMPPHandler.__init__(self)
+        self.domain = domain
+        self.maxSize = domain.config.private.max_size
+        self.maxNamespaces = domain.config.private.max_namespaces
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver(PRIVATE_GET, self.handleRequest)
+        self.xmlstream.addObserver(PRIVATE_SET, self.handleRequest)
+
+
+    def owner(self, iq: domish.Element) -> JID:
+        """The account, when the sender is that account; else C{forbidden}."""
+        sender, owner = addresses(iq)
+        if owner.user is None or sender.userhostJID() != owner:
+            raise StanzaError("forbidden")  # XEP-0049 §2.3, §3, §4
+        return owner
+
+    def payload(self, iq: domish.Element) -> list[domish.Element]:
+        """The query's child elements, refusing an empty query and reserved namespaces."""
+        query = next(iq.elements(NS_PRIVATE, "query"))
+        children = list(query.elements())
+        if not children:
+            raise StanzaError("not-acceptable", text="the query needs a child element")
+        for child in children:
+            if (child.uri or "") in RESERVED:
+                raise StanzaError("not-acceptable",
+                                  text="namespace %r is reserved" % (child.uri or "",))
+        return children
+
+    async def onGet(self, iq: domish.Element) -> domish.Element:
+        owner = self.owner(iq)
+        children = self.payload(iq)
+        namespaces = {child.uri for child in children}
+        if len(namespaces) > 1:
+            raise StanzaError("bad-request", text="ask for one namespace at a time")
+        [namespace] = namespaces
+        stored = await self.domain.storage.accountData.get(
+            owner.user, owner.host, KEY_PREFIX + namespace)
+        query = domish.Element((NS_PRIVATE, "query"))
+        if stored is None:
+            for child in children:
+                query.addElement((child.uri, child.name))
+        else:
+            for element in parseStored(stored):
+                query.addChild(element)
+        return query
+
+    async def onSet(self, iq: domish.Element) -> None:
+        owner = self.owner(iq)
+        byNamespace: dict[str, list[str]] = {}
+        for child in self.payload(iq):
+            byNamespace.setdefault(child.uri, []).append(child.toXml())
+        values = {}
+        for namespace, parts in byNamespace.items():
+            value = "".join(parts)
+            if len(value.encode("utf-8")) > self.maxSize:
+                raise StanzaError("not-acceptable", text="private XML larger than %d bytes"
+                                  % (self.maxSize,))
+            values[KEY_PREFIX + namespace] = value
+        accountData = self.domain.storage.accountData
+        stored = await accountData.getAll(owner.user, owner.host, KEY_PREFIX)
+        if len(stored.keys() | values.keys()) > self.maxNamespaces:
+            raise StanzaError("not-acceptable", text="no more than %d namespaces of private XML"
+                              % (self.maxNamespaces,))
+        for key, value in values.items():
+            await accountData.set(owner.user, owner.host, key, value)
+
+    # -- IDisco ------------------------------------------------------------
+
+    def getDiscoInfo(self, requestor: JID, target: JID, nodeIdentifier: str = ""):
+        # XEP-0049 has no discovery section; like ejabberd, announce the
+        # feature on the server and to the account itself, the only one
+        # allowed to use it.
+        if nodeIdentifier or target.resource is not None:
+            return []
+        if target.user is None or requestor.userhostJID() == target:
+            return [DiscoFeature(NS_PRIVATE)]
+        return []
+
+    def getDiscoItems(self, requestor: JID, target: JID, nodeIdentifier: str = ""):
+        return []
