@@ -475,7 +475,7 @@ async def test_sqliteRosterAndDataSurviveReopen(tmp_path):
 @pytest_twisted.ensureDeferred
 async def test_sqliteMigratesFromVersion1(tmp_path):
     """A file of schema version 1 is upgraded on opening, keeping its accounts."""
-    from xmppd.storage.sqlite import MIGRATIONS, SCHEMA_VERSION
+    from xmppd.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
     path = tmp_path / "xmppd.sqlite"
     first = await _openSQLite(path)
     await first.users.addUser("romeo", DOMAIN, CREDENTIALS)
@@ -543,7 +543,7 @@ async def test_sqliteSharedWithSecondConnection(sqliteStorage):
 @pytest_twisted.ensureDeferred
 async def test_sqliteSchemaVersion(sqliteStorage):
     """A new file is at the current schema version."""
-    from xmppd.storage.sqlite import SCHEMA_VERSION
+    from xmppd.storage.sqlite.schema import SCHEMA_VERSION
     assert await sqliteStorage.runQuery("PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
@@ -729,7 +729,7 @@ async def test_reopenNeverTouchesFileOutsideSQLite(tmp_path, monkeypatch):
         opened.append(str(name))
         return descriptor
 
-    monkeypatch.setattr("xmppd.storage.sqlite.os.open", recordingOpen)
+    monkeypatch.setattr("xmppd.storage.sqlite.engine.os.open", recordingOpen)
     second = SQLiteStorage(path)
     await second.open()
     try:

@@ -17,10 +17,11 @@ from zope.interface.verify import verifyObject
 from tests import test_storage
 from tests.test_storage import CREDENTIALS, DOMAIN
 from xmppd.storage import NoSuchUser, SQLiteStorage, StorageError
-from xmppd.storage import sqlite as sqliteModule
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IArchiveStore,
                                       IOfflineStore, ItemNotFound, OfflineMessage,
                                       RosterItem)
+from xmppd.storage.sqlite import engine as sqliteEngine
+from xmppd.storage.sqlite import schema as sqliteSchema
 
 # The backend fixtures of the storage contract suite, shared with it.
 storage = test_storage.storage
@@ -509,7 +510,7 @@ def oldDatabase(path, version: int) -> sqlite3.Connection:
     rows of its own and closes the connection.
     """
     connection = sqlite3.connect(path, isolation_level=None)
-    for step in sqliteModule.MIGRATIONS[:version]:
+    for step in sqliteSchema.MIGRATIONS[:version]:
         for statement in step:
             connection.execute(statement)
     connection.execute("INSERT INTO users VALUES ('romeo', ?)", (DOMAIN,))
@@ -532,7 +533,7 @@ async def test_sqliteMigratesFromVersion2(tmp_path):
 
     store = await _openSQLite(path)
     try:
-        assert await store.runQuery("PRAGMA user_version") == [(sqliteModule.SCHEMA_VERSION,)]
+        assert await store.runQuery("PRAGMA user_version") == [(sqliteSchema.SCHEMA_VERSION,)]
         roster = await store.rosters.getRoster("romeo", DOMAIN)
         assert (roster.version, roster.items[JULIET]) == (
             4, RosterItem(JULIET, name="Juliet", subscription="both"))
@@ -578,14 +579,14 @@ async def test_sqliteGroupCommit(tmp_path, monkeypatch):
     try:
         await store.users.addUser("romeo", DOMAIN, CREDENTIALS)
         groups = []
-        transaction = sqliteModule._transaction
+        transaction = sqliteEngine._transaction
 
         def counting(connection, interaction, *args):
-            if interaction is sqliteModule._runGroup:
+            if interaction is sqliteEngine._runGroup:
                 groups.append(len(args[0]))
             return transaction(connection, interaction, *args)
 
-        monkeypatch.setattr(sqliteModule, "_transaction", counting)
+        monkeypatch.setattr(sqliteEngine, "_transaction", counting)
         release = threading.Event()
         busy = store.runInteraction(lambda connection: release.wait(10))
         stores = [store.offline.store("romeo", DOMAIN, f"<m{n}/>", n) for n in range(30)]

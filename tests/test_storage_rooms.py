@@ -19,9 +19,10 @@ from tests import test_storage
 from tests.test_storage import CREDENTIALS, DOMAIN
 from tests.test_storage_issue5 import JULIET, _ids, _message, oldDatabase
 from xmppd.storage import MemoryStorage, SQLiteStorage, StorageError
-from xmppd.storage import sqlite as sqliteModule
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IRoomStore, IStorage,
                                       OfflineMessage, RoomRecord, RosterItem)
+from xmppd.storage.sqlite import engine as sqliteEngine
+from xmppd.storage.sqlite import schema as sqliteSchema
 
 # The backend fixtures of the storage contract suite, shared with it.
 storage = test_storage.storage
@@ -276,7 +277,7 @@ async def test_sqliteMigratesFromVersion3(tmp_path):
 
     store = await _openSQLite(path)
     try:
-        assert await store.runQuery("PRAGMA user_version") == [(sqliteModule.SCHEMA_VERSION,)]
+        assert await store.runQuery("PRAGMA user_version") == [(sqliteSchema.SCHEMA_VERSION,)]
         roster = await store.rosters.getRoster("romeo", DOMAIN)
         assert (roster.version, roster.items[JULIET]) == (
             4, RosterItem(JULIET, name="Juliet", subscription="both"))
@@ -325,14 +326,14 @@ async def test_sqliteRoomWritesGrouped(tmp_path, monkeypatch):
     try:
         await store.users.addUser("romeo", DOMAIN, CREDENTIALS)
         groups = []
-        transaction = sqliteModule._transaction
+        transaction = sqliteEngine._transaction
 
         def counting(connection, interaction, *args):
-            if interaction is sqliteModule._runGroup:
+            if interaction is sqliteEngine._runGroup:
                 groups.append(len(args[0]))
             return transaction(connection, interaction, *args)
 
-        monkeypatch.setattr(sqliteModule, "_transaction", counting)
+        monkeypatch.setattr(sqliteEngine, "_transaction", counting)
         release = threading.Event()
         busy = store.runInteraction(lambda connection: release.wait(10))
         writes = [store.rooms.put(SERVICE, "lobby", STATE),

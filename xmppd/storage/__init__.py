@@ -2,9 +2,10 @@
 """
 Storage: the contracts in L{xmppd.storage.interfaces} and their backends.
 
-C{sqlite} is the embedded, durable default; C{memory} is for tests.  Code
-outside this package names a backend only through L{makeStorage} and talks to
-the result only through L{IStorage}.
+C{sqlite} (a package: the engine and one module per store) is the
+embedded, durable default; C{memory} is for tests.  Code outside this
+package names a backend only through L{makeStorage} and talks to the result
+only through L{IStorage}.
 """
 
 from __future__ import annotations
