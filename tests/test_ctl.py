@@ -17,7 +17,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import reactor
 
-from xmppd.cli import ctl
+from xmppd.cli import accounts, ctl
 from xmppd.config import CONFIG_ENVIRONMENT, findConfigFile, loadConfig
 from xmppd.core.scram import checkPassword
 from xmppd.storage import makeStorage
@@ -169,10 +169,10 @@ def test_passwordFromTerminal(monkeypatch):
             return True
 
     answers = iter(["secret", "secret", "secret", "typo"])
-    monkeypatch.setattr(ctl.getpass, "getpass", lambda prompt: next(answers))
-    assert ctl.readPassword("romeo@example.org", Terminal()) == "secret"
+    monkeypatch.setattr(accounts.getpass, "getpass", lambda prompt: next(answers))
+    assert accounts.readPassword("romeo@example.org", Terminal()) == "secret"
     with pytest.raises(ctl.CtlError) as raised:
-        ctl.readPassword("romeo@example.org", Terminal())
+        accounts.readPassword("romeo@example.org", Terminal())
     assert str(raised.value) == "the passwords do not match; nothing changed"
 
 
@@ -185,17 +185,17 @@ def test_passwordPromptInterrupted(monkeypatch):
     def interrupt(prompt):
         raise KeyboardInterrupt()
 
-    monkeypatch.setattr(ctl.getpass, "getpass", interrupt)
+    monkeypatch.setattr(accounts.getpass, "getpass", interrupt)
     with pytest.raises(ctl.CtlError) as raised:
-        ctl.readPassword("romeo@example.org", Terminal())
+        accounts.readPassword("romeo@example.org", Terminal())
     assert str(raised.value) == "no password given; nothing changed"
 
 
 def test_passwordFromPipe():
     """Without a terminal the first line of input is the password, spaces included."""
-    assert ctl.readPassword("romeo@example.org", io.StringIO(" s3 cret \nmore\n")) == " s3 cret "
+    assert accounts.readPassword("romeo@example.org", io.StringIO(" s3 cret \nmore\n")) == " s3 cret "
     with pytest.raises(ctl.CtlError):
-        ctl.readPassword("romeo@example.org", io.StringIO(""))
+        accounts.readPassword("romeo@example.org", io.StringIO(""))
 
 
 def test_findConfig(tmp_path, monkeypatch):

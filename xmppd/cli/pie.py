@@ -5,7 +5,7 @@ roster, vCard, private XML and offline messages, in one XML document.
 
 L{parse} reads such a document into L{Account}s and L{serialize} writes
 them; neither touches files or storage (C{xmppctl import} and C{export} do,
-see L{xmppd.cli.ctl}), and L{parse} reads other files only through the
+see L{xmppd.cli.portability}), and L{parse} reads other files only through the
 C{include} callable it is given.
 
 What is read, and from whom:

@@ -24,10 +24,16 @@ from typing import Any
 from twisted.internet import defer
 
 from xmppd.cli import pie
+from xmppd.cli.common import OK, CtlError, fail, say, servedDomain, withWholeStorage
 from xmppd.config import Config
-from xmppd.cli.ctl import OK, CtlError, _fail, _say, _withWholeStorage, servedDomain
 from xmppd.storage import StorageError
 from xmppd.storage.interfaces import AccountRecord, UserExists
+
+COMMANDS = ("import", "export")
+
+#: Importing into a store that ends with the process, or exporting an empty
+#: one, would be a silent no-op.
+PERSISTENT = True
 
 
 #: Account-data key under which imported offline messages wait for the
@@ -48,6 +54,32 @@ IMPORT_BATCH = 500
 
 #: Conflicting accounts named in the error before "and N more".
 CONFLICTS_SHOWN = 5
+
+
+def addCommands(commands: Any) -> None:
+    """Add this area's commands to the C{add_subparsers()} result C{commands}."""
+    importer = commands.add_parser(
+        "import", help="import accounts from XEP-0227 files (Prosody, ejabberd, "
+        "xmppctl export)")
+    importer.add_argument("files", nargs="+", metavar="FILE",
+                          help='a XEP-0227 file ("-" for standard input)')
+    importer.add_argument("--replace", action="store_true",
+                          help="replace the credentials, roster, vCard and private "
+                          "XML of accounts that exist already (default: refuse)")
+    importer.add_argument("--dry-run", action="store_true",
+                          help="check the files and say what would be imported")
+    exporter = commands.add_parser("export", help="write accounts to a XEP-0227 file")
+    exporter.add_argument("file", metavar="FILE",
+                          help='the file to write ("-" for standard output)')
+    exporter.add_argument("--domain", metavar="DOMAIN",
+                          help="only this domain's accounts (default: every served domain)")
+
+
+async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
+    """Run C{import} or C{export}."""
+    if args.command == "import":
+        return await runImport(args, config, reactor)
+    return await runExport(args, config, reactor)
 
 
 def _count(number: int, noun: str) -> str:
@@ -114,7 +146,7 @@ def _readFiles(paths: list[str], config: Config) -> tuple[list[pie.Account], lis
 async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> int:
     accounts, notes = _readFiles(args.files, config)
     for note in dict.fromkeys(notes):
-        _fail(f"warning: {note}")
+        fail(f"warning: {note}")
 
     async def run(storage) -> tuple[set, int]:
         existing = set()
@@ -135,7 +167,7 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
         await _writeAccounts(storage, accounts, existing)
         return existing, hashed
 
-    existing, hashed = await _withWholeStorage(config, reactor, run)
+    existing, hashed = await withWholeStorage(config, reactor, run)
     replaced = sum((account.username, account.domain) in existing for account in accounts)
     summary = (
         f"{_count(len(accounts) - replaced, 'new account')} and {replaced} replaced ("
@@ -145,9 +177,9 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
         f"{_count(sum(len(account.offline) for account in accounts), 'offline message')}; "
         f"{_count(hashed, 'password')} hashed)")
     if args.dry_run:
-        _say(f"would import {summary}; nothing changed")
+        say(f"would import {summary}; nothing changed")
     else:
-        _say(f"imported {summary}")
+        say(f"imported {summary}")
     return OK
 
 
@@ -242,12 +274,12 @@ async def runExport(args: argparse.Namespace, config: Config, reactor: Any) -> i
                                    for _ in range(PIPELINE)])
         return accounts
 
-    accounts = await _withWholeStorage(config, reactor, run)
+    accounts = await withWholeStorage(config, reactor, run)
     for problem in problems:
-        _fail(f"warning: {problem}")
+        fail(f"warning: {problem}")
     _writeAtomically(args.file, pie.serialize(accounts))
     if args.file != "-":
-        _say(f"exported {_count(len(accounts), 'account')} of {', '.join(domains)} "
+        say(f"exported {_count(len(accounts), 'account')} of {', '.join(domains)} "
              f"to {args.file}")
     return OK
 

@@ -1,0 +1,164 @@
+# -*- test-case-name: tests.test_ctl -*-
+"""
+C{xmppctl check}: whether the server could start with this configuration.
+
+One line per thing checked (the configuration, C{server.data_dir}, the TLS
+certificate, the store, each client listener), each C{ok}, C{warning} or
+C{error}; any error makes the exit status 1.  Listeners are checked by
+listening on them for a moment, the only reliable test that the server
+could.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+from typing import Any
+
+from twisted.internet.endpoints import serverFromString
+from twisted.internet.error import CannotListenError
+from twisted.internet.protocol import Factory, Protocol
+
+from xmppd.cli.common import FAILED, OK, CtlError, say, withStorage
+from xmppd.config import Config, splitEndpoint
+from xmppd.stream import tls
+
+COMMANDS = ("check",)
+
+#: C{check} reports on a memory store instead of refusing it.
+PERSISTENT = False
+
+
+def addCommands(commands: Any) -> None:
+    """Add this area's commands to the C{add_subparsers()} result C{commands}."""
+    commands.add_parser("check", help="check the configuration, certificate, "
+                        "storage and listeners")
+
+
+async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
+    """Check C{config}, one line per thing checked; 1 if anything is wrong."""
+    report = _Report()
+    report.ok("config", f"{config.path or 'built-in defaults'} "
+              f"(serving {', '.join(config.server.domains)})")
+    dataDirExists = _checkDataDir(config, report)
+    _checkCertificate(config, report)
+    await _checkStorage(config, reactor, report, dataDirExists)
+    for key in ("endpoint", "direct_tls_endpoint"):
+        description = getattr(config.c2s, key)
+        if description:
+            await _checkListener(f"c2s.{key} {description}", description, reactor, report)
+    return FAILED if report.failed else OK
+
+
+class _Report:
+    """The lines of C{xmppctl check}; any error makes the exit status 1."""
+
+    def __init__(self) -> None:
+        self.failed = False
+
+    def ok(self, what: str, detail: str) -> None:
+        say(f"ok       {what}: {detail}")
+
+    def warning(self, what: str, detail: str) -> None:
+        say(f"warning  {what}: {detail}")
+
+    def error(self, what: str, detail: str) -> None:
+        self.failed = True
+        say(f"error    {what}: {detail}")
+
+
+
+def _checkDataDir(config: Config, report: _Report) -> bool:
+    """Report on C{server.data_dir}; return whether it exists."""
+    path = config.server.data_dir
+    if os.path.isdir(path):
+        if os.access(path, os.W_OK | os.X_OK):
+            report.ok("server.data_dir", f"{path} is writable")
+        else:
+            report.error("server.data_dir", f"{path} is not writable by this user")
+        return True
+    if os.path.exists(path):
+        report.error("server.data_dir", f"{path} exists and is not a directory")
+        return False
+    parent = path
+    while not os.path.exists(parent):
+        parent = os.path.dirname(parent)
+    if os.path.isdir(parent) and os.access(parent, os.W_OK | os.X_OK):
+        report.ok("server.data_dir", f"{path} will be created on first start")
+    else:
+        report.error("server.data_dir", f"{path} does not exist and cannot be "
+                     f"created ({parent} is not writable by this user)")
+    return False
+
+
+def _checkCertificate(config: Config, report: _Report) -> None:
+    if not config.tls.certificate:
+        what = "tls (self-signed)"
+        certPath, keyPath = tls.selfSignedPaths(config)
+        reason = tls.selfSignedRenewalReason(config)
+        if reason == "none yet":
+            report.ok(what, f"will be generated in {os.path.dirname(certPath)} "
+                      f"on first start")
+            return
+        if reason is not None:
+            report.ok(what, f"{certPath} will be replaced on next start ({reason})")
+            return
+    else:
+        what = "tls"
+        certPath, keyPath = config.tls.certificate, config.tls.private_key
+    try:
+        credentials = tls.loadCertificate(certPath, keyPath)
+    except tls.TLSConfigError as e:
+        report.error(what, str(e))
+        return
+    for problem in tls.certificateProblems(credentials, config.server.domains):
+        report.warning(what, problem)
+    report.ok(what, f"{certPath} names {', '.join(credentials.domains)}; valid "
+              f"until {credentials.notValidAfter:%Y-%m-%d}")
+
+
+async def _checkStorage(config: Config, reactor: Any, report: _Report,
+                        dataDirExists: bool) -> None:
+    backend = config.storage.backend
+    if backend == "memory":
+        report.warning("storage", 'backend "memory" keeps nothing across restarts')
+        return
+    if not dataDirExists:
+        report.ok("storage", f"{backend}: the database will be created on first start")
+        return
+    try:
+        accounts = await withStorage(config, reactor, lambda users: users.listUsers())
+    except CtlError as e:
+        report.error("storage", str(e).removeprefix("storage: "))
+    else:
+        report.ok("storage", f"{backend} opens in {config.server.data_dir} "
+                  f"({len(accounts)} account{'' if len(accounts) == 1 else 's'})")
+
+
+async def _checkListener(what: str, description: str, reactor: Any,
+                         report: _Report) -> None:
+    """Try to listen now, the only reliable test that the server could."""
+    kind = splitEndpoint(description)[0][0].lower()
+    if kind == "systemd":
+        report.ok(what, "inherited from systemd; not checked")
+        return
+    try:
+        port = await serverFromString(reactor, description).listen(
+            Factory.forProtocol(Protocol))
+    except CannotListenError as e:
+        code = getattr(e.socketError, "errno", None)
+        if code == errno.EADDRINUSE:
+            report.warning(what, "port in use (is the server already running?)")
+        elif code == errno.EACCES:
+            report.error(what, "permission denied (ports below 1024 need privileges)")
+        elif code == errno.EADDRNOTAVAIL:
+            report.error(what, "this machine has no such address")
+        else:
+            report.error(what, f"cannot listen: {e.socketError}")
+        return
+    except OSError as e:
+        report.error(what, f"cannot listen: {e.strerror or e}")
+        return
+    await port.stopListening()
+    report.ok(what, "can listen")

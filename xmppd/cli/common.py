@@ -1,0 +1,79 @@
+# -*- test-case-name: tests.test_ctl, tests.test_ctl_pie -*-
+"""
+What every area of C{xmppctl} shares: the exit statuses, the one-line error
+(L{CtlError}) and how lines are printed, the check that a domain is served
+here, and opening the server's store for the length of one operation.
+
+The areas (L{xmppd.cli.accounts}, L{xmppd.cli.portability},
+L{xmppd.cli.check}, L{xmppd.cli.connections}) import this module and never
+each other; L{xmppd.cli.ctl} imports them all to build the command line.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import sys
+from typing import Any, TextIO
+
+from xmppd.config import Config, normalizeDomain
+from xmppd.storage import StorageError, makeStorage
+from xmppd.storage.interfaces import NoSuchUser, UserExists
+
+PROG = "xmppctl"
+
+#: Exit statuses.
+OK, FAILED, USAGE = 0, 1, 2
+
+
+class CtlError(Exception):
+    """A one-line message for the operator and the exit status that goes with it."""
+
+    def __init__(self, message: str, status: int = FAILED):
+        super().__init__(message)
+        self.status = status
+
+
+def say(line: str, stream: TextIO | None = None) -> None:
+    """Print one line on C{stream} (standard output) at once."""
+    print(line, file=stream or sys.stdout, flush=True)
+
+
+def fail(message: str) -> None:
+    """Print one error line, C{xmppctl: message}, on standard error."""
+    say(f"{PROG}: {message}", sys.stderr)
+
+
+def servedDomain(text: str, config: Config) -> str:
+    """C{text} prepared as a domain, which must be one of C{server.domains}."""
+    try:
+        domain = normalizeDomain(text)
+    except ValueError:
+        domain = None
+    if domain not in config.server.domains:
+        raise CtlError(f"{text} is not served here (server.domains: "
+                       f"{', '.join(config.server.domains)})")
+    return domain
+
+
+async def withStorage(config: Config, reactor: Any, operation) -> Any:
+    """Open the store, run C{operation(storage.users)}, and always close it."""
+    return await withWholeStorage(config, reactor,
+                                  lambda storage: operation(storage.users))
+
+
+async def withWholeStorage(config: Config, reactor: Any, operation) -> Any:
+    """Open the store, run C{operation(storage)}, and always close it."""
+    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
+    try:
+        await storage.open()
+    except (StorageError, sqlite3.Error) as e:
+        await storage.close()
+        raise CtlError(f"storage: {e}") from None
+    try:
+        return await operation(storage)
+    except (UserExists, NoSuchUser):
+        raise
+    except (StorageError, sqlite3.Error) as e:
+        raise CtlError(f"storage: {e}") from None
+    finally:
+        await storage.close()
