@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_owner -*-
 """
 Room options, one module each (STYLE D): the module's C{OPTIONS} are its
 fields of the configuration form (L{muc.options}), and its C{register(hooks)},

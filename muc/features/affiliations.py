@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_admin,tests.test_muc_owner -*-
 """
 muc#roomconfig_roomadmins and muc#roomconfig_roomowners: the admin and owner
 lists in the configuration form (XEP-0045 §10.2).  Their values are the

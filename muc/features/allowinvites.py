@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_invites,tests.test_muc_owner -*-
 """
 muc#roomconfig_allowinvites: whether occupants may invite others (§7.8.2).
 In an open room anyone in it may invite; in a members-only room only admins

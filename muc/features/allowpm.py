@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_allowpm: who may send private messages in the room (§7.5):
 anyone, participants (and moderators), moderators, or nobody.

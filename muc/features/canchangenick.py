@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """x-muc#roomconfig_canchangenick: whether occupants may change their nick (§7.6, not-acceptable)."""
 
 from muc.events import Refusal

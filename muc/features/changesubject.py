@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """muc#roomconfig_changesubject: participants may change the subject, not only moderators (§8.1)."""
 
 from muc.options import BooleanOption

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """muc#roomconfig_getmemberlist: roles that may read the member list (§9.5)."""
 
 from muc.options import MultiChoiceOption

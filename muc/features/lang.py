@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_owner -*-
 """muc#roomconfig_lang: the room's natural language (muc#roominfo_lang)."""
 
 from muc.options import TextOption

@@ -1,6 +1,7 @@
+# -*- test-case-name: tests.test_muc_archive -*-
 """
 muc#roomconfig_enablelogging: the room archives its messages (XEP-0313 on
-the room's JID, see L{muc.archive}); occupants are told on entering
+the room's JID, see L{muc.features.archive}); occupants are told on entering
 (status 170) and when it changes (170, 171).
 """
 

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_maxusers: the room size limit.  A full room refuses newcomers
 with service-unavailable, except its admins and owners (XEP-0045 §7.2.10).

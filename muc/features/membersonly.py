@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_membersonly: only members (and admins, owners) may enter
 (XEP-0045 §7.2.7, registration-required); making a room members-only

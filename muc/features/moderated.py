@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_moderatedroom: newcomers without an affiliation are visitors,
 and visitors may not speak (XEP-0045 §7.4, forbidden) until a moderator

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 Occupant identifiers (XEP-0421): every presence and message the room sends
 on an occupant's behalf carries an id that is the same for one account in

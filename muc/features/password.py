@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_passwordprotectedroom and muc#roomconfig_roomsecret: entering
 needs the password (XEP-0045 §7.2.6, not-authorized otherwise); disco says

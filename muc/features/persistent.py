@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features,tests.test_muc_service -*-
 """
 muc#roomconfig_persistentroom: a persistent room outlives its last occupant
 and a restart (the service saves it); a temporary one is destroyed when the

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_presencebroadcast: the roles whose presence is broadcast
 (XEP-0045 §10.2); the room model asks L{muc.room.Room.broadcastsPresenceOf}.

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """muc#roomconfig_publicroom: listed in the service's disco items (§6.3) or hidden."""
 
 from muc.options import BooleanOption

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_registration -*-
 """x-muc#roomconfig_registration: whether people may register with the room (§7.10, L{muc.registration})."""
 
 from muc.options import BooleanOption

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 x-muc#roomconfig_reservednick: people who registered a nick with the room
 (§7.10) always enter with it (status 210 when they asked for another) and

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """muc#roomconfig_roomdesc: a short description, in disco (muc#roominfo_description)."""
 
 from muc.options import TextOption

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """muc#roomconfig_roomname: the room's name in disco (XEP-0045 §6.4)."""
 
 from muc.options import TextOption

@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_room -*-
 """
 Per-occupant rate limiting: a token bucket per occupant, C{[muc] rate}
 messages a second on average and C{[muc] burst} at once.  A message over the

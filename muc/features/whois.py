@@ -1,3 +1,4 @@
+# -*- test-case-name: tests.test_muc_features -*-
 """
 muc#roomconfig_whois: who sees occupants' real JIDs: moderators
 (semi-anonymous, the default) or anyone (non-anonymous, status 100 on

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_ctl, tests.test_ctl_pie -*-
+# -*- test-case-name: tests.test_ctl,tests.test_ctl_pie -*-
 """
 What every area of C{xmppctl} shares: the exit statuses, the one-line error
 (L{CtlError}) and how lines are printed, the check that a domain is served

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_local -*-
+# -*- test-case-name: tests.test_router,tests.test_vhosts -*-
 """
 The route of one served domain (DESIGN §2).
 

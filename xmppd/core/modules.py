@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_local -*-
+# -*- test-case-name: tests.test_vhosts,tests.test_config -*-
 """
 Features by name (DESIGN §3: features are loaded by name from the
 configuration; the core never imports them).

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_scram -*-
+# -*- test-case-name: tests.test_sasl,tests.test_storage -*-
 """
 SCRAM salted credentials (RFC 5802, RFC 7677).
 

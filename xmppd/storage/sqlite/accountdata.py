@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage, tests.test_privatexml, tests.test_vcard -*-
+# -*- test-case-name: tests.test_storage,tests.test_privatexml,tests.test_vcard -*-
 """
 The SQLite store of account data (L{IAccountDataStore}): the
 C{account_data} table of string values under string keys, where private XML

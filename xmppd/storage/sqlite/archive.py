@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage_issue5, tests.test_mam -*-
+# -*- test-case-name: tests.test_storage_issue5,tests.test_mam -*-
 """
 The SQLite store of account archives (L{IArchiveStore}, XEP-0313 §3.3.1):
 the C{archive} table, and the archive queries and writes that room

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage, tests.test_storage_issue5, tests.test_storage_rooms -*-
+# -*- test-case-name: tests.test_storage,tests.test_storage_issue5,tests.test_storage_rooms -*-
 """
 The embedded, durable storage backend: the SQLite engine
 (L{xmppd.storage.sqlite.engine}) with every store on it, in one file.

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage, tests.test_storage_issue5 -*-
+# -*- test-case-name: tests.test_storage,tests.test_storage_issue5 -*-
 """
 The SQLite engine: one file, one worker thread, transactions, group commit
 and migrations.  It knows no store; the stores (the other modules of this

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage_issue5, tests.test_offline -*-
+# -*- test-case-name: tests.test_storage_issue5,tests.test_offline -*-
 """
 The SQLite store of offline messages (L{IOfflineStore}, XEP-0160): the
 C{offline_messages} table.  Stores and deletes go through

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage, tests.test_roster -*-
+# -*- test-case-name: tests.test_storage,tests.test_roster -*-
 """
 The SQLite store of rosters (L{IRosterStore}, RFC 6121 §2): the
 C{roster_items} and C{roster_versions} tables.  L{ITEM_COLUMNS} and

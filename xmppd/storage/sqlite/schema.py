@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage_issue5, tests.test_storage -*-
+# -*- test-case-name: tests.test_storage_issue5,tests.test_storage -*-
 """
 The SQLite schema: the steps that build it, one per release that added
 tables.
