@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_hooks,tests.test_router -*-
+# -*- test-case-name: tests.test_hooks -*-
 """
 The hooks the core fires, and their payloads (DESIGN §3).  Features
 subscribe with C{domain.hooks.add(NAME, callback, priority)} (their domain's
