@@ -23,11 +23,11 @@ from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 
-from xmppd.c2s.stream import (CLOSE_TIMEOUT, PREFIXES, PREFIXES_IN_SCOPE, ClientStream,
-                       streamErrorElement)
+from xmppd.c2s.stream import ClientStream
+from xmppd.stream.closing import CLOSE_TIMEOUT
+from xmppd.stream.elements import NS_CLIENT, PREFIXES, PREFIXES_IN_SCOPE, streamErrorElement
 from xmppd.config.hosts import allHostSettings
 from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
-from xmppd.core.stanzas import NS_CLIENT
 
 
 class RefusingProtocol(protocol.Protocol):

@@ -59,7 +59,7 @@ from twisted.words.xish import domish
 from wokkel.disco import DiscoItem
 from zope.interface import implementer
 
-from xmppd.c2s.stream import CLOSE_TIMEOUT
+from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
                           normalizeDomain, option, section, stringTable)
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart

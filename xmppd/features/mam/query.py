@@ -34,6 +34,7 @@ XEP-0059 1.0 (Result Set Management), XEP-0082 1.1 (date-times)
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime, timezone
 
 from twisted.words.protocols.jabber.error import StanzaError
@@ -65,6 +66,11 @@ SINGLE_FIELDS = frozenset(("with", "start", "end", "before-id", "after-id"))
 
 _DATETIME = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
+
+
+def newArchiveId() -> str:
+    """An archive id: unique and unpredictable (XEP-0313 §3, XEP-0359 §5 rule 2)."""
+    return secrets.token_urlsafe(12)
 
 
 def parseDateTime(text: str) -> float:
