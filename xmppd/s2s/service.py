@@ -38,7 +38,7 @@ from zope.interface import implementer
 
 from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.c2s.listeners import listenOn
+from xmppd.stream.listening import listenOn
 from xmppd.core.local import leavesDomain
 from xmppd.core.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream
