@@ -72,6 +72,10 @@ from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.delivery import mostAvailable
 from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, messageType
 
+#: Carbons' interface to other features (the archive leaves copies out):
+#: L{isCarbon}.  Anything else here is internal.
+__all__ = ["NS_CARBONS", "isCarbon", "makeHandler"]
+
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
 NS_HINTS = "urn:xmpp:hints"

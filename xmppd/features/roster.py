@@ -43,6 +43,10 @@ from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.stanzas import subscriptionStanza, unavailableFrom
 from xmppd.storage.interfaces import Roster, RosterItem
 
+#: The roster's interface to other features (presence, the archive): the
+#: domain's L{RosterManager}.  Anything else here is internal.
+__all__ = ["RosterManager", "makeHandler", "rosterManager"]
+
 NS_ROSTER = "jabber:iq:roster"
 #: RFC 6121 §2.6.1: the stream feature announcing roster versioning.
 NS_ROSTER_VER = "urn:xmpp:features:rosterver"

@@ -45,6 +45,13 @@ from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.stanzas import NS_CLIENT
 from xmppd.storage.interfaces import ArchivedMessage, ItemNotFound
 
+#: MAM's interface to other features: the query protocol, which the MUC
+#: room archive (L{muc.features.archive}) answers too, and the form archived
+#: stanzas are stored in (L{parseStored}, which L{muc.state} reuses for room
+#: history).  Anything else here is internal to L{xmppd.features.mam}.
+__all__ = ["NS_MAM", "finElement", "newArchiveId", "parseStored", "queryForm", "resultMessage",
+           "runQuery"]
+
 NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
 NS_FORWARD = "urn:xmpp:forward:0"
