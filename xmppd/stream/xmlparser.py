@@ -36,6 +36,9 @@ it restarts the stream (after STARTTLS or SASL, RFC 6120 §5.4.3.3 and §6.4.6)
 it should call L{HardenedElementStream.halt} on the old one, so that bytes which
 followed the restart request in the same read are discarded rather than parsed
 as if they belonged to the new stream.
+
+L{parseStored} reads back, with the same refusals, elements the server
+serialized into storage (private XML, vCards, offline messages).
 """
 
 from __future__ import annotations
