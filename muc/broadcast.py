@@ -18,7 +18,7 @@ from __future__ import annotations
 from twisted.words.xish import domish
 from twisted.words.xish.domish import escapeToXml
 
-from xmppd.c2s.stream import serialize
+from xmppd.stream.elements import serialize
 from xmppd.core.jid import parseJID
 
 

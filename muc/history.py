@@ -87,7 +87,7 @@ class History:
         return entries
 
     def toState(self) -> list[tuple[str, float, int]]:
-        from xmppd.c2s.stream import serialize
+        from xmppd.stream.elements import serialize
         return [(serialize(e.element), e.when, e.chars) for e in self.entries]
 
     def restore(self, state, parse) -> None:

@@ -93,9 +93,8 @@ from offline.policy import NS_DELAY, shouldStore
 from xmppd.config import integer, option, section
 from xmppd.core.events import AccountEvent, StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.features.presence import copyStanza, priorityOf
-from xmppd.features.private import parseStored
-from xmppd.core.stanzas import NS_CLIENT, hold
+from xmppd.core.stanzas import NS_CLIENT, copyStanza, hold, priorityOf
+from xmppd.stream.xmlparser import parseStored
 from xmppd.storage.interfaces import NoSuchUser, OfflineMessage
 
 #: XEP-0160 §4: the disco feature of a server that stores offline messages.

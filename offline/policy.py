@@ -39,8 +39,7 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppd.features.messages import messageType
-from xmppd.core.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, messageType
 
 NS_HINTS = "urn:xmpp:hints"
 NS_CHATSTATES = "http://jabber.org/protocol/chatstates"

@@ -18,7 +18,7 @@ from benchmarks.xmppdbench import bench, client, dataset, load, procstat, report
 from tests.test_ctl import xmppctl
 from tests.test_ctl_pie import withStorage
 from xmppd.config import loadConfig
-from xmppd.core.modules import FEATURES, isInstalled
+from xmppd.config.registry import FEATURES, isInstalled
 from xmppd.core.scram import checkPassword
 
 XBENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),

@@ -9,7 +9,8 @@ from twisted.words.xish import domish
 
 from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
-from xmppd.features.carbons import NS_CARBONS, NS_FORWARD, CarbonsHandler, cloneStanza
+from xmppd.core.stanzas import cloneStanza
+from xmppd.features.carbons import NS_CARBONS, NS_FORWARD, CarbonsHandler
 from xmppd.core.jid import makeJID, parseJID
 
 ROMEO = "romeo@%s" % DOMAIN

@@ -18,7 +18,7 @@ from tests.helpers import parse, toml
 from tests.streamhelpers import FakeTransport, Reply, Wire, header
 from xmppd.components.server import ComponentService, handshakeDigest
 from xmppd.config import ConfigError, loadConfig
-from xmppd.c2s.listeners import ListenError
+from xmppd.stream.listening import ListenError
 from xmppd.core.router import IRoute
 from xmppd.core.server import XMPPServer
 from xmppd.core.stanzas import NS_CLIENT

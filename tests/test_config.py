@@ -10,7 +10,7 @@ import tomllib
 import pytest
 
 from xmppd import config as configModule
-from xmppd.config import ConfigError, loadConfig, option, section
+from xmppd.config import ConfigError, loadConfig, option, schema, section
 
 EXAMPLE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                        "xmppd.example.toml")
@@ -272,7 +272,7 @@ def test_everyOptionDocumented():
 
 def test_featureSection(monkeypatch, tmp_path):
     """A feature declares its own section, and it is validated and reachable by name."""
-    monkeypatch.setattr(configModule, "SECTIONS", dict(configModule.SECTIONS))
+    monkeypatch.setattr(schema, "SECTIONS", dict(schema.SECTIONS))
 
     @section("pubsub")
     @dataclasses.dataclass(frozen=True)

@@ -17,7 +17,7 @@ from twisted.internet import defer
 
 from muc.launch import Options, makeService
 from tests.e2e import DOMAIN, TIMEOUT, reactor, writeConfig
-from xmppd.core.modules import DEFAULT_FEATURES
+from xmppd.config.registry import DEFAULT_FEATURES
 
 MUC = "conference." + DOMAIN
 ROOM = "lounge@" + MUC

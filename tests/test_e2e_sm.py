@@ -12,7 +12,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from tests.e2e import DOMAIN, TIMEOUT, reactor
-from xmppd.core.modules import isInstalled
+from xmppd.config.registry import isInstalled
 
 ensureDeferred = pytest_twisted.ensureDeferred
 

@@ -7,7 +7,9 @@ import pytest
 from twisted.internet import defer
 
 from tests.domainhelpers import Domain, errorCondition
-from xmppd.features.messages import MAX_WAITING, MessageHandler, messageType, mostAvailable
+from xmppd.core.delivery import mostAvailable
+from xmppd.core.stanzas import messageType
+from xmppd.features.messages import MAX_WAITING, MessageHandler
 
 ROMEO = "romeo@example.org/orchard"
 

@@ -13,7 +13,7 @@ from muc.service import MUCService
 from tests.domainhelpers import Domain
 from tests.helpers import parse
 from tests.muchelpers import NS_MUC, ROOM, SERVICE, settingsWith, statuses
-from xmppd.c2s.stream import serialize
+from xmppd.stream.elements import serialize
 from xmppd.core.jid import parseJID
 from xmppd.core.stanzas import StanzaText
 

@@ -6,7 +6,7 @@ limits a newcomer may ask for (maxstanzas, maxchars, seconds, since).
 
 from muc.history import parseStamp, stamp
 from tests.muchelpers import MUC, ROOM
-from xmppd.c2s.stream import serialize
+from xmppd.stream.elements import serialize
 
 JULIET = "juliet@example.org/balcony"
 ROMEO = "romeo@example.org/orchard"

@@ -7,7 +7,8 @@ from twisted.words.protocols.jabber.jid import JID
 from wokkel.iwokkel import IDisco
 
 from tests.storedatahelpers import Domain, errorCondition
-from xmppd.features.private import NS_PRIVATE, parseStored
+from xmppd.features.private import NS_PRIVATE
+from xmppd.stream.xmlparser import parseStored
 from xmppd.stream.xmlparser import XMLPolicyError
 
 HAMLET = "hamlet@shakespeare.lit/denmark"

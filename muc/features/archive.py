@@ -26,9 +26,8 @@ from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from muc.protocol import NS_STANZA_ID, element
-from xmppd.c2s.stream import serialize
-from xmppd.features.mam.archive import newArchiveId
-from xmppd.features.mam.query import NS_MAM, finElement, queryForm, resultMessage, runQuery
+from xmppd.stream.elements import serialize
+from xmppd.features.mam.query import NS_MAM, finElement, newArchiveId, queryForm, resultMessage, runQuery
 from xmppd.storage.interfaces import ArchivedMessage
 
 OPTIONS = ()

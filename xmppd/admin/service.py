@@ -65,7 +65,7 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.protocols.policies import TimeoutMixin
 
-from xmppd.c2s.stream import SendQueueWatch
+from xmppd.stream.limits import SendQueueWatch
 from xmppd.config import Config, ConfigError, describe, option, section
 
 #: Longest request line in bytes.

@@ -18,16 +18,17 @@ from __future__ import annotations
 import secrets
 
 from twisted.application import service
-from twisted.internet import defer, endpoints, protocol
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 
-from xmppd.c2s.stream import (CLOSE_TIMEOUT, PREFIXES, PREFIXES_IN_SCOPE, ClientStream,
-                       streamErrorElement)
+from xmppd.c2s.stream import ClientStream
+from xmppd.stream.closing import CLOSE_TIMEOUT
+from xmppd.stream.listening import listenOn
+from xmppd.stream.elements import NS_CLIENT, PREFIXES, PREFIXES_IN_SCOPE, streamErrorElement
 from xmppd.config.hosts import allHostSettings
 from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
-from xmppd.core.stanzas import NS_CLIENT
 
 
 class RefusingProtocol(protocol.Protocol):
@@ -120,28 +121,6 @@ class C2SFactory(protocol.ServerFactory):
         self.peers.release(stream.peerKey)
 
 
-@defer.inlineCallbacks
-def listenOn(service, key: str, description: str, factory):
-    """
-    Listen with C{factory} on the endpoint string C{description} (the value
-    of the configuration key C{key}) for a listening C{service} (one with
-    C{reactor}, C{running} and C{log}).  Fires with the port, or C{None} when
-    the service stopped while the port was being opened (it is closed
-    again); fails with L{ListenError}, one line naming the key, when the
-    port cannot be had.  Shared by the c2s, component and s2s listeners.
-    """
-    endpoint = endpoints.serverFromString(service.reactor, description)
-    try:
-        port = yield endpoint.listen(factory)
-    except Exception as e:
-        raise ListenError("%s %s: cannot listen: %s" % (key, description, e))
-    if not service.running:
-        yield port.stopListening()
-        return None
-    service.log.info("{key} listening on {address}", key=key, address=port.getHost())
-    return port
-
-
 class C2SService(service.Service):
     """
     The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
@@ -218,7 +197,3 @@ class C2SService(service.Service):
         self.server.hooks.notify("c2s/shutdown", None)
         if gone:
             yield defer.DeferredList(gone).addTimeout(CLOSE_TIMEOUT + 1, self.reactor)
-
-
-class ListenError(Exception):
-    """A listener could not start (port in use, bad interface...)."""

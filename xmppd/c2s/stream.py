@@ -43,82 +43,23 @@ Implements: RFC 6120, XEP-0368
 from __future__ import annotations
 
 import re
-from typing import TYPE_CHECKING, Callable
 
 from twisted.internet import protocol
-from twisted.internet.interfaces import IPushProducer
 from twisted.logger import Logger
-from twisted.words.protocols.jabber.error import NS_XMPP_STREAMS
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
-from zope.interface import implementer
 
-from xmppd.stream.closing import ClosedWaiters
+from xmppd.stream.closing import CLOSE_TIMEOUT, ClosedWaiters
+from xmppd.stream.elements import NS_CLIENT, STANZA_NAMES, serialize, streamErrorElement
+from xmppd.stream.limits import SendQueueWatch
 from xmppd.core.events import FeaturesEvent, OutgoingEvent
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.c2s.negotiation import INITIALIZERS
-from xmppd.core.stanzas import NS_CLIENT, STANZA_NAMES, StanzaText, errorReply, iqProblem
+from xmppd.core.stanzas import StanzaText, errorReply, iqProblem
 from xmppd.stream.xmlparser import HardenedElementStream
 
-if TYPE_CHECKING:
-    from xmppd.c2s.listeners import C2SFactory
-
 NS_XML = "http://www.w3.org/XML/1998/namespace"
-PREFIXES = {NS_STREAMS: "stream"}
-PREFIXES_IN_SCOPE = ["stream"]
 VERSION = re.compile(r"^(\d{1,9})\.(\d{1,9})$")
-#: Seconds a closing stream waits for the peer to read its last words.
-CLOSE_TIMEOUT = 10.0
-
-
-def streamErrorElement(condition: str, text: str | None = None,
-                       appCondition: domish.Element | None = None) -> domish.Element:
-    error = domish.Element((NS_STREAMS, "error"))
-    error.addElement((NS_XMPP_STREAMS, condition))
-    if text:
-        error.addElement((NS_XMPP_STREAMS, "text"), content=text)
-    if appCondition is not None:
-        # RFC 6120 §4.9.4: an application-specific condition may follow.
-        error.addChild(appCondition)
-    return error
-
-
-def serialize(element: domish.Element) -> str:
-    """An element as a client stream writes it (C{jabber:client} the default namespace)."""
-    return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
-                         prefixesInScope=PREFIXES_IN_SCOPE)
-
-
-@implementer(IPushProducer)
-class SendQueueWatch:
-    """
-    Registered as the transport's producer so the transport tells us when
-    its write buffer is full (C{pauseProducing}).  Whatever the stream writes
-    while paused is queued for a client that does not read; over
-    C{limit} bytes the connection is dropped instead of growing memory.
-    """
-
-    def __init__(self, limit: int, onOverflow: Callable[[], None]):
-        self.limit = limit
-        self.onOverflow = onOverflow
-        self.paused = False
-        self.queued = 0
-
-    def written(self, size: int) -> None:
-        if self.paused:
-            self.queued += size
-            if self.limit and self.queued > self.limit:
-                self.onOverflow()
-
-    def pauseProducing(self) -> None:
-        self.paused = True
-
-    def resumeProducing(self) -> None:
-        self.paused = False
-        self.queued = 0
-
-    def stopProducing(self) -> None:
-        self.paused = False
 
 
 class ClientStream(ClosedWaiters, protocol.Protocol):
@@ -155,7 +96,8 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         host = self.factory.hosts.get(self.domain)
         return self.factory.requireTLS if host is None else host.requireTLS
 
-    def __init__(self, factory: "C2SFactory", secure: bool):
+    def __init__(self, factory, secure: bool):
+        """C{factory} is the L{xmppd.c2s.listeners.C2SFactory} that accepted the connection."""
         self.factory = factory
         self.secure = secure
         self.domain: str | None = None

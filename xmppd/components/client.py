@@ -41,7 +41,7 @@ from twisted.internet import endpoints, protocol
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppd.c2s.stream import serialize
+from xmppd.stream.elements import serialize
 from xmppd.components.server import handshakeDigest
 from xmppd.core.jid import InvalidJID, prepDomainpart
 from xmppd.stream.base import StreamBase, StreamLimits

@@ -59,11 +59,11 @@ from twisted.words.xish import domish
 from wokkel.disco import DiscoItem
 from zope.interface import implementer
 
-from xmppd.c2s.stream import CLOSE_TIMEOUT
+from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
                           normalizeDomain, option, section, stringTable)
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
-from xmppd.c2s.listeners import listenOn
+from xmppd.stream.listening import listenOn
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import NS_CLIENT, errorReply, iqProblem
 from xmppd.stream.base import StreamBase, StreamLimits

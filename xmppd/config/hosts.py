@@ -39,8 +39,11 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from xmppd.config import (HOSTS, ConfigError, boolean, describe, filePath, integer,
-                          normalizeDomain, option, options, unknownKey)
+from xmppd.config.schema import (ConfigError, boolean, describe, filePath, integer, normalizeDomain,
+                                 option, options, unknownKey)
+
+#: The table of per-domain tables, C{[hosts."example.org"]}.
+HOSTS = "hosts"
 
 
 def hostKey(domain: str, key: str | None = None) -> str:

@@ -15,8 +15,8 @@ account gets C{not-allowed} too (§5's example).  The domain announces
 C{urn:xmpp:carbons:2} in disco (§3).
 
 Copies never touch the original stanza: the original is cloned
-(L{cloneStanza}), wrapped in C{<received/>} or C{<sent/>} with a XEP-0297
-C{<forwarded/>}, addressed from the user's bare JID to one resource, given
+(L{xmppd.core.stanzas.cloneStanza}), wrapped in C{<received/>} or
+C{<sent/>} with a XEP-0297 C{<forwarded/>}, addressed from the user's bare JID to one resource, given
 the original's type (§7, §8: SHOULD), and routed like any other stanza.
 Each copy carries the in-process mark C{carbonCopy}, so stream management
 and offline storage can tell a copy from a message.
@@ -26,9 +26,9 @@ and offline storage can tell a copy from a message.
     and the archive (so the copy carries the archive's C{<stanza-id/>},
     XEP-0313 §3.5), above delivery (L{xmppd.features.messages}, priority 0).  It
     takes nothing: it works out which resources RFC 6121 §8.5 delivery will
-    give the message to (the same rule as L{xmppd.features.messages}, through its
-    L{mostAvailable}) and sends a copy to every other carbons-enabled
-    session of the recipient, available or not.  A message that no resource
+    give the message to (the same rule as L{xmppd.features.messages}:
+    L{xmppd.core.delivery.mostAvailable}) and sends a copy to every other
+    carbons-enabled session of the recipient, available or not.  A message that no resource
     gets (it goes to offline storage, or is bounced) gets no copies, so no
     device sees it twice when it is later delivered from storage.
   - Sent (§8): hook C{"c2s/outgoing"} at L{SENT_PRIORITY}, after the hooks
@@ -69,8 +69,12 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
-from xmppd.features.messages import messageType, mostAvailable
-from xmppd.core.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.core.delivery import mostAvailable
+from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, messageType
+
+#: Carbons' interface to other features (the archive leaves copies out):
+#: L{isCarbon}.  Anything else here is internal.
+__all__ = ["NS_CARBONS", "isCarbon", "makeHandler"]
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -85,40 +89,6 @@ DISABLE = "/iq[@type='set']/disable[@xmlns='%s']" % NS_CARBONS
 RECEIVED_PRIORITY = 20
 #: After every hook that may stop a client's stanza; after the archive's (-15).
 SENT_PRIORITY = -20
-
-
-def cloneStanza(element: domish.Element, parentUri: str = NS_CLIENT) -> domish.Element:
-    """
-    A deep copy of C{element}, for copies that must not share anything with
-    the stanza being delivered.  Stanzas from servers (C{jabber:server})
-    become C{jabber:client}, and elements built without a namespace take
-    their parent's, so a copy forwarded inside another namespace serializes
-    as the client stanza it was (XEP-0297 §3).
-    """
-    uri = element.uri
-    if uri is None:
-        uri = parentUri
-    elif uri == NS_SERVER:
-        uri = NS_CLIENT
-    defaultUri = element.defaultUri
-    if defaultUri is None or defaultUri == NS_SERVER:
-        defaultUri = uri
-    copy = domish.Element((uri, element.name), defaultUri,
-                          dict(element.attributes), dict(element.localPrefixes))
-    for child in element.children:
-        if isinstance(child, domish.Element):
-            copy.addChild(cloneStanza(child, uri))
-        else:
-            copy.children.append(child)
-    return copy
-
-
-def hasChild(stanza: domish.Element, uri: str, name: str | None = None) -> bool:
-    """Whether C{stanza} has a direct child in C{uri} (named C{name}, if given)."""
-    for child in stanza.elements():
-        if child.uri == uri and (name is None or child.name == name):
-            return True
-    return False
 
 
 def isCarbon(stanza: domish.Element) -> bool:
@@ -142,14 +112,6 @@ def isEligible(stanza: domish.Element) -> bool:
     if isCarbon(stanza) or hasChild(stanza, NS_CARBONS, "private"):
         return False
     return not hasChild(stanza, NS_HINTS, "no-copy")
-
-
-def hasBody(stanza: domish.Element) -> bool:
-    """Whether a message has a C{<body/>} (in the stanza's namespace, or none)."""
-    for child in stanza.elements():
-        if child.name == "body" and child.uri in (None, NS_CLIENT, NS_SERVER):
-            return True
-    return False
 
 
 def wrap(original: domish.Element, direction: str, account: str, to: str,

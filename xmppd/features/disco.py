@@ -56,6 +56,10 @@ from zope.interface import implementer
 
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 
+#: Disco's interface to other features (entity capabilities hashes the
+#: domain's own info): L{gatherInfo}.  Anything else here is internal.
+__all__ = ["gatherInfo", "makeHandler"]
+
 #: The name of the server's identity.
 SERVER_NAME = "xmppd"
 

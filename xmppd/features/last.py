@@ -46,7 +46,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.core.events import StanzaEvent
-from xmppd.features.private import addresses
+from xmppd.core.stanzas import addresses
 from xmppd.storage.interfaces import NoSuchUser
 
 NS_LAST = "jabber:iq:last"

@@ -54,39 +54,12 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 
 from xmppd.core.events import StanzaEvent
-from xmppd.core.stanzas import hold
-
-#: RFC 6121 §5.2.2: the message types; anything else is "normal".
-MESSAGE_TYPES = frozenset(("normal", "chat", "groupchat", "headline", "error"))
+from xmppd.core.delivery import mostAvailable
+from xmppd.core.stanzas import hold, messageType
 
 #: Messages that may wait behind one account lookup; past this the sender
 #: gets C{resource-constraint} (DESIGN §4: every queue bounded).
 MAX_WAITING = 1000
-
-
-def messageType(stanza) -> str:
-    """The type of a message, "normal" when missing or unknown (RFC 6121 §5.2.2)."""
-    kind = stanza.getAttribute("type")
-    return kind if kind in MESSAGE_TYPES else "normal"
-
-
-def mostAvailable(sessions, everyone: bool = False) -> list:
-    """
-    The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1.1):
-    those that are available with the highest non-negative priority, or with
-    C{everyone} (headlines) all available ones with a non-negative priority.
-    """
-    chosen = []
-    best = -1
-    for session in sessions:
-        if not session.available or session.priority < 0:
-            continue
-        if everyone or session.priority == best:
-            chosen.append(session)
-        elif session.priority > best:
-            best = session.priority
-            chosen = [session]
-    return chosen
 
 
 class MessageHandler(XMPPHandler):

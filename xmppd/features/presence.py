@@ -36,8 +36,8 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.features.roster import rosterManager, subscriptionStanza, unavailableFrom
-from xmppd.core.stanzas import errorReply
+from xmppd.features.roster import rosterManager
+from xmppd.core.stanzas import copyStanza, errorReply, priorityOf, subscriptionStanza, unavailableFrom
 from xmppd.storage.interfaces import NoSuchUser, RosterItem
 
 #: RFC 6121 §3.4.1: the stream feature announcing pre-approvals.
@@ -214,34 +214,11 @@ def isBareItemOnly(item: RosterItem) -> bool:
             and not item.groups)
 
 
-def copyStanza(stanza: domish.Element, **attributes: str) -> domish.Element:
-    """
-    A shallow copy of C{stanza} with some attributes replaced, for fan-out:
-    the children are shared, not copied, so nobody may change them.
-    """
-    copy = domish.Element((stanza.uri, stanza.name), stanza.defaultUri,
-                          dict(stanza.attributes), stanza.localPrefixes)
-    copy.attributes.update(attributes)
-    copy.children = list(stanza.children)
-    return copy
-
-
 def statusOf(stanza: domish.Element) -> str | None:
     for child in stanza.elements():
         if child.name == "status":
             return str(child)
     return None
-
-
-def priorityOf(stanza: domish.Element) -> int:
-    """RFC 6121 §4.7.2.3: an integer from -128 to 127, 0 when absent."""
-    for child in stanza.elements():
-        if child.name == "priority":
-            value = int(str(child).strip())
-            if not -128 <= value <= 127:
-                raise ValueError(value)
-            return value
-    return 0
 
 
 class PresenceHandler(XMPPHandler):

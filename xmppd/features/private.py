@@ -32,8 +32,9 @@ Error conditions (XEP-0049 §2.3 and §3):
     (RFC 6120 §8.3.3.9): the client can send less.
 
 The stored text is our own serialization of elements the hardened stream
-parser accepted; it is read back with L{parseStored}, which uses that same
-hardened parser (no DTDs, no entities) rather than trusting the database.
+parser accepted; it is read back with L{xmppd.stream.xmlparser.parseStored},
+which uses that same hardened parser (no DTDs, no entities) rather than
+trusting the database.
 
 Implements: XEP-0049 v1.2 (Private XML Storage)
 """
@@ -41,7 +42,6 @@ Implements: XEP-0049 v1.2 (Private XML Storage)
 from __future__ import annotations
 
 import dataclasses
-import sys
 
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
@@ -52,9 +52,8 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.config import integer, option, section
-from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT, NS_SERVER
-from xmppd.stream.xmlparser import HardenedElementStream, PARSE_SLICE
+from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, addresses
+from xmppd.stream.xmlparser import parseStored
 
 NS_PRIVATE = "jabber:iq:private"
 
@@ -83,43 +82,6 @@ class PrivateConfig:
 
 def makeHandler(domain) -> "PrivateHandler":
     return PrivateHandler(domain)
-
-
-def parseStored(text: str, wrapperNS: str = NS_PRIVATE) -> list[domish.Element]:
-    """
-    The elements serialized in C{text} (a concatenation of C{toXml()}
-    results), parsed by the hardened parser inside a wrapper in
-    C{wrapperNS}, so an element serialized without its own C{xmlns} comes
-    back in the namespace it was stored from.
-
-    The size and element limits are lifted: the text is at most what a
-    client stream already let through, and cutting it short would lose
-    data; restricted XML (DTDs, entities) is still refused.
-    """
-    elements: list[domish.Element] = []
-    parser = HardenedElementStream()
-    data = ("<stored xmlns='%s'>%s</stored>" % (wrapperNS, text)).encode("utf-8")
-    parser.maxStanzaSize = len(data) + PARSE_SLICE
-    parser.maxDepth = parser.maxElements = parser.maxNames = sys.maxsize
-    parser.DocumentStartEvent = lambda root: None
-    parser.ElementEvent = elements.append
-    parser.DocumentEndEvent = lambda: None
-    parser.parse(data)
-    return elements
-
-
-def addresses(iq: domish.Element) -> tuple[JID, JID]:
-    """
-    The sender (stamped by c2s, checked by s2s) and the account addressed:
-    the one in C{to}, or the sender's own when there is no C{to} (RFC 6120
-    §8.1.1.1).
-    """
-    try:
-        sender = parseJID(iq.getAttribute("from"))
-    except (InvalidJID, TypeError):
-        raise StanzaError("bad-request") from None
-    to = iq.getAttribute("to")
-    return sender, sender.userhostJID() if to is None else parseJID(to)
 
 
 @implementer(IDisco)
@@ -172,7 +134,7 @@ class PrivateHandler(XMPPHandler, IQHandlerMixin):
             for child in children:
                 query.addElement((child.uri, child.name))
         else:
-            for element in parseStored(stored):
+            for element in parseStored(stored, NS_PRIVATE):
                 query.addChild(element)
         return query
 

@@ -79,7 +79,8 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
-from xmppd.c2s.stream import ClientStream, serialize
+from xmppd.c2s.stream import ClientStream
+from xmppd.stream.elements import serialize
 from xmppd.config import integer, number, option, section
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.stanzas import NS_STANZAS, STANZA_NAMES, StanzaText, errorReply
@@ -115,7 +116,7 @@ def stamp(seconds: float) -> str:
 
 
 def parseStanza(text: str) -> domish.Element | None:
-    """A stanza back from its serialized form (as L{xmppd.c2s.stream.serialize} wrote it)."""
+    """A stanza back from its serialized form (as L{xmppd.stream.elements.serialize} wrote it)."""
     result = []
     stream = domish.elementStream()
     stream.DocumentStartEvent = lambda root: None

@@ -25,7 +25,7 @@ account's behalf (XEP-0054 §3).
 
 The vCard is kept in the account data under C{"vcard"} as its own
 serialization (C{toXml()}), and read back with the hardened parser (see
-L{xmppd.features.private.parseStored}).  Disco announces C{vcard-temp} for the
+L{xmppd.stream.xmlparser.parseStored}).  Disco announces C{vcard-temp} for the
 server and for accounts (§4).
 
 Implements: XEP-0054 v1.2 (vcard-temp)
@@ -44,7 +44,8 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.config import integer, option, section
-from xmppd.features.private import addresses, parseStored
+from xmppd.core.stanzas import addresses
+from xmppd.stream.xmlparser import parseStored
 
 NS_VCARD = "vcard-temp"
 

@@ -36,9 +36,9 @@ from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from xmppd.c2s.stream import CLOSE_TIMEOUT
+from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.c2s.listeners import listenOn
+from xmppd.stream.listening import listenOn
 from xmppd.core.local import leavesDomain
 from xmppd.core.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream

@@ -32,7 +32,7 @@ from __future__ import annotations
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-from xmppd.c2s.stream import streamErrorElement
+from xmppd.stream.elements import streamErrorElement
 from xmppd.stream.base import StreamBase, StreamLimits, toClientNamespace
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.s2s.dialback import NS_DIALBACK, keyMatches, verifyElement

@@ -16,9 +16,9 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-from xmppd.c2s.stream import CLOSE_TIMEOUT, SendQueueWatch, serialize, streamErrorElement
-from xmppd.stream.closing import ClosedWaiters
-from xmppd.core.stanzas import NS_CLIENT, STANZA_NAMES
+from xmppd.stream.closing import CLOSE_TIMEOUT, ClosedWaiters
+from xmppd.stream.elements import NS_CLIENT, STANZA_NAMES, serialize, streamErrorElement
+from xmppd.stream.limits import SendQueueWatch
 from xmppd.stream.xmlparser import HardenedElementStream
 
 NS_COMPONENT = "jabber:component:accept"

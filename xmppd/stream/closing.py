@@ -9,6 +9,9 @@ from __future__ import annotations
 
 from twisted.internet import defer
 
+#: Seconds a closing stream waits for the peer to read its last words.
+CLOSE_TIMEOUT = 10.0
+
 
 class ClosedWaiters:
     """

@@ -6,6 +6,7 @@ Building blocks for connection and traffic limits (DESIGN §4).
     told how long to pause reading, as ejabberd's shapers and Tigase's
     C{--cm-traffic-throttling} do;
   - L{PeerCounter} caps simultaneous connections per peer address;
+  - L{SendQueueWatch} bounds what is queued for a peer that does not read;
   - L{AuthFailureTracker} slows down password guessing per peer address with an
     exponential delay (RFC 6120 §6.4.5 allows a server to limit retries; the
     delay outlives the connection, so reconnecting does not reset it).
@@ -18,9 +19,10 @@ connection, and failure records expire and are evicted oldest first.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import Hashable, Optional
+from typing import Callable, Hashable, Optional
 
-from twisted.internet.interfaces import IReactorTime
+from twisted.internet.interfaces import IPushProducer, IReactorTime
+from zope.interface import implementer
 
 
 def _defaultClock() -> IReactorTime:
@@ -189,3 +191,35 @@ class AuthFailureTracker:
             if last > horizon:
                 break
             del failures[peer]
+
+
+@implementer(IPushProducer)
+class SendQueueWatch:
+    """
+    Registered as the transport's producer so the transport tells us when
+    its write buffer is full (C{pauseProducing}).  Whatever the stream writes
+    while paused is queued for a peer that does not read; over
+    C{limit} bytes the connection is dropped instead of growing memory.
+    """
+
+    def __init__(self, limit: int, onOverflow: Callable[[], None]):
+        self.limit = limit
+        self.onOverflow = onOverflow
+        self.paused = False
+        self.queued = 0
+
+    def written(self, size: int) -> None:
+        if self.paused:
+            self.queued += size
+            if self.limit and self.queued > self.limit:
+                self.onOverflow()
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        self.paused = False
+        self.queued = 0
+
+    def stopProducing(self) -> None:
+        self.paused = False

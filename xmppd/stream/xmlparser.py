@@ -36,14 +36,20 @@ it restarts the stream (after STARTTLS or SASL, RFC 6120 §5.4.3.3 and §6.4.6)
 it should call L{HardenedElementStream.halt} on the old one, so that bytes which
 followed the restart request in the same read are discarded rather than parsed
 as if they belonged to the new stream.
+
+L{parseStored} reads back, with the same refusals, elements the server
+serialized into storage (private XML, vCards, offline messages).
 """
 
 from __future__ import annotations
 
 import pyexpat
+import sys
 from typing import Callable, Optional
 
 from twisted.words.xish.domish import Element, ParserError
+
+from xmppd.stream.elements import NS_CLIENT
 
 #: Input is handed to expat at most this many bytes at a time, so the size
 #: limits are checked at least this often.
@@ -358,3 +364,27 @@ class HardenedElementStream:
 
     def _refuseProcessingInstruction(self, target: str, data: str) -> None:
         raise RestrictedXML("processing instructions are not allowed")
+
+
+def parseStored(text: str, wrapperNS: str = NS_CLIENT) -> list[Element]:
+    """
+    The elements serialized in C{text} (a concatenation of C{toXml()}
+    results), parsed by the hardened parser inside a wrapper in
+    C{wrapperNS}, so an element serialized without its own C{xmlns} comes
+    back in the namespace it was stored from.
+
+    The size and element limits are lifted: the text is at most what a
+    client stream already let through, and cutting it short would lose
+    data; restricted XML (DTDs, entities) is still refused.  Private XML
+    storage (XEP-0049), vCards and offline messages store elements this way.
+    """
+    elements: list[Element] = []
+    parser = HardenedElementStream()
+    data = ("<stored xmlns='%s'>%s</stored>" % (wrapperNS, text)).encode("utf-8")
+    parser.maxStanzaSize = len(data) + PARSE_SLICE
+    parser.maxDepth = parser.maxElements = parser.maxNames = sys.maxsize
+    parser.DocumentStartEvent = lambda root: None
+    parser.ElementEvent = elements.append
+    parser.DocumentEndEvent = lambda: None
+    parser.parse(data)
+    return elements

@@ -76,7 +76,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import secrets
 from collections import deque
 
 from twisted.internet import defer, task
@@ -89,14 +88,13 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.core.accountcache import AccountDataCache
-from xmppd.features.carbons import cloneStanza, hasBody, hasChild, isCarbon
+from xmppd.features.carbons import isCarbon
 from xmppd.config import choice, integer, number, option, section
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
-from xmppd.features.mam.query import (NS_MAM, finElement, firstChild, metadata, queryForm, resultMessage,
-                            runQuery)
-from xmppd.features.messages import messageType
+from xmppd.features.mam.query import (NS_MAM, finElement, firstChild, metadata, newArchiveId, queryForm,
+                                      resultMessage, runQuery)
 from xmppd.features.roster import rosterManager
-from xmppd.core.stanzas import NS_CLIENT, hold
+from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, hold, messageType
 from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser
 
 NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended"
@@ -144,11 +142,6 @@ class MAMConfig:
 
 
 # -- small helpers ------------------------------------------------------------
-
-def newArchiveId() -> str:
-    """An archive id: unique and unpredictable (XEP-0313 §3, XEP-0359 §5 rule 2)."""
-    return secrets.token_urlsafe(12)
-
 
 def serialize(stanza: domish.Element) -> str:
     """The stanza as archived: one C{jabber:client} element."""

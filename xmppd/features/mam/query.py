@@ -34,6 +34,7 @@ XEP-0059 1.0 (Result Set Management), XEP-0082 1.1 (date-times)
 from __future__ import annotations
 
 import re
+import secrets
 from datetime import datetime, timezone
 
 from twisted.words.protocols.jabber.error import StanzaError
@@ -43,6 +44,13 @@ from wokkel import data_form
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.stanzas import NS_CLIENT
 from xmppd.storage.interfaces import ArchivedMessage, ItemNotFound
+
+#: MAM's interface to other features: the query protocol, which the MUC
+#: room archive (L{muc.features.archive}) answers too, and the form archived
+#: stanzas are stored in (L{parseStored}, which L{muc.state} reuses for room
+#: history).  Anything else here is internal to L{xmppd.features.mam}.
+__all__ = ["NS_MAM", "finElement", "newArchiveId", "parseStored", "queryForm", "resultMessage",
+           "runQuery"]
 
 NS_MAM = "urn:xmpp:mam:2"
 NS_RSM = "http://jabber.org/protocol/rsm"
@@ -65,6 +73,11 @@ SINGLE_FIELDS = frozenset(("with", "start", "end", "before-id", "after-id"))
 
 _DATETIME = re.compile(
     r"(\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})\Z")
+
+
+def newArchiveId() -> str:
+    """An archive id: unique and unpredictable (XEP-0313 §3, XEP-0359 §5 rule 2)."""
+    return secrets.token_urlsafe(12)
 
 
 def parseDateTime(text: str) -> float:

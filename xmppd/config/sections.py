@@ -1,0 +1,174 @@
+# -*- test-case-name: tests.test_config -*-
+"""
+The node's own configuration sections: C{[server]}, C{[c2s]}, C{[tls]},
+C{[storage]}, C{[limits]} and C{[log]}, declared with L{xmppd.config.schema}.
+Features and services declare theirs in their own modules.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from typing import Any
+
+from xmppd.config.registry import DEFAULT_FEATURES, FEATURES, isInstalled
+from xmppd.config.schema import (Check, ConfigError, boolean, choice, describe, domainList,
+                                 endpointString, filePath, integer, number, option, section,
+                                 splitEndpoint)
+
+
+# The core sections.  Names are part of the operators' interface: renaming a
+# key breaks their files.
+
+
+def featureList() -> Check:
+    """A list of known feature names, without repeats."""
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of feature names, got {describe(value)}")
+        for name in value:
+            if name not in FEATURES:
+                close = difflib.get_close_matches(name, list(FEATURES), n=1)
+                hint = f" (did you mean {describe(close[0])}?)" if close else ""
+                raise ConfigError(f"{key}: unknown feature {describe(name)}{hint}; "
+                                  f"known: {', '.join(FEATURES)}")
+            if not isInstalled(name):
+                raise ConfigError(f"{key}: feature {describe(name)} is not installed")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{key}: a feature is listed twice")
+        return tuple(value)
+
+    return check
+
+
+@section("server")
+@dataclasses.dataclass(frozen=True)
+class ServerConfig:
+    domains: tuple[str, ...] = option(
+        ("localhost",), domainList(),
+        "the domains this server hosts, e.g. [\"example.org\"]; "
+        "the first one names the self-signed certificate")
+    data_dir: str = option(
+        "./data", filePath(),
+        "where the database and generated files live; relative to the "
+        "current directory")
+    modules: tuple[str, ...] = option(
+        DEFAULT_FEATURES, featureList(),
+        "the features this node runs, by name (see xmppd/config/registry.py); "
+        "leave one out to switch it off")
+
+
+@section("c2s")
+@dataclasses.dataclass(frozen=True)
+class C2SConfig:
+    endpoint: str = option(
+        "tcp:5222", endpointString(),
+        "client listener (STARTTLS), a Twisted endpoint string")
+    direct_tls_endpoint: str = option(
+        "tcp:5223", endpointString(allowEmpty=True),
+        "client listener with TLS from the first byte (XEP-0368); \"\" disables it")
+    require_tls: bool = option(
+        True, boolean(),
+        "refuse authentication before STARTTLS; keep it true outside tests")
+    plain_without_tls: bool = option(
+        False, boolean(),
+        "offer SASL PLAIN on unencrypted streams (benchmarks on loopback only: "
+        "the password crosses the wire in clear)")
+
+    def validate(self) -> None:
+        # Two "tcp:0" listeners are fine: each gets its own ephemeral port.
+        args, _ = splitEndpoint(self.endpoint)
+        ephemeral = len(args) > 1 and args[0] in ("tcp", "tcp6") and args[1] == "0"
+        if self.endpoint == self.direct_tls_endpoint and not ephemeral:
+            raise ConfigError("c2s.direct_tls_endpoint: must differ from c2s.endpoint")
+
+
+@section("tls")
+@dataclasses.dataclass(frozen=True)
+class TLSConfig:
+    certificate: str = option(
+        "", filePath(allowEmpty=True),
+        "PEM certificate chain, leaf first; \"\" generates a self-signed one "
+        "in <data_dir>/tls on first start")
+    private_key: str = option(
+        "", filePath(allowEmpty=True),
+        "PEM private key (unencrypted) of the certificate; \"\" with certificate \"\"")
+
+    def validate(self) -> None:
+        if self.certificate and not self.private_key:
+            raise ConfigError("tls.private_key: must be set when tls.certificate is")
+        if self.private_key and not self.certificate:
+            raise ConfigError("tls.certificate: must be set when tls.private_key is")
+
+
+@section("storage")
+@dataclasses.dataclass(frozen=True)
+class StorageConfig:
+    backend: str = option(
+        "sqlite", choice("sqlite", "memory", notYet=("redis",)),
+        "\"sqlite\" (a file in data_dir) or \"memory\" (lost on restart, for tests)")
+
+
+@section("limits")
+@dataclasses.dataclass(frozen=True)
+class LimitsConfig:
+    # RFC 6120 §13.12: a server must accept stanzas of at least 10000 bytes.
+    max_stanza_size: int = option(
+        262144, integer(minimum=10000),
+        "largest stanza in bytes after authentication (RFC 6120 asks >= 10000)")
+    max_stanza_size_unauthenticated: int = option(
+        10240, integer(minimum=4096),
+        "largest stanza in bytes before authentication")
+    max_depth: int = option(
+        48, integer(minimum=4, maximum=1000),
+        "deepest element nesting inside one stanza")
+    negotiation_timeout: float = option(
+        60.0, number(minimum=0, minimumExclusive=True),
+        "seconds from connecting to a bound resource before the stream is closed")
+    # RFC 6120 §6.4.5 suggests allowing between 2 and 5 attempts.
+    sasl_max_attempts: int = option(
+        3, integer(minimum=3, maximum=6),
+        "failed SASL attempts on one connection before it is closed; RFC 6120 "
+        "§6.4.5 asks for 2 to 5 retries after the first attempt, so 3 to 6")
+    auth_failure_delay: float = option(
+        0.5, number(minimum=0),
+        "seconds before answering a failed login; doubles per failure from one IP")
+    auth_failure_delay_max: float = option(
+        8.0, number(minimum=0),
+        "cap of that delay in seconds")
+    connections_per_ip: int = option(
+        32, integer(minimum=1, zeroDisables=True),
+        "simultaneous connections from one IP address; 0 disables the limit")
+    new_connections_per_second: int = option(
+        200, integer(minimum=1, zeroDisables=True),
+        "new connections accepted per second on each listener; 0 disables")
+    bytes_per_second: int = option(
+        102400, integer(minimum=1024, zeroDisables=True),
+        "bytes read per second on one connection (reading pauses); 0 disables")
+    stanzas_per_second: int = option(
+        200, integer(minimum=1, zeroDisables=True),
+        "stanzas read per second on one connection (reading pauses); 0 disables")
+    send_queue_limit: int = option(
+        1048576, integer(minimum=10000),
+        "bytes queued for a peer that does not read before it is disconnected")
+
+    def validate(self) -> None:
+        if self.max_stanza_size_unauthenticated > self.max_stanza_size:
+            raise ConfigError("limits.max_stanza_size_unauthenticated: must not "
+                              "exceed limits.max_stanza_size")
+        if self.auth_failure_delay > self.auth_failure_delay_max:
+            raise ConfigError("limits.auth_failure_delay: must not exceed "
+                              "limits.auth_failure_delay_max")
+        if self.send_queue_limit < self.max_stanza_size:
+            raise ConfigError("limits.send_queue_limit: must be at least "
+                              "limits.max_stanza_size, or no stanza of that size "
+                              "could be sent")
+
+
+@section("log")
+@dataclasses.dataclass(frozen=True)
+class LogConfig:
+    verbose: bool = option(
+        False, boolean(),
+        "log every stanza in and out (with a serial per stream); for debugging")
