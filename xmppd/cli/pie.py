@@ -157,7 +157,7 @@ def parseFragment(text: str, wrapperNS: str) -> list[Element]:
     """
     The elements serialized in C{text} (stored account data: several
     C{toXml()} results in a row), read inside a wrapper in C{wrapperNS} as
-    L{xmppd.features.private.parseStored} does, with the same refusals as L{parse}.
+    L{xmppd.stream.xmlparser.parseStored} does, with the same refusals as L{parse}.
 
     @raise PIEError: C{text} is not well-formed.
     """
