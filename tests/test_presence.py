@@ -519,7 +519,7 @@ def test_unavailablePresence(node):
                                    ("unavailable", balcony.jid, "stranger@%s/x" % REMOTE)])
     assert summary(chamber.received()) == [("unavailable", balcony.jid, chamber.jid)]
     session = node.sessions.get(parseFull(balcony.jid))
-    assert not session.available and session.presence is None
+    assert not session.available and node.domain.presence.lastPresence(balcony.jid) is None
 
 
 def test_droppedConnection(node):

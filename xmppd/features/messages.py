@@ -75,16 +75,20 @@ def mostAvailable(sessions, everyone: bool = False) -> list:
     The sessions a message to the bare JID goes to (RFC 6121 §8.5.2.1.1):
     those that are available with the highest non-negative priority, or with
     C{everyone} (headlines) all available ones with a non-negative priority.
+    One pass over C{sessions} (the directory's own list: it is not copied).
     """
     chosen = []
     best = -1
     for session in sessions:
-        if not session.available or session.priority < 0:
+        if not session.available:
             continue
-        if everyone or session.priority == best:
+        priority = session.priority
+        if priority < 0:
+            continue
+        if everyone or priority == best:
             chosen.append(session)
-        elif session.priority > best:
-            best = session.priority
+        elif priority > best:
+            best = priority
             chosen = [session]
     return chosen
 
@@ -124,7 +128,7 @@ class MessageHandler(XMPPHandler):
         session = self.sessions.get(event.recipient)
         if session is not None:
             # §8.5.3.1: an available or connected resource gets it, whatever its type.
-            session.send(event.stanza)
+            self.domain.deliverToSession(session, event.stanza)
             return True
         kind = messageType(event.stanza)
         if kind == "chat":
@@ -148,8 +152,9 @@ class MessageHandler(XMPPHandler):
         if sessions:
             targets = mostAvailable(sessions, everyone=kind == "headline")
             if targets:
+                deliver, stanza = self.domain.deliverToSession, event.stanza
                 for session in targets:
-                    session.send(event.stanza)
+                    deliver(session, stanza)
                 return
         elif not accountKnown:
             if kind == "headline":
