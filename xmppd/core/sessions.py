@@ -178,6 +178,13 @@ class ISessionDirectory(Interface):
         """How many resources are bound on this node (C{xmppctl status})."""
 
 
+#: Writes a slot of a L{Session} past its C{__setattr__} guard (the directory's own).
+_setSlot = object.__setattr__
+
+#: What only the directory changes on a L{Session} (L{ISessionView}).
+_READ_ONLY = frozenset(("jid", "available", "priority"))
+
+
 @implementer(ISessionView)
 class Session:
     """
@@ -185,23 +192,25 @@ class Session:
     small (C{__slots__}) because a server holds one per connected client.
     C{stream} is the holder: the c2s stream, or stream management's
     stand-in while the client is away (XEP-0198); only they change it.
+    The view's fields are plain slots, read at the cost of an attribute on
+    the per-message path, and guarded against writes by anyone but the
+    directory.
     """
 
-    __slots__ = ("jid", "stream", "_available", "_priority")
+    __slots__ = ("jid", "stream", "available", "priority")
 
     def __init__(self, jid: JID, stream: IBoundStream):
-        self.jid = jid
+        _setSlot(self, "jid", jid)
         self.stream = stream
-        self._available = False
-        self._priority = 0
+        _setSlot(self, "available", False)
+        _setSlot(self, "priority", 0)
 
-    @property
-    def available(self) -> bool:
-        return self._available
-
-    @property
-    def priority(self) -> int:
-        return self._priority
+    def __setattr__(self, name: str, value) -> None:
+        if name in _READ_ONLY:
+            raise AttributeError(
+                "%s of a session is read-only: the session directory changes it"
+                " (ISessionDirectory.setAvailability)" % (name,))
+        _setSlot(self, name, value)
 
     def send(self, stanza) -> None:
         self.stream.send(stanza)
@@ -227,7 +236,7 @@ class Account:
         self.rebuildAvailable()
 
     def rebuildAvailable(self) -> None:
-        self.available = [s for s in self.all if s._available]
+        self.available = [s for s in self.all if s.available]
 
 
 @implementer(ISessionDirectory)
@@ -297,9 +306,9 @@ class SessionManager:
         session = account.byResource.get(jid.resource) if account is not None else None
         if session is None:
             return
-        changed = session._available != available
-        session._available = available
-        session._priority = priority
+        changed = session.available != available
+        _setSlot(session, "available", available)
+        _setSlot(session, "priority", priority)
         if changed:
             account.rebuildAvailable()
 
