@@ -38,6 +38,9 @@ class IBoundStream(Protocol):
     def replaceSession(self) -> None:
         """Close this stream because a new bind took its full JID."""
 
+    def streamError(self, condition: str, text: str | None = None) -> None:
+        """Close this stream with a stream error (L{ISessionDirectory.terminate})."""
+
 
 class ISessionView(Interface):
     """
@@ -216,7 +219,7 @@ class Session:
         self.stream.send(stanza)
 
 
-class Account:
+class AccountSessions:
     """
     The bound resources of one account.  C{all} and C{available} are
     replaced, never changed in place, so a caller may keep iterating one
@@ -246,8 +249,8 @@ class SessionManager:
     log = Logger()
 
     def __init__(self):
-        # userhost ("user@domain") -> Account
-        self._byBare: dict[str, Account] = {}
+        # userhost ("user@domain") -> AccountSessions
+        self._byBare: dict[str, AccountSessions] = {}
         self._count = 0
 
     def bind(self, jid: JID, stream: IBoundStream) -> defer.Deferred:
@@ -258,7 +261,7 @@ class SessionManager:
         """
         account = self._byBare.get(jid.userhost())
         if account is None:
-            account = self._byBare[jid.userhost()] = Account()
+            account = self._byBare[jid.userhost()] = AccountSessions()
         resources = account.byResource
         old = resources.get(jid.resource)
         session = Session(jid, stream)
