@@ -42,7 +42,6 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.presencestate import MAX_DIRECTED  # noqa: F401 (its home before)
 from xmppd.features.roster import rosterManager, subscriptionStanza, unavailableFrom
 from xmppd.core.stanzas import errorReply
 from xmppd.storage.interfaces import NoSuchUser, RosterItem
