@@ -454,7 +454,7 @@ class OfflineHandler(XMPPHandler):
         if session is None:
             return None
         if self.sessions.get(session.jid) is session:
-            session.send(event.stanza)
+            self.domain.deliverToSession(session, event.stanza)
             marks[DELIVERED] = True
         return True
 

@@ -11,6 +11,7 @@ from twisted.internet.task import Clock
 from twisted.words.xish import domish
 
 from tests.helpers import parse, toml as _toml
+from tests.sessionhelpers import bindNow
 from xmppd.config import loadConfig
 from xmppd.core.events import OutgoingEvent
 from xmppd.core.jid import parseJID
@@ -96,9 +97,8 @@ class Domain:
     def bind(self, jid: str, available: bool = False, priority: int = 0) -> RecordingStream:
         """A client session on C{jid}, with the presence state given."""
         stream = RecordingStream(self.clock)
-        session = self.sessions.bind(parseJID(jid), stream)
-        session.available = available
-        session.priority = priority
+        session = bindNow(self.sessions, parseJID(jid), stream)
+        self.sessions.setAvailability(session.jid, available, priority)
         self.hooks.notify("session/bound", session)
         return stream
 

@@ -18,6 +18,7 @@ from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.service import StorageService
 from xmppd.core.stanzas import NS_STANZAS
 from tests.helpers import parse
+from tests.sessionhelpers import bindNow
 
 
 def errorCondition(stanza: domish.Element) -> str | None:
@@ -84,8 +85,8 @@ class Domain:
 
     def bind(self, fullJID: str, available: bool = False):
         """A session of a connected client on C{fullJID}, whose stream records what it gets."""
-        session = self.server.sessions.bind(parseJID(fullJID), FakeStream())
-        session.available = available
+        session = bindNow(self.server.sessions, parseJID(fullJID), FakeStream())
+        self.server.sessions.setAvailability(session.jid, available, 0)
         return session
 
     def close(self, session) -> None:

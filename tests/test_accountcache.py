@@ -16,6 +16,7 @@ from xmppd.core.jid import parseJID
 from xmppd.core.scram import makeCredentials
 from xmppd.core.sessions import SessionManager
 from xmppd.storage.memory import MemoryStorage
+from tests.sessionhelpers import bindNow
 
 DOMAIN = "example.org"
 KEY = "words"
@@ -72,7 +73,7 @@ class World:
         return slow
 
     def bind(self, jid):
-        session = self.sessions.bind(parseJID(jid), object())
+        session = bindNow(self.sessions, parseJID(jid), object())
         self.hooks.notify("session/bound", session)
         return session
 

@@ -456,11 +456,18 @@ def test_accountRemovedForgetsList(world):
 def makeAvailable(world, client, status):
     """What the presence feature records when a resource sends available presence."""
     from tests.test_router import parse
-    session = world.node.server.sessions.get(parseJID(client.jid))
-    session.available = True
-    session.presence = parse("<presence from='%s'><status>%s</status></presence>"
-                             % (client.jid, status))
+    server = world.node.server
+    session = server.sessions.get(parseJID(client.jid))
+    server.sessions.setAvailability(session.jid, True, 0)
+    presenceState(world).setPresence(
+        client.jid, parse("<presence from='%s'><status>%s</status></presence>"
+                          % (client.jid, status)))
     return session
+
+
+def presenceState(world):
+    """The served domain's record of each resource's presence (L{xmppd.core.presencestate})."""
+    return world.node.server.router.routes[DOMAIN].presence
 
 
 def test_blockSendsUnavailable(world):
@@ -479,7 +486,7 @@ def test_blockSendsUnavailableToDirected(world):
     """A blocked JID that got directed presence gets unavailable presence too."""
     juliet = world.login("juliet", "chamber")
     session = makeAvailable(world, juliet, "here")
-    session.directed = {"iago@example.net/x"}
+    presenceState(world).addDirected(session.jid.full(), "iago@example.net/x")
     delivered = []
     world.node.server.router.routes["example.net"] = type(
         "R", (), {"deliver": lambda self, s: delivered.append(s)})()

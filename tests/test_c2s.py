@@ -16,6 +16,7 @@ from twisted.test.iosim import FakeTransport, connectedServerAndClient
 from tests.streamhelpers import (DOMAIN, NS_BIND, NS_SASL, NS_SESSION, NS_TLS, PASSWORDS,
                                  TLS_CONTEXT, Node, header, plain)
 from tests.test_sasl import clientProof
+from xmppd.core.jid import parseJID
 from xmppd.stream import tls
 from xmppd.stream.xmlparser import PARSE_SLICE
 
@@ -500,6 +501,84 @@ def test_resourceConflict(node):
     [delivered] = newer.received().elements
     assert str(delivered.body) == "still there?"
     assert older.received().data == b""
+
+
+class SlowDirectory:
+    """
+    The node's session directory, except that binds settle only when the
+    test calls L{settle}, as a directory shared by a cluster's nodes would.
+    """
+
+    def __init__(self, directory):
+        self.directory = directory
+        self.pending = []
+
+    def bind(self, jid, stream):
+        from twisted.internet import defer
+        d = defer.Deferred()
+        self.pending.append((jid, stream, d))
+        return d
+
+    def settle(self):
+        pending, self.pending = self.pending, []
+        for jid, stream, d in pending:
+            self.directory.bind(jid, stream).chainDeferred(d)
+
+    def __getattr__(self, name):
+        return getattr(self.directory, name)
+
+
+def slowBinds(node) -> SlowDirectory:
+    slow = node.factory.sessions = SlowDirectory(node.server.sessions)
+    return slow
+
+
+def bindRequest(resource: str, id: str = "bind1") -> str:
+    return ("<iq type='set' id='%s'><bind xmlns='%s'><resource>%s</resource></bind></iq>"
+            % (id, NS_BIND, resource))
+
+
+def test_bindAnswersWhenTheDirectorySettles(node):
+    """A client's bind result comes once the session directory has settled the claim."""
+    romeo = node.connect("10.0.0.2").login("romeo")
+    directory = slowBinds(node)
+    juliet = node.connect("10.0.0.1")
+    juliet.authenticate()
+    assert juliet.exchange(bindRequest("balcony")).elements == []
+    directory.settle()
+    [result] = juliet.received().elements
+    assert result["type"] == "result" and result["id"] == "bind1"
+    romeo.send(message("juliet@%s/balcony" % DOMAIN, "settled"))
+    [delivered] = juliet.received().elements
+    assert str(delivered.body) == "settled"
+
+
+def test_secondBindWhileBinding(node):
+    """A second bind sent while the first is still being settled gets not-allowed."""
+    directory = slowBinds(node)
+    juliet = node.connect()
+    juliet.authenticate()
+    juliet.exchange(bindRequest("balcony"))
+    reply = juliet.exchange(bindRequest("garden", id="bind2"))
+    assert stanzaError(reply) == "not-allowed"
+    directory.settle()
+    [result] = juliet.received().elements
+    assert result["type"] == "result" and result["id"] == "bind1"
+    assert node.server.sessions.countOf(parseJID("juliet@" + DOMAIN)) == 1
+
+
+def test_disconnectWhileBinding(node):
+    """A client gone before its bind settled leaves no session behind: messages to it bounce."""
+    romeo = node.connect("10.0.0.2").login("romeo")
+    directory = slowBinds(node)
+    juliet = node.connect("10.0.0.1")
+    juliet.authenticate()
+    juliet.exchange(bindRequest("balcony"))
+    juliet.disconnect()
+    directory.settle()
+    assert node.server.sessions.get(parseJID("juliet@%s/balcony" % DOMAIN)) is None
+    reply = romeo.exchange(message("juliet@%s/balcony" % DOMAIN, id="m1"))
+    assert stanzaError(reply) == "service-unavailable"
 
 
 # -- stanzas on a bound stream (RFC 6120 §8) ----------------------------------

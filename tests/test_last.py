@@ -35,7 +35,7 @@ def logout(node, session, status=None):
     """The client sends unavailable presence (with C{status}) and disconnects."""
     body = "<status>%s</status>" % status if status else ""
     node.route("<presence type='unavailable' from='%s'>%s</presence>" % (session.jid.full(), body))
-    session.available = False
+    node.server.sessions.setAvailability(session.jid, False, 0)
     node.close(session)
 
 
@@ -144,7 +144,7 @@ def test_connectedButUnavailable(node):
     subscribe(node, "romeo@montague.net")
     juliet = node.bind(JULIET, available=True)
     node.route("<presence type='unavailable' from='%s'><status>brb</status></presence>" % JULIET)
-    juliet.available = False
+    node.server.sessions.setAvailability(juliet.jid, False, 0)
     node.clock.advance(42)
 
     query = queryOf(remoteAnswer(node))

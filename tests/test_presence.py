@@ -519,7 +519,7 @@ def test_unavailablePresence(node):
                                    ("unavailable", balcony.jid, "stranger@%s/x" % REMOTE)])
     assert summary(chamber.received()) == [("unavailable", balcony.jid, chamber.jid)]
     session = node.sessions.get(parseFull(balcony.jid))
-    assert not session.available and session.presence is None
+    assert not session.available and node.domain.presence.lastPresence(balcony.jid) is None
 
 
 def test_droppedConnection(node):
@@ -537,6 +537,37 @@ def test_droppedConnection(node):
 
     assert summary(romeo.received()) == [("unavailable", juliet.jid, ROMEO)]
     assert summary(node.remote.take()) == [("unavailable", juliet.jid, "stranger@" + REMOTE)]
+
+
+def test_replacedConnectionAnnouncesItsDirectedPresenceEnd(node):
+    """A connection replaced by a new bind of its full JID ends its directed presence; the new one starts clean."""
+    older = node.login("juliet", "balcony")
+    older.available()
+    older.exchange("<presence to='stranger@%s/x'/>" % REMOTE)
+    node.remote.take()
+
+    newer = node.login("juliet", "balcony")
+
+    assert summary(node.remote.take()) == [("unavailable", older.jid, "stranger@%s/x" % REMOTE)]
+    newer.exchange("<presence type='unavailable'/>")
+    assert node.remote.take() == []
+    assert node.domain.presence.resources == {}
+
+
+def test_directedPresenceTargetsAreBounded(node):
+    """Past MAX_DIRECTED targets, directed presence still goes out but is not remembered (§4.6)."""
+    from xmppd.core.presencestate import PresenceState
+    node.domain.presence = PresenceState(maxDirected=2)
+    juliet = node.login("juliet", "balcony")
+    juliet.available()
+    for name in ("a", "b", "c"):
+        juliet.exchange("<presence to='%s@%s'/>" % (name, REMOTE))
+    assert len(node.remote.take()) == 3
+
+    juliet.disconnect()
+
+    assert sorted(s[2] for s in summary(node.remote.take())) == [
+        "a@" + REMOTE, "b@" + REMOTE]
 
 
 def test_unavailableBeforeInitialPresence(node):

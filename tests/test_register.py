@@ -390,7 +390,7 @@ def test_removeCancelsSubscriptions(world):
     rosters.setItem("juliet", DOMAIN, RosterItem("nurse@%s" % DOMAIN, subscription="to"))
     juliet = world.login("juliet", "balcony")
     session = world.node.server.sessions.get(parseJID(juliet.jid))
-    session.available = True
+    world.node.server.sessions.setAvailability(session.jid, True, 0)
     juliet.exchange("<iq type='set' id='unreg1'><query xmlns='%s'><remove/></query></iq>"
                     % NS_REGISTER)
     assert [(p["from"], p["to"], p["type"]) for p in world.presence] == [

@@ -186,6 +186,23 @@ def test_pushOnlyToInterestedResources(node):
     assert pushes(chamber.received()) == []
 
 
+def test_replacingConnectionIsNotInterested(node):
+    """A connection that takes over a full JID gets no roster pushes until it asks for the roster."""
+    older = node.login("juliet", "balcony")
+    older.getRoster()
+    newer = node.login("juliet", "balcony")
+    chamber = node.login("juliet", "chamber")
+    chamber.getRoster()
+
+    rosterSet(chamber, "<item jid='nurse@example.org'/>")
+
+    assert pushes(newer.received()) == []
+    newer.getRoster()
+    rosterSet(chamber, "<item jid='tybalt@example.org'/>", id="s2")
+    [push] = pushes(newer.received())
+    assert push["to"] == newer.jid
+
+
 def test_updateItemKeepsSubscription(node):
     """Renaming and regrouping a contact keeps its subscription state (§2.4)."""
     node.setItem("juliet", RosterItem(ROMEO, name="Romeo", subscription="both",

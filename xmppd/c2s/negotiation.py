@@ -280,7 +280,9 @@ class ChannelBindingInitializer(ReceivingInitializer):
 class BindInitializer(ReceivingInitializer):
     """
     RFC 6120 §7: binds a resource, generating one when the client asks for
-    none; a full JID that is already bound replaces the older session.
+    none; a full JID that is already bound replaces the older session.  The
+    session directory settles a bind asynchronously; the result goes out
+    once it has, and a second bind meanwhile is refused as after it.
     """
 
     __slots__ = ()
@@ -298,7 +300,7 @@ class BindInitializer(ReceivingInitializer):
         if iq.getAttribute("type") != "set":
             stream.sendError(iq, "bad-request")
             return
-        if stream.session is not None:
+        if stream.session is not None or stream.binding:
             # One resource per stream (RFC 6120 §7.7.2.1 allows refusing more).
             stream.sendError(iq, "not-allowed")
             return
@@ -311,11 +313,21 @@ class BindInitializer(ReceivingInitializer):
         except InvalidJID:
             stream.sendError(iq, "bad-request", "invalid resource")
             return
-        stream.bind(jid)
-        response = toResponse(iq, "result")
-        bind = response.addElement((NS_BIND, "bind"))
-        bind.addElement("jid", content=jid.full())
-        stream.send(response)
+
+        def bound(holding):
+            if not holding:
+                return  # The connection went while the directory decided.
+            response = toResponse(iq, "result")
+            bind = response.addElement((NS_BIND, "bind"))
+            bind.addElement("jid", content=jid.full())
+            stream.send(response)
+
+        def failed(failure):
+            stream.log.failure("Binding {jid} failed", failure, jid=jid.full())
+            if not stream.closing:
+                stream.sendError(iq, "internal-server-error")
+
+        stream.bind(jid).addCallbacks(bound, failed)
 
 
 class SessionInitializer(ReceivingInitializer):

@@ -499,9 +499,32 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
                       peer=self.peerAddress)
         self.restart()
 
-    def bind(self, jid) -> None:
-        self.attachSession(self.factory.sessions.bind(jid, self))
-        self.factory.hooks.notify("session/bound", self.session, self.domain)
+    #: A bind of this stream is waiting for the session directory.
+    binding = False
+
+    def bind(self, jid):
+        """
+        Claim the full JID C{jid} in the session directory, which settles
+        it asynchronously (L{xmppd.core.sessions.ISessionDirectory}); fires
+        with True once this stream holds it and features heard of it, with
+        False when the stream closed meanwhile (the claim is then let go).
+        """
+        self.binding = True
+
+        def bound(session):
+            self.binding = False
+            if self.closing:
+                self.factory.sessions.unbind(session)
+                return False
+            self.attachSession(session)
+            self.factory.hooks.notify("session/bound", self.session, self.domain)
+            return True
+
+        def failed(failure):
+            self.binding = False
+            return failure
+
+        return self.factory.sessions.bind(jid, self).addCallbacks(bound, failed)
 
     def attachSession(self, session) -> None:
         """

@@ -45,9 +45,12 @@ Client streams (fired by L{xmppd.c2s.stream}):
     top-level element that is not a stanza, at any point of the stream
     (session None before bind): stream management's enable, r, a, resume.
   - C{"c2s/shutdown"} (C{notify}, no payload): the listeners are stopping.
-  - C{"session/bound"}, C{"session/closed"} (the L{xmppd.core.sessions.Session},
-    C{notify}): a resource was bound; a session ends (logout, dropped
-    connection, replaced by a new bind) and is about to be unbound.
+  - C{"session/bound"}, C{"session/closed"} (the session's
+    L{xmppd.core.sessions.ISessionView}, C{notify}): a resource was bound;
+    a session ends (logout, dropped connection, replaced by a new bind) and
+    is about to be unbound.  Features forget what they keep for the full
+    JID on C{session/closed}; for a replaced session it fires after the new
+    bind took the JID and before the new holder hears its bind settled.
 
 Durability (issue 5): a feature that keeps a stanza while it waits for
 something asynchronous holds it with L{xmppd.core.stanzas.hold}; stream

@@ -14,8 +14,12 @@ anything.
 
 The domain builds its features' handlers from C{server.modules} (see
 L{xmppd.core.modules}) and hands each one this object, which carries what a
-handler may use: C{domain}, C{router}, C{sessions}, C{hooks}, C{storage},
-C{clock}, C{config}.
+handler may use: C{domain}, C{router}, C{sessions} (the node's
+L{xmppd.core.sessions.ISessionDirectory}), C{presence} (the domain's
+L{xmppd.core.presencestate.PresenceState}), C{hooks}, C{storage},
+C{clock}, C{config}.  Features never hand a stanza to a session
+themselves: they route it, or, deciding a delivery inside this domain's
+hooks, ask L{LocalDomain.deliverToSession}.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from xmppd.core.dispatch import DomainStream, StanzaDispatcher
 from xmppd.core.events import StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.modules import loadFeature
+from xmppd.core.presencestate import PresenceState
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import StanzaText, errorReply
 
@@ -85,6 +90,8 @@ class LocalDomain(service.Service):
         self.server = server
         self.router = server.router
         self.sessions = server.sessions
+        #: What the presence feature remembers per resource of this domain.
+        self.presence = PresenceState()
         #: This domain's view of the node's hooks: features register here and
         #: hear only this domain's events (L{xmppd.core.hooks.ScopedHooks}).
         self.hooks = server.hooks.scoped(domain)
@@ -162,6 +169,16 @@ class LocalDomain(service.Service):
             if self.dispatcher.dispatch(stanza):
                 return
         self.fallback(kind, target, event)
+
+    def deliverToSession(self, session, stanza) -> None:
+        """
+        The last step of a delivery this domain's hooks decided (RFC 6121
+        §8.5): hand C{stanza} to the bound resource C{session} (an
+        L{xmppd.core.sessions.ISessionView}).  The one place where a
+        feature's stanza leaves the router for a session; the directory's
+        view takes it to the holder, wherever that is.
+        """
+        session.send(stanza)
 
     def deliverPrepared(self, recipient, prepared) -> None:
         """

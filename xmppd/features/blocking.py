@@ -69,7 +69,6 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import weakref
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -207,8 +206,9 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         #: cannot be read is empty (a fresh dict: callers change what they get).
         self.cache = AccountDataCache(domain, STORAGE_KEY, self.parse, dict,
                                       size=recentLists, what="the block list")
-        #: Sessions that asked for the block list: they get pushes (§3.3).
-        self.interested: weakref.WeakSet = weakref.WeakSet()
+        #: Full JID strings of the sessions that asked for the block list:
+        #: they get pushes (§3.3).
+        self.interested: set[str] = set()
         self.pushIds = itertools.count(1)
 
 
@@ -240,7 +240,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
     def onSessionClosed(self, session) -> None:
         """A closed session gets no more pushes."""
         if session.jid.host == self.host:
-            self.interested.discard(session)
+            self.interested.discard(session.jid.full())
 
     # -- enforcement -------------------------------------------------------
 
@@ -403,9 +403,8 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         """§3.2: the list; the requesting resource now gets pushes."""
         sender = self.account(iq)
         items = await self.cache.load(sender.userhostJID())
-        session = self.domain.sessions.get(sender)
-        if session is not None:
-            self.interested.add(session)
+        if self.domain.sessions.isBound(sender):
+            self.interested.add(sender.full())
         blocklist = domish.Element((NS_BLOCKING, "blocklist"))
         for jid in items:
             blocklist.addElement("item")["jid"] = jid
@@ -469,8 +468,9 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
 
     def push(self, account: JID, name: str, jids: list[str]) -> None:
         """Send the change to every interested resource of the account."""
+        interested = self.interested
         for session in self.domain.sessions.sessionsOf(account):
-            if session not in self.interested:
+            if session.jid.full() not in interested:
                 continue
             iq = domish.Element((NS_CLIENT, "iq"))
             iq["type"] = "set"
@@ -521,9 +521,10 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         allowed, _ = await self.presenceTargets(account, jids)
         blocked = dict.fromkeys(jids)
         router = self.domain.router
+        presenceState = self.domain.presence
         for session in self.domain.sessions.availableSessionsOf(account):
             targets = set(allowed)
-            for directed in session.directed or ():
+            for directed in presenceState.directedOf(session.jid.full()):
                 try:
                     if isBlocked(blocked, parseJID(directed)):
                         targets.add(directed)
@@ -538,11 +539,14 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             return
         allowed, subscribed = await self.presenceTargets(account, jids)
         router = self.domain.router
+        presenceState = self.domain.presence
         for session in self.domain.sessions.availableSessionsOf(account):
-            if session.presence is None:
+            full = session.jid.full()
+            presence = presenceState.lastPresence(full)
+            if presence is None:
                 continue
             for target in sorted(allowed):
-                router.route(copyPresence(session.presence, session.jid.full(), target))
+                router.route(copyPresence(presence, full, target))
         for contact in sorted(subscribed):
             router.route(makePresence(account.full(), contact, "probe"))
 

@@ -6,9 +6,9 @@ sent.
 
 A client turns carbons on and off for its own session with an IQ set of
 C{<enable/>} or C{<disable/>} (§4, §5); the answer is an empty result, also
-when the state does not change (§10.1).  The state lives here, in a weak set
-of sessions (a L{xmppd.core.sessions.Session} has C{__slots__}, so it carries no
-feature's attributes), forgotten when the session ends.  Requests must come
+when the state does not change (§10.1).  The state lives here, a set of
+the full JIDs that enabled carbons (the session directory's views carry no
+feature's state), forgotten when the session ends.  Requests must come
 from a session of this domain (else C{not-allowed}, §4.1, §5.1), addressed
 to nobody, the user's own bare JID or the domain; one addressed to another
 account gets C{not-allowed} too (§5's example).  The domain announces
@@ -58,7 +58,6 @@ XEP-0334 0.3.0 (no-copy hint)
 
 from __future__ import annotations
 
-import weakref
 
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import StanzaError
@@ -149,8 +148,8 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         XMPPHandler.__init__(self)
         self.domain = domain
         self.host = domain.domain
-        #: The sessions that enabled carbons.
-        self.enabled: weakref.WeakSet = weakref.WeakSet()
+        #: Full JID strings of the sessions that enabled carbons.
+        self.enabled: set[str] = set()
 
     def connectionInitialized(self) -> None:
         for query in self.iqHandlers:
@@ -180,16 +179,16 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         return session
 
     def onEnable(self, iq: domish.Element) -> None:
-        self.enabled.add(self.requester(iq))
+        self.enabled.add(self.requester(iq).jid.full())
 
     def onDisable(self, iq: domish.Element) -> None:
-        self.enabled.discard(self.requester(iq))
+        self.enabled.discard(self.requester(iq).jid.full())
 
     def isEnabled(self, session) -> bool:
-        return session in self.enabled
+        return session.jid.full() in self.enabled
 
     def onSessionClosed(self, session) -> None:
-        self.enabled.discard(session)
+        self.enabled.discard(session.jid.full())
 
     # -- IDisco (§3) ----------------------------------------------------------
 
@@ -203,20 +202,22 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
 
     # -- received copies (§7) -------------------------------------------------
 
-    def deliveredTo(self, event) -> list:
-        """The sessions RFC 6121 §8.5 delivery (L{xmppd.features.messages}) will give the message to."""
-        sessions = self.domain.sessions
+    def deliveredTo(self, event, sessions) -> list:
+        """
+        The sessions RFC 6121 §8.5 delivery (L{xmppd.features.messages})
+        will give the message to, among C{sessions}, the recipient's.
+        """
         recipient = event.recipient
         kind = messageType(event.stanza)
         if recipient.resource is not None:
-            session = sessions.get(recipient)
+            session = self.domain.sessions.get(recipient)
             if session is not None:
                 return [session]  # §8.5.3.1
             if kind != "chat":
                 return []  # §8.5.3.2.1: bounced.
         if kind not in ("normal", "chat"):
             return []
-        return mostAvailable(sessions.sessionsOf(recipient))  # §8.5.2.1.1
+        return mostAvailable(sessions)  # §8.5.2.1.1
 
     def onReceived(self, event):
         """C{message/bare}, C{message/full}: copy to the recipient's other devices."""
@@ -233,17 +234,18 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         if hasChild(stanza, NS_MUC_USER, "x"):
             return None  # §6: from a MUC room or one of its occupants.
         recipient = event.recipient
-        others = [session for session in self.domain.sessions.sessionsOf(recipient)
-                  if session in self.enabled]
-        if not others:
+        # The recipient's resources, looked up once for both questions.
+        sessions = self.domain.sessions.sessionsOf(recipient)
+        enabled = self.enabled
+        if not any(session.jid.full() in enabled for session in sessions):
             return None
-        targets = self.deliveredTo(event)
+        targets = self.deliveredTo(event, sessions)
         if not targets:
             return None  # Stored or bounced: no device has it, so no copy either.
         sender = event.sender
         account = recipient.userhost()
-        for session in others:
-            if session in targets:
+        for session in sessions:
+            if session in targets or session.jid.full() not in enabled:
                 continue
             if sender is not None and session.jid == sender:
                 continue  # The user's own device sent it (see the module docstring).
@@ -274,8 +276,9 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
             return None
         account = makeJID(session.jid.user, session.jid.host)
         stanzaId = stanza.__dict__.get("archiveSentId")
+        enabled = self.enabled
         for other in self.domain.sessions.sessionsOf(account):
-            if other is session or other not in self.enabled:
+            if other is session or other.jid.full() not in enabled:
                 continue
             self.domain.router.route(
                 wrap(stanza, "sent", account.full(), other.jid.full(), stanzaId))

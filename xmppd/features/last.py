@@ -34,7 +34,6 @@ Implements: XEP-0012 v2.0 (Last Activity)
 from __future__ import annotations
 
 import json
-from weakref import WeakKeyDictionary
 
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import StanzaError
@@ -87,9 +86,9 @@ class LastHandler(XMPPHandler, IQHandlerMixin):
         XMPPHandler.__init__(self)
         self.domain = domain
         self.startedAt = domain.clock.seconds()
-        #: Session -> status text of the unavailable presence it sent; weak,
-        #: so nothing outlives its session whatever order hooks run in.
-        self.statuses: WeakKeyDictionary = WeakKeyDictionary()
+        #: Full JID string -> status text of the unavailable presence that
+        #: resource sent; forgotten when its session closes.
+        self.statuses: dict[str, str | None] = {}
         #: Bare JID -> (time, status) for accounts connected but unavailable;
         #: only believed while the account has a session.
         self.unavailableSince: dict[str, tuple[float, str | None]] = {}
@@ -115,12 +114,12 @@ class LastHandler(XMPPHandler, IQHandlerMixin):
         bare = event.sender.userhost()
         if presenceType == "unavailable":
             status = statusOf(event.stanza)
-            self.statuses[session] = status
+            self.statuses[session.jid.full()] = status
             others = [s for s in sessions.availableSessionsOf(event.sender) if s is not session]
             if session.available and not others:
                 self.unavailableSince[bare] = (self.domain.clock.seconds(), status)
         elif presenceType is None:
-            self.statuses.pop(session, None)
+            self.statuses.pop(session.jid.full(), None)
             self.unavailableSince.pop(bare, None)
         return None
 
@@ -128,7 +127,7 @@ class LastHandler(XMPPHandler, IQHandlerMixin):
         jid = session.jid
         if jid.host != self.domain.domain:
             return
-        status = self.statuses.pop(session, None)
+        status = self.statuses.pop(jid.full(), None)
         if any(other is not session for other in self.domain.sessions.sessionsOf(jid)):
             return
         self.unavailableSince.pop(jid.userhost(), None)

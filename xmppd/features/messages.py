@@ -97,7 +97,7 @@ class MessageHandler(XMPPHandler):
         session = self.sessions.get(event.recipient)
         if session is not None:
             # §8.5.3.1: an available or connected resource gets it, whatever its type.
-            session.send(event.stanza)
+            self.domain.deliverToSession(session, event.stanza)
             return True
         kind = messageType(event.stanza)
         if kind == "chat":
@@ -121,8 +121,9 @@ class MessageHandler(XMPPHandler):
         if sessions:
             targets = mostAvailable(sessions, everyone=kind == "headline")
             if targets:
+                deliver, stanza = self.domain.deliverToSession, event.stanza
                 for session in targets:
-                    session.send(event.stanza)
+                    deliver(session, stanza)
                 return
         elif not accountKnown:
             if kind == "headline":

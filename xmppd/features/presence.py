@@ -24,6 +24,12 @@ bare JID reaches every available resource; to a full JID, that resource
 Everything that reads or changes a roster goes through the domain's
 L{xmppd.features.roster.RosterManager}, which runs one account's operations in order.
 
+A resource's availability and priority are the session directory's
+(L{xmppd.core.sessions.ISessionDirectory.setAvailability}, which RFC 6121
+§8.5 delivery reads); its last presence and directed-presence targets are
+kept in the domain's L{xmppd.core.presencestate.PresenceState}, keyed by
+full JID and forgotten when the resource goes unavailable or away.
+
 Implements: RFC 6121 §3, §4
 """
 
@@ -44,10 +50,6 @@ from xmppd.storage.interfaces import NoSuchUser, RosterItem
 NS_PRE_APPROVAL = "urn:xmpp:features:pre-approval"
 
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
-
-#: Directed presence targets remembered per session (§4.6); a client
-#: sending more is not stopped, but the extra ones get no unavailable.
-MAX_DIRECTED = 1000
 
 #: The attribute marking a subscription stanza the recipient's side already
 #: processed, to be handed to the addressed resource as it is (the pending
@@ -245,6 +247,11 @@ class PresenceHandler(XMPPHandler):
     def sessions(self):
         return self.domain.sessions
 
+    @property
+    def state(self):
+        """Last presence and directed targets per resource (L{xmppd.core.presencestate})."""
+        return self.domain.presence
+
     def route(self, stanza: domish.Element) -> None:
         self.domain.router.route(stanza)
 
@@ -277,12 +284,9 @@ class PresenceHandler(XMPPHandler):
             return True
         if stanzaType is None:
             if recipient.userhostJID() != session.jid.userhostJID():
-                if session.directed is None:
-                    session.directed = set()
-                if len(session.directed) < MAX_DIRECTED:
-                    session.directed.add(recipient.full())
-        elif stanzaType == "unavailable" and session.directed:
-            session.directed.discard(recipient.full())
+                self.state.addDirected(session.jid.full(), recipient.full())
+        elif stanzaType == "unavailable":
+            self.state.discardDirected(session.jid.full(), recipient.full())
         if self.rosters.busy(session.jid.user):
             # RFC 6120 §10.1: a subscription stanza the user sent before this
             # one is still being processed; this one must not overtake it.
@@ -339,9 +343,11 @@ class PresenceHandler(XMPPHandler):
 
     def sendPresenceOf(self, user, to: str) -> None:
         """The last presence of each of C{user}'s available resources, to C{to}."""
-        self.rosters.routeAfter(to, [copyStanza(session.presence, to=to)
-                                     for session in self.sessions.availableSessionsOf(user)
-                                     if session.presence is not None])
+        lastPresence = self.state.lastPresence
+        presences = [lastPresence(session.jid.full())
+                     for session in self.sessions.availableSessionsOf(user)]
+        self.rosters.routeAfter(to, [copyStanza(presence, to=to)
+                                     for presence in presences if presence is not None])
 
     def sendUnavailableOf(self, user, to: str) -> None:
         """Unavailable presence from each of C{user}'s available resources, to C{to}."""
@@ -370,9 +376,8 @@ class PresenceHandler(XMPPHandler):
             initial = not session.available
             presence = copyStanza(stanza)
             presence.attributes.pop("to", None)
-            session.available = True
-            session.priority = priority
-            session.presence = presence
+            self.sessions.setAvailability(session.jid, True, priority)
+            self.state.setPresence(session.jid.full(), presence)
             self.rosters.runLogged(session.jid.user, self.broadcastAvailable,
                                    session, presence, initial)
         elif stanzaType == "unavailable":
@@ -382,11 +387,11 @@ class PresenceHandler(XMPPHandler):
 
     def goUnavailable(self, session, presence: domish.Element, reflect: bool) -> None:
         wasAvailable = session.available
-        directed = session.directed
-        session.available = False
-        session.presence = None
-        session.priority = 0
-        session.directed = None
+        state = self.state.forget(session.jid.full())
+        directed = state.directed if state is not None else None
+        if self.sessions.get(session.jid) is session:
+            # Not for a session a new bind replaced: the JID is its successor's.
+            self.sessions.setAvailability(session.jid, False, 0)
         if wasAvailable or directed:
             self.rosters.runLogged(session.jid.user, self.broadcastUnavailable,
                                    session, presence, wasAvailable, directed, reflect)
@@ -412,8 +417,10 @@ class PresenceHandler(XMPPHandler):
             return
         full = session.jid.full()
         for other in others:
-            if other is not session and other.presence is not None:
-                self.route(copyStanza(other.presence, to=full))
+            if other is not session:
+                otherPresence = self.state.lastPresence(other.jid.full())
+                if otherPresence is not None:
+                    self.route(copyStanza(otherPresence, to=full))
         bare = user.full()
         for jid, item in roster.items.items():
             if item.subscription in ("to", "both"):
@@ -475,7 +482,7 @@ class PresenceHandler(XMPPHandler):
             # vars(): domish's getattr would find a child element of that name.
             if vars(stanza).get(REDELIVERY):
                 if session is not None:
-                    session.send(stanza)
+                    self.domain.deliverToSession(session, stanza)
             elif event.sender is not None:
                 # §3 concerns accounts: to a full JID means to the account.
                 self.rosters.runLogged(recipient.user, self.inboundSubscription,
@@ -487,11 +494,12 @@ class PresenceHandler(XMPPHandler):
                                        event.sender, recipient.userhostJID())
         elif session is not None:
             # §8.5.3.1: to a full JID, that resource, available or not.
-            session.send(stanza)
+            self.domain.deliverToSession(session, stanza)
         elif recipient.resource is None:
             # §8.5.2.1: to a bare JID, every available resource; none, none.
+            deliver = self.domain.deliverToSession
             for available in self.sessions.availableSessionsOf(recipient):
-                available.send(stanza)
+                deliver(available, stanza)
         return True
 
     async def inboundSubscription(self, contact, user, stanzaType: str,
@@ -537,8 +545,9 @@ class PresenceHandler(XMPPHandler):
         if deliver:
             stanza["from"] = contactText
             stanza["to"] = user.full()
+            deliver = self.domain.deliverToSession
             for session in self.sessions.availableSessionsOf(user):
-                session.send(stanza)
+                deliver(session, stanza)
         if newState is not None and stanzaType == "unsubscribe" and \
                 old.subscription in ("from", "both"):
             # The contact no longer receives the user's presence: the

@@ -424,8 +424,9 @@ class RegisterHandler(XMPPHandler):
         if roster is not None:
             self.cancelSubscriptions(account, roster)
         self.domain.hooks.notify("account/removed", AccountEvent(account.user, account.host))
-        for session in self.domain.sessions.sessionsOf(account):
-            session.stream.streamError("not-authorized", "account removed")
+        sessions = self.domain.sessions
+        for session in sessions.sessionsOf(account):
+            sessions.terminate(session, "not-authorized", "account removed")
 
     def cancelSubscriptions(self, account: JID, roster) -> None:
         """
@@ -446,12 +447,14 @@ class RegisterHandler(XMPPHandler):
                 route(presence(bare, contact, "unsubscribed"))
             if item.subscription in ("to", "both") or item.ask:
                 route(presence(bare, contact, "unsubscribe"))
+        sessions, presenceState = self.domain.sessions, self.domain.presence
         for session in available:
-            for target in sorted(session.directed or ()):
+            full = session.jid.full()
+            for target in sorted(presenceState.directedOf(full)):
                 if target not in roster.items:
-                    route(presence(session.jid.full(), target, "unavailable"))
-            session.available = False
-            session.directed = None
+                    route(presence(full, target, "unavailable"))
+            sessions.setAvailability(session.jid, False, 0)
+            presenceState.forget(full)
 
     # -- disco -------------------------------------------------------------
 

@@ -111,6 +111,9 @@ class RosterManager:
         #: username -> lock serializing that account's roster operations.
         self._locks: dict[str, defer.DeferredLock] = {}
         self._pushIds = itertools.count(1)
+        #: Full JID strings of the resources that asked for the roster: the
+        #: "interested resources" that get pushes (RFC 6121 §2.1.6).
+        self.interested: set[str] = set()
         # Low priority: whoever broadcasts the session's unavailable presence
         # reads the roster first (operations on one account run in order).
         domain.hooks.add("session/closed", self.onSessionClosed, priority=-100)
@@ -212,7 +215,12 @@ class RosterManager:
 
     def onSessionClosed(self, session) -> None:
         if session.jid.host == self.domain.domain:
+            self.interested.discard(session.jid.full())
             self.runLogged(session.jid.user, self._forgetUnlessOnline, session)
+
+    def markInterested(self, jid) -> None:
+        """The bound resource C{jid} asked for the roster (§2.1.6): it gets pushes now."""
+        self.interested.add(jid.full())
 
     def _forgetUnlessOnline(self, closing) -> None:
         # The closing session may or may not be unbound yet by now.
@@ -267,8 +275,9 @@ class RosterManager:
         back to us.
         """
         bare = self.bareJID(username)
+        interested = self.interested
         for session in self.domain.sessions.sessionsOf(bare):
-            if not session.rosterRequested:
+            if session.jid.full() not in interested:
                 continue
             iq = domish.Element((None, "iq"))
             iq["type"] = "set"
@@ -354,9 +363,8 @@ class RosterHandler(XMPPHandler, IQHandlerMixin):
         # RFC 6120 §10.5.4: nobody else may see an account's roster, and we
         # do not say whether there is one.
         sender = self.owner(iq, "service-unavailable")
-        session = self.domain.sessions.get(sender)
-        if session is not None:
-            session.rosterRequested = True  # §2.1.6: now an interested resource
+        if self.domain.sessions.isBound(sender):
+            self.rosters.markInterested(sender)  # §2.1.6: now an interested resource
         roster = await self.rosters.run(sender.user, self.rosters.getRoster, sender.user)
         clientVersion = iq.query.getAttribute("ver")
         if clientVersion is not None and clientVersion == str(roster.version):
