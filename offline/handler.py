@@ -11,8 +11,8 @@ account is known to exist and no resource takes the message, RFC 6121
 §8.5.2.2.1): a message L{offline.policy.shouldStore} accepts is serialized
 as it arrived (no C{<delay/>} yet) and appended to C{storage.offline}.  The
 hook takes it (returns C{True}) at once; the write's outcome is reported
-through the issue-5 durability contract: a Deferred appended to
-C{stanza.__dict__["acceptance"]} fires once the message is on disk, so
+through the issue-5 durability contract: the message is held
+(L{xmppd.core.stanzas.hold}) until it is on disk, so
 stream management acknowledges it to the sender only then, and fails
 (L{NotStored}) after the sender has been answered with an error:
 
@@ -31,9 +31,9 @@ With C{max_messages = 0} nothing is stored, as with the feature off
 (XEP-0160 §1: C{service-unavailable}).
 
 Replays (issue 5's contract): a message this feature or stream management
-re-sends carries C{__dict__["replayed"]} and is never stored again, except
-one re-routed from a session that ended without acknowledging it
-(C{__dict__["fromUnacked"]}): it was accepted already, so it is stored, and
+re-sends carries the mark C{replayed} (L{xmppd.core.stanzas.StanzaMeta}) and
+is never stored again, except one re-routed from a session that ended
+without acknowledging it (the mark C{fromUnacked}): it was accepted already, so it is stored, and
 not counted against the quota, whose job is to refuse new messages, not to
 lose accepted ones.
 
@@ -49,7 +49,7 @@ stored (XEP-0160 §2, XEP-0203 §3; one it already has is kept), is marked
 C{replayed}, and is routed like any stanza, its C{to} unchanged (XEP-0160's
 example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a bare JID to
 a full one).  So that routing reaches that one resource, the message also
-carries (in C{__dict__}) the session it is for, which L{onRedelivery}, on
+carries (in its marks) the session it is for, which L{onRedelivery}, on
 C{"message/bare"} and C{"message/full"} above every other feature (policy
 hooks included: the message was accepted already), hands to the session.
 Only the messages that reached the session are deleted, after they did:
@@ -95,7 +95,7 @@ from xmppd.core.events import AccountEvent, StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.presence import copyStanza, priorityOf
 from xmppd.features.private import parseStored
-from xmppd.core.stanzas import NS_CLIENT, hold
+from xmppd.core.stanzas import NS_CLIENT, hold, marks, meta
 from xmppd.storage.interfaces import NoSuchUser, OfflineMessage
 
 #: XEP-0160 §4: the disco feature of a server that stores offline messages.
@@ -120,14 +120,6 @@ BATCH = 100
 #: The text of the <delay/> (XEP-0160 §2's example).
 DELAY_TEXT = "Offline Storage"
 
-# In-process marks on stanzas, in C{__dict__} (a domish attribute lookup
-# would find a child element of that name).
-REPLAYED = "replayed"
-FROM_UNACKED = "fromUnacked"
-#: The session a message from storage is for (set only while it is routed).
-DELIVER_TO = "offlineDeliverTo"
-#: Set by L{OfflineHandler.onRedelivery} once the session has the message.
-DELIVERED = "offlineDelivered"
 
 
 @section("offline")
@@ -245,9 +237,9 @@ class OfflineHandler(XMPPHandler):
         if event.domain is not self.domain:
             return None
         stanza = event.stanza
-        marks = vars(stanza)
-        fromUnacked = bool(marks.get(FROM_UNACKED))
-        if marks.get(REPLAYED) and not fromUnacked:
+        found = marks(stanza)
+        fromUnacked = found.fromUnacked
+        if found.replayed and not fromUnacked:
             return None
         if not shouldStore(stanza):
             return None
@@ -439,24 +431,26 @@ class OfflineHandler(XMPPHandler):
         if not ours:
             # Only imported data can lack a 'to' of this account.
             stanza["to"] = account
-        marks = vars(stanza)
-        marks[REPLAYED] = True
-        marks[DELIVER_TO] = session
+        found = meta(stanza)
+        found.replayed = True
+        found.offlineDeliverTo = session
         try:
             self.domain.router.route(stanza)
         finally:
-            marks.pop(DELIVER_TO, None)
-        return bool(marks.pop(DELIVERED, False))
+            found.offlineDeliverTo = None
+        delivered, found.offlineDelivered = found.offlineDelivered, False
+        return delivered
 
     def onRedelivery(self, event: StanzaEvent):
         """A message from storage: to its session, and to nobody else."""
-        marks = vars(event.stanza)
-        session = marks.pop(DELIVER_TO, None)
+        found = marks(event.stanza)
+        session = found.offlineDeliverTo
         if session is None:
             return None
+        found.offlineDeliverTo = None
         if self.sessions.get(session.jid) is session:
             session.send(event.stanza)
-            marks[DELIVERED] = True
+            found.offlineDelivered = True
         return True
 
     # -- imported messages -------------------------------------------------------

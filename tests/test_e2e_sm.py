@@ -12,6 +12,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from tests.e2e import DOMAIN, TIMEOUT, reactor
+from xmppd.core.stanzas import meta
 from xmppd.core.modules import isInstalled
 
 ensureDeferred = pytest_twisted.ensureDeferred
@@ -21,6 +22,14 @@ BALCONY = JULIET + "/balcony"
 
 #: Resumption times short enough for a test to wait them out.
 QUICK = {"sm": {"resume_timeout": 0.5}}
+
+
+def acceptanceOf(stanza):
+    """The list of Deferreds holding C{stanza} (issue 5), made if there is none yet."""
+    found = meta(stanza)
+    if found.acceptance is None:
+        found.acceptance = []
+    return found.acceptance
 
 
 def asDeferred(coroutine) -> defer.Deferred:
@@ -223,7 +232,7 @@ if isInstalled("offline"):
         twoOffered = defer.Deferred()
 
         def onOffline(event):
-            offered.append(event.stanza.__dict__.setdefault("acceptance", []))
+            offered.append(acceptanceOf(event.stanza))
             if len(offered) == 2:
                 # Offline storage, below us, adds its write to the list now.
                 reactor().callLater(0, twoOffered.callback, None)

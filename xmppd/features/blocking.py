@@ -84,7 +84,7 @@ from zope.interface import implementer
 from xmppd.core.accountcache import AccountDataCache
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT, errorReply, hold, mayAnswer
+from xmppd.core.stanzas import NS_CLIENT, errorReply, hold, marks, mayAnswer, meta
 
 NS_BLOCKING = "urn:xmpp:blocking"
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
@@ -144,21 +144,17 @@ def sameAccount(a: JID, b: JID) -> bool:
 
 def exempt(stanza: domish.Element) -> domish.Element:
     """Mark a stanza this module made so no block list stops it."""
-    stanza.blockingExempt = True
+    meta(stanza).blockingExempt = True
     return stanza
 
 
-# The marks are read from the instance's __dict__: attribute lookup on a
-# domish Element falls back to its child elements, and a client could send a
-# child named like a mark.
-
 def isExempt(stanza: domish.Element) -> bool:
-    return stanza.__dict__.get("blockingExempt") is True
+    return marks(stanza).blockingExempt
 
 
 def checkedOf(stanza: domish.Element) -> frozenset[str]:
     """The accounts whose lists already let C{stanza} through."""
-    return stanza.__dict__.get("blockingChecked", frozenset())
+    return marks(stanza).blockingChecked
 
 
 def blockedError(stanza: domish.Element) -> domish.Element | None:
@@ -308,7 +304,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
                 done.add(recipient.userhost())
             if outbound:
                 done.add(sender.userhost())
-            stanza.blockingChecked = frozenset(done)
+            meta(stanza).blockingChecked = frozenset(done)
             event.domain.router.route(stanza)
 
         defer.gatherResults(loads).addCallback(loaded).addErrback(
@@ -338,7 +334,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             if isBlocked(items, recipient):
                 self.refuseOutbound(stanza)
                 return
-            stanza.blockingChecked = checkedOf(stanza) | {key}
+            meta(stanza).blockingChecked = checkedOf(stanza) | {key}
             # What c2s does with a stanza no hook took.
             if not self.domain.hooks.fire("c2s/outgoing", event):
                 self.domain.router.route(stanza)

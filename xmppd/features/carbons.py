@@ -70,7 +70,7 @@ from zope.interface import implementer
 
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.features.messages import messageType, mostAvailable
-from xmppd.core.stanzas import NS_CLIENT, NS_SERVER
+from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, marks, meta
 
 NS_CARBONS = "urn:xmpp:carbons:2"
 NS_FORWARD = "urn:xmpp:forward:0"
@@ -134,7 +134,8 @@ def isEligible(stanza: domish.Element) -> bool:
     §6: whether a message is one of the instant messages carbons copy; the
     checks shared by both directions (no C{<private/>}, no C{<no-copy/>}).
     """
-    if stanza.__dict__.get("replayed") or stanza.__dict__.get("carbonCopy"):
+    found = marks(stanza)
+    if found.replayed or found.carbonCopy:
         return False
     kind = messageType(stanza)
     if kind != "chat" and not (kind == "normal" and hasBody(stanza)):
@@ -172,7 +173,7 @@ def wrap(original: domish.Element, direction: str, account: str, to: str,
         sid = copy.addElement((NS_SID, "stanza-id"))
         sid["by"], sid["id"] = stanzaId
     forwarded.addChild(copy)
-    message.__dict__["carbonCopy"] = True
+    meta(message).carbonCopy = True
     return message
 
 
@@ -311,7 +312,7 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         if not isEligible(stanza):
             return None
         account = makeJID(session.jid.user, session.jid.host)
-        stanzaId = stanza.__dict__.get("archiveSentId")
+        stanzaId = marks(stanza).archiveSentId
         for other in self.domain.sessions.sessionsOf(account):
             if other is session or other not in self.enabled:
                 continue

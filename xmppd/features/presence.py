@@ -37,7 +37,7 @@ from wokkel.subprotocols import XMPPHandler
 
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.roster import rosterManager, subscriptionStanza, unavailableFrom
-from xmppd.core.stanzas import errorReply
+from xmppd.core.stanzas import errorReply, marks, meta
 from xmppd.storage.interfaces import NoSuchUser, RosterItem
 
 #: RFC 6121 §3.4.1: the stream feature announcing pre-approvals.
@@ -48,11 +48,6 @@ SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsub
 #: Directed presence targets remembered per session (§4.6); a client
 #: sending more is not stopped, but the extra ones get no unavailable.
 MAX_DIRECTED = 1000
-
-#: The attribute marking a subscription stanza the recipient's side already
-#: processed, to be handed to the addressed resource as it is (the pending
-#: requests delivered again at initial presence).
-REDELIVERY = "xmppdRedelivery"
 
 # The subscription states of RFC 6121 Appendix A.1, named as there.
 NONE = "None"
@@ -450,7 +445,7 @@ class PresenceHandler(XMPPHandler):
             if item.pendingIn:
                 # §3.1.3: requests that waited for the user come now.
                 request = subscriptionStanza("subscribe", jid, full, item.pendingInStatus)
-                setattr(request, REDELIVERY, True)
+                meta(request).presenceRedelivery = True
                 self.route(request)
 
     async def broadcastUnavailable(self, session, presence: domish.Element,
@@ -495,8 +490,7 @@ class PresenceHandler(XMPPHandler):
         stanzaType = stanza.getAttribute("type")
         recipient = event.recipient
         if stanzaType in SUBSCRIPTION_TYPES:
-            # vars(): domish's getattr would find a child element of that name.
-            if vars(stanza).get(REDELIVERY):
+            if marks(stanza).presenceRedelivery:
                 if session is not None:
                     session.send(stanza)
             elif event.sender is not None:

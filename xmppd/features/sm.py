@@ -13,7 +13,7 @@ session (the client's own C{max}, if lower, wins).
 Counting (§4): C{h} counts the stanzas the client sent that the server
 I{handled}, "accepted responsibility for".  Here that is issue 5's
 durability contract: a stanza is handled once routing returned and every
-Deferred its takers put in C{stanza.__dict__["acceptance"]} has fired (an
+Deferred its takers hold it with (L{xmppd.core.stanzas.hold}) has fired (an
 offline write is on disk).  Stanzas complete in the order they came, so
 C{h} is the length of the completed prefix; an C{<r/>} that arrives while
 writes are pending is answered when the stanzas before it have completed
@@ -82,7 +82,7 @@ from twisted.words.xish import domish
 from xmppd.c2s.stream import ClientStream, serialize
 from xmppd.config import integer, number, option, section
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_STANZAS, STANZA_NAMES, StanzaText, errorReply
+from xmppd.core.stanzas import NS_STANZAS, STANZA_NAMES, StanzaText, errorReply, holders, meta
 
 NS_SM = "urn:xmpp:sm:3"
 NS_DELAY = "urn:xmpp:delay"
@@ -224,7 +224,7 @@ class StreamManagement:
 
     def stanzaHandled(self, stanza: domish.Element) -> None:
         """The stream routed C{stanza}; count it once what it waits for is done."""
-        acceptance = stanza.__dict__.get("acceptance")
+        acceptance = holders(stanza)
         if not self.pending and (not acceptance or all(d.called for d in acceptance)):
             self.handled += 1
             return
@@ -562,8 +562,8 @@ class StreamManagementHandler(XMPPHandler):
                     if reply is not None:
                         route(reply)
             elif stanza.name == "message" and self.mayReroute(stanza):
-                stanza.__dict__["replayed"] = True
-                stanza.__dict__["fromUnacked"] = True
+                found = meta(stanza)
+                found.replayed = found.fromUnacked = True
                 if not any(child.uri == NS_DELAY and child.name == "delay"
                            for child in stanza.elements()):
                     delay = stanza.addElement((NS_DELAY, "delay"))

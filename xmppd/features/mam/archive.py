@@ -96,7 +96,7 @@ from xmppd.features.mam.query import (NS_MAM, finElement, firstChild, metadata, 
                             runQuery)
 from xmppd.features.messages import messageType
 from xmppd.features.roster import rosterManager
-from xmppd.core.stanzas import NS_CLIENT, hold
+from xmppd.core.stanzas import NS_CLIENT, hold, marks, meta
 from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser
 
 NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended"
@@ -163,8 +163,8 @@ def hints(stanza: domish.Element) -> set[str]:
 
 def isArchivable(stanza: domish.Element) -> bool:
     """Whether a message is one a user archive keeps; see the module docstring."""
-    marks = stanza.__dict__
-    if marks.get("replayed") or marks.get("carbonCopy") or marks.get("mamResult"):
+    found = marks(stanza)
+    if found.replayed or found.carbonCopy or found.mamResult:
         return False
     kind = messageType(stanza)
     if kind not in ("chat", "normal"):
@@ -346,10 +346,11 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         if event.domain is not self.domain:
             return None
         stanza = event.stanza
-        marks = stanza.__dict__
-        if "mamDecision" in marks:
+        found = marks(stanza)
+        if found.mamDecision is not None:
             # Released after waiting: decided already (see L{release}).
-            decision, stamp = marks.pop("mamDecision")
+            decision, stamp = found.mamDecision
+            found.mamDecision = None
             if decision:
                 self.archiveIncoming(event, stamp)
             return None
@@ -357,7 +358,7 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         if recipient.user is None or event.sender is None:
             return None
         key = recipient.userhost()
-        if marks.get("replayed") or marks.get("carbonCopy") or marks.get("mamResult"):
+        if found.replayed or found.carbonCopy or found.mamResult:
             return None
         removeForgedIds(stanza, key)
         archivable = isArchivable(stanza) and self.willDeliver(event)
@@ -430,7 +431,7 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
             self.enqueue(key, pending, decision)
             return None
         if decision:
-            stanza.__dict__["archiveSentId"] = (key, self.archiveOutgoing(pending))
+            meta(stanza).archiveSentId = (key, self.archiveOutgoing(pending))
         return None
 
     def archiveOutgoing(self, pending: Pending) -> str:
@@ -517,7 +518,7 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
                 self.archiveOutgoing(pending)
             return
         stanza = pending.event.stanza
-        stanza.__dict__["mamDecision"] = (decision, pending.stamp)
+        meta(stanza).mamDecision = (decision, pending.stamp)
         try:
             self.domain.deliver(stanza)
         except Exception:
