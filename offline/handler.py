@@ -46,13 +46,11 @@ message to the resource that has sent that presence"), the account's
 messages are fetched oldest first, in batches of L{BATCH}, each gets a
 C{<delay xmlns='urn:xmpp:delay'/>} from the domain with the time it was
 stored (XEP-0160 §2, XEP-0203 §3; one it already has is kept), is marked
-C{replayed}, and is routed like any stanza, its C{to} unchanged (XEP-0160's
-example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a bare JID to
-a full one).  So that routing reaches that one resource, the message also
-carries (in its marks) the session it is for, which L{onRedelivery}, on
-C{"message/bare"} and C{"message/full"} above every other feature (policy
-hooks included: the message was accepted already), hands to the session.
-Only the messages that reached the session are deleted, after they did:
+C{replayed}, and is sent to that resource's session, its C{to} unchanged
+(XEP-0160's example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a
+bare JID to a full one).  It does not go through the delivery hooks again:
+it was accepted long ago (no policy refuses it now), and it is for that one
+session, not for whatever resource delivery would choose.  Only the messages that reached the session are deleted, after they did:
 a crash in between delivers them again (at least once, never lost); a
 session that ends during delivery leaves the rest for next time.
 
@@ -90,8 +88,9 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from offline.policy import NS_DELAY, shouldStore
+from xmppd.core.hooks import DELIVER, FIRST
 from xmppd.config import integer, option, section
-from xmppd.core.events import AccountEvent, StanzaEvent
+from xmppd.core.events import MESSAGE_OFFLINE, AccountEvent, StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.presence import copyStanza, priorityOf
 from xmppd.features.private import parseStored
@@ -106,13 +105,10 @@ NS_MSGOFFLINE = "msgoffline"
 #: would load the command-line tool into the server).
 OFFLINE_IMPORT_KEY = "offline-import"
 
-#: Before the presence feature (priority 0), which marks the session
-#: available, so the hook can still tell an initial presence.
-PRESENCE_PRIORITY = 50
-
-#: Above every hook on message delivery (blocking is at 100): a message
-#: being delivered from storage was accepted long ago.
-REDELIVERY_PRIORITY = 1000
+#: Before the presence feature (delivery), which marks the session
+#: available, so the hook can still tell an initial presence; after the
+#: last-activity feature (at FIRST), as always.
+PRESENCE_PRIORITY = FIRST.then(1)
 
 #: Messages fetched, delivered and deleted at a time.
 BATCH = 100
@@ -207,11 +203,9 @@ class OfflineHandler(XMPPHandler):
     def register(self) -> None:
         hooks = self.domain.hooks
         if self.maxMessages:
-            hooks.add("message/offline", self.onOffline)
+            hooks.add(MESSAGE_OFFLINE, self.onOffline, DELIVER)
         hooks.add("presence/self", self.onPresence, priority=PRESENCE_PRIORITY)
-        hooks.add("message/bare", self.onRedelivery, priority=REDELIVERY_PRIORITY)
-        hooks.add("message/full", self.onRedelivery, priority=REDELIVERY_PRIORITY)
-        hooks.add("account/removed", self.onAccountRemoved)
+        hooks.add("account/removed", self.onAccountRemoved, DELIVER)
 
     @property
     def sessions(self):
@@ -415,7 +409,7 @@ class OfflineHandler(XMPPHandler):
         return None
 
     def redeliver(self, stanza: domish.Element, stamp: float, session) -> bool:
-        """Route C{stanza} to C{session} with its delay stamp; whether it got there."""
+        """Send C{stanza} to C{session} with its delay stamp; whether it got there."""
         if not hasDelay(stanza):
             # XEP-0203 §3; XEP-0160 §2: from the server, when it was stored.
             delay = stanza.addElement((NS_DELAY, "delay"))
@@ -431,26 +425,10 @@ class OfflineHandler(XMPPHandler):
         if not ours:
             # Only imported data can lack a 'to' of this account.
             stanza["to"] = account
-        found = meta(stanza)
-        found.replayed = True
-        found.offlineDeliverTo = session
-        try:
-            self.domain.router.route(stanza)
-        finally:
-            found.offlineDeliverTo = None
-        delivered, found.offlineDelivered = found.offlineDelivered, False
-        return delivered
-
-    def onRedelivery(self, event: StanzaEvent):
-        """A message from storage: to its session, and to nobody else."""
-        found = marks(event.stanza)
-        session = found.offlineDeliverTo
-        if session is None:
-            return None
-        found.offlineDeliverTo = None
-        if self.sessions.get(session.jid) is session:
-            session.send(event.stanza)
-            found.offlineDelivered = True
+        meta(stanza).replayed = True
+        if self.sessions.get(session.jid) is not session:
+            return False
+        session.send(stanza)
         return True
 
     # -- imported messages -------------------------------------------------------

@@ -12,6 +12,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from tests.e2e import DOMAIN, TIMEOUT, reactor
+from xmppd.core.hooks import POLICY
 from xmppd.core.stanzas import meta
 from xmppd.core.modules import isInstalled
 
@@ -236,7 +237,7 @@ if isInstalled("offline"):
             if len(offered) == 2:
                 # Offline storage, below us, adds its write to the list now.
                 reactor().callLater(0, twoOffered.callback, None)
-        server.service.hooks.add("message/offline", onOffline, priority=100)
+        server.service.hooks.add("message/offline", onOffline, priority=POLICY)
 
         await cut(balcony)
         romeo.send(BALCONY, "unseen 1")

@@ -507,7 +507,6 @@ def test_deliveredMessageMarkedReplayed(domain):
 
     [got] = messages(balcony)
     assert marks(got).replayed is True
-    assert marks(got).offlineDeliverTo is None
 
 
 def test_brokenStoredMessageDropped(domain):

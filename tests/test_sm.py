@@ -9,6 +9,7 @@ from twisted.internet import defer
 from tests.helpers import parse
 from tests.smhelpers import DOMAIN, NS_SM, SMNode, acks, bodies
 from tests.streamhelpers import PASSWORDS, plain
+from xmppd.core.hooks import POLICY
 from xmppd.core.stanzas import marks, meta
 from xmppd.core.jid import parseJID
 from xmppd.features.sm import MODULO, NS_DELAY
@@ -61,7 +62,7 @@ class Accepting:
         self.slow = set(slow) | set(chained)
         self.chained = set(chained)
         self.writes: dict[str, defer.Deferred] = {}
-        node.server.hooks.add("c2s/outgoing", self.onOutgoing, priority=100)
+        node.server.hooks.add("c2s/outgoing", self.onOutgoing, priority=POLICY)
 
     def onOutgoing(self, event):
         body = event.stanza.body

@@ -30,6 +30,7 @@ from xmppd.c2s.stream import serialize
 from xmppd.features.mam.archive import newArchiveId
 from xmppd.features.mam.query import NS_MAM, finElement, queryForm, resultMessage, runQuery
 from xmppd.storage.interfaces import ArchivedMessage
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = ()
 
@@ -50,9 +51,9 @@ class RoomArchive:
 
 
 def register(hooks):
-    hooks.add("room/groupchat", onGroupchat)
-    hooks.add("room/iq", onIQ)
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/groupchat", onGroupchat, DELIVER)
+    hooks.add("room/iq", onIQ, DELIVER)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onDisco(event):

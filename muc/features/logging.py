@@ -6,13 +6,14 @@ the room's JID, see L{muc.archive}); occupants are told on entering
 
 from muc.options import BooleanOption
 from muc.protocol import STATUS_LOGGING, STATUS_LOGGING_OFF
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (BooleanOption("muc#roomconfig_enablelogging", "logging", "Enable public logging",
                          False),)
 
 
 def register(hooks):
-    hooks.add("room/configured", onConfigured)
+    hooks.add("room/configured", onConfigured, DELIVER)
 
 
 def onConfigured(event):

@@ -89,8 +89,7 @@ class StanzaMeta:
     """
 
     __slots__ = ("acceptance", "archiveSentId", "mamResult", "blockingExempt",
-                 "carbonCopy", "replayed", "fromUnacked", "presenceRedelivery",
-                 "blockingChecked", "mamDecision", "offlineDeliverTo", "offlineDelivered")
+                 "carbonCopy", "replayed", "fromUnacked", "presenceRedelivery")
 
     def __init__(self):
         #: Issue 5: the Deferreds of everything holding the stanza (L{hold});
@@ -118,15 +117,6 @@ class StanzaMeta:
         #: A subscription stanza the presence feature delivers again to a
         #: resource coming online (RFC 6121 §3.1.3): to the session as it is.
         self.presenceRedelivery = False
-        #: The accounts whose block lists already let the stanza through.
-        self.blockingChecked: frozenset = frozenset()
-        #: C{(archive it?, stamp)}: the archiving decision of a message
-        #: delivered again after waiting for it.
-        self.mamDecision: tuple[bool, float] | None = None
-        #: The session a message from offline storage is for, while routed.
-        self.offlineDeliverTo = None
-        #: That session got the message.
-        self.offlineDelivered = False
 
 
 class _NoMarks(StanzaMeta):

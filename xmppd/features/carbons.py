@@ -68,6 +68,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import COPY, DELIVER
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.features.messages import messageType, mostAvailable
 from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, marks, meta
@@ -81,10 +82,10 @@ NS_SID = "urn:xmpp:sid:0"
 ENABLE = "/iq[@type='set']/enable[@xmlns='%s']" % NS_CARBONS
 DISABLE = "/iq[@type='set']/disable[@xmlns='%s']" % NS_CARBONS
 
-#: Below blocking (100) and the archive (30), above delivery (0).
-RECEIVED_PRIORITY = 20
-#: After every hook that may stop a client's stanza; after the archive's (-15).
-SENT_PRIORITY = -20
+#: After blocking (policy) and the archive (stamps), before delivery.
+RECEIVED_PRIORITY = COPY
+#: After every hook that may stop a client's stanza, and after the archive's.
+SENT_PRIORITY = COPY
 
 
 def cloneStanza(element: domish.Element, parentUri: str = NS_CLIENT) -> domish.Element:
@@ -200,7 +201,7 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         hooks.add("message/bare", self.onReceived, RECEIVED_PRIORITY)
         hooks.add("message/full", self.onReceived, RECEIVED_PRIORITY)
         hooks.add("c2s/outgoing", self.onSent, SENT_PRIORITY)
-        hooks.add("session/closed", self.onSessionClosed)
+        hooks.add("session/closed", self.onSessionClosed, DELIVER)
 
     # -- enabling (§4, §5) ----------------------------------------------------
 

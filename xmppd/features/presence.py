@@ -35,6 +35,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
+from xmppd.core.hooks import DELIVER
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.roster import rosterManager, subscriptionStanza, unavailableFrom
 from xmppd.core.stanzas import errorReply, marks, meta
@@ -251,13 +252,13 @@ class PresenceHandler(XMPPHandler):
 
     def connectionInitialized(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("presence/self", self.onSelf)
-        hooks.add("presence/bare", self.onBare)
-        hooks.add("presence/full", self.onFull)
+        hooks.add("presence/self", self.onSelf, DELIVER)
+        hooks.add("presence/bare", self.onBare, DELIVER)
+        hooks.add("presence/full", self.onFull, DELIVER)
         # Below policy features (blocking, limits) that may stop a stanza.
-        hooks.add("c2s/outgoing", self.onOutgoing, priority=-10)
-        hooks.add("session/closed", self.onSessionClosed)
-        hooks.add("c2s/features", self.onFeatures)
+        hooks.add("c2s/outgoing", self.onOutgoing, DELIVER)
+        hooks.add("session/closed", self.onSessionClosed, DELIVER)
+        hooks.add("c2s/features", self.onFeatures, DELIVER)
 
     @property
     def sessions(self):

@@ -79,6 +79,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
+from xmppd.core.hooks import DELIVER
 from xmppd.c2s.stream import ClientStream, serialize
 from xmppd.config import integer, number, option, section
 from xmppd.core.jid import InvalidJID, parseJID
@@ -452,9 +453,9 @@ class StreamManagementHandler(XMPPHandler):
 
     def register(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("c2s/features", self.onFeatures)
-        hooks.add("c2s/nonza", self.onNonza)
-        hooks.add("c2s/shutdown", self.onShutdown)
+        hooks.add("c2s/features", self.onFeatures, DELIVER)
+        hooks.add("c2s/nonza", self.onNonza, DELIVER)
+        hooks.add("c2s/shutdown", self.onShutdown, DELIVER)
 
     def onFeatures(self, event) -> None:
         stream = event.stream
