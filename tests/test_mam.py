@@ -466,6 +466,41 @@ def test_waitsForPreferencesInOrder(domain):
     assert handler(domain).queues == {}
 
 
+def test_waitingMessagesBounded(domain, monkeypatch):
+    """Past the bound on messages waiting for one account's preferences, senders get resource-constraint."""
+    monkeypatch.setattr(mam, "MAX_WAITING", 3)
+    orchard = domain.bind("romeo@example.org/orchard", available=True)
+    domain.storage.accountData = SlowAccountData(domain.storage.accountData)
+    domain.hooks.add("message/offline", lambda event: True)
+    waiting = [domain.send(chat(str(n))) for n in range(3)]
+    assert all(holders(stanza) for stanza in waiting)
+    domain.send("<message from='romeo@example.org/orchard' to='juliet@example.org'"
+                " type='chat' id='over'><body>over</body></message>")
+    [bounce] = orchard.take()
+    assert bounce["id"] == "over" and errorCondition(bounce) == "resource-constraint"
+    domain.storage.accountData.finish()
+    assert handler(domain).queues == {}
+
+
+def test_cacheHitBuildsNoDeferred(domain, balcony, monkeypatch):
+    """With the preferences in memory a message is archived without a Deferred being made."""
+    domain.send(chat("warm up"))
+    balcony.take()
+    made = []
+    real = mam.defer.Deferred
+
+    class Counting(real):
+        def __init__(self, *args, **kwargs):
+            made.append(self)
+            real.__init__(self, *args, **kwargs)
+
+    monkeypatch.setattr(mam.defer, "Deferred", Counting)
+    monkeypatch.setattr(handler(domain), "append", lambda account, message: None)
+    domain.send(chat("hit"))
+    assert len(balcony.take()) == 1
+    assert made == []
+
+
 def test_messageRoutedDuringReleaseWaitsItsTurn(domain):
     """A message routed to the account while held ones are being released comes after them, once."""
     slow = SlowAccountData(domain.storage.accountData)

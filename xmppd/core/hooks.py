@@ -261,8 +261,9 @@ class Hooks:
         Run the callbacks until one returns a result; return it (or
         C{None}), or a Deferred of it when a callback waited.
         """
-        callbacks = self.callbacks(name, scope)
-        for index, callback in enumerate(callbacks):
+        # The iterator, not an index: a chain that waits goes on from it.
+        callbacks = iter(self.callbacks(name, scope))
+        for callback in callbacks:
             try:
                 result = callback(event)
             except Exception:
@@ -270,9 +271,9 @@ class Hooks:
                                  name=name, callback=callback)
                 continue
             if result is not None:
-                if isinstance(result, defer.Deferred):
-                    return _Chain(self, name, event, callbacks, index + 1, True).start(result)
-                return result
+                if result is True or not isinstance(result, defer.Deferred):
+                    return result
+                return _Chain(self, name, event, callbacks, callback, True).start(result)
         return None
 
     def notify(self, name: str, event: Any = None, scope: Any = None) -> Any:
@@ -280,8 +281,8 @@ class Hooks:
         Run every callback; results are ignored (for events nobody vetoes).
         C{None}, or a Deferred firing with C{None} when a callback waited.
         """
-        callbacks = self.callbacks(name, scope)
-        for index, callback in enumerate(callbacks):
+        callbacks = iter(self.callbacks(name, scope))
+        for callback in callbacks:
             try:
                 result = callback(event)
             except Exception:
@@ -289,7 +290,7 @@ class Hooks:
                                  name=name, callback=callback)
                 continue
             if result is not None and isinstance(result, defer.Deferred):
-                return _Chain(self, name, event, callbacks, index + 1, False).start(result)
+                return _Chain(self, name, event, callbacks, callback, False).start(result)
         return None
 
     def scoped(self, scope: Any) -> "ScopedHooks":
@@ -326,16 +327,18 @@ class _Chain:
     Made only when a callback returns a Deferred.
     """
 
-    __slots__ = ("hooks", "name", "event", "callbacks", "index", "results", "done",
+    __slots__ = ("hooks", "name", "event", "callbacks", "current", "results", "done",
                  "held", "inline", "arrived")
 
-    def __init__(self, hooks: Hooks, name: str, event: Any, callbacks, index: int,
-                 results: bool):
+    def __init__(self, hooks: Hooks, name: str, event: Any, callbacks: Iterator[Callback],
+                 current: Callback, results: bool):
         self.hooks = hooks
         self.name = name
         self.event = event
+        #: The callbacks still to run (the rest of the firing's iterator).
         self.callbacks = callbacks
-        self.index = index
+        #: The callback whose result the chain follows now.
+        self.current = current
         self.results = results
         self.done: defer.Deferred | None = None
         self.held: defer.Deferred | None = None
@@ -373,10 +376,8 @@ class _Chain:
 
     def next(self) -> Any:
         """The next result that matters, or L{_END}."""
-        callbacks = self.callbacks
-        while self.index < len(callbacks):
-            callback = callbacks[self.index]
-            self.index += 1
+        for callback in self.callbacks:
+            self.current = callback
             try:
                 result = callback(self.event)
             except Exception:
@@ -390,7 +391,7 @@ class _Chain:
     def settle(self, result: Any) -> Any:
         if isinstance(result, Failure):
             self.hooks.log.failure("Hook {name} callback {callback!r} failed", result,
-                                   name=self.name, callback=self.callbacks[self.index - 1])
+                                   name=self.name, callback=self.current)
             return None
         return result
 

@@ -168,7 +168,13 @@ class LocalDomain(service.Service):
                 self.router, stanza, sender, recipient,
                 lambda: self.arrive(event, kind, target)):
             return
-        self.arrive(event, kind, target)
+        # self.arrive(event, kind, target), inlined: every stanza comes here.
+        taken = self.hooks.fire(HOOK_NAMES[(kind, target)], event)
+        if taken:
+            if taken is not True and isinstance(taken, defer.Deferred):
+                taken.addCallback(self.arrived, event, kind, target)
+            return
+        self.arrived(None, event, kind, target)
 
     def arrive(self, event: StanzaEvent, kind: str, target: str) -> None:
         """Fire the stanza's hook; what no callback takes gets the core's answer."""

@@ -182,6 +182,11 @@ def isArchivable(stanza: domish.Element) -> bool:
 
 def removeForgedIds(stanza: domish.Element, by: str) -> None:
     """XEP-0359 §5 rules 3-4: drop every stanza-id claiming to be C{by}'s."""
+    for child in stanza.children:
+        if isinstance(child, domish.Element) and child.name == "stanza-id":
+            break
+    else:
+        return  # The usual case: nothing to drop, no new list.
     stanza.children = [
         child for child in stanza.children
         if not (isinstance(child, domish.Element) and child.uri == NS_SID
