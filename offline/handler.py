@@ -90,7 +90,8 @@ from zope.interface import implementer
 from offline.policy import NS_DELAY, shouldStore
 from xmppd.core.hooks import DELIVER, FIRST
 from xmppd.config import integer, option, section
-from xmppd.core.events import MESSAGE_OFFLINE, AccountEvent, StanzaEvent
+from xmppd.core.events import (ACCOUNT_REMOVED, MESSAGE_OFFLINE, PRESENCE_SELF, AccountEvent,
+                               StanzaEvent)
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.presence import copyStanza, priorityOf
 from xmppd.features.private import parseStored
@@ -204,8 +205,8 @@ class OfflineHandler(XMPPHandler):
         hooks = self.domain.hooks
         if self.maxMessages:
             hooks.add(MESSAGE_OFFLINE, self.onOffline, DELIVER)
-        hooks.add("presence/self", self.onPresence, priority=PRESENCE_PRIORITY)
-        hooks.add("account/removed", self.onAccountRemoved, DELIVER)
+        hooks.add(PRESENCE_SELF, self.onPresence, PRESENCE_PRIORITY)
+        hooks.add(ACCOUNT_REMOVED, self.onAccountRemoved, DELIVER)
 
     @property
     def sessions(self):

@@ -306,3 +306,21 @@ def test_domainTableShowsFeatures(tmp_path):
     table = dict(domain.hooks.table())
     listening = [name.split(".")[2] for name in table["message/bare"]]
     assert listening == ["blocking", "mam", "carbons", "messages"]
+
+
+def test_domainLogsTableAtStart(tmp_path):
+    """A served domain logs, when it starts, one line per hook naming its listeners in order."""
+    from twisted.logger import globalLogPublisher
+
+    from tests.domainhelpers import Domain
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        Domain(tmp_path, features=("messages", "blocking"))
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    lines = {event["name"]: event["listening"] for event in logged
+             if event.get("log_format", "").startswith("Hook {name}")}
+    assert lines["message/bare"] == (
+        "xmppd.features.blocking.BlockingHandler.onStanza, "
+        "xmppd.features.messages.MessageHandler.onBareMessage")

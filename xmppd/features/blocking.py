@@ -82,6 +82,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.core.hooks import DELIVER, POLICY
+from xmppd.core.events import C2S_OUTGOING, SESSION_CLOSED, STANZA_OUTBOUND, STANZA_PREPARED
 from xmppd.core.accountcache import AccountDataCache
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, parseJID
@@ -210,10 +211,10 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         hooks = self.domain.hooks
         for name in STANZA_HOOKS:
             hooks.add(name, self.onStanza, PRIORITY)
-        hooks.add("c2s/outgoing", self.onOutgoing, PRIORITY)
-        hooks.add("stanza/prepared", self.onPrepared, PRIORITY)
-        hooks.add("stanza/outbound", self.onStanza, PRIORITY)
-        hooks.add("session/closed", self.onSessionClosed, DELIVER)
+        hooks.add(C2S_OUTGOING, self.onOutgoing, PRIORITY)
+        hooks.add(STANZA_PREPARED, self.onPrepared, PRIORITY)
+        hooks.add(STANZA_OUTBOUND, self.onStanza, PRIORITY)
+        hooks.add(SESSION_CLOSED, self.onSessionClosed, DELIVER)
         self.cache.register()
 
     @staticmethod

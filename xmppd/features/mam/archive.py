@@ -91,6 +91,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.core.hooks import STAMP
+from xmppd.core.events import C2S_OUTGOING, MESSAGE_BARE, MESSAGE_FULL
 from xmppd.core.accountcache import AccountDataCache
 from xmppd.features.carbons import cloneStanza, hasBody, hasChild, isCarbon
 from xmppd.config import choice, integer, number, option, section
@@ -288,9 +289,9 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
 
     def register(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("message/bare", self.onIncoming, INCOMING_PRIORITY)
-        hooks.add("message/full", self.onIncoming, INCOMING_PRIORITY)
-        hooks.add("c2s/outgoing", self.onOutgoing, OUTGOING_PRIORITY)
+        hooks.add(MESSAGE_BARE, self.onIncoming, INCOMING_PRIORITY)
+        hooks.add(MESSAGE_FULL, self.onIncoming, INCOMING_PRIORITY)
+        hooks.add(C2S_OUTGOING, self.onOutgoing, OUTGOING_PRIORITY)
         self.cache.register()
         if self.config.retention_days > 0:
             self.retention = task.LoopingCall(self.expire)
