@@ -50,9 +50,10 @@ C{replayed}, and is sent to that resource's session, its C{to} unchanged
 (XEP-0160's example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a
 bare JID to a full one).  It does not go through the delivery hooks again:
 it was accepted long ago (no policy refuses it now), and it is for that one
-session, not for whatever resource delivery would choose.  Only the messages that reached the session are deleted, after they did:
-a crash in between delivers them again (at least once, never lost); a
-session that ends during delivery leaves the rest for next time.
+session, not for whatever resource delivery would choose.  Only the
+messages that reached the session are deleted, after they did: a crash in
+between delivers them again (at least once, never lost); a session that
+ends during delivery leaves the rest for next time.
 
 Exactly once: one account's deliveries run one at a time (two resources
 coming online together: the second finds nothing left), and a delivery

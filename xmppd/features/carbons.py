@@ -24,7 +24,7 @@ and offline storage can tell a copy from a message.
   - Received (§7): hooks C{"message/bare"} and C{"message/full"} at
     L{RECEIVED_PRIORITY}, below blocking (a blocked message gets no copy)
     and the archive (so the copy carries the archive's C{<stanza-id/>},
-    XEP-0313 §3.5), above delivery (L{xmppd.features.messages}, priority 0).  It
+    XEP-0313 §3.5), above delivery (L{xmppd.features.messages}).  It
     takes nothing: it works out which resources RFC 6121 §8.5 delivery will
     give the message to (the same rule as L{xmppd.features.messages}, through its
     L{mostAvailable}) and sends a copy to every other carbons-enabled

@@ -2,8 +2,8 @@
 """
 Message delivery to local accounts (RFC 6121 §8.5, RFC 6120 §10.3.1).
 
-Hooks C{"message/bare"} and C{"message/full"} at priority 0, so features that
-must see a message first (blocking, carbons, archive) hook higher and return
+Hooks C{"message/bare"} and C{"message/full"} in the band C{DELIVER}, so features that
+must see a message first (blocking, carbons, archive) hook in earlier bands and return
 C{True} to stop it.  A message whose type is missing or unknown is of type
 "normal" (RFC 6121 §5.2.2).  Delivery never rewrites the C{to} of a message
 sent to a bare JID (§8.5.2.1.1), and never answers an error with an error.
