@@ -101,6 +101,8 @@ def test_unknownNameRefused():
         makeHooks().add("message/bear", lambda ev: None)
     with pytest.raises(UnknownHook):
         Hooks().add("message/bear", lambda ev: None)
+    with pytest.raises(UnknownHook):
+        makeHooks().fire("message/bear")
 
 
 def test_bareIntegerPriorityRefused():

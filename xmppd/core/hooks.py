@@ -245,6 +245,7 @@ class Hooks:
         key = (name, scope)
         merged = self._merged.get(key)
         if merged is None:
+            self.catalogue[name]  # Firing an undeclared name is a bug too.
             if scope is None:
                 entries = [entry for (n, _), found in self._callbacks.items() if n == name
                            for entry in found]
