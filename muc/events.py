@@ -5,6 +5,12 @@ options (L{muc.features}) subscribe on the MUC service's own
 L{xmppd.core.hooks.Hooks} (C{service.hooks}), so a room option never touches the
 room model's code.
 
+Each is declared in the node's hook catalogue (L{xmppd.core.events}) like
+the core's, with its payload; room options register at the priority bands
+of L{xmppd.core.hooks} (vetoes at C{POLICY}).  Room callbacks answer
+synchronously: the room model is pure, and its callers take a result, never
+a chain that waits.
+
 Vetoes (C{fire}; a callback returns an L{Refusal} to refuse, C{None} to let
 the next one decide):
 
@@ -36,6 +42,8 @@ Notifications (C{notify}):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from xmppd.core.events import CATALOGUE
 
 
 @dataclass(frozen=True)
@@ -93,3 +101,22 @@ class IQEvent:
     stanza: object
     sender: object
     occupant: object
+
+
+ROOM_JOIN = CATALOGUE.declare("room/join", JoinEvent, True, "someone enters a room")
+ROOM_MESSAGE = CATALOGUE.declare("room/message", MessageEvent, True,
+                                 "an occupant's groupchat message with a body")
+ROOM_SUBJECT = CATALOGUE.declare("room/subject", MessageEvent, True,
+                                 "a non-moderator changes the subject (True allows)")
+ROOM_PM = CATALOGUE.declare("room/pm", MessageEvent, True, "a private message in a room")
+ROOM_INVITE = CATALOGUE.declare("room/invite", MessageEvent, True, "an invitation")
+ROOM_NICK = CATALOGUE.declare("room/nick", MessageEvent, True, "a nick change")
+ROOM_OCCUPANT_STANZA = CATALOGUE.declare("room/occupant-stanza", StanzaOutEvent, False,
+                                         "a stanza goes out on an occupant's behalf")
+ROOM_GROUPCHAT = CATALOGUE.declare("room/groupchat", StanzaOutEvent, False,
+                                   "a groupchat message was accepted")
+ROOM_DISCO = CATALOGUE.declare("room/disco", DiscoEvent, False,
+                               "the room's disco#info is being built")
+ROOM_CONFIGURED = CATALOGUE.declare("room/configured", ConfiguredEvent, False,
+                                    "the room's configuration changed")
+ROOM_IQ = CATALOGUE.declare("room/iq", IQEvent, True, "an IQ to the room the core does not know")

@@ -91,6 +91,7 @@ class MUCService(service.Service):
             register = getattr(module, "register", None)
             if register is not None:
                 register(self.hooks)
+        self.hooks.logTable()
         self.rooms: dict[str, Room] = {}
         self.loading: dict[str, list[domish.Element]] = {}
         self.unloadCalls: dict[str, object] = {}

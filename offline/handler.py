@@ -11,8 +11,8 @@ account is known to exist and no resource takes the message, RFC 6121
 §8.5.2.2.1): a message L{offline.policy.shouldStore} accepts is serialized
 as it arrived (no C{<delay/>} yet) and appended to C{storage.offline}.  The
 hook takes it (returns C{True}) at once; the write's outcome is reported
-through the issue-5 durability contract: a Deferred appended to
-C{stanza.__dict__["acceptance"]} fires once the message is on disk, so
+through the issue-5 durability contract: the message is held
+(L{xmppd.core.stanzas.hold}) until it is on disk, so
 stream management acknowledges it to the sender only then, and fails
 (L{NotStored}) after the sender has been answered with an error:
 
@@ -31,9 +31,9 @@ With C{max_messages = 0} nothing is stored, as with the feature off
 (XEP-0160 §1: C{service-unavailable}).
 
 Replays (issue 5's contract): a message this feature or stream management
-re-sends carries C{__dict__["replayed"]} and is never stored again, except
-one re-routed from a session that ended without acknowledging it
-(C{__dict__["fromUnacked"]}): it was accepted already, so it is stored, and
+re-sends carries the mark C{replayed} (L{xmppd.core.stanzas.StanzaMeta}) and
+is never stored again, except one re-routed from a session that ended
+without acknowledging it (the mark C{fromUnacked}): it was accepted already, so it is stored, and
 not counted against the quota, whose job is to refuse new messages, not to
 lose accepted ones.
 
@@ -46,15 +46,14 @@ message to the resource that has sent that presence"), the account's
 messages are fetched oldest first, in batches of L{BATCH}, each gets a
 C{<delay xmlns='urn:xmpp:delay'/>} from the domain with the time it was
 stored (XEP-0160 §2, XEP-0203 §3; one it already has is kept), is marked
-C{replayed}, and is routed like any stanza, its C{to} unchanged (XEP-0160's
-example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a bare JID to
-a full one).  So that routing reaches that one resource, the message also
-carries (in C{__dict__}) the session it is for, which L{onRedelivery}, on
-C{"message/bare"} and C{"message/full"} above every other feature (policy
-hooks included: the message was accepted already), hands to the session.
-Only the messages that reached the session are deleted, after they did:
-a crash in between delivers them again (at least once, never lost); a
-session that ends during delivery leaves the rest for next time.
+C{replayed}, and is sent to that resource's session, its C{to} unchanged
+(XEP-0160's example, and RFC 6121 §8.5.2.1.1: the server does not rewrite a
+bare JID to a full one).  It does not go through the delivery hooks again:
+it was accepted long ago (no policy refuses it now), and it is for that one
+session, not for whatever resource delivery would choose.  Only the
+messages that reached the session are deleted, after they did: a crash in
+between delivers them again (at least once, never lost); a session that
+ends during delivery leaves the rest for next time.
 
 Exactly once: one account's deliveries run one at a time (two resources
 coming online together: the second finds nothing left), and a delivery
@@ -90,10 +89,12 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from offline.policy import NS_DELAY, shouldStore
+from xmppd.core.hooks import DELIVER, FIRST
 from xmppd.config import integer, option, section
-from xmppd.core.events import AccountEvent, StanzaEvent
+from xmppd.core.events import (ACCOUNT_REMOVED, MESSAGE_OFFLINE, PRESENCE_SELF, AccountEvent,
+                               StanzaEvent)
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT, copyStanza, hold, priorityOf
+from xmppd.core.stanzas import NS_CLIENT, copyStanza, hold, marks, meta, priorityOf
 from xmppd.stream.xmlparser import parseStored
 from xmppd.storage.interfaces import NoSuchUser, OfflineMessage
 
@@ -105,13 +106,10 @@ NS_MSGOFFLINE = "msgoffline"
 #: would load the command-line tool into the server).
 OFFLINE_IMPORT_KEY = "offline-import"
 
-#: Before the presence feature (priority 0), which marks the session
-#: available, so the hook can still tell an initial presence.
-PRESENCE_PRIORITY = 50
-
-#: Above every hook on message delivery (blocking is at 100): a message
-#: being delivered from storage was accepted long ago.
-REDELIVERY_PRIORITY = 1000
+#: Before the presence feature (delivery), which marks the session
+#: available, so the hook can still tell an initial presence; after the
+#: last-activity feature (at FIRST), as always.
+PRESENCE_PRIORITY = FIRST.then(1)
 
 #: Messages fetched, delivered and deleted at a time.
 BATCH = 100
@@ -119,14 +117,6 @@ BATCH = 100
 #: The text of the <delay/> (XEP-0160 §2's example).
 DELAY_TEXT = "Offline Storage"
 
-# In-process marks on stanzas, in C{__dict__} (a domish attribute lookup
-# would find a child element of that name).
-REPLAYED = "replayed"
-FROM_UNACKED = "fromUnacked"
-#: The session a message from storage is for (set only while it is routed).
-DELIVER_TO = "offlineDeliverTo"
-#: Set by L{OfflineHandler.onRedelivery} once the session has the message.
-DELIVERED = "offlineDelivered"
 
 
 @section("offline")
@@ -214,11 +204,9 @@ class OfflineHandler(XMPPHandler):
     def register(self) -> None:
         hooks = self.domain.hooks
         if self.maxMessages:
-            hooks.add("message/offline", self.onOffline)
-        hooks.add("presence/self", self.onPresence, priority=PRESENCE_PRIORITY)
-        hooks.add("message/bare", self.onRedelivery, priority=REDELIVERY_PRIORITY)
-        hooks.add("message/full", self.onRedelivery, priority=REDELIVERY_PRIORITY)
-        hooks.add("account/removed", self.onAccountRemoved)
+            hooks.add(MESSAGE_OFFLINE, self.onOffline, DELIVER)
+        hooks.add(PRESENCE_SELF, self.onPresence, PRESENCE_PRIORITY)
+        hooks.add(ACCOUNT_REMOVED, self.onAccountRemoved, DELIVER)
 
     @property
     def sessions(self):
@@ -244,9 +232,9 @@ class OfflineHandler(XMPPHandler):
         if event.domain is not self.domain:
             return None
         stanza = event.stanza
-        marks = vars(stanza)
-        fromUnacked = bool(marks.get(FROM_UNACKED))
-        if marks.get(REPLAYED) and not fromUnacked:
+        found = marks(stanza)
+        fromUnacked = found.fromUnacked
+        if found.replayed and not fromUnacked:
             return None
         if not shouldStore(stanza):
             return None
@@ -422,7 +410,7 @@ class OfflineHandler(XMPPHandler):
         return None
 
     def redeliver(self, stanza: domish.Element, stamp: float, session) -> bool:
-        """Route C{stanza} to C{session} with its delay stamp; whether it got there."""
+        """Send C{stanza} to C{session} with its delay stamp; whether it got there."""
         if not hasDelay(stanza):
             # XEP-0203 §3; XEP-0160 §2: from the server, when it was stored.
             delay = stanza.addElement((NS_DELAY, "delay"))
@@ -438,24 +426,10 @@ class OfflineHandler(XMPPHandler):
         if not ours:
             # Only imported data can lack a 'to' of this account.
             stanza["to"] = account
-        marks = vars(stanza)
-        marks[REPLAYED] = True
-        marks[DELIVER_TO] = session
-        try:
-            self.domain.router.route(stanza)
-        finally:
-            marks.pop(DELIVER_TO, None)
-        return bool(marks.pop(DELIVERED, False))
-
-    def onRedelivery(self, event: StanzaEvent):
-        """A message from storage: to its session, and to nobody else."""
-        marks = vars(event.stanza)
-        session = marks.pop(DELIVER_TO, None)
-        if session is None:
-            return None
-        if self.sessions.get(session.jid) is session:
-            self.domain.deliverToSession(session, event.stanza)
-            marks[DELIVERED] = True
+        meta(stanza).replayed = True
+        if self.sessions.get(session.jid) is not session:
+            return False
+        self.domain.deliverToSession(session, stanza)
         return True
 
     # -- imported messages -------------------------------------------------------

@@ -10,6 +10,7 @@ from twisted.internet import defer
 from twisted.words.protocols.jabber.jid import JID
 
 from tests.streamhelpers import DOMAIN, Node
+from xmppd.core.hooks import OBSERVE, POLICY
 from xmppd.features import blocking
 from xmppd.features.blocking import NS_BLOCKING, NS_BLOCKING_ERRORS, isBlocked
 from xmppd.core.events import AccountEvent
@@ -32,7 +33,7 @@ class World:
         self.storage = self.node.server.storage
         #: Presence to bare JIDs, which the core alone does not deliver.
         self.presence = []
-        self.domain.hooks.add("presence/bare", self.recordPresence, -100)
+        self.domain.hooks.add("presence/bare", self.recordPresence, OBSERVE)
 
     def recordPresence(self, event):
         self.presence.append(event.stanza)
@@ -386,7 +387,7 @@ def test_offlineUsersListLoaded(world, monkeypatch):
 
     monkeypatch.setattr(world.storage.accountData, "get", slowGet)
     delivered = []
-    world.domain.hooks.add("message/bare", lambda event: delivered.append(event.stanza["id"]), 50)
+    world.domain.hooks.add("message/bare", lambda event: delivered.append(event.stanza["id"]), POLICY.then(1))
 
     romeo.exchange("<message to='%s' id='m1'><body>1</body></message>" % JULIET)
     romeo.exchange("<message to='%s' id='m2'><body>2</body></message>" % JULIET)
@@ -408,7 +409,7 @@ def test_offlineUsersBlockApplies(world):
     world.handler.cache.recent.clear()
     romeo = world.login("romeo", "orchard")
     delivered = []
-    world.domain.hooks.add("message/bare", lambda event: delivered.append(event.stanza), 50)
+    world.domain.hooks.add("message/bare", lambda event: delivered.append(event.stanza), POLICY.then(1))
     reply = romeo.exchange("<message to='%s' id='m1'><body>1</body></message>" % JULIET)
     assert condition(only(reply))[0] == "service-unavailable"
     assert delivered == []

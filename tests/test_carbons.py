@@ -9,7 +9,7 @@ from twisted.words.xish import domish
 
 from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
-from xmppd.core.stanzas import cloneStanza
+from xmppd.core.stanzas import cloneStanza, marks, meta
 from xmppd.features.carbons import NS_CARBONS, NS_FORWARD, CarbonsHandler
 from xmppd.core.jid import makeJID, parseJID
 
@@ -361,7 +361,7 @@ def test_sentCarriesArchiveId(domain, romeo):
     domain.bind(JULIET + "/balcony", available=True)
     stanza = parse("<message from='romeo@example.org/home' to='juliet@example.org'"
                    " type='chat'><body>x</body></message>")
-    stanza.__dict__["archiveSentId"] = (ROMEO, "abc123")
+    meta(stanza).archiveSentId = (ROMEO, "abc123")
     fromClient(domain, stanza)
     [copy] = garden.take()
     forwarded = forwardedIn(copy, "sent")
@@ -379,7 +379,7 @@ def test_copiesAreNotCopiedAgain(domain, romeo):
     domain.send("<message from='juliet@example.org/balcony' to='romeo@example.org/garden'"
                 " type='chat'><body>Hi</body></message>")
     [copy] = home.take()
-    assert copy.__dict__["carbonCopy"] is True
+    assert marks(copy).carbonCopy is True
     assert garden.take() != [] and work.take() == []
 
 

@@ -13,6 +13,8 @@ from twisted.internet import defer
 
 from tests.e2e import DOMAIN, TIMEOUT, reactor
 from xmppd.config.registry import isInstalled
+from xmppd.core.hooks import POLICY
+from xmppd.core.stanzas import meta
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -21,6 +23,14 @@ BALCONY = JULIET + "/balcony"
 
 #: Resumption times short enough for a test to wait them out.
 QUICK = {"sm": {"resume_timeout": 0.5}}
+
+
+def acceptanceOf(stanza):
+    """The list of Deferreds holding C{stanza} (issue 5), made if there is none yet."""
+    found = meta(stanza)
+    if found.acceptance is None:
+        found.acceptance = []
+    return found.acceptance
 
 
 def asDeferred(coroutine) -> defer.Deferred:
@@ -223,11 +233,11 @@ if isInstalled("offline"):
         twoOffered = defer.Deferred()
 
         def onOffline(event):
-            offered.append(event.stanza.__dict__.setdefault("acceptance", []))
+            offered.append(acceptanceOf(event.stanza))
             if len(offered) == 2:
                 # Offline storage, below us, adds its write to the list now.
                 reactor().callLater(0, twoOffered.callback, None)
-        server.service.hooks.add("message/offline", onOffline, priority=100)
+        server.service.hooks.add("message/offline", onOffline, priority=POLICY)
 
         await cut(balcony)
         romeo.send(BALCONY, "unseen 1")

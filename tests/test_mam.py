@@ -11,6 +11,7 @@ from twisted.internet import defer
 
 from tests.domainhelpers import DOMAIN, Domain, errorCondition, fromClient
 from tests.helpers import parse
+from xmppd.core.stanzas import holders, meta
 from xmppd.features.mam import archive as mam
 from xmppd.core.jid import makeJID, parseJID
 from xmppd.features.mam.archive import NS_MAM_EXTENDED, NS_SID, MAMHandler, Prefs
@@ -22,6 +23,14 @@ JULIET = "juliet@%s" % DOMAIN
 NS_RSM = "http://jabber.org/protocol/rsm"
 #: 2010-07-10T23:08:25Z, the time of XEP-0313's examples.
 EXAMPLE_TIME = 1278803305
+
+
+def acceptanceOf(stanza):
+    """The list of Deferreds holding C{stanza} (issue 5), made if there is none yet."""
+    found = meta(stanza)
+    if found.acceptance is None:
+        found.acceptance = []
+    return found.acceptance
 
 
 @pytest.fixture
@@ -265,7 +274,7 @@ def test_sentCarbonCarriesArchiveId(domain):
 def test_replayedNotArchived(domain, balcony):
     """A message replayed from offline storage or stream management is not archived twice."""
     stanza = parse(chat("again"))
-    stanza.__dict__["replayed"] = True
+    meta(stanza).replayed = True
     domain.send(stanza)
     assert len(balcony.take()) == 1
     assert archived(domain) == []
@@ -446,7 +455,7 @@ def test_waitsForPreferencesInOrder(domain):
                         " type='chat'><gone xmlns='http://jabber.org/protocol/chatstates'/>"
                         "</message>")
     assert stored == [] and len(slow.reads) == 1
-    acceptance = first.__dict__["acceptance"]
+    acceptance = holders(first)
     assert acceptance and not any(d.called for d in acceptance)
     slow.finish()
     assert [s for s in stored] == [first, second, third]
@@ -455,6 +464,41 @@ def test_waitsForPreferencesInOrder(domain):
     assert [i for _, i in stanzaIds(first) + stanzaIds(second)] == ids
     assert stanzaIds(third) == []
     assert handler(domain).queues == {}
+
+
+def test_waitingMessagesBounded(domain, monkeypatch):
+    """Past the bound on messages waiting for one account's preferences, senders get resource-constraint."""
+    monkeypatch.setattr(mam, "MAX_WAITING", 3)
+    orchard = domain.bind("romeo@example.org/orchard", available=True)
+    domain.storage.accountData = SlowAccountData(domain.storage.accountData)
+    domain.hooks.add("message/offline", lambda event: True)
+    waiting = [domain.send(chat(str(n))) for n in range(3)]
+    assert all(holders(stanza) for stanza in waiting)
+    domain.send("<message from='romeo@example.org/orchard' to='juliet@example.org'"
+                " type='chat' id='over'><body>over</body></message>")
+    [bounce] = orchard.take()
+    assert bounce["id"] == "over" and errorCondition(bounce) == "resource-constraint"
+    domain.storage.accountData.finish()
+    assert handler(domain).queues == {}
+
+
+def test_cacheHitBuildsNoDeferred(domain, balcony, monkeypatch):
+    """With the preferences in memory a message is archived without a Deferred being made."""
+    domain.send(chat("warm up"))
+    balcony.take()
+    made = []
+    real = mam.defer.Deferred
+
+    class Counting(real):
+        def __init__(self, *args, **kwargs):
+            made.append(self)
+            real.__init__(self, *args, **kwargs)
+
+    monkeypatch.setattr(mam.defer, "Deferred", Counting)
+    monkeypatch.setattr(handler(domain), "append", lambda account, message: None)
+    domain.send(chat("hit"))
+    assert len(balcony.take()) == 1
+    assert made == []
 
 
 def test_messageRoutedDuringReleaseWaitsItsTurn(domain):
@@ -485,12 +529,12 @@ def test_heldMessageAcceptedWhenStored(domain):
     durable = defer.Deferred()
 
     def store(event):
-        event.stanza.__dict__.setdefault("acceptance", []).append(durable)
+        acceptanceOf(event.stanza).append(durable)
         return True
 
     domain.hooks.add("message/offline", store)
     message = domain.send(chat("one"))
-    acceptance = message.__dict__["acceptance"]
+    acceptance = holders(message)
     assert acceptance and not any(d.called for d in acceptance)
     slow.finish()
     # Stream management waits for every hold in the list, the store's included.

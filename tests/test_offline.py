@@ -12,6 +12,7 @@ from twisted.internet import defer
 from offline.handler import (BATCH, NS_MSGOFFLINE, OFFLINE_IMPORT_KEY, NotStored,
                              OfflineHandler, delayStamp)
 from tests.domainhelpers import DOMAIN, Domain, errorCondition
+from xmppd.core.stanzas import holders, marks, meta
 from xmppd.cli import portability
 from xmppd.storage.interfaces import NoSuchUser, StorageError
 
@@ -43,7 +44,7 @@ def offlineAcceptance(stanza):
     last one (message delivery may hold one of its own while it looks the
     account up).
     """
-    acceptance = vars(stanza)["acceptance"]
+    acceptance = holders(stanza)
     assert acceptance
     return acceptance[-1]
 
@@ -276,7 +277,7 @@ def test_acceptanceWaitsForTheWrite(domain):
 
     stanza = domain.send(chat())
 
-    acceptance = vars(stanza)["acceptance"]
+    acceptance = holders(stanza)
     assert not all(d.called for d in acceptance)
     gate.open()
     assert all(d.called for d in acceptance)
@@ -318,7 +319,7 @@ def test_replayedNeverStoredAgain(domain):
     romeo = domain.bind(ROMEO, available=True)
     from tests.helpers import parse
     stanza = parse(chat())
-    vars(stanza)["replayed"] = True
+    meta(stanza).replayed = True
 
     domain.send(stanza)
 
@@ -334,7 +335,7 @@ def test_unacknowledgedReplayStored(tmp_path):
     from tests.helpers import parse
     stanza = parse(chat("unacked", id="m2", extra="<delay xmlns='urn:xmpp:delay' "
                         "from='example.org' stamp='2002-09-10T23:05:00.000Z'/>"))
-    vars(stanza).update(replayed=True, fromUnacked=True)
+    meta(stanza).replayed = meta(stanza).fromUnacked = True
 
     domain.send(stanza)
 
@@ -505,8 +506,7 @@ def test_deliveredMessageMarkedReplayed(domain):
     comeOnline(domain)
 
     [got] = messages(balcony)
-    assert vars(got).get("replayed") is True
-    assert "offlineDeliverTo" not in vars(got)
+    assert marks(got).replayed is True
 
 
 def test_brokenStoredMessageDropped(domain):

@@ -9,6 +9,7 @@ from twisted.words.protocols.jabber.jid import JID
 
 from tests.streamhelpers import DOMAIN, PASSWORDS, Node, plain
 from tests.test_router import parse
+from xmppd.core.hooks import OBSERVE
 from xmppd.config import ConfigError, loadConfig
 from xmppd.core.jid import parseJID
 from xmppd.features.register import (NS_FEATURE_REGISTER, NS_REGISTER, RegisterConfig,
@@ -32,7 +33,7 @@ class World:
         self.storage = self.node.server.storage
         self.presence = []
         self.removed = []
-        self.domain.hooks.add("presence/bare", self.recordPresence, -100)
+        self.domain.hooks.add("presence/bare", self.recordPresence, OBSERVE)
         self.domain.hooks.add("account/removed", self.removed.append)
 
     def recordPresence(self, event):

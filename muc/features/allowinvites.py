@@ -7,13 +7,14 @@ and owners, unless this is on (and then the invitee becomes a member).
 
 from muc.events import Refusal
 from muc.options import BooleanOption
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (BooleanOption("muc#roomconfig_allowinvites", "allowinvites",
                          "Allow occupants to invite others", False),)
 
 
 def register(hooks):
-    hooks.add("room/invite", onInvite)
+    hooks.add("room/invite", onInvite, DELIVER)
 
 
 def onInvite(event):

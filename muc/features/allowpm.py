@@ -6,6 +6,7 @@ anyone, participants (and moderators), moderators, or nobody.
 
 from muc.events import Refusal
 from muc.options import ChoiceOption
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (ChoiceOption("muc#roomconfig_allowpm", "allowpm", "Allow private messages from",
                         "anyone", (("anyone", "Anyone"), ("participants", "Participants"),
@@ -20,7 +21,7 @@ ALLOWED = {
 
 
 def register(hooks):
-    hooks.add("room/pm", onPrivateMessage)
+    hooks.add("room/pm", onPrivateMessage, DELIVER)
 
 
 def onPrivateMessage(event):

@@ -29,6 +29,7 @@ from muc.protocol import NS_STANZA_ID, element
 from xmppd.stream.elements import serialize
 from xmppd.features.mam.query import NS_MAM, finElement, newArchiveId, queryForm, resultMessage, runQuery
 from xmppd.storage.interfaces import ArchivedMessage
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = ()
 
@@ -49,9 +50,9 @@ class RoomArchive:
 
 
 def register(hooks):
-    hooks.add("room/groupchat", onGroupchat)
-    hooks.add("room/iq", onIQ)
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/groupchat", onGroupchat, DELIVER)
+    hooks.add("room/iq", onIQ, DELIVER)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onDisco(event):

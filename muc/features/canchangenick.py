@@ -3,13 +3,14 @@
 
 from muc.events import Refusal
 from muc.options import BooleanOption
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (BooleanOption("x-muc#roomconfig_canchangenick", "canchangenick",
                          "Allow occupants to change nicknames", True),)
 
 
 def register(hooks):
-    hooks.add("room/nick", onNick)
+    hooks.add("room/nick", onNick, DELIVER)
 
 
 def onNick(event):

@@ -2,13 +2,14 @@
 """muc#roomconfig_lang: the room's natural language (muc#roominfo_lang)."""
 
 from muc.options import TextOption
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (TextOption("muc#roomconfig_lang", "lang", "Natural language for room discussions",
                       maxLength=35),)
 
 
 def register(hooks):
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onDisco(event):

@@ -7,13 +7,14 @@ the room's JID, see L{muc.features.archive}); occupants are told on entering
 
 from muc.options import BooleanOption
 from muc.protocol import STATUS_LOGGING, STATUS_LOGGING_OFF
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (BooleanOption("muc#roomconfig_enablelogging", "logging", "Enable public logging",
                          False),)
 
 
 def register(hooks):
-    hooks.add("room/configured", onConfigured)
+    hooks.add("room/configured", onConfigured, DELIVER)
 
 
 def onConfigured(event):

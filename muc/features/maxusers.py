@@ -9,6 +9,7 @@ from wokkel import data_form
 
 from muc.events import Refusal
 from muc.options import ChoiceOption
+from xmppd.core.hooks import DELIVER, POLICY
 
 SIZES = (10, 20, 30, 50, 100, 200, 500, 1000)
 
@@ -43,8 +44,8 @@ OPTIONS = (MaxUsersOption(),)
 
 
 def register(hooks):
-    hooks.add("room/join", onJoin)
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/join", onJoin, POLICY.then(2))
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onJoin(event):

@@ -8,15 +8,16 @@ removes the occupants who are not members, status 322 (§9.3... §10.2).
 from muc.events import Refusal
 from muc.options import BooleanOption
 from muc.protocol import STATUS_MEMBERS_ONLY
+from xmppd.core.hooks import DELIVER, POLICY
 
 OPTIONS = (BooleanOption("muc#roomconfig_membersonly", "membersonly",
                          "Make room members-only", False),)
 
 
 def register(hooks):
-    hooks.add("room/join", onJoin, priority=5)
-    hooks.add("room/disco", onDisco)
-    hooks.add("room/configured", onConfigured)
+    hooks.add("room/join", onJoin, POLICY.then(1))
+    hooks.add("room/disco", onDisco, DELIVER)
+    hooks.add("room/configured", onConfigured, DELIVER)
 
 
 def onJoin(event):

@@ -7,15 +7,16 @@ gives them voice (§8.3).
 
 from muc.events import Refusal
 from muc.options import BooleanOption
+from xmppd.core.hooks import DELIVER, POLICY
 
 OPTIONS = (BooleanOption("muc#roomconfig_moderatedroom", "moderated", "Make room moderated",
                          False),)
 
 
 def register(hooks):
-    hooks.add("room/message", onMessage, priority=10)
-    hooks.add("room/subject", onSubject, priority=10)
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/message", onMessage, POLICY.then(1))
+    hooks.add("room/subject", onSubject, POLICY)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onMessage(event):

@@ -17,13 +17,14 @@ import hmac
 from twisted.words.xish import domish
 
 from muc.protocol import NS_OCCUPANT_ID
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = ()
 
 
 def register(hooks):
-    hooks.add("room/occupant-stanza", onStanza)
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/occupant-stanza", onStanza, DELIVER)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def occupantId(room, occupant) -> str:

@@ -9,6 +9,7 @@ import hmac
 
 from muc.events import Refusal
 from muc.options import BooleanOption, PrivateOption
+from xmppd.core.hooks import DELIVER, POLICY
 
 OPTIONS = (
     BooleanOption("muc#roomconfig_passwordprotectedroom", "passwordprotected",
@@ -18,8 +19,8 @@ OPTIONS = (
 
 
 def register(hooks):
-    hooks.add("room/join", onJoin, priority=10)
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/join", onJoin, POLICY)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def required(room) -> bool:

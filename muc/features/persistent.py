@@ -6,6 +6,7 @@ last occupant leaves (XEP-0045 §4.2).
 """
 
 from muc.options import BooleanOption
+from xmppd.core.hooks import DELIVER
 
 
 class PersistentOption(BooleanOption):
@@ -18,7 +19,7 @@ OPTIONS = (PersistentOption("muc#roomconfig_persistentroom", "persistent", "Make
 
 
 def register(hooks):
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onDisco(event):

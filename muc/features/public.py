@@ -2,6 +2,7 @@
 """muc#roomconfig_publicroom: listed in the service's disco items (§6.3) or hidden."""
 
 from muc.options import BooleanOption
+from xmppd.core.hooks import DELIVER
 
 
 class PublicOption(BooleanOption):
@@ -14,7 +15,7 @@ OPTIONS = (PublicOption("muc#roomconfig_publicroom", "public",
 
 
 def register(hooks):
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onDisco(event):

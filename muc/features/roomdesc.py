@@ -2,12 +2,13 @@
 """muc#roomconfig_roomdesc: a short description, in disco (muc#roominfo_description)."""
 
 from muc.options import TextOption
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (TextOption("muc#roomconfig_roomdesc", "description", "Description", maxLength=1000),)
 
 
 def register(hooks):
-    hooks.add("room/disco", onDisco)
+    hooks.add("room/disco", onDisco, DELIVER)
 
 
 def onDisco(event):

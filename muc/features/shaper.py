@@ -7,13 +7,14 @@ limit is refused with a C{wait} resource-constraint error (RFC 6120
 """
 
 from muc.events import Refusal
+from xmppd.core.hooks import POLICY
 
 OPTIONS = ()
 
 
 def register(hooks):
-    hooks.add("room/message", onMessage, priority=20)
-    hooks.add("room/pm", onMessage, priority=20)
+    hooks.add("room/message", onMessage, POLICY)
+    hooks.add("room/pm", onMessage, POLICY)
 
 
 def onMessage(event):

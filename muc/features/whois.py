@@ -7,6 +7,7 @@ entering).  A change tells everyone with status 172 or 173 (XEP-0045 §10.2).
 
 from muc.options import ChoiceOption
 from muc.protocol import STATUS_NOW_NON_ANONYMOUS, STATUS_NOW_SEMI_ANONYMOUS
+from xmppd.core.hooks import DELIVER
 
 OPTIONS = (ChoiceOption("muc#roomconfig_whois", "whois", "Who may discover real JIDs",
                         "moderators", (("moderators", "Moderators only"),
@@ -14,8 +15,8 @@ OPTIONS = (ChoiceOption("muc#roomconfig_whois", "whois", "Who may discover real 
 
 
 def register(hooks):
-    hooks.add("room/disco", onDisco)
-    hooks.add("room/configured", onConfigured)
+    hooks.add("room/disco", onDisco, DELIVER)
+    hooks.add("room/configured", onConfigured, DELIVER)
 
 
 def onDisco(event):

@@ -44,7 +44,7 @@ from __future__ import annotations
 
 import re
 
-from twisted.internet import protocol
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
@@ -381,17 +381,34 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             if element.uri == NS_CLIENT and element.name == "iq":
                 if self.username and self.onNegotiationIQ(element):
                     return
-                if self.username is None and self.factory.hooks.fire(
+                if self.username is None and self.unlessTaken(self.factory.hooks.fire(
                         "c2s/unauthenticated-iq", OutgoingEvent(self, None, element, None),
-                        self.domain):
+                        self.domain), self.refuseElement, element):
                     return
         if key == (NS_STREAMS, "error"):
             self.log.info("{peer} sent a stream error", peer=self.peerAddress)
             self.closeStream()
-        elif element.uri != NS_CLIENT and self.factory.hooks.fire(
-                "c2s/nonza", OutgoingEvent(self, self.session, element, None), self.domain):
+        elif element.uri != NS_CLIENT and self.unlessTaken(self.factory.hooks.fire(
+                "c2s/nonza", OutgoingEvent(self, self.session, element, None), self.domain),
+                self.refuseElement, element):
             return
-        elif self.session is None:
+        else:
+            self.refuseElement(element)
+
+    @staticmethod
+    def unlessTaken(taken, otherwise, element) -> bool:
+        """
+        Whether a hook took C{element}.  A hook chain that waited (a
+        Deferred, see L{xmppd.core.hooks}) counts as taken now, and
+        C{otherwise(element)} runs once it is over if nobody took it.
+        """
+        if taken and isinstance(taken, defer.Deferred):
+            taken.addCallback(lambda result: None if result else otherwise(element))
+        return bool(taken)
+
+    def refuseElement(self, element: domish.Element) -> None:
+        """The stream error for a top-level element nobody takes."""
+        if self.session is None:
             # RFC 6120 §7.1 and §4.9.3.12: nothing but negotiation before bind.
             self.streamError("not-authorized")
         elif element.name in STANZA_NAMES:
@@ -450,9 +467,11 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
                 if entry is not None:
                     getattr(self.initializer(entry[0]), entry[1])(stanza, payload)
                     return
-        if self.factory.hooks.fire("c2s/outgoing",
-                                   OutgoingEvent(self, self.session, stanza, recipient),
-                                   self.domain):
+        taken = self.factory.hooks.fire(
+            "c2s/outgoing", OutgoingEvent(self, self.session, stanza, recipient), self.domain)
+        if taken:
+            if isinstance(taken, defer.Deferred):
+                self.unlessTaken(taken, self.factory.router.route, stanza)
             return
         self.factory.router.route(stanza)
 

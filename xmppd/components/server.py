@@ -59,6 +59,7 @@ from twisted.words.xish import domish
 from wokkel.disco import DiscoItem
 from zope.interface import implementer
 
+from xmppd.core.hooks import DELIVER
 from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
                           normalizeDomain, option, section, stringTable)
@@ -314,7 +315,7 @@ class ComponentService(service.Service):
         service.Service.startService(self)
         for domain, placeholder in self.placeholders.items():
             self.router.addRoute(domain, placeholder)
-        self.server.hooks.add("disco/items", self.onDiscoItems)
+        self.server.hooks.add("disco/items", self.onDiscoItems, DELIVER)
         if self.ready.called:
             self.ready = defer.Deferred()
         storage = getattr(self.server, "storageService", None)

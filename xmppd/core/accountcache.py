@@ -22,6 +22,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 
+from xmppd.core.hooks import DELIVER
 from xmppd.core.jid import makeJID
 
 
@@ -56,9 +57,9 @@ class AccountDataCache:
     def register(self) -> None:
         """Follow sessions and accounts of the domain; the owner calls it once."""
         hooks = self.domain.hooks
-        hooks.add("session/bound", self.onSessionBound)
-        hooks.add("session/closed", self.onSessionClosed)
-        hooks.add("account/removed", self.onAccountRemoved)
+        hooks.add("session/bound", self.onSessionBound, DELIVER)
+        hooks.add("session/closed", self.onSessionClosed, DELIVER)
+        hooks.add("account/removed", self.onAccountRemoved, DELIVER)
 
     def cached(self, account: str) -> Any | None:
         """The value of C{account} (a bare JID string) if it is in memory."""

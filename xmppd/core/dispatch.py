@@ -53,9 +53,12 @@ def parseQuery(query: str):
 
 def isHandled(stanza: domish.Element) -> bool:
     """
-    Whether a handler set C{stanza.handled}.  Never C{getattr}: domish
-    elements answer unknown attributes with their child of that name, so a
-    client could send C{<handled/>} inside a stanza and have it skipped.
+    Whether a handler set C{stanza.handled}: wokkel's own flag (its
+    C{IQHandlerMixin} sets it as a plain instance attribute, so it cannot
+    live in L{xmppd.core.stanzas.StanzaMeta}).  Read from the instance dict,
+    never with C{getattr}: domish elements answer unknown attributes with
+    their child of that name, so a client could send C{<handled/>} inside a
+    stanza and have it skipped.
     """
     return stanza.__dict__.get("handled") is True
 

@@ -1,10 +1,25 @@
 # -*- test-case-name: tests.test_hooks -*-
 """
-The hooks the core fires, and their payloads (DESIGN §3).  Features
-subscribe with C{domain.hooks.add(NAME, callback, priority)} (their domain's
-view of the node's hooks: they hear only that domain's events); for hooks
-fired with C{fire}, a callback returns C{True} (or any non-C{None} value)
-when it has taken care of the stanza, and nothing else then runs.
+The catalogue of the node's hooks (L{CATALOGUE}), the hooks the core fires,
+and their payloads (DESIGN §3).  Every hook is a declared L{Hook}: a name,
+a payload type, and whether results count (C{fire}) or not (C{notify}).
+Features subscribe with C{domain.hooks.add(HOOK, callback, BAND)} (their
+domain's view of the node's hooks: they hear only that domain's events;
+bands in L{xmppd.core.hooks}); a name nobody declared is refused at start.
+A feature that fires hooks of its own declares them next to its code with
+C{CATALOGUE.declare} (the MUC room hooks, L{muc.events}).
+
+For hooks fired with C{fire}, a callback returns C{True} (or any
+non-C{None} value) when it has taken care of the stanza, and nothing else
+then runs.  A callback may return a Deferred instead, to wait (a storage
+read): the chain goes on once it fires, the stanza held meanwhile, and the
+firing code gets a Deferred of the result (L{xmppd.core.hooks}).  Every
+caller of a C{fire} hook below handles both, except C{"stanza/prepared"},
+whose callbacks answer at once (from memory).  Callers of C{notify} hooks
+do not wait for them: a callback there may wait, but the callbacks after
+it then run after the caller went on (C{"c2s/features"} callbacks must
+answer at once, the features are sent right after; after
+C{"session/closed"} the session is unbound).
 
 Stanzas arriving at a served domain (fired by L{xmppd.core.local.LocalDomain}
 with a L{StanzaEvent}), one hook per stanza kind and addressing, after
@@ -26,6 +41,10 @@ Prosody's event names:
     room's fan-out, L{xmppd.core.local.LocalDomain.deliverPrepared}) is about to
     go as text straight to a bound session; a callback returning C{True}
     sends it the full way instead, through the hooks above (blocking).
+  - C{"message/offline"} (L{StanzaEvent}, C{fire}; fired by the message
+    delivery feature): the account exists and no resource takes the
+    message (RFC 6121 §8.5.2.2.1); offline storage takes it by returning
+    C{True}, and if nobody does the sender gets C{service-unavailable}.
 
 When no callback takes an IQ to the domain or to a bare JID, the domain's
 wokkel handlers get it (by dispatch key, see L{xmppd.core.dispatch}), and an IQ
@@ -52,15 +71,20 @@ Client streams (fired by L{xmppd.c2s.stream}):
     JID on C{session/closed}; for a replaced session it fires after the new
     bind took the JID and before the new holder hears its bind settled.
 
-Durability (issue 5): a feature that keeps a stanza while it waits for
-something asynchronous holds it with L{xmppd.core.stanzas.hold}; stream
-management acknowledges a client's stanza only once everything holding it
-has let go, so an acknowledged message is never only in memory.
+Durability (issue 5): a stanza kept while something asynchronous decides
+its fate is held (L{xmppd.core.stanzas.hold}); stream management
+acknowledges a client's stanza only once everything holding it has let go,
+so an acknowledged message is never only in memory.  A hook chain that
+waits holds its stanza by itself; a feature calls C{hold} only for a wait
+that outlives the chain (offline storage's write).
 
-Accounts:
+Accounts and discovery:
 
   - C{"account/removed"} (L{AccountEvent}, C{notify}): an account and its
     stored data are gone; features clean up what storage does not hold.
+  - C{"disco/items"} (L{xmppd.features.disco.DiscoItemsEvent}, C{notify};
+    fired by the disco feature): items of a disco#items answer are being
+    gathered; the component service adds its connected components.
 """
 
 from __future__ import annotations
@@ -70,6 +94,8 @@ from typing import Any
 
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
+
+from xmppd.core.hooks import CATALOGUE, Hook
 
 
 class StanzaEvent:
@@ -112,3 +138,46 @@ class FeaturesEvent:
 class AccountEvent:
     username: str
     domain: str
+
+
+#: Declare a hook on the node's catalogue (L{xmppd.core.hooks.CATALOGUE}).
+declare = CATALOGUE.declare
+
+
+def _stanzaHooks(kind: str, targets) -> dict[str, Hook]:
+    return {target: declare("%s/%s" % (kind, target), StanzaEvent, True,
+                            "a %s arriving at a served domain" % (kind,))
+            for target in targets}
+
+
+IQ = _stanzaHooks("iq", ("host", "bare", "full"))
+MESSAGE = _stanzaHooks("message", ("host", "bare", "full"))
+PRESENCE = _stanzaHooks("presence", ("host", "bare", "full", "self"))
+
+IQ_HOST, IQ_BARE, IQ_FULL = IQ["host"], IQ["bare"], IQ["full"]
+MESSAGE_HOST, MESSAGE_BARE, MESSAGE_FULL = MESSAGE["host"], MESSAGE["bare"], MESSAGE["full"]
+PRESENCE_HOST, PRESENCE_BARE, PRESENCE_FULL, PRESENCE_SELF = (
+    PRESENCE["host"], PRESENCE["bare"], PRESENCE["full"], PRESENCE["self"])
+
+STANZA_OUTBOUND = declare("stanza/outbound", StanzaEvent, True,
+                          "a user's stanza leaves for another domain")
+STANZA_PREPARED = declare("stanza/prepared", StanzaEvent, True,
+                          "a stanza serialized once for many goes to a bound session")
+MESSAGE_OFFLINE = declare("message/offline", StanzaEvent, True,
+                          "no resource takes a message to an existing account")
+
+C2S_OUTGOING = declare("c2s/outgoing", OutgoingEvent, True,
+                       "a bound client's stanza, before it is routed")
+C2S_FEATURES = declare("c2s/features", FeaturesEvent, False, "stream features are offered")
+C2S_UNAUTHENTICATED_IQ = declare("c2s/unauthenticated-iq", OutgoingEvent, True,
+                                 "an IQ before authentication")
+C2S_NONZA = declare("c2s/nonza", OutgoingEvent, True, "a top-level element not a stanza")
+C2S_SHUTDOWN = declare("c2s/shutdown", None, False, "the listeners are stopping")
+
+SESSION_BOUND = declare("session/bound", None, False, "a resource was bound (a Session)")
+SESSION_CLOSED = declare("session/closed", None, False, "a session ends (a Session)")
+
+ACCOUNT_REMOVED = declare("account/removed", AccountEvent, False,
+                          "an account and its stored data are gone")
+DISCO_ITEMS = declare("disco/items", None, False,
+                      "disco#items are gathered (a DiscoItemsEvent)")

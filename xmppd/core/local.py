@@ -25,33 +25,42 @@ hooks, ask L{LocalDomain.deliverToSession}.
 from __future__ import annotations
 
 from twisted.application import service
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import XMPPHandlerCollection
 from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd.core.dispatch import DomainStream, StanzaDispatcher
-from xmppd.core.events import StanzaEvent
+from xmppd.core.events import CATALOGUE, STANZA_OUTBOUND, STANZA_PREPARED, StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.modules import loadFeature
 from xmppd.core.presencestate import PresenceState
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import StanzaText, errorReply
 
-def leavesDomain(router, stanza: domish.Element, sender, recipient) -> bool:
+def leavesDomain(router, stanza: domish.Element, sender, recipient, proceed) -> bool:
     """
     Fire C{"stanza/outbound"} in the scope of the sender's domain, if that
     domain is served here, for a stanza going from it to another domain
     (served here too, or remote: the S2S service calls this as well), so
     the sender's features may stop what is sent on a user's behalf
     (blocking stops presence broadcasts to blocked contacts).  True when a
-    callback took the stanza.
+    callback took the stanza, or when the hook waits: then C{proceed()} is
+    called once it is over, if no callback took the stanza.
     """
     origin = router.routes.get(sender.host)
     if not isinstance(origin, LocalDomain):
         return False
-    return bool(origin.hooks.fire("stanza/outbound",
-                                  StanzaEvent(stanza, sender, recipient, origin)))
+    taken = origin.hooks.fire(STANZA_OUTBOUND, StanzaEvent(stanza, sender, recipient, origin))
+    if taken and isinstance(taken, defer.Deferred):
+        taken.addCallback(_proceedUnlessTaken, proceed)
+    return bool(taken)
+
+
+def _proceedUnlessTaken(taken, proceed) -> None:
+    if not taken:
+        proceed()
 
 
 class DomainHandlers(XMPPHandlerCollection):
@@ -69,10 +78,11 @@ class DomainHandlers(XMPPHandlerCollection):
         self.stream.send(obj)
 
 
-#: (kind, addressing) -> hook name, built once instead of per stanza.
-HOOK_NAMES = {(kind, target): "%s/%s" % (kind, target)
+#: (kind, addressing) -> hook, built once instead of per stanza.
+HOOK_NAMES = {(kind, target): CATALOGUE["%s/%s" % (kind, target)]
               for kind in ("iq", "message", "presence")
-              for target in ("host", "bare", "full", "self")}
+              for target in ("host", "bare", "full", "self")
+              if "%s/%s" % (kind, target) in CATALOGUE}
 
 
 @implementer(IRoute)
@@ -122,6 +132,7 @@ class LocalDomain(service.Service):
                 handler = loadFeature(name).makeHandler(self)
                 if handler is not None:
                     self.addHandler(handler)
+            self.hooks.hooks.logTable(self.domain)
         self.router.addRoute(self.domain, self)
 
     def stopService(self) -> None:
@@ -159,12 +170,34 @@ class LocalDomain(service.Service):
                 target = "bare"
             else:
                 target = "full"
-        if sender is not None and sender.host != self.domain and \
-                leavesDomain(self.router, stanza, sender, recipient):
-            return
         event = StanzaEvent(stanza, sender, recipient, self, toSelf)
-        if self.hooks.fire(HOOK_NAMES[(kind, target)], event):
+        if sender is not None and sender.host != self.domain and leavesDomain(
+                self.router, stanza, sender, recipient,
+                lambda: self.arrive(event, kind, target)):
             return
+        # self.arrive(event, kind, target), inlined: every stanza comes here.
+        taken = self.hooks.fire(HOOK_NAMES[(kind, target)], event)
+        if taken:
+            if taken is not True and isinstance(taken, defer.Deferred):
+                taken.addCallback(self.arrived, event, kind, target)
+            return
+        self.arrived(None, event, kind, target)
+
+    def arrive(self, event: StanzaEvent, kind: str, target: str) -> None:
+        """Fire the stanza's hook; what no callback takes gets the core's answer."""
+        taken = self.hooks.fire(HOOK_NAMES[(kind, target)], event)
+        if taken:
+            if isinstance(taken, defer.Deferred):
+                # The chain waited (see xmppd.core.hooks): go on once it is
+                # over, still under its hold.
+                taken.addCallback(self.arrived, event, kind, target)
+            return
+        self.arrived(None, event, kind, target)
+
+    def arrived(self, taken, event: StanzaEvent, kind: str, target: str) -> None:
+        if taken:
+            return
+        stanza = event.stanza
         if target in ("host", "bare") or kind == "iq" and target == "self":
             if self.dispatcher.dispatch(stanza):
                 return
@@ -191,8 +224,10 @@ class LocalDomain(service.Service):
         """
         session = self.sessions.get(recipient)
         if session is not None:
-            if not self.hooks.has("stanza/prepared") or not self.hooks.fire(
-                    "stanza/prepared",
+            # A "stanza/prepared" callback answers at once (it only looks
+            # at what is in memory): the full path is where waiting happens.
+            if not self.hooks.has(STANZA_PREPARED) or not self.hooks.fire(
+                    STANZA_PREPARED,
                     StanzaEvent(prepared.element, prepared.sender, recipient, self)):
                 session.send(StanzaText(prepared.textFor(recipient.full())))
                 return

@@ -44,14 +44,14 @@ users and for the sender's when the sender is, which also covers what other
 features send on a user's behalf.  Errors and presence this module makes
 carry the in-process mark C{blockingExempt} so no list stops them.
 
-Hooks are synchronous and storage is not: the lists of accounts with a
-session are kept in memory (loaded on C{session/bound}), and a bounded
-number of others in a least-recently-used cache.  A stanza that needs a
-list not in memory is taken, the list loaded, and the decision made then;
-a stanza that passes is marked (C{blockingChecked}, the accounts already
-checked) and delivered again, so it goes through the same hooks, in order,
-as if it had never waited.  A list that cannot be read blocks nothing
-(logged): a storage failure must not silence a user.
+The lists of accounts with a session are kept in memory (loaded on
+C{session/bound}), and a bounded number of others in a least-recently-used
+cache; with the list in memory the decision is made at once.  A stanza that
+needs a list not in memory makes its hook callback return a Deferred: the
+hook chain waits (holding the stanza, issue 5) while the list loads, and
+goes on to the next callback, as if it had never waited, unless the list
+refuses it.  A list that cannot be read blocks nothing (logged): a storage
+failure must not silence a user.
 
 Presence side effects: blocking sends unavailable presence from each of the
 user's available resources to the blocked JIDs allowed to see it (roster
@@ -80,10 +80,12 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import DELIVER, POLICY
+from xmppd.core.events import C2S_OUTGOING, SESSION_CLOSED, STANZA_OUTBOUND, STANZA_PREPARED
 from xmppd.core.accountcache import AccountDataCache
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT, errorReply, hold, mayAnswer
+from xmppd.core.stanzas import NS_CLIENT, errorReply, marks, mayAnswer, meta
 
 NS_BLOCKING = "urn:xmpp:blocking"
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
@@ -96,7 +98,7 @@ UNBLOCK_SET = "/iq[@type='set']/unblock[@xmlns='%s']" % NS_BLOCKING
 STORAGE_KEY = "blocklist"
 
 #: Above every delivery-side hook: a blocked stanza must reach none of them.
-PRIORITY = 100
+PRIORITY = POLICY
 
 #: How many lists of accounts without a session stay in memory.
 RECENT_LISTS = 1024
@@ -143,21 +145,12 @@ def sameAccount(a: JID, b: JID) -> bool:
 
 def exempt(stanza: domish.Element) -> domish.Element:
     """Mark a stanza this module made so no block list stops it."""
-    stanza.blockingExempt = True
+    meta(stanza).blockingExempt = True
     return stanza
 
 
-# The marks are read from the instance's __dict__: attribute lookup on a
-# domish Element falls back to its child elements, and a client could send a
-# child named like a mark.
-
 def isExempt(stanza: domish.Element) -> bool:
-    return stanza.__dict__.get("blockingExempt") is True
-
-
-def checkedOf(stanza: domish.Element) -> frozenset[str]:
-    """The accounts whose lists already let C{stanza} through."""
-    return stanza.__dict__.get("blockingChecked", frozenset())
+    return marks(stanza).blockingExempt
 
 
 def blockedError(stanza: domish.Element) -> domish.Element | None:
@@ -218,10 +211,10 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         hooks = self.domain.hooks
         for name in STANZA_HOOKS:
             hooks.add(name, self.onStanza, PRIORITY)
-        hooks.add("c2s/outgoing", self.onOutgoing, PRIORITY)
-        hooks.add("stanza/prepared", self.onPrepared, PRIORITY)
-        hooks.add("stanza/outbound", self.onStanza, PRIORITY)
-        hooks.add("session/closed", self.onSessionClosed)
+        hooks.add(C2S_OUTGOING, self.onOutgoing, PRIORITY)
+        hooks.add(STANZA_PREPARED, self.onPrepared, PRIORITY)
+        hooks.add(STANZA_OUTBOUND, self.onStanza, PRIORITY)
+        hooks.add(SESSION_CLOSED, self.onSessionClosed, DELIVER)
         self.cache.register()
 
     @staticmethod
@@ -253,17 +246,15 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         sender, recipient = event.sender, event.recipient
         if sender is None or sameAccount(sender, recipient) or isExempt(stanza):
             return None
-        checked = checkedOf(stanza)
-        inbound = (self.isOurUser(recipient) and recipient.userhost() not in checked
+        inbound = (self.isOurUser(recipient)
                    and not (sender.user is None and sender.host == self.host))
-        outbound = self.isOurUser(sender) and sender.userhost() not in checked
+        outbound = self.isOurUser(sender)
         if not inbound and not outbound:
             return None
         inItems = self.cache.cached(recipient.userhost()) if inbound else None
         outItems = self.cache.cached(sender.userhost()) if outbound else None
         if (inbound and inItems is None) or (outbound and outItems is None):
-            self.decideLater(event, inbound, outbound)
-            return True
+            return self.decideLater(event, inbound, outbound)
         return self.decide(event, inbound and inItems, outbound and outItems)
 
     def onPrepared(self, event):
@@ -290,30 +281,16 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
             return True
         return None
 
-    def decideLater(self, event, inbound: bool, outbound: bool) -> None:
+    def decideLater(self, event, inbound: bool, outbound: bool) -> defer.Deferred:
+        """Load the lists not in memory; the hook chain waits for the decision."""
         sender, recipient = event.sender, event.recipient
         loads = [self.cache.load(recipient.userhostJID()) if inbound else defer.succeed(None),
                  self.cache.load(sender.userhostJID()) if outbound else defer.succeed(None)]
-        # Issue 5's durability contract: the stanza is held, so stream
-        # management waits until it went on (and for what its takers add).
-        decided = hold(event.stanza)
+        return defer.gatherResults(loads).addCallback(self.decideLoaded, event)
 
-        def loaded(lists):
-            inItems, outItems = lists
-            if self.decide(event, inItems, outItems):
-                return
-            stanza = event.stanza
-            done = set(checkedOf(stanza))
-            if inbound:
-                done.add(recipient.userhost())
-            if outbound:
-                done.add(sender.userhost())
-            stanza.blockingChecked = frozenset(done)
-            event.domain.router.route(stanza)
-
-        defer.gatherResults(loads).addCallback(loaded).addErrback(
-            lambda f: self.log.failure("Delivering a stanza after loading block lists", f)
-        ).addBoth(lambda _: decided.callback(None))
+    def decideLoaded(self, lists, event):
+        inItems, outItems = lists
+        return self.decide(event, inItems, outItems)
 
     def onOutgoing(self, event):
         """C{c2s/outgoing}: a user's stanza to a JID the user blocked stops here."""
@@ -324,30 +301,21 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         if sameAccount(sender, recipient) or (
                 recipient.user is None and recipient.host == self.host):
             return None
-        key = sender.userhost()
-        if isExempt(stanza) or key in checkedOf(stanza):
+        if isExempt(stanza):
             return None
-        items = self.cache.cached(key)
-        if items is not None:
-            if isBlocked(items, recipient):
-                self.refuseOutbound(stanza)
-                return True
-            return None
+        items = self.cache.cached(sender.userhost())
+        if items is None:
+            # The hook chain waits for the list (see the module docstring).
+            return self.cache.load(sender.userhostJID()).addCallback(
+                self.refuseIfBlocked, stanza, recipient)
+        return self.refuseIfBlocked(items, stanza, recipient)
 
-        def loaded(items):
-            if isBlocked(items, recipient):
-                self.refuseOutbound(stanza)
-                return
-            stanza.blockingChecked = checkedOf(stanza) | {key}
-            # What c2s does with a stanza no hook took.
-            if not self.domain.hooks.fire("c2s/outgoing", event):
-                self.domain.router.route(stanza)
-
-        decided = hold(stanza)
-        self.cache.load(sender.userhostJID()).addCallback(loaded).addErrback(
-            lambda f: self.log.failure("Sending a stanza after loading a block list", f)
-        ).addBoth(lambda _: decided.callback(None))
-        return True
+    def refuseIfBlocked(self, items, stanza: domish.Element, recipient: JID):
+        """Refuse a user's stanza to a JID the user blocked (and return C{True})."""
+        if isBlocked(items, recipient):
+            self.refuseOutbound(stanza)
+            return True
+        return None
 
     def refuseInbound(self, stanza: domish.Element) -> None:
         """§3.3: the user appears offline to the blocked JID."""

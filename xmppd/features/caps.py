@@ -30,6 +30,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import DELIVER
 from xmppd.features.disco import gatherInfo
 from xmppd.core.jid import makeJID
 
@@ -101,7 +102,7 @@ class CapsHandler(XMPPHandler):
         self.computing = None
 
     def register(self) -> None:
-        self.domain.hooks.add("c2s/features", self.onFeatures)
+        self.domain.hooks.add("c2s/features", self.onFeatures, DELIVER)
 
     def currentVer(self) -> str | None:
         """

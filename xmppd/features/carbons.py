@@ -24,7 +24,7 @@ and offline storage can tell a copy from a message.
   - Received (§7): hooks C{"message/bare"} and C{"message/full"} at
     L{RECEIVED_PRIORITY}, below blocking (a blocked message gets no copy)
     and the archive (so the copy carries the archive's C{<stanza-id/>},
-    XEP-0313 §3.5), above delivery (L{xmppd.features.messages}, priority 0).  It
+    XEP-0313 §3.5), above delivery (L{xmppd.features.messages}).  It
     takes nothing: it works out which resources RFC 6121 §8.5 delivery will
     give the message to (the same rule as L{xmppd.features.messages}:
     L{xmppd.core.delivery.mostAvailable}) and sends a copy to every other
@@ -67,9 +67,10 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import COPY, DELIVER
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.delivery import mostAvailable
-from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, messageType
+from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, marks, messageType, meta
 
 #: Carbons' interface to other features (the archive leaves copies out):
 #: L{isCarbon}.  Anything else here is internal.
@@ -84,10 +85,10 @@ NS_SID = "urn:xmpp:sid:0"
 ENABLE = "/iq[@type='set']/enable[@xmlns='%s']" % NS_CARBONS
 DISABLE = "/iq[@type='set']/disable[@xmlns='%s']" % NS_CARBONS
 
-#: Below blocking (100) and the archive (30), above delivery (0).
-RECEIVED_PRIORITY = 20
-#: After every hook that may stop a client's stanza; after the archive's (-15).
-SENT_PRIORITY = -20
+#: After blocking (policy) and the archive (stamps), before delivery.
+RECEIVED_PRIORITY = COPY
+#: After every hook that may stop a client's stanza, and after the archive's.
+SENT_PRIORITY = COPY
 
 
 def isCarbon(stanza: domish.Element) -> bool:
@@ -103,7 +104,8 @@ def isEligible(stanza: domish.Element) -> bool:
     §6: whether a message is one of the instant messages carbons copy; the
     checks shared by both directions (no C{<private/>}, no C{<no-copy/>}).
     """
-    if stanza.__dict__.get("replayed") or stanza.__dict__.get("carbonCopy"):
+    found = marks(stanza)
+    if found.replayed or found.carbonCopy:
         return False
     kind = messageType(stanza)
     if kind != "chat" and not (kind == "normal" and hasBody(stanza)):
@@ -133,7 +135,7 @@ def wrap(original: domish.Element, direction: str, account: str, to: str,
         sid = copy.addElement((NS_SID, "stanza-id"))
         sid["by"], sid["id"] = stanzaId
     forwarded.addChild(copy)
-    message.__dict__["carbonCopy"] = True
+    meta(message).carbonCopy = True
     return message
 
 
@@ -160,7 +162,7 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         hooks.add("message/bare", self.onReceived, RECEIVED_PRIORITY)
         hooks.add("message/full", self.onReceived, RECEIVED_PRIORITY)
         hooks.add("c2s/outgoing", self.onSent, SENT_PRIORITY)
-        hooks.add("session/closed", self.onSessionClosed)
+        hooks.add("session/closed", self.onSessionClosed, DELIVER)
 
     # -- enabling (§4, §5) ----------------------------------------------------
 
@@ -275,7 +277,7 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         if not isEligible(stanza):
             return None
         account = makeJID(session.jid.user, session.jid.host)
-        stanzaId = stanza.__dict__.get("archiveSentId")
+        stanzaId = marks(stanza).archiveSentId
         enabled = self.enabled
         for other in self.domain.sessions.sessionsOf(account):
             if other is session or other.jid.full() not in enabled:

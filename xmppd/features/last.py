@@ -44,6 +44,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import DELIVER, FIRST
 from xmppd.core.events import StanzaEvent
 from xmppd.core.stanzas import addresses
 from xmppd.storage.interfaces import NoSuchUser
@@ -57,7 +58,7 @@ KEY = "last"
 
 #: Our "presence/self" callback runs before the presence feature handles
 #: the broadcast (it only looks, and returns None).
-PRESENCE_PRIORITY = 100
+PRESENCE_PRIORITY = FIRST
 
 #: RFC 6121 §3: the subscription states that let the contact see presence.
 SEES_PRESENCE = frozenset(("from", "both"))
@@ -98,7 +99,7 @@ class LastHandler(XMPPHandler, IQHandlerMixin):
         # The hooks are the node's, shared by its domains: each callback
         # checks that the event is for this domain.
         self.domain.hooks.add("presence/self", self.onPresence, PRESENCE_PRIORITY)
-        self.domain.hooks.add("session/closed", self.onSessionClosed)
+        self.domain.hooks.add("session/closed", self.onSessionClosed, DELIVER)
 
 
     # -- recording ---------------------------------------------------------

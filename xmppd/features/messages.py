@@ -2,8 +2,8 @@
 """
 Message delivery to local accounts (RFC 6121 §8.5, RFC 6120 §10.3.1).
 
-Hooks C{"message/bare"} and C{"message/full"} at priority 0, so features that
-must see a message first (blocking, carbons, archive) hook higher and return
+Hooks C{"message/bare"} and C{"message/full"} in the band C{DELIVER}, so features that
+must see a message first (blocking, carbons, archive) hook in earlier bands and return
 C{True} to stop it.  A message whose type is missing or unknown is of type
 "normal" (RFC 6121 §5.2.2).  Delivery never rewrites the C{to} of a message
 sent to a bare JID (§8.5.2.1.1), and never answers an error with an error.
@@ -41,8 +41,11 @@ of storage only when it matters: when the account has no session at all and
 a C{"message/offline"} callback could store the message.  Otherwise the answer
 is the same either way, so the sender cannot tell a missing account from an
 offline one and delivery to online users never touches storage.  While one
-such lookup runs, later messages for the same account wait behind it, so
-offline storage keeps them in the order they were sent.
+such lookup runs the message's hook chain waits (a Deferred, see
+L{xmppd.core.hooks}, which holds the message for stream management), and
+later messages for the same account share the lookup and go on after it, in
+order (at most L{MAX_WAITING}, then C{resource-constraint}), so offline
+storage keeps them in the order they were sent.
 
 Implements: RFC 6121 §8.5 (message delivery), RFC 6120 §10.3.1
 """
@@ -53,9 +56,10 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 
-from xmppd.core.events import StanzaEvent
+from xmppd.core.hooks import DELIVER
+from xmppd.core.events import MESSAGE_BARE, MESSAGE_FULL, MESSAGE_OFFLINE, StanzaEvent
 from xmppd.core.delivery import mostAvailable
-from xmppd.core.stanzas import hold, messageType
+from xmppd.core.stanzas import messageType
 
 #: Messages that may wait behind one account lookup; past this the sender
 #: gets C{resource-constraint} (DESIGN §4: every queue bounded).
@@ -76,20 +80,20 @@ class MessageHandler(XMPPHandler):
         self.domain = domain
         self.sessions = domain.sessions
         self.hooks = domain.hooks
-        #: bare JID string -> events waiting for the account lookup under way.
-        self.waiting: dict[str, list[StanzaEvent]] = {}
+        #: bare JID string -> the answers waiting for the account lookup under way.
+        self.waiting: dict[str, list[defer.Deferred]] = {}
 
     def register(self) -> None:
-        self.hooks.add("message/bare", self.onBareMessage)
-        self.hooks.add("message/full", self.onFullMessage)
+        self.hooks.add(MESSAGE_BARE, self.onBareMessage, DELIVER)
+        self.hooks.add(MESSAGE_FULL, self.onFullMessage, DELIVER)
 
     # -- hooks -------------------------------------------------------------
 
     def onBareMessage(self, event: StanzaEvent):
         if event.domain is not self.domain:
             return None
-        self.toBare(event, messageType(event.stanza), accountKnown=False)
-        return True
+        waiting = self.toBare(event, messageType(event.stanza), accountKnown=False)
+        return True if waiting is None else waiting
 
     def onFullMessage(self, event: StanzaEvent):
         if event.domain is not self.domain:
@@ -102,7 +106,9 @@ class MessageHandler(XMPPHandler):
         kind = messageType(event.stanza)
         if kind == "chat":
             # §8.5.3.2.1: chat to a resource that is gone follows the bare-JID rules.
-            self.toBare(event, kind, accountKnown=False)
+            waiting = self.toBare(event, kind, accountKnown=False)
+            if waiting is not None:
+                return waiting
         elif kind != "error":
             # §8.5.3.2.1: normal, groupchat, headline: ignore or error; we answer.
             self.domain.bounce(event.stanza, "service-unavailable")
@@ -110,13 +116,17 @@ class MessageHandler(XMPPHandler):
 
     # -- delivery ------------------------------------------------------------
 
-    def toBare(self, event: StanzaEvent, kind: str, accountKnown: bool) -> None:
-        """Apply §8.5.2 to C{event}; C{accountKnown}: storage said the account exists."""
+    def toBare(self, event: StanzaEvent, kind: str, accountKnown: bool):
+        """
+        Apply §8.5.2 to C{event}; C{accountKnown}: storage said the account
+        exists.  C{None} once done, or a Deferred (firing C{True}) while the
+        account is looked up or offline storage waits.
+        """
         if kind == "error":
-            return
+            return None
         if kind == "groupchat":
             self.domain.bounce(event.stanza, "service-unavailable")
-            return
+            return None
         sessions = self.sessions.sessionsOf(event.recipient)
         if sessions:
             targets = mostAvailable(sessions, everyone=kind == "headline")
@@ -124,68 +134,89 @@ class MessageHandler(XMPPHandler):
                 deliver, stanza = self.domain.deliverToSession, event.stanza
                 for session in targets:
                     deliver(session, stanza)
-                return
+                return None
         elif not accountKnown:
             if kind == "headline":
                 # Dropped whether the account exists (§8.5.2.2.1) or not
                 # (§8.5.1 allows it): no need to ask.
-                return
-            if not self.hooks.has("message/offline"):
+                return None
+            if not self.hooks.has(MESSAGE_OFFLINE):
                 # Nobody could store it: the answer is service-unavailable
                 # for a missing account (§8.5.1) and an offline one alike.
                 self.domain.bounce(event.stanza, "service-unavailable")
-                return
-            self.checkAccount(event)
-            return
-        self.offline(event, kind)
+                return None
+            return self.checkAccount(event)
+        return self.offline(event, kind)
 
-    def offline(self, event: StanzaEvent, kind: str) -> None:
+    def offline(self, event: StanzaEvent, kind: str):
         """The account exists and no resource takes the message (§8.5.2.2.1)."""
         if kind == "headline":
-            return
-        if self.hooks.fire("message/offline", event):
-            return
+            return None
+        taken = self.hooks.fire(MESSAGE_OFFLINE, event)
+        if taken:
+            if isinstance(taken, defer.Deferred):
+                return taken.addCallback(self.offlineDone, event)
+            return None
         self.domain.bounce(event.stanza, "service-unavailable")
+        return None
+
+    def offlineDone(self, taken, event: StanzaEvent) -> bool:
+        if not taken:
+            self.domain.bounce(event.stanza, "service-unavailable")
+        return True
 
     # -- account lookups -------------------------------------------------------
 
-    def checkAccount(self, event: StanzaEvent) -> None:
-        """Ask storage whether the recipient's account exists, keeping order per account."""
+    def checkAccount(self, event: StanzaEvent) -> defer.Deferred | None:
+        """
+        Ask storage whether the recipient's account exists.  The hook chain
+        waits for the answer (and so holds the message, issue 5); messages
+        for an account being looked up share the lookup and go on in the
+        order they came, so offline storage keeps them in that order.
+        """
         key = event.recipient.userhost()
         waiting = self.waiting.get(key)
         if waiting is not None and len(waiting) >= MAX_WAITING:
             self.domain.bounce(event.stanza, "resource-constraint")
-            return
-        # Issue 5's durability contract: until the lookup is answered nobody
-        # has taken the message, so stream management must not acknowledge
-        # it yet; what its taker then adds to the list is waited for too.
-        decided = hold(event.stanza)
+            return None
+        answer = defer.Deferred()
+        answer.addCallback(self.accountAnswered, event)
         if waiting is not None:
-            waiting.append((event, decided))
-            return
-        self.waiting[key] = [(event, decided)]
+            waiting.append(answer)
+            return answer
+        self.waiting[key] = [answer]
         d = defer.maybeDeferred(self.domain.storage.users.userExists,
                                 event.recipient.user, event.recipient.host)
         d.addCallbacks(self.accountChecked, self.accountCheckFailed,
                        callbackArgs=(key,), errbackArgs=(key,))
+        return answer
 
     def accountChecked(self, exists: bool, key: str) -> None:
-        for event, decided in self.waiting.pop(key, ()):
-            try:
-                if exists:
-                    # Sessions may have come up meanwhile: decide again.
-                    self.toBare(event, messageType(event.stanza), accountKnown=True)
-                else:
-                    self.domain.bounce(event.stanza, "service-unavailable")
-            except Exception:
-                self.log.failure("Delivering a message to {jid} failed", jid=key)
-            decided.callback(None)
+        for answer in self.waiting.pop(key, ()):
+            answer.callback(bool(exists))
 
     def accountCheckFailed(self, failure, key: str) -> None:
         self.log.failure("Looking up account {jid} failed", failure, jid=key)
-        for event, decided in self.waiting.pop(key, ()):
+        for answer in self.waiting.pop(key, ()):
+            answer.callback(None)
+
+    def accountAnswered(self, exists: bool | None, event: StanzaEvent):
+        """Deliver, store or bounce once storage answered (C{None}: it failed)."""
+        if exists is None:
             self.domain.bounce(event.stanza, "internal-server-error")
-            decided.callback(None)
+        elif not exists:
+            self.domain.bounce(event.stanza, "service-unavailable")
+        else:
+            try:
+                # Sessions may have come up meanwhile: decide again.
+                waiting = self.toBare(event, messageType(event.stanza), accountKnown=True)
+            except Exception:
+                self.log.failure("Delivering a message to {jid} failed",
+                                 jid=event.recipient.userhost())
+            else:
+                if waiting is not None:
+                    return waiting
+        return True
 
 
 def makeHandler(domain) -> MessageHandler:

@@ -37,6 +37,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import DELIVER
 from xmppd.config import number, option, section
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.stanzas import NS_CLIENT
@@ -109,8 +110,8 @@ class PingHandler(XMPPHandler, IQHandlerMixin):
 
     def register(self) -> None:
         if self.idleTimeout:
-            self.domain.hooks.add("session/bound", self.onSessionBound)
-            self.domain.hooks.add("session/closed", self.onSessionClosed)
+            self.domain.hooks.add("session/bound", self.onSessionBound, DELIVER)
+            self.domain.hooks.add("session/closed", self.onSessionClosed, DELIVER)
 
     def onSessionBound(self, session) -> None:
         if session.jid.host != self.domain.domain:

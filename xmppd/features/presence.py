@@ -41,9 +41,11 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
+from xmppd.core.hooks import DELIVER
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.roster import rosterManager
-from xmppd.core.stanzas import copyStanza, errorReply, priorityOf, subscriptionStanza, unavailableFrom
+from xmppd.core.stanzas import (copyStanza, errorReply, marks, meta, priorityOf, subscriptionStanza,
+                                unavailableFrom)
 from xmppd.storage.interfaces import NoSuchUser, RosterItem
 
 #: RFC 6121 §3.4.1: the stream feature announcing pre-approvals.
@@ -51,10 +53,6 @@ NS_PRE_APPROVAL = "urn:xmpp:features:pre-approval"
 
 SUBSCRIPTION_TYPES = frozenset(("subscribe", "subscribed", "unsubscribe", "unsubscribed"))
 
-#: The attribute marking a subscription stanza the recipient's side already
-#: processed, to be handed to the addressed resource as it is (the pending
-#: requests delivered again at initial presence).
-REDELIVERY = "xmppdRedelivery"
 
 # The subscription states of RFC 6121 Appendix A.1, named as there.
 NONE = "None"
@@ -235,13 +233,13 @@ class PresenceHandler(XMPPHandler):
 
     def connectionInitialized(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("presence/self", self.onSelf)
-        hooks.add("presence/bare", self.onBare)
-        hooks.add("presence/full", self.onFull)
+        hooks.add("presence/self", self.onSelf, DELIVER)
+        hooks.add("presence/bare", self.onBare, DELIVER)
+        hooks.add("presence/full", self.onFull, DELIVER)
         # Below policy features (blocking, limits) that may stop a stanza.
-        hooks.add("c2s/outgoing", self.onOutgoing, priority=-10)
-        hooks.add("session/closed", self.onSessionClosed)
-        hooks.add("c2s/features", self.onFeatures)
+        hooks.add("c2s/outgoing", self.onOutgoing, DELIVER)
+        hooks.add("session/closed", self.onSessionClosed, DELIVER)
+        hooks.add("c2s/features", self.onFeatures, DELIVER)
 
     @property
     def sessions(self):
@@ -434,7 +432,7 @@ class PresenceHandler(XMPPHandler):
             if item.pendingIn:
                 # §3.1.3: requests that waited for the user come now.
                 request = subscriptionStanza("subscribe", jid, full, item.pendingInStatus)
-                setattr(request, REDELIVERY, True)
+                meta(request).presenceRedelivery = True
                 self.route(request)
 
     async def broadcastUnavailable(self, session, presence: domish.Element,
@@ -479,8 +477,7 @@ class PresenceHandler(XMPPHandler):
         stanzaType = stanza.getAttribute("type")
         recipient = event.recipient
         if stanzaType in SUBSCRIPTION_TYPES:
-            # vars(): domish's getattr would find a child element of that name.
-            if vars(stanza).get(REDELIVERY):
+            if marks(stanza).presenceRedelivery:
                 if session is not None:
                     self.domain.deliverToSession(session, stanza)
             elif event.sender is not None:

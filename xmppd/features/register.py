@@ -77,6 +77,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import DELIVER
 from xmppd.config import boolean, domainList, integer, number, option, section
 from xmppd.core.events import AccountEvent
 from xmppd.config.hosts import hostSettings
@@ -202,8 +203,8 @@ class RegisterHandler(XMPPHandler):
     def connectionInitialized(self) -> None:
         self.xmlstream.addObserver(REGISTER_REQUEST, self.onRequest)
         hooks = self.domain.hooks
-        hooks.add("c2s/features", self.onFeatures)
-        hooks.add("c2s/unauthenticated-iq", self.onUnauthenticatedIQ)
+        hooks.add("c2s/features", self.onFeatures, DELIVER)
+        hooks.add("c2s/unauthenticated-iq", self.onUnauthenticatedIQ, DELIVER)
 
     def checkPassword(self, password: str) -> dict:
         """The credentials for C{password}, or C{not-acceptable} saying why not."""

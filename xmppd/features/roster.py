@@ -38,6 +38,7 @@ from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
+from xmppd.core.hooks import DELIVER, OBSERVE
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.stanzas import subscriptionStanza, unavailableFrom
@@ -116,8 +117,8 @@ class RosterManager:
         self.interested: set[str] = set()
         # Low priority: whoever broadcasts the session's unavailable presence
         # reads the roster first (operations on one account run in order).
-        domain.hooks.add("session/closed", self.onSessionClosed, priority=-100)
-        domain.hooks.add("account/removed", self.onAccountRemoved)
+        domain.hooks.add("session/closed", self.onSessionClosed, OBSERVE)
+        domain.hooks.add("account/removed", self.onAccountRemoved, DELIVER)
 
     @property
     def _store(self):
@@ -169,6 +170,10 @@ class RosterManager:
             if self.domain.sessions.sessionsOf(self.bareJID(username)):
                 self._cache[username] = roster
         return roster
+
+    def cachedRoster(self, username: str) -> Roster | None:
+        """The account's roster if it is in memory (the account has a session), else None."""
+        return self._cache.get(username)
 
     async def getItem(self, username: str, jid: str) -> RosterItem | None:
         roster = self._cache.get(username)
@@ -332,7 +337,7 @@ class RosterHandler(XMPPHandler, IQHandlerMixin):
     def connectionInitialized(self) -> None:
         self.xmlstream.addObserver(ROSTER_GET, self.handleRequest)
         self.xmlstream.addObserver(ROSTER_SET, self.handleRequest)
-        self.domain.hooks.add("c2s/features", self.onFeatures)
+        self.domain.hooks.add("c2s/features", self.onFeatures, DELIVER)
 
     # -- hooks ---------------------------------------------------------------
 

@@ -13,7 +13,7 @@ session (the client's own C{max}, if lower, wins).
 Counting (§4): C{h} counts the stanzas the client sent that the server
 I{handled}, "accepted responsibility for".  Here that is issue 5's
 durability contract: a stanza is handled once routing returned and every
-Deferred its takers put in C{stanza.__dict__["acceptance"]} has fired (an
+Deferred its takers hold it with (L{xmppd.core.stanzas.hold}) has fired (an
 offline write is on disk).  Stanzas complete in the order they came, so
 C{h} is the length of the completed prefix; an C{<r/>} that arrives while
 writes are pending is answered when the stanzas before it have completed
@@ -79,11 +79,12 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
+from xmppd.core.hooks import DELIVER
 from xmppd.c2s.stream import ClientStream
 from xmppd.stream.elements import serialize
 from xmppd.config import integer, number, option, section
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_STANZAS, STANZA_NAMES, StanzaText, errorReply
+from xmppd.core.stanzas import NS_STANZAS, STANZA_NAMES, StanzaText, errorReply, holders, meta
 
 NS_SM = "urn:xmpp:sm:3"
 NS_DELAY = "urn:xmpp:delay"
@@ -225,7 +226,7 @@ class StreamManagement:
 
     def stanzaHandled(self, stanza: domish.Element) -> None:
         """The stream routed C{stanza}; count it once what it waits for is done."""
-        acceptance = stanza.__dict__.get("acceptance")
+        acceptance = holders(stanza)
         if not self.pending and (not acceptance or all(d.called for d in acceptance)):
             self.handled += 1
             return
@@ -453,9 +454,9 @@ class StreamManagementHandler(XMPPHandler):
 
     def register(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("c2s/features", self.onFeatures)
-        hooks.add("c2s/nonza", self.onNonza)
-        hooks.add("c2s/shutdown", self.onShutdown)
+        hooks.add("c2s/features", self.onFeatures, DELIVER)
+        hooks.add("c2s/nonza", self.onNonza, DELIVER)
+        hooks.add("c2s/shutdown", self.onShutdown, DELIVER)
 
     def onFeatures(self, event) -> None:
         stream = event.stream
@@ -563,8 +564,8 @@ class StreamManagementHandler(XMPPHandler):
                     if reply is not None:
                         route(reply)
             elif stanza.name == "message" and self.mayReroute(stanza):
-                stanza.__dict__["replayed"] = True
-                stanza.__dict__["fromUnacked"] = True
+                found = meta(stanza)
+                found.replayed = found.fromUnacked = True
                 if not any(child.uri == NS_DELAY and child.name == "delay"
                            for child in stanza.elements()):
                     delay = stanza.addElement((NS_DELAY, "delay"))

@@ -177,8 +177,13 @@ class S2SService(service.Service):
             self.log.info("Dropping a stanza from {local} to {remote}: {local} is not ours",
                           local=local, remote=remote)
             return
-        if leavesDomain(self.router, stanza, parseJID(stanza["from"]), parseJID(stanza["to"])):
+        if leavesDomain(self.router, stanza, parseJID(stanza["from"]), parseJID(stanza["to"]),
+                        lambda: self.sendOut(stanza, local, remote)):
             return
+        self.sendOut(stanza, local, remote)
+
+    def sendOut(self, stanza: domish.Element, local: str, remote: str) -> None:
+        """Queue C{stanza} on the route from C{local} to C{remote}, made if needed."""
         route = self.routes.get((local, remote))
         if route is None:
             route = self.routes[(local, remote)] = OutgoingRoute(self, local, remote)

@@ -38,14 +38,16 @@ and not waited for; a failure is logged.  What may wait is the decision,
 which needs the account's preferences (XEP-0441, stored as JSON under the
 account-data key C{"mam:prefs"}): those of accounts with a session are kept
 in memory (loaded at bind), a bounded number of others in a least recently
-used cache.  When they are not in memory, or C{default='roster'} needs a
-roster that is not in memory, the message is held, and released once
-decided, through the same hooks (the mark C{mamDecision} says it was
-decided); later messages to the same account wait behind it, in order, so
-archive order is arrival order (§3.1).  A held message is held in the
-sense of issue 5's durability contract (L{xmppd.core.stanzas.hold}) until it
-has been passed on, so stream management does not acknowledge it before
-whoever takes it then (offline storage) has it safe.
+used cache.  When they are in memory (and so is the roster, for
+C{default='roster'}) the decision is made at once, allocating nothing.
+When not, an incoming message's hook callback returns a Deferred: its hook
+chain (carbons, delivery) waits until it is decided and archived, and the
+hooks hold it meanwhile (issue 5's durability contract), so stream
+management does not acknowledge it before whoever takes it then (offline
+storage) has it safe.  Later messages for the same account wait behind it,
+in order (at most L{MAX_WAITING}, then C{resource-constraint}), so archive
+order is arrival order (§3.1).  An outgoing message never waits: it is
+archived once decided, in the same order.
 
 Preferences (XEP-0441 §2): get and set of C{<prefs/>}; the default is
 C{[mam] default}; a JID in both lists is never archived (privacy wins);
@@ -87,6 +89,8 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.hooks import STAMP
+from xmppd.core.events import C2S_OUTGOING, MESSAGE_BARE, MESSAGE_FULL
 from xmppd.core.accountcache import AccountDataCache
 from xmppd.features.carbons import isCarbon
 from xmppd.config import choice, integer, number, option, section
@@ -94,7 +98,7 @@ from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.features.mam.query import (NS_MAM, finElement, firstChild, metadata, newArchiveId, queryForm,
                                       resultMessage, runQuery)
 from xmppd.features.roster import rosterManager
-from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, hold, messageType
+from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, marks, messageType, meta
 from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser
 
 NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended"
@@ -107,10 +111,10 @@ PREFS_GET = "/iq[@type='get']/prefs[@xmlns='%s']" % NS_MAM
 PREFS_SET = "/iq[@type='set']/prefs[@xmlns='%s']" % NS_MAM
 METADATA_GET = "/iq[@type='get']/metadata[@xmlns='%s']" % NS_MAM
 
-#: Below blocking (100), above carbons (20) and delivery (0).
-INCOMING_PRIORITY = 30
-#: After blocking, before the sent carbons (-20).
-OUTGOING_PRIORITY = -15
+#: After blocking (policy), before carbons (copies) and delivery.
+INCOMING_PRIORITY = STAMP
+#: After blocking, before the sent carbons, which forward the id.
+OUTGOING_PRIORITY = STAMP
 
 #: The account-data key of the preferences.
 PREFS_KEY = "mam:prefs"
@@ -156,8 +160,8 @@ def hints(stanza: domish.Element) -> set[str]:
 
 def isArchivable(stanza: domish.Element) -> bool:
     """Whether a message is one a user archive keeps; see the module docstring."""
-    marks = stanza.__dict__
-    if marks.get("replayed") or marks.get("carbonCopy") or marks.get("mamResult"):
+    found = marks(stanza)
+    if found.replayed or found.carbonCopy or found.mamResult:
         return False
     kind = messageType(stanza)
     if kind not in ("chat", "normal"):
@@ -172,6 +176,11 @@ def isArchivable(stanza: domish.Element) -> bool:
 
 def removeForgedIds(stanza: domish.Element, by: str) -> None:
     """XEP-0359 §5 rules 3-4: drop every stanza-id claiming to be C{by}'s."""
+    for child in stanza.children:
+        if isinstance(child, domish.Element) and child.name == "stanza-id":
+            break
+    else:
+        return  # The usual case: nothing to drop, no new list.
     stanza.children = [
         child for child in stanza.children
         if not (isinstance(child, domish.Element) and child.uri == NS_SID
@@ -225,7 +234,7 @@ class Prefs:
 class Pending:
     """A message whose archiving waits for the account's preferences."""
 
-    __slots__ = ("event", "outgoing", "account", "target", "peer", "stamp", "held",
+    __slots__ = ("event", "outgoing", "account", "target", "peer", "stamp", "resume",
                  "archivable", "waiting")
 
     def __init__(self, event, outgoing: bool, account, target, stamp: float,
@@ -236,7 +245,8 @@ class Pending:
         self.target = target
         self.peer = None if target is None else target.userhost()
         self.stamp = stamp
-        self.held = None
+        #: What the incoming message's hook chain waits for.
+        self.resume: defer.Deferred | None = None
         self.archivable = archivable
         #: A decision for it is on its way.
         self.waiting = False
@@ -272,9 +282,9 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
 
     def register(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("message/bare", self.onIncoming, INCOMING_PRIORITY)
-        hooks.add("message/full", self.onIncoming, INCOMING_PRIORITY)
-        hooks.add("c2s/outgoing", self.onOutgoing, OUTGOING_PRIORITY)
+        hooks.add(MESSAGE_BARE, self.onIncoming, INCOMING_PRIORITY)
+        hooks.add(MESSAGE_FULL, self.onIncoming, INCOMING_PRIORITY)
+        hooks.add(C2S_OUTGOING, self.onOutgoing, OUTGOING_PRIORITY)
         self.cache.register()
         if self.config.retention_days > 0:
             self.retention = task.LoopingCall(self.expire)
@@ -302,6 +312,27 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
 
     # -- deciding -------------------------------------------------------------
 
+    def decideCached(self, account, target) -> bool | None:
+        """
+        Whether a message between C{account} (bare) and C{target} is
+        archived, if what that needs is in memory; C{None} if not.  The
+        per-message path: no Deferred, no closure.
+        """
+        prefs = self.cache.cached(account.userhost())
+        if prefs is None:
+            return None
+        decision = prefs.archives(target)
+        if decision is not None:
+            return decision
+        bare = target.userhost()
+        if bare == account.userhost():
+            return True
+        roster = rosterManager(self.domain).cachedRoster(account.user)
+        if roster is None:
+            return None
+        item = roster.items.get(bare)
+        return item is not None and item.visible
+
     def decide(self, account, target) -> defer.Deferred:
         """Whether a message between C{account} (bare) and C{target} is archived."""
         d = self.cache.load(account)
@@ -323,50 +354,38 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
 
         return d.addCallback(apply).addErrback(failed)
 
-    def decideNow(self, account, target) -> tuple[bool, defer.Deferred | bool]:
-        """C{(True, decision)} if it is known now, else C{(False, Deferred)}."""
-        d = self.decide(account, target)
-        box = []
-        d.addCallback(lambda result: box.append(result) or result)
-        if box:
-            return True, box[0]
-        return False, d
-
     # -- incoming (§3.5) ------------------------------------------------------
 
     def onIncoming(self, event):
-        """C{message/bare}, C{message/full}: archive for the recipient, stamp the id."""
+        """
+        C{message/bare}, C{message/full}: archive for the recipient, stamp
+        the id.  Returns a Deferred, so the chain (carbons, delivery) waits,
+        when the decision needs storage or a message of the account before
+        this one still waits for its own.
+        """
         if event.domain is not self.domain:
-            return None
-        stanza = event.stanza
-        marks = stanza.__dict__
-        if "mamDecision" in marks:
-            # Released after waiting: decided already (see L{release}).
-            decision, stamp = marks.pop("mamDecision")
-            if decision:
-                self.archiveIncoming(event, stamp)
             return None
         recipient = event.recipient
         if recipient.user is None or event.sender is None:
             return None
-        key = recipient.userhost()
-        if marks.get("replayed") or marks.get("carbonCopy") or marks.get("mamResult"):
+        stanza = event.stanza
+        found = marks(stanza)
+        if found.replayed or found.carbonCopy or found.mamResult:
             return None
+        key = recipient.userhost()
         removeForgedIds(stanza, key)
         archivable = isArchivable(stanza) and self.willDeliver(event)
-        stamp = self.domain.clock.seconds()
-        if key in self.queues:
-            return self.holdIncoming(event, key, stamp, archivable)
-        if not archivable:
-            return None
-        known, decision = self.decideNow(recipient.userhostJID(), event.sender)
-        if not known:
-            self.queues[key] = deque()
-            taken = self.holdIncoming(event, key, stamp, archivable, decision)
-            return taken
-        if decision:
-            self.archiveIncoming(event, stamp)
-        return None
+        queue = self.queues.get(key)
+        if queue is None:
+            if not archivable:
+                return None
+            decision = self.decideCached(recipient, event.sender)
+            if decision is not None:
+                if decision:
+                    self.archiveIncoming(event, self.domain.clock.seconds())
+                return None
+        return self.wait(key, Pending(event, False, recipient.userhostJID(), event.sender,
+                                      self.domain.clock.seconds(), archivable))
 
     def willDeliver(self, event) -> bool:
         """Not a message delivery will bounce: one to a vanished resource that is not a chat."""
@@ -401,7 +420,11 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
     # -- outgoing -------------------------------------------------------------
 
     def onOutgoing(self, event):
-        """C{c2s/outgoing}: archive a user's message in the user's own archive."""
+        """
+        C{c2s/outgoing}: archive a user's message in the user's own archive.
+        The message never waits for the decision: one that needs storage is
+        archived (in order) once decided, without the sent carbons' id.
+        """
         session, stanza = event.session, event.stanza
         if session is None or stanza.name != "message" or session.jid.host != self.host:
             return None
@@ -413,50 +436,49 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         account = makeJID(session.jid.user, session.jid.host)
         key = account.userhost()
         stamp = self.domain.clock.seconds()
-        pending = Pending(event, True, account, recipient, stamp, True)
-        if key in self.queues:
-            self.enqueue(key, pending)
-            return None
-        known, decision = self.decideNow(account, recipient)
-        if not known:
-            self.queues[key] = deque()
-            self.enqueue(key, pending, decision)
-            return None
-        if decision:
-            stanza.__dict__["archiveSentId"] = (key, self.archiveOutgoing(pending))
+        if key not in self.queues:
+            decision = self.decideCached(account, recipient)
+            if decision is not None:
+                if decision:
+                    meta(stanza).archiveSentId = (key, self.archiveOutgoing(
+                        account, recipient.userhost(), stanza, stamp))
+                return None
+        self.wait(key, Pending(event, True, account, recipient, stamp, True))
         return None
 
-    def archiveOutgoing(self, pending: Pending) -> str:
+    def archiveOutgoing(self, account, peer: str, stanza, stamp: float) -> str:
         archiveId = newArchiveId()
-        self.append(pending.account, ArchivedMessage(
-            archiveId, pending.stamp, pending.peer, serialize(pending.event.stanza)))
+        self.append(account, ArchivedMessage(archiveId, stamp, peer, serialize(stanza)))
         return archiveId
 
     # -- waiting for a decision -----------------------------------------------
 
-    def holdIncoming(self, event, key: str, stamp: float, archivable: bool,
-                     decision: defer.Deferred | None = None):
-        """Take an incoming message until the messages before it are decided."""
-        queue = self.queues[key]
-        if len(queue) >= MAX_WAITING:
-            self.domain.bounce(event.stanza, "resource-constraint")
+    def wait(self, key: str, pending: Pending) -> defer.Deferred | bool | None:
+        """
+        Queue C{pending} behind the account's undecided messages, so archive
+        order is arrival order (§3.1); an incoming one gets the Deferred its
+        hook chain waits for (and so is held, issue 5), fired once it is
+        decided and archived.  Past L{MAX_WAITING} an incoming message is
+        refused with C{resource-constraint}.
+        """
+        queue = self.queues.get(key)
+        if queue is None:
+            queue = self.queues[key] = deque()
+        elif len(queue) >= MAX_WAITING and not pending.outgoing:
+            self.domain.bounce(pending.event.stanza, "resource-constraint")
             return True
-        pending = Pending(event, False, event.recipient.userhostJID(), event.sender,
-                          stamp, archivable)
-        pending.held = hold(event.stanza)
-        self.enqueue(key, pending, decision)
-        return True
-
-    def enqueue(self, key: str, pending: Pending, decision: defer.Deferred | None = None) -> None:
-        queue = self.queues[key]
+        resume = None
+        if not pending.outgoing:
+            resume = pending.resume = defer.Deferred()
         queue.append(pending)
         if len(queue) == 1:
-            self.process(key, decision)
+            self.process(key)
+        return resume
 
-    def process(self, key: str, decision: defer.Deferred | None = None) -> None:
+    def process(self, key: str) -> None:
         """
         Decide the queued messages of C{key} in order, waiting where needed.
-        Re-entrant calls (a released message routes another one for the
+        Re-entrant calls (a resumed message routes another one for the
         same account) leave the work to the loop already running.
         """
         if key in self.busy:
@@ -468,20 +490,15 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
                 pending = queue[0]
                 if pending.waiting:
                     return
+                decision = (self.decideCached(pending.account, pending.target)
+                            if pending.archivable else False)
                 if decision is None:
-                    if pending.archivable:
-                        known, decision = self.decideNow(pending.account, pending.target)
-                    else:
-                        known, decision = True, False
-                else:
-                    known = False
-                if not known:
                     pending.waiting = True
-                    decision.addCallback(self.decided, key, pending)
+                    self.decide(pending.account, pending.target).addCallback(
+                        self.decided, key, pending)
                     return
                 queue.popleft()
                 self.release(pending, decision)
-                decision = None
             self.queues.pop(key, None)
         finally:
             self.busy.discard(key)
@@ -501,22 +518,20 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
 
     def release(self, pending: Pending, decision: bool) -> None:
         """
-        Act on a decision made after waiting.  A held message is let go once
-        it has been passed on: whoever takes it then (offline storage) has
-        added its own hold by that time, which stream management waits for.
+        Act on a decision made after waiting: archive, then let an incoming
+        message's hook chain go on (carbons, delivery), which it does at once.
         """
         if pending.outgoing:
             if decision:
-                self.archiveOutgoing(pending)
+                self.archiveOutgoing(pending.account, pending.peer, pending.event.stanza,
+                                     pending.stamp)
             return
-        stanza = pending.event.stanza
-        stanza.__dict__["mamDecision"] = (decision, pending.stamp)
-        try:
-            self.domain.deliver(stanza)
-        except Exception:
-            self.log.failure("Delivering a message after deciding on archiving failed")
-            self.domain.bounce(stanza, "internal-server-error")
-        pending.held.callback(None)
+        if decision:
+            try:
+                self.archiveIncoming(pending.event, pending.stamp)
+            except Exception:
+                self.log.failure("Archiving a message after deciding on it failed")
+        pending.resume.callback(None)
 
     # -- access ---------------------------------------------------------------
 

@@ -42,7 +42,7 @@ from twisted.words.xish import domish
 from wokkel import data_form
 
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT, meta
 from xmppd.storage.interfaces import ArchivedMessage, ItemNotFound
 
 #: MAM's interface to other features: the query protocol, which the MUC
@@ -344,7 +344,7 @@ def resultMessage(account, requester: str, queryId: str | None, archived: Archiv
     delay["stamp"] = formatDateTime(archived.stamp)
     # Serialized by us when archived: passed through without parsing.
     forwarded.addRawXml(archived.xml)
-    message.__dict__["mamResult"] = True
+    meta(message).mamResult = True
     return message
 
 
