@@ -30,6 +30,7 @@ from twisted.words.protocols.jabber import sasl
 from twisted.words.xish import domish
 
 import xmppd
+from xmppd.c2s.listeners import ListenError
 from xmppd.config import Config, ConfigError, loadConfig
 from xmppd.core.server import XMPPServer
 # Imported now, not first inside a trial test: trial re-issues the warnings
@@ -152,10 +153,12 @@ class MakeServerTests(unittest.TestCase):
         code = ("import sys, xmppd\n"
                 "print('twisted.internet.reactor' in sys.modules, 'xmppd.tap' in sys.modules)\n"
                 "xmppd.makeServer\n"
-                "print('xmppd.api' in sys.modules)\n")
+                "print('xmppd.api' in sys.modules)\n"
+                "import xmppd.testing\n"
+                "print('twisted.internet.reactor' in sys.modules)\n")
         out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
                              text=True, timeout=60, check=True).stdout
-        self.assertEqual(out.split(), ["False", "False", "True"])
+        self.assertEqual(out.split(), ["False", "False", "True", "False"])
 
 
 class WhenListeningTests(unittest.TestCase):
@@ -195,6 +198,20 @@ class WhenListeningTests(unittest.TestCase):
         d.addCallback(lambda server: xmppd.whenListening(server.service))
         d.addCallback(lambda addresses: self.assertEqual(list(addresses), ["c2s.endpoint"]))
         return d
+
+
+    @defer.inlineCallbacks
+    def test_portInUse(self):
+        """A listener whose port is taken fails the start with one line naming its key."""
+        first = yield startServer(self)
+        second = ServerFixture(config={"c2s": {
+            "endpoint": f"tcp:{first.c2sPort}:interface=127.0.0.1"}})
+        self.addCleanup(second.close)
+        e = yield self.assertFailure(second.start(), ListenError)
+        self.assertTrue(str(e).startswith(
+            f"c2s.endpoint tcp:{first.c2sPort}:interface=127.0.0.1: cannot listen: "), str(e))
+        self.assertIsNone(second.service)
+        self.assertEqual(second.addresses, {})
 
 
 class StreamProbe(protocol.Protocol):
@@ -284,6 +301,13 @@ class FixtureTests(unittest.TestCase):
         refused = endpoints.TCP4ClientEndpoint(reactor(), "127.0.0.1", port).connect(
             protocol.Factory.forProtocol(protocol.Protocol))
         yield self.assertFailure(refused, error.ConnectionRefusedError)
+
+    def test_loginBeforeStart(self):
+        """Logging in to a fixture that was not started fails at once, saying so."""
+        fixture = ServerFixture()
+        self.addCleanup(fixture.close)
+        failure = self.failureResultOf(fixture.login("romeo", "wherefore"), RuntimeError)
+        self.assertIn("start() it first", str(failure.value))
 
     @defer.inlineCallbacks
     def test_asyncContextManager(self):

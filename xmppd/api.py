@@ -113,8 +113,9 @@ def whenListening(server) -> defer.Deferred:
     configuration enables, among C{c2s.endpoint}, C{c2s.direct_tls_endpoint},
     C{s2s.listen}, C{s2s.direct_tls_listen} and C{components.listen}.  It
     fails as the server's start fails (storage that does not open, a port
-    already in use).  Each call has a Deferred of its own; the server's
-    state is not changed.
+    already in use: one line naming the key), and then takes that failure
+    over from the listening service, whose own C{ready} Deferred would
+    otherwise log it a second time as unhandled.
     """
     services = [(server.getServiceNamed(name), keys) for name, keys in _LISTENERS
                 if name in server.namedServices]
@@ -145,14 +146,17 @@ def _configured(config: Config, key: str) -> bool:
 
 
 def _observe(ready: defer.Deferred) -> defer.Deferred:
-    """A Deferred of our own with C{ready}'s result, leaving C{ready}'s chain as it was."""
+    """
+    A Deferred of our own with C{ready}'s result: a success stays on
+    C{ready}'s chain for other waiters, a failure is ours to report.
+    """
     mine = defer.Deferred()
 
     def passOn(result):
         if isinstance(result, Failure):
             mine.errback(result)
-        else:
-            mine.callback(result)
+            return None
+        mine.callback(result)
         return result
 
     ready.addBoth(passOn)

@@ -269,6 +269,9 @@ class ServerFixture:
         password).  The password defaults to the one the fixture created
         the account with; L{stop} closes the connection.
         """
+        if self.c2sPort is None:
+            return defer.fail(RuntimeError("the server does not listen for clients: "
+                                           "start() it first"))
         if password is None:
             password = self.accounts[user]
         reactor = self._getReactor()
