@@ -53,7 +53,7 @@ EPHEMERAL = "tcp:0:interface=127.0.0.1"
 
 
 def defaultConfig(dataDir: str, s2s: bool = False,
-               components: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
+                  components: Mapping[str, str] | None = None) -> dict[str, dict[str, Any]]:
     """
     What a fixture's server runs with unless the test says otherwise, as a
     dict of the configuration file's shape: the domain C{localhost}, data in
@@ -117,6 +117,10 @@ class ServerFixture:
 
         @raise xmppd.config.ConfigError: the configuration is not valid.
         """
+        dictionary = config is None or isinstance(config, Mapping)
+        if (s2s or components) and not dictionary:
+            raise ValueError("s2s and components are for a dict configuration; "
+                             "a file or Config is used as it is")
         self.ownsDirectory = directory is None
         if directory is None:
             directory = tempfile.mkdtemp(prefix="xmppd-test-")
@@ -124,12 +128,9 @@ class ServerFixture:
         self.accounts = dict(accounts or {})
         self.reactor = reactor
         self.timeout = timeout
-        if config is None or isinstance(config, Mapping):
+        if dictionary:
             base = defaultConfig(os.path.join(self.directory, "data"), s2s, components)
             config = overlay(base, config)
-        elif s2s or components:
-            raise ValueError("s2s and components are for a dict configuration; "
-                             "a file or Config is used as it is")
         try:
             self.config = loadServerConfig(config)
         except BaseException:
