@@ -5,7 +5,11 @@ C{twisted.trial.unittest.TestCase}s so that the two ways a Twisted program
 runs its tests both run them: C{trial tests.test_library} (on trial's
 default reactor) and pytest (on pytest-twisted's asyncio reactor, see
 C{pyproject.toml}), which runs trial test cases through its unittest
-support.  Nothing here needs pytest, so trial can import it.
+support.  Nothing here needs pytest, so trial can import it.  Under
+pytest these cases run before every other test: trial runs the reactor
+itself while it waits, which it cannot do once pytest-twisted has started
+the reactor for good (see C{pytest_collection_modifyitems} in
+C{tests/conftest.py}).
 
 The README's section "Use xmppd from your own Twisted program and tests"
 is tested here too: its embedding example is executed by
