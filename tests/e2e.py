@@ -1,8 +1,8 @@
 """
 End-to-end kit (STYLE "Testing style" 5): a real xmppd node on ephemeral
-loopback ports, built by L{xmppd.tap.makeService} exactly as twistd builds
-it, accounts made by C{xmppctl}'s own code, and slixmpp clients that log in
-over STARTTLS or direct TLS.
+loopback ports, started by L{xmppd.testing} (which builds it with
+L{xmppd.tap.makeService}, as twistd does), accounts made by C{xmppctl}'s
+own code, and slixmpp clients that log in over STARTTLS or direct TLS.
 
     @pytest_twisted.ensureDeferred
     async def test_messageToFullJID(server):
@@ -59,8 +59,8 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from xmppd.cli import ctl
 from xmppd.config import loadConfig
-from xmppd.tap import makeService
 from xmppd.stream.tls import SELF_SIGNED_CERT, SELF_SIGNED_DIR
+from xmppd.testing import ServerFixture, defaultConfig, overlay
 from tests.helpers import toml as _toml
 
 #: The longest any single wait may take, in seconds.
@@ -68,20 +68,11 @@ TIMEOUT = 10.0
 DOMAIN = "localhost"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
-#: What an e2e node runs with unless a test says otherwise: both listeners
-#: on ephemeral loopback ports, durable storage, and failed logins answered
-#: quickly so tests that fail on purpose stay fast.
-DEFAULT_CONFIG = {
-    "server": {"domains": [DOMAIN]},
-    "c2s": {"endpoint": "tcp:0:interface=127.0.0.1",
-            "direct_tls_endpoint": "tcp:0:interface=127.0.0.1"},
-    "storage": {"backend": "sqlite"},
-    "limits": {"auth_failure_delay": 0.01, "auth_failure_delay_max": 0.05},
-    # No federation unless a test asks for it (tests/test_e2e_s2s.py): a node
-    # must never listen on the well-known port or look remote domains up.
-    "s2s": {"listen": ""},
-}
-
+#: What an e2e node runs with over L{xmppd.testing.defaultConfig} (both
+#: client listeners on ephemeral loopback ports, failed logins answered
+#: quickly, no federation unless a test asks for it as
+#: tests/test_e2e_s2s.py does) unless a test says otherwise: durable storage.
+E2E_CONFIG = {"storage": {"backend": "sqlite"}}
 
 def reactor():
     """
@@ -150,7 +141,8 @@ class Server:
     One node in C{directory}: its configuration file, its data directory,
     and the clients the test made through it, disconnected by L{close}.
     L{stop} then L{start} is a restart on the same data directory (the
-    ports change).
+    ports change).  Starting and stopping is L{xmppd.testing.ServerFixture}'s
+    (C{node}), on the configuration file this kit writes for C{xmppctl}.
     """
 
     def __init__(self, directory, config: dict | None = None):
@@ -158,18 +150,21 @@ class Server:
         self.directory = directory
         self.dataDir = directory / "data"
         self.configPath = directory / "xmppd.toml"
-        sections = {name: dict(keys) for name, keys in DEFAULT_CONFIG.items()}
-        sections["server"]["data_dir"] = str(self.dataDir)
-        for name, keys in (config or {}).items():
-            sections.setdefault(name, {}).update(keys)
-        writeConfig(self.configPath, sections)
-        self.config = loadConfig(str(self.configPath))
+        sections = overlay(defaultConfig(str(self.dataDir)), E2E_CONFIG)
+        writeConfig(self.configPath, overlay(sections, config))
+        self.node = ServerFixture(config=str(self.configPath), directory=str(directory),
+                                  timeout=TIMEOUT)
+        self.config = self.node.config
         #: The node's first served domain: the one of its accounts and clients.
-        self.domain = self.config.server.domains[0]
-        self.service = None
+        self.domain = self.node.domain
         self.starttlsPort: int | None = None
         self.directTLSPort: int | None = None
         self.clients: list[Client] = []
+
+    @property
+    def service(self):
+        """The running node's root service (C{None} while stopped)."""
+        return self.node.service
 
     @property
     def certificatePath(self):
@@ -179,19 +174,13 @@ class Server:
     async def start(self) -> None:
         """Build the node as twistd does, start it, and wait until it listens."""
         assert self.service is None, "already running"
-        self.service = makeService(self.config)
-        self.service.startService()
-        c2s = self.service.getServiceNamed("c2s")
-        ports = await c2s.ready.addTimeout(TIMEOUT, reactor())
-        # STARTTLS listener first, direct TLS (XEP-0368) second.
-        self.starttlsPort = ports[0].getHost().port
-        self.directTLSPort = ports[1].getHost().port if len(ports) > 1 else None
+        await self.node.start()
+        self.starttlsPort = self.node.c2sPort
+        self.directTLSPort = self.node.directTLSPort
 
     async def stop(self) -> None:
         """Stop the node (listeners, then storage) and wait until it has."""
-        service, self.service = self.service, None
-        if service is not None:
-            await defer.maybeDeferred(service.stopService).addTimeout(TIMEOUT, reactor())
+        await self.node.stop()
 
     async def xmppctl(self, *argv: str) -> CtlResult:
         """Run C{xmppctl --config <this node's file> ARGV} in a process of its own."""
@@ -460,7 +449,7 @@ async def makeServer(tmp_path):
 
 @pytest_twisted.async_fixture
 async def server(makeServer):
-    """A started node with the e2e defaults (see L{DEFAULT_CONFIG})."""
+    """A started node with the e2e defaults (see L{E2E_CONFIG})."""
     return await makeServer()
 
 

@@ -27,13 +27,13 @@ from xmppd.config.schema import (SECTIONS, Check, ConfigError, Table, boolean, c
 from xmppd.config.sections import (C2SConfig, LimitsConfig, LogConfig, ServerConfig, StorageConfig,
                                    TLSConfig, featureList)
 from xmppd.config.hosts import HOSTS
-from xmppd.config.loading import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, findConfigFile,
-                                  loadConfig)
+from xmppd.config.loading import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, configFromDict,
+                                  findConfigFile, loadConfig)
 
 __all__ = [
     "C2SConfig", "CONFIG_ENVIRONMENT", "Check", "Config", "ConfigError", "DEFAULT_CONFIG", "HOSTS",
     "LimitsConfig", "LogConfig", "SECTIONS", "ServerConfig", "StorageConfig", "TLSConfig", "Table",
-    "boolean", "choice", "describe", "domainList", "endpointString", "featureList", "filePath",
+    "boolean", "choice", "configFromDict", "describe", "domainList", "endpointString", "featureList", "filePath",
     "findConfigFile", "integer", "loadConfig", "normalizeDomain", "number", "option", "options",
     "section", "splitEndpoint", "string", "stringTable", "unknownKey",
 ]

@@ -104,9 +104,21 @@ def loadConfig(path: str | None) -> Config:
 
     @raise ConfigError: the file cannot be read or is not valid.
     """
+    return configFromDict({} if path is None else _readFile(path), path)
+
+
+def configFromDict(document: Mapping[str, Any], path: str | None = None) -> Config:
+    """
+    Validate C{document}, a parsed TOML file (C{{"server": {"domains":
+    ["example.org"]}}}), exactly as L{loadConfig} validates a file, and
+    return its L{Config}; C{path} is where the document came from, if
+    anywhere.  Programs that embed xmppd build their configuration in code
+    with this (see L{xmppd.api.makeServer}).
+
+    @raise ConfigError: the document is not valid (one line naming the key).
+    """
     # Features declare their own sections: they must exist before checking.
     importFeatures()
-    document: dict[str, Any] = {} if path is None else _readFile(path)
     allKeys = [f"{name}.{f.name}" for name, cls in schema.SECTIONS.items()
                for f in options(cls)]
     for name, value in document.items():
