@@ -471,11 +471,11 @@ async def query(reactor, path: str, request: dict,
     return answer, line
 
 
-async def connectionsReport(config: Config, reactor, asJSON: bool = False,
-                            timeout: float = TIMEOUT) -> list[str]:
+async def ask(config: Config, reactor, request: dict,
+              timeout: float = TIMEOUT) -> tuple[dict, bytes]:
     """
-    The lines C{xmppctl connections} prints: a table, or with C{asJSON} the
-    node's answer as it came.
+    Ask the node that runs with C{config} one request (what every C{xmppctl}
+    command about the running server does); its answer, parsed and raw.
 
     @raise AdminError: see L{query}; C{unusable} when the socket is disabled.
     """
@@ -483,10 +483,7 @@ async def connectionsReport(config: Config, reactor, asJSON: bool = False,
     if path is None:
         raise AdminError(f"admin.socket is \"\" in {config.path or 'the configuration'}: "
                          f"the admin socket is disabled", unusable=True)
-    answer, line = await query(reactor, path, {"command": "connections"}, timeout)
-    if asJSON:
-        return [line.decode("utf-8")]
-    return formatConnections(answer)
+    return await query(reactor, path, request, timeout)
 
 
 def formatConnections(answer: dict) -> list[str]:
