@@ -6,8 +6,9 @@ here, opening the server's store for the length of one operation, and
 asking the running server over its admin socket.
 
 The areas (L{xmppd.cli.accounts}, L{xmppd.cli.portability},
-L{xmppd.cli.check}, L{xmppd.cli.connections}) import this module and never
-each other; L{xmppd.cli.ctl} imports them all to build the command line.
+L{xmppd.cli.check}, L{xmppd.cli.connections}, L{xmppd.cli.hooks}) import
+this module and never each other; L{xmppd.cli.ctl} imports them all to
+build the command line.
 """
 
 from __future__ import annotations
