@@ -85,7 +85,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from twisted.protocols.policies import TimeoutMixin
 
 from xmppd.config import Config, ConfigError, describe, normalizeDomain, option, section
-from xmppd.core import hooks as hooksModule
+from xmppd.core.hooks import describe as callbackName
 from xmppd.stream.limits import SendQueueWatch
 
 #: Longest request line in bytes.
@@ -430,7 +430,7 @@ class AdminService(service.Service):
 def listing(rows: list) -> list[dict]:
     """L{xmppd.core.hooks.Hooks.listeners} rows as the C{hooks} answer gives them."""
     return [{"hook": name,
-             "callbacks": [{"callback": hooksModule.describe(callback), "band": str(band)}
+             "callbacks": [{"callback": callbackName(callback), "band": str(band)}
                            for callback, band in listening]}
             for name, listening in rows]
 
