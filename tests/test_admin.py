@@ -2,7 +2,8 @@
 Tests for L{xmppd.admin.service}, the local admin socket, and C{xmppctl
 connections}: the protocol over a real UNIX socket in C{tmp_path} with the
 real reactor, what happens to a socket file left behind or held by another
-node, and the command against a running node with a component connected.
+node, the command against a running node with a component connected, and
+the C{hooks} command (who listens to which hook) in memory.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from twisted.protocols.basic import LineOnlyReceiver
 from xmppd.admin import service as admin
 from xmppd.components.client import ComponentClient
 from xmppd.config import ConfigError, loadConfig
+from xmppd.core.hooks import DELIVER, OBSERVE, POLICY
 from xmppd.core.jid import parseJID
 from xmppd.core.server import XMPPServer
 from tests.e2e import DOMAIN, TIMEOUT, reactor, writeConfig
@@ -33,9 +35,9 @@ COMPONENT = "echo." + DOMAIN
 SECRET = "the echo component's secret"
 
 
-def makeConfig(tmp_path, socketPath=None):
+def makeConfig(tmp_path, socketPath=None, domains=(DOMAIN,)):
     """A configuration with its data in C{tmp_path}/data and, if given, C{admin.socket}."""
-    sections = {"server": {"domains": [DOMAIN], "data_dir": str(tmp_path / "data")},
+    sections = {"server": {"domains": list(domains), "data_dir": str(tmp_path / "data")},
                 "storage": {"backend": "memory"}}
     if socketPath is not None:
         sections["admin"] = {"socket": socketPath}
@@ -194,7 +196,8 @@ async def test_badRequests(nodes):
     server = await nodes()
     client = await nodes.connect(server)
     answer = await client.ask({"command": "shutdown"})
-    assert answer == {"ok": False, "error": 'unknown command "shutdown" (known: connections)'}
+    assert answer == {"ok": False,
+                      "error": 'unknown command "shutdown" (known: connections, hooks)'}
     client.transport.write(b"{not json\n[1, 2]\n\xff\n{}\n")
     for expected in ("not JSON", "expected an object", "must be UTF-8", "expected an object"):
         answer = await client.nextAnswer()
@@ -364,6 +367,89 @@ async def test_refusesWhatIsNotASocket(nodes, tmp_path):
     assert server.fatalMessages == [f"admin.socket {path}: exists and is not a socket; "
                                     f"remove it or choose another path"]
     assert path.read_text() == "notes"
+
+
+# -- hooks ---------------------------------------------------------------------------
+
+
+class Listener:
+    """Callbacks with names a test can spell."""
+
+    def onBlock(self, event):
+        return None
+
+    def onDeliver(self, event):
+        return None
+
+    def onItems(self, event):
+        return None
+
+
+def hooksNode(tmp_path):
+    """
+    A node (not started) serving example.org and example.net: a POLICY and a
+    DELIVER callback on message/bare for example.org, one DELIVER for
+    example.net, and one OBSERVE on disco/items for every domain.
+    """
+    server = XMPPServer(makeConfig(tmp_path, domains=("example.org", "example.net")),
+                        reactor=reactor())
+    listener = Listener()
+    server.hooks.scoped("example.org").add("message/bare", listener.onDeliver, DELIVER)
+    server.hooks.scoped("example.org").add("message/bare", listener.onBlock, POLICY)
+    server.hooks.scoped("example.net").add("message/bare", listener.onDeliver, DELIVER)
+    server.hooks.add("disco/items", listener.onItems, OBSERVE)
+    return admin.AdminService(server, reactor=reactor())
+
+
+def ask(adminService, request) -> dict:
+    """What the admin service answers to C{request}, as a client reads it."""
+    return json.loads(admin.encode(adminService.handle(json.dumps(request).encode())))
+
+
+NAME = "tests.test_admin.Listener."
+
+
+def test_hooks(tmp_path):
+    """hooks lists each domain's callbacks per hook, in run order with bands, then node-wide."""
+    items = {"hook": "disco/items",
+             "callbacks": [{"callback": NAME + "onItems", "band": "OBSERVE"}]}
+    assert ask(hooksNode(tmp_path), {"command": "hooks"}) == {
+        "ok": True,
+        "domains": [
+            {"domain": "example.org", "hooks": [
+                items,
+                {"hook": "message/bare", "callbacks": [
+                    {"callback": NAME + "onBlock", "band": "POLICY"},
+                    {"callback": NAME + "onDeliver", "band": "DELIVER"}]}]},
+            {"domain": "example.net", "hooks": [
+                items,
+                {"hook": "message/bare", "callbacks": [
+                    {"callback": NAME + "onDeliver", "band": "DELIVER"}]}]}],
+        "node": [items]}
+
+
+def test_hooksOfOneDomain(tmp_path):
+    """hooks with a domain, in any case, lists only that domain and no node-wide section."""
+    answer = ask(hooksNode(tmp_path), {"command": "hooks", "domain": "Example.NET"})
+    assert [listing["domain"] for listing in answer["domains"]] == ["example.net"]
+    assert "node" not in answer
+
+
+def test_hooksOfADomainNotServed(tmp_path):
+    """hooks for a domain the node does not serve is refused with the served ones named."""
+    adminService = hooksNode(tmp_path)
+    assert ask(adminService, {"command": "hooks", "domain": "example.com"}) == {
+        "ok": False,
+        "error": "example.com is not served here (server.domains: example.org, example.net)"}
+    assert ask(adminService, {"command": "hooks", "domain": 7}) == {
+        "ok": False, "error": "domain: expected a string"}
+
+
+def test_hooksBeforeDomainsStart(tmp_path):
+    """A node whose domains have loaded no feature yet lists each served domain, hookless."""
+    server = XMPPServer(makeConfig(tmp_path), reactor=reactor())
+    assert ask(admin.AdminService(server, reactor=reactor()), {"command": "hooks"}) == {
+        "ok": True, "domains": [{"domain": DOMAIN, "hooks": []}], "node": []}
 
 
 def test_formatConnections():

@@ -301,6 +301,27 @@ def test_table():
     assert describe(early) == "tests.test_hooks.test_table.<locals>.early"
 
 
+def test_listenersWithBands():
+    """The listeners of a scope come in run order with their bands; own ones leave the node-wide out."""
+    hooks = makeHooks()
+
+    def nodeWide(ev):
+        return None
+
+    def local(ev):
+        return None
+
+    hooks.add("e", nodeWide, OBSERVE)
+    hooks.scoped("a.example").add("e", local, POLICY.then(2))
+    assert hooks.listeners("a.example") == [("e", ((local, POLICY.then(2)),
+                                                   (nodeWide, OBSERVE)))]
+    assert hooks.listeners("a.example", own=True) == [("e", ((local, POLICY.then(2)),))]
+    assert hooks.listeners(None, own=True) == [("e", ((nodeWide, OBSERVE),))]
+    assert hooks.listeners("b.example", own=True) == []
+    assert [str(band) for _, band in hooks.listeners("a.example")[0][1]] == [
+        "POLICY.then(2)", "OBSERVE"]
+
+
 def test_domainTableShowsFeatures(tmp_path):
     """A served domain's table shows blocking, archive, carbons and delivery on message/bare, in that order."""
     from tests.domainhelpers import Domain

@@ -2,7 +2,8 @@
 """
 The local admin socket: what a running node tells its operator, asked by
 C{xmppctl connections} (issue 7: operators see the server-to-server and
-component connections and how each peer authenticated).
+component connections and how each peer authenticated) and C{xmppctl hooks}
+(issue 11: which features listen to which hook, in the order they run).
 
 The node listens on a UNIX socket, C{admin.socket} (by default
 C{<server.data_dir>/admin.sock}; C{""} disables it).  The socket file is
@@ -39,6 +40,24 @@ lists what the service named C{"s2s"} reports (C{method} is C{"EXTERNAL"},
 C{"dialback"} or C{null} while the peer has not authenticated), and is
 empty on a node without one.
 
+C{hooks} answers, for every served domain (C{server.domains}), what firing
+each hook for that domain runs, in order, with the priority band of each
+callback (L{xmppd.core.hooks.Band}); and under C{node} the callbacks
+registered for every domain rather than one (they are also merged, in
+order, into each domain's list)::
+
+    {"ok": true,
+     "domains": [{"domain": "example.org", "hooks": [
+         {"hook": "message/bare", "callbacks": [
+             {"callback": "xmppd.features.blocking.BlockingHandler.onStanza",
+              "band": "POLICY"}, ...]}, ...]}],
+     "node": [{"hook": "disco/items", "callbacks": [...]}]}
+
+A callback is named by its module and qualified name
+(L{xmppd.core.hooks.describe}); hooks nobody listens to are left out.  With
+C{"domain": "example.org"} in the request, only that domain is listed, and
+C{node} is left out; a domain that is not served is an error.
+
 Starting: a socket file left by a node that was killed is removed, but only
 once connecting to it is refused (nobody answers); when another node
 answers there, this one does not start (one line, see
@@ -65,8 +84,9 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.protocols.policies import TimeoutMixin
 
+from xmppd.config import Config, ConfigError, describe, normalizeDomain, option, section
+from xmppd.core.hooks import describe as callbackName
 from xmppd.stream.limits import SendQueueWatch
-from xmppd.config import Config, ConfigError, describe, option, section
 
 #: Longest request line in bytes.
 MAX_REQUEST = 4096
@@ -105,7 +125,7 @@ def socketOption() -> Callable[[str, Any], str]:
 class AdminConfig:
     socket: str = option(
         DEFAULT_SOCKET, socketOption(),
-        "the local admin socket that xmppctl connections asks, a path relative to "
+        "the local admin socket that xmppctl connections and hooks ask, a path relative to "
         "server.data_dir unless absolute; \"\" disables it")
 
 
@@ -133,6 +153,10 @@ class AdminError(Exception):
 
 class NotRunning(AdminError):
     """Nothing answers on the admin socket: no node runs with this configuration."""
+
+
+class Refused(Exception):
+    """A command cannot do what the request asks; C{str()} is the one-line answer."""
 
 
 def encode(answer: dict) -> bytes:
@@ -241,6 +265,7 @@ class AdminService(service.Service):
         self.ready = defer.Deferred()
         self.commands: dict[str, Callable[[dict], dict]] = {
             "connections": self.connections,
+            "hooks": self.hooks,
         }
 
     def startService(self) -> None:
@@ -345,6 +370,8 @@ class AdminService(service.Service):
         try:
             answer = {"ok": True, **handler(request)}
             encode(answer)
+        except Refused as e:
+            return {"ok": False, "error": str(e)}
         except Exception:
             self.log.failure("Admin command {command} failed", command=command)
             return {"ok": False, "error": f"{command} failed; see the server's log"}
@@ -363,6 +390,34 @@ class AdminService(service.Service):
                         len(f.streams) for f in self.child("c2s", lambda s: s.factories))},
         }
 
+    def hooks(self, request: dict) -> dict:
+        """Who listens to which hook, in order: per served domain, and node-wide."""
+        hooks = self.server.hooks
+        domains = list(self.server.config.server.domains)
+        wanted = request.get("domain")
+        if wanted is not None:
+            domains = [self.servedDomain(wanted, domains)]
+        answer: dict[str, Any] = {"domains": [
+            {"domain": domain, "hooks": listing(hooks.listeners(domain))}
+            for domain in domains]}
+        if wanted is None:
+            answer["node"] = listing(hooks.listeners(None, own=True))
+        return answer
+
+    @staticmethod
+    def servedDomain(wanted: Any, domains: list[str]) -> str:
+        """C{wanted} as one of C{domains}, in their canonical form; else L{Refused}."""
+        if not isinstance(wanted, str):
+            raise Refused("domain: expected a string")
+        try:
+            domain = normalizeDomain(wanted)
+        except ValueError:
+            domain = None
+        if domain not in domains:
+            raise Refused(f"{wanted[:100]} is not served here "
+                          f"(server.domains: {', '.join(domains)})")
+        return domain
+
     def child(self, name: str, ask: Callable[[Any], list]) -> list:
         """C{ask(service)} of the node's service C{name}, or C{[]} when it has none."""
         try:
@@ -370,6 +425,14 @@ class AdminService(service.Service):
         except KeyError:
             return []
         return list(ask(child))
+
+
+def listing(rows: list) -> list[dict]:
+    """L{xmppd.core.hooks.Hooks.listeners} rows as the C{hooks} answer gives them."""
+    return [{"hook": name,
+             "callbacks": [{"callback": callbackName(callback), "band": str(band)}
+                           for callback, band in listening]}
+            for name, listening in rows]
 
 
 # The client's side (xmppctl).
@@ -471,11 +534,11 @@ async def query(reactor, path: str, request: dict,
     return answer, line
 
 
-async def connectionsReport(config: Config, reactor, asJSON: bool = False,
-                            timeout: float = TIMEOUT) -> list[str]:
+async def ask(config: Config, reactor, request: dict,
+              timeout: float = TIMEOUT) -> tuple[dict, bytes]:
     """
-    The lines C{xmppctl connections} prints: a table, or with C{asJSON} the
-    node's answer as it came.
+    Ask the node that runs with C{config} one request (what every C{xmppctl}
+    command about the running server does); its answer, parsed and raw.
 
     @raise AdminError: see L{query}; C{unusable} when the socket is disabled.
     """
@@ -483,10 +546,7 @@ async def connectionsReport(config: Config, reactor, asJSON: bool = False,
     if path is None:
         raise AdminError(f"admin.socket is \"\" in {config.path or 'the configuration'}: "
                          f"the admin socket is disabled", unusable=True)
-    answer, line = await query(reactor, path, {"command": "connections"}, timeout)
-    if asJSON:
-        return [line.decode("utf-8")]
-    return formatConnections(answer)
+    return await query(reactor, path, request, timeout)
 
 
 def formatConnections(answer: dict) -> list[str]:

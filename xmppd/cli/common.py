@@ -2,11 +2,13 @@
 """
 What every area of C{xmppctl} shares: the exit statuses, the one-line error
 (L{CtlError}) and how lines are printed, the check that a domain is served
-here, and opening the server's store for the length of one operation.
+here, opening the server's store for the length of one operation, and
+asking the running server over its admin socket.
 
 The areas (L{xmppd.cli.accounts}, L{xmppd.cli.portability},
-L{xmppd.cli.check}, L{xmppd.cli.connections}) import this module and never
-each other; L{xmppd.cli.ctl} imports them all to build the command line.
+L{xmppd.cli.check}, L{xmppd.cli.connections}, L{xmppd.cli.hooks}) import
+this module and never each other; L{xmppd.cli.ctl} imports them all to
+build the command line.
 """
 
 from __future__ import annotations
@@ -77,3 +79,18 @@ async def withWholeStorage(config: Config, reactor: Any, operation) -> Any:
         raise CtlError(f"storage: {e}") from None
     finally:
         await storage.close()
+
+
+async def askServer(config: Config, reactor: Any, request: dict) -> tuple[dict, bytes]:
+    """
+    The running server's answer to C{request} on its admin socket
+    (L{xmppd.admin.service}), parsed and as the raw line.  When no server
+    runs with C{config}, or it refuses, a one-line L{CtlError} with
+    L{FAILED}; when the configuration disables the socket, with L{USAGE}.
+    """
+    # Imported here: only the commands about the running server need it.
+    from xmppd.admin import service as admin
+    try:
+        return await admin.ask(config, reactor, request)
+    except admin.AdminError as e:
+        raise CtlError(str(e), USAGE if e.unusable else FAILED) from None

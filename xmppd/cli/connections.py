@@ -13,7 +13,7 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from xmppd.cli.common import FAILED, OK, USAGE, CtlError, say
+from xmppd.cli.common import OK, askServer, say
 from xmppd.config import Config
 
 COMMANDS = ("connections",)
@@ -32,12 +32,9 @@ def addCommands(commands: Any) -> None:
 
 async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
     """Print the running server's connections."""
-    # Imported here: only this command talks to the running server.
-    from xmppd.admin import service as admin
-    try:
-        lines = await admin.connectionsReport(config, reactor, asJSON=args.json)
-    except admin.AdminError as e:
-        raise CtlError(str(e), USAGE if e.unusable else FAILED) from None
-    for line in lines:
+    answer, raw = await askServer(config, reactor, {"command": "connections"})
+    # Imported here, as in askServer: only this command formats this answer.
+    from xmppd.admin.service import formatConnections
+    for line in [raw.decode("utf-8")] if args.json else formatConnections(answer):
         say(line)
     return OK

@@ -5,8 +5,8 @@ C{xmppctl}: manage accounts and check a configuration from the command line.
 This module builds the command line from the areas of C{xmppctl}, one
 module each, and runs the reactor: L{xmppd.cli.accounts} (C{adduser},
 C{passwd}, C{deluser}, C{users}), L{xmppd.cli.portability} (C{import},
-C{export}), L{xmppd.cli.check} and L{xmppd.cli.connections}; what they
-share is in L{xmppd.cli.common}.
+C{export}), L{xmppd.cli.check}, L{xmppd.cli.connections} and
+L{xmppd.cli.hooks}; what they share is in L{xmppd.cli.common}.
 
     xmppctl [--config FILE] adduser romeo@example.org [--password P]
     xmppctl [--config FILE] passwd romeo@example.org [--password P]
@@ -16,6 +16,7 @@ share is in L{xmppd.cli.common}.
     xmppctl [--config FILE] export FILE [--domain example.org]
     xmppctl [--config FILE] check
     xmppctl [--config FILE] connections [--json]
+    xmppctl [--config FILE] hooks [--json] [--domain example.org]
 
 The configuration is the server's own (C{--config}, else C{$XMPPD_CONFIG},
 else C{./xmppd.toml} when it exists, else the built-in defaults), so
@@ -48,6 +49,11 @@ number of client sessions, and prints them as tables, or with C{--json}
 as the server's JSON answer, one line.  When no server runs with this
 configuration it says so in one line and exits with 1.
 
+C{hooks} asks the running server the same way which features listen to
+which hook, per served domain (or only C{--domain}) and node-wide, and
+prints each hook with its callbacks in the order they run, one a line, or
+with C{--json} the server's answer.
+
 Exit status: 0 done; 1 the operation was refused or failed (the account
 exists or does not, the address or password is invalid, C{check} found an
 error); 2 the command line or the configuration cannot be used.  Every error
@@ -64,7 +70,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import accounts, check, connections, portability
+from xmppd.cli import accounts, check, connections, hooks, portability
 from xmppd.cli.common import FAILED, OK, PROG, USAGE, CtlError, fail
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig)
@@ -76,7 +82,7 @@ __all__ = ["AREAS", "FAILED", "OK", "USAGE", "CtlError", "buildParser", "main",
 #: C{--help}.  Each is a module with C{COMMANDS} (the names it runs),
 #: C{PERSISTENT} (whether they need a store that outlives the process),
 #: C{addCommands(subparsers)} and C{async run(args, config, reactor)}.
-AREAS = (accounts, portability, check, connections)
+AREAS = (accounts, portability, check, connections, hooks)
 
 
 def buildParser() -> argparse.ArgumentParser:

@@ -216,8 +216,8 @@ class Hooks:
 
     def __init__(self, catalogue: Catalogue | None = None):
         self.catalogue = CATALOGUE if catalogue is None else catalogue
-        # (name, scope) -> list of (-priority, serial, callback), kept sorted
-        self._callbacks: dict[tuple[str, Any], list[tuple[int, int, Callback]]] = {}
+        # (name, scope) -> list of (-priority, serial, callback, band), kept sorted
+        self._callbacks: dict[tuple[str, Any], list[tuple[int, int, Callback, Band]]] = {}
         # (name, scope) -> the callbacks a fire runs, in order (cache)
         self._merged: dict[tuple[str, Any], tuple[Callback, ...]] = {}
         self._serial = itertools.count()
@@ -234,7 +234,7 @@ class Hooks:
             raise TypeError("the priority of a callback on %r is a Band (FIRST, POLICY, "
                             "...), not %r" % (str(hook), priority))
         bisect.insort(self._callbacks.setdefault((str(hook), scope), []),
-                      (-priority, next(self._serial), callback))
+                      (-priority, next(self._serial), callback, priority))
         self._forget(hook)
 
     def remove(self, name: str, callback: Callback, scope: Any = None) -> None:
@@ -252,13 +252,18 @@ class Hooks:
         merged = self._merged.get(key)
         if merged is None:
             self.catalogue[name]  # Firing an undeclared name is a bug too.
-            if scope is None:
-                entries = [entry for (n, _), found in self._callbacks.items() if n == name
-                           for entry in found]
-            else:
-                entries = self._callbacks.get((name, None), []) + self._callbacks.get(key, [])
-            merged = self._merged[key] = tuple(entry[2] for entry in sorted(entries))
+            merged = self._merged[key] = tuple(entry[2] for entry in self._entries(name, scope))
         return merged
+
+    def _entries(self, name: str, scope: Any) -> list[tuple[int, int, Callback, Band]]:
+        """The entries firing C{name} for C{scope} runs, in order."""
+        if scope is None:
+            entries = [entry for (n, _), found in self._callbacks.items() if n == name
+                       for entry in found]
+        else:
+            entries = (self._callbacks.get((name, None), [])
+                       + self._callbacks.get((name, scope), []))
+        return sorted(entries)
 
     def has(self, name: str, scope: Any = None) -> bool:
         return bool(self.callbacks(name, scope))
@@ -312,12 +317,26 @@ class Hooks:
         callbacks described)} per hook that has callbacks for C{scope}
         (with C{scope} None: every scope), sorted by name.
         """
+        return [(name, tuple(describe(callback) for callback, _ in listening))
+                for name, listening in self.listeners(scope)]
+
+    def listeners(self, scope: Any = None, own: bool = False
+                  ) -> list[tuple[str, tuple[tuple[Callback, Band], ...]]]:
+        """
+        L{table} with the callbacks themselves and the band each runs in:
+        one C{(hook name, ((callback, band), ...))} per hook that has
+        callbacks, sorted by name, the callbacks in the order they run.
+        With C{own}, only the callbacks registered for exactly C{scope}
+        (with C{scope} None: those registered for every scope, the
+        node-wide listeners); without, what firing for C{scope} runs.
+        """
         names = sorted({name for (name, _), found in self._callbacks.items() if found})
         rows = []
         for name in names:
-            listening = self.callbacks(name, scope)
-            if listening:
-                rows.append((name, tuple(describe(callback) for callback in listening)))
+            entries = (sorted(self._callbacks.get((name, scope), [])) if own
+                       else self._entries(name, scope))
+            if entries:
+                rows.append((name, tuple((entry[2], entry[3]) for entry in entries)))
         return rows
 
     def logTable(self, scope: Any = None) -> None:
