@@ -273,6 +273,25 @@ def test_commandLineRoundTrip(tmp_path):
     assert (result.returncode, result.stdout) == (0, "romeo@example.org\n")
 
 
+def test_readerGoneQuietly(tmp_path):
+    """Piped into a reader that has already gone (| head), xmppctl does its work and exits 0 without an error line."""
+    writeConfig(tmp_path)
+    env = dict(os.environ)
+    env.pop(CONFIG_ENVIRONMENT, None)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [REPO, env.get("PYTHONPATH")]))
+    readEnd, writeEnd = os.pipe()
+    os.close(readEnd)
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "xmppd.cli.ctl", "adduser", "romeo@example.org",
+             "--password", "x"], cwd=tmp_path, env=env, stdout=writeEnd,
+            stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(writeEnd)
+    assert (result.returncode, result.stderr) == (0, "")
+    assert runXmppctl(tmp_path, "users").stdout == "romeo@example.org\n"
+
+
 @pytest_twisted.ensureDeferred
 async def test_pipedPasswordStored(tmp_path):
     """The password piped into xmppctl is the one the account logs in with."""

@@ -64,6 +64,7 @@ printed only with C{--debug}.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from typing import Any
@@ -148,6 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     async def run(reactor: Any) -> None:
         try:
             statuses.append(await runCommand(args, config, reactor))
+        except BrokenPipeError:
+            # The reader went away (`xmppctl hooks | head`): what it wanted
+            # was printed, so stop quietly as Unix tools do, and keep Python
+            # from complaining again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            statuses.append(OK)
         except Exception as e:  # noqa: BLE001 - the promise is one line, no traceback
             if args.debug:
                 traceback.print_exc()
