@@ -30,7 +30,7 @@ from xmppd.core.dispatch import DomainStream, StanzaDispatcher
 from xmppd.core.events import StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.modules import loadFeature
-from xmppd.core.router import IRoute
+from xmppd.core.router import IAddressedRoute
 from xmppd.core.stanzas import StanzaText, errorReply
 
 def leavesDomain(router, stanza: domish.Element, sender, recipient) -> bool:
@@ -70,7 +70,7 @@ HOOK_NAMES = {(kind, target): "%s/%s" % (kind, target)
               for target in ("host", "bare", "full", "self")}
 
 
-@implementer(IRoute)
+@implementer(IAddressedRoute)
 class LocalDomain(service.Service):
     """
     One served virtual host.  Registered with the router while running, so a
@@ -130,14 +130,21 @@ class LocalDomain(service.Service):
     # -- delivery ----------------------------------------------------------
 
     def deliver(self, stanza: domish.Element) -> None:
+        self.deliverAddressed(stanza, None, None)
+
+    def deliverAddressed(self, stanza: domish.Element, sender, recipient) -> None:
+        """
+        L{IAddressedRoute}: C{deliver} with C{from} and C{to} parsed by the
+        router's caller when it knew them (C{None}: parsed here).
+        """
         kind = stanza.name
-        sender = None
-        sent = stanza.getAttribute("from")
-        if sent is not None:
-            try:
-                sender = parseJID(sent)
-            except InvalidJID:
-                sender = None
+        if sender is None:
+            sent = stanza.getAttribute("from")
+            if sent is not None:
+                try:
+                    sender = parseJID(sent)
+                except InvalidJID:
+                    sender = None
         to = stanza.getAttribute("to")
         if to is None:
             if sender is None:
@@ -145,7 +152,9 @@ class LocalDomain(service.Service):
             recipient, toSelf = sender.userhostJID(), True
             target = "self" if kind == "presence" else "bare"
         else:
-            recipient, toSelf = parseJID(to), False
+            if recipient is None:
+                recipient = parseJID(to)
+            toSelf = False
             if recipient.user is None:
                 target = "host"
             elif recipient.resource is None:
