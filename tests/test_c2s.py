@@ -1015,6 +1015,19 @@ def test_quietByDefault(node):
     assert client.stream.traffic is None
 
 
+def test_trafficLogShowsWhatWasWritten(tmp_path):
+    """With log.verbose, a stanza sent to a client is logged as the very text written to its connection."""
+    from twisted.logger import formatEvent
+    events = []
+    node = Node(tmp_path, verbose=True)
+    node.server.traffic.log = Logger(observer=events.append, namespace="traffic")
+    client = node.connect().login("juliet", "balcony")
+    del events[:]
+    reply = client.exchange(message("juliet@" + DOMAIN + "/balcony", "hello there"))
+    [line] = [formatEvent(event) for event in events if " << " in formatEvent(event)]
+    assert line.split(" << ", 1)[1].encode("utf-8") == reply.data
+
+
 def test_trafficLogHidesRegistrationPasswords():
     """The traffic log never shows the password of an in-band registration or password change."""
     from xmppd.stream.traffic import redacted

@@ -313,7 +313,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 
     def write(self, obj, text: str) -> None:
         if self.traffic is not None:
-            self.traffic.outgoing(self.serial, self.peerAddress, obj)
+            self.traffic.outgoing(self.serial, self.peerAddress, obj, text)
         data = text.encode("utf-8")
         self.transport.write(data)
         self.sendQueue.written(len(data))
