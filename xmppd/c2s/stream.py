@@ -59,13 +59,14 @@ from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.c2s.negotiation import INITIALIZERS
 from xmppd.core.stanzas import NS_CLIENT, STANZA_NAMES, StanzaText, errorReply, iqProblem
 from xmppd.stream.xmlparser import HardenedElementStream
+# serialize: an element as a client stream writes it; imported from here by
+# the other streams and by MUC's fan-out.
+from xmppd.stream.serializer import PREFIXES, PREFIXES_IN_SCOPE, serialize  # noqa: F401
 
 if TYPE_CHECKING:
     from xmppd.c2s.listeners import C2SFactory
 
 NS_XML = "http://www.w3.org/XML/1998/namespace"
-PREFIXES = {NS_STREAMS: "stream"}
-PREFIXES_IN_SCOPE = ["stream"]
 VERSION = re.compile(r"^(\d{1,9})\.(\d{1,9})$")
 #: Seconds a closing stream waits for the peer to read its last words.
 CLOSE_TIMEOUT = 10.0
@@ -81,12 +82,6 @@ def streamErrorElement(condition: str, text: str | None = None,
         # RFC 6120 §4.9.4: an application-specific condition may follow.
         error.addChild(appCondition)
     return error
-
-
-def serialize(element: domish.Element) -> str:
-    """An element as a client stream writes it (C{jabber:client} the default namespace)."""
-    return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
-                         prefixesInScope=PREFIXES_IN_SCOPE)
 
 
 @implementer(IPushProducer)
