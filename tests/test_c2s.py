@@ -603,6 +603,34 @@ def test_messageWithoutFromIsStamped(node):
     assert delivered["from"] == romeo.jid
 
 
+def test_readdressedStanzaGoesToTheNewAddress(node):
+    """A stanza a c2s/outgoing hook readdresses reaches the new recipient, not the one the client named."""
+    balcony = node.connect("10.0.0.1").login(resource="balcony")
+    garden = node.connect("10.0.0.3").login(resource="garden")
+    romeo = node.connect("10.0.0.2").login("romeo", resource="orchard")
+
+    def readdress(event):
+        event.stanza["to"] = garden.jid
+    node.server.hooks.add("c2s/outgoing", readdress)
+    romeo.send(message(balcony.jid, "give her this"))
+    assert balcony.received().data == b""
+    [delivered] = garden.received().elements
+    assert delivered["from"] == romeo.jid and str(delivered.body) == "give her this"
+
+
+def test_stanzaReachesTheDomainWithTheStreamsJIDs(node):
+    """A client's message reaches the domain's hooks with the sender's bound JID and the parsed recipient."""
+    juliet = node.connect("10.0.0.1").login(resource="balcony")
+    romeo = node.connect("10.0.0.2").login("romeo", resource="orchard")
+    seen = []
+    node.server.hooks.add("message/full", lambda event: seen.append(event))
+    romeo.send(message(juliet.jid, "hello"))
+    [event] = seen
+    assert event.sender is romeo.stream.jid
+    assert event.recipient.full() == juliet.jid
+    assert len(juliet.received().elements) == 1
+
+
 def test_jidMalformed(node):
     """A stanza to an invalid JID gets jid-malformed."""
     client = node.connect().login()
@@ -1064,6 +1092,19 @@ def test_quietByDefault(node):
     """Without log.verbose no stream keeps a traffic log."""
     client = node.connect()
     assert client.stream.traffic is None
+
+
+def test_trafficLogShowsWhatWasWritten(tmp_path):
+    """With log.verbose, a stanza sent to a client is logged as the very text written to its connection."""
+    from twisted.logger import formatEvent
+    events = []
+    node = Node(tmp_path, verbose=True)
+    node.server.traffic.log = Logger(observer=events.append, namespace="traffic")
+    client = node.connect().login("juliet", "balcony")
+    del events[:]
+    reply = client.exchange(message("juliet@" + DOMAIN + "/balcony", "hello there"))
+    [line] = [formatEvent(event) for event in events if " << " in formatEvent(event)]
+    assert line.split(" << ", 1)[1].encode("utf-8") == reply.data
 
 
 def test_trafficLogHidesRegistrationPasswords():

@@ -3,13 +3,14 @@ Tests for L{xmppd.core.router}, L{xmppd.core.stanzas} and L{xmppd.core.local}: w
 gets a stanza, and the errors senders see when there is none.
 """
 
+from twisted.words.protocols.jabber.jid import JID
 from zope.interface import implementer
 from zope.interface.verify import verifyObject
 
 from xmppd.core.hooks import Hooks
 from xmppd.core.jid import parseJID
 from xmppd.core.local import LocalDomain
-from xmppd.core.router import IRoute, IRouter, Router
+from xmppd.core.router import IAddressedRoute, IRoute, IRouter, Router
 from xmppd.core.sessions import SessionManager
 from xmppd.core.stanzas import errorReply
 from tests.helpers import parse
@@ -102,6 +103,58 @@ def test_brokenRouteDoesNotBreakRouter():
     router.route(parse("<message to='x@broken.example' from='y@ok.example/r'/>"))
     router.route(parse("<message to='x@ok.example' from='y@ok.example/r'/>"))
     assert len(ok.stanzas) == 1
+
+
+@implementer(IAddressedRoute)
+class AddressedRoute(RecordingRoute):
+    def __init__(self):
+        RecordingRoute.__init__(self)
+        self.addressed = []
+
+    def deliverAddressed(self, stanza, sender, recipient):
+        self.addressed.append((stanza, sender, recipient))
+
+
+def test_addressedRouteGetsTheCallersJIDs():
+    """A stanza routed with its addresses already parsed reaches the route with those very JIDs."""
+    router, route = Router(), AddressedRoute()
+    router.addRoute("b.example", route)
+    sender, recipient = JID("romeo@a.example/x"), JID("juliet@b.example")
+    stanza = parse("<message to='juliet@b.example' from='romeo@a.example/x'/>")
+    router.route(stanza, sender, recipient)
+    assert route.addressed == [(stanza, sender, recipient)] and route.stanzas == []
+    assert route.addressed[0][2] is recipient
+
+
+def test_addressedRouteGetsTheRoutersParse():
+    """Routed without parsed addresses, an addressed route gets the 'to' the router parsed, and no sender."""
+    router, route = Router(), AddressedRoute()
+    router.addRoute("b.example", route)
+    router.route(parse("<message to='juliet@b.example' from='romeo@a.example/x'/>"))
+    [(_, sender, recipient)] = route.addressed
+    assert sender is None and recipient == parseJID("juliet@b.example")
+
+
+def test_senderRoutesAStanzaWithoutTo():
+    """A stanza without 'to' routed with its parsed sender goes to the sender's domain."""
+    router, route = Router(), AddressedRoute()
+    router.addRoute("a.example", route)
+    sender = parseJID("romeo@a.example/x")
+    router.route(parse("<presence from='romeo@a.example/x'/>"), sender)
+    [(_, given, recipient)] = route.addressed
+    assert given is sender and recipient is None
+
+
+def test_replacedRouteIsNotAddressedAnyMore():
+    """A plain route that replaces an addressed one for a domain gets that domain's stanzas."""
+    router, addressed, plain = Router(), AddressedRoute(), RecordingRoute()
+    router.addRoute("b.example", addressed)
+    router.addRoute("b.example", plain)
+    router.route(parse("<message to='juliet@b.example' from='romeo@a.example/x'/>"))
+    assert len(plain.stanzas) == 1 and addressed.addressed == []
+    router.removeRoute("b.example", plain)
+    router.route(parse("<message to='juliet@b.example' from='romeo@a.example/x'/>"))
+    assert addressed.addressed == []
 
 
 def test_errorReplyKeepsPayload():
@@ -201,6 +254,20 @@ def test_hooksDecideFirst():
     [event] = taken
     assert event.recipient.full() == "nobody@a.example"
     assert event.sender.full() == "romeo@a.example/x" and not event.toSelf
+
+
+def test_domainUsesTheParsedAddresses():
+    """A domain's hooks see the sender and recipient JIDs the stanza was routed with, not new parses."""
+    router, sessions, domain = makeDomain()
+    taken = []
+    domain.hooks.add("message/bare", lambda event: taken.append(event) or True)
+    # Twisted's own JIDs, not the parser's cached ones: only these very
+    # objects can come out if the domain does not parse again.
+    sender, recipient = JID("romeo@a.example/x"), JID("nobody@a.example")
+    router.route(parse("<message to='nobody@a.example' from='romeo@a.example/x'/>"),
+                 sender, recipient)
+    [event] = taken
+    assert event.sender is sender and event.recipient is recipient
 
 
 def test_noToIsToSelf():

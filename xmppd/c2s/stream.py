@@ -255,7 +255,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 
     def write(self, obj, text: str) -> None:
         if self.traffic is not None:
-            self.traffic.outgoing(self.serial, self.peerAddress, obj)
+            self.traffic.outgoing(self.serial, self.peerAddress, obj, text)
         data = text.encode("utf-8")
         self.transport.write(data)
         self.sendQueue.written(len(data))
@@ -445,7 +445,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         A stanza from the bound client: C{from} is always ours to stamp
         (RFC 6120 §8.1.2.1), C{to} is validated, then the router decides.
         """
-        stanza["from"] = self.jidText
+        stanza["from"] = sent = self.jidText
         to = stanza.getAttribute("to")
         recipient = None
         if to is not None:
@@ -454,7 +454,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             except InvalidJID:
                 self.sendError(stanza, "jid-malformed")
                 return
-            stanza["to"] = recipient.full()
+            stanza["to"] = to = recipient.full()
         if stanza.name == "iq":
             if not self.validIQ(stanza):
                 return
@@ -473,7 +473,12 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             if isinstance(taken, defer.Deferred):
                 self.unlessTaken(taken, self.factory.router.route, stanza)
             return
-        self.factory.router.route(stanza)
+        # The addresses go along, parsed, unless a hook readdressed the
+        # stanza (the same string objects mean untouched attributes).
+        attributes = stanza.attributes
+        self.factory.router.route(
+            stanza, self.jid if attributes.get("from") is sent else None,
+            recipient if attributes.get("to") is to else None)
 
     def validIQ(self, iq: domish.Element) -> bool:
         """RFC 6120 §8.2.3 (L{xmppd.core.stanzas.iqProblem}); a bad one is answered."""

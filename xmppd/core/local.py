@@ -36,7 +36,7 @@ from xmppd.core.events import CATALOGUE, STANZA_OUTBOUND, STANZA_PREPARED, Stanz
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.modules import loadFeature
 from xmppd.core.presencestate import PresenceState
-from xmppd.core.router import IRoute
+from xmppd.core.router import IAddressedRoute
 from xmppd.core.stanzas import StanzaText, errorReply
 
 def leavesDomain(router, stanza: domish.Element, sender, recipient, proceed) -> bool:
@@ -85,7 +85,7 @@ HOOK_NAMES = {(kind, target): CATALOGUE["%s/%s" % (kind, target)]
               if "%s/%s" % (kind, target) in CATALOGUE}
 
 
-@implementer(IRoute)
+@implementer(IAddressedRoute)
 class LocalDomain(service.Service):
     """
     One served virtual host.  Registered with the router while running, so a
@@ -148,14 +148,21 @@ class LocalDomain(service.Service):
     # -- delivery ----------------------------------------------------------
 
     def deliver(self, stanza: domish.Element) -> None:
+        self.deliverAddressed(stanza, None, None)
+
+    def deliverAddressed(self, stanza: domish.Element, sender, recipient) -> None:
+        """
+        L{IAddressedRoute}: C{deliver} with C{from} and C{to} parsed by the
+        router's caller when it knew them (C{None}: parsed here).
+        """
         kind = stanza.name
-        sender = None
-        sent = stanza.getAttribute("from")
-        if sent is not None:
-            try:
-                sender = parseJID(sent)
-            except InvalidJID:
-                sender = None
+        if sender is None:
+            sent = stanza.getAttribute("from")
+            if sent is not None:
+                try:
+                    sender = parseJID(sent)
+                except InvalidJID:
+                    sender = None
         to = stanza.getAttribute("to")
         if to is None:
             if sender is None:
@@ -163,7 +170,9 @@ class LocalDomain(service.Service):
             recipient, toSelf = sender.userhostJID(), True
             target = "self" if kind == "presence" else "bare"
         else:
-            recipient, toSelf = parseJID(to), False
+            if recipient is None:
+                recipient = parseJID(to)
+            toSelf = False
             if recipient.user is None:
                 target = "host"
             elif recipient.resource is None:

@@ -17,15 +17,17 @@ from twisted.words.protocols.jabber.error import NS_XMPP_STREAMS
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 
-NS_CLIENT = "jabber:client"
+# How a client stream writes an element: one serializer, fast for stanzas.
+from xmppd.stream.serializer import NS_CLIENT, PREFIXES, PREFIXES_IN_SCOPE, serialize
+
+__all__ = ["NS_CLIENT", "NS_SERVER", "PREFIXES", "PREFIXES_IN_SCOPE", "STANZA_NAMES",
+           "serialize", "streamErrorElement"]
+
 NS_SERVER = "jabber:server"
 
 #: The top-level elements that are stanzas (RFC 6120 §8); anything else on
 #: an established stream is a nonza.
 STANZA_NAMES = frozenset(("message", "presence", "iq"))
-
-PREFIXES = {NS_STREAMS: "stream"}
-PREFIXES_IN_SCOPE = ["stream"]
 
 
 def streamErrorElement(condition: str, text: str | None = None,
@@ -40,8 +42,3 @@ def streamErrorElement(condition: str, text: str | None = None,
         error.addChild(appCondition)
     return error
 
-
-def serialize(element: domish.Element) -> str:
-    """An element as a client stream writes it (C{jabber:client} the default namespace)."""
-    return element.toXml(prefixes=PREFIXES, defaultUri=NS_CLIENT,
-                         prefixesInScope=PREFIXES_IN_SCOPE)

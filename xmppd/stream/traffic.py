@@ -6,7 +6,8 @@ in a busy log (STYLE "Logging").
 
 Secrets never reach it: the content of SASL elements (passwords in PLAIN,
 proofs in SCRAM) is replaced by its length.  Off by default, and free when
-off: streams hold C{None} instead of a L{TrafficLog}.
+off: streams hold C{None} instead of a L{TrafficLog}.  When on, what a
+stream sends is logged as the text it wrote, not serialized a second time.
 """
 
 from __future__ import annotations
@@ -20,10 +21,12 @@ NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_REGISTER = "jabber:iq:register"
 
 
-def redacted(element: domish.Element) -> str:
+def redacted(element: domish.Element, text: str | None = None) -> str:
     """
     C{element} as XML, with the payload of SASL elements and the passwords
     of in-band registration and password changes (XEP-0077) left out.
+    C{text}, when given, is the element as the stream wrote it: logged as
+    it is when nothing needs to be left out, rather than serialized again.
     """
     if element.uri == NS_SASL and element.name not in ("mechanisms", "failure"):
         attributes = "".join(" %s='%s'" % (k, v) for k, v in element.attributes.items()
@@ -43,7 +46,7 @@ def redacted(element: domish.Element) -> str:
                             copy.addChild(child)
                     xml = element.toXml()
                     return xml.replace(query.toXml(), copy.toXml())
-    return element.toXml()
+    return element.toXml() if text is None else text
 
 
 class TrafficLog:
@@ -59,8 +62,9 @@ class TrafficLog:
         self.log.info("C2S#{serial} {peer} >> {xml}", serial=serial, peer=peer,
                       xml=redacted(element))
 
-    def outgoing(self, serial: int, peer: str, obj) -> None:
-        xml = redacted(obj) if isinstance(obj, domish.Element) else obj
+    def outgoing(self, serial: int, peer: str, obj, text: str | None = None) -> None:
+        """C{obj} (an element or text) was written as C{text}, if given."""
+        xml = redacted(obj, text) if isinstance(obj, domish.Element) else obj
         self.log.info("C2S#{serial} {peer} << {xml}", serial=serial, peer=peer, xml=xml)
 
     def header(self, serial: int, peer: str, root: domish.Element) -> None:
