@@ -349,7 +349,7 @@ class PubSubNode:
     """
     One publish-subscribe node (XEP-0060) of a service: a pubsub domain
     (C{"pubsub.example.org"}) or, for PEP (XEP-0163), an account's bare JID
-    (C{"juliet@example.org"}).  Owned by L{xmppd.features.pubsub}: storage
+    (C{"juliet@example.org"}).  Owned by the pubsub feature: storage
     keeps the configuration as given and never interprets it.
     """
 
@@ -401,10 +401,11 @@ class IPubSubStore(Interface):
     (XEP-0060), for the C{pubsub.} services and for PEP on every account
     (XEP-0163), keyed by C{(service, node)} strings compared exactly.
 
-    PEP nodes belong to their account: the C{account/removed} hook removes
-    them (L{removeService}) and the account's subscriptions and affiliations
-    everywhere (L{removeEntity}); storage does not cascade them from the
-    account itself, since the service string is not an account key.
+    PEP nodes belong to their account: removing the account
+    (L{IUserStore.removeUser}, also from C{xmppctl deluser} with no server
+    running) removes its PEP service and its subscriptions and affiliations
+    everywhere, as L{removeService} and L{removeEntity} do, in the same
+    transaction where the backend has them.
 
     Writes fire their Deferred once durable, like the offline store: a
     publish acknowledged to its publisher survives a restart.
@@ -529,7 +530,7 @@ class IStorage(Interface):
     offline = Attribute("L{IOfflineStore}")
     archive = Attribute("L{IArchiveStore}")
     rooms = Attribute("L{IRoomStore}")
-    pubsub = Attribute("L{IPubSubStore}")
+    # pubsub (L{IPubSubStore}) joins this list when every backend has it.
 
     def importAccounts(records):
         """

@@ -22,6 +22,7 @@ from twisted.internet.interfaces import IReactorTime
 from zope.interface import implementer
 
 from xmppd.core.scram import ScramCredential
+from xmppd.storage.memorypubsub import MemoryPubSubStore
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IAccountDataStore,
                                       IArchiveStore, IOfflineStore, IRoomStore,
                                       IRosterStore, IStorage, IUserStore, ItemNotFound,
@@ -376,7 +377,9 @@ class MemoryStorage:
         self.accountData = MemoryAccountDataStore(self.users)
         self.offline = MemoryOfflineStore(self.users)
         self.archive = MemoryArchiveStore(self.users)
-        self.rooms = MemoryRoomStore(time.time if clock is None else clock.seconds)
+        seconds = time.time if clock is None else clock.seconds
+        self.rooms = MemoryRoomStore(seconds)
+        self.pubsub = MemoryPubSubStore(seconds)
 
     def importAccounts(self, records) -> defer.Deferred:
         for record in records:
@@ -397,6 +400,9 @@ class MemoryStorage:
         self.accountData.forget(username, domain)
         self.offline.forget(username, domain)
         self.archive.forget(username, domain)
+        account = f"{username}@{domain}"
+        self.pubsub.forgetService(account)
+        self.pubsub.forgetEntity(account)
 
     def open(self) -> defer.Deferred:
         return defer.succeed(None)
