@@ -336,6 +336,13 @@ class IRoomStore(Interface):
         """
 
 
+#: The affiliations a node keeps with an entity (XEP-0060 §4.1); "none" is
+#: their absence.
+PUBSUB_AFFILIATIONS = frozenset(("owner", "publisher", "publish-only", "member", "outcast"))
+#: The subscription states a node keeps (XEP-0060 §4.2).
+PUBSUB_STATES = frozenset(("subscribed", "pending", "unconfigured"))
+
+
 class NodeExists(StorageError):
     """The publish-subscribe node to create exists already (XEP-0060 §8.1: conflict)."""
 
@@ -530,7 +537,7 @@ class IStorage(Interface):
     offline = Attribute("L{IOfflineStore}")
     archive = Attribute("L{IArchiveStore}")
     rooms = Attribute("L{IRoomStore}")
-    # pubsub (L{IPubSubStore}) joins this list when every backend has it.
+    pubsub = Attribute("L{IPubSubStore}")
 
     def importAccounts(records):
         """

@@ -16,13 +16,9 @@ from collections.abc import Callable
 from twisted.internet import defer
 from zope.interface import implementer
 
-from xmppd.storage.interfaces import (IPubSubStore, NodeExists, NoSuchNode, PubSubItem,
-                                      PubSubNode, PubSubSubscription)
-
-#: Affiliations a node keeps ("none" is their absence).
-AFFILIATIONS = frozenset(("owner", "publisher", "publish-only", "member", "outcast"))
-#: Subscription states a node keeps.
-STATES = frozenset(("subscribed", "pending", "unconfigured"))
+from xmppd.storage.interfaces import (PUBSUB_AFFILIATIONS as AFFILIATIONS,
+                                      PUBSUB_STATES as STATES, IPubSubStore, NodeExists,
+                                      NoSuchNode, PubSubItem, PubSubNode, PubSubSubscription)
 
 
 class _Node:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage,tests.test_storage_issue5,tests.test_storage_rooms -*-
+# -*- test-case-name: tests.test_storage,tests.test_storage_issue5,tests.test_storage_rooms,tests.test_storage_pubsub -*-
 """
 The embedded, durable storage backend: the SQLite engine
 (L{xmppd.storage.sqlite.engine}) with every store on it, in one file.
@@ -24,6 +24,7 @@ from xmppd.storage.sqlite.accounts import SQLiteUserStore
 from xmppd.storage.sqlite.archive import SQLiteArchiveStore
 from xmppd.storage.sqlite.engine import SQLiteEngine
 from xmppd.storage.sqlite.offline import SQLiteOfflineStore
+from xmppd.storage.sqlite.pubsub import SQLitePubSubStore
 from xmppd.storage.sqlite.rooms import SQLiteRoomStore
 from xmppd.storage.sqlite.rosters import ITEM_COLUMNS, SQLiteRosterStore, rowFromItem
 
@@ -52,6 +53,7 @@ class SQLiteStorage(SQLiteEngine):
         self.offline = SQLiteOfflineStore(self)
         self.archive = SQLiteArchiveStore(self)
         self.rooms = SQLiteRoomStore(self)
+        self.pubsub = SQLitePubSubStore(self)
 
     def importAccounts(self, records) -> defer.Deferred:
         # Rows are built here, on the reactor thread, like setItem's.
