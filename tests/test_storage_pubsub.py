@@ -19,9 +19,9 @@ from tests import test_storage
 from tests.test_storage import CREDENTIALS, DOMAIN
 from tests.test_storage_issue5 import JULIET, oldDatabase
 from xmppd.storage import SQLiteStorage, StorageError
-from xmppd.storage.interfaces import (IPubSubStore, IStorage, NodeExists, NoSuchNode,
-                                      PubSubItem, PubSubNode, PubSubSubscription,
-                                      RosterItem)
+from xmppd.storage.interfaces import (AccountRecord, IPubSubStore, IStorage, NodeExists,
+                                      NoSuchNode, PubSubItem, PubSubNode, PubSubNodeRecord,
+                                      PubSubSubscription, RosterItem)
 from xmppd.storage.sqlite import engine as sqliteEngine
 from xmppd.storage.sqlite import schema as sqliteSchema
 
@@ -277,6 +277,52 @@ async def test_removeUserLeavesOthersAlone(storage):
     assert await pubsub.getAffiliations(SERVICE) == [("news", "romeo@example.org", "owner")]
     assert [n.node for n in await pubsub.listNodes("romeo@example.org")] == [
         "urn:xmpp:avatar:data"]
+
+
+# Bulk import (IStorage.importAccounts) with PEP nodes.
+
+def _pepRecord(node="urn:xmpp:bookmarks:1", **changes):
+    fields = dict(
+        config=CONFIG, items=(item("a"), item("b", published=2.0), item("a", "<x xmlns='y'/>")),
+        affiliations={"nurse@example.org": "member"},
+        subscriptions=(PubSubSubscription(PEP, node, "romeo@example.org/orchard", "s1",
+                                          "subscribed", {"pubsub#deliver": "1"}),))
+    fields.update(changes)
+    return PubSubNodeRecord(node, **fields)
+
+
+@pytest_twisted.ensureDeferred
+async def test_importAccountsWithPEP(storage):
+    """Imported accounts come with their PEP nodes: configuration, items in order, affiliations and subscriptions."""
+    stale = "juliet@example.org"
+    await storage.pubsub.createNode(stale, "left-behind", {}, stale)
+    await storage.importAccounts([AccountRecord(
+        "juliet", DOMAIN, CREDENTIALS,
+        pep=(_pepRecord(), _pepRecord("http://jabber.org/protocol/nick", config={},
+                                       items=(), affiliations={}, subscriptions=())))])
+    pubsub = storage.pubsub
+    assert [(n.node, n.config) for n in await pubsub.listNodes(PEP)] == [
+        ("http://jabber.org/protocol/nick", {}), ("urn:xmpp:bookmarks:1", CONFIG)]
+    assert await pubsub.getItems(PEP, "urn:xmpp:bookmarks:1") == [
+        item("a", "<x xmlns='y'/>"), item("b", published=2.0)]
+    assert await pubsub.getAffiliations(PEP) == [
+        ("http://jabber.org/protocol/nick", PEP, "owner"),
+        ("urn:xmpp:bookmarks:1", PEP, "owner"),
+        ("urn:xmpp:bookmarks:1", "nurse@example.org", "member")]
+    assert await pubsub.getSubscriptions(PEP) == list(_pepRecord().subscriptions)
+
+
+@pytest_twisted.ensureDeferred
+async def test_importAccountsRefusesBadPEP(storage):
+    """An import whose PEP data has an unknown affiliation or state fails and writes no account."""
+    for bad in (_pepRecord(affiliations={"nurse@example.org": "king"}),
+                _pepRecord(subscriptions=(subscription(state="maybe", service=PEP),))):
+        with pytest.raises(ValueError):
+            await storage.importAccounts([
+                AccountRecord("nurse", DOMAIN, CREDENTIALS),
+                AccountRecord("juliet", DOMAIN, CREDENTIALS, pep=(bad,))])
+    assert await storage.users.listUsers() == []
+    assert await storage.pubsub.listNodes(PEP) == []
 
 
 # What only SQLite promises.

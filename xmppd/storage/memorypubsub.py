@@ -91,6 +91,27 @@ class MemoryPubSubStore:
             del self._nodes[(service, node)]
         return removed
 
+    def load(self, service: str, nodes) -> None:
+        """
+        Make C{nodes} (checked L{PubSubNodeRecord}s) the whole of
+        C{service}, for L{IStorage.importAccounts}.
+        """
+        self.forgetService(service)
+        created = float(self._seconds())
+        for record in nodes:
+            state = self._nodes[(service, record.node)] = _Node(
+                PubSubNode(service, record.node, copy.deepcopy(record.config), created))
+            state.affiliations[service] = "owner"
+            state.affiliations.update(record.affiliations)
+            for subscription in record.subscriptions:
+                state.subscriptions[(subscription.jid, subscription.subid)] = (
+                    PubSubSubscription(service, record.node, subscription.jid,
+                                       subscription.subid, subscription.state,
+                                       copy.deepcopy(subscription.options)))
+            for item in record.items:
+                state.items.pop(item.id, None)
+                state.items[item.id] = item
+
     # -- items -----------------------------------------------------------------
 
     def publish(self, service: str, node: str, item: PubSubItem,

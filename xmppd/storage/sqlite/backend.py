@@ -24,7 +24,7 @@ from xmppd.storage.sqlite.accounts import SQLiteUserStore
 from xmppd.storage.sqlite.archive import SQLiteArchiveStore
 from xmppd.storage.sqlite.engine import SQLiteEngine
 from xmppd.storage.sqlite.offline import SQLiteOfflineStore
-from xmppd.storage.sqlite.pubsub import SQLitePubSubStore
+from xmppd.storage.sqlite.pubsub import SQLitePubSubStore, loadServiceRows, pepRows
 from xmppd.storage.sqlite.rooms import SQLiteRoomStore
 from xmppd.storage.sqlite.rosters import ITEM_COLUMNS, SQLiteRosterStore, rowFromItem
 
@@ -67,11 +67,16 @@ class SQLiteStorage(SQLiteEngine):
             if r.roster:
                 versions.append((r.username, r.domain))
             data.extend((r.username, r.domain, key, value) for key, value in r.data.items())
-        return self.runInteraction(_importAccounts, users, credentials, items, versions, data)
+        try:
+            pep = [(f"{r.username}@{r.domain}", pepRows(r.pep)) for r in records if r.pep]
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+        return self.runInteraction(_importAccounts, users, credentials, items, versions,
+                                   data, pep, self.seconds())
 
 
 def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
-                    versions, data) -> None:
+                    versions, data, pep, created) -> None:
     try:
         connection.executemany("INSERT INTO users (username, domain) VALUES (?, ?)", users)
     except sqlite3.IntegrityError:
@@ -90,3 +95,5 @@ def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
         "INSERT INTO roster_versions (username, domain, version) VALUES (?, ?, 1)", versions)
     connection.executemany(
         "INSERT INTO account_data (username, domain, key, value) VALUES (?, ?, ?, ?)", data)
+    for service, nodes in pep:
+        loadServiceRows(connection, service, nodes, created)

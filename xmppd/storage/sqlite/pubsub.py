@@ -279,6 +279,53 @@ def forgetAccount(connection: sqlite3.Connection, username: str, domain: str) ->
     removeEntityRows(connection, account)
 
 
+def pepRows(nodes) -> list[tuple]:
+    """
+    The rows of C{nodes} (L{PubSubNodeRecord}s) for L{loadServiceRows},
+    built and checked on the reactor thread.
+
+    @raise ValueError: a record L{PubSubNodeRecord.check} refuses.
+    @raise TypeError: a configuration or options that are not JSON.
+    """
+    rows = []
+    for record in nodes:
+        record.check()
+        rows.append((
+            record.node, _dumps(record.config), dict(record.affiliations),
+            [(s.jid, s.subid, s.state, _dumps(s.options)) for s in record.subscriptions],
+            [(str(i.id), str(i.payload), str(i.publisher), float(i.published))
+             for i in record.items]))
+    return rows
+
+
+def loadServiceRows(connection: sqlite3.Connection, service: str, nodes: list[tuple],
+                    created: float) -> None:
+    """
+    Make C{nodes} (from L{pepRows}) the whole of C{service}: what an
+    imported account's PEP service holds, in the import's transaction.
+    """
+    removeServiceRows(connection, service)
+    for node, config, affiliations, subscriptions, items in nodes:
+        nodeId = connection.execute(
+            "INSERT INTO pubsub_nodes (service, node, config, created) VALUES (?, ?, ?, ?)",
+            (service, node, config, created)).lastrowid
+        affiliations = {service: "owner", **affiliations}
+        connection.executemany(
+            "INSERT INTO pubsub_affiliations (node_id, jid, affiliation) VALUES (?, ?, ?)",
+            [(nodeId, jid, affiliation) for jid, affiliation in affiliations.items()])
+        connection.executemany(
+            "INSERT INTO pubsub_subscriptions (node_id, jid, subid, state, options)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (node_id, jid, subid) DO UPDATE SET"
+            " state = excluded.state, options = excluded.options",
+            [(nodeId,) + row for row in subscriptions])
+        for row in items:
+            connection.execute("DELETE FROM pubsub_items WHERE node_id = ? AND id = ?",
+                               (nodeId, row[0]))
+            connection.execute(
+                "INSERT INTO pubsub_items (node_id, id, payload, publisher, published)"
+                " VALUES (?, ?, ?, ?, ?)", (nodeId,) + row)
+
+
 def _publish(connection: sqlite3.Connection, service: str, node: str, row: tuple,
              maxItems: int | None) -> list[str]:
     nodeId = _nodeId(connection, service, node)
