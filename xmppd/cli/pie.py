@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pie -*-
+# -*- test-case-name: tests.test_pie,tests.test_pie_pep -*-
 """
 The XEP-0227 file format: every account of a server, its credentials,
 roster, vCard, private XML and offline messages, in one XML document.

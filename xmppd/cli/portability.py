@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_ctl_pie -*-
+# -*- test-case-name: tests.test_ctl_pie,tests.test_pie_pep -*-
 """
 C{xmppctl import} and C{xmppctl export}: moving accounts in and out in the
 XEP-0227 format (the format itself is L{xmppd.cli.pie}).
