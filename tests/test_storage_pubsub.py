@@ -313,6 +313,14 @@ async def test_importAccountsWithPEP(storage):
 
 
 @pytest_twisted.ensureDeferred
+async def test_importAccountsWithoutPEPStartsEmpty(storage):
+    """A new account imported without PEP data never inherits nodes left under its JID."""
+    await storage.pubsub.createNode(PEP, "left-behind", {}, PEP)
+    await storage.importAccounts([AccountRecord("juliet", DOMAIN, CREDENTIALS)])
+    assert await storage.pubsub.listNodes(PEP) == []
+
+
+@pytest_twisted.ensureDeferred
 async def test_importAccountsRefusesBadPEP(storage):
     """An import whose PEP data has an unknown affiliation or state fails and writes no account."""
     for bad in (_pepRecord(affiliations={"nurse@example.org": "king"}),

@@ -68,7 +68,9 @@ class SQLiteStorage(SQLiteEngine):
                 versions.append((r.username, r.domain))
             data.extend((r.username, r.domain, key, value) for key, value in r.data.items())
         try:
-            pep = [(f"{r.username}@{r.domain}", pepRows(r.pep)) for r in records if r.pep]
+            # Every new account's PEP service, empty or not: a node left
+            # behind under its bare JID must not become the new account's.
+            pep = [(f"{r.username}@{r.domain}", pepRows(r.pep)) for r in records]
         except (TypeError, ValueError) as e:
             return defer.fail(e)
         return self.runInteraction(_importAccounts, users, credentials, items, versions,
