@@ -439,3 +439,20 @@ async def test_removedAccountExportsNoPEP(tmp_path, configPath, capsys):
     assert (await readPEP(configPath))[3] == []
     assert await xmppctl(configPath, "deluser", JULIET) == 0
     assert await readPEP(configPath) == ([], {}, [], [])
+
+
+@ensureDeferred
+async def test_storeRefusalIsOneLine(tmp_path, configPath, capsys, monkeypatch):
+    """Should the store refuse PEP data the file checks let through, xmppctl says so in one line and keeps no new account."""
+    def refuse(record):
+        raise ValueError("not an affiliation: 'owner' (juliet@example.org)")
+
+    monkeypatch.setattr(PubSubNodeRecord, "check", refuse)
+    path = write(tmp_path, "in.xml", HAND_WRITTEN)
+
+    assert await xmppctl(configPath, "import", path) == 1
+
+    assert capsys.readouterr().err == (
+        "xmppctl: storage: not an affiliation: 'owner' (juliet@example.org); removed the 0 "
+        "accounts this import had created\n")
+    assert await listUsers(configPath) == []

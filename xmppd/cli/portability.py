@@ -205,7 +205,10 @@ async def _writeAccounts(storage, accounts: list[pie.Account], existing: set) ->
         for account in accounts:
             if (account.username, account.domain) in existing:
                 await _replaceAccount(storage, account)
-    except (StorageError, sqlite3.Error) as error:
+    # ValueError and TypeError: a PEP record the store refuses (an
+    # affiliation, a state, a configuration that is not JSON), which the
+    # parser should have refused first; still one line, never a traceback.
+    except (StorageError, sqlite3.Error, ValueError, TypeError) as error:
         for account in created:
             try:
                 await storage.users.removeUser(account.username, account.domain)
