@@ -43,12 +43,12 @@ from xmppd.storage.interfaces import (PUBSUB_AFFILIATIONS, PUBSUB_STATES, IPubSu
                                       PubSubSubscription)
 from xmppd.storage.sqlite.engine import SQLiteEngine
 
-log = Logger()
-
 
 @implementer(IPubSubStore)
 class SQLitePubSubStore:
     """Publish-subscribe nodes in the C{pubsub_*} tables, every write grouped."""
+
+    log = Logger()
 
     def __init__(self, storage: SQLiteEngine) -> None:
         self._storage = storage
@@ -96,14 +96,20 @@ class SQLitePubSubStore:
 
     def publish(self, service: str, node: str, item: PubSubItem,
                 maxItems: int | None = None) -> defer.Deferred:
-        row = (str(item.id), str(item.payload), str(item.publisher), float(item.published))
-        return self._storage.runGrouped(
-            _publish, service, node, row, None if maxItems is None else int(maxItems))
+        try:
+            row = _itemRow(item)
+            limit = None if maxItems is None else int(maxItems)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+        return self._storage.runGrouped(_publish, service, node, row, limit)
 
     def getItems(self, service: str, node: str, ids=None,
                  maxItems: int | None = None) -> defer.Deferred:
-        wanted = None if ids is None else json.dumps([str(i) for i in ids])
-        limit = -1 if maxItems is None else max(int(maxItems), 0)
+        try:
+            wanted = None if ids is None else json.dumps([str(i) for i in ids])
+            limit = -1 if maxItems is None else max(int(maxItems), 0)
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
         return self._storage.runReadInteraction(_getItems, service, node, wanted, limit)
 
     def retract(self, service: str, node: str, itemId: str) -> defer.Deferred:
@@ -161,6 +167,11 @@ class SQLitePubSubStore:
 # -- reading rows back ---------------------------------------------------------
 
 
+def _itemRow(item: PubSubItem) -> tuple:
+    # Built on the reactor thread: nothing the caller holds is read by the worker.
+    return (str(item.id), str(item.payload), str(item.publisher), float(item.published))
+
+
 def _dumps(value: Any) -> str:
     if not isinstance(value, dict):
         raise TypeError("pubsub configurations and options are dicts")
@@ -174,7 +185,8 @@ def _loadsDict(text: Any, what: str) -> dict:
     except (TypeError, ValueError):
         value = None
     if not isinstance(value, dict):
-        log.warn("unreadable {what} in the database, read as empty", what=what)
+        SQLitePubSubStore.log.warn("unreadable {what} in the database, read as empty",
+                                   what=what)
         return {}
     return value
 
@@ -293,8 +305,7 @@ def pepRows(nodes) -> list[tuple]:
         rows.append((
             record.node, _dumps(record.config), dict(record.affiliations),
             [(s.jid, s.subid, s.state, _dumps(s.options)) for s in record.subscriptions],
-            [(str(i.id), str(i.payload), str(i.publisher), float(i.published))
-             for i in record.items]))
+            [_itemRow(i) for i in record.items]))
     return rows
 
 
