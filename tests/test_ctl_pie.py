@@ -101,7 +101,8 @@ async def test_importStoresEverything(tmp_path, configPath, capsys):
     assert status == 0
     assert capsys.readouterr().out == (
         "imported 3 new accounts and 0 replaced (3 roster items, 1 vCard, 1 private XML "
-        "namespace, 1 offline message; 2 passwords hashed)\n")
+        "namespace, 1 offline message, 0 PEP nodes with 0 items; 2 passwords "
+        "hashed)\n")
 
     async def read(storage):
         juliet = ("juliet", "example.org")
@@ -151,7 +152,8 @@ async def test_roundTrip(tmp_path, configPath, capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[1] == f"exported 3 accounts of example.org, localhost to {first}"
     assert out[2] == ("imported 3 new accounts and 0 replaced (3 roster items, 1 vCard, "
-                      "1 private XML namespace, 1 offline message; 0 passwords hashed)")
+                      "1 private XML namespace, 1 offline message, 0 PEP nodes with "
+                      "0 items; 0 passwords hashed)")
 
 
 @ensureDeferred
@@ -302,7 +304,7 @@ async def test_existingAccountsRefused(tmp_path, configPath, capsys):
     assert capsys.readouterr().err == (
         "xmppctl: 7 of these accounts exist already: u0@example.org, u1@example.org, "
         "u2@example.org, u3@example.org, u4@example.org and 2 more (--replace replaces "
-        "their credentials, roster, vCard and private XML); nothing changed\n")
+        "their credentials, roster, vCard, private XML and PEP nodes); nothing changed\n")
     assert len(await listUsers(configPath)) == 7
     credentials = await withStorage(
         configPath, lambda storage: storage.users.getCredentials("u0", "example.org"))
@@ -327,7 +329,8 @@ async def test_replace(tmp_path, configPath, capsys):
 
     assert capsys.readouterr().out == (
         "imported 1 new account and 1 replaced (1 roster item, 0 vCards, 1 private XML "
-        "namespace, 0 offline messages; 2 passwords hashed)\n")
+        "namespace, 0 offline messages, 0 PEP nodes with 0 items; 2 passwords "
+        "hashed)\n")
 
     async def read(storage):
         juliet = ("juliet", "example.org")
@@ -353,7 +356,8 @@ async def test_dryRun(tmp_path, configPath, capsys):
 
     assert capsys.readouterr().out == (
         "would import 3 new accounts and 0 replaced (3 roster items, 1 vCard, 1 private "
-        "XML namespace, 1 offline message; 2 passwords hashed); nothing changed\n")
+        "XML namespace, 1 offline message, 0 PEP nodes with 0 items; 2 passwords "
+        "hashed); nothing changed\n")
     assert await listUsers(configPath) == []
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from xmppd.cli import pie
 from xmppd.core.scram import checkPassword, deriveCredential
-from xmppd.storage.interfaces import RosterItem
+from xmppd.storage.interfaces import PubSubNodeRecord, RosterItem
 
 DOMAINS = ("capulet.lit", "example.org")
 
@@ -94,7 +94,7 @@ def test_xepExample():
 
 
 def test_prosodyFile():
-    """A Prosody per-user file with a plain password, a pending request and PEP data imports, and the PEP data is noted as skipped."""
+    """A Prosody per-user file with a plain password, a pending request and PEP data imports, an unconfigured PEP node included."""
     # prosody-migrator's xep0227 store: one <server-data> per user; pending
     # inbound requests are <presence/> children written without an xmlns,
     # extra account fields are namespaced attributes.
@@ -117,11 +117,8 @@ def test_prosodyFile():
                                         ("Friends", "Verona")),
         "nurse@example.org": RosterItem("nurse@example.org", pendingIn=True),
     }
-    assert data.notes == [
-        "skipped 1 <pubsub xmlns='http://jabber.org/protocol/pubsub'> element: not imported",
-        "skipped 1 <pubsub xmlns='http://jabber.org/protocol/pubsub#owner'> element: "
-        "not imported",
-    ]
+    assert juliet.pep == [PubSubNodeRecord("urn:xmpp:avatar:data")]
+    assert data.notes == []
 
 
 def test_ejabberdFile():

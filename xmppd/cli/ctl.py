@@ -32,7 +32,9 @@ per user: pass them all), from ejabberd (C{export_piefxis}: pass the main
 file, its XIncludes are followed) or from another xmppd.  Every file is
 read and checked before anything is written, so a bad file changes nothing;
 accounts that exist already are refused unless C{--replace} is given, which
-replaces their credentials, roster, vCard and private XML.  Plain passwords
+replaces their credentials, roster, vCard, private XML and (when the file
+has any) PEP nodes.  PEP nodes travel with their configuration, items,
+affiliations and subscriptions (L{xmppd.cli.piepep}).  Plain passwords
 become SCRAM credentials (SHA-1 and SHA-256) on import; accounts imported
 with only SCRAM-SHA-1 credentials log in with SCRAM-SHA-1 or PLAIN, not
 SCRAM-SHA-256, until their password is set again.  Offline messages are

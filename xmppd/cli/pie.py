@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_pie -*-
+# -*- test-case-name: tests.test_pie,tests.test_pie_pep -*-
 """
 The XEP-0227 file format: every account of a server, its credentials,
 roster, vCard, private XML and offline messages, in one XML document.
@@ -31,9 +31,11 @@ What is read, and from whom:
   - offline messages (§4.4), private XML (§4.5, XEP-0049) and the vCard
     (§4.6, XEP-0054), kept as serialized XML in the form the C{vcard} and
     C{private} features store them;
+  - PEP nodes (§4.9): configuration, items, affiliations and
+    subscriptions, read and written by L{xmppd.cli.piepep};
   - XInclude (§5): C{<xi:include href=.../>} in C{<server-data/>} (a host
     file) or in C{<host/>} (a user file), as ejabberd exports a server;
-  - anything else (PEP, MAM archives, privacy lists, extension attributes)
+  - anything else (MAM archives, privacy lists, extension attributes)
     is skipped and summarized in L{ServerData.notes}, as §4 asks ("SHOULD
     ignore the unknown data, SHOULD notify the operator").
 
@@ -44,7 +46,7 @@ instructions, harmless in a file, are ignored.  Errors are L{PIEError}s
 whose text names the file and line.
 
 Implements: XEP-0227 v1.1 (accounts, SCRAM credentials, rosters, vCards,
-private XML, offline messages; PEP and MAM data skipped)
+private XML, offline messages, PEP nodes; MAM data skipped)
 """
 
 from __future__ import annotations
@@ -62,11 +64,12 @@ from xml.parsers import expat
 
 from twisted.words.xish.domish import Element
 
+from xmppd.cli import piepep
 from xmppd.config import normalizeDomain
 from xmppd.core.jid import InvalidJID, parseJID, prepLocalpart
 from xmppd.core.scram import (MECHANISMS, InvalidPassword, ScramCredential, makeCredentials,
                          preparePassword)
-from xmppd.storage.interfaces import SUBSCRIPTIONS, RosterItem
+from xmppd.storage.interfaces import SUBSCRIPTIONS, PubSubNodeRecord, RosterItem
 
 NS_PIE = "urn:xmpp:pie:0"
 NS_PIE_OLD = "http://www.xmpp.org/extensions/xep-0227.html#ns"
@@ -104,7 +107,8 @@ class Account:
     One account as the file describes it.  C{username} and C{domain} are
     prepared; roster items are keyed by the contact's prepared bare JID;
     C{private} maps a namespace to its serialized elements, concatenated,
-    and C{vcard} and C{offline} hold serialized elements too.
+    and C{vcard} and C{offline} hold serialized elements too; C{pep} holds
+    the nodes of the account's PEP service.
     """
 
     username: str
@@ -115,6 +119,7 @@ class Account:
     vcard: str | None = None
     private: dict[str, str] = field(default_factory=dict)
     offline: list[str] = field(default_factory=list)
+    pep: list[PubSubNodeRecord] = field(default_factory=list)
 
     @property
     def jid(self) -> str:
@@ -474,6 +479,7 @@ def _readUser(reader: _Reader, user: Element, domain: str, source: str) -> Accou
         account.password = password
 
     pending: list[tuple[str, str | None]] = []
+    pep = piepep.PEPReader(jid, fail, reader.skip)
     for child in user.elements():
         key = (child.uri, child.name)
         if key == (NS_SCRAM, "scram-credentials"):
@@ -490,6 +496,10 @@ def _readUser(reader: _Reader, user: Element, domain: str, source: str) -> Accou
             _readPrivate(reader, account, child)
         elif child.name == "offline-messages":
             _readOffline(reader, account, child)
+        elif key == (piepep.NS_PUBSUB_OWNER, "pubsub"):
+            pep.owner(child)
+        elif key == (piepep.NS_PUBSUB, "pubsub"):
+            pep.public(child)
         elif child.name == "presence" and child.uri in (NS_CLIENT, *NS_PIE_ALL):
             if child.getAttribute("type") != "subscribe":
                 reader.skip(child, "only subscription requests are kept")
@@ -501,6 +511,7 @@ def _readUser(reader: _Reader, user: Element, domain: str, source: str) -> Accou
             pending.append((contact, status or None))
         else:
             reader.skip(child)
+    account.pep = pep.records()
     for contact, status in pending:
         item = account.roster.get(contact, RosterItem(contact))
         account.roster[contact] = RosterItem(
@@ -609,7 +620,7 @@ def serialize(accounts: Iterable[Account]) -> Iterator[str]:
     """
     The XEP-0227 document of C{accounts}, in pieces: hosts and users
     sorted, one element per line where that reads well, stored XML (vCard,
-    private XML, messages) on one line each as stored, so that two exports
+    private XML, messages, PEP items) on one line each as stored, so that two exports
     diff line by line.  Credentials are written as SCRAM (v1.1 discourages
     passwords), a plain C{password} only if an account still has one.
     """
@@ -679,4 +690,5 @@ def _writeUser(account: Account) -> Iterator[str]:
         for message in account.offline:
             yield f"        {message}\n"
         yield "      </offline-messages>\n"
+    yield from piepep.write(account.pep)
     yield "    </user>\n"

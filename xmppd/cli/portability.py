@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_ctl_pie -*-
+# -*- test-case-name: tests.test_ctl_pie,tests.test_pie_pep -*-
 """
 C{xmppctl import} and C{xmppctl export}: moving accounts in and out in the
 XEP-0227 format (the format itself is L{xmppd.cli.pie}).
@@ -19,15 +19,16 @@ import sys
 import tempfile
 import time
 import urllib.parse
+from dataclasses import replace
 from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import pie
+from xmppd.cli import pie, piepep
 from xmppd.cli.common import OK, CtlError, fail, say, servedDomain, withWholeStorage
 from xmppd.config import Config
 from xmppd.storage import StorageError
-from xmppd.storage.interfaces import AccountRecord, UserExists
+from xmppd.storage.interfaces import AccountRecord, PubSubNodeRecord, UserExists
 
 COMMANDS = ("import", "export")
 
@@ -64,8 +65,9 @@ def addCommands(commands: Any) -> None:
     importer.add_argument("files", nargs="+", metavar="FILE",
                           help='a XEP-0227 file ("-" for standard input)')
     importer.add_argument("--replace", action="store_true",
-                          help="replace the credentials, roster, vCard and private "
-                          "XML of accounts that exist already (default: refuse)")
+                          help="replace the credentials, roster, vCard, private XML "
+                          "and (when the file has any) PEP nodes of accounts that "
+                          "exist already (default: refuse)")
     importer.add_argument("--dry-run", action="store_true",
                           help="check the files and say what would be imported")
     exporter = commands.add_parser("export", help="write accounts to a XEP-0227 file")
@@ -160,7 +162,7 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
             raise CtlError(
                 f"{len(conflicts)} of these accounts exist already: {shown}"
                 f"{f' and {more} more' if more > 0 else ''} (--replace replaces their "
-                f"credentials, roster, vCard and private XML); nothing changed")
+                f"credentials, roster, vCard, private XML and PEP nodes); nothing changed")
         if args.dry_run:
             return existing, sum(account.password is not None for account in accounts)
         hashed = pie.deriveCredentials(accounts)
@@ -174,7 +176,9 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
         f"{_count(sum(len(account.roster) for account in accounts), 'roster item')}, "
         f"{_count(sum(account.vcard is not None for account in accounts), 'vCard')}, "
         f"{_count(sum(len(account.private) for account in accounts), 'private XML namespace')}, "
-        f"{_count(sum(len(account.offline) for account in accounts), 'offline message')}; "
+        f"{_count(sum(len(account.offline) for account in accounts), 'offline message')}, "
+        f"{_count(sum(len(account.pep) for account in accounts), 'PEP node')} with "
+        f"{_count(sum(len(n.items) for a in accounts for n in a.pep), 'item')}; "
         f"{_count(hashed, 'password')} hashed)")
     if args.dry_run:
         say(f"would import {summary}; nothing changed")
@@ -201,7 +205,10 @@ async def _writeAccounts(storage, accounts: list[pie.Account], existing: set) ->
         for account in accounts:
             if (account.username, account.domain) in existing:
                 await _replaceAccount(storage, account)
-    except (StorageError, sqlite3.Error) as error:
+    # ValueError and TypeError: a PEP record the store refuses (an
+    # affiliation, a state, a configuration that is not JSON), which the
+    # parser should have refused first; still one line, never a traceback.
+    except (StorageError, sqlite3.Error, ValueError, TypeError) as error:
         for account in created:
             try:
                 await storage.users.removeUser(account.username, account.domain)
@@ -223,7 +230,7 @@ def _record(account: pie.Account) -> AccountRecord:
     if account.offline:
         data[OFFLINE_IMPORT_KEY] = json.dumps(account.offline, ensure_ascii=False)
     return AccountRecord(account.username, account.domain, account.credentials,
-                         tuple(account.roster.values()), data)
+                         tuple(account.roster.values()), data, tuple(account.pep))
 
 
 async def _replaceAccount(storage, account: pie.Account) -> None:
@@ -252,6 +259,25 @@ async def _writeData(storage, account: pie.Account, storedPrivate: dict) -> None
     if account.offline:
         await storage.accountData.set(username, domain, OFFLINE_IMPORT_KEY,
                                       json.dumps(account.offline, ensure_ascii=False))
+    if account.pep:
+        await _replacePEP(storage, account)
+
+
+async def _replacePEP(storage, account: pie.Account) -> None:
+    """
+    Make the file's nodes the account's whole PEP service.  Only when the
+    file has PEP data: an export from a server without PEP must not wipe it.
+    """
+    service = account.jid
+    await storage.pubsub.removeService(service)
+    for record in account.pep:
+        await storage.pubsub.createNode(service, record.node, record.config, service)
+        for jid, affiliation in record.affiliations.items():
+            await storage.pubsub.setAffiliation(service, record.node, jid, affiliation)
+        for subscription in record.subscriptions:
+            await storage.pubsub.setSubscription(subscription)
+        for item in record.items:
+            await storage.pubsub.publish(service, record.node, item)
 
 
 async def runExport(args: argparse.Namespace, config: Config, reactor: Any) -> int:
@@ -327,6 +353,7 @@ async def _readAccount(storage, username: str, domain: str,
             except (pie.PIEError, TypeError):
                 problems.append(f"skipped an offline message of {account.jid}: "
                                 f"not well-formed")
+    account.pep = await _readPEP(storage, account.jid, problems)
     # Messages the offline feature holds (including imported ones it has
     # moved in) travel with their acceptance time as an XEP-0203 delay, so
     # the next server delivers them with the right stamp.
@@ -341,6 +368,33 @@ async def _readAccount(storage, username: str, domain: str,
             problems.append(f"skipped an offline message of {account.jid}: "
                             f"not well-formed")
     return account
+
+
+async def _readPEP(storage, service: str, problems: list[str]) -> list:
+    """
+    The account's PEP nodes with everything in them.  Payloads are read
+    back with the safe parser and written out again, as other stored XML
+    is, so a damaged one is reported and left out rather than breaking
+    the file.
+    """
+    records = []
+    for node in await storage.pubsub.listNodes(service):
+        items = []
+        for item in reversed(await storage.pubsub.getItems(service, node.node)):
+            try:
+                payload = "".join(element.toXml() for element in
+                                  pie.parseFragment(item.payload, piepep.NS_PUBSUB))
+            except (pie.PIEError, TypeError):
+                problems.append(f"skipped item {item.id!r} of PEP node {node.node!r} of "
+                                f"{service}: not well-formed")
+                continue
+            items.append(replace(item, payload=payload))
+        affiliations = {jid: affiliation for _, jid, affiliation in
+                        await storage.pubsub.getAffiliations(service, node.node)}
+        records.append(PubSubNodeRecord(
+            node.node, node.config, tuple(items), affiliations,
+            tuple(await storage.pubsub.getSubscriptions(service, node.node))))
+    return records
 
 
 def _writeAtomically(path: str, chunks) -> None:

@@ -336,6 +336,13 @@ class IRoomStore(Interface):
         """
 
 
+#: The affiliations a node keeps with an entity (XEP-0060 §4.1); "none" is
+#: their absence.
+PUBSUB_AFFILIATIONS = frozenset(("owner", "publisher", "publish-only", "member", "outcast"))
+#: The subscription states a node keeps (XEP-0060 §4.2).
+PUBSUB_STATES = frozenset(("subscribed", "pending", "unconfigured"))
+
+
 class NodeExists(StorageError):
     """The publish-subscribe node to create exists already (XEP-0060 §8.1: conflict)."""
 
@@ -511,6 +518,40 @@ class IPubSubStore(Interface):
 
 
 @dataclass(frozen=True)
+class PubSubNodeRecord:
+    """
+    One whole node of an account's PEP service (XEP-0163), for
+    L{IStorage.importAccounts}: what XEP-0227 §4.9 carries of it.
+    """
+
+    node: str
+    #: As L{PubSubNode.config}.
+    config: dict = field(default_factory=dict)
+    #: Oldest first: the last is the node's newest item.
+    items: tuple[PubSubItem, ...] = ()
+    #: Bare JID (text) -> affiliation.  The account owns its nodes unless
+    #: this says otherwise about it.
+    affiliations: dict[str, str] = field(default_factory=dict)
+    #: Their C{service} and C{node} are the account's bare JID and L{node}.
+    subscriptions: tuple[PubSubSubscription, ...] = ()
+
+    def check(self) -> None:
+        """
+        Refuse, as L{IPubSubStore} would, what no backend may import.
+
+        @raise ValueError: an affiliation or a subscription state is not
+            one a node keeps.
+        """
+        for jid, affiliation in self.affiliations.items():
+            if affiliation not in PUBSUB_AFFILIATIONS:
+                raise ValueError(f"not an affiliation: {affiliation!r} ({jid})")
+        for subscription in self.subscriptions:
+            if subscription.state not in PUBSUB_STATES:
+                raise ValueError(f"not a subscription state: {subscription.state!r} "
+                                 f"({subscription.jid})")
+
+
+@dataclass(frozen=True)
 class AccountRecord:
     """A whole new account for L{IStorage.importAccounts}."""
 
@@ -519,6 +560,8 @@ class AccountRecord:
     credentials: dict
     roster: tuple[RosterItem, ...] = ()
     data: dict[str, str] = field(default_factory=dict)
+    #: The nodes of the account's PEP service.
+    pep: tuple[PubSubNodeRecord, ...] = ()
 
 
 class IStorage(Interface):
@@ -530,14 +573,17 @@ class IStorage(Interface):
     offline = Attribute("L{IOfflineStore}")
     archive = Attribute("L{IArchiveStore}")
     rooms = Attribute("L{IRoomStore}")
-    # pubsub (L{IPubSubStore}) joins this list when every backend has it.
+    pubsub = Attribute("L{IPubSubStore}")
 
     def importAccounts(records):
         """
         Create the accounts of C{records} (L{AccountRecord}s) with their
-        rosters (version 1 when there are items) and data, all or nothing:
-        if any account exists already, fail with L{UserExists} and write
-        nothing.  Bulk provisioning (C{xmppctl import}) uses it so thousands
+        rosters (version 1 when there are items), data and PEP nodes (a
+        node left behind under a new account's bare JID is replaced), all
+        or nothing: if any account exists already, fail with L{UserExists}
+        and write nothing; a PEP record with an affiliation or a
+        subscription state that L{IPubSubStore} refuses fails with
+        C{ValueError}, and writes nothing either.  Bulk provisioning (C{xmppctl import}) uses it so thousands
         of accounts cost one transaction, not one per row.
         """
 

@@ -387,12 +387,19 @@ class MemoryStorage:
                 return defer.fail(UserExists(f"{record.username}@{record.domain}"))
         if len({(r.username, r.domain) for r in records}) != len(records):
             return defer.fail(UserExists("the same account twice in one import"))
+        try:
+            for record in records:
+                for node in record.pep:
+                    node.check()
+        except ValueError as e:
+            return defer.fail(e)
         for record in records:
             self.users.addUser(record.username, record.domain, record.credentials)
             if record.roster:
                 self.rosters.load(record.username, record.domain, record.roster)
             for key, value in record.data.items():
                 self.accountData.set(record.username, record.domain, key, value)
+            self.pubsub.load(f"{record.username}@{record.domain}", record.pep)
         return defer.succeed(None)
 
     def _forget(self, username: str, domain: str) -> None:

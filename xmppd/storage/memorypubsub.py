@@ -16,13 +16,9 @@ from collections.abc import Callable
 from twisted.internet import defer
 from zope.interface import implementer
 
-from xmppd.storage.interfaces import (IPubSubStore, NodeExists, NoSuchNode, PubSubItem,
-                                      PubSubNode, PubSubSubscription)
-
-#: Affiliations a node keeps ("none" is their absence).
-AFFILIATIONS = frozenset(("owner", "publisher", "publish-only", "member", "outcast"))
-#: Subscription states a node keeps.
-STATES = frozenset(("subscribed", "pending", "unconfigured"))
+from xmppd.storage.interfaces import (PUBSUB_AFFILIATIONS as AFFILIATIONS,
+                                      PUBSUB_STATES as STATES, IPubSubStore, NodeExists,
+                                      NoSuchNode, PubSubItem, PubSubNode, PubSubSubscription)
 
 
 class _Node:
@@ -94,6 +90,27 @@ class MemoryPubSubStore:
         for node in removed:
             del self._nodes[(service, node)]
         return removed
+
+    def load(self, service: str, nodes) -> None:
+        """
+        Make C{nodes} (checked L{PubSubNodeRecord}s) the whole of
+        C{service}, for L{IStorage.importAccounts}.
+        """
+        self.forgetService(service)
+        created = float(self._seconds())
+        for record in nodes:
+            state = self._nodes[(service, record.node)] = _Node(
+                PubSubNode(service, record.node, copy.deepcopy(record.config), created))
+            state.affiliations[service] = "owner"
+            state.affiliations.update(record.affiliations)
+            for subscription in record.subscriptions:
+                state.subscriptions[(subscription.jid, subscription.subid)] = (
+                    PubSubSubscription(service, record.node, subscription.jid,
+                                       subscription.subid, subscription.state,
+                                       copy.deepcopy(subscription.options)))
+            for item in record.items:
+                state.items.pop(item.id, None)
+                state.items[item.id] = item
 
     # -- items -----------------------------------------------------------------
 

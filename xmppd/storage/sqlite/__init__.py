@@ -11,7 +11,8 @@ L{xmppd.storage.makeStorage}.  The modules:
   - one module per store: C{accounts} (users and SCRAM credentials),
     C{rosters}, C{accountdata} (private XML, vCards, ...), C{offline},
     C{archive} (account archives, and the queries room archives share),
-    C{rooms} (rooms and their archives);
+    C{rooms} (rooms and their archives), C{pubsub} (publish-subscribe
+    nodes, items, subscriptions and affiliations, PEP included);
   - C{backend}: L{SQLiteStorage}, the engine with every store on it.
 """
 

@@ -1,7 +1,8 @@
-# -*- test-case-name: tests.test_storage -*-
+# -*- test-case-name: tests.test_storage,tests.test_storage_pubsub -*-
 """
 The SQLite store of accounts (L{IUserStore}): the C{users} and
-C{scram_credentials} tables.
+C{scram_credentials} tables.  Removing an account also removes its
+publish-subscribe data (L{xmppd.storage.sqlite.pubsub.forgetAccount}).
 
 Every other table holding data of an account references C{users}, so
 L{requireUser} lives here too: the stores that write such data call it to
@@ -19,6 +20,7 @@ from zope.interface import implementer
 from xmppd.core.scram import ScramCredential
 from xmppd.storage.interfaces import IUserStore, NoSuchUser, UserExists
 from xmppd.storage.sqlite.engine import SQLiteEngine
+from xmppd.storage.sqlite.pubsub import forgetAccount
 
 
 @implementer(IUserStore)
@@ -109,11 +111,14 @@ def _insertCredentials(connection: sqlite3.Connection, username: str, domain: st
 
 
 def _removeUser(connection: sqlite3.Connection, username: str, domain: str) -> None:
-    # Credentials, and every later per-account table, go by ON DELETE CASCADE.
+    # Credentials, and every later per-account table, go by ON DELETE CASCADE;
+    # publish-subscribe rows are keyed by JID text, not by the users row,
+    # so they are removed here, in the same transaction.
     cursor = connection.execute("DELETE FROM users WHERE username = ? AND domain = ?",
                                 (username, domain))
     if cursor.rowcount == 0:
         raise NoSuchUser(f"{username}@{domain}")
+    forgetAccount(connection, username, domain)
 
 
 def requireUser(connection: sqlite3.Connection, username: str, domain: str) -> None:

@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_storage,tests.test_storage_issue5,tests.test_storage_rooms -*-
+# -*- test-case-name: tests.test_storage,tests.test_storage_issue5,tests.test_storage_rooms,tests.test_storage_pubsub -*-
 """
 The embedded, durable storage backend: the SQLite engine
 (L{xmppd.storage.sqlite.engine}) with every store on it, in one file.
@@ -24,6 +24,7 @@ from xmppd.storage.sqlite.accounts import SQLiteUserStore
 from xmppd.storage.sqlite.archive import SQLiteArchiveStore
 from xmppd.storage.sqlite.engine import SQLiteEngine
 from xmppd.storage.sqlite.offline import SQLiteOfflineStore
+from xmppd.storage.sqlite.pubsub import SQLitePubSubStore, loadServiceRows, pepRows
 from xmppd.storage.sqlite.rooms import SQLiteRoomStore
 from xmppd.storage.sqlite.rosters import ITEM_COLUMNS, SQLiteRosterStore, rowFromItem
 
@@ -52,6 +53,7 @@ class SQLiteStorage(SQLiteEngine):
         self.offline = SQLiteOfflineStore(self)
         self.archive = SQLiteArchiveStore(self)
         self.rooms = SQLiteRoomStore(self)
+        self.pubsub = SQLitePubSubStore(self)
 
     def importAccounts(self, records) -> defer.Deferred:
         # Rows are built here, on the reactor thread, like setItem's.
@@ -65,11 +67,18 @@ class SQLiteStorage(SQLiteEngine):
             if r.roster:
                 versions.append((r.username, r.domain))
             data.extend((r.username, r.domain, key, value) for key, value in r.data.items())
-        return self.runInteraction(_importAccounts, users, credentials, items, versions, data)
+        try:
+            # Every new account's PEP service, empty or not: a node left
+            # behind under its bare JID must not become the new account's.
+            pep = [(f"{r.username}@{r.domain}", pepRows(r.pep)) for r in records]
+        except (TypeError, ValueError) as e:
+            return defer.fail(e)
+        return self.runInteraction(_importAccounts, users, credentials, items, versions,
+                                   data, pep, self.seconds())
 
 
 def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
-                    versions, data) -> None:
+                    versions, data, pep, created) -> None:
     try:
         connection.executemany("INSERT INTO users (username, domain) VALUES (?, ?)", users)
     except sqlite3.IntegrityError:
@@ -88,3 +97,5 @@ def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
         "INSERT INTO roster_versions (username, domain, version) VALUES (?, ?, 1)", versions)
     connection.executemany(
         "INSERT INTO account_data (username, domain, key, value) VALUES (?, ?, ?, ?)", data)
+    for service, nodes in pep:
+        loadServiceRows(connection, service, nodes, created)

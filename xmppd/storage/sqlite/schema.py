@@ -142,6 +142,54 @@ MIGRATIONS: list[tuple[str, ...]] = [
         "CREATE INDEX room_archive_by_stamp ON room_archive (service, room, stamp)",
         "CREATE INDEX room_archive_by_age ON room_archive (stamp)",
     ),
+    (
+        # Publish-subscribe (XEP-0060) and PEP (XEP-0163).  service is a
+        # pubsub domain or, for PEP, an account's bare JID; nothing
+        # references users: removing an account deletes its PEP nodes and
+        # its subscriptions and affiliations explicitly (sqlite/pubsub.py
+        # forgetAccount), in the same transaction.  config is JSON text
+        # owned by the pubsub feature.  The integer id is what items,
+        # subscriptions and affiliations hang off, so a node deleted and
+        # created again never finds its predecessor's rows.
+        """CREATE TABLE pubsub_nodes (
+               id INTEGER PRIMARY KEY AUTOINCREMENT,
+               service TEXT NOT NULL,
+               node TEXT NOT NULL,
+               config TEXT NOT NULL,
+               created REAL NOT NULL,
+               UNIQUE (service, node)
+           )""",
+        # seq orders a node's items: republishing an id deletes its row and
+        # inserts a new one, which makes it the newest (XEP-0060 §7.1.2).
+        """CREATE TABLE pubsub_items (
+               seq INTEGER PRIMARY KEY AUTOINCREMENT,
+               node_id INTEGER NOT NULL REFERENCES pubsub_nodes (id) ON DELETE CASCADE,
+               id TEXT NOT NULL,
+               payload TEXT NOT NULL,
+               publisher TEXT NOT NULL,
+               published REAL NOT NULL
+           )""",
+        "CREATE UNIQUE INDEX pubsub_items_by_id ON pubsub_items (node_id, id)",
+        "CREATE INDEX pubsub_items_by_node ON pubsub_items (node_id, seq)",
+        # options is JSON text (pubsub#subscribe_options).
+        """CREATE TABLE pubsub_subscriptions (
+               node_id INTEGER NOT NULL REFERENCES pubsub_nodes (id) ON DELETE CASCADE,
+               jid TEXT NOT NULL,
+               subid TEXT NOT NULL,
+               state TEXT NOT NULL,
+               options TEXT NOT NULL,
+               PRIMARY KEY (node_id, jid, subid)
+           ) WITHOUT ROWID""",
+        # Account removal finds an entity's rows on every service.
+        "CREATE INDEX pubsub_subscriptions_by_jid ON pubsub_subscriptions (jid)",
+        """CREATE TABLE pubsub_affiliations (
+               node_id INTEGER NOT NULL REFERENCES pubsub_nodes (id) ON DELETE CASCADE,
+               jid TEXT NOT NULL,
+               affiliation TEXT NOT NULL,
+               PRIMARY KEY (node_id, jid)
+           ) WITHOUT ROWID""",
+        "CREATE INDEX pubsub_affiliations_by_jid ON pubsub_affiliations (jid)",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
