@@ -70,6 +70,7 @@ from xmppd.core.jid import InvalidJID, parseJID, prepLocalpart
 from xmppd.core.scram import (MECHANISMS, InvalidPassword, ScramCredential, makeCredentials,
                          preparePassword)
 from xmppd.storage.interfaces import SUBSCRIPTIONS, PubSubNodeRecord, RosterItem
+from xmppd.cli.xmltext import attr as _attr, escape as _escape
 
 NS_PIE = "urn:xmpp:pie:0"
 NS_PIE_OLD = "http://www.xmpp.org/extensions/xep-0227.html#ns"
@@ -604,16 +605,6 @@ def _descendants(element: Element) -> Iterator[Element]:
 
 
 # Writing
-
-
-def _escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
-
-
-def _attr(text: str) -> str:
-    return "'" + (_escape(text).replace("'", "&apos;").replace("\n", "&#10;")
-                  .replace("\t", "&#9;")) + "'"
 
 
 def serialize(accounts: Iterable[Account]) -> Iterator[str]:

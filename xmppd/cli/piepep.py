@@ -49,6 +49,7 @@ from twisted.words.xish.domish import Element
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.storage.interfaces import (PUBSUB_AFFILIATIONS, PUBSUB_STATES, PubSubItem,
                                       PubSubNodeRecord, PubSubSubscription)
+from xmppd.cli.xmltext import attr as _attr, escape as _escape
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_OWNER = "http://jabber.org/protocol/pubsub#owner"
@@ -255,16 +256,6 @@ def _readStamp(text: str, what: str, element: Element, fail: Fail) -> float:
 
 
 # Writing
-
-
-def _escape(text: str) -> str:
-    return (text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
-            .replace("\r", "&#13;"))
-
-
-def _attr(text: str) -> str:
-    return "'" + (_escape(text).replace("'", "&apos;").replace("\n", "&#10;")
-                  .replace("\t", "&#9;")) + "'"
 
 
 def _stamp(seconds: float) -> str | None:
