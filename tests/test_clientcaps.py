@@ -610,3 +610,29 @@ def test_remoteCannotStarveLocal(tmp_path):
 
     assert len(queriesIn(remote.sent)) == 1
     assert len(queriesIn(romeo.take())) == 1
+
+
+def test_interestedResources(tmp_path):
+    """PEP finds which full JIDs of an account want a node's notifications, local or remote."""
+    domain = CapsDomain(tmp_path)
+    remote = withRemote(domain)
+    romeo = domain.online(ROMEO, ver=NOTIFY_VER)
+    domain.answer(queriesIn(romeo.take())[0], NOTIFY_INFO)
+    domain.online(ROMEO2, ver=NOTIFY_VER)
+    domain.presence(REMOTE, ver=NOTIFY_VER, to="juliet@example.org")
+    domain.presence("mercutio@remote.example/other", to="juliet@example.org")
+    caps = domain.caps
+
+    assert sorted(j.full() for j in caps.interested(parseJID("romeo@example.org"),
+                                                    "urn:xmpp:avatar:metadata")) == [ROMEO2, ROMEO]
+    assert [j.full() for j in caps.interested("mercutio@remote.example",
+                                              "urn:xmpp:avatar:metadata")] == [REMOTE]
+    assert caps.interested("romeo@example.org", "urn:xmpp:avatar:data") == []
+    assert len(caps.resourcesOf("romeo@example.org")) == 2
+    assert len(queriesIn(remote.sent)) == 1  # the Exodus ver of /other
+
+    domain.unbind(ROMEO)
+    caps.forget(parseJID(REMOTE))
+    assert [j.full() for j in caps.interested("romeo@example.org",
+                                              "urn:xmpp:avatar:metadata")] == [ROMEO2]
+    assert caps.resourcesOf("mercutio@remote.example") == []

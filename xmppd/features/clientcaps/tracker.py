@@ -7,6 +7,8 @@ use, through L{capsOf}.
     caps = capsOf(domain)
     caps.features(fullJID)            # frozenset, or None: not known (yet)
     caps.wantsNotify(fullJID, node)   # announces node + "+notify"
+    caps.interested(bareJID, node)    # the full JIDs of an account that do
+    caps.forget(fullJID)              # gone (a notification bounced)
     domain.hooks.add(CAPS_CHANGED, onCaps, OBSERVE)   # a CapsEvent
 
 How it learns (L{EntityCaps.announced}, called by the feature's hooks in
@@ -152,6 +154,8 @@ class EntityCaps:
         self.local: dict[JID, _Entry] = {}
         #: Full JIDs of other domains, least recently heard first.
         self.remote: OrderedDict[JID, _Entry] = OrderedDict()
+        #: Bare JID (text) -> the full JIDs above of that account.
+        self.byBare: dict[str, set[JID]] = {}
         self.pending: dict[tuple[str, str], _Query] = {}
         self.byId: dict[str, _Query] = {}
         self.remotePending = 0
@@ -178,12 +182,21 @@ class EntityCaps:
         features = self.features(jid)
         return features is not None and node + "+notify" in features
 
-    def knownJIDs(self):
-        """Every full JID whose features are known."""
-        for table in (self.local, self.remote):
-            for jid, entry in table.items():
-                if entry.features is not None:
-                    yield jid
+    def resourcesOf(self, bare: JID | str) -> list[JID]:
+        """
+        The full JIDs of account C{bare} whose features are known: for a
+        contact of another domain, the only record of which of its
+        resources are online that PEP has (XEP-0163 §4.3 notifies full JIDs).
+        """
+        if isinstance(bare, JID):
+            bare = bare.userhost()
+        return [jid for jid in self.byBare.get(bare, ())
+                if self.features(jid) is not None]
+
+    def interested(self, bare: JID | str, node: str) -> list[JID]:
+        """The full JIDs of account C{bare} that want C{node} notifications."""
+        wanted = node + "+notify"
+        return [jid for jid in self.resourcesOf(bare) if wanted in self.features(jid)]
 
     # -- learning ------------------------------------------------------------
 
@@ -223,8 +236,11 @@ class EntityCaps:
                 return
             while len(table) >= self.config.max_remote:
                 oldJID, old = table.popitem(last=False)
+                self.unindex(oldJID)
                 self.leaveQuery(oldJID, old)
         entry = _Entry(key, node)
+        if jid not in table:
+            self.byBare.setdefault(jid.userhost(), set()).add(jid)
         table[jid] = entry
         if not local:
             table.move_to_end(jid)
@@ -241,7 +257,16 @@ class EntityCaps:
         if entry is None:
             entry = self.remote.pop(jid, None)
         if entry is not None:
+            self.unindex(jid)
             self.leaveQuery(jid, entry)
+
+    def unindex(self, jid: JID) -> None:
+        bare = jid.userhost()
+        resources = self.byBare.get(bare)
+        if resources is not None:
+            resources.discard(jid)
+            if not resources:
+                del self.byBare[bare]
 
     def learnt(self, jid: JID, entry: _Entry, features: frozenset) -> None:
         entry.features = features
