@@ -625,7 +625,7 @@ def test_interestedResources(tmp_path):
 
     assert sorted(j.full() for j in caps.interested(parseJID("romeo@example.org"),
                                                     "urn:xmpp:avatar:metadata")) == [ROMEO2, ROMEO]
-    assert [j.full() for j in caps.interested("mercutio@remote.example",
+    assert [j.full() for j in caps.interested("Mercutio@Remote.Example",
                                               "urn:xmpp:avatar:metadata")] == [REMOTE]
     assert caps.interested("romeo@example.org", "urn:xmpp:avatar:data") == []
     assert len(caps.resourcesOf("romeo@example.org")) == 2

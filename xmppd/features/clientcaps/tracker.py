@@ -188,9 +188,12 @@ class EntityCaps:
         contact of another domain, the only record of which of its
         resources are online that PEP has (XEP-0163 §4.3 notifies full JIDs).
         """
-        if isinstance(bare, JID):
-            bare = bare.userhost()
-        return [jid for jid in self.byBare.get(bare, ())
+        if isinstance(bare, str):
+            try:
+                bare = parseJID(bare)
+            except InvalidJID:
+                return []
+        return [jid for jid in self.byBare.get(bare.userhost(), ())
                 if self.features(jid) is not None]
 
     def interested(self, bare: JID | str, node: str) -> list[JID]:
@@ -352,7 +355,8 @@ class EntityCaps:
         self.cache.move_to_end(query.key)
         while len(self.cache) > self.config.cache_size:
             self.cache.popitem(last=False)
-        for jid in query.waiting:
+        # A copy: callbacks of the hook may send presence and come back here.
+        for jid in list(query.waiting):
             entry = self.entry(jid)
             if entry is not None and entry.key == query.key:
                 self.learnt(jid, entry, features)
