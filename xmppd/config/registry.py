@@ -32,6 +32,7 @@ FEATURES: dict[str, str] = {
     "last": "xmppd.features.last",
     "contact": "xmppd.features.contact",
     "caps": "xmppd.features.caps",
+    "clientcaps": "xmppd.features.clientcaps.handler",
     "offline": "offline.handler",
     "carbons": "xmppd.features.carbons",
     "mam": "xmppd.features.mam.archive",
