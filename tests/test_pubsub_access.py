@@ -6,7 +6,7 @@ and retrieving items §6.5), with owners' rosters in the memory store.
 
 from twisted.internet import defer
 
-from tests.pubsubhelpers import ALICE, BOB, CAROL, NS_PUBSUB, PubSub, condition
+from tests.pubsubhelpers import ALICE, BOB, CAROL, PubSub, condition
 from xmppd.features.pubsub.access import Access
 from xmppd.features.pubsub.nodeconfig import NodeConfig
 from xmppd.features.pubsub.settings import PubSubConfig
@@ -121,3 +121,48 @@ def test_pluggableRosterLookup():
                                                   "romeo@example.org", "none", False))
     assert d.result == "allow"
     assert asked == [("juliet@example.org", "romeo@example.org")]
+
+
+def authorizationAnswer(allow: str) -> str:
+    return ("<message from='%s' to='pubsub.example.org'>"
+            "<x xmlns='jabber:x:data' type='submit'>"
+            "<field var='FORM_TYPE' type='hidden'>"
+            "<value>http://jabber.org/protocol/pubsub#subscribe_authorization</value></field>"
+            "<field var='pubsub#node'><value>authorize</value></field>"
+            "<field var='pubsub#subscriber_jid'><value>%s</value></field>"
+            "<field var='pubsub#allow'><value>%s</value></field>"
+            "</x></message>" % (ALICE, BOB, allow))
+
+
+def test_authorizeAsksTheOwner():
+    """§8.6: a pending subscription sends the owner an authorization form; approving it subscribes and tells the subscriber."""
+    p = PubSub()
+    access(p, BOB, "authorize")
+    p.clock.advance(0)
+    [request] = [s for s in p.take("alice@example.org") if s.name == "message"]
+    assert "pubsub#subscribe_authorization" in request.toXml() and BOB in request.toXml()
+    p.send(authorizationAnswer("true"))
+    [told] = p.take(BOB)
+    assert told.event.subscription["subscription"] == "subscribed"
+    assert p.pubsub(BOB, "<items node='authorize'/>", "get")["type"] == "result"
+
+
+def test_authorizeDenied():
+    """§8.6: an owner's refusal removes the pending subscription and tells the subscriber."""
+    p = PubSub()
+    access(p, BOB, "authorize")
+    p.send(authorizationAnswer("false"))
+    p.clock.advance(0)
+    [told] = p.take(BOB)
+    assert told.event.subscription["subscription"] == "none"
+    reply = p.pubsub(ALICE, "<subscriptions node='authorize'/>", "get", owner=True)
+    assert list(reply.pubsub.subscriptions.elements()) == []
+
+
+def test_authorizeOnlyByOwner():
+    """§8.6: an answer from someone who does not own the node is refused (forbidden)."""
+    p = PubSub()
+    access(p, BOB, "authorize")
+    p.send(authorizationAnswer("true").replace(ALICE, CAROL, 1))
+    [refused] = p.take(CAROL)
+    assert refused["type"] == "error" and refused.error.forbidden is not None

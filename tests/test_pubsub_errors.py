@@ -23,6 +23,7 @@ TABLE = {
         "service::test_subscriptionsLimit",
     ("6.1.3.12", "item-not-found", None): "service::test_subscribeMissingNode",
     ("6.1.4", "pending", None): "access::test_authorizeMakesPending",
+    ("8.6", "forbidden", None): "access::test_authorizeOnlyByOwner",
     ("6.1 jid", "bad-request", "jid-required"): "service::test_subscribeWithoutJID",
     ("6.1 jid", "jid-malformed", None): "service::test_subscribeMalformedJID",
     ("6.2.3.1", "bad-request", "subid-required"): "engine (one subscription per JID here)",

@@ -9,7 +9,7 @@ from unittest import mock
 
 from twisted.internet.task import Clock
 
-from tests.pubsubhelpers import ALICE, MERCUTIO, PreparedRoute, PubSub, events
+from tests.pubsubhelpers import MERCUTIO, PreparedRoute, PubSub, events
 from xmppd.features.pubsub import fanout
 from xmppd.features.pubsub.fanout import Fanout, Prepared
 from tests.helpers import parse

@@ -8,7 +8,7 @@ recording user domains, memory storage and a L{Clock}
 """
 
 from tests.pubsubhelpers import (
-    ALICE, BOB, CAROL, MERCUTIO, NS_CONFIG, NS_EVENT, NS_OWNER, NS_PUBSUB, SERVICE, PubSub,
+    ALICE, BOB, CAROL, MERCUTIO, NS_CONFIG, NS_PUBSUB, SERVICE, PubSub,
     condition, events, form)
 from xmppd.config import configFromDict
 from xmppd.features.pubsub.service import makeHandler, pubsubDomainOf

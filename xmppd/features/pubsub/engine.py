@@ -15,6 +15,17 @@ parameter, so the same engine serves C{pubsub.example.org} and, for PEP
 (XEP-0163), an account's bare JID (C{PubSubEngine(JID("juliet@example.org"),
 ...)} with C{autoCreate} on publish).
 
+What PEP overrides or passes in (and nothing else needs changing):
+  - C{access}: an object with C{async check(config, owners, requester,
+    affiliation, subscribed, subscribing)} (L{Access} reads rosters through
+    a lookup function; PEP may pass its own);
+  - C{mayCreate}: who may create nodes (PEP: the account itself);
+  - L{PubSubEngine.recipients}: who gets a node's notifications (a
+    subclass adds contacts whose caps say C{NODE+notify} and the owner's
+    own resources);
+  - L{PubSubEngine.sendLastItem}: the last item to one contact, for
+    C{on_sub_and_presence} when a contact becomes available.
+
 Implements: XEP-0060 1.26
 """
 
@@ -26,6 +37,7 @@ from collections.abc import Callable, Iterable
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
+from wokkel import data_form
 
 from xmppd.features.pubsub import nodeconfig
 from xmppd.features.pubsub.access import Access
@@ -39,6 +51,7 @@ __all__ = ["PubSubEngine", "NS_PUBSUB_EVENT", "AFFILIATIONS"]
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_EVENT = NS_PUBSUB + "#event"
+NS_AUTHORIZATION = NS_PUBSUB + "#subscribe_authorization"
 
 #: Affiliations an owner may set (§8.9.2), "none" removes one.
 AFFILIATIONS = ("owner", "publisher", "publish-only", "member", "outcast", "none")
@@ -407,7 +420,59 @@ class PubSubEngine:
         if state == "subscribed" and config.sendLastPublishedItem != "never" \
                 and config.persistItems:
             await self.sendLastItem(node, config, subscriber.full())
+        elif state == "pending":
+            self.askOwners(subscription, await self.owners(node))
         return subscription
+
+    def askOwners(self, subscription: PubSubSubscription, owners: list[str]) -> None:
+        """§8.6: ask every owner to approve a pending subscription, with a form."""
+        message = domish.Element((None, "message"))
+        message["from"] = self.serviceText
+        form = data_form.Form("form", title="PubSub subscriber request",
+                              instructions=["Allow this address to subscribe to the node?"],
+                              formNamespace=NS_AUTHORIZATION)
+        form.addField(data_form.Field("hidden", var="pubsub#subid", value=subscription.subid))
+        form.addField(data_form.Field("text-single", var="pubsub#node", label="Node ID",
+                                      value=subscription.node))
+        form.addField(data_form.Field("jid-single", var="pubsub#subscriber_jid",
+                                      label="Subscriber Address", value=JID(subscription.jid)))
+        form.addField(data_form.Field("boolean", var="pubsub#allow",
+                                      label="Allow this JID to subscribe to this pubsub node?",
+                                      value=False))
+        message.addChild(form.toElement())
+        self.fanout.send(Prepared(message), owners, later=True)
+
+    async def authorize(self, requester: JID, values: dict) -> None:
+        """
+        §8.6: an owner's answer to L{askOwners} (the submitted form's
+        values): the subscription becomes C{subscribed} or goes, and the
+        subscriber is told (§8.6 "the service MUST notify the subscriber").
+        """
+        node = values.get("pubsub#node")
+        subscriber = values.get("pubsub#subscriber_jid")
+        if not isinstance(node, str) or not isinstance(subscriber, str):
+            raise error("bad-request", text="the form names no node or subscriber")
+        await self.requireOwner(node, requester)
+        found = await self.store.getSubscriptions(self.serviceText, node=node, jid=subscriber)
+        subid = values.get("pubsub#subid")
+        found = [s for s in found if s.state == "pending" and (not subid or s.subid == subid)]
+        if not found:
+            return  # Answered already, or withdrawn: nothing to do.
+        allow = str(values.get("pubsub#allow", "")).lower() in ("1", "true")
+        for subscription in found:
+            if allow:
+                await self.store.setSubscription(PubSubSubscription(
+                    subscription.service, node, subscription.jid, subscription.subid,
+                    "subscribed", subscription.options))
+            else:
+                await self.store.removeSubscription(self.serviceText, node, subscription.jid,
+                                                    subscription.subid)
+        event = self.event()
+        state = event.addElement("subscription")
+        state["node"] = node
+        state["jid"] = subscriber
+        state["subscription"] = "subscribed" if allow else "none"
+        self.fanout.send(Prepared(event.parent), [subscriber])
 
     async def sendLastItem(self, node: str, config: NodeConfig, to: str) -> None:
         """§6.1.7: the newest item, to one subscriber (PEP calls this on presence too)."""
@@ -559,7 +624,11 @@ class PubSubEngine:
         return element
 
     async def recipients(self, node: str) -> list[str]:
-        """The addresses of the node's active subscriptions, each once."""
+        """
+        The addresses of the node's active subscriptions (without
+        C{pubsub#deliver} false), each once: who a notification goes to.
+        PEP overrides this to add interested contacts (XEP-0163 §4).
+        """
         return list(dict.fromkeys(
             s.jid for s in await self.store.getSubscriptions(self.serviceText, node=node)
             if s.state == "subscribed" and s.options.get("pubsub#deliver", "1")

@@ -23,7 +23,6 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.words.protocols.jabber import error as jabberError
 from twisted.words.protocols.jabber import jid as jabberJID
-from twisted.words.xish import domish
 from wokkel import data_form, pubsub
 from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_OWNER, BadRequest, Unsupported
 
@@ -120,10 +119,3 @@ class Service(pubsub.PubSubService):
     def _formFromConfiguration(self, resource, values):
         return nodeconfig.toForm(values)
 
-
-def element(uri: str, name: str, **attributes) -> domish.Element:
-    made = domish.Element((uri, name))
-    for key, value in attributes.items():
-        if value is not None:
-            made[key] = value
-    return made

@@ -11,9 +11,11 @@ and wokkel's disco handler, answered by the engine
   - IQs with a C{pubsub} or C{pubsub#owner} query: §5.6-§8.9;
   - disco#info and disco#items (§5.1-§5.5): identity pubsub/service, the
     C{pubsub#…} features, the nodes the asker may see, node meta-data;
-  - XEP-0199 ping; every other IQ gets C{service-unavailable}; messages
-    and presence to the service are ignored; an address with a localpart
-    or resource has nothing behind it (C{service-unavailable}).
+  - an owner's answer to a subscription authorization request: a message
+    with a submitted C{pubsub#subscribe_authorization} form (§8.6); other
+    messages and presence to the service are ignored;
+  - XEP-0199 ping; every other IQ gets C{service-unavailable}; an address
+    with a localpart or resource has nothing behind it.
 
 L{makeService} (the feature C{"pubsub"}) adds one such service per served
 domain, and L{makeHandler} lists it in the domain's disco items.  Who may
@@ -33,6 +35,7 @@ from twisted.application import service as application
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
+from wokkel import data_form
 from wokkel.disco import DiscoFeature, DiscoHandler, DiscoItem
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
@@ -42,7 +45,8 @@ from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import errorReply
 from xmppd.features.pubsub.access import Access, storageRosterLookup
-from xmppd.features.pubsub.engine import PubSubEngine
+from xmppd.features.pubsub.engine import NS_AUTHORIZATION, PubSubEngine
+from xmppd.features.pubsub.errors import StanzaError
 from xmppd.features.pubsub.fanout import Fanout
 from xmppd.features.pubsub.protocol import NS_PUBSUB, NS_PUBSUB_OWNER, Service
 from xmppd.features.pubsub.resource import Resource
@@ -114,6 +118,9 @@ class PubSubService(application.Service):
             to = parseJID(stanza["to"])
         except (InvalidJID, KeyError):
             return
+        if stanza.name == "message":
+            self.onMessage(stanza)
+            return
         if stanza.name != "iq" or stanza.getAttribute("type") not in ("get", "set"):
             return
         if to.user is not None or to.resource is not None:
@@ -135,6 +142,27 @@ class PubSubService(application.Service):
         except Exception:
             self.log.failure("The publish-subscribe service failed on a stanza")
             self.bounce(stanza, "internal-server-error")
+
+    def onMessage(self, message: domish.Element) -> None:
+        """§8.6: an owner's answer to a subscription authorization request."""
+        if message.getAttribute("type") == "error":
+            return
+        form = data_form.findForm(message, NS_AUTHORIZATION)
+        if form is None or form.formType != "submit":
+            return  # Other messages to the service are ignored.
+        values = {var: field.value for var, field in form.fields.items()}
+        values = {var: (v.full() if hasattr(v, "full") else v) for var, v in values.items()}
+        d = defer.ensureDeferred(self.engine.authorize(parseJID(message["from"]), values))
+        d.addErrback(self.failedMessage, message)
+
+    def failedMessage(self, failure, message) -> None:
+        if failure.check(StanzaError):
+            reply = failure.value.toResponse(message)
+        else:
+            self.log.failure("Answering a subscription authorization", failure)
+            reply = errorReply(message, "internal-server-error")
+        if reply is not None:
+            self.send(reply)
 
     def bounce(self, stanza, condition: str, text: str | None = None) -> None:
         reply = errorReply(stanza, condition, text)
