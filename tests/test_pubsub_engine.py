@@ -104,3 +104,22 @@ def test_newIdIsPluggable():
     bare = domish.Element((None, "item"))
     bare.addChild(parse("<x xmlns='urn:x'/>"))
     assert run(e.publish(JULIET, "n", [bare], None, autoCreate=True)) == ["fixed"]
+
+
+def test_badFirstPublishCreatesNothing():
+    """A first publish whose item is refused does not leave a node behind."""
+    e, _ = engine()
+    with pytest.raises(Exception) as caught:
+        run(e.publish(JULIET, "n", [item(payload="<a xmlns='u'/>"), item("x")], None,
+                      autoCreate=True))
+    assert caught.value.condition == "bad-request"
+    assert run(e.store.getNode("juliet@example.org", "n")) is None
+
+
+def test_publicationTime():
+    """A stored item carries its publication time from the service's clock."""
+    e, _ = engine()
+    e.fanout.clock.advance(1234)
+    run(e.publish(JULIET, "n", [item()], None, autoCreate=True))
+    [stored] = run(e.items(JULIET, "n"))
+    assert stored.published == 1234 and stored.publisher == JULIET.full()

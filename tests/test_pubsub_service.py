@@ -546,8 +546,9 @@ def test_itemsBadMax():
     """§6.5.7: a max_items that is not a positive number gives bad-request."""
     p = PubSub()
     p.create()
-    assert condition(p.pubsub(BOB, "<items node='news' max_items='x'/>", "get"))[0] == \
-        "bad-request"
+    for bad in ("x", "0", "-3"):
+        reply = p.pubsub(BOB, "<items node='news' max_items='%s'/>" % bad, "get")
+        assert condition(reply)[0] == "bad-request"
 
 
 def test_itemsMissingNode():

@@ -98,6 +98,8 @@ class PubSubEngine:
         self.mayCreate = mayCreate
         self.admins = frozenset(admins)
         self.newId = newId
+        #: Epoch seconds for an item's publication time (the fan-out's clock).
+        self.seconds = fanout.clock.seconds
 
     @property
     def store(self):
@@ -235,7 +237,7 @@ class PubSubEngine:
             raise error("feature-not-implemented", "unsupported", feature="persistent-items",
                         text="this node keeps no items")
         await self.store.purge(self.serviceText, node)
-        if config.notifyRetract or config.deliverNotifications:
+        if config.deliverNotifications:
             event = self.event()
             event.addElement("purge")["node"] = node
             await self.notify(node, config, event.parent)
@@ -265,14 +267,16 @@ class PubSubEngine:
         if record is None:
             if not autoCreate:
                 raise error("item-not-found", text=f"no node {node!r}")
-            await self.createNode(requester, node, options or {})
-            record = await self.node(node)
-        elif options:
-            self.checkPreconditions(record, options)
-        config = self.config(record)
-        affiliation = await self.affiliationOf(node, requester)
-        if not await self.mayPublish(record, config, requester, affiliation):
-            raise error("forbidden", text="you may not publish to this node")
+            # Created below, once the item is known to be acceptable.
+            config = NodeConfig(nodeconfig.validate(options or {}, self.settings),
+                                self.settings)
+        else:
+            if options:
+                self.checkPreconditions(record, options)
+            config = self.config(record)
+            affiliation = await self.affiliationOf(node, requester)
+            if not await self.mayPublish(record, config, requester, affiliation):
+                raise error("forbidden", text="you may not publish to this node")
         if len(items) > 1:
             raise error("bad-request", "invalid-payload", "publish one item at a time")
         item = items[0] if items else None
@@ -292,9 +296,11 @@ class PubSubEngine:
             raise error("not-acceptable", "payload-too-big",
                         f"payloads are limited to {self.settings.max_payload_size} bytes")
         itemId = (item.getAttribute("id") if item is not None else None) or self.newId()
+        if record is None:
+            await self.createNode(requester, node, options or {})
         if config.persistItems:
             await self.store.publish(self.serviceText, node, PubSubItem(
-                itemId, payload, requester.full(), 0.0), maxItems=config.maxItems)
+                itemId, payload, requester.full(), self.seconds()), maxItems=config.maxItems)
         if config.deliverNotifications:
             event = self.event()
             itemsElement = event.addElement("items")

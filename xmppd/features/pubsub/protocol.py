@@ -10,6 +10,7 @@ Extended here, because wokkel lacks them:
   - C{<redirect uri=…/>} in C{<delete/>} (§8.4.1): L{Request.redirect};
   - the owner's subscription changes (§8.8.2) wokkel does not parse:
     L{Request.subscriptions} as C{(JID, state, subid)};
+  - C{max_items} below 1 is C{bad-request} (wokkel takes any integer);
   - a malformed JID anywhere in a request is C{jid-malformed}, not an
     internal error; a form that wokkel's type checks refuse is
     C{bad-request}; node configuration forms are checked by
@@ -76,6 +77,9 @@ class Request(pubsub.PubSubRequest):
             raise BadRequest(text=str(e))
         except KeyError:
             raise BadRequest()
+        if self.maxItems is not None and self.maxItems < 1:
+            # §6.5.7: max_items is a positive integer; wokkel takes any int.
+            raise BadRequest(text="max_items is a positive integer")
 
 
 class Service(pubsub.PubSubService):
