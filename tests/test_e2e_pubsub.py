@@ -113,7 +113,7 @@ async def test_publishNotifiesSubscriber(makeServer):
         romeo, {"FORM_TYPE": "http://jabber.org/protocol/pubsub#node_config",
                 "pubsub#max_items": "5"})))
     config = await wait(romeo.pubsub.get_node_config(SERVICE, "sonnets"))
-    values = config["pubsub"]["configure"]["form"].get_values()
+    values = config["pubsub_owner"]["configure"]["form"].get_values()
     assert values["pubsub#title"] == "Sonnets" and values["pubsub#max_items"] == "5"
     await wait(juliet.pubsub.subscribe(SERVICE, "sonnets"))
 
@@ -156,7 +156,7 @@ async def test_accessModelRefusesThenAllows(makeServer):
         romeo, {"pubsub#access_model": "whitelist"})))
     assert await failure(juliet.pubsub.subscribe(SERVICE, "secrets")) == ("not-allowed",
                                                                          "closed-node")
-    assert await failure(juliet.pubsub.get_items(SERVICE, "secrets"))[0] == "not-allowed"
+    assert (await failure(juliet.pubsub.get_items(SERVICE, "secrets")))[0] == "not-allowed"
     await wait(romeo.pubsub.modify_affiliations(SERVICE, "secrets",
                                                 [("juliet@" + DOMAIN, "member")]))
     subscribed = await wait(juliet.pubsub.subscribe(SERVICE, "secrets"))
@@ -191,7 +191,7 @@ async def test_deleteNotifies(makeServer):
     await wait(romeo.pubsub.delete_node(SERVICE, "sonnets"))
     message = await juliet.events.next("delete")
     assert message["pubsub_event"]["delete"]["node"] == "sonnets"
-    assert await failure(juliet.pubsub.get_items(SERVICE, "sonnets"))[0] == "item-not-found"
+    assert (await failure(juliet.pubsub.get_items(SERVICE, "sonnets")))[0] == "item-not-found"
 
 
 @ensureDeferred
@@ -199,4 +199,4 @@ async def test_remoteUserMayNotCreate(makeServer):
     """Romeo of the served domain creates nodes; the default policy is local users."""
     server = await makeServer(dict(MEMORY, pubsub={"node_creation": "admins"}))
     romeo = await login(server, "romeo", "orchard")
-    assert await failure(romeo.pubsub.create_node(SERVICE, "x"))[0] == "forbidden"
+    assert (await failure(romeo.pubsub.create_node(SERVICE, "x")))[0] == "forbidden"

@@ -211,6 +211,17 @@ def test_configureSet():
     assert "<value>Daily</value>" in reply.toXml()
 
 
+def test_configureFormTypeNotHidden():
+    """A configuration form whose FORM_TYPE field has no type (as slixmpp sends it) is understood."""
+    p = PubSub()
+    p.create()
+    reply = p.pubsub(ALICE, "<configure node='news'><x xmlns='jabber:x:data' type='submit'>"
+                     "<field var='FORM_TYPE'><value>%s</value></field>"
+                     "<field var='pubsub#title'><value>Daily</value></field></x></configure>"
+                     % NS_CONFIG, owner=True)
+    assert reply["type"] == "result"
+
+
 def test_configureNotifiesWithNotifyConfig():
     """§8.2.4: with notify_config, subscribers get the new configuration."""
     p = PubSub()

@@ -11,6 +11,7 @@ Extended here, because wokkel lacks them:
   - the owner's subscription changes (§8.8.2) wokkel does not parse:
     L{Request.subscriptions} as C{(JID, state, subid)};
   - C{max_items} below 1 is C{bad-request} (wokkel takes any integer);
+  - a C{FORM_TYPE} field without C{type='hidden'} still names its form;
   - a malformed JID anywhere in a request is C{jid-malformed}, not an
     internal error; a form that wokkel's type checks refuse is
     C{bad-request}; node configuration forms are checked by
@@ -69,6 +70,7 @@ class Request(pubsub.PubSubRequest):
                                        element["subscription"], element.getAttribute("subid")))
 
     def parseElement(self, element):
+        hideFormTypes(element)
         try:
             pubsub.PubSubRequest.parseElement(self, element)
         except jabberJID.InvalidFormat as e:
@@ -80,6 +82,22 @@ class Request(pubsub.PubSubRequest):
         if self.maxItems is not None and self.maxItems < 1:
             # §6.5.7: max_items is a positive integer; wokkel takes any int.
             raise BadRequest(text="max_items is a positive integer")
+
+
+def hideFormTypes(element) -> None:
+    """
+    Mark C{FORM_TYPE} fields sent without a type as hidden, as XEP-0068 §3
+    says they are: wokkel only finds a form by a hidden C{FORM_TYPE}, and
+    clients (slixmpp among them) leave the type out.
+    """
+    for pubsubElement in element.elements():
+        for verb in pubsubElement.elements():
+            for holder in [verb, *verb.elements()]:
+                for form in holder.elements(data_form.NS_X_DATA, "x"):
+                    for field in form.elements(data_form.NS_X_DATA, "field"):
+                        if field.getAttribute("var") == "FORM_TYPE" and \
+                                field.getAttribute("type") is None:
+                            field["type"] = "hidden"
 
 
 class Service(pubsub.PubSubService):
