@@ -123,3 +123,35 @@ def test_publicationTime():
     run(e.publish(JULIET, "n", [item()], None, autoCreate=True))
     [stored] = run(e.items(JULIET, "n"))
     assert stored.published == 1234 and stored.publisher == JULIET.full()
+
+
+def test_resourcePerAddress():
+    """A resource that picks the engine by the address asked (as PEP will) creates a node on first publish."""
+    from xmppd.features.pubsub.protocol import Service
+    from xmppd.features.pubsub.resource import Resource
+
+    e, _ = engine()
+
+    class PerAccount(Resource):
+        autoCreate = True
+
+        def engineFor(self, target):
+            assert target.userhost() == "juliet@example.org"
+            return e
+
+    sent = []
+
+    class Parent:
+        def send(self, stanza):
+            sent.append(stanza)
+
+    handler = Service(PerAccount(None))
+    handler.parent = Parent()
+    handler.handleRequest(parse(
+        "<iq type='set' id='p1' from='juliet@example.org/balcony' to='juliet@example.org'>"
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='urn:xmpp:avatar:data'>"
+        "<item id='abc'><data xmlns='urn:xmpp:avatar:data'>AAAA</data></item></publish>"
+        "</pubsub></iq>"))
+    [reply] = sent
+    assert reply["type"] == "result" and reply.pubsub.publish.item["id"] == "abc"
+    assert run(e.store.getNode("juliet@example.org", "urn:xmpp:avatar:data")) is not None

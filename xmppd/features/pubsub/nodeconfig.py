@@ -21,6 +21,9 @@ from wokkel import data_form
 
 from xmppd.features.pubsub.errors import error
 
+__all__ = ["ACCESS_MODELS", "FIELDS", "NS_NODE_CONFIG", "NS_PUBLISH_OPTIONS", "NodeConfig",
+           "canonical", "defaults", "formValues", "toForm", "validate"]
+
 NS_NODE_CONFIG = "http://jabber.org/protocol/pubsub#node_config"
 NS_PUBLISH_OPTIONS = "http://jabber.org/protocol/pubsub#publish-options"
 
@@ -57,8 +60,8 @@ FIELDS: dict[str, Field] = {
     "pubsub#send_last_published_item": Field("list-single",
                                              "When to send the last published item",
                                              SEND_LAST),
-    "pubsub#roster_groups_allowed": Field("list-multi",
-                                          "Roster groups allowed to subscribe (access model roster)"),
+    "pubsub#roster_groups_allowed": Field(
+        "list-multi", "Roster groups allowed to subscribe (access model roster)"),
     "pubsub#notification_type": Field("list-single", "The type of notification messages",
                                       NOTIFICATION_TYPES),
 }

@@ -32,6 +32,8 @@ from xmppd.features.pubsub import nodeconfig
 
 NS_PUBLISH_OPTIONS = nodeconfig.NS_PUBLISH_OPTIONS
 
+__all__ = ["NS_PUBLISH_OPTIONS", "Request", "Service"]
+
 
 class Request(pubsub.PubSubRequest):
     """A publish-subscribe request with what wokkel leaves out (see the module)."""

@@ -16,6 +16,8 @@ from typing import Any
 from xmppd.config import ConfigError, choice, describe, integer, option, section, string
 from xmppd.core.jid import InvalidJID, parseJID
 
+__all__ = ["PubSubConfig"]
+
 
 def domainTemplate() -> Any:
     def check(key: str, value: Any) -> str:
