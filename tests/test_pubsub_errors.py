@@ -57,6 +57,7 @@ TABLE = {
     ("8.1.3.2", "conflict", None): "service::test_createExistingNode",
     ("8.1.3", "not-acceptable", None): "service::test_createWithBadConfiguration",
     ("8.1 limit", "policy-violation", None): "service::test_nodesPerOwnerLimit",
+    ("7.1 backlog", "resource-constraint", None): "fanout::test_backlogRefusesPublishing",
     ("8.2.2.2", "forbidden", None): "service::test_configureGetIsForOwners",
     ("8.2.2.3", "item-not-found", None): "service::test_configureMissingNode",
     ("8.2.5.3", "not-acceptable", None): "config::test_refusedValues",

@@ -106,3 +106,18 @@ def test_notificationFromService():
     p.publish()
     [message] = [s for s in p.take("bob@example.org/phone") if s.name == "message"]
     assert message["from"] == "pubsub.example.org" and message["type"] == "headline"
+
+
+def test_backlogRefusesPublishing():
+    """While too many notifications wait, a publish gets resource-constraint and nothing is stored."""
+    from tests.pubsubhelpers import condition
+    p = PubSub(users=PreparedRoute(), fanout_batch=2, max_backlog=3)
+    p.create()
+    for who in SUBSCRIBERS[:5]:
+        p.subscribe(who)
+    p.publish(itemId="first")  # Two sent now, three wait.
+    assert p.service.fanout.backlog == 3
+    assert condition(p.publish(itemId="second")) == ("resource-constraint", None)
+    p.clock.advance(0)
+    assert p.service.fanout.backlog == 0
+    assert p.publish(itemId="third")["type"] == "result"

@@ -263,6 +263,10 @@ class PubSubEngine:
         C{autoCreate} (PEP, XEP-0163 §3) a missing node is created with the
         publish-options as its configuration.  Returns the published ids.
         """
+        if self.fanout.backlog >= self.settings.max_backlog:
+            # Every queue bounded (DESIGN §4): the publisher may retry ("wait").
+            raise error("resource-constraint",
+                        text="too many notifications waiting; try again shortly")
         record = await self.store.getNode(self.serviceText, node)
         if record is None:
             if not autoCreate:

@@ -76,6 +76,9 @@ class Fanout:
         self.queue: deque = deque()
         self.call = None
         self.sent = 0
+        #: Notifications queued and not sent yet (the engine refuses new
+        #: events while this is over its limit: the queue stays bounded).
+        self.backlog = 0
 
     def send(self, prepared: Prepared, recipients, later: bool = False) -> None:
         """
@@ -85,6 +88,8 @@ class Fanout:
         """
         if not recipients:
             return
+        recipients = list(recipients)
+        self.backlog += len(recipients)
         self.queue.append((prepared, iter(recipients)))
         if self.call is None:
             if later:
@@ -109,6 +114,7 @@ class Fanout:
 
     def _deliver(self, prepared: Prepared, to: str) -> None:
         self.sent += 1
+        self.backlog -= 1
         try:
             recipient = parseJID(to)
         except InvalidJID:
@@ -130,3 +136,4 @@ class Fanout:
             self.call.cancel()
         self.call = None
         self.queue.clear()
+        self.backlog = 0

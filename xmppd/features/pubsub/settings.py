@@ -79,6 +79,10 @@ class PubSubConfig:
     fanout_batch: int = option(
         500, integer(1),
         "notifications sent per reactor turn; a larger fan-out continues on the next turn")
+    max_backlog: int = option(
+        100000, integer(1),
+        "notifications waiting to be sent beyond which publishing is refused for a moment "
+        "(resource-constraint), so the queue stays bounded")
 
     def validate(self) -> None:
         if self.default_max_items > self.max_items:
