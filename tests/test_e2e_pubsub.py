@@ -2,7 +2,8 @@
 End-to-end: the publish-subscribe service (XEP-0060) at C{pubsub.localhost}
 through a real node, with slixmpp's C{xep_0060} client: creating and
 configuring a node, publishing, a subscriber notified, retracting with
-notification, an access model refusing and then allowing, a publish-options
+notification, access models refusing and then allowing (whitelist, presence
+through the owner's roster), a publish-options
 precondition that fails, and deleting a node with notification.
 
 These nodes run on the memory store (C{[storage] backend = "memory"}):
@@ -23,6 +24,7 @@ from twisted.internet import defer
 
 from tests.e2e import DOMAIN, TIMEOUT, password
 from xmppd.core.scram import makeCredentials
+from xmppd.storage.interfaces import RosterItem
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -161,6 +163,24 @@ async def test_accessModelRefusesThenAllows(makeServer):
                                                 [("juliet@" + DOMAIN, "member")]))
     subscribed = await wait(juliet.pubsub.subscribe(SERVICE, "secrets"))
     assert subscribed["pubsub"]["subscription"]["subscription"] == "subscribed"
+
+
+@ensureDeferred
+async def test_presenceAccessModel(makeServer):
+    """A presence node serves Juliet, who sees Romeo's presence, and refuses the Nurse."""
+    server = await makeServer(MEMORY)
+    romeo = await login(server, "romeo", "orchard")
+    juliet = await login(server, "juliet", "balcony")
+    nurse = await login(server, "nurse", "kitchen")
+    await server.service.storage.rosters.setItem(
+        "romeo", DOMAIN, RosterItem("juliet@" + DOMAIN, subscription="from"))
+    await wait(romeo.pubsub.create_node(SERVICE, "mood", config=form(
+        romeo, {"pubsub#access_model": "presence"})))
+    await wait(romeo.pubsub.publish(SERVICE, "mood", id="now", payload=entry("in love")))
+    items = await wait(juliet.pubsub.get_items(SERVICE, "mood"))
+    assert [i["id"] for i in items["pubsub"]["items"]] == ["now"]
+    assert await failure(nurse.pubsub.get_items(SERVICE, "mood")) == (
+        "not-authorized", "presence-subscription-required")
 
 
 @ensureDeferred
