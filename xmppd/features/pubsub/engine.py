@@ -37,26 +37,21 @@ from collections.abc import Callable, Iterable
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
-from wokkel import data_form
 
 from xmppd.features.pubsub import nodeconfig
 from xmppd.features.pubsub.access import Access
 from xmppd.features.pubsub.errors import error
 from xmppd.features.pubsub.fanout import Fanout, Prepared
+from xmppd.features.pubsub.manage import AFFILIATIONS, NS_AUTHORIZATION, OwnerUseCases
 from xmppd.features.pubsub.nodeconfig import NodeConfig
 from xmppd.storage.interfaces import NodeExists, PubSubItem, PubSubSubscription
 from xmppd.stream.elements import serialize
 
-__all__ = ["PubSubEngine", "NS_PUBSUB_EVENT", "AFFILIATIONS"]
+__all__ = ["AFFILIATIONS", "NS_AUTHORIZATION", "NS_PUBSUB_EVENT", "PubSubEngine"]
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_EVENT = NS_PUBSUB + "#event"
-NS_AUTHORIZATION = NS_PUBSUB + "#subscribe_authorization"
 
-#: Affiliations an owner may set (§8.9.2), "none" removes one.
-AFFILIATIONS = ("owner", "publisher", "publish-only", "member", "outcast", "none")
-#: Subscription states an owner may set (§8.8.2), "none" removes one.
-SUBSCRIPTION_STATES = ("subscribed", "pending", "unconfigured", "none")
 
 #: §4.1 Table 4: who may publish, per affiliation and publish model.
 PUBLISHERS = {"owner", "publisher", "publish-only"}
@@ -66,7 +61,7 @@ def bare(jid: JID) -> str:
     return jid.userhost()
 
 
-class PubSubEngine:
+class PubSubEngine(OwnerUseCases):
     """
     One publish-subscribe service address and its nodes.
 
@@ -434,56 +429,6 @@ class PubSubEngine:
             self.askOwners(subscription, await self.owners(node))
         return subscription
 
-    def askOwners(self, subscription: PubSubSubscription, owners: list[str]) -> None:
-        """§8.6: ask every owner to approve a pending subscription, with a form."""
-        message = domish.Element((None, "message"))
-        message["from"] = self.serviceText
-        form = data_form.Form("form", title="PubSub subscriber request",
-                              instructions=["Allow this address to subscribe to the node?"],
-                              formNamespace=NS_AUTHORIZATION)
-        form.addField(data_form.Field("hidden", var="pubsub#subid", value=subscription.subid))
-        form.addField(data_form.Field("text-single", var="pubsub#node", label="Node ID",
-                                      value=subscription.node))
-        form.addField(data_form.Field("jid-single", var="pubsub#subscriber_jid",
-                                      label="Subscriber Address", value=JID(subscription.jid)))
-        form.addField(data_form.Field("boolean", var="pubsub#allow",
-                                      label="Allow this JID to subscribe to this pubsub node?",
-                                      value=False))
-        message.addChild(form.toElement())
-        self.fanout.send(Prepared(message), owners, later=True)
-
-    async def authorize(self, requester: JID, values: dict) -> None:
-        """
-        §8.6: an owner's answer to L{askOwners} (the submitted form's
-        values): the subscription becomes C{subscribed} or goes, and the
-        subscriber is told (§8.6 "the service MUST notify the subscriber").
-        """
-        node = values.get("pubsub#node")
-        subscriber = values.get("pubsub#subscriber_jid")
-        if not isinstance(node, str) or not isinstance(subscriber, str):
-            raise error("bad-request", text="the form names no node or subscriber")
-        await self.requireOwner(node, requester)
-        found = await self.store.getSubscriptions(self.serviceText, node=node, jid=subscriber)
-        subid = values.get("pubsub#subid")
-        found = [s for s in found if s.state == "pending" and (not subid or s.subid == subid)]
-        if not found:
-            return  # Answered already, or withdrawn: nothing to do.
-        allow = str(values.get("pubsub#allow", "")).lower() in ("1", "true")
-        for subscription in found:
-            if allow:
-                await self.store.setSubscription(PubSubSubscription(
-                    subscription.service, node, subscription.jid, subscription.subid,
-                    "subscribed", subscription.options))
-            else:
-                await self.store.removeSubscription(self.serviceText, node, subscription.jid,
-                                                    subscription.subid)
-        event = self.event()
-        state = event.addElement("subscription")
-        state["node"] = node
-        state["jid"] = subscriber
-        state["subscription"] = "subscribed" if allow else "none"
-        self.fanout.send(Prepared(event.parent), [subscriber])
-
     async def sendLastItem(self, node: str, config: NodeConfig, to: str) -> None:
         """§6.1.7: the newest item, to one subscriber (PEP calls this on presence too)."""
         last = await self.store.getItems(self.serviceText, node, maxItems=1)
@@ -554,69 +499,6 @@ class PubSubEngine:
         """§5.7: the requester's own affiliations as (node, affiliation)."""
         return [(n, a) for (n, _, a) in await self.store.getAffiliations(
             self.serviceText, node=node or None, jid=bare(requester))]
-
-    # -- owners managing entities (§8.8, §8.9) ----------------------------------
-
-    async def nodeSubscriptions(self, requester: JID, node: str) -> list:
-        await self.requireOwner(node, requester)
-        return await self.store.getSubscriptions(self.serviceText, node=node)
-
-    async def setNodeSubscriptions(self, requester: JID, node: str,
-                                   changes: list[tuple[JID, str, str | None]]) -> None:
-        """§8.8.2: C{(jid, state, subid)} each; state C{none} removes."""
-        await self.requireOwner(node, requester)
-        for jid, state, subid in changes:
-            if state not in SUBSCRIPTION_STATES:
-                raise error("not-acceptable", text=f"no subscription state {state!r}")
-        for jid, state, subid in changes:
-            found = await self.store.getSubscriptions(self.serviceText, node=node,
-                                                      jid=jid.full())
-            if subid is not None:
-                found = [s for s in found if s.subid == subid]
-            if state == "none":
-                for subscription in found:
-                    await self.store.removeSubscription(self.serviceText, node,
-                                                        subscription.jid, subscription.subid)
-                continue
-            if found:
-                for subscription in found:
-                    await self.store.setSubscription(PubSubSubscription(
-                        self.serviceText, node, subscription.jid, subscription.subid, state,
-                        subscription.options))
-            else:
-                await self.store.setSubscription(PubSubSubscription(
-                    self.serviceText, node, jid.full(), subid or self.newId(), state, {}))
-
-    async def nodeAffiliations(self, requester: JID, node: str) -> dict[str, str]:
-        await self.requireOwner(node, requester)
-        return {jid: a for (_, jid, a) in
-                await self.store.getAffiliations(self.serviceText, node=node)}
-
-    async def setNodeAffiliations(self, requester: JID, node: str,
-                                  changes: dict[str, str]) -> None:
-        """§8.9.2: bare JID -> affiliation; the node keeps at least one owner."""
-        await self.requireOwner(node, requester)
-        for jid, affiliation in changes.items():
-            if affiliation not in AFFILIATIONS:
-                raise error("not-acceptable", text=f"no affiliation {affiliation!r}")
-        current = await self.nodeAffiliations(requester, node)
-        after = dict(current)
-        for jid, affiliation in changes.items():
-            if affiliation == "none":
-                after.pop(jid, None)
-            else:
-                after[jid] = affiliation
-        if "owner" not in after.values():
-            raise error("not-acceptable", text="a node keeps at least one owner")
-        for jid, affiliation in changes.items():
-            await self.store.setAffiliation(self.serviceText, node, jid, affiliation)
-            if affiliation == "outcast":
-                # §8.9.2: an outcast loses its subscriptions.
-                for subscription in await self.store.getSubscriptions(self.serviceText,
-                                                                      node=node):
-                    if bare(JID(subscription.jid)) == jid:
-                        await self.store.removeSubscription(
-                            self.serviceText, node, subscription.jid, subscription.subid)
 
     # -- notifications -----------------------------------------------------------
 
