@@ -155,3 +155,28 @@ def test_resourcePerAddress():
     [reply] = sent
     assert reply["type"] == "result" and reply.pubsub.publish.item["id"] == "abc"
     assert run(e.store.getNode("juliet@example.org", "urn:xmpp:avatar:data")) is not None
+
+
+def test_nodeDeletedMeanwhile():
+    """A request about a node deleted while it was under way gets item-not-found, not an internal error."""
+    from xmppd.features.pubsub.protocol import Service
+    from xmppd.features.pubsub.resource import Resource
+    from xmppd.storage.interfaces import NoSuchNode
+
+    class Gone(Resource):
+        def items(self, request):
+            return defer.fail(NoSuchNode("deleted meanwhile"))
+
+    sent = []
+
+    class Parent:
+        def send(self, stanza):
+            sent.append(stanza)
+
+    handler = Service(Gone(None))
+    handler.parent = Parent()
+    handler.handleRequest(parse(
+        "<iq type='get' id='g1' from='romeo@example.org/orchard' to='pubsub.example.org'>"
+        "<pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='n'/></pubsub></iq>"))
+    [reply] = sent
+    assert reply["type"] == "error" and reply.error.firstChildElement().name == "item-not-found"

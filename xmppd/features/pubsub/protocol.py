@@ -29,6 +29,7 @@ from wokkel import data_form, pubsub
 from wokkel.pubsub import NS_PUBSUB, NS_PUBSUB_OWNER, BadRequest, Unsupported
 
 from xmppd.features.pubsub import nodeconfig
+from xmppd.storage.interfaces import NoSuchNode
 
 NS_PUBLISH_OPTIONS = nodeconfig.NS_PUBLISH_OPTIONS
 
@@ -86,6 +87,12 @@ class Request(pubsub.PubSubRequest):
             raise BadRequest(text="max_items is a positive integer")
 
 
+def nodeGone(failure):
+    """A node deleted while a request about it was under way: C{item-not-found}."""
+    failure.trap(NoSuchNode)
+    raise jabberError.StanzaError("item-not-found", text="the node is gone")
+
+
 def hideFormTypes(element) -> None:
     """
     Mark C{FORM_TYPE} fields sent without a type as hidden, as XEP-0068 §3
@@ -129,6 +136,7 @@ class Service(pubsub.PubSubService):
         if handler is None:
             return defer.fail(Unsupported("", "Request verb: %s" % request.verb))
         d = defer.maybeDeferred(handler, request)
+        d.addErrback(nodeGone)
         try:
             cb = getattr(self, "_toResponse_%s" % request.verb)
         except AttributeError:
