@@ -81,6 +81,7 @@ def test_sendLastItem():
     assert message["from"] == "juliet@example.org"
     assert message.firstChildElement().uri == NS_EVENT
     assert message.event.items.item["id"] == "b"
+    assert message.delay["stamp"] == "1970-01-01T00:00:00.000Z"
 
 
 def test_accessIsPluggable():

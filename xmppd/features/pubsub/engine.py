@@ -31,6 +31,7 @@ Implements: XEP-0060 1.26
 
 from __future__ import annotations
 
+import datetime
 import uuid
 from collections.abc import Callable, Iterable
 
@@ -51,6 +52,7 @@ __all__ = ["AFFILIATIONS", "NS_AUTHORIZATION", "NS_PUBSUB_EVENT", "PubSubEngine"
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_EVENT = NS_PUBSUB + "#event"
+NS_DELAY = "urn:xmpp:delay"
 
 
 #: §4.1 Table 4: who may publish, per affiliation and publish model.
@@ -59,6 +61,12 @@ PUBLISHERS = {"owner", "publisher", "publish-only"}
 
 def bare(jid: JID) -> str:
     return jid.userhost()
+
+
+def delayStamp(seconds: float) -> str:
+    """C{seconds} since the epoch as an XEP-0082 DateTime in UTC, to the millisecond."""
+    moment = datetime.datetime.fromtimestamp(seconds, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + "%03dZ" % (moment.microsecond // 1000)
 
 
 class PubSubEngine(OwnerUseCases):
@@ -440,6 +448,10 @@ class PubSubEngine(OwnerUseCases):
         items.addChild(self.itemElement(last[0], NS_PUBSUB_EVENT, config.deliverPayloads))
         message = event.parent
         message["type"] = config.notificationType
+        # §6.1.7 (Example 50): an item published earlier says when (XEP-0203).
+        delay = message.addElement((NS_DELAY, "delay"))
+        delay["from"] = self.serviceText
+        delay["stamp"] = delayStamp(last[0].published)
         self.fanout.send(Prepared(message), [to], later=True)
 
     async def unsubscribe(self, requester: JID, node: str, subscriber: JID,
