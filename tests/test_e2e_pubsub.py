@@ -6,10 +6,8 @@ notification, access models refusing and then allowing (whitelist, presence
 through the owner's roster), a publish-options
 precondition that fails, and deleting a node with notification.
 
-These nodes run on the memory store (C{[storage] backend = "memory"}):
-the SQLite publish-subscribe store is being written separately, and until
-it is in, a node on SQLite runs no pubsub service.  Accounts are therefore
-made in the running node's store, not with C{xmppctl}.
+These nodes run on the embedded default, SQLite, so a node, its items and
+a subscription are also shown to survive a restart.
 """
 
 from __future__ import annotations
@@ -29,7 +27,6 @@ from xmppd.storage.interfaces import RosterItem
 ensureDeferred = pytest_twisted.ensureDeferred
 
 SERVICE = "pubsub." + DOMAIN
-MEMORY = {"storage": {"backend": "memory"}}
 NS_ENTRY = "urn:xmppd:test:entry"
 
 
@@ -93,7 +90,7 @@ def entry(text: str):
 @ensureDeferred
 async def test_serviceListedAndDiscovered(makeServer):
     """The domain's disco#items lists pubsub.localhost, whose disco#info says pubsub/service."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     disco = romeo.xmpp.plugin["xep_0030"]
     items = await wait(disco.get_items(jid=DOMAIN))
@@ -106,7 +103,7 @@ async def test_serviceListedAndDiscovered(makeServer):
 @ensureDeferred
 async def test_publishNotifiesSubscriber(makeServer):
     """Romeo creates and configures a node, Juliet subscribes, and his item reaches her."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     juliet = await login(server, "juliet", "balcony")
     await wait(romeo.pubsub.create_node(SERVICE, "sonnets",
@@ -132,9 +129,36 @@ async def test_publishNotifiesSubscriber(makeServer):
 
 
 @ensureDeferred
+async def test_keptAcrossRestart(makeServer):
+    """A node, its items and a subscription survive a restart of the server (SQLite)."""
+    server = await makeServer()
+    romeo = await login(server, "romeo", "orchard")
+    juliet = await login(server, "juliet", "balcony")
+    await wait(romeo.pubsub.create_node(SERVICE, "sonnets"))
+    await wait(juliet.pubsub.subscribe(SERVICE, "sonnets"))
+    for itemId, text in (("18", "Shall I compare thee"), ("116", "Let me not")):
+        await wait(romeo.pubsub.publish(SERVICE, "sonnets", id=itemId, payload=entry(text)))
+        await juliet.events.next("publish")
+    await romeo.disconnect()
+    await juliet.disconnect()
+
+    await server.stop()
+    await server.start()
+
+    romeo = await login(server, "romeo", "orchard")
+    juliet = await login(server, "juliet", "balcony")
+    items = await wait(juliet.pubsub.get_items(SERVICE, "sonnets"))
+    assert [(i["id"], i["payload"].text) for i in items["pubsub"]["items"]] == [
+        ("116", "Let me not"), ("18", "Shall I compare thee")]
+    await wait(romeo.pubsub.publish(SERVICE, "sonnets", id="130", payload=entry("My mistress")))
+    message = await juliet.events.next("publish")
+    assert message["pubsub_event"]["items"]["item"]["id"] == "130"
+
+
+@ensureDeferred
 async def test_retractNotifies(makeServer):
     """A retract with notify reaches the subscriber and the item is gone."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     juliet = await login(server, "juliet", "balcony")
     await wait(romeo.pubsub.create_node(SERVICE, "sonnets", config=form(
@@ -151,7 +175,7 @@ async def test_retractNotifies(makeServer):
 @ensureDeferred
 async def test_accessModelRefusesThenAllows(makeServer):
     """A whitelist node refuses Juliet until Romeo makes her a member."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     juliet = await login(server, "juliet", "balcony")
     await wait(romeo.pubsub.create_node(SERVICE, "secrets", config=form(
@@ -168,7 +192,7 @@ async def test_accessModelRefusesThenAllows(makeServer):
 @ensureDeferred
 async def test_presenceAccessModel(makeServer):
     """A presence node serves Juliet, who sees Romeo's presence, and refuses the Nurse."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     juliet = await login(server, "juliet", "balcony")
     nurse = await login(server, "nurse", "kitchen")
@@ -186,7 +210,7 @@ async def test_presenceAccessModel(makeServer):
 @ensureDeferred
 async def test_preconditionFails(makeServer):
     """Publishing with a publish-options precondition the node does not meet is refused."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     await wait(romeo.pubsub.create_node(SERVICE, "diary"))
     options = form(romeo, {"FORM_TYPE": "http://jabber.org/protocol/pubsub#publish-options",
@@ -203,7 +227,7 @@ async def test_preconditionFails(makeServer):
 @ensureDeferred
 async def test_deleteNotifies(makeServer):
     """Deleting a node tells its subscriber, and the node is gone."""
-    server = await makeServer(MEMORY)
+    server = await makeServer()
     romeo = await login(server, "romeo", "orchard")
     juliet = await login(server, "juliet", "balcony")
     await wait(romeo.pubsub.create_node(SERVICE, "sonnets"))
@@ -217,6 +241,6 @@ async def test_deleteNotifies(makeServer):
 @ensureDeferred
 async def test_remoteUserMayNotCreate(makeServer):
     """Romeo of the served domain creates nodes; the default policy is local users."""
-    server = await makeServer(dict(MEMORY, pubsub={"node_creation": "admins"}))
+    server = await makeServer(dict(pubsub={"node_creation": "admins"}))
     romeo = await login(server, "romeo", "orchard")
     assert (await failure(romeo.pubsub.create_node(SERVICE, "x")))[0] == "forbidden"

@@ -41,11 +41,11 @@ def repoEnvironment(**extra):
 
 
 def test_treeOrder(tmp_path):
-    """Storage starts first, the admin socket, each served domain with its MUC, the listeners."""
+    """Storage starts first, the admin socket, each served domain with its MUC and pubsub services, the listeners."""
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
-    assert names == ["storage", "admin", "localhost", "conference.localhost", "example.org",
-                     "conference.example.org", "s2s", "c2s"]
+    assert names == ["storage", "admin", "localhost", "conference.localhost", "pubsub.localhost",
+                     "example.org", "conference.example.org", "pubsub.example.org", "s2s", "c2s"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 
 
