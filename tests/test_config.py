@@ -202,8 +202,8 @@ def test_invalidValue(tmp_path, text, message):
      "srever: unknown section (did you mean server?)"),
     ('domains = ["example.org"]',
      "domains: unknown key at the top level (did you mean server.domains?)"),
-    ('[pubsub]\nhistory = 20',
-     "pubsub: unknown section"),
+    ('[gossip]\nhistory = 20',
+     "gossip: unknown section"),
     ('[limits]\nfrobnicate = 1',
      "limits.frobnicate: unknown key"),
     ('server = "example.org"',
@@ -274,15 +274,15 @@ def test_featureSection(monkeypatch, tmp_path):
     """A feature declares its own section, and it is validated and reachable by name."""
     monkeypatch.setattr(schema, "SECTIONS", dict(schema.SECTIONS))
 
-    @section("pubsub")
+    @section("gossip")
     @dataclasses.dataclass(frozen=True)
-    class PubSubConfig:
+    class GossipConfig:
         history: int = option(20, configModule.integer(minimum=0),
-                               "items kept per node")
+                               "rumours kept per topic")
 
-    assert load(tmp_path, "[pubsub]\nhistory = 5\n").pubsub.history == 5
-    assert loadConfig(None).pubsub == PubSubConfig(history=20)
-    assert error(tmp_path, "[pubsub]\nhistory = -1\n") == (
-        "pubsub.history: expected an integer >= 0, got -1")
+    assert load(tmp_path, "[gossip]\nhistory = 5\n").gossip.history == 5
+    assert loadConfig(None).gossip == GossipConfig(history=20)
+    assert error(tmp_path, "[gossip]\nhistory = -1\n") == (
+        "gossip.history: expected an integer >= 0, got -1")
     with pytest.raises(AttributeError):
         loadConfig(None).bosh

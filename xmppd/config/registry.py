@@ -38,6 +38,7 @@ FEATURES: dict[str, str] = {
     "mam": "xmppd.features.mam.archive",
     "sm": "xmppd.features.sm",
     "muc": "muc.service",
+    "pubsub": "xmppd.features.pubsub.service",
 }
 
 #: Core modules that declare a configuration section but are not features of

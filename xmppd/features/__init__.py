@@ -8,8 +8,10 @@ features declare, never through each other's internals.  A feature declares
 its interface with C{__all__} in the module that defines it (today: the
 roster's L{xmppd.features.roster.rosterManager}, disco's
 L{xmppd.features.disco.gatherInfo}, carbons' L{xmppd.features.carbons.isCarbon},
-MAM's query protocol in L{xmppd.features.mam.query}, and what other entities'
-capabilities say in L{xmppd.features.clientcaps.tracker}); another feature
+MAM's query protocol in L{xmppd.features.mam.query}, what other entities'
+capabilities say in L{xmppd.features.clientcaps.tracker}, and the
+publish-subscribe engine in L{xmppd.features.pubsub.engine} with the
+modules of that package that list C{__all__}, for PEP); another feature
 may import only those names, and a module without C{__all__} offers nothing.
 Helpers that several features need and that belong to none (copying a
 stanza, its type, its priority) live in L{xmppd.core.stanzas} instead.  The
