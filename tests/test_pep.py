@@ -476,3 +476,31 @@ def test_accountRemovedForgetsEngine(tmp_path):
     from xmppd.core.events import AccountEvent
     domain.hooks.notify("account/removed", AccountEvent("juliet", DOMAIN))
     assert "juliet@example.org" not in handler.engines
+
+
+def test_remoteUserReadsOpenNode(tmp_path):
+    """A user of another domain reads an open node; the answer goes back through the router."""
+    domain = PEPDomain(tmp_path)
+    routed = []
+    domain.router.addRoute("remote.example", type("R", (), {
+        "deliver": lambda self, stanza: routed.append(stanza)})())
+    domain.online(JULIET)
+    domain.publish(JULIET, node="urn:example:open", item="<x xmlns='urn:example'/>",
+                   options={"pubsub#access_model": "open"})
+    ident = domain.items(REMOTE, "juliet@example.org", "urn:example:open")
+    [reply] = [s for s in routed if s.getAttribute("id") == ident]
+    assert reply["type"] == "result" and reply["from"] == "juliet@example.org"
+
+
+def test_nodesListedToContact(tmp_path):
+    """disco#items on an account lists the PEP nodes the asker may see, not the private ones."""
+    domain = PEPDomain(tmp_path)
+    domain.online(JULIET)
+    domain.publish(JULIET)
+    domain.publish(JULIET, node="storage:bookmarks", item="<storage xmlns='storage:bookmarks'/>",
+                   options={"pubsub#access_model": "whitelist"})
+    romeo = domain.online(ROMEO)
+    ident = domain.iq(ROMEO, "<query xmlns='http://jabber.org/protocol/disco#items'/>",
+                      to="juliet@example.org", type="get")
+    reply = answer(romeo, ident)
+    assert [i["node"] for i in reply.query.elements()] == [TUNE]
