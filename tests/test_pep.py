@@ -504,3 +504,21 @@ def test_nodesListedToContact(tmp_path):
                       to="juliet@example.org", type="get")
     reply = answer(romeo, ident)
     assert [i["node"] for i in reply.query.elements()] == [TUNE]
+
+
+def test_nodeInfo(tmp_path):
+    """disco#info on a PEP node a contact may see says pubsub/leaf; a private one is item-not-found."""
+    domain = PEPDomain(tmp_path)
+    domain.online(JULIET)
+    domain.publish(JULIET)
+    domain.publish(JULIET, node="storage:bookmarks", item="<storage xmlns='storage:bookmarks'/>",
+                   options={"pubsub#access_model": "whitelist"})
+    romeo = domain.online(ROMEO)
+    ident = domain.iq(ROMEO, "<query xmlns='%s' node='%s'/>" % (NS_INFO, TUNE),
+                      to="juliet@example.org", type="get")
+    reply = answer(romeo, ident)
+    assert ("pubsub", "leaf") in {(i["category"], i["type"])
+                                  for i in reply.query.elements(NS_INFO, "identity")}
+    ident = domain.iq(ROMEO, "<query xmlns='%s' node='storage:bookmarks'/>" % NS_INFO,
+                      to="juliet@example.org", type="get")
+    assert errorCondition(answer(romeo, ident)) == "item-not-found"

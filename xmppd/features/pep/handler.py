@@ -20,7 +20,8 @@ L{xmppd.features.pep.engine.PEPEngine} per account.
     per event.
   - §6.1: disco#info on an account answers identity C{pubsub/pep} and the
     C{pubsub#…} features; the domain's own disco#info lists the features
-    too; disco#items on an account lists the nodes the asker may see.
+    too; disco#items on an account lists the nodes the asker may see, and
+    disco#info on one of them says pubsub/leaf (XEP-0060 §5.2, §5.3).
   - C{"account/removed"}: the account's engine and what was remembered for
     it go (storage removes its nodes).
 
@@ -50,6 +51,7 @@ from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
 from xmppd.features.pep.engine import SUBSCRIBED, PEPEngine
 from xmppd.features.pep.settings import PEPConfig
 from xmppd.features.pubsub.access import Access, storageRosterLookup
+from xmppd.features.pubsub.errors import StanzaError
 from xmppd.features.pubsub.fanout import Fanout
 from xmppd.features.pubsub.protocol import Service
 from xmppd.features.pubsub.resource import FEATURES, Resource
@@ -259,13 +261,29 @@ class PEPHandler(XMPPHandler):
     # -- IDisco (§6.1) -------------------------------------------------------------
 
     def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
-        if nodeIdentifier or target.resource is not None:
+        if target.resource is not None:
             return []
+        if nodeIdentifier:
+            if target.user is None:
+                return []
+            return defer.ensureDeferred(self.nodeInfo(requestor, target, nodeIdentifier))
         features = [DiscoFeature(NS_PUBSUB)] + [
             DiscoFeature("%s#%s" % (NS_PUBSUB, name)) for name in PEP_FEATURES]
         if target.user is None:
             return features
         return [DiscoIdentity("pubsub", "pep")] + features
+
+    async def nodeInfo(self, requestor, target, node):
+        """XEP-0060 §5.3: a node of the account is a leaf, for whom may see it."""
+        engine = self.engineFor(target)
+        record = await engine.store.getNode(engine.serviceText, node)
+        if record is None:
+            return []
+        try:
+            await engine.checkAccess(record, requestor)
+        except StanzaError:
+            return []
+        return [DiscoIdentity("pubsub", "leaf"), DiscoFeature(NS_PUBSUB)]
 
     def getDiscoItems(self, requestor, target, nodeIdentifier=""):
         if nodeIdentifier or target.user is None or target.resource is not None:
