@@ -6,17 +6,21 @@ account's bare JID, over one in-memory domain with entity capabilities
 
 from __future__ import annotations
 
+import base64
+import hashlib
+
+import pytest
+
 from tests.domainhelpers import DOMAIN, Domain, RecordingStream, errorCondition
 from tests.helpers import parse
 from tests.sessionhelpers import bindNow
+from xmppd.core.events import AccountEvent
 from xmppd.core.jid import parseJID
 from xmppd.core.stanzas import StanzaText
 from xmppd.features.clientcaps.tracker import capsOf
+from xmppd.features.pep.engine import contactMaySee
 from xmppd.features.pep.handler import PEPHandler
 from xmppd.storage.interfaces import RosterItem
-
-import base64
-import hashlib
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_EVENT = NS_PUBSUB + "#event"
@@ -473,7 +477,6 @@ def test_accountRemovedForgetsEngine(tmp_path):
     domain.publish(JULIET)
     handler = domain.handler(PEPHandler)
     assert "juliet@example.org" in handler.engines
-    from xmppd.core.events import AccountEvent
     domain.hooks.notify("account/removed", AccountEvent("juliet", DOMAIN))
     assert "juliet@example.org" not in handler.engines
 
@@ -522,3 +525,42 @@ def test_nodeInfo(tmp_path):
     ident = domain.iq(ROMEO, "<query xmlns='%s' node='storage:bookmarks'/>" % NS_INFO,
                       to="juliet@example.org", type="get")
     assert errorCondition(answer(romeo, ident)) == "item-not-found"
+
+
+@pytest.mark.parametrize("model, subscription, groups, affiliation, expected", [
+    ("presence", "both", (), "none", True),
+    ("presence", "from", (), "none", True),
+    ("presence", "to", (), "none", False),
+    ("presence", None, (), "none", False),
+    ("open", "both", (), "none", True),
+    ("open", None, (), "none", False),
+    ("roster", "both", ("Friends",), "none", True),
+    ("roster", "both", ("Family",), "none", False),
+    ("whitelist", "both", (), "none", False),
+    ("whitelist", "both", (), "member", True),
+    ("authorize", "both", (), "none", False),
+    ("presence", "both", (), "outcast", False),
+])
+def test_contactMaySee(model, subscription, groups, affiliation, expected):
+    """Who is notified unasked follows the node's access model (XEP-0060 §4.5, XEP-0163 §4)."""
+    item = None if subscription is None else RosterItem("romeo@example.org",
+                                                        subscription=subscription, groups=groups)
+    assert contactMaySee(model, item, affiliation, ["Friends"]) is expected
+
+
+def test_rosterAccessNotifiesAllowedGroup(tmp_path):
+    """On a roster-access node only contacts in an allowed group are notified."""
+    domain = PEPDomain(tmp_path)
+    domain.storage.rosters.setItem("juliet", DOMAIN, RosterItem(
+        "romeo@example.org", subscription="both", groups=("Montagues",)))
+    domain.online(JULIET)
+    romeo = domain.online(ROMEO, ["urn:example:r"])
+    domain.publish(JULIET, node="urn:example:r", item="<x xmlns='urn:example'/>",
+                   options={"pubsub#access_model": "roster",
+                            "pubsub#roster_groups_allowed": "Capulets"})
+    assert events(romeo, "urn:example:r") == []
+    domain.storage.rosters.setItem("juliet", DOMAIN, RosterItem(
+        "romeo@example.org", subscription="both", groups=("Capulets",)))
+    domain.publish(JULIET, node="urn:example:r", item="<x xmlns='urn:example'/>",
+                   itemId="2", options={"pubsub#access_model": "roster"})
+    assert events(romeo, "urn:example:r") == [("juliet@example.org", ["2"])]
