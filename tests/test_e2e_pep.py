@@ -21,6 +21,7 @@ from twisted.internet import defer
 from tests.e2e import DOMAIN, TIMEOUT, reactor
 from xmppd.core.hooks import OBSERVE
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
+from xmppd.features.pep.handler import PEPHandler
 from xmppd.storage.interfaces import RosterItem
 
 ensureDeferred = pytest_twisted.ensureDeferred
@@ -197,3 +198,23 @@ async def test_itemSurvivesRestart(server):
     items = await wait(romeo.xmpp.plugin["xep_0223"].retrieve(NS_NOTE))
     [item] = items["pubsub"]["items"]
     assert item["id"] == "k1" and "kept" in str(item)
+
+
+@ensureDeferred
+async def test_removedAccountLosesNodes(server):
+    """An account that removes itself takes its PEP nodes along; made again, it has none."""
+    await contacts(server, "romeo", "juliet")
+    romeo = await login(server, "romeo", "orchard", nicks=False)
+    romeo.xmpp.register_plugin("xep_0077")
+    await wait(romeo.xmpp.plugin["xep_0172"].publish_nick("Romeo"))
+    await wait(romeo.xmpp.plugin["xep_0077"].cancel_registration())
+    assert await romeo.closedByServer() == ["not-authorized"]
+    domain = server.service.getServiceNamed(DOMAIN)
+    [pep] = [h for h in domain.handlers if isinstance(h, PEPHandler)]
+    assert "romeo@" + DOMAIN not in pep.engines
+    assert await server.service.storage.pubsub.listNodes("romeo@" + DOMAIN) == []
+
+    await contacts(server, "romeo")
+    again = await login(server, "romeo", "garden", nicks=False)
+    assert await failure(again.xmpp.plugin["xep_0060"].get_items(None, NICK)) == (
+        "item-not-found", None)
