@@ -218,3 +218,43 @@ async def test_removedAccountLosesNodes(server):
     again = await login(server, "romeo", "garden", nicks=False)
     assert await failure(again.xmpp.plugin["xep_0060"].get_items(None, NICK)) == (
         "item-not-found", None)
+
+
+def publishOptions(client, fields: dict):
+    made = client.xmpp.plugin["xep_0004"].make_form(ftype="submit")
+    made.add_field(var="FORM_TYPE", ftype="hidden",
+                   value="http://jabber.org/protocol/pubsub#publish-options")
+    for var, value in fields.items():
+        made.add_field(var=var, value=value)
+    return made
+
+
+@ensureDeferred
+async def test_openNodeAndPreconditions(server):
+    """A node published open (as OMEMO does) is read by a stranger; a mismatching precondition is refused."""
+    await contacts(server, "romeo")
+    await server.addUser("nurse")
+    romeo = await login(server, "romeo", "orchard", nicks=False)
+    nurse = await login(server, "nurse", "kitchen", nicks=False)
+    devices = "eu.siacs.conversations.axolotl.devicelist"
+    await wait(romeo.xmpp.plugin["xep_0060"].publish(
+        None, devices, id="current", payload=note("1234"),
+        options=publishOptions(romeo, {"pubsub#access_model": "open"})))
+    items = await wait(nurse.xmpp.plugin["xep_0060"].get_items("romeo@" + DOMAIN, devices))
+    assert [i["id"] for i in items["pubsub"]["items"]] == ["current"]
+    assert await failure(romeo.xmpp.plugin["xep_0060"].publish(
+        None, devices, id="current", payload=note("5678"),
+        options=publishOptions(romeo, {"pubsub#access_model": "whitelist"}))) == (
+        "conflict", "precondition-not-met")
+
+
+@ensureDeferred
+async def test_ownOtherResourceNotified(server):
+    """Romeo's second client is told of the nickname his first one publishes."""
+    await contacts(server, "romeo")
+    garden = await login(server, "romeo", "garden")
+    orchard = await login(server, "romeo", "orchard", nicks=False)
+    await wait(orchard.xmpp.plugin["xep_0172"].publish_nick("Romeo"))
+    message = await wait(garden.nicks.get())
+    assert message["from"] == "romeo@" + DOMAIN
+    assert message["pubsub_event"]["items"]["item"]["nick"]["nick"] == "Romeo"

@@ -564,3 +564,19 @@ def test_rosterAccessNotifiesAllowedGroup(tmp_path):
     domain.publish(JULIET, node="urn:example:r", item="<x xmlns='urn:example'/>",
                    itemId="2", options={"pubsub#access_model": "roster"})
     assert events(romeo, "urn:example:r") == [("juliet@example.org", ["2"])]
+
+
+@pytest.mark.parametrize("payload, condition", [
+    ("<pubsub xmlns='%s'/>" % NS_PUBSUB, "feature-not-implemented"),
+    ("<pubsub xmlns='%s'><publish/></pubsub>" % NS_PUBSUB, "bad-request"),
+    ("<pubsub xmlns='%s'><publish node='n'><item><a xmlns='x'/><b xmlns='x'/></item>"
+     "</publish></pubsub>" % NS_PUBSUB, "bad-request"),
+    ("<pubsub xmlns='%s'><items node='nothing'/></pubsub>" % NS_PUBSUB, "item-not-found"),
+    ("<pubsub xmlns='%s'><items/></pubsub>" % NS_PUBSUB, "bad-request"),
+])
+def test_badRequests(tmp_path, payload, condition):
+    """Malformed or impossible PEP requests get their stanza error, never silence."""
+    domain = PEPDomain(tmp_path)
+    juliet = domain.online(JULIET)
+    ident = domain.iq(JULIET, payload, type="get" if "<items" in payload else "set")
+    assert errorCondition(answer(juliet, ident)) == condition
