@@ -140,12 +140,15 @@ class PEPEngine(PubSubEngine):
         Send C{jid} (a full JID: a contact's or the owner's own resource)
         the last item of each node it wants (C{NODE+notify}) and may see,
         at most C{limit} nodes; returns how many were sent.
-        C{rosterItem} is the owner's roster item for C{jid}'s account.
+        C{rosterItem} gives the owner's roster item for C{jid}'s account:
+        a callable returning it (or a Deferred of it), called only once a
+        node is wanted, so contacts who want nothing cost no roster read.
         """
         features = self.caps.features(jid)
         if not features or limit <= 0:
             return 0
         own = jid.userhost() == self.owner
+        item, looked = None, False
         sent = 0
         for record in await self.store.listNodes(self.serviceText):
             if record.node + "+notify" not in features:
@@ -154,8 +157,11 @@ class PEPEngine(PubSubEngine):
             if not config.persistItems or config.sendLastPublishedItem != "on_sub_and_presence":
                 continue
             if not own:
+                if not looked:
+                    item, looked = (await rosterItem() if callable(rosterItem)
+                                    else rosterItem), True
                 affiliation = await self.affiliationOf(record.node, jid)
-                if not contactMaySee(config.accessModel, rosterItem, affiliation,
+                if not contactMaySee(config.accessModel, item, affiliation,
                                      config.rosterGroups):
                     continue
             await self.sendLastItem(record.node, config, jid.full())

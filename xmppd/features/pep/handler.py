@@ -48,7 +48,7 @@ from xmppd.core.hooks import COPY, DELIVER, OBSERVE
 from xmppd.core.jid import makeJID
 from xmppd.core.stanzas import errorReply
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
-from xmppd.features.pep.engine import SUBSCRIBED, PEPEngine
+from xmppd.features.pep.engine import PEPEngine
 from xmppd.features.pep.settings import PEPConfig
 from xmppd.features.pubsub.access import Access, storageRosterLookup
 from xmppd.features.pubsub.errors import StanzaError
@@ -233,15 +233,14 @@ class PEPHandler(XMPPHandler):
         if limit is None:
             limit = self.pepSettings.max_last_items
         rosters = self.domain.storage.rosters
+        contact = jid.userhost()
         for owner in owners:
             if limit <= 0:
                 return
             user, _, host = owner.partition("@")
-            item = await rosters.getItem(user, host, jid.userhost())
-            if item is None or item.subscription not in SUBSCRIBED:
-                continue
             engine = self.engineFor(JID(owner))
-            limit -= await engine.lastItemsFor(jid, limit, item)
+            limit -= await engine.lastItemsFor(
+                jid, limit, lambda user=user, host=host: rosters.getItem(user, host, contact))
 
     def run(self, coroutine) -> None:
         d = defer.ensureDeferred(coroutine)
