@@ -39,6 +39,7 @@ FEATURES: dict[str, str] = {
     "sm": "xmppd.features.sm",
     "muc": "muc.service",
     "pubsub": "xmppd.features.pubsub.service",
+    "pep": "xmppd.features.pep.handler",
 }
 
 #: Core modules that declare a configuration section but are not features of

@@ -1,0 +1,171 @@
+# -*- test-case-name: tests.test_pep -*-
+"""
+One account's personal eventing service (XEP-0163): the XEP-0060 engine
+(L{xmppd.features.pubsub.engine.PubSubEngine}) on the account's bare JID,
+with what PEP changes:
+
+  - §5 defaults: a node gets access model C{presence}, C{max_items} from
+    C{[pep] default_max_items}, and C{send_last_published_item}
+    C{on_sub_and_presence}; publish-options given on the first publish
+    (XEP-0060 §7.1.5, XEP-0222, XEP-0223) are its configuration, and later
+    ones are preconditions (the engine's);
+  - §2.2, §3: only the account itself creates nodes, and a publish to a
+    node that does not exist creates it (C{autoCreate});
+  - §4: notifications go to the node's explicit subscribers, to every
+    available resource of the owner, and to each full JID of a contact
+    whose entity capabilities (XEP-0115, L{xmppd.features.clientcaps})
+    say C{NODE+notify}, if the node's access model lets that contact see
+    it (L{contactMaySee}: a presence subscription C{from}/C{both} for
+    C{presence} and C{open}, an allowed roster group for C{roster}, an
+    affiliation for C{whitelist} and C{authorize}); never to outcasts;
+  - §4.3.4: L{PEPEngine.lastItemsFor} sends one full JID the last item of
+    each node it wants and may see, at most C{limit} of them.
+
+Implements: XEP-0163 1.2.2
+"""
+
+from __future__ import annotations
+
+from twisted.words.protocols.jabber.jid import JID
+
+from xmppd.features.pubsub.nodeconfig import defaults
+from xmppd.features.pubsub.engine import PubSubEngine
+
+__all__ = ["PEPEngine", "contactMaySee"]
+
+#: Presence subscription states that let a contact see the owner's presence.
+SUBSCRIBED = ("from", "both")
+#: Affiliations that count as being on a node's list (XEP-0060 §4.5).
+AFFILIATED = ("owner", "publisher", "member", "publish-only")
+
+
+def contactMaySee(accessModel: str, rosterItem, affiliation: str,
+                  rosterGroups=()) -> bool:
+    """
+    Whether a contact with the owner's C{rosterItem} (or C{None}) and
+    C{affiliation} may receive the node's items unasked (XEP-0163 §4,
+    XEP-0060 §4.5): the rules of L{xmppd.features.pubsub.access.Access}
+    answered from a roster already read, for many contacts at once.
+    """
+    if affiliation == "outcast":
+        return False
+    if affiliation in AFFILIATED:
+        return True
+    subscribed = rosterItem is not None and rosterItem.subscription in SUBSCRIBED
+    if accessModel in ("open", "presence"):
+        return subscribed
+    if accessModel == "roster":
+        return subscribed and bool(set(rosterGroups).intersection(rosterItem.groups or ()))
+    return False
+
+
+class PEPEngine(PubSubEngine):
+    """
+    The PEP service of account C{service} (a bare JID).
+
+    @param caps: the domain's L{xmppd.features.clientcaps.tracker.EntityCaps}.
+    @param sessions: the node's session directory (the owner's resources).
+    @param rosters: a callable returning the roster store.
+    @param pepSettings: the C{[pep]} settings.
+    """
+
+    def __init__(self, service: JID, store, settings, fanout, access, caps, sessions,
+                 rosters, pepSettings):
+        self.owner = service.userhost()
+        PubSubEngine.__init__(self, service, store, settings, fanout, access=access,
+                              mayCreate=lambda requester: requester.userhost() == self.owner)
+        self.caps = caps
+        self.sessions = sessions
+        self.rosters = rosters
+        self.pepSettings = pepSettings
+
+    # -- §5 defaults and auto-create ----------------------------------------------
+
+    def defaultConfig(self) -> dict:
+        config = defaults(self.settings)
+        config["pubsub#access_model"] = "presence"
+        config["pubsub#max_items"] = str(min(self.pepSettings.default_max_items,
+                                             self.settings.max_items))
+        config["pubsub#send_last_published_item"] = "on_sub_and_presence"
+        return config
+
+    async def createNode(self, requester: JID, node: str | None,
+                         config: dict | None = None) -> str:
+        """XEP-0060 §8.1 with PEP's defaults under what the creator gave."""
+        return await PubSubEngine.createNode(self, requester, node,
+                                             dict(self.defaultConfig(), **(config or {})))
+
+    async def publish(self, requester: JID, node: str, items, options: dict | None = None,
+                      autoCreate: bool = True) -> list[str]:
+        """XEP-0163 §3: a first publish creates the node (with C{options})."""
+        return await PubSubEngine.publish(self, requester, node, items, options,
+                                          autoCreate=True)
+
+    # -- §4 who is notified --------------------------------------------------------
+
+    def ownerJID(self) -> JID:
+        return self.service
+
+    async def roster(self) -> dict:
+        """The owner's roster items by contact bare JID (empty for a gone account)."""
+        user, _, host = self.owner.partition("@")
+        try:
+            roster = await self.rosters().getRoster(user, host)
+        except Exception:
+            return {}
+        return roster.items
+
+    async def recipients(self, node: str) -> list[str]:
+        found = list(await PubSubEngine.recipients(self, node))
+        record = await self.store.getNode(self.serviceText, node)
+        if record is None:
+            return found
+        config = self.config(record)
+        found.extend(session.jid.full() for session in
+                     self.sessions.availableSessionsOf(self.service))
+        affiliations = {jid: a for (_, jid, a) in
+                        await self.store.getAffiliations(self.serviceText, node=node)}
+        outcasts = {jid for jid, a in affiliations.items() if a == "outcast"}
+        for contact, item in (await self.roster()).items():
+            if not contactMaySee(config.accessModel, item, affiliations.get(contact, "none"),
+                                 config.rosterGroups):
+                continue
+            found.extend(jid.full() for jid in self.caps.interested(contact, node))
+        return [jid for jid in dict.fromkeys(found) if jid.partition("/")[0] not in outcasts]
+
+    # -- §4.3.4 the last item for a new resource -----------------------------------
+
+    async def lastItemsFor(self, jid: JID, limit: int, rosterItem=None) -> int:
+        """
+        Send C{jid} (a full JID: a contact's or the owner's own resource)
+        the last item of each node it wants (C{NODE+notify}) and may see,
+        at most C{limit} nodes; returns how many were sent.
+        C{rosterItem} gives the owner's roster item for C{jid}'s account:
+        a callable returning it (or a Deferred of it), called only once a
+        node is wanted, so contacts who want nothing cost no roster read.
+        """
+        features = self.caps.features(jid)
+        if not features or limit <= 0:
+            return 0
+        own = jid.userhost() == self.owner
+        item, looked = None, False
+        sent = 0
+        for record in await self.store.listNodes(self.serviceText):
+            if record.node + "+notify" not in features:
+                continue
+            config = self.config(record)
+            if not config.persistItems or config.sendLastPublishedItem != "on_sub_and_presence":
+                continue
+            if not own:
+                if not looked:
+                    item, looked = (await rosterItem() if callable(rosterItem)
+                                    else rosterItem), True
+                affiliation = await self.affiliationOf(record.node, jid)
+                if not contactMaySee(config.accessModel, item, affiliation,
+                                     config.rosterGroups):
+                    continue
+            await self.sendLastItem(record.node, config, jid.full())
+            sent += 1
+            if sent >= limit:
+                break
+        return sent
