@@ -182,7 +182,8 @@ def test_pepScenario():
     assert result["error"] is None
     settle, pep = result["phases"]
     assert settle["count"] == 12 * 4 and settle["incomplete_users"] == 0
-    assert settle["caps_queries_answered"] == 1 and settle["create_failed"] == {}
+    assert settle["caps_queries_answered"] == settle["caps_queries_in_warmup"] == 1
+    assert settle["caps_warmup_clients"] == 1 and settle["create_failed"] == {}
     assert pep["count"] == pep["expected"] == 12 * 3
     assert pep["owner_notifications"] == 12 and pep["duplicate_notifications"] == 0
     assert pep["publish_replies"] == 12 and pep["publish_errors"] == {}

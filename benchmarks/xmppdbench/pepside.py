@@ -26,7 +26,8 @@ so that it never collides with a harness run of the original.  Any other
 adapter (xmppd's) is used as given: it passes once its PEP does.
 
 Repetitions alternate the server order as C{xbench.run} does; every
-(server, repetition) gets a freshly started server.  Results: one JSON per
+(server, repetition) gets a freshly provisioned and started server, so no
+PEP node or item survives from an earlier run.  Results: one JSON per
 run, C{summary.json} and C{summary.md} (L{render}), C{run.log}.
 """
 
@@ -150,10 +151,11 @@ def pepAdapter(source: str, into: str, offset: int, log,
     with open(source, "rb") as f:
         config = tomllib.load(f)
     config.update(overrides or {})
-    features = installedFeatures(config)
+    features, notes = installedFeatures(config), []
     if features is not None and not set(XMPPD_PEP_FEATURES) & set(features):
-        log("  [%s] the xmppd in %s has no PEP feature (%s): the pep scenario will fail"
-            % (config["name"], config["xmppd_bin"], " ".join(XMPPD_PEP_FEATURES)))
+        notes.append("the xmppd in %s has no PEP feature (%s): the pep scenario will fail"
+                     % (config["xmppd_bin"], " or ".join(XMPPD_PEP_FEATURES)))
+        log("  [%s] %s" % (config["name"], notes[-1]))
     changes, rendered = [], {}
     for template in config.get("templates", []):
         with open(os.path.join(directory, template)) as f:
@@ -162,7 +164,7 @@ def pepAdapter(source: str, into: str, offset: int, log,
             changes.append(change)
             rendered[template] = text
     if not changes:
-        return source, []
+        return source, notes
     target = os.path.join(into, config["name"])
     if os.path.exists(target):
         shutil.rmtree(target)
