@@ -19,11 +19,13 @@ and resets and reads its VmHWM (see L{procstat}).
   python -m xmppdbench.load muc --rooms 20 --occupants 50 --senders 5 --window 1 ...
   python -m xmppdbench.load presence --users 1050 --roster-size 20 ...
   python -m xmppdbench.load idle --levels 1000,5000,10000 ...
+  python -m xmppdbench.load pep --users 1050 --roster-size 20 ...
 """
 
 import argparse
 import array
 import asyncio
+import collections
 import gc
 import json
 import os
@@ -33,12 +35,19 @@ import sys
 import time
 
 from . import procstat, stats
+from .caps import (NS_DISCO_INFO, NS_PUBSUB_EVENT, PEP_NODE, PUBLISH_TAIL, Capabilities,
+                   publishHead)
 from .client import Generator, attribute, findElement, joinRoom, learnSalts, loginMany
 
 perfNs = time.perf_counter_ns
 MARKER = re.compile(rb"XB(\d+)\.(\d+)\.")
+STANZA = re.compile(rb"<([A-Za-z][\w:.-]*)")
 DRAIN_TIMEOUT = 15.0
 JOIN_TIMEOUT = 60.0
+OWNER_GRACE = 2.0
+# refusals of a first publish worth retrying: a lost race, not a missing feature
+RETRY_CONDITIONS = frozenset({"item-not-found", "conflict", "internal-server-error",
+                              "resource-constraint", "wait"})
 
 
 # Measurement
@@ -93,6 +102,14 @@ async def waitQuiet(gen: Generator, threshold=0.03, window=0.5, timeout=30.0) ->
         if (sum(procstat.cpuSeconds(p) for p in pids) - before) / window < threshold:
             return True
     return False
+
+
+class ScenarioFailed(RuntimeError):
+    """A scenario that cannot measure what it is for; C{phases} holds what it did measure."""
+
+    def __init__(self, message: str, phases: list[dict]):
+        RuntimeError.__init__(self, message)
+        self.phases = phases
 
 
 def requireAll(clients, wanted, errors):
@@ -421,8 +438,331 @@ async def scenarioIdle(gen: Generator, args) -> list[dict]:
     return results
 
 
+def splitStanzas(buf: bytes) -> tuple[list[tuple[bytes, bytes]], bytes]:
+    """
+    The complete top-level elements at the start of C{buf} as (name,
+    element), and the incomplete rest.  End tags between stanzas (the
+    server closing the stream) are skipped.
+    """
+    out, pos, size = [], 0, len(buf)
+    while True:
+        i = buf.find(b"<", pos)
+        if i < 0:
+            return out, b""
+        match = STANZA.match(buf, i)
+        if match is None or match.end() == size:
+            if i + 2 >= size or match is not None:
+                return out, buf[i:]
+            pos = i + 1  # "</stream:stream>"
+            continue
+        found = findElement(buf, match.group(1), i)
+        if found is None or found[0] != i:
+            return out, buf[i:]
+        out.append((match.group(1), buf[i:found[1]]))
+        pos = found[1]
+
+
+def stanzaError(element: bytes) -> str:
+    """The defined condition of an error stanza (RFC 6120 §8.3.3), for the report."""
+    match = re.search(rb"<([a-z-]+) xmlns=['\"]urn:ietf:params:xml:ns:xmpp-stanzas['\"]", element)
+    return match.group(1).decode() if match else element[:200].decode(errors="replace")
+
+
+class PEPTraffic:
+    """
+    The C{pep} scenario's clients as one state machine fed by every
+    connection's C{onData}: contacts' presences while settling, the
+    server's disco#info queries for our caps (answered at any time), the
+    replies to our publishes and the PEP notifications, each counted as to
+    a contact or to the publisher's own resource (the server sends those
+    too if it follows XEP-0163 §4.3.2 "the account owner's resources").
+    """
+
+    def __init__(self, clients, rosterSize: int, caps: Capabilities):
+        self.clients, self.K, self.caps = clients, rosterSize, caps
+        self.P = len(clients)
+        self.seen = {conn.index: set() for conn in clients}
+        self.selfSeen = set()
+        self.presencePending = self.P
+        self.presenceTimes = array.array("q")
+        self.presenceSentAt = {}
+        self.presenceDone = asyncio.Event()
+        self.queries = 0
+        self.queryNodes = collections.Counter()
+        self.otherRequests = collections.Counter()
+        self.measuring = False
+        self.replies = 0
+        self.errors = collections.Counter()
+        self.fromContacts = {conn.index: set() for conn in clients}
+        self.contacts = self.owner = self.duplicates = self.ownerDuplicates = self.unmarked = 0
+        self.owners = set()
+        self.toBare = 0
+        self.contactLatencies, self.ownerLatencies = array.array("q"), array.array("q")
+        self.completeAt = None
+        self.creating = {}
+        self.allIn = asyncio.Event()
+        self.ownerIn = asyncio.Event()
+
+    def expectedContacts(self) -> int:
+        return self.P * self.K
+
+    def onData(self, conn, data: bytes):
+        stanzas, conn.buf = splitStanzas(conn.buf + data if conn.buf else data)
+        for name, element in stanzas:
+            if name == b"message":
+                self.onMessage(conn, element)
+            elif name == b"iq":
+                self.onIQ(conn, element)
+            elif name == b"presence":
+                self.onPresence(conn, element)
+        if self.measuring and self.completeAt is None and self.replies >= self.P \
+                and (self.contacts >= self.expectedContacts() or sum(self.errors.values()) >= self.P):
+            self.completeAt = perfNs()
+            self.allIn.set()
+
+    async def createNodes(self, head: bytes, pad: bytes, window: int, attempts: int = 10):
+        """
+        Before anyone is available: every account publishes a first item,
+        C{window} at a time, so that its node exists (XEP-0163 §7.1.2
+        auto-create) and the measured publish only updates it.  A refused
+        publish is retried (ejabberd's Mnesia aborts concurrent auto-creates
+        on its node index and answers C{item-not-found}).  Returns the
+        refusals retried and the accounts still without a node.
+        """
+        pending, retried, failed = iter(self.clients), collections.Counter(), collections.Counter()
+
+        async def worker():
+            for conn in pending:
+                for attempt in range(attempts):
+                    waiter = self.creating[conn.index] = asyncio.get_running_loop().create_future()
+                    conn.transport.write(head.replace(b"id='pub'", b"id='pre'", 1)
+                                         + b"XB0.%d." % conn.index + pad + PUBLISH_TAIL)
+                    try:
+                        error = await asyncio.wait_for(waiter, JOIN_TIMEOUT)
+                    except asyncio.TimeoutError:
+                        error = "no reply in %.0f s" % JOIN_TIMEOUT
+                    if error is None:
+                        break
+                    if error not in RETRY_CONDITIONS or attempt == attempts - 1:
+                        failed[error] += 1
+                        break
+                    retried[error] += 1
+                    await asyncio.sleep(0.05 * (attempt + 1))
+        await asyncio.gather(*(worker() for _ in range(min(window, self.P) or 1)))
+        return dict(retried), dict(failed)
+
+    def onPresence(self, conn, element: bytes):
+        sender = attribute(element[:element.find(b">")], b"from") or b""
+        if sender == conn.jid:
+            self.selfSeen.add(conn.index)
+        else:
+            self.seen[conn.index].add(sender.split(b"/")[0])
+        if self.presencePending and conn.index in self.selfSeen \
+                and len(self.seen[conn.index]) >= self.K \
+                and conn.index in self.presenceSentAt:
+            self.presenceTimes.append(perfNs() - self.presenceSentAt.pop(conn.index))
+            self.presencePending -= 1
+            if not self.presencePending:
+                self.presenceDone.set()
+
+    def onIQ(self, conn, element: bytes):
+        tag = element[:element.find(b">") + 1]
+        kind = attribute(tag, b"type")
+        iqId = attribute(tag, b"id") or b""
+        if kind in (b"get", b"set"):
+            sender = attribute(tag, b"from")
+            child = STANZA.search(element, len(tag))
+            childTag = element[child.start():element.find(b">", child.start())] if child else b""
+            namespace = attribute(childTag, b"xmlns")
+            if kind == b"get" and namespace == NS_DISCO_INFO and child.group(1) == b"query":
+                node = attribute(childTag, b"node")
+                self.queries += 1
+                self.queryNodes[(node or b"").decode(errors="replace")] += 1
+                conn.transport.write(self.caps.infoResult(iqId, sender, node))
+                return
+            self.otherRequests["%s %s" % (kind.decode(), (namespace or b"?").decode())] += 1
+            conn.transport.write(
+                b"<iq type='error' id='" + iqId + b"'" + (b" to='" + sender + b"'" if sender else b"")
+                + b"><error type='cancel'><service-unavailable "
+                  b"xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
+        elif iqId == b"pre":
+            waiter = self.creating.pop(conn.index, None)
+            if waiter is not None and not waiter.done():
+                waiter.set_result(None if kind == b"result" else stanzaError(element))
+        elif iqId == b"pub":
+            self.replies += 1
+            if kind != b"result":
+                self.errors[stanzaError(element)] += 1
+
+    def onMessage(self, conn, element: bytes):
+        if NS_PUBSUB_EVENT.encode() not in element:
+            return
+        marker = MARKER.search(element)
+        if marker is None or not self.measuring or marker.group(1) == b"0":
+            self.unmarked += 1
+            return
+        latency = perfNs() - int(marker.group(1))
+        publisher = int(marker.group(2))
+        if b"/" not in (attribute(element[:element.find(b">")], b"to") or b"/"):
+            self.toBare += 1
+        if publisher == conn.index:
+            if conn.index in self.owners:
+                self.ownerDuplicates += 1
+                return
+            self.owners.add(conn.index)
+            self.owner += 1
+            self.ownerLatencies.append(latency)
+            if self.owner >= self.P:
+                self.ownerIn.set()
+        elif publisher in self.fromContacts[conn.index]:
+            self.duplicates += 1
+        else:
+            self.fromContacts[conn.index].add(publisher)
+            self.contacts += 1
+            self.contactLatencies.append(latency)
+
+
+async def scenarioPEP(gen: Generator, args) -> list[dict]:
+    """
+    XEP-0163 fan-out.  Setup: every C{pN} of the cliques logs in and gets
+    its roster; each publishes a first item to its node, C{create_window}
+    at a time, while nobody is available (the node exists afterwards;
+    L{PEPTraffic.createNodes}); then all send initial presence with entity
+    capabilities (XEP-0115) that ask for C{NODE+notify}, answer the
+    server's disco#info for their C{node#ver}, and wait until each has its
+    own echo and all contacts' presences (and the last items the server
+    sends with them) and the server is quiet.  C{caps_warmup} clients go
+    first, alone, so that the server knows the caps ver when the others
+    come (as a server in service knows the few client versions its
+    users run).  Measured: every account
+    publishes one item to its own PEP node at once; the phase ends when
+    every publish is answered and every contact has every contact's
+    notification (bounded by C{timeout}), plus up to L{OWNER_GRACE} seconds
+    for the publishers' own copies.  Fails with a message saying why when
+    the server refuses PEP or never delivers a notification.
+    """
+    K = args.roster_size
+    P = args.users - args.users % (K + 1)
+    users = ["p%d" % i for i in range(1, P + 1)]
+    caps = Capabilities(args.pep_node)
+    await waitQuiet(gen)
+    clients, _, errors = await loginMany(gen, users, concurrency=args.concurrency,
+                                         roster=True, presence=False)
+    requireAll(clients, P, errors)
+    traffic = PEPTraffic(clients, K, caps)
+    for conn in clients:
+        conn.onData = traffic.onData
+    pad = padding(args.body)
+    head = publishHead(args.pep_node)
+    retried = failed = {}
+    if args.create_window:
+        try:
+            retried, failed = await asyncio.wait_for(
+                traffic.createNodes(head, pad, args.create_window), args.timeout)
+        except asyncio.TimeoutError:
+            raise ScenarioFailed("the first publishes (creating the PEP nodes) took more than "
+                                 "%.0f s: no reply from the server?" % args.timeout, [])
+        if failed and sum(failed.values()) >= P:
+            raise ScenarioFailed("the server refused every PEP publish (%s): no XEP-0163 PEP "
+                                 "on the account's bare JID" % ", ".join(
+                                     "%d x %s" % (n, c) for c, n in failed.items()), [])
+    settled()
+    await waitQuiet(gen)
+    warm = clients[:args.caps_warmup]
+    if warm:
+        # A server's caps cache is warm in real life (a few client versions,
+        # many users): these go online first, so the others' ver is known.
+        for conn in warm:
+            traffic.presenceSentAt[conn.index] = perfNs()
+            conn.transport.write(caps.presence)
+        deadline = time.monotonic() + min(10.0, args.timeout)
+        while time.monotonic() < deadline and not (
+                traffic.queries and all(conn.index in traffic.selfSeen for conn in warm)):
+            await asyncio.sleep(0.05)
+        await waitQuiet(gen)
+    warmQueries = traffic.queries
+    lost = gen.lost
+    async with Phase(gen, "caps-presence") as settle:
+        for conn in clients:
+            traffic.presenceSentAt[conn.index] = perfNs()
+            if conn not in warm:
+                conn.transport.write(caps.presence)
+        try:
+            await asyncio.wait_for(traffic.presenceDone.wait(), args.timeout)
+        except asyncio.TimeoutError:
+            pass
+        await waitQuiet(gen, timeout=min(30.0, args.timeout))
+    first = settle.result(
+        sum(len(seen) for seen in traffic.seen.values()) + len(traffic.selfSeen),
+        "unique presences delivered", latency=stats.latencySummary(traffic.presenceTimes, 1e-6),
+        latency_is="time from sending initial presence (with caps) to a full roster",
+        expected=P * (K + 1), incomplete_users=traffic.presencePending,
+        caps_warmup_clients=len(warm), caps_queries_in_warmup=warmQueries,
+        caps_queries_answered=traffic.queries, caps_query_nodes=dict(traffic.queryNodes),
+        caps_ver=caps.ver, other_requests=dict(traffic.otherRequests),
+        nodes_created_before=args.create_window > 0, create_retried=retried,
+        create_failed=failed, last_items_on_presence=traffic.unmarked,
+        lost_connections=gen.lost - lost)
+    traffic.unmarked = 0
+    traffic.measuring = True
+    lost = gen.lost
+    async with Phase(gen, "pep") as phase:
+        started = perfNs()
+        for conn in clients:
+            conn.transport.write(head + b"XB%d.%d." % (perfNs(), conn.index) + pad + PUBLISH_TAIL)
+        try:
+            await asyncio.wait_for(traffic.allIn.wait(), args.timeout)
+        except asyncio.TimeoutError:
+            pass
+        if traffic.contacts and not traffic.ownerIn.is_set():
+            try:
+                await asyncio.wait_for(traffic.ownerIn.wait(), OWNER_GRACE)
+            except asyncio.TimeoutError:
+                pass
+    traffic.measuring = False
+    complete = (traffic.completeAt or perfNs()) - started
+    await waitQuiet(gen, timeout=5)
+    gen.closeAll()
+    refused = sum(traffic.errors.values())
+    result = phase.result(
+        traffic.contacts, "PEP notifications to contacts",
+        latency=stats.latencySummary(traffic.contactLatencies, 1e-6),
+        latency_is="time from sending the publish to the contact's notification",
+        expected=traffic.expectedContacts(),
+        owner_notifications=traffic.owner,
+        owner_latency=stats.latencySummary(traffic.ownerLatencies, 1e-6),
+        notifications_all=traffic.contacts + traffic.owner,
+        duplicate_notifications=traffic.duplicates,
+        owner_duplicate_notifications=traffic.ownerDuplicates,
+        notifications_to_bare_jid=traffic.toBare,
+        notifications_without_marker=traffic.unmarked,
+        publishes=P, publish_replies=traffic.replies, publish_errors=dict(traffic.errors),
+        complete_s=round(complete / 1e9, 4) if traffic.completeAt else None,
+        users=P, roster_size=K, node=args.pep_node, body_bytes=args.body,
+        lost_connections=gen.lost - lost)
+    if traffic.completeAt and complete > 0:
+        # the rate up to the last contact's notification, not the owner grace
+        result["rate_per_s"] = round(traffic.contacts / (complete / 1e9), 2)
+    if result.get("count") and traffic.owner:
+        result["server_cpu_ms_per_1k_all"] = round(
+            phase.accounting["server_cpu_s"] * 1e6 / (traffic.contacts + traffic.owner), 4)
+    if not traffic.contacts:
+        if refused >= P:
+            raise ScenarioFailed(
+                "the server refused every PEP publish (%s): no XEP-0163 PEP on the account's "
+                "bare JID" % ", ".join("%d x %s" % (n, c) for c, n in traffic.errors.items()),
+                [first, result])
+        raise ScenarioFailed(
+            "no PEP notification within %.0f s: %d of %d publishes answered (%d refused: %s); "
+            "the server sent %d disco#info queries for the clients' caps (it must learn "
+            "%s+notify from node#ver, XEP-0115, and notify contacts who have it)" % (
+                args.timeout, traffic.replies, P, refused, dict(traffic.errors),
+                traffic.queries, args.pep_node), [first, result])
+    return [first, result]
+
+
 SCENARIOS = {"login": scenarioLogin, "msg": scenarioMessages, "muc": scenarioMUC,
-             "presence": scenarioPresence, "idle": scenarioIdle}
+             "presence": scenarioPresence, "idle": scenarioIdle, "pep": scenarioPEP}
 
 
 def parseArgs(argv):
@@ -453,13 +793,23 @@ def parseArgs(argv):
     add("--rate", type=float, default=0, help="msg, muc: total messages/s, open loop (0: closed loop)")
     add("--warmup", type=float, default=3)
     add("--duration", type=float, default=20)
-    add("--body", type=int, default=100, help="msg, muc: body padding in bytes")
+    add("--body", type=int, default=100, help="msg, muc, pep: body (item payload) padding in bytes")
     add("--rooms", type=int, default=20, help="muc: rooms")
     add("--occupants", type=int, default=50, help="muc: occupants per room")
     add("--senders", type=int, default=5, help="muc: senders per room")
-    add("--users", type=int, default=1050, help="presence: accounts p1..pN")
-    add("--roster-size", type=int, default=20, help="presence: contacts per account")
-    add("--timeout", type=float, default=120, help="presence: seconds to wait for full rosters")
+    add("--users", type=int, default=1050, help="presence, pep: accounts p1..pN")
+    add("--roster-size", type=int, default=20, help="presence, pep: contacts per account")
+    add("--timeout", type=float, default=120,
+        help="presence, pep: seconds to wait for full rosters (and for the notifications)")
+    add("--pep-node", default=PEP_NODE, help="pep: the PEP node every account publishes to")
+    add("--caps-warmup", type=int, default=1,
+        help="pep: clients that send their caps presence first, alone, so that the server "
+             "learns the caps ver before the others come online (0: all at once, the "
+             "server queries while everyone arrives)")
+    add("--create-window", type=int, default=8,
+        help="pep: before presence, every account publishes a first item (auto-creating its "
+             "node), this many at a time, so that the measured publish updates an existing "
+             "node; 0: the measured publish creates the nodes, all at once")
     add("--levels", default="1000,5000,10000", help="idle: session counts to step through")
     add("--settle", type=float, default=5, help="idle: seconds after the logins before RSS")
     add("--hold", type=float, default=10, help="idle: seconds of idle CPU measured")
@@ -471,6 +821,9 @@ async def run(args) -> dict:
     gen.args, gen.meter = args, procstat.Meter(args.server_pid)
     try:
         phases, error = await SCENARIOS[args.scenario](gen, args), None
+    except ScenarioFailed as e:
+        phases, error = e.phases, str(e)
+        gen.closeAll()
     except Exception as e:  # noqa: BLE001 - reported in the JSON and the exit status
         import traceback
         traceback.print_exc()
