@@ -51,6 +51,10 @@ SCALES = {"full": (1050, 20), "quick": (210, 20)}
 # The names xmppd's PEP may be registered under in xmppd.config.registry.FEATURES
 # (issue 12 builds it); whichever the installed xmppd has is switched on.
 XMPPD_PEP_FEATURES = ("pubsub", "pep")
+# What xmppd's PEP needs beside it, switched on with it when installed: the
+# server-side tracker of clients' caps (as ejabberd's PEP needs mod_caps),
+# without which no contact is known to want +notify.
+XMPPD_PEP_NEEDS = ("clientcaps",)
 
 PROSODY_PEP = '"pep";'
 EJABBERD_PEP = """\
@@ -81,7 +85,10 @@ def enablePEP(templateName: str, text: str,
     """
     if templateName == "xmppd.toml":
         modules = re.search(r"^modules\s*=\s*\[([^\]]*)\]", text, re.M)
-        wanted = [name for name in XMPPD_PEP_FEATURES if name in (xmppdFeatures or [])]
+        installed = xmppdFeatures or []
+        wanted = [name for name in XMPPD_PEP_FEATURES if name in installed]
+        if wanted:
+            wanted = [name for name in XMPPD_PEP_NEEDS if name in installed] + wanted
         if modules is None or not wanted:
             return text, None
         present = re.findall(r"""["']([^"']+)["']""", modules.group(1))
