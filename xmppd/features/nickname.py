@@ -1,0 +1,124 @@
+# -*- test-case-name: tests.test_nickname -*-
+"""
+The C{"nickname"} feature: user nickname (XEP-0172) in presence
+subscription requests.
+
+Publishing and notifying a nickname (§4.5, the PEP node
+C{http://jabber.org/protocol/nick}) is plain PEP (L{xmppd.features.pep})
+and needs nothing here.  XEP-0172 §4.2 says a user SHOULD include the
+nickname in a subscription request, and nothing in it forbids the user's
+server to help: many clients do not, and their users expect contacts to see
+who is asking.  So when a local user sends C{<presence type='subscribe'/>}
+without a C{<nick/>}, the server adds the nickname the account published to
+its nick node, if that node's access model is C{open} or C{presence}
+(a nickname the user restricted to a roster group or a whitelist is never
+handed to someone not yet a contact).  A C{<nick/>} the client put there is
+left alone.  §5 (the nick is not for broadcast presence) is kept: only
+C{subscribe} is touched.
+
+The nickname is kept per account (bounded, least recently used out),
+filled from PEP once and replaced when the account publishes to the node
+(C{"pep/published"}).
+
+Hooks used: C{"pep/published"} (L{xmppd.features.pep.handler.PEP_PUBLISHED}),
+C{"c2s/outgoing"} (band STAMP), C{"account/removed"}.
+
+Implements: XEP-0172 1.1
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.xish import domish
+from wokkel.subprotocols import XMPPHandler
+
+from xmppd.core.hooks import OBSERVE, STAMP
+from xmppd.features.pep.handler import PEP_PUBLISHED, pepOf
+
+__all__ = ["NS_NICK", "NicknameHandler", "makeHandler"]
+
+NS_NICK = "http://jabber.org/protocol/nick"
+
+#: Access models under which the nickname may go to someone not yet a contact.
+SHAREABLE = ("open", "presence")
+
+
+class NicknameHandler(XMPPHandler):
+    """See the module docstring."""
+
+    log = Logger()
+
+    #: Accounts whose nickname is kept in memory.
+    maxCached = 10000
+
+    def __init__(self, domain):
+        XMPPHandler.__init__(self)
+        self.domain = domain
+        #: Bare JID -> the nickname to add, "" for none.
+        self.nicks: OrderedDict[str, str] = OrderedDict()
+
+    def connectionInitialized(self) -> None:
+        hooks = self.domain.hooks
+        hooks.add(PEP_PUBLISHED, self.onPublished, OBSERVE)
+        hooks.add("c2s/outgoing", self.onOutgoing, STAMP)
+        hooks.add("account/removed", self.onAccountRemoved, OBSERVE)
+
+    def remember(self, owner: str, nick: str) -> None:
+        self.nicks[owner] = nick
+        self.nicks.move_to_end(owner)
+        while len(self.nicks) > self.maxCached:
+            self.nicks.popitem(last=False)
+
+    def onAccountRemoved(self, event) -> None:
+        self.nicks.pop("%s@%s" % (event.username, event.domain), None)
+
+    def onPublished(self, event) -> None:
+        if event.node == NS_NICK and event.owner.host == self.domain.domain:
+            # The access model may have changed too: read both again on use.
+            self.nicks.pop(event.owner.userhost(), None)
+
+    async def lookUp(self, owner) -> str:
+        """The nickname of C{owner} to add to its subscription requests, "" for none."""
+        pep = pepOf(self.domain)
+        if pep is None or await pep.accessModelOf(owner, NS_NICK) not in SHAREABLE:
+            return ""
+        found = await pep.itemsOf(owner, NS_NICK, maxItems=1)
+        payload = found[0][1] if found else None
+        if payload is None or payload.uri != NS_NICK or payload.name != "nick":
+            return ""
+        return str(payload).strip()
+
+    def onOutgoing(self, event):
+        stanza, session = event.stanza, event.session
+        if (stanza.name != "presence" or session is None
+                or stanza.getAttribute("type") != "subscribe"
+                or session.jid.host != self.domain.domain
+                or next(stanza.elements(NS_NICK, "nick"), None) is not None):
+            return None
+        owner = session.jid.userhostJID()
+        known = self.nicks.get(owner.full())
+        if known is not None:
+            self.nicks.move_to_end(owner.full())
+            addNick(stanza, known)
+            return None
+        d = defer.ensureDeferred(self.lookUp(owner))
+
+        def found(nick):
+            self.remember(owner.full(), nick)
+            addNick(stanza, nick)
+
+        d.addCallback(found)
+        d.addErrback(lambda failure: self.log.failure("Nickname: reading PEP", failure))
+        return d
+
+
+def addNick(presence: domish.Element, nick: str) -> None:
+    if nick:
+        presence.addElement((NS_NICK, "nick"), content=nick)
+
+
+def makeHandler(domain) -> NicknameHandler:
+    return NicknameHandler(domain)
