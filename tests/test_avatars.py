@@ -29,8 +29,8 @@ OTHER_ID = hashlib.sha1(OTHER).hexdigest()
 class AvatarDomain(PEPDomain):
     """L{PEPDomain} with the vCard, avatars and disco features."""
 
-    def __init__(self, tmp_path, subscription="both"):
-        PEPDomain.__init__(self, tmp_path, subscription,
+    def __init__(self, tmp_path, subscription="both", sections=None):
+        PEPDomain.__init__(self, tmp_path, subscription, sections=sections,
                            features=("disco", "clientcaps", "pep", "vcard", "avatars"))
 
     def publishAvatar(self, sender, image=IMAGE, kind="image/png", options=None):
@@ -254,6 +254,17 @@ def test_presenceHashFollowsChange(tmp_path):
     domain.send("<iq from='%s' type='set' id='v'>%s</iq>" % (JULIET, vcardWithPhoto()))
     presence = fromClient(domain, "<presence from='%s'/>" % (JULIET,))
     assert hashIn(presence) == IMAGE_ID
+
+
+def test_hashCacheBounded(tmp_path):
+    """The node keeps the hashes of at most [avatars] accounts_cached accounts."""
+    domain = AvatarDomain(tmp_path, sections={"avatars": {"accounts_cached": 1}})
+    domain.online(JULIET)
+    domain.online(ROMEO)
+    fromClient(domain, "<presence from='%s'/>" % (JULIET,))
+    fromClient(domain, "<presence from='%s'/>" % (ROMEO,))
+    domain.clock.advance(0)
+    assert list(domain.handler(AvatarsHandler).hashes) == ["romeo@example.org"]
 
 
 def test_unavailableUntouched(tmp_path):

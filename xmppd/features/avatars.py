@@ -32,7 +32,8 @@ feature adds, through PEP's and the vCard feature's hooks only:
     the account has no photo, so contacts see the current hash.  The hash
     is kept per account (bounded, least recently used out), filled from the
     stored vCard once and replaced whenever the vCard changes
-    (C{"vcard/changed"}), so presence never reads the vCard.
+    (C{"vcard/changed"}), so presence never reads the vCard; at most
+    C{[avatars] accounts_cached} accounts.
 
 Hooks used: C{"pep/published"} (L{xmppd.features.pep.handler.PEP_PUBLISHED}),
 C{"vcard/changed"} (L{xmppd.features.vcard.VCARD_CHANGED}),
@@ -45,6 +46,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import dataclasses
 import hashlib
 from collections import OrderedDict
 
@@ -57,17 +59,27 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from xmppd.config import integer, option, section
 from xmppd.core.hooks import OBSERVE, STAMP
 from xmppd.features.pep.handler import PEP_PUBLISHED, pepOf
 from xmppd.features.vcard import NS_VCARD, VCARD_CHANGED, loadVCard, storeVCard
 
-__all__ = ["AvatarsHandler", "NS_CONVERSION", "NS_DATA", "NS_METADATA", "NS_UPDATE",
+__all__ = ["AvatarsConfig", "AvatarsHandler", "NS_CONVERSION", "NS_DATA", "NS_METADATA", "NS_UPDATE",
            "makeHandler", "photoOf"]
 
 NS_DATA = "urn:xmpp:avatar:data"
 NS_METADATA = "urn:xmpp:avatar:metadata"
 NS_UPDATE = "vcard-temp:x:update"
 NS_CONVERSION = "urn:xmpp:pep-vcard-conversion:0"
+
+
+@section("avatars")
+@dataclasses.dataclass(frozen=True)
+class AvatarsConfig:
+    accounts_cached: int = option(
+        10000, integer(1),
+        "accounts whose vCard photo hash is kept in memory for their presence "
+        "(XEP-0153); others read their stored vCard once when they send presence")
 
 
 def photoOf(vcard: domish.Element | None) -> tuple[str, str, bytes] | None:
@@ -109,12 +121,10 @@ class AvatarsHandler(XMPPHandler):
 
     log = Logger()
 
-    #: Accounts whose photo hash is kept in memory.
-    maxCached = 10000
-
     def __init__(self, domain):
         XMPPHandler.__init__(self)
         self.domain = domain
+        self.maxCached = domain.config.avatars.accounts_cached
         #: Bare JID -> SHA-1 hex of the vCard photo, "" for none.
         self.hashes: OrderedDict[str, str] = OrderedDict()
 

@@ -17,8 +17,8 @@ left alone.  §5 (the nick is not for broadcast presence) is kept: only
 C{subscribe} is touched.
 
 The nickname is kept per account (bounded, least recently used out),
-filled from PEP once and replaced when the account publishes to the node
-(C{"pep/published"}).
+filled from PEP once and read again after the account publishes to the node
+(C{"pep/published"}); at most C{[nickname] accounts_cached} accounts.
 
 Hooks used: C{"pep/published"} (L{xmppd.features.pep.handler.PEP_PUBLISHED}),
 C{"c2s/outgoing"} (band STAMP), C{"account/removed"}.
@@ -28,6 +28,7 @@ Implements: XEP-0172 1.1
 
 from __future__ import annotations
 
+import dataclasses
 from collections import OrderedDict
 
 from twisted.internet import defer
@@ -35,12 +36,22 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 from wokkel.subprotocols import XMPPHandler
 
+from xmppd.config import integer, option, section
 from xmppd.core.hooks import OBSERVE, STAMP
 from xmppd.features.pep.handler import PEP_PUBLISHED, pepOf
 
-__all__ = ["NS_NICK", "NicknameHandler", "makeHandler"]
+__all__ = ["NS_NICK", "NicknameConfig", "NicknameHandler", "makeHandler"]
 
 NS_NICK = "http://jabber.org/protocol/nick"
+
+@section("nickname")
+@dataclasses.dataclass(frozen=True)
+class NicknameConfig:
+    accounts_cached: int = option(
+        10000, integer(1),
+        "accounts whose published nickname is kept in memory for their "
+        "subscription requests (XEP-0172); others read it from PEP once")
+
 
 #: Access models under which the nickname may go to someone not yet a contact.
 SHAREABLE = ("open", "presence")
@@ -51,14 +62,15 @@ class NicknameHandler(XMPPHandler):
 
     log = Logger()
 
-    #: Accounts whose nickname is kept in memory.
-    maxCached = 10000
-
     def __init__(self, domain):
         XMPPHandler.__init__(self)
         self.domain = domain
+        self.maxCached = domain.config.nickname.accounts_cached
         #: Bare JID -> the nickname to add, "" for none.
         self.nicks: OrderedDict[str, str] = OrderedDict()
+        #: Nicknames published since start: a look-up that began before one
+        #: is not remembered (it may have read the old nickname).
+        self.changes = 0
 
     def connectionInitialized(self) -> None:
         hooks = self.domain.hooks
@@ -79,6 +91,7 @@ class NicknameHandler(XMPPHandler):
         if event.node == NS_NICK and event.owner.host == self.domain.domain:
             # The access model may have changed too: read both again on use.
             self.nicks.pop(event.owner.userhost(), None)
+            self.changes += 1
 
     async def lookUp(self, owner) -> str:
         """The nickname of C{owner} to add to its subscription requests, "" for none."""
@@ -105,9 +118,11 @@ class NicknameHandler(XMPPHandler):
             addNick(stanza, known)
             return None
         d = defer.ensureDeferred(self.lookUp(owner))
+        changes = self.changes
 
         def found(nick):
-            self.remember(owner.full(), nick)
+            if changes == self.changes:
+                self.remember(owner.full(), nick)
             addNick(stanza, nick)
 
         d.addCallback(found)
