@@ -256,6 +256,28 @@ def test_presenceHashFollowsChange(tmp_path):
     assert hashIn(presence) == IMAGE_ID
 
 
+def test_emptyPhotoUntouched(tmp_path):
+    """A client's explicit empty photo element goes out as it was (XEP-0398 §4)."""
+    domain = makeDomain(tmp_path)
+    domain.online(JULIET)
+    domain.publishAvatar(JULIET)
+    presence = fromClient(domain, "<presence from='%s'><x xmlns='%s'><photo/></x></presence>"
+                                  % (JULIET, NS_UPDATE))
+    domain.clock.advance(0)
+    assert hashIn(presence) == ""
+
+
+def test_emptyUpdateOverwritten(tmp_path):
+    """An update element without a photo child is overwritten with the hash (XEP-0398 §4)."""
+    domain = makeDomain(tmp_path)
+    domain.online(JULIET)
+    domain.publishAvatar(JULIET)
+    presence = fromClient(domain, "<presence from='%s'><x xmlns='%s'/></presence>"
+                                  % (JULIET, NS_UPDATE))
+    domain.clock.advance(0)
+    assert hashIn(presence) == IMAGE_ID
+
+
 def test_hashCacheBounded(tmp_path):
     """The node keeps the hashes of at most [avatars] accounts_cached accounts."""
     domain = AvatarDomain(tmp_path, sections={"avatars": {"accounts_cached": 1}})

@@ -27,9 +27,12 @@ feature adds, through PEP's and the vCard feature's hooks only:
   - XEP-0398 §2: disco#info on an account lists
     C{urn:xmpp:pep-vcard-conversion:0}.
   - XEP-0398 §4, XEP-0153 §4.1: a user's available presence (broadcast and
-    directed) gets C{<x xmlns='vcard-temp:x:update'><photo>SHA1</photo></x>}
-    in place of whatever the client put there, an empty C{<photo/>} when
-    the account has no photo, so contacts see the current hash.  The hash
+    directed, MUC joins included) gets
+    C{<x xmlns='vcard-temp:x:update'><photo>SHA1</photo></x>} in place of
+    whatever the client put there (an empty C{<photo/>} when the account has
+    no photo), so contacts see the current hash; except that a presence whose
+    client put an empty C{<photo/>} itself goes untouched, as §4 requires.
+    As §5 says, a new avatar does not make the server resend presence.  The hash
     is kept per account (bounded, least recently used out), filled from the
     stored vCard once and replaced whenever the vCard changes
     (C{"vcard/changed"}), so presence never reads the vCard; at most
@@ -263,8 +266,17 @@ class AvatarsHandler(XMPPHandler):
 
 
 def stamp(presence: domish.Element, photoHash: str) -> None:
-    """Replace C{presence}'s XEP-0153 update element with one giving C{photoHash}."""
-    for child in list(presence.elements(NS_UPDATE, "x")):
+    """
+    Replace C{presence}'s XEP-0153 update element with one giving
+    C{photoHash}, unless the client sent an empty C{<photo/>} (XEP-0398 §4:
+    left as it is).
+    """
+    updates = list(presence.elements(NS_UPDATE, "x"))
+    for update in updates:
+        for photo in update.elements(NS_UPDATE, "photo"):
+            if not str(photo).strip():
+                return
+    for child in updates:
         presence.children.remove(child)
     update = presence.addElement((NS_UPDATE, "x"))
     photo = update.addElement("photo")
