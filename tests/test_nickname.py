@@ -48,7 +48,7 @@ def test_nickNotified(tmp_path):
     assert str(message.event.items.item.nick) == "Jules"
 
 
-# -- §4.2 the nick in subscription requests -----------------------------------------------
+# -- §4.1 the nick in subscription requests -----------------------------------------------
 
 def test_subscribeGetsPublishedNick(tmp_path):
     """A subscription request sent without a nick carries the one the user published."""
@@ -95,7 +95,7 @@ def test_newNickUsed(tmp_path):
 
 
 def test_otherPresenceUntouched(tmp_path):
-    """Only subscription requests get the nick, never ordinary presence (§5)."""
+    """Only subscription requests get the nick, never ordinary presence (§4.1's note)."""
     domain = NickDomain(tmp_path)
     domain.online(JULIET)
     domain.publishNick(JULIET, "Jules")

@@ -5,15 +5,17 @@ subscription requests.
 
 Publishing and notifying a nickname (§4.5, the PEP node
 C{http://jabber.org/protocol/nick}) is plain PEP (L{xmppd.features.pep})
-and needs nothing here.  XEP-0172 §4.2 says a user SHOULD include the
-nickname in a subscription request, and nothing in it forbids the user's
-server to help: many clients do not, and their users expect contacts to see
-who is asking.  So when a local user sends C{<presence type='subscribe'/>}
-without a C{<nick/>}, the server adds the nickname the account published to
-its nick node, if that node's access model is C{open} or C{presence}
-(a nickname the user restricted to a roster group or a whitelist is never
-handed to someone not yet a contact).  A C{<nick/>} the client put there is
-left alone.  §5 (the nick is not for broadcast presence) is kept: only
+and needs nothing here.  XEP-0172 §4.1 says a client SHOULD include the
+user's nickname in a subscription request; nothing in the XEP forbids the
+user's server to help (it is written for clients, and the nick is the
+sender's own assertion either way), and many clients leave it out while
+their users expect contacts to see who is asking.  So when a local user
+sends C{<presence type='subscribe'/>} without a C{<nick/>}, the server adds
+the nickname the account published to its nick node, if that node's access
+model is C{open} or C{presence} (a nickname the user restricted to a roster
+group or a whitelist is never handed to someone not yet a contact).  A
+C{<nick/>} the client put there is left alone.  The note of §4.1 (no nick
+in presence broadcasts, available or unavailable) is kept: only
 C{subscribe} is touched.
 
 The nickname is kept per account (bounded, least recently used out),
