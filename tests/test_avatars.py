@@ -305,3 +305,13 @@ def test_badBinval(tmp_path):
     assert [s["type"] for s in juliet.sent if s.getAttribute("id") == "v"] == ["result"]
     assert domain.storage.pubsub.getNode("juliet@example.org", NS_DATA).result is None
 
+
+
+def test_withoutPEP(tmp_path):
+    """Without the pep feature a vCard photo still gives the presence hash, and nothing fails."""
+    domain = PEPDomain(tmp_path, features=("disco", "vcard", "avatars"))
+    juliet = domain.bind(JULIET)
+    domain.send("<iq from='%s' type='set' id='v'>%s</iq>" % (JULIET, vcardWithPhoto()))
+    assert [s["type"] for s in juliet.sent if s.getAttribute("id") == "v"] == ["result"]
+    presence = fromClient(domain, "<presence from='%s'/>" % (JULIET,))
+    assert hashIn(presence) == IMAGE_ID

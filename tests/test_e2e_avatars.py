@@ -192,3 +192,12 @@ async def test_clientNickInSubscriptionRequest(server):
     romeo.xmpp.send_presence_subscription("tybalt@" + DOMAIN, pnick="Romeo M.")
     request = await wait(tybalt.events["presence_subscribe"].get())
     assert request["nick"]["nick"] == "Romeo M."
+
+
+@ensureDeferred
+async def test_conversionAdvertised(server):
+    """A client asking its own account's disco#info learns the server converts avatars."""
+    await contacts(server, "romeo")
+    romeo = await login(server, "romeo", "orchard", interest=None)
+    info = await wait(romeo.xmpp.plugin["xep_0030"].get_info(jid="romeo@" + DOMAIN))
+    assert "urn:xmpp:pep-vcard-conversion:0" in info["disco_info"]["features"]
