@@ -10,6 +10,7 @@ import base64
 import hashlib
 
 import pytest
+from twisted.internet.defer import ensureDeferred
 
 from tests.domainhelpers import DOMAIN, Domain, RecordingStream, errorCondition
 from tests.helpers import parse
@@ -19,7 +20,7 @@ from xmppd.core.jid import parseJID
 from xmppd.core.stanzas import StanzaText
 from xmppd.features.clientcaps.tracker import capsOf
 from xmppd.features.pep.engine import contactMaySee
-from xmppd.features.pep.handler import PEPHandler
+from xmppd.features.pep.handler import PEP_PUBLISHED, PEPHandler, pepOf
 from xmppd.storage.interfaces import RosterItem
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
@@ -63,8 +64,9 @@ class PEPDomain(Domain):
     ways, unless said otherwise), tybalt is a stranger.
     """
 
-    def __init__(self, tmp_path, subscription="both", sections=None):
-        Domain.__init__(self, tmp_path, features=("disco", "clientcaps", "pep"),
+    def __init__(self, tmp_path, subscription="both", sections=None,
+                 features=("disco", "clientcaps", "pep")):
+        Domain.__init__(self, tmp_path, features=features,
                         sections=sections, users=("juliet", "romeo", "tybalt"))
         self.caps = capsOf(self.domain)
         rosters = self.storage.rosters
@@ -580,3 +582,43 @@ def test_badRequests(tmp_path, payload, condition):
     juliet = domain.online(JULIET)
     ident = domain.iq(JULIET, payload, type="get" if "<items" in payload else "set")
     assert errorCondition(answer(juliet, ident)) == condition
+
+
+# -- the "pep/published" hook and the interface for features on PEP ---------------------
+
+def test_publishedHook(tmp_path):
+    """Features on PEP hear of each publish with the owner, node, item id and payload."""
+    domain = PEPDomain(tmp_path)
+    domain.online(JULIET)
+    heard = []
+    domain.hooks.add(PEP_PUBLISHED, heard.append)
+    domain.publish(JULIET)
+    [event] = heard
+    assert (event.owner.full(), event.node, event.itemId, event.publisher.full()) == (
+        "juliet@example.org", TUNE, "current", JULIET)
+    assert (event.payload.uri, event.payload.name) == (TUNE, "tune")
+
+
+def test_publishedHookNotOnError(tmp_path):
+    """A refused publish is not heard of."""
+    domain = PEPDomain(tmp_path)
+    domain.online(ROMEO)
+    heard = []
+    domain.hooks.add(PEP_PUBLISHED, heard.append)
+    domain.publish(ROMEO, to="juliet@example.org")
+    assert heard == []
+
+
+def test_publishForAndItemsOf(tmp_path):
+    """A feature publishes as the account (contacts notified) and reads the items back."""
+    domain = PEPDomain(tmp_path)
+    romeo = domain.online(ROMEO, [TUNE])
+    pep = pepOf(domain.domain)
+    item = parse("<item id='x'><tune xmlns='%s'><title>Air</title></tune></item>" % TUNE)
+    owner = parseJID("juliet@example.org")
+    assert ensureDeferred(pep.publishFor(owner, TUNE, item)).result == ["x"]
+    assert events(romeo) == [("juliet@example.org", ["x"])]
+    [(itemId, payload)] = ensureDeferred(pep.itemsOf(owner, TUNE)).result
+    assert (itemId, str(payload.title)) == ("x", "Air")
+    assert ensureDeferred(pep.itemsOf(owner, "nothing")).result == []
+    assert ensureDeferred(pep.accessModelOf(owner, TUNE)).result == "presence"

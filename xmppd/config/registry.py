@@ -40,6 +40,8 @@ FEATURES: dict[str, str] = {
     "muc": "muc.service",
     "pubsub": "xmppd.features.pubsub.service",
     "pep": "xmppd.features.pep.handler",
+    "avatars": "xmppd.features.avatars",
+    "nickname": "xmppd.features.nickname",
 }
 
 #: Core modules that declare a configuration section but are not features of

@@ -11,7 +11,10 @@ L{xmppd.features.disco.gatherInfo}, carbons' L{xmppd.features.carbons.isCarbon},
 MAM's query protocol in L{xmppd.features.mam.query}, what other entities'
 capabilities say in L{xmppd.features.clientcaps.tracker}, and the
 publish-subscribe engine in L{xmppd.features.pubsub.engine} with the
-modules of that package that list C{__all__}, for PEP); another feature
+modules of that package that list C{__all__}, for PEP; PEP's
+C{"pep/published"} hook and L{xmppd.features.pep.handler.pepOf}, and the
+vCard's C{"vcard/changed"} hook with L{xmppd.features.vcard.loadVCard} and
+L{xmppd.features.vcard.storeVCard}, for avatars and nicknames); another feature
 may import only those names, and a module without C{__all__} offers nothing.
 Helpers that several features need and that belong to none (copying a
 stanza, its type, its priority) live in L{xmppd.core.stanzas} instead.  The

@@ -28,6 +28,12 @@ serialization (C{toXml()}), and read back with the hardened parser (see
 L{xmppd.stream.xmlparser.parseStored}).  Disco announces C{vcard-temp} for the
 server and for accounts (§4).
 
+For features that keep something in step with the vCard (avatars,
+XEP-0398), the module declares L{VCARD_CHANGED} (C{"vcard/changed"}, a
+L{VCardChangedEvent}, C{notify}), fired after an account's vCard was
+stored or deleted, and offers L{loadVCard} and L{storeVCard} (which fires
+it too).
+
 Implements: XEP-0054 v1.2 (vcard-temp)
 """
 
@@ -44,8 +50,13 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.config import integer, option, section
+from xmppd.core.events import declare
+from xmppd.core.jid import makeJID
 from xmppd.core.stanzas import addresses
 from xmppd.stream.xmlparser import parseStored
+
+__all__ = ["NS_VCARD", "VCARD_CHANGED", "VCardChangedEvent", "loadVCard", "makeHandler",
+           "storeVCard"]
 
 NS_VCARD = "vcard-temp"
 
@@ -54,6 +65,42 @@ VCARD_SET = "/iq[@type='set']/vCard[@xmlns='%s']" % NS_VCARD
 
 #: The account-data key of the stored vCard.
 KEY = "vcard"
+
+
+@dataclasses.dataclass
+class VCardChangedEvent:
+    """Payload of L{VCARD_CHANGED}."""
+
+    #: The account's bare JID.
+    owner: JID
+    #: The vCard now stored, or C{None} when it was deleted.
+    vcard: domish.Element | None
+
+
+#: An account's vCard was stored or deleted (L{VCardChangedEvent}).
+VCARD_CHANGED = declare("vcard/changed", VCardChangedEvent, False,
+                        "an account's vCard was stored or deleted")
+
+
+async def loadVCard(domain, user: str, host: str) -> domish.Element | None:
+    """The stored vCard of C{user@host} on C{domain}, or C{None}."""
+    stored = await domain.storage.accountData.get(user, host, KEY)
+    if stored is None:
+        return None
+    return parseStored(stored, NS_VCARD)[0]
+
+
+async def storeVCard(domain, user: str, host: str, vcard: domish.Element | None) -> None:
+    """
+    Store C{vcard} (C{None}: delete it) as C{user@host}'s and fire
+    L{VCARD_CHANGED}.  No size check: callers store what they built.
+    """
+    accountData = domain.storage.accountData
+    if vcard is None:
+        await accountData.delete(user, host, KEY)
+    else:
+        await accountData.set(user, host, KEY, vcard.toXml())
+    domain.hooks.notify(VCARD_CHANGED, VCardChangedEvent(makeJID(user, host), vcard))
 
 
 @section("vcard")
@@ -89,9 +136,9 @@ class VCardHandler(XMPPHandler, IQHandlerMixin):
         sender, owner = addresses(iq)
         if owner.user is None:
             raise StanzaError("item-not-found")
-        stored = await self.domain.storage.accountData.get(owner.user, owner.host, KEY)
+        stored = await loadVCard(self.domain, owner.user, owner.host)
         if stored is not None:
-            return parseStored(stored, NS_VCARD)[0]
+            return stored
         if sender.userhostJID() == owner:
             return domish.Element((NS_VCARD, "vCard"))
         raise StanzaError("service-unavailable")
@@ -101,15 +148,13 @@ class VCardHandler(XMPPHandler, IQHandlerMixin):
         if owner.user is None or sender.userhostJID() != owner:
             raise StanzaError("forbidden")
         vcard = next(iq.elements(NS_VCARD, "vCard"))
-        accountData = self.domain.storage.accountData
         if not any(True for _ in vcard.elements()) and not str(vcard).strip():
-            await accountData.delete(owner.user, owner.host, KEY)
+            await storeVCard(self.domain, owner.user, owner.host, None)
             return
-        value = vcard.toXml()
-        if len(value.encode("utf-8")) > self.maxSize:
+        if len(vcard.toXml().encode("utf-8")) > self.maxSize:
             raise StanzaError("not-acceptable",
                               text="vCard larger than %d bytes" % (self.maxSize,))
-        await accountData.set(owner.user, owner.host, KEY, value)
+        await storeVCard(self.domain, owner.user, owner.host, vcard)
 
     # -- IDisco ------------------------------------------------------------
 

@@ -18,6 +18,8 @@ with what PEP changes:
     it (L{contactMaySee}: a presence subscription C{from}/C{both} for
     C{presence} and C{open}, an allowed roster group for C{roster}, an
     affiliation for C{whitelist} and C{authorize}); never to outcasts;
+  - after a publish that succeeded, C{onPublished} hears of it (the
+    handler's C{"pep/published"} hook);
   - §4.3.4: L{PEPEngine.lastItemsFor} sends one full JID the last item of
     each node it wants and may see, at most C{limit} of them.
 
@@ -70,8 +72,11 @@ class PEPEngine(PubSubEngine):
     """
 
     def __init__(self, service: JID, store, settings, fanout, access, caps, sessions,
-                 rosters, pepSettings):
+                 rosters, pepSettings, onPublished=None):
         self.owner = service.userhost()
+        #: Called with (owner, requester, node, item ids, items) after each publish
+        #: that succeeded (the handler fires C{"pep/published"} with it).
+        self.onPublished = onPublished
         PubSubEngine.__init__(self, service, store, settings, fanout, access=access,
                               mayCreate=lambda requester: requester.userhost() == self.owner)
         self.caps = caps
@@ -98,8 +103,11 @@ class PEPEngine(PubSubEngine):
     async def publish(self, requester: JID, node: str, items, options: dict | None = None,
                       autoCreate: bool = True) -> list[str]:
         """XEP-0163 §3: a first publish creates the node (with C{options})."""
-        return await PubSubEngine.publish(self, requester, node, items, options,
-                                          autoCreate=True)
+        ids = await PubSubEngine.publish(self, requester, node, items, options,
+                                         autoCreate=True)
+        if self.onPublished is not None:
+            self.onPublished(self.service, requester, node, ids, items)
+        return ids
 
     # -- §4 who is notified --------------------------------------------------------
 

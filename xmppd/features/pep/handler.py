@@ -25,6 +25,15 @@ L{xmppd.features.pep.engine.PEPEngine} per account.
   - C{"account/removed"}: the account's engine and what was remembered for
     it go (storage removes its nodes).
 
+For the protocols that live on PEP (avatars, nickname, ...), the feature
+declares the hook L{PEP_PUBLISHED} (C{"pep/published"}, a
+L{PEPPublishedEvent}, C{notify}): an item was published to one of an
+account's nodes, after it was stored and its notifications queued.  And
+L{pepOf} gives the domain's running handler, whose L{PEPHandler.publishFor},
+L{PEPHandler.itemsOf} and L{PEPHandler.accessModelOf} let such a feature publish on the account's
+behalf and read its items, with the same rules and notifications as the
+account's own requests.
+
 Notifications are serialized once per event and sent by one
 L{xmppd.features.pubsub.fanout.Fanout} per domain, in bounded batches.
 
@@ -33,7 +42,9 @@ Implements: XEP-0163 1.2.2
 
 from __future__ import annotations
 
+import weakref
 from collections import OrderedDict
+from dataclasses import dataclass
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -44,6 +55,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from xmppd.core.events import declare
 from xmppd.core.hooks import COPY, DELIVER, OBSERVE
 from xmppd.core.jid import makeJID
 from xmppd.core.stanzas import errorReply
@@ -55,8 +67,10 @@ from xmppd.features.pubsub.errors import StanzaError
 from xmppd.features.pubsub.fanout import Fanout
 from xmppd.features.pubsub.protocol import Service
 from xmppd.features.pubsub.resource import FEATURES, Resource
+from xmppd.stream.xmlparser import parseStored
 
-__all__ = ["PEPHandler", "PEP_FEATURES", "makeHandler"]
+__all__ = ["PEPHandler", "PEPPublishedEvent", "PEP_FEATURES", "PEP_PUBLISHED",
+           "makeHandler", "pepOf"]
 
 NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_OWNER = NS_PUBSUB + "#owner"
@@ -66,6 +80,36 @@ NS_PUBSUB_OWNER = NS_PUBSUB + "#owner"
 PEP_FEATURES = tuple(sorted(set(FEATURES) | {
     "auto-create", "auto-subscribe", "filtered-notifications", "last-published",
     "presence-notifications", "presence-subscribe"}))
+
+
+@dataclass
+class PEPPublishedEvent:
+    """Payload of L{PEP_PUBLISHED}: what was published, by whom, where."""
+
+    #: The account's bare JID (the PEP service).
+    owner: JID
+    node: str
+    #: The id the item was stored (or notified) under.
+    itemId: str
+    #: The item's payload element, or C{None} for an item without one.
+    payload: domish.Element | None
+    #: The full JID that published (the owner's resource, or the owner's
+    #: bare JID when a feature published with L{PEPHandler.publishFor}).
+    publisher: JID
+
+
+#: An item was published to an account's PEP node (L{PEPPublishedEvent}).
+PEP_PUBLISHED = declare("pep/published", PEPPublishedEvent, False,
+                        "an item was published to one of an account's PEP nodes")
+
+#: The running handler of each domain (L{pepOf}), like the caps tracker's
+#: L{xmppd.features.clientcaps.tracker.capsOf}: gone with its domain.
+_running: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def pepOf(domain) -> "PEPHandler | None":
+    """The C{"pep"} feature running on C{domain}, or C{None} without it."""
+    return _running.get(domain)
 
 
 class PEPResource(Resource):
@@ -109,6 +153,7 @@ class PEPHandler(XMPPHandler):
         self.remote: OrderedDict[JID, set] = OrderedDict()
         self.pubsub = Service(PEPResource(self))
         self.pubsub.parent = self
+        _running[domain] = self
 
     def connectionInitialized(self) -> None:
         hooks = self.domain.hooks
@@ -133,11 +178,56 @@ class PEPHandler(XMPPHandler):
         domain = self.domain
         engine = PEPEngine(makeJID(target.user, target.host), lambda: domain.storage.pubsub,
                            self.settings, self.fanout, self.access, self.caps,
-                           domain.sessions, lambda: domain.storage.rosters, self.pepSettings)
+                           domain.sessions, lambda: domain.storage.rosters, self.pepSettings,
+                           self.published)
         self.engines[bare] = engine
         while len(self.engines) > self.pepSettings.engines_cached:
             self.engines.popitem(last=False)
         return engine
+
+    def published(self, owner: JID, requester: JID, node: str, ids, items) -> None:
+        """Fire L{PEP_PUBLISHED} for a publish that succeeded."""
+        payload = None
+        for item in items[:1]:
+            payload = firstElement(item)
+        for itemId in ids[:1]:
+            self.domain.hooks.notify(PEP_PUBLISHED, PEPPublishedEvent(
+                owner, node, itemId, payload, requester))
+
+    # -- for features on top of PEP -------------------------------------------------
+
+    async def publishFor(self, owner: JID, node: str, item: domish.Element,
+                         options: dict | None = None) -> list[str]:
+        """
+        Publish C{item} (an C{<item/>}) to C{owner}'s C{node} as the account
+        itself (a first publish creates the node with C{options});
+        notifications go out as for the account's own publish.  Fails with
+        the XEP-0060 error the account would get.
+        """
+        engine = self.engineFor(owner)
+        return await engine.publish(engine.service, node, [item], options)
+
+    async def itemsOf(self, owner: JID, node: str, ids=None,
+                      maxItems: int | None = None) -> list:
+        """
+        C{(id, payload element or None)} of C{owner}'s C{node}, newest
+        first (those C{ids}, else all, at most C{maxItems}); empty when the
+        node does not exist.
+        """
+        engine = self.engineFor(owner)
+        if await engine.store.getNode(engine.serviceText, node) is None:
+            return []
+        found = []
+        for item in await engine.store.getItems(engine.serviceText, node, ids, maxItems):
+            payloads = parseStored(item.payload) if item.payload else []
+            found.append((item.id, payloads[0] if payloads else None))
+        return found
+
+    async def accessModelOf(self, owner: JID, node: str) -> str | None:
+        """The access model of C{owner}'s C{node}, or C{None} when it does not exist."""
+        engine = self.engineFor(owner)
+        record = await engine.store.getNode(engine.serviceText, node)
+        return None if record is None else engine.config(record).accessModel
 
     # -- requests ------------------------------------------------------------------
 
