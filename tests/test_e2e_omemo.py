@@ -54,6 +54,8 @@ async def login(server, user: str, resource: str, memory: MemoryStorage | None =
     client.xmpp.register_plugin("xep_0384", {"memory": memory})
     client.omemo = client.xmpp.plugin["xep_0384"]
     client.encrypted = asyncio.Queue()
+    client.deviceLists = asyncio.Queue()
+    client.xmpp.add_event_handler("twomemo_device_list_publish", client.deviceLists.put_nowait)
     ready = asyncio.get_running_loop().create_future()
     client.xmpp.add_event_handler(
         "omemo_initialized", lambda event: ready.done() or ready.set_result(None))
@@ -72,6 +74,14 @@ async def shutdown(*clients) -> None:
     for client in clients:
         manager = await wait(client.omemo.get_session_manager())
         await wait(manager.shutdown())
+
+
+async def deviceListFrom(client, bare: str):
+    """The next urn:xmpp:omemo:2 device list notification C{client} gets from C{bare}."""
+    while True:
+        message = await client.deviceLists.get()
+        if message["from"] == bare:
+            return message
 
 
 async def deviceId(client) -> int:
@@ -110,18 +120,26 @@ async def exchangeOldmemo(romeo, juliet) -> None:
     assert sender.device_id == await deviceId(romeo)
 
 
+@pytest.mark.parametrize("contacts", [True, False], ids=["contacts", "strangers"])
 @ensureDeferred
-async def test_twomemoMessageBetweenContacts(server):
-    """Romeo sends his contact Juliet a urn:xmpp:omemo:2 message she decrypts."""
-    rosters = server.service.storage.rosters
+async def test_twomemoMessage(server, contacts):
+    """
+    Romeo sends Juliet a urn:xmpp:omemo:2 message she decrypts; as her
+    contact, his new device list reaches her through her caps' +notify.
+    """
     await server.addUser("romeo")
     await server.addUser("juliet")
-    for user, other in (("romeo", "juliet"), ("juliet", "romeo")):
-        await rosters.setItem(user, DOMAIN, RosterItem(f"{other}@{DOMAIN}",
-                                                       subscription="both"))
+    if contacts:
+        rosters = server.service.storage.rosters
+        for user, other in (("romeo", "juliet"), ("juliet", "romeo")):
+            await rosters.setItem(user, DOMAIN, RosterItem(f"{other}@{DOMAIN}",
+                                                           subscription="both"))
     juliet = await login(server, "juliet", "balcony")
     romeo = await login(server, "romeo", "orchard")
     try:
+        if contacts:
+            notified = await wait(deviceListFrom(juliet, "romeo@" + DOMAIN))
+            assert f"id=\"{await deviceId(romeo)}\"" in str(notified)
         await exchangeTwomemo(romeo, juliet)
     finally:
         await shutdown(romeo, juliet)

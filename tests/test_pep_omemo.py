@@ -169,7 +169,7 @@ def test_deviceListNotifiedToContact(tmp_path):
 
 
 def test_strangerSubscribedNotified(tmp_path):
-    """A stranger who subscribed to the open device list (as slixmpp-omemo does) is notified."""
+    """A stranger subscribing to the open device list (as slixmpp-omemo does) gets it, then its changes."""
     domain = PEPDomain(tmp_path)
     domain.online(JULIET)
     publishDevice(domain, JULIET, 11, [11])
@@ -177,6 +177,8 @@ def test_strangerSubscribedNotified(tmp_path):
     ident = domain.iq(TYBALT, "<pubsub xmlns='%s'><subscribe node='%s' jid='%s'/></pubsub>"
                       % (NS_PUBSUB, DEVICES, "tybalt@example.org"), to=JULIET_BARE)
     assert answer(tybalt, ident)["type"] == "result"
+    domain.clock.advance(0)
+    assert events(tybalt, DEVICES) == [(JULIET_BARE, ["current"])]
     tybalt.take()
     domain.online(JULIET2)
     publishDevice(domain, JULIET2, 22, [11, 22])
