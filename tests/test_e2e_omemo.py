@@ -4,7 +4,10 @@ C{slixmpp-omemo}: each account publishes its device lists and bundles
 with publish-options C{access_model=open} for both OMEMO versions
 (C{urn:xmpp:omemo:2}, and C{eu.siacs.conversations.axolotl}, which
 Conversations still speaks), the sender fetches the recipient's device
-list and bundle, and the recipient decrypts the message to its plaintext.
+list and bundle, and the recipient decrypts the message to its plaintext:
+between strangers (the nodes are C{open}; the sender subscribes to the
+device list explicitly) and between contacts (device lists arrive through
+C{+notify}), and for a device that was offline across a restart of the node.
 
 slixmpp-omemo 2.2.0 encrypts a message's body only with the old version
 (it has no XEP-0420 envelope yet); the C{urn:xmpp:omemo:2} message is
