@@ -40,6 +40,7 @@ FEATURES: dict[str, str] = {
     "muc": "muc.service",
     "pubsub": "xmppd.features.pubsub.service",
     "pep": "xmppd.features.pep.handler",
+    "bookmarks": "xmppd.features.bookmarks",
 }
 
 #: Core modules that declare a configuration section but are not features of

@@ -22,6 +22,8 @@ L{xmppd.features.pep.engine.PEPEngine} per account.
     C{pubsub#…} features; the domain's own disco#info lists the features
     too; disco#items on an account lists the nodes the asker may see, and
     disco#info on one of them says pubsub/leaf (XEP-0060 §5.2, §5.3).
+  - C{"pep/changed"} (L{xmppd.features.pep.engine.PEP_CHANGED}) is fired
+    after each publish and retract, for features built on PEP.
   - C{"account/removed"}: the account's engine and what was remembered for
     it go (storage removes its nodes).
 
@@ -48,7 +50,7 @@ from xmppd.core.hooks import COPY, DELIVER, OBSERVE
 from xmppd.core.jid import makeJID
 from xmppd.core.stanzas import errorReply
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
-from xmppd.features.pep.engine import PEPEngine
+from xmppd.features.pep.engine import PEP_CHANGED, PEPEngine
 from xmppd.features.pep.settings import PEPConfig
 from xmppd.features.pubsub.access import Access, storageRosterLookup
 from xmppd.features.pubsub.errors import StanzaError
@@ -133,7 +135,8 @@ class PEPHandler(XMPPHandler):
         domain = self.domain
         engine = PEPEngine(makeJID(target.user, target.host), lambda: domain.storage.pubsub,
                            self.settings, self.fanout, self.access, self.caps,
-                           domain.sessions, lambda: domain.storage.rosters, self.pepSettings)
+                           domain.sessions, lambda: domain.storage.rosters, self.pepSettings,
+                           changed=lambda event: domain.hooks.notify(PEP_CHANGED, event))
         self.engines[bare] = engine
         while len(self.engines) > self.pepSettings.engines_cached:
             self.engines.popitem(last=False)

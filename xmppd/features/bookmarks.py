@@ -1,0 +1,330 @@
+# -*- test-case-name: tests.test_bookmarks -*-
+"""
+Bookmarks of group chats kept in sync between the two places clients keep
+them (XEP-0402 §5.3 "Compatibility"):
+
+  - the old XEP-0048 form, one C{<storage xmlns='storage:bookmarks'/>} in
+    private XML storage (XEP-0049, L{xmppd.features.private}), still what
+    most older clients read and write;
+  - the XEP-0402 form, one item per room in the account's PEP node
+    C{urn:xmpp:bookmarks:1} (L{xmppd.features.pep}), item id the room JID.
+
+A private XML set of C{storage:bookmarks} (hook C{"private/stored"}) is
+converted into the PEP node: a conference that is new or changed is
+published (with the publish-options of XEP-0402 §3 when the node does not
+exist yet: C{persist_items}, C{max_items} C{max}, C{send_last_published_item}
+C{never}, C{access_model} C{whitelist}), and an item whose room is no longer
+in the list is retracted with a notification (§3.3, XEP-0060 §7.2.2.1), so
+the user's other clients hear of it.  A publish or retract on the node
+(hook C{"pep/changed"}) rewrites the private XML: the conferences of every
+item, after the C{<url/>} bookmarks and other children of the old storage
+element, which XEP-0402 does not carry and which must not be lost.
+
+Conversion rules (XEP-0402 §5.3.1-§5.3.2, as Prosody's mod_bookmarks does):
+the C{jid} attribute and the item id are the same room JID; C{name} and
+C{autojoin} (C{"1"} and C{"true"} are true) carry over; C{nick} and
+C{password} carry over; other children of an old conference go into the new
+one's C{<extensions/>} and come back out of it, so a round trip keeps them.
+A conference without a valid room JID, and an item that is not a
+C{<conference/>} of XEP-0402, are skipped (logged): private XML is stored
+as the client sent it (XEP-0049 does not validate payloads), and PEP has
+already answered the publish.
+
+No loops: a conversion writes private XML through
+L{xmppd.features.private.writePrivate}, which fires no hook, and publishes
+with C{origin="bookmarks"}, which this feature ignores.  No lost writes: the
+user's own write has succeeded before its hook fires; a conversion that
+fails is logged and leaves the other form as it was.  Conversions of one
+account run one at a time, in the order the writes were made.
+
+The server announces C{urn:xmpp:bookmarks:1#compat} (§5.3) on the account's
+bare JID, to the account itself.  The XEP-0048 form in PEP (node
+C{storage:bookmarks}, XEP-0223; C{#compat-pep} and XEP-0411) is not
+converted.
+
+Implements: XEP-0402 1.2.0 (§5.3 compat with XEP-0049), XEP-0048 1.2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from twisted.internet import defer
+from twisted.logger import Logger
+from twisted.words.protocols.jabber.jid import JID, InvalidFormat
+from twisted.words.xish import domish
+from wokkel.disco import DiscoFeature
+from wokkel.iwokkel import IDisco
+from wokkel.subprotocols import XMPPHandler
+from zope.interface import implementer
+
+from xmppd.core.hooks import OBSERVE
+from xmppd.features.pep.engine import PEP_CHANGED
+from xmppd.features.pep.handler import PEPHandler
+from xmppd.features.private import PRIVATE_STORED, readPrivate, writePrivate
+from xmppd.stream.xmlparser import parseStored
+
+__all__ = ["BookmarksHandler", "NS_BOOKMARKS", "NS_BOOKMARKS_COMPAT", "NS_LEGACY",
+           "makeHandler"]
+
+NS_BOOKMARKS = "urn:xmpp:bookmarks:1"
+NS_BOOKMARKS_COMPAT = NS_BOOKMARKS + "#compat"
+NS_LEGACY = "storage:bookmarks"
+
+#: The origin this feature's own PEP writes carry (L{PEP_CHANGED}).
+ORIGIN = "bookmarks"
+
+#: XEP-0402 §3 "publish-options" for a node this feature creates.
+PUBLISH_OPTIONS = {
+    "pubsub#persist_items": "true",
+    "pubsub#max_items": "max",
+    "pubsub#send_last_published_item": "never",
+    "pubsub#access_model": "whitelist",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class Bookmark:
+    """One conference bookmark, whichever form it came from."""
+
+    jid: str
+    name: str | None = None
+    autojoin: bool = False
+    nick: str | None = None
+    password: str | None = None
+    #: Other children, serialized (XEP-0402 C{<extensions/>}).
+    extensions: tuple[str, ...] = ()
+
+    # -- XEP-0048 ---------------------------------------------------------------
+
+    @classmethod
+    def fromLegacy(cls, conference: domish.Element) -> "Bookmark":
+        """A bookmark from an XEP-0048 C{<conference/>}; C{ValueError} if it names no room."""
+        nick = password = None
+        extensions = []
+        for child in conference.elements():
+            if child.uri == NS_LEGACY and child.name == "nick":
+                nick = str(child)
+            elif child.uri == NS_LEGACY and child.name == "password":
+                password = str(child)
+            else:
+                extensions.append(child.toXml())
+        return cls(roomJID(conference.getAttribute("jid")), conference.getAttribute("name"),
+                   isTrue(conference.getAttribute("autojoin")), nick, password,
+                   tuple(extensions))
+
+    def toLegacy(self) -> domish.Element:
+        conference = domish.Element((NS_LEGACY, "conference"))
+        conference["jid"] = self.jid
+        if self.name is not None:
+            conference["name"] = self.name
+        conference["autojoin"] = "true" if self.autojoin else "false"
+        self.addChildren(conference, NS_LEGACY)
+        return conference
+
+    # -- XEP-0402 ---------------------------------------------------------------
+
+    @classmethod
+    def fromItem(cls, itemId: str, conference: domish.Element) -> "Bookmark":
+        """A bookmark from an XEP-0402 item; C{ValueError} if it is not one."""
+        if (conference.uri, conference.name) != (NS_BOOKMARKS, "conference"):
+            raise ValueError("not a conference of %s" % (NS_BOOKMARKS,))
+        nick = password = None
+        extensions: list[str] = []
+        for child in conference.elements():
+            if child.uri != NS_BOOKMARKS:
+                continue
+            if child.name == "nick":
+                nick = str(child)
+            elif child.name == "password":
+                password = str(child)
+            elif child.name == "extensions":
+                extensions.extend(e.toXml() for e in child.elements())
+        return cls(roomJID(itemId), conference.getAttribute("name"),
+                   isTrue(conference.getAttribute("autojoin")), nick, password,
+                   tuple(extensions))
+
+    def toItem(self) -> domish.Element:
+        item = domish.Element((None, "item"))
+        item["id"] = self.jid
+        conference = item.addElement((NS_BOOKMARKS, "conference"))
+        if self.name is not None:
+            conference["name"] = self.name
+        conference["autojoin"] = "true" if self.autojoin else "false"
+        self.addChildren(conference, NS_BOOKMARKS)
+        if self.extensions:
+            extensions = conference.addElement((NS_BOOKMARKS, "extensions"))
+            for element in parseStored("".join(self.extensions), NS_BOOKMARKS):
+                extensions.addChild(element)
+        return item
+
+    def addChildren(self, conference: domish.Element, uri: str) -> None:
+        if self.nick is not None:
+            conference.addElement((uri, "nick"), content=self.nick)
+        if self.password is not None:
+            conference.addElement((uri, "password"), content=self.password)
+        if uri == NS_LEGACY:
+            for element in parseStored("".join(self.extensions), NS_LEGACY):
+                conference.addChild(element)
+
+
+def isTrue(value: str | None) -> bool:
+    return value in ("1", "true")
+
+
+def roomJID(value: str | None) -> str:
+    """The normalized bare JID C{value}; C{ValueError} if it is not one."""
+    if not value:
+        raise ValueError("no room JID")
+    try:
+        jid = JID(value)
+    except InvalidFormat as e:
+        raise ValueError("bad room JID %r" % (value,)) from e
+    if jid.resource is not None:
+        raise ValueError("a room JID has no resource: %r" % (value,))
+    return jid.userhost()
+
+
+@implementer(IDisco)
+class BookmarksHandler(XMPPHandler):
+    """See the module docstring."""
+
+    log = Logger()
+
+    def __init__(self, domain):
+        XMPPHandler.__init__(self)
+        self.domain = domain
+        #: Bare JID -> the Deferred of that account's last conversion.
+        self.pending: dict[str, defer.Deferred] = {}
+
+    def connectionInitialized(self) -> None:
+        self.domain.hooks.add(PRIVATE_STORED, self.onPrivateStored, OBSERVE)
+        self.domain.hooks.add(PEP_CHANGED, self.onPEPChanged, OBSERVE)
+
+    def pep(self) -> PEPHandler | None:
+        for handler in self.domain.handlers:
+            if isinstance(handler, PEPHandler):
+                return handler
+        return None
+
+    # -- events ----------------------------------------------------------------
+
+    def onPrivateStored(self, event) -> None:
+        if event.namespace == NS_LEGACY:
+            self.serialize(event.owner, self.legacyToPEP, event.owner, event.elements)
+
+    def onPEPChanged(self, event) -> None:
+        if event.node == NS_BOOKMARKS and event.origin != ORIGIN:
+            self.serialize(event.owner, self.pepToLegacy, event.owner)
+
+    def serialize(self, owner: JID, convert, *args) -> defer.Deferred:
+        """Run C{convert(*args)} after the account's earlier conversions."""
+        key = owner.userhost()
+        previous = self.pending.get(key)
+
+        async def run():
+            if previous is not None:
+                await previous
+            await convert(*args)
+
+        d = defer.ensureDeferred(run())
+        d.addErrback(lambda failure: self.log.failure(
+            "Bookmarks conversion for {owner} failed", failure, owner=key))
+        self.pending[key] = d
+
+        def done(result):
+            if self.pending.get(key) is d:
+                del self.pending[key]
+            return result
+        d.addBoth(done)
+        return d
+
+    # -- XEP-0048 in private XML -> XEP-0402 ------------------------------------
+
+    async def legacyToPEP(self, owner: JID, elements) -> None:
+        pep = self.pep()
+        if pep is None:
+            return
+        wanted: dict[str, Bookmark] = {}
+        for storage in elements:
+            if storage.name != "storage":
+                continue
+            for conference in storage.elements(NS_LEGACY, "conference"):
+                try:
+                    bookmark = Bookmark.fromLegacy(conference)
+                except ValueError as e:
+                    self.log.info("Bookmarks of {owner}: a conference skipped: {why}",
+                                  owner=owner.userhost(), why=str(e))
+                    continue
+                wanted[bookmark.jid] = bookmark
+        engine = pep.engineFor(owner)
+        current = await self.currentItems(engine)
+        exists = current is not None
+        current = current or {}
+        for jid, bookmark in wanted.items():
+            if current.get(jid) == bookmark:
+                continue
+            await engine.publish(owner, NS_BOOKMARKS, [bookmark.toItem()],
+                                 None if exists else dict(PUBLISH_OPTIONS), origin=ORIGIN)
+            exists = True
+        # An item this feature cannot read was never in the old list: kept.
+        gone = [itemId for itemId, bookmark in current.items()
+                if bookmark is not None and itemId not in wanted]
+        if gone:
+            await engine.retract(owner, NS_BOOKMARKS, gone, notify=True, origin=ORIGIN)
+
+    async def currentItems(self, engine) -> dict | None:
+        """The node's items by id (C{None}: no node), bad ones as C{None} values."""
+        record = await engine.store.getNode(engine.serviceText, NS_BOOKMARKS)
+        if record is None:
+            return None
+        found: dict[str, Bookmark | None] = {}
+        for item in await engine.store.getItems(engine.serviceText, NS_BOOKMARKS):
+            found[item.id] = self.parseItem(engine.serviceText, item)
+        return found
+
+    def parseItem(self, owner: str, item) -> Bookmark | None:
+        try:
+            [payload] = parseStored(item.payload, NS_BOOKMARKS)
+            return Bookmark.fromItem(item.id, payload)
+        except ValueError as e:
+            self.log.info("Bookmarks of {owner}: item {id} skipped: {why}",
+                          owner=owner, id=item.id, why=str(e))
+            return None
+
+    # -- XEP-0402 -> XEP-0048 in private XML ------------------------------------
+
+    async def pepToLegacy(self, owner: JID) -> None:
+        pep = self.pep()
+        if pep is None:
+            return
+        engine = pep.engineFor(owner)
+        current = await self.currentItems(engine) or {}
+        storage = domish.Element((NS_LEGACY, "storage"))
+        stored = await readPrivate(self.domain.storage, owner, NS_LEGACY) or []
+        # Keep what XEP-0402 does not carry (<url/> bookmarks, other children).
+        for old in stored:
+            if old.name != "storage":
+                continue
+            for child in old.elements():
+                if (child.uri, child.name) != (NS_LEGACY, "conference"):
+                    storage.addChild(child)
+        # Oldest first, as the items were published.
+        for bookmark in reversed([b for b in current.values() if b is not None]):
+            storage.addChild(bookmark.toLegacy())
+        await writePrivate(self.domain.storage, owner, NS_LEGACY, [storage])
+
+    # -- IDisco (XEP-0402 §5.3) -------------------------------------------------
+
+    def getDiscoInfo(self, requestor: JID, target: JID, nodeIdentifier: str = ""):
+        if (nodeIdentifier or target.user is None or target.resource is not None
+                or requestor.userhostJID() != target or self.pep() is None):
+            return []
+        return [DiscoFeature(NS_BOOKMARKS_COMPAT)]
+
+    def getDiscoItems(self, requestor: JID, target: JID, nodeIdentifier: str = ""):
+        return []
+
+
+def makeHandler(domain) -> BookmarksHandler:
+    return BookmarksHandler(domain)
