@@ -34,8 +34,10 @@ No loops: a conversion writes private XML through
 L{xmppd.features.private.writePrivate}, which fires no hook, and publishes
 with C{origin="bookmarks"}, which this feature ignores.  No lost writes: the
 user's own write has succeeded before its hook fires; a conversion that
-fails is logged and leaves the other form as it was.  Conversions of one
-account run one at a time, in the order the writes were made.
+fails is logged and leaves the other form as it was.  The write is answered
+once its conversion is done, so the client's next read of either form sees
+it.  Conversions of one account run one at a time, in the order the writes
+were made.
 
 The server announces C{urn:xmpp:bookmarks:1#compat} (§5.3) on the account's
 bare JID, to the account itself.  The XEP-0048 form in PEP (node
@@ -209,13 +211,18 @@ class BookmarksHandler(XMPPHandler):
 
     # -- events ----------------------------------------------------------------
 
-    def onPrivateStored(self, event) -> None:
-        if event.namespace == NS_LEGACY:
-            self.serialize(event.owner, self.legacyToPEP, event.owner, event.elements)
+    # Both return the conversion's Deferred (which never fails), so the
+    # user's write is answered once the other form is written too.
 
-    def onPEPChanged(self, event) -> None:
+    def onPrivateStored(self, event) -> defer.Deferred | None:
+        if event.namespace == NS_LEGACY:
+            return self.serialize(event.owner, self.legacyToPEP, event.owner, event.elements)
+        return None
+
+    def onPEPChanged(self, event) -> defer.Deferred | None:
         if event.node == NS_BOOKMARKS and event.origin != ORIGIN:
-            self.serialize(event.owner, self.pepToLegacy, event.owner)
+            return self.serialize(event.owner, self.pepToLegacy, event.owner)
+        return None
 
     def serialize(self, owner: JID, convert, *args) -> defer.Deferred:
         """Run C{convert(*args)} after the account's earlier conversions."""
@@ -224,7 +231,10 @@ class BookmarksHandler(XMPPHandler):
 
         async def run():
             if previous is not None:
-                await previous
+                try:
+                    await previous
+                except Exception:  # logged where it failed; this one still runs
+                    pass
             await convert(*args)
 
         d = defer.ensureDeferred(run())

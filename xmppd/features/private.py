@@ -33,7 +33,8 @@ Error conditions (XEP-0049 §2.3 and §3):
 
 After a set is stored, the hook L{PRIVATE_STORED} (C{"private/stored"})
 is fired once per namespace written, so a feature can mirror a namespace
-elsewhere (bookmarks conversion, XEP-0402 §5.3).  L{readPrivate} and
+elsewhere (bookmarks conversion, XEP-0402 §5.3); the set is answered once
+its callbacks are done, which must therefore never fail.  L{readPrivate} and
 L{writePrivate} read and write one namespace for such a feature; a write
 through them fires no hook, so a mirror never echoes back.
 
@@ -49,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from twisted.internet import defer
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -203,8 +205,12 @@ class PrivateHandler(XMPPHandler, IQHandlerMixin):
         for key, value in values.items():
             await accountData.set(owner.user, owner.host, key, value)
         for namespace, children in elements.items():
-            self.domain.hooks.notify(PRIVATE_STORED,
-                                     PrivateStoredEvent(owner, namespace, tuple(children)))
+            # The answer waits for whoever mirrors the data, so the client's
+            # next read anywhere sees its write.
+            waited = self.domain.hooks.notify(
+                PRIVATE_STORED, PrivateStoredEvent(owner, namespace, tuple(children)))
+            if isinstance(waited, defer.Deferred):
+                await waited
 
     # -- IDisco ------------------------------------------------------------
 

@@ -25,6 +25,9 @@ After a successful publish or retract the engine calls its C{changed}
 callback with a L{PEPChangedEvent}; the PEP handler fires it as the hook
 L{PEP_CHANGED} (C{"pep/changed"}), so features built on PEP (bookmarks
 conversion, XEP-0411) learn what a client stored without PEP knowing them.
+The request is answered once the callbacks are done (a callback that waits
+delays the answer, so the client's next read elsewhere sees the change;
+callbacks must never fail).
 A feature that publishes or retracts on the user's behalf passes its name
 as C{origin}, which the event carries, so it can ignore its own writes.
 
@@ -36,6 +39,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable
 
+from twisted.internet import defer
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
@@ -145,8 +149,8 @@ class PEPEngine(PubSubEngine):
             for item, itemId in zip(items, ids):
                 item = item if item.getAttribute("id") == itemId else copyWithId(item, itemId)
                 published.append(item)
-            self.changed(PEPChangedEvent(self.service, node, requester,
-                                         published=tuple(published), origin=origin))
+            await waitFor(self.changed(PEPChangedEvent(
+                self.service, node, requester, published=tuple(published), origin=origin)))
         return ids
 
     async def retract(self, requester: JID, node: str, ids: list[str],
@@ -154,8 +158,9 @@ class PEPEngine(PubSubEngine):
         """XEP-0060 §7.2 on the account's node, then L{PEP_CHANGED}."""
         await PubSubEngine.retract(self, requester, node, ids, notify)
         if self.changed is not None:
-            self.changed(PEPChangedEvent(self.service, node, requester,
-                                         retracted=tuple(dict.fromkeys(ids)), origin=origin))
+            await waitFor(self.changed(PEPChangedEvent(
+                self.service, node, requester, retracted=tuple(dict.fromkeys(ids)),
+                origin=origin)))
 
     # -- §4 who is notified --------------------------------------------------------
 
@@ -234,3 +239,9 @@ def copyWithId(item: domish.Element, itemId: str) -> domish.Element:
     for child in item.elements():
         copy.addChild(child)
     return copy
+
+
+async def waitFor(result) -> None:
+    """Wait for C{result} if it is a Deferred (a hook whose callbacks waited)."""
+    if isinstance(result, defer.Deferred):
+        await result
