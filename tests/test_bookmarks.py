@@ -239,12 +239,13 @@ def test_conversionsDoNotEcho(tmp_path):
     domain.online(JULIET)
     seen = []
     domain.hooks.add(PRIVATE_STORED, lambda e: seen.append(("private", e.namespace)))
-    domain.hooks.add(PEP_CHANGED, lambda e: seen.append(("pep", e.origin)))
+    domain.hooks.add(PEP_CHANGED, lambda e: seen.append((e.node, e.origin)))
     domain.setLegacy(JULIET)
-    assert seen == [("private", NS_LEGACY), ("pep", "bookmarks"), ("pep", "bookmarks")]
+    assert seen == [("private", NS_LEGACY), (NS_BOOKMARKS, "bookmarks"),
+                    (NS_BOOKMARKS, "bookmarks"), (NS_LEGACY, "bookmarks")]
     del seen[:]
     domain.publishBookmark(JULIET, "coven@chat.shakespeare.lit")
-    assert seen == [("pep", None)]
+    assert seen == [(NS_BOOKMARKS, None), (NS_LEGACY, "bookmarks")]
     # The legacy list kept the URL and was not re-converted.
     assert len(list(domain.legacy().elements(NS_LEGACY, "url"))) == 1
 
@@ -286,6 +287,61 @@ def test_othersBookmarksUntouched(tmp_path):
     assert domain.storage.pubsub.getNode("romeo@example.org", NS_BOOKMARKS).result is None
 
 
+# -- XEP-0411: XEP-0048 in PEP (storage:bookmarks, XEP-0223) ----------------------
+
+def legacyPEP(domain, owner=OWNER):
+    """The <storage/> of the owner's PEP node storage:bookmarks, or None."""
+    found = domain.storage.pubsub.getItems(owner, NS_LEGACY).result
+    if not found:
+        return None
+    assert [item.id for item in found] == ["current"]
+    [storage] = parseStored(found[0].payload, NS_LEGACY)
+    return storage
+
+
+def test_privateSetPublishedToLegacyPEP(tmp_path):
+    """XEP-0411 §3: a private XML list is published to the legacy PEP node, whose subscribers hear it."""
+    domain = BookmarksDomain(tmp_path)
+    domain.online(JULIET)
+    legacy = domain.online(JULIET2, interests=[NS_LEGACY])
+    domain.setLegacy(JULIET)
+    storage = legacyPEP(domain)
+    assert set(conferences(storage)) == {"council@conference.underhill.org",
+                                         "orchard@conference.example.org"}
+    assert len(list(storage.elements(NS_LEGACY, "url"))) == 1
+    assert events(legacy, NS_LEGACY) == [(OWNER, ["current"])]
+    node = domain.storage.pubsub.getNode(OWNER, NS_LEGACY).result
+    assert node.config["pubsub#access_model"] == "whitelist"
+    # The same list again: nobody is told again.
+    domain.setLegacy(JULIET)
+    assert len(events(legacy, NS_LEGACY)) == 1
+
+
+def test_legacyPEPPublishConverted(tmp_path):
+    """XEP-0411 §3: a list published to the legacy PEP node reaches private XML and XEP-0402."""
+    domain = BookmarksDomain(tmp_path)
+    juliet = domain.online(JULIET)
+    ident = domain.publish(JULIET, node=NS_LEGACY, item=LEGACY, itemId="current",
+                           options={"FORM_TYPE": OPTIONS["FORM_TYPE"],
+                                    "pubsub#persist_items": "true",
+                                    "pubsub#access_model": "whitelist"})
+    assert answer(juliet, ident)["type"] == "result"
+    assert set(conferences(domain.legacy())) == {"council@conference.underhill.org",
+                                                 "orchard@conference.example.org"}
+    assert set(domain.items()) == {"council@conference.underhill.org",
+                                   "orchard@conference.example.org"}
+
+
+def test_xep0402PublishReachesLegacyPEP(tmp_path):
+    """A XEP-0402 bookmark shows in the legacy PEP list too."""
+    domain = BookmarksDomain(tmp_path)
+    domain.online(JULIET)
+    domain.publishBookmark(JULIET, "coven@chat.shakespeare.lit")
+    assert set(conferences(legacyPEP(domain))) == {"coven@chat.shakespeare.lit"}
+    domain.retractBookmark(JULIET, "coven@chat.shakespeare.lit")
+    assert conferences(legacyPEP(domain)) == {}
+
+
 # -- §5.3 discovery ------------------------------------------------------------------
 
 def test_compatFeatureOnOwnAccount(tmp_path):
@@ -296,7 +352,8 @@ def test_compatFeatureOnOwnAccount(tmp_path):
     query = next(answer(juliet, ident).elements(NS_INFO, "query"))
     features = {f["var"] for f in query.elements(NS_INFO, "feature")}
     assert NS_BOOKMARKS + "#compat" in features
-    assert NS_BOOKMARKS + "#compat-pep" not in features
+    assert NS_BOOKMARKS + "#compat-pep" in features
+    assert "urn:xmpp:bookmarks-conversion:0" in features
 
 
 def test_compatFeatureNotToOthers(tmp_path):

@@ -4,7 +4,9 @@ slixmpp's plugins: a client saving XEP-0048 bookmarks in private XML
 (C{xep_0048} over C{xep_0049}) and another client of the same account
 reading them as XEP-0402 items (C{xep_0402} stanzas published and read
 through C{xep_0060} on the own bare JID), and the reverse, with a removal;
-the account announces C{urn:xmpp:bookmarks:1#compat}.
+bookmarks saved in the XEP-0048 PEP node (C{xep_0048} over C{xep_0223}) read
+both other ways; the account announces C{urn:xmpp:bookmarks:1#compat} and
+C{#compat-pep}.
 """
 
 from __future__ import annotations
@@ -106,4 +108,19 @@ async def test_compatAnnounced(server):
     await server.addUser("juliet")
     client = await login(server, "new")
     info = await wait(client.xmpp.plugin["xep_0030"].get_info(jid=ACCOUNT))
-    assert NS_BOOKMARKS + "#compat" in info["disco_info"]["features"]
+    features = info["disco_info"]["features"]
+    assert NS_BOOKMARKS + "#compat" in features and NS_BOOKMARKS + "#compat-pep" in features
+
+
+@ensureDeferred
+async def test_legacyPEPBookmarksReadEverywhere(server):
+    """Bookmarks saved the XEP-0048 PEP way are read as XEP-0402 items and from private XML."""
+    await server.addUser("juliet")
+    old = await login(server, "old")
+    new = await login(server, "new")
+    bookmarks = Bookmarks()
+    bookmarks.add_conference("council@conference.underhill.org", "Puck", autojoin=True)
+    await wait(old.xmpp.plugin["xep_0048"].set_bookmarks(bookmarks, method="xep_0223"))
+
+    assert set(await modernRooms(new)) == {"council@conference.underhill.org"}
+    assert set(await legacyRooms(new)) == {"council@conference.underhill.org"}

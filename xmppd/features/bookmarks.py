@@ -1,24 +1,29 @@
 # -*- test-case-name: tests.test_bookmarks -*-
 """
-Bookmarks of group chats kept in sync between the two places clients keep
-them (XEP-0402 §5.3 "Compatibility"):
+Bookmarks of group chats kept in sync between the three places clients keep
+them (XEP-0402 §5.3 "Compatibility", XEP-0411):
 
   - the old XEP-0048 form, one C{<storage xmlns='storage:bookmarks'/>} in
     private XML storage (XEP-0049, L{xmppd.features.private}), still what
     most older clients read and write;
+  - the same element as the one item (id C{current}) of the PEP node
+    C{storage:bookmarks} (XEP-0048 §3.3 over XEP-0223; XEP-0411);
   - the XEP-0402 form, one item per room in the account's PEP node
     C{urn:xmpp:bookmarks:1} (L{xmppd.features.pep}), item id the room JID.
 
-A private XML set of C{storage:bookmarks} (hook C{"private/stored"}) is
-converted into the PEP node: a conference that is new or changed is
+An XEP-0048 list written to one of its two places (hook C{"private/stored"},
+or a publish to the C{storage:bookmarks} node seen through C{"pep/changed"})
+is copied to the other one (XEP-0411 §3: the PEP node's subscribers are
+told, unless the list did not change) and converted into the XEP-0402 node: a conference that is new or changed is
 published (with the publish-options of XEP-0402 §3 when the node does not
 exist yet: C{persist_items}, C{max_items} C{max}, C{send_last_published_item}
 C{never}, C{access_model} C{whitelist}), and an item whose room is no longer
 in the list is retracted with a notification (§3.3, XEP-0060 §7.2.2.1), so
-the user's other clients hear of it.  A publish or retract on the node
-(hook C{"pep/changed"}) rewrites the private XML: the conferences of every
-item, after the C{<url/>} bookmarks and other children of the old storage
-element, which XEP-0402 does not carry and which must not be lost.
+the user's other clients hear of it.  A publish or retract on the XEP-0402
+node (hook C{"pep/changed"}) rewrites both XEP-0048 places: the conferences
+of every item, after the C{<url/>} bookmarks and other children of the old
+storage element, which XEP-0402 does not carry and which must not be lost.
+A retract of the legacy PEP item converts nothing (XEP-0411 defines none).
 
 Conversion rules (XEP-0402 §5.3.1-§5.3.2, as Prosody's mod_bookmarks does):
 the C{jid} attribute and the item id are the same room JID; C{name} and
@@ -39,12 +44,11 @@ once its conversion is done, so the client's next read of either form sees
 it.  Conversions of one account run one at a time, in the order the writes
 were made.
 
-The server announces C{urn:xmpp:bookmarks:1#compat} (§5.3) on the account's
-bare JID, to the account itself.  The XEP-0048 form in PEP (node
-C{storage:bookmarks}, XEP-0223; C{#compat-pep} and XEP-0411) is not
-converted.
+The server announces C{urn:xmpp:bookmarks:1#compat} and C{#compat-pep}
+(XEP-0402 §5.3) and C{urn:xmpp:bookmarks-conversion:0} (XEP-0411 §2) on
+the account's bare JID, to the account itself.
 
-Implements: XEP-0402 1.2.0 (§5.3 compat with XEP-0049), XEP-0048 1.2
+Implements: XEP-0402 1.2.0 (§5.3), XEP-0411 1.1.0, XEP-0048 1.2
 """
 
 from __future__ import annotations
@@ -66,12 +70,17 @@ from xmppd.features.pep.handler import PEPHandler
 from xmppd.features.private import PRIVATE_STORED, readPrivate, writePrivate
 from xmppd.stream.xmlparser import parseStored
 
-__all__ = ["BookmarksHandler", "NS_BOOKMARKS", "NS_BOOKMARKS_COMPAT", "NS_LEGACY",
-           "makeHandler"]
+__all__ = ["BookmarksHandler", "NS_BOOKMARKS", "NS_BOOKMARKS_COMPAT",
+           "NS_BOOKMARKS_COMPAT_PEP", "NS_CONVERSION", "NS_LEGACY", "makeHandler"]
 
 NS_BOOKMARKS = "urn:xmpp:bookmarks:1"
 NS_BOOKMARKS_COMPAT = NS_BOOKMARKS + "#compat"
+NS_BOOKMARKS_COMPAT_PEP = NS_BOOKMARKS + "#compat-pep"
+NS_CONVERSION = "urn:xmpp:bookmarks-conversion:0"
 NS_LEGACY = "storage:bookmarks"
+
+#: Where XEP-0048 bookmarks were written (L{BookmarksHandler.legacyChanged}).
+PRIVATE, LEGACY_PEP = "private", "pep"
 
 #: The origin this feature's own PEP writes carry (L{PEP_CHANGED}).
 ORIGIN = "bookmarks"
@@ -82,6 +91,13 @@ PUBLISH_OPTIONS = {
     "pubsub#max_items": "max",
     "pubsub#send_last_published_item": "never",
     "pubsub#access_model": "whitelist",
+}
+
+#: XEP-0048 §3.3 / XEP-0223 publish-options of the legacy PEP node.
+LEGACY_OPTIONS = {
+    "pubsub#persist_items": "true",
+    "pubsub#access_model": "whitelist",
+    "pubsub#send_last_published_item": "never",
 }
 
 
@@ -170,6 +186,15 @@ class Bookmark:
                 conference.addChild(element)
 
 
+def sameXML(stored: str, element: domish.Element) -> bool:
+    """Whether the stored payload C{stored} serializes as C{element} does."""
+    try:
+        [parsed] = parseStored(stored, NS_LEGACY)
+    except ValueError:
+        return False
+    return parsed.toXml() == element.toXml()
+
+
 def isTrue(value: str | None) -> bool:
     return value in ("1", "true")
 
@@ -216,12 +241,21 @@ class BookmarksHandler(XMPPHandler):
 
     def onPrivateStored(self, event) -> defer.Deferred | None:
         if event.namespace == NS_LEGACY:
-            return self.serialize(event.owner, self.legacyToPEP, event.owner, event.elements)
+            return self.serialize(event.owner, self.legacyChanged, event.owner,
+                                  event.elements, PRIVATE)
         return None
 
     def onPEPChanged(self, event) -> defer.Deferred | None:
-        if event.node == NS_BOOKMARKS and event.origin != ORIGIN:
+        if event.origin == ORIGIN:
+            return None
+        if event.node == NS_BOOKMARKS:
             return self.serialize(event.owner, self.pepToLegacy, event.owner)
+        if event.node == NS_LEGACY and event.published:
+            storages = [child for item in event.published for child in item.elements()
+                        if (child.uri, child.name) == (NS_LEGACY, "storage")]
+            if storages:
+                return self.serialize(event.owner, self.legacyChanged, event.owner,
+                                      storages[-1:], LEGACY_PEP)
         return None
 
     def serialize(self, owner: JID, convert, *args) -> defer.Deferred:
@@ -249,7 +283,41 @@ class BookmarksHandler(XMPPHandler):
         d.addBoth(done)
         return d
 
-    # -- XEP-0048 in private XML -> XEP-0402 ------------------------------------
+    # -- XEP-0048 (private XML or PEP) -> XEP-0402 and the other XEP-0048 form --
+
+    async def legacyChanged(self, owner: JID, elements, source: str) -> None:
+        """XEP-0048 bookmarks were written to C{source}: the two other places follow."""
+        await self.legacyToPEP(owner, elements)
+        storage = next((e for e in elements if (e.uri, e.name) == (NS_LEGACY, "storage")),
+                       None)
+        if storage is None:
+            return
+        if source != PRIVATE:
+            await writePrivate(self.domain.storage, owner, NS_LEGACY, [storage])
+        if source != LEGACY_PEP:
+            await self.publishLegacyPEP(owner, storage)
+
+    async def publishLegacyPEP(self, owner: JID, storage: domish.Element) -> None:
+        """
+        XEP-0411 §3: the XEP-0048 list as the one item of the PEP node
+        C{storage:bookmarks} (XEP-0048 §3.3, XEP-0223 options), so its
+        subscribers are told; nothing is sent when the list is unchanged.
+        """
+        pep = self.pep()
+        if pep is None:
+            return
+        engine = pep.engineFor(owner)
+        record = await engine.store.getNode(engine.serviceText, NS_LEGACY)
+        if record is not None:
+            found = await engine.store.getItems(engine.serviceText, NS_LEGACY)
+            if found and found[0].payload and sameXML(found[0].payload, storage):
+                return
+        item = domish.Element((None, "item"))
+        item["id"] = "current"
+        item.addChild(storage)
+        await engine.publish(owner, NS_LEGACY, [item],
+                             None if record is not None else dict(LEGACY_OPTIONS),
+                             origin=ORIGIN)
 
     async def legacyToPEP(self, owner: JID, elements) -> None:
         pep = self.pep()
@@ -323,6 +391,7 @@ class BookmarksHandler(XMPPHandler):
         for bookmark in reversed([b for b in current.values() if b is not None]):
             storage.addChild(bookmark.toLegacy())
         await writePrivate(self.domain.storage, owner, NS_LEGACY, [storage])
+        await self.publishLegacyPEP(owner, storage)
 
     # -- IDisco (XEP-0402 §5.3) -------------------------------------------------
 
@@ -330,7 +399,8 @@ class BookmarksHandler(XMPPHandler):
         if (nodeIdentifier or target.user is None or target.resource is not None
                 or requestor.userhostJID() != target or self.pep() is None):
             return []
-        return [DiscoFeature(NS_BOOKMARKS_COMPAT)]
+        return [DiscoFeature(NS_BOOKMARKS_COMPAT), DiscoFeature(NS_BOOKMARKS_COMPAT_PEP),
+                DiscoFeature(NS_CONVERSION)]
 
     def getDiscoItems(self, requestor: JID, target: JID, nodeIdentifier: str = ""):
         return []
