@@ -9,7 +9,7 @@ from __future__ import annotations
 from twisted.words.protocols.jabber.jid import JID
 
 from tests.domainhelpers import DOMAIN, Domain
-from tests.test_pep import JULIET, JULIET2, ROMEO, PEPDomain, answer, events, form
+from tests.test_pep import JULIET, JULIET2, ROMEO, PEPDomain, answer, events
 from xmppd.features.bookmarks import NS_BOOKMARKS, Bookmark
 from xmppd.features.clientcaps.tracker import capsOf
 from xmppd.features.pep.engine import PEP_CHANGED
@@ -385,3 +385,14 @@ def test_roomJIDNormalized():
     assert Bookmark.fromItem("Coven@Chat.Shakespeare.lit", parseStored(
         "<conference xmlns='%s'/>" % NS_BOOKMARKS, NS_BOOKMARKS)[0]).jid == \
         JID("coven@chat.shakespeare.lit").userhost()
+
+
+def test_accountAnnouncesWhatBookmarkClientsCheck(tmp_path):
+    """The account's disco#info has the PEP features clients want before using XEP-0402 (max, many items)."""
+    domain = BookmarksDomain(tmp_path)
+    juliet = domain.online(JULIET)
+    ident = domain.iq(JULIET, "<query xmlns='%s'/>" % NS_INFO, to=OWNER, type="get")
+    query = next(answer(juliet, ident).elements(NS_INFO, "query"))
+    features = {f["var"] for f in query.elements(NS_INFO, "feature")}
+    for name in ("config-node-max", "multi-items", "publish-options", "item-ids"):
+        assert "http://jabber.org/protocol/pubsub#" + name in features

@@ -64,10 +64,13 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_OWNER = NS_PUBSUB + "#owner"
 
 #: The C{pubsub#…} features of PEP (XEP-0163 §8 and XEP-0060 §10): the
-#: service's, and what PEP adds.
+#: service's, and what PEP adds.  C{config-node-max} (C{max_items} C{max},
+#: XEP-0060 §16.4.4) and C{multi-items} (nodes keep many items, Prosody's
+#: name) are what clients check before they trust PEP with XEP-0402
+#: bookmarks (Monal needs both, with C{#compat-pep}).
 PEP_FEATURES = tuple(sorted(set(FEATURES) | {
-    "auto-create", "auto-subscribe", "filtered-notifications", "last-published",
-    "presence-notifications", "presence-subscribe"}))
+    "auto-create", "auto-subscribe", "config-node-max", "filtered-notifications",
+    "last-published", "multi-items", "presence-notifications", "presence-subscribe"}))
 
 
 class PEPResource(Resource):
