@@ -10,7 +10,8 @@ from twisted.words.protocols.jabber.jid import JID
 
 from tests.domainhelpers import DOMAIN, Domain
 from tests.test_pep import JULIET, JULIET2, ROMEO, PEPDomain, answer, events
-from xmppd.features.bookmarks import NS_BOOKMARKS, Bookmark
+from xmppd.core.local import LocalDomain
+from xmppd.features.bookmarks import NS_BOOKMARKS, Bookmark, BookmarksHandler
 from xmppd.features.clientcaps.tracker import capsOf
 from xmppd.features.pep.engine import PEP_CHANGED
 from xmppd.features.private import PRIVATE_STORED
@@ -340,6 +341,57 @@ def test_xep0402PublishReachesLegacyPEP(tmp_path):
     assert set(conferences(legacyPEP(domain))) == {"coven@chat.shakespeare.lit"}
     domain.retractBookmark(JULIET, "coven@chat.shakespeare.lit")
     assert conferences(legacyPEP(domain)) == {}
+
+
+# -- XEP-0411 §4: bookmarks stored before the feature ran --------------------------
+
+def storeOldStyle(domain, key, xml):
+    domain.storage.accountData.set("juliet", DOMAIN, key, xml)
+
+
+def test_oldPrivateBookmarksConvertedOnFirstBind(tmp_path):
+    """Bookmarks kept in private XML from before are XEP-0402 items once the user logs in."""
+    domain = BookmarksDomain(tmp_path)
+    storeOldStyle(domain, "private:" + NS_LEGACY, LEGACY)
+    domain.online(JULIET)
+    assert set(domain.items()) == {"council@conference.underhill.org",
+                                   "orchard@conference.example.org"}
+    assert set(conferences(legacyPEP(domain))) == set(domain.items())
+
+
+def test_oldPEPBookmarksConvertedOnFirstBind(tmp_path):
+    """Bookmarks kept only in the XEP-0048 PEP node from before reach XEP-0402 and private XML."""
+    domain = BookmarksDomain(tmp_path, features=("disco", "clientcaps", "private", "pep"))
+    juliet = domain.online(JULIET)
+    ident = domain.publish(JULIET, node=NS_LEGACY, item=LEGACY, itemId="current")
+    assert answer(juliet, ident)["type"] == "result"
+    # The same storage, now served with the bookmarks feature: the account logs in again.
+    domain.domain.stopService()
+    domain.domain = LocalDomain(DOMAIN, domain.server, features=(
+        "disco", "clientcaps", "private", "pep", "bookmarks"))
+    domain.domain.startService()
+    domain.online(JULIET2)
+    assert set(domain.items()) == {"council@conference.underhill.org",
+                                   "orchard@conference.example.org"}
+    assert set(conferences(domain.legacy())) == set(domain.items())
+
+
+def test_noOldBookmarksNoNode(tmp_path):
+    """An account without bookmarks gets no bookmarks node by logging in."""
+    domain = BookmarksDomain(tmp_path)
+    domain.online(JULIET)
+    assert domain.storage.pubsub.getNode(OWNER, NS_BOOKMARKS).result is None
+
+
+def test_existingNodeNotMigratedAgain(tmp_path):
+    """Once XEP-0402 bookmarks exist, a login never brings back rooms from the old list."""
+    domain = BookmarksDomain(tmp_path)
+    domain.online(JULIET)
+    domain.publishBookmark(JULIET, "coven@chat.shakespeare.lit")
+    storeOldStyle(domain, "private:" + NS_LEGACY, LEGACY)
+    domain.handler(BookmarksHandler).checked.clear()  # as after a restart
+    domain.online(JULIET2)
+    assert set(domain.items()) == {"coven@chat.shakespeare.lit"}
 
 
 # -- §5.3 discovery ------------------------------------------------------------------

@@ -17,6 +17,7 @@ from slixmpp.plugins.xep_0402.stanza import Conference
 
 from tests.e2e import DOMAIN
 from tests.test_e2e_pep import wait
+from xmppd.features.bookmarks import BookmarksHandler
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -124,3 +125,22 @@ async def test_legacyPEPBookmarksReadEverywhere(server):
 
     assert set(await modernRooms(new)) == {"council@conference.underhill.org"}
     assert set(await legacyRooms(new)) == {"council@conference.underhill.org"}
+
+
+@ensureDeferred
+async def test_oldBookmarksConvertedAtLogin(server):
+    """Bookmarks saved in private XML before the server converted are XEP-0402 items at login."""
+    await server.addUser("juliet")
+    await server.service.storage.accountData.set(
+        "juliet", DOMAIN, "private:storage:bookmarks",
+        "<storage xmlns='storage:bookmarks'>"
+        "<conference jid='council@conference.underhill.org' autojoin='true'/></storage>")
+    client = await login(server, "new")
+    domain = server.service.getServiceNamed(DOMAIN)
+    [handler] = [h for h in domain.handlers if isinstance(h, BookmarksHandler)]
+    converting = handler.pending.get(ACCOUNT)
+    if converting is not None:
+        await converting
+    rooms = await modernRooms(client)
+    assert set(rooms) == {"council@conference.underhill.org"}
+    assert rooms["council@conference.underhill.org"]["autojoin"] is True

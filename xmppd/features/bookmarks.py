@@ -24,6 +24,9 @@ node (hook C{"pep/changed"}) rewrites both XEP-0048 places: the conferences
 of every item, after the C{<url/>} bookmarks and other children of the old
 storage element, which XEP-0402 does not carry and which must not be lost.
 A retract of the legacy PEP item converts nothing (XEP-0411 defines none).
+Bookmarks stored before the feature ran are converted when the account
+first binds a resource after start (C{"session/bound"}, XEP-0411 §4), if it
+has no XEP-0402 node yet.
 
 Conversion rules (XEP-0402 §5.3.1-§5.3.2, as Prosody's mod_bookmarks does):
 the C{jid} attribute and the item id are the same room JID; C{name} and
@@ -54,6 +57,7 @@ Implements: XEP-0402 1.2.0 (§5.3), XEP-0411 1.1.0, XEP-0048 1.2
 from __future__ import annotations
 
 import dataclasses
+from collections import OrderedDict
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -84,6 +88,9 @@ PRIVATE, LEGACY_PEP = "private", "pep"
 
 #: The origin this feature's own PEP writes carry (L{PEP_CHANGED}).
 ORIGIN = "bookmarks"
+
+#: Accounts whose old bookmarks are remembered as looked at (a few bytes each).
+REMEMBERED = 10000
 
 #: XEP-0402 §3 "publish-options" for a node this feature creates.
 PUBLISH_OPTIONS = {
@@ -223,10 +230,14 @@ class BookmarksHandler(XMPPHandler):
         self.domain = domain
         #: Bare JID -> the Deferred of that account's last conversion.
         self.pending: dict[str, defer.Deferred] = {}
+        #: Accounts whose old bookmarks were looked at since start, least
+        #: recently bound first (L{REMEMBERED} at most).
+        self.checked: OrderedDict[str, None] = OrderedDict()
 
     def connectionInitialized(self) -> None:
         self.domain.hooks.add(PRIVATE_STORED, self.onPrivateStored, OBSERVE)
         self.domain.hooks.add(PEP_CHANGED, self.onPEPChanged, OBSERVE)
+        self.domain.hooks.add("session/bound", self.onSessionBound, OBSERVE)
 
     def pep(self) -> PEPHandler | None:
         for handler in self.domain.handlers:
@@ -257,6 +268,42 @@ class BookmarksHandler(XMPPHandler):
                 return self.serialize(event.owner, self.legacyChanged, event.owner,
                                       storages[-1:], LEGACY_PEP)
         return None
+
+    def onSessionBound(self, session) -> None:
+        """
+        XEP-0411 §4: bookmarks stored before this feature ran are converted
+        when the account first binds a resource, before its client reads them.
+        """
+        owner = session.jid.userhostJID()
+        key = owner.userhost()
+        if key in self.checked:
+            self.checked.move_to_end(key)
+            return None
+        self.checked[key] = None
+        while len(self.checked) > REMEMBERED:
+            self.checked.popitem(last=False)
+        self.serialize(owner, self.migrate, owner)
+        return None
+
+    async def migrate(self, owner: JID) -> None:
+        """Convert the XEP-0048 list of an account that has no XEP-0402 node yet."""
+        pep = self.pep()
+        if pep is None:
+            return
+        engine = pep.engineFor(owner)
+        if await engine.store.getNode(engine.serviceText, NS_BOOKMARKS) is not None:
+            return
+        source, stored = PRIVATE, await readPrivate(self.domain.storage, owner, NS_LEGACY)
+        if not any(True for e in stored or () for _ in e.elements(NS_LEGACY, "conference")):
+            found = []
+            if await engine.store.getNode(engine.serviceText, NS_LEGACY) is not None:
+                found = await engine.store.getItems(engine.serviceText, NS_LEGACY, maxItems=1)
+            if not found or not found[0].payload:
+                return
+            source, stored = LEGACY_PEP, parseStored(found[0].payload, NS_LEGACY)
+        self.log.info("Bookmarks of {owner}: converting the XEP-0048 list kept in {source}",
+                      owner=owner.userhost(), source=source)
+        await self.legacyChanged(owner, stored, source)
 
     def serialize(self, owner: JID, convert, *args) -> defer.Deferred:
         """Run C{convert(*args)} after the account's earlier conversions."""
