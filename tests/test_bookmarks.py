@@ -448,3 +448,17 @@ def test_accountAnnouncesWhatBookmarkClientsCheck(tmp_path):
     features = {f["var"] for f in query.elements(NS_INFO, "feature")}
     for name in ("config-node-max", "multi-items", "publish-options", "item-ids"):
         assert "http://jabber.org/protocol/pubsub#" + name in features
+
+
+def test_nodePurgedOrDeletedEmptiesOldList(tmp_path):
+    """A client purging or deleting its XEP-0402 node leaves no rooms in the old lists either."""
+    domain = BookmarksDomain(tmp_path)
+    juliet = domain.online(JULIET)
+    owner = "<pubsub xmlns='http://jabber.org/protocol/pubsub#owner'>%s</pubsub>"
+    for request in ("<purge node='%s'/>", "<delete node='%s'/>"):
+        domain.setLegacy(JULIET)
+        ident = domain.iq(JULIET, owner % (request % NS_BOOKMARKS))
+        assert answer(juliet, ident)["type"] == "result"
+        assert conferences(domain.legacy()) == {}
+        assert conferences(legacyPEP(domain)) == {}
+        assert len(list(domain.legacy().elements(NS_LEGACY, "url"))) == 1

@@ -20,7 +20,8 @@ exist yet: C{persist_items}, C{max_items} C{max}, C{send_last_published_item}
 C{never}, C{access_model} C{whitelist}), and an item whose room is no longer
 in the list is retracted with a notification (§3.3, XEP-0060 §7.2.2.1), so
 the user's other clients hear of it.  A publish or retract on the XEP-0402
-node (hook C{"pep/changed"}) rewrites both XEP-0048 places: the conferences
+node (hook C{"pep/changed"}; a purge or deletion of the node counts as a
+retract of every item) rewrites both XEP-0048 places: the conferences
 of every item, after the C{<url/>} bookmarks and other children of the old
 storage element, which XEP-0402 does not carry and which must not be lost.
 A retract of the legacy PEP item converts nothing (XEP-0411 defines none).
@@ -72,7 +73,7 @@ from xmppd.core.hooks import OBSERVE
 from xmppd.features.pep.engine import PEP_CHANGED
 from xmppd.features.pep.handler import PEPHandler
 from xmppd.features.private import PRIVATE_STORED, readPrivate, writePrivate
-from xmppd.stream.xmlparser import parseStored
+from xmppd.stream.xmlparser import XMLPolicyError, parseStored
 
 __all__ = ["BookmarksHandler", "NS_BOOKMARKS", "NS_BOOKMARKS_COMPAT",
            "NS_BOOKMARKS_COMPAT_PEP", "NS_CONVERSION", "NS_LEGACY", "makeHandler"]
@@ -197,7 +198,7 @@ def sameXML(stored: str, element: domish.Element) -> bool:
     """Whether the stored payload C{stored} serializes as C{element} does."""
     try:
         [parsed] = parseStored(stored, NS_LEGACY)
-    except ValueError:
+    except (ValueError, XMLPolicyError):
         return False
     return parsed.toXml() == element.toXml()
 
@@ -412,7 +413,7 @@ class BookmarksHandler(XMPPHandler):
         try:
             [payload] = parseStored(item.payload, NS_BOOKMARKS)
             return Bookmark.fromItem(item.id, payload)
-        except ValueError as e:
+        except (ValueError, XMLPolicyError) as e:
             self.log.info("Bookmarks of {owner}: item {id} skipped: {why}",
                           owner=owner, id=item.id, why=str(e))
             return None

@@ -21,7 +21,8 @@ with what PEP changes:
   - §4.3.4: L{PEPEngine.lastItemsFor} sends one full JID the last item of
     each node it wants and may see, at most C{limit} of them.
 
-After a successful publish or retract the engine calls its C{changed}
+After a successful publish or retract (a purge or a deletion of a node
+counts as a retract of all its items) the engine calls its C{changed}
 callback with a L{PEPChangedEvent}; the PEP handler fires it as the hook
 L{PEP_CHANGED} (C{"pep/changed"}), so features built on PEP (bookmarks
 conversion, XEP-0411) learn what a client stored without PEP knowing them.
@@ -161,6 +162,28 @@ class PEPEngine(PubSubEngine):
             await waitFor(self.changed(PEPChangedEvent(
                 self.service, node, requester, retracted=tuple(dict.fromkeys(ids)),
                 origin=origin)))
+
+    async def deleteNode(self, requester: JID, node: str, redirect: str | None = None) -> None:
+        """XEP-0060 §8.4; L{PEP_CHANGED} sees every item retracted."""
+        ids = await self.itemIds(node)
+        await PubSubEngine.deleteNode(self, requester, node, redirect)
+        await self.allRetracted(requester, node, ids)
+
+    async def purgeNode(self, requester: JID, node: str) -> None:
+        """XEP-0060 §8.5; L{PEP_CHANGED} sees every item retracted."""
+        ids = await self.itemIds(node)
+        await PubSubEngine.purgeNode(self, requester, node)
+        await self.allRetracted(requester, node, ids)
+
+    async def itemIds(self, node: str) -> list[str]:
+        if self.changed is None or await self.store.getNode(self.serviceText, node) is None:
+            return []
+        return [item.id for item in await self.store.getItems(self.serviceText, node)]
+
+    async def allRetracted(self, requester: JID, node: str, ids: list[str]) -> None:
+        if self.changed is not None and ids:
+            await waitFor(self.changed(PEPChangedEvent(self.service, node, requester,
+                                                       retracted=tuple(ids))))
 
     # -- §4 who is notified --------------------------------------------------------
 
