@@ -462,3 +462,17 @@ def test_nodePurgedOrDeletedEmptiesOldList(tmp_path):
         assert conferences(domain.legacy()) == {}
         assert conferences(legacyPEP(domain)) == {}
         assert len(list(domain.legacy().elements(NS_LEGACY, "url"))) == 1
+
+
+def test_nodeKeepingOneItemGrows(tmp_path):
+    """Old-style bookmarks converted into a node a client made with one item are all kept."""
+    domain = BookmarksDomain(tmp_path)
+    juliet = domain.online(JULIET)
+    # No publish-options: PEP's defaults, one item.
+    ident = domain.publishBookmark(JULIET, "coven@chat.shakespeare.lit", options=None)
+    assert answer(juliet, ident)["type"] == "result"
+    domain.setLegacy(JULIET)
+    assert set(domain.items()) == {"council@conference.underhill.org",
+                                   "orchard@conference.example.org"}
+    node = domain.storage.pubsub.getNode(OWNER, NS_BOOKMARKS).result
+    assert node.config["pubsub#max_items"] == "max"

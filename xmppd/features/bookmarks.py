@@ -387,6 +387,8 @@ class BookmarksHandler(XMPPHandler):
         current = await self.currentItems(engine)
         exists = current is not None
         current = current or {}
+        if exists:
+            await self.makeRoom(engine, owner, len(set(wanted) | set(current)))
         for jid, bookmark in wanted.items():
             if current.get(jid) == bookmark:
                 continue
@@ -398,6 +400,20 @@ class BookmarksHandler(XMPPHandler):
                 if bookmark is not None and itemId not in wanted]
         if gone:
             await engine.retract(owner, NS_BOOKMARKS, gone, notify=True, origin=ORIGIN)
+
+    async def makeRoom(self, engine, owner: JID, count: int) -> None:
+        """
+        A node made by a client without XEP-0402's publish-options keeps
+        PEP's default of one item: converting a list of several rooms into
+        it would drop all but the last, so it is set to keep C{max} first
+        (as Prosody does), rather than lose bookmarks.
+        """
+        record = await engine.store.getNode(engine.serviceText, NS_BOOKMARKS)
+        if record is None or engine.config(record).maxItems >= count:
+            return
+        self.log.info("Bookmarks of {owner}: the node kept too few items; now max",
+                      owner=owner.userhost())
+        await engine.configureNode(owner, NS_BOOKMARKS, {"pubsub#max_items": "max"})
 
     async def currentItems(self, engine) -> dict | None:
         """The node's items by id (C{None}: no node), bad ones as C{None} values."""
