@@ -64,7 +64,7 @@ class BookmarksDomain(PEPDomain):
         [storage] = parseStored(stored, NS_PRIVATE)
         return storage
 
-    def items(self, owner=OWNER):
+    def bookmarks(self, owner=OWNER):
         """The XEP-0402 bookmarks in the owner's PEP node, by room JID."""
         found = self.storage.pubsub.getItems(owner, NS_BOOKMARKS).result
         return {item.id: Bookmark.fromItem(item.id, parseStored(item.payload, NS_BOOKMARKS)[0])
@@ -94,7 +94,7 @@ def test_legacySetPublishesOneItemPerRoom(tmp_path):
     juliet = domain.online(JULIET)
     ident = domain.setLegacy(JULIET)
     assert answer(juliet, ident)["type"] == "result"
-    items = domain.items()
+    items = domain.bookmarks()
     assert set(items) == {"council@conference.underhill.org", "orchard@conference.example.org"}
     council = items["council@conference.underhill.org"]
     assert (council.name, council.autojoin, council.nick, council.password) == \
@@ -135,7 +135,7 @@ def test_legacyRemovalRetracts(tmp_path):
     domain.setLegacy(JULIET)
     domain.setLegacy(JULIET, "<storage xmlns='storage:bookmarks'>"
                              "<conference jid='orchard@conference.example.org'/></storage>")
-    assert set(domain.items()) == {"orchard@conference.example.org"}
+    assert set(domain.bookmarks()) == {"orchard@conference.example.org"}
     retracted = [r["id"] for m in modern.sent for e in m.elements(
         "http://jabber.org/protocol/pubsub#event", "event") for i in e.elements()
         for r in i.elements("http://jabber.org/protocol/pubsub#event", "retract")]
@@ -161,7 +161,7 @@ def test_legacyBadConferenceSkipped(tmp_path):
                                      "<conference jid='a@b/c'/><conference jid='@@'/>"
                                      "<conference jid='ok@muc.example.org'/></storage>")
     assert answer(juliet, ident)["type"] == "result"
-    assert set(domain.items()) == {"ok@muc.example.org"}
+    assert set(domain.bookmarks()) == {"ok@muc.example.org"}
     assert len(list(domain.legacy().elements(NS_LEGACY, "conference"))) == 4
 
 
@@ -171,7 +171,7 @@ def test_legacyExtensionsKept(tmp_path):
     domain.online(JULIET)
     domain.setLegacy(JULIET, "<storage xmlns='storage:bookmarks'><conference jid='r@m.org'>"
                              "<minimize xmlns='urn:example'/></conference></storage>")
-    [bookmark] = domain.items().values()
+    [bookmark] = domain.bookmarks().values()
     assert bookmark.extensions and "urn:example" in bookmark.extensions[0]
     conference = Bookmark.fromLegacy(bookmark.toLegacy())
     assert conference == bookmark
@@ -268,7 +268,7 @@ def test_failedConversionKeepsWrite(tmp_path):
     # The next conversion of the account still runs.
     del domain.storage.pubsub.publish
     domain.setLegacy(JULIET)
-    assert len(domain.items()) == 2
+    assert len(domain.bookmarks()) == 2
 
 
 def test_otherNamespaceNotConverted(tmp_path):
@@ -329,7 +329,7 @@ def test_legacyPEPPublishConverted(tmp_path):
     assert answer(juliet, ident)["type"] == "result"
     assert set(conferences(domain.legacy())) == {"council@conference.underhill.org",
                                                  "orchard@conference.example.org"}
-    assert set(domain.items()) == {"council@conference.underhill.org",
+    assert set(domain.bookmarks()) == {"council@conference.underhill.org",
                                    "orchard@conference.example.org"}
 
 
@@ -354,9 +354,9 @@ def test_oldPrivateBookmarksConvertedOnFirstBind(tmp_path):
     domain = BookmarksDomain(tmp_path)
     storeOldStyle(domain, "private:" + NS_LEGACY, LEGACY)
     domain.online(JULIET)
-    assert set(domain.items()) == {"council@conference.underhill.org",
+    assert set(domain.bookmarks()) == {"council@conference.underhill.org",
                                    "orchard@conference.example.org"}
-    assert set(conferences(legacyPEP(domain))) == set(domain.items())
+    assert set(conferences(legacyPEP(domain))) == set(domain.bookmarks())
 
 
 def test_oldPEPBookmarksConvertedOnFirstBind(tmp_path):
@@ -371,9 +371,9 @@ def test_oldPEPBookmarksConvertedOnFirstBind(tmp_path):
         "disco", "clientcaps", "private", "pep", "bookmarks"))
     domain.domain.startService()
     domain.online(JULIET2)
-    assert set(domain.items()) == {"council@conference.underhill.org",
+    assert set(domain.bookmarks()) == {"council@conference.underhill.org",
                                    "orchard@conference.example.org"}
-    assert set(conferences(domain.legacy())) == set(domain.items())
+    assert set(conferences(domain.legacy())) == set(domain.bookmarks())
 
 
 def test_noOldBookmarksNoNode(tmp_path):
@@ -391,7 +391,7 @@ def test_existingNodeNotMigratedAgain(tmp_path):
     storeOldStyle(domain, "private:" + NS_LEGACY, LEGACY)
     domain.handler(BookmarksHandler).checked.clear()  # as after a restart
     domain.online(JULIET2)
-    assert set(domain.items()) == {"coven@chat.shakespeare.lit"}
+    assert set(domain.bookmarks()) == {"coven@chat.shakespeare.lit"}
 
 
 # -- §5.3 discovery ------------------------------------------------------------------
@@ -472,7 +472,24 @@ def test_nodeKeepingOneItemGrows(tmp_path):
     ident = domain.publishBookmark(JULIET, "coven@chat.shakespeare.lit", options=None)
     assert answer(juliet, ident)["type"] == "result"
     domain.setLegacy(JULIET)
-    assert set(domain.items()) == {"council@conference.underhill.org",
+    assert set(domain.bookmarks()) == {"council@conference.underhill.org",
                                    "orchard@conference.example.org"}
     node = domain.storage.pubsub.getNode(OWNER, NS_BOOKMARKS).result
     assert node.config["pubsub#max_items"] == "max"
+
+
+def test_contactsNeverSeeBookmarks(tmp_path):
+    """A contact whose caps want bookmarks hears nothing of the user's: the node is whitelist."""
+    domain = BookmarksDomain(tmp_path)
+    juliet = domain.online(JULIET)
+    own = domain.online(JULIET2, interests=[NS_BOOKMARKS])
+    romeo = domain.online(ROMEO, interests=[NS_BOOKMARKS, NS_LEGACY])
+    domain.publishBookmark(JULIET, "coven@chat.shakespeare.lit")
+    domain.retractBookmark(JULIET, "coven@chat.shakespeare.lit")
+    domain.setLegacy(JULIET)
+    assert events(romeo, NS_BOOKMARKS) == [] and events(romeo, NS_LEGACY) == []
+    assert events(own, NS_BOOKMARKS)
+    ident = domain.items(ROMEO, OWNER, node=NS_BOOKMARKS)
+    assert answer(romeo, ident)["type"] == "error"
+    ident = domain.items(JULIET, OWNER, node=NS_BOOKMARKS)
+    assert answer(juliet, ident)["type"] == "result"
