@@ -234,11 +234,17 @@ class BookmarksHandler(XMPPHandler):
         #: Accounts whose old bookmarks were looked at since start, least
         #: recently bound first (L{REMEMBERED} at most).
         self.checked: OrderedDict[str, None] = OrderedDict()
+        self.running = False
 
     def connectionInitialized(self) -> None:
+        self.running = True
         self.domain.hooks.add(PRIVATE_STORED, self.onPrivateStored, OBSERVE)
         self.domain.hooks.add(PEP_CHANGED, self.onPEPChanged, OBSERVE)
         self.domain.hooks.add("session/bound", self.onSessionBound, OBSERVE)
+
+    def connectionLost(self, reason) -> None:
+        # Conversions still queued would find the storage closed.
+        self.running = False
 
     def pep(self) -> PEPHandler | None:
         for handler in self.domain.handlers:
@@ -283,7 +289,7 @@ class BookmarksHandler(XMPPHandler):
         self.checked[key] = None
         while len(self.checked) > REMEMBERED:
             self.checked.popitem(last=False)
-        self.serialize(owner, self.migrate, owner)
+        self.serialize(owner, self.migrate, owner, background=True)
         return None
 
     async def migrate(self, owner: JID) -> None:
@@ -306,8 +312,12 @@ class BookmarksHandler(XMPPHandler):
                       owner=owner.userhost(), source=source)
         await self.legacyChanged(owner, stored, source)
 
-    def serialize(self, owner: JID, convert, *args) -> defer.Deferred:
-        """Run C{convert(*args)} after the account's earlier conversions."""
+    def serialize(self, owner: JID, convert, *args, background: bool = False) -> defer.Deferred:
+        """
+        Run C{convert(*args)} after the account's earlier conversions.  A
+        C{background} one (nobody waits for it; it may still run when the
+        node stops) that fails is logged as a warning, not as a failure.
+        """
         key = owner.userhost()
         previous = self.pending.get(key)
 
@@ -317,11 +327,18 @@ class BookmarksHandler(XMPPHandler):
                     await previous
                 except Exception:  # logged where it failed; this one still runs
                     pass
-            await convert(*args)
+            if self.running:
+                await convert(*args)
+
+        def failed(failure):
+            if background:
+                self.log.warn("Bookmarks of {owner} not converted at login: {error}",
+                              owner=key, error=failure.getErrorMessage())
+            else:
+                self.log.failure("Bookmarks conversion for {owner} failed", failure, owner=key)
 
         d = defer.ensureDeferred(run())
-        d.addErrback(lambda failure: self.log.failure(
-            "Bookmarks conversion for {owner} failed", failure, owner=key))
+        d.addErrback(failed)
         self.pending[key] = d
 
         def done(result):
