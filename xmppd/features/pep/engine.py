@@ -45,7 +45,6 @@ from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
 from xmppd.core.events import declare
-
 from xmppd.features.pubsub.nodeconfig import defaults
 from xmppd.features.pubsub.engine import PubSubEngine
 
@@ -78,8 +77,9 @@ class PEPChangedEvent:
 
 PEP_CHANGED = declare(
     "pep/changed", PEPChangedEvent, False,
-    "an item of an account's PEP node was published or retracted (after it is "
-    "stored and notified); PEPChangedEvent")
+    "an item of an account's PEP node was published or retracted, or the node "
+    "purged or deleted (every item retracted), after it is stored and notified; "
+    "the request is answered once callbacks that wait are done; PEPChangedEvent")
 
 
 def contactMaySee(accessModel: str, rosterItem, affiliation: str,
