@@ -42,6 +42,7 @@ FEATURES: dict[str, str] = {
     "pep": "xmppd.features.pep.handler",
     "avatars": "xmppd.features.avatars",
     "nickname": "xmppd.features.nickname",
+    "bookmarks": "xmppd.features.bookmarks",
 }
 
 #: Core modules that declare a configuration section but are not features of

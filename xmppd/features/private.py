@@ -31,6 +31,13 @@ Error conditions (XEP-0049 §2.3 and §3):
     store, so clients of this protocol handle it, and of type C{modify}
     (RFC 6120 §8.3.3.9): the client can send less.
 
+After a set is stored, the hook L{PRIVATE_STORED} (C{"private/stored"})
+is fired once per namespace written, so a feature can mirror a namespace
+elsewhere (bookmarks conversion, XEP-0402 §5.3); the set is answered once
+its callbacks are done, which must therefore never fail.  L{readPrivate} and
+L{writePrivate} read and write one namespace for such a feature; a write
+through them fires no hook, so a mirror never echoes back.
+
 The stored text is our own serialization of elements the hardened stream
 parser accepted; it is read back with L{xmppd.stream.xmlparser.parseStored},
 which uses that same hardened parser (no DTDs, no entities) rather than
@@ -43,6 +50,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from twisted.internet import defer
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -52,8 +60,12 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.config import integer, option, section
+from xmppd.core.events import declare
 from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, addresses
 from xmppd.stream.xmlparser import parseStored
+
+__all__ = ["NS_PRIVATE", "PRIVATE_STORED", "PrivateHandler", "PrivateStoredEvent",
+           "makeHandler", "readPrivate", "writePrivate"]
 
 NS_PRIVATE = "jabber:iq:private"
 
@@ -65,6 +77,39 @@ KEY_PREFIX = "private:"
 
 #: Namespaces never stored: see the module docstring.
 RESERVED = frozenset(("", NS_CLIENT, NS_SERVER, NS_PRIVATE))
+
+
+@dataclasses.dataclass(frozen=True)
+class PrivateStoredEvent:
+    """Payload of L{PRIVATE_STORED}: C{owner} (a bare JID) stored C{elements}."""
+
+    owner: JID
+    namespace: str
+    elements: tuple[domish.Element, ...]
+
+
+PRIVATE_STORED = declare(
+    "private/stored", PrivateStoredEvent, False,
+    "a user's own set of private XML (XEP-0049) was stored, one event per "
+    "namespace; PrivateStoredEvent")
+
+
+async def readPrivate(storage, owner: JID, namespace: str) -> list[domish.Element] | None:
+    """The elements C{owner} keeps in C{namespace}, or C{None} if never stored."""
+    stored = await storage.accountData.get(owner.user, owner.host, KEY_PREFIX + namespace)
+    if stored is None:
+        return None
+    return parseStored(stored, NS_PRIVATE)
+
+
+async def writePrivate(storage, owner: JID, namespace: str, elements) -> None:
+    """
+    Replace what C{owner} keeps in C{namespace} by C{elements}, as a set
+    would, without firing L{PRIVATE_STORED}.  The size limits of a client's
+    set are not applied: the caller converts what the user already stored.
+    """
+    await storage.accountData.set(owner.user, owner.host, KEY_PREFIX + namespace,
+                                  "".join(element.toXml() for element in elements))
 
 
 @section("private")
@@ -141,8 +186,10 @@ class PrivateHandler(XMPPHandler, IQHandlerMixin):
     async def onSet(self, iq: domish.Element) -> None:
         owner = self.owner(iq)
         byNamespace: dict[str, list[str]] = {}
+        elements: dict[str, list[domish.Element]] = {}
         for child in self.payload(iq):
             byNamespace.setdefault(child.uri, []).append(child.toXml())
+            elements.setdefault(child.uri, []).append(child)
         values = {}
         for namespace, parts in byNamespace.items():
             value = "".join(parts)
@@ -157,6 +204,13 @@ class PrivateHandler(XMPPHandler, IQHandlerMixin):
                               % (self.maxNamespaces,))
         for key, value in values.items():
             await accountData.set(owner.user, owner.host, key, value)
+        for namespace, children in elements.items():
+            # The answer waits for whoever mirrors the data, so the client's
+            # next read anywhere sees its write.
+            waited = self.domain.hooks.notify(
+                PRIVATE_STORED, PrivateStoredEvent(owner, namespace, tuple(children)))
+            if isinstance(waited, defer.Deferred):
+                await waited
 
     # -- IDisco ------------------------------------------------------------
 

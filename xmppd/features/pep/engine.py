@@ -18,27 +18,70 @@ with what PEP changes:
     it (L{contactMaySee}: a presence subscription C{from}/C{both} for
     C{presence} and C{open}, an allowed roster group for C{roster}, an
     affiliation for C{whitelist} and C{authorize}); never to outcasts;
-  - after a publish that succeeded, C{onPublished} hears of it (the
-    handler's C{"pep/published"} hook);
   - §4.3.4: L{PEPEngine.lastItemsFor} sends one full JID the last item of
     each node it wants and may see, at most C{limit} of them.
+
+After a successful publish or retract (a purge or a deletion of a node
+counts as a retract of all its items) the engine calls its C{changed}
+callback with a L{PEPChangedEvent}; the PEP handler fires it as the hook
+L{PEP_CHANGED} (C{"pep/changed"}), so features built on PEP (bookmarks
+conversion, XEP-0411) learn what a client stored without PEP knowing them;
+for a publish it also fires the narrower C{"pep/published"} (avatars,
+nickname) from the same event.
+The request is answered once the callbacks are done (a callback that waits
+delays the answer, so the client's next read elsewhere sees the change;
+callbacks must never fail).
+A feature that publishes or retracts on the user's behalf passes its name
+as C{origin}, which the event carries, so it can ignore its own writes.
 
 Implements: XEP-0163 1.2.2
 """
 
 from __future__ import annotations
 
-from twisted.words.protocols.jabber.jid import JID
+import dataclasses
+from typing import Callable
 
+from twisted.internet import defer
+from twisted.words.protocols.jabber.jid import JID
+from twisted.words.xish import domish
+
+from xmppd.core.events import declare
 from xmppd.features.pubsub.nodeconfig import defaults
 from xmppd.features.pubsub.engine import PubSubEngine
 
-__all__ = ["PEPEngine", "contactMaySee"]
+__all__ = ["PEPChangedEvent", "PEPEngine", "PEP_CHANGED", "contactMaySee"]
 
 #: Presence subscription states that let a contact see the owner's presence.
 SUBSCRIBED = ("from", "both")
 #: Affiliations that count as being on a node's list (XEP-0060 §4.5).
 AFFILIATED = ("owner", "publisher", "member", "publish-only")
+
+
+@dataclasses.dataclass(frozen=True)
+class PEPChangedEvent:
+    """Payload of L{PEP_CHANGED}: what one publish or retract changed."""
+
+    #: The account (bare JID) whose node changed.
+    owner: JID
+    node: str
+    #: Who published or retracted (a full JID, or the owner's bare JID for
+    #: a write made by the server on the user's behalf).
+    requester: JID
+    #: The published C{<item/>} elements, ids set (empty for a retract).
+    published: tuple[domish.Element, ...] = ()
+    #: The retracted item ids (empty for a publish).
+    retracted: tuple[str, ...] = ()
+    #: The name of the feature that wrote on the user's behalf, or C{None}
+    #: for a client's own request.
+    origin: str | None = None
+
+
+PEP_CHANGED = declare(
+    "pep/changed", PEPChangedEvent, False,
+    "an item of an account's PEP node was published or retracted, or the node "
+    "purged or deleted (every item retracted), after it is stored and notified; "
+    "the request is answered once callbacks that wait are done; PEPChangedEvent")
 
 
 def contactMaySee(accessModel: str, rosterItem, affiliation: str,
@@ -72,17 +115,16 @@ class PEPEngine(PubSubEngine):
     """
 
     def __init__(self, service: JID, store, settings, fanout, access, caps, sessions,
-                 rosters, pepSettings, onPublished=None):
+                 rosters, pepSettings,
+                 changed: Callable[[PEPChangedEvent], object] | None = None):
         self.owner = service.userhost()
-        #: Called with (owner, requester, node, item ids, items) after each publish
-        #: that succeeded (the handler fires C{"pep/published"} with it).
-        self.onPublished = onPublished
         PubSubEngine.__init__(self, service, store, settings, fanout, access=access,
                               mayCreate=lambda requester: requester.userhost() == self.owner)
         self.caps = caps
         self.sessions = sessions
         self.rosters = rosters
         self.pepSettings = pepSettings
+        self.changed = changed
 
     # -- §5 defaults and auto-create ----------------------------------------------
 
@@ -101,13 +143,49 @@ class PEPEngine(PubSubEngine):
                                              dict(self.defaultConfig(), **(config or {})))
 
     async def publish(self, requester: JID, node: str, items, options: dict | None = None,
-                      autoCreate: bool = True) -> list[str]:
+                      autoCreate: bool = True, origin: str | None = None) -> list[str]:
         """XEP-0163 §3: a first publish creates the node (with C{options})."""
         ids = await PubSubEngine.publish(self, requester, node, items, options,
                                          autoCreate=True)
-        if self.onPublished is not None:
-            self.onPublished(self.service, requester, node, ids, items)
+        if self.changed is not None:
+            published = []
+            for item, itemId in zip(items, ids):
+                item = item if item.getAttribute("id") == itemId else copyWithId(item, itemId)
+                published.append(item)
+            await waitFor(self.changed(PEPChangedEvent(
+                self.service, node, requester, published=tuple(published), origin=origin)))
         return ids
+
+    async def retract(self, requester: JID, node: str, ids: list[str],
+                      notify: bool = False, origin: str | None = None) -> None:
+        """XEP-0060 §7.2 on the account's node, then L{PEP_CHANGED}."""
+        await PubSubEngine.retract(self, requester, node, ids, notify)
+        if self.changed is not None:
+            await waitFor(self.changed(PEPChangedEvent(
+                self.service, node, requester, retracted=tuple(dict.fromkeys(ids)),
+                origin=origin)))
+
+    async def deleteNode(self, requester: JID, node: str, redirect: str | None = None) -> None:
+        """XEP-0060 §8.4; L{PEP_CHANGED} sees every item retracted."""
+        ids = await self.itemIds(node)
+        await PubSubEngine.deleteNode(self, requester, node, redirect)
+        await self.allRetracted(requester, node, ids)
+
+    async def purgeNode(self, requester: JID, node: str) -> None:
+        """XEP-0060 §8.5; L{PEP_CHANGED} sees every item retracted."""
+        ids = await self.itemIds(node)
+        await PubSubEngine.purgeNode(self, requester, node)
+        await self.allRetracted(requester, node, ids)
+
+    async def itemIds(self, node: str) -> list[str]:
+        if self.changed is None or await self.store.getNode(self.serviceText, node) is None:
+            return []
+        return [item.id for item in await self.store.getItems(self.serviceText, node)]
+
+    async def allRetracted(self, requester: JID, node: str, ids: list[str]) -> None:
+        if self.changed is not None and ids:
+            await waitFor(self.changed(PEPChangedEvent(self.service, node, requester,
+                                                       retracted=tuple(ids))))
 
     # -- §4 who is notified --------------------------------------------------------
 
@@ -177,3 +255,18 @@ class PEPEngine(PubSubEngine):
             if sent >= limit:
                 break
         return sent
+
+
+def copyWithId(item: domish.Element, itemId: str) -> domish.Element:
+    """An C{<item/>} like C{item} with the id the service gave it."""
+    copy = domish.Element((item.uri, "item"))
+    copy["id"] = itemId
+    for child in item.elements():
+        copy.addChild(child)
+    return copy
+
+
+async def waitFor(result) -> None:
+    """Wait for C{result} if it is a Deferred (a hook whose callbacks waited)."""
+    if isinstance(result, defer.Deferred):
+        await result

@@ -22,6 +22,8 @@ L{xmppd.features.pep.engine.PEPEngine} per account.
     C{pubsub#…} features; the domain's own disco#info lists the features
     too; disco#items on an account lists the nodes the asker may see, and
     disco#info on one of them says pubsub/leaf (XEP-0060 §5.2, §5.3).
+  - C{"pep/changed"} (L{xmppd.features.pep.engine.PEP_CHANGED}) is fired
+    after each publish and retract, for features built on PEP.
   - C{"account/removed"}: the account's engine and what was remembered for
     it go (storage removes its nodes).
 
@@ -60,7 +62,7 @@ from xmppd.core.hooks import COPY, DELIVER, OBSERVE
 from xmppd.core.jid import makeJID
 from xmppd.core.stanzas import errorReply
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
-from xmppd.features.pep.engine import PEPEngine
+from xmppd.features.pep.engine import PEP_CHANGED, PEPEngine
 from xmppd.features.pep.settings import PEPConfig
 from xmppd.features.pubsub.access import Access, storageRosterLookup
 from xmppd.features.pubsub.errors import StanzaError
@@ -76,10 +78,13 @@ NS_PUBSUB = "http://jabber.org/protocol/pubsub"
 NS_PUBSUB_OWNER = NS_PUBSUB + "#owner"
 
 #: The C{pubsub#…} features of PEP (XEP-0163 §8 and XEP-0060 §10): the
-#: service's, and what PEP adds.
+#: service's, and what PEP adds.  C{config-node-max} (C{max_items} C{max},
+#: XEP-0060 §16.4.4) and C{multi-items} (nodes keep many items, Prosody's
+#: name) are what clients check before they trust PEP with XEP-0402
+#: bookmarks (Monal needs both, with C{#compat-pep}).
 PEP_FEATURES = tuple(sorted(set(FEATURES) | {
-    "auto-create", "auto-subscribe", "filtered-notifications", "last-published",
-    "presence-notifications", "presence-subscribe"}))
+    "auto-create", "auto-subscribe", "config-node-max", "filtered-notifications",
+    "last-published", "multi-items", "presence-notifications", "presence-subscribe"}))
 
 
 @dataclass
@@ -179,20 +184,24 @@ class PEPHandler(XMPPHandler):
         engine = PEPEngine(makeJID(target.user, target.host), lambda: domain.storage.pubsub,
                            self.settings, self.fanout, self.access, self.caps,
                            domain.sessions, lambda: domain.storage.rosters, self.pepSettings,
-                           self.published)
+                           changed=self.changed)
         self.engines[bare] = engine
         while len(self.engines) > self.pepSettings.engines_cached:
             self.engines.popitem(last=False)
         return engine
 
-    def published(self, owner: JID, requester: JID, node: str, ids, items) -> None:
-        """Fire L{PEP_PUBLISHED} for a publish that succeeded."""
-        payload = None
-        for item in items[:1]:
-            payload = firstElement(item)
-        for itemId in ids[:1]:
+    def changed(self, event):
+        """
+        The engine's one callback after a write: L{PEP_PUBLISHED} for the
+        first item a publish stored (not waited for: avatars and nickname
+        convert after the client's answer), then L{PEP_CHANGED}, whose
+        waiting callbacks (bookmarks) the client's answer waits for.
+        """
+        for item in event.published[:1]:
             self.domain.hooks.notify(PEP_PUBLISHED, PEPPublishedEvent(
-                owner, node, itemId, payload, requester))
+                event.owner, event.node, item.getAttribute("id"), firstElement(item),
+                event.requester))
+        return self.domain.hooks.notify(PEP_CHANGED, event)
 
     # -- for features on top of PEP -------------------------------------------------
 
