@@ -67,10 +67,14 @@ class PEPEngine(PubSubEngine):
     @param sessions: the node's session directory (the owner's resources).
     @param rosters: a callable returning the roster store.
     @param pepSettings: the C{[pep]} settings.
+    @param cachedRoster: a callable returning the owner's roster kept in
+        memory (by its user name), or C{None} when there is none: read
+        before the roster store, which costs a worker-thread round trip on
+        every publish.
     """
 
     def __init__(self, service: JID, store, settings, fanout, access, caps, sessions,
-                 rosters, pepSettings):
+                 rosters, pepSettings, cachedRoster=lambda user: None):
         self.owner = service.userhost()
         PubSubEngine.__init__(self, service, store, settings, fanout, access=access,
                               mayCreate=lambda requester: requester.userhost() == self.owner)
@@ -78,6 +82,7 @@ class PEPEngine(PubSubEngine):
         self.sessions = sessions
         self.rosters = rosters
         self.pepSettings = pepSettings
+        self.cachedRoster = cachedRoster
 
     # -- §5 defaults and auto-create ----------------------------------------------
 
@@ -109,6 +114,9 @@ class PEPEngine(PubSubEngine):
     async def roster(self) -> dict:
         """The owner's roster items by contact bare JID (empty for a gone account)."""
         user, _, host = self.owner.partition("@")
+        cached = self.cachedRoster(user)
+        if cached is not None:
+            return cached.items
         try:
             roster = await self.rosters().getRoster(user, host)
         except Exception:
