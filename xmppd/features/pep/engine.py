@@ -134,11 +134,15 @@ class PEPEngine(PubSubEngine):
         affiliations = {jid: a for (_, jid, a) in
                         await self.store.getAffiliations(self.serviceText, node=node)}
         outcasts = {jid for jid, a in affiliations.items() if a == "outcast"}
+        # Once per publish, not once per contact: the node's access rules.
+        accessModel, rosterGroups = config.accessModel, config.rosterGroups
+        affiliationOf, interested = affiliations.get, self.caps.interested
         for contact, item in (await self.roster()).items():
-            if not contactMaySee(config.accessModel, item, affiliations.get(contact, "none"),
-                                 config.rosterGroups):
-                continue
-            found.extend(jid.full() for jid in self.caps.interested(contact, node))
+            if contactMaySee(accessModel, item, affiliationOf(contact, "none"), rosterGroups):
+                for jid in interested(contact, node):
+                    found.append(jid.full())
+        if not outcasts:
+            return list(dict.fromkeys(found))
         return [jid for jid in dict.fromkeys(found) if jid.partition("/")[0] not in outcasts]
 
     # -- §4.3.4 the last item for a new resource -----------------------------------
