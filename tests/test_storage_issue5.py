@@ -623,6 +623,31 @@ async def test_sqliteReadsSeeEarlierGroupedWrites(sqliteStorage):
 
 
 @pytest_twisted.ensureDeferred
+async def test_sqliteGroupOneJob(sqliteStorage):
+    """A burst of grouped writes wakes the worker once; a write after it is still done."""
+    await sqliteStorage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    jobs = []
+    inThread = sqliteStorage._inThread
+
+    def counting(f, *args):
+        jobs.append(f.__name__)
+        return inThread(f, *args)
+
+    sqliteStorage._inThread = counting
+    release = threading.Event()
+    busy = sqliteStorage.runInteraction(lambda connection: release.wait(10))
+    stored = [sqliteStorage.offline.store("romeo", DOMAIN, f"<m{n}/>", n) for n in range(5)]
+    release.set()
+    await busy
+    await defer.gatherResults(stored)
+    assert jobs.count("_commitGroup") == 1
+    await sqliteStorage.offline.store("romeo", DOMAIN, "<m5/>", 5)
+    assert jobs.count("_commitGroup") == 2
+    assert [m.xml for m in await sqliteStorage.offline.fetch("romeo", DOMAIN)] == [
+        f"<m{n}/>" for n in range(6)]
+
+
+@pytest_twisted.ensureDeferred
 async def test_sqliteGroupFailsWhole(sqliteStorage):
     """When the shared transaction cannot commit, every write in it fails and none is kept."""
     await sqliteStorage.users.addUser("romeo", DOMAIN, CREDENTIALS)

@@ -112,10 +112,14 @@ class PEPEngine(PubSubEngine):
     @param sessions: the node's session directory (the owner's resources).
     @param rosters: a callable returning the roster store.
     @param pepSettings: the C{[pep]} settings.
+    @param cachedRoster: a callable returning the owner's roster kept in
+        memory (by its user name), or C{None} when there is none: read
+        before the roster store, which costs a worker-thread round trip on
+        every publish.
     """
 
     def __init__(self, service: JID, store, settings, fanout, access, caps, sessions,
-                 rosters, pepSettings,
+                 rosters, pepSettings, cachedRoster=lambda user: None,
                  changed: Callable[[PEPChangedEvent], object] | None = None):
         self.owner = service.userhost()
         PubSubEngine.__init__(self, service, store, settings, fanout, access=access,
@@ -125,6 +129,7 @@ class PEPEngine(PubSubEngine):
         self.rosters = rosters
         self.pepSettings = pepSettings
         self.changed = changed
+        self.cachedRoster = cachedRoster
 
     # -- §5 defaults and auto-create ----------------------------------------------
 
@@ -195,6 +200,9 @@ class PEPEngine(PubSubEngine):
     async def roster(self) -> dict:
         """The owner's roster items by contact bare JID (empty for a gone account)."""
         user, _, host = self.owner.partition("@")
+        cached = self.cachedRoster(user)
+        if cached is not None:
+            return cached.items
         try:
             roster = await self.rosters().getRoster(user, host)
         except Exception:
@@ -212,11 +220,15 @@ class PEPEngine(PubSubEngine):
         affiliations = {jid: a for (_, jid, a) in
                         await self.store.getAffiliations(self.serviceText, node=node)}
         outcasts = {jid for jid, a in affiliations.items() if a == "outcast"}
+        # Once per publish, not once per contact: the node's access rules.
+        accessModel, rosterGroups = config.accessModel, config.rosterGroups
+        affiliationOf, interested = affiliations.get, self.caps.interested
         for contact, item in (await self.roster()).items():
-            if not contactMaySee(config.accessModel, item, affiliations.get(contact, "none"),
-                                 config.rosterGroups):
-                continue
-            found.extend(jid.full() for jid in self.caps.interested(contact, node))
+            if contactMaySee(accessModel, item, affiliationOf(contact, "none"), rosterGroups):
+                for jid in interested(contact, node):
+                    found.append(jid.full())
+        if not outcasts:
+            return list(dict.fromkeys(found))
         return [jid for jid in dict.fromkeys(found) if jid.partition("/")[0] not in outcasts]
 
     # -- §4.3.4 the last item for a new resource -----------------------------------

@@ -64,7 +64,9 @@ from xmppd.core.stanzas import errorReply
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
 from xmppd.features.pep.engine import PEP_CHANGED, PEPEngine
 from xmppd.features.pep.settings import PEPConfig
+from xmppd.features.roster import rosterManager
 from xmppd.features.pubsub.access import Access, storageRosterLookup
+from xmppd.features.pubsub.cache import CachingPubSubStore
 from xmppd.features.pubsub.errors import StanzaError
 from xmppd.features.pubsub.fanout import Fanout
 from xmppd.features.pubsub.protocol import Service
@@ -153,6 +155,10 @@ class PEPHandler(XMPPHandler):
         self.access = Access(storageRosterLookup(lambda: domain.storage.rosters,
                                                  domain.config.server.domains))
         self.engines: OrderedDict[str, PEPEngine] = OrderedDict()
+        #: Every engine's store: nodes, affiliations and subscriptions of
+        #: the accounts in use read once, not on every publish.
+        self.store = CachingPubSubStore(lambda: domain.storage.pubsub,
+                                        self.pepSettings.nodes_cached)
         #: Full JIDs of other domains -> the bare JIDs here they sent available
         #: presence to, least recently heard first.
         self.remote: OrderedDict[JID, set] = OrderedDict()
@@ -181,10 +187,10 @@ class PEPHandler(XMPPHandler):
             self.engines.move_to_end(bare)
             return engine
         domain = self.domain
-        engine = PEPEngine(makeJID(target.user, target.host), lambda: domain.storage.pubsub,
+        engine = PEPEngine(makeJID(target.user, target.host), self.store,
                            self.settings, self.fanout, self.access, self.caps,
                            domain.sessions, lambda: domain.storage.rosters, self.pepSettings,
-                           changed=self.changed)
+                           rosterManager(domain).cachedRoster, changed=self.changed)
         self.engines[bare] = engine
         while len(self.engines) > self.pepSettings.engines_cached:
             self.engines.popitem(last=False)
@@ -350,6 +356,9 @@ class PEPHandler(XMPPHandler):
     def onAccountRemoved(self, event) -> None:
         bare = "%s@%s" % (event.username, event.domain)
         self.engines.pop(bare, None)
+        # Storage took the account's nodes, subscriptions and affiliations
+        # everywhere, behind the cache's back.
+        self.store.forget()
         for jid in [jid for jid, owners in self.remote.items() if bare in owners]:
             owners = self.remote[jid]
             owners.discard(bare)

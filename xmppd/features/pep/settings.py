@@ -36,3 +36,7 @@ class PEPConfig:
         "PEP remembers, to send them last items once their caps are known")
     engines_cached: int = option(
         1000, integer(1), "accounts whose PEP service objects are kept between requests")
+    nodes_cached: int = option(
+        10000, integer(1),
+        "accounts whose PEP nodes, affiliations and subscriptions are kept in "
+        "memory, so that a publish reads none of them from storage")

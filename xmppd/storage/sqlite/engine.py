@@ -85,6 +85,9 @@ class SQLiteEngine:
         # Grouped writes waiting for the worker: (interaction, args, Deferred).
         self._group: list[tuple[Callable[..., Any], tuple, defer.Deferred]] = []
         self._groupLock = threading.Lock()
+        # Whether a job that will take the group is queued and has not yet
+        # taken it (under the lock, with the group).
+        self._groupQueued = False
         self._pool: ThreadPool | None = None
         self._shutdownTrigger: Any = None
         # Touched only in the worker thread.
@@ -160,11 +163,14 @@ class SQLiteEngine:
         d: defer.Deferred = defer.Deferred()
         with self._groupLock:
             self._group.append((interaction, args, d))
-        # One job per write, queued now so that everything asked for later
-        # runs after it; the first of them to run takes the whole group and
-        # the others find nothing left to do.
-        self._inThread(self._commitGroup).addErrback(
-            lambda failure: self.log.failure("group commit failed", failure))
+            queued, self._groupQueued = self._groupQueued, True
+        # A job queued now, unless one is queued that has not taken the group
+        # yet (it will take this write too): everything asked for later runs
+        # after it, as the worker runs its jobs in order.  One job and one
+        # wake-up of the reactor for a burst of writes, not one per write.
+        if not queued:
+            self._inThread(self._commitGroup).addErrback(
+                lambda failure: self.log.failure("group commit failed", failure))
         return d
 
     def runReadInteraction(self, interaction: Callable[..., Any],
@@ -295,6 +301,7 @@ class SQLiteEngine:
     def _commitGroup(self) -> None:
         with self._groupLock:
             group, self._group = self._group, []
+            self._groupQueued = False
         if not group:
             return
         try:
@@ -302,8 +309,18 @@ class SQLiteEngine:
         except BaseException:
             failure = Failure()
             outcomes = [(False, failure)] * len(group)
+        self._reactor.callFromThread(self._fireGroup, group, outcomes)
+
+    def _fireGroup(self, group, outcomes) -> None:
+        """In the reactor thread: fire a committed group's Deferreds, in order."""
         for (_, _, d), (succeeded, result) in zip(group, outcomes):
-            self._reactor.callFromThread(d.callback if succeeded else d.errback, result)
+            try:
+                if succeeded:
+                    d.callback(result)
+                else:
+                    d.errback(result)
+            except Exception:
+                self.log.failure("firing a grouped write's Deferred")
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         return self._connection.execute(sql, params).fetchall()
