@@ -12,48 +12,14 @@ from typing import Any
 
 from xmppd.config import (ConfigError, boolean, choice, describe, integer, number, option,
                           section, string)
-from xmppd.core.jid import InvalidJID, parseJID
-
-
-def domainTemplate() -> Any:
-    def check(key: str, value: Any) -> str:
-        if not isinstance(value, str) or not value.strip():
-            raise ConfigError(f"{key}: expected a domain template like "
-                              f"\"conference.{{domain}}\", got {describe(value)}")
-        try:
-            value.format(domain="example.org")
-        except (KeyError, IndexError, ValueError):
-            raise ConfigError(f"{key}: {describe(value)} may only use {{domain}}, "
-                              "the served domain")
-        return value.strip()
-
-    return check
-
-
-def jidList() -> Any:
-    def check(key: str, value: Any) -> tuple[str, ...]:
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{key}: expected a list of JIDs like [\"admin@example.org\"], "
-                              f"got {describe(value)}")
-        jids = []
-        for item in value:
-            try:
-                jid = parseJID(item) if isinstance(item, str) else None
-            except InvalidJID as e:
-                raise ConfigError(f"{key}: {describe(item)} is not a valid JID: {e}")
-            if jid is None:
-                raise ConfigError(f"{key}: expected JIDs (strings), got {describe(item)}")
-            jids.append(jid.userhost())
-        return tuple(jids)
-
-    return check
+from xmppd.core.checks import domainTemplate, jidList
 
 
 @section("muc")
 @dataclasses.dataclass(frozen=True)
 class MUCConfig:
     domain: str = option(
-        "conference.{domain}", domainTemplate(),
+        "conference.{domain}", domainTemplate("conference.{domain}"),
         "the MUC service's domain for each served domain; {domain} is the served domain")
     name: str = option("Chatrooms", string(), "the service's name in service discovery")
     room_creation: str = option(
