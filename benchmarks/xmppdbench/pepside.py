@@ -175,7 +175,9 @@ def pepAdapter(source: str, into: str, offset: int, log,
     target = os.path.join(into, config["name"])
     if os.path.exists(target):
         shutil.rmtree(target)
-    shutil.copytree(directory, target)
+    # The adapter and its templates; not the scripts beside them
+    # (benchmarks/xbench also holds side-by-side.sh).
+    shutil.copytree(directory, target, ignore=shutil.ignore_patterns("*.sh"))
     for template, text in rendered.items():
         with open(os.path.join(target, template), "w") as f:
             f.write(text)
