@@ -85,6 +85,15 @@ def test_dialbackKey(harness):
     assert str(result) == dialbackKey(harness.server.secret, REMOTE, DOMAIN, "after-tls")
 
 
+def test_dialbackPrefixedOnTheWire(harness):
+    """The dialback request goes out as db:result, the prefix the header declares (XEP-0220 §2; ejabberd reads no other form)."""
+    peer = connected(harness)
+    reply = peer.negotiateTLS(streamId="after-tls")
+    text = reply.data.decode()
+    assert "<db:result from='%s' to='%s'>" % (DOMAIN, REMOTE) in text
+    assert "jabber:server:dialback" not in text
+
+
 def test_dialbackValidFlushesQueue(harness):
     """Once the peer says valid, queued stanzas go out in order, serialized for jabber:server."""
     peer = connected(harness, body="first")

@@ -84,6 +84,10 @@ class S2SStream(StreamBase):
     elements: dict[tuple[str, str], str] = {}
     streamNamespace = NS_SERVER
     requireVersion = True
+    #: Dialback elements go out as C{db:result} / C{db:verify}: XEP-0220 §2
+    #: says every element of its namespace MUST carry the prefix the header
+    #: declares, and ejabberd recognises only the prefixed form.
+    serialize = staticmethod(serialize)
 
     def __init__(self, service, secure: bool = False):
         StreamBase.__init__(self, None, service.clock, service.limits)

@@ -64,6 +64,10 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
     """
 
     log = Logger()
+    #: How this kind of stream writes an element: the client form (stanzas
+    #: without a namespace of their own, C{stream:} prefixed); s2s adds the
+    #: C{db:} prefix its header declares (XEP-0220 §2).
+    serialize = staticmethod(serialize)
     #: The condition of the stream error we sent, if any.
     errorCondition = None
 
@@ -150,7 +154,7 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
         """Write an element (stanzas are C{jabber:client} inside) or raw text."""
         if self.closing:
             return
-        text = serialize(obj) if isinstance(obj, domish.Element) else obj
+        text = self.serialize(obj) if isinstance(obj, domish.Element) else obj
         data = text.encode("utf-8")
         self.transport.write(data)
         self.sendQueue.written(len(data))
