@@ -9,13 +9,15 @@ account's behalf (XEP-0054 §3).
     take the empty one more gracefully).
   - §3.2: an IQ set with no C{to} (or to the own bare JID) replaces the whole
     vCard; a set addressed to anyone else is C{forbidden}.  A set of an
-    empty C{<vCard/>} deletes the stored one.
+    empty C{<vCard/>} is kept as it is: a card its owner cleared reads back
+    empty, to the owner and to others alike.
   - §3.3: an IQ get to another account's bare JID is answered by the server,
     never forwarded to the user's resources.  When that account has no
     vCard, or does not exist, the answer is C{service-unavailable}, the
     error of the XEP's own example: the same error for both, so vCard
     queries do not tell strangers which accounts exist (RFC 6121 §8.5.1
-    answers IQs to non-existent accounts with it too).
+    answers IQs to non-existent accounts with it too).  An account that
+    cleared its card has one, empty, and that is the answer.
   - The server itself has no vCard: a get to the domain is C{item-not-found}
     (§3.1's condition for "no vCard"), a set to it C{forbidden} (§3.2).
   - A vCard larger than C{[vcard] max_size} bytes of XML is refused with
@@ -148,9 +150,6 @@ class VCardHandler(XMPPHandler, IQHandlerMixin):
         if owner.user is None or sender.userhostJID() != owner:
             raise StanzaError("forbidden")
         vcard = next(iq.elements(NS_VCARD, "vCard"))
-        if not any(True for _ in vcard.elements()) and not str(vcard).strip():
-            await storeVCard(self.domain, owner.user, owner.host, None)
-            return
         if len(vcard.toXml().encode("utf-8")) > self.maxSize:
             raise StanzaError("not-acceptable",
                               text="vCard larger than %d bytes" % (self.maxSize,))
