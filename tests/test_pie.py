@@ -185,8 +185,10 @@ def test_roundTrip():
                                                 groups=("Friends", "<Verona>")),
                 "nurse@capulet.lit": RosterItem("nurse@capulet.lit", None, "none", True,
                                                 approved=True),
-                "tybalt@capulet.lit": RosterItem("tybalt@capulet.lit", pendingIn=True,
-                                                 pendingInStatus="let me in"),
+                "tybalt@capulet.lit": RosterItem(
+                    "tybalt@capulet.lit", pendingIn=True, pendingInStatus="let me in",
+                    pendingInExtensions="<nick xmlns='http://jabber.org/protocol/nick'>"
+                                        "Tybalt &amp; co</nick>"),
                 "paris@capulet.lit": RosterItem("paris@capulet.lit", subscription="from",
                                                 pendingIn=True),
             },

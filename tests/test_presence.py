@@ -195,6 +195,39 @@ def test_requestWhileOfflineDeliveredAtLogin(node):
     assert str(request.status) == "I am Romeo"
 
 
+def test_requestRedeliveredWhole(node):
+    """A request's extensions (an XEP-0172 nick, an XEP-0379 token) reach Juliet with it when she logs in (§3.1.3)."""
+    romeo = node.login("romeo", "orchard")
+    romeo.exchange("<presence to='juliet@example.org' type='subscribe'>"
+                   "<status>I am Romeo</status>"
+                   "<nick xmlns='http://jabber.org/protocol/nick'>Romeo &amp; co</nick>"
+                   "<preauth xmlns='urn:xmpp:pars:0' token='5CD3b'/></presence>")
+
+    juliet = node.login("juliet", "balcony")
+    [request] = [p for p in juliet.available() if p.getAttribute("type") == "subscribe"]
+
+    assert str(request.status) == "I am Romeo"
+    [nick] = request.elements("http://jabber.org/protocol/nick", "nick")
+    assert str(nick) == "Romeo & co"
+    [preauth] = request.elements("urn:xmpp:pars:0", "preauth")
+    assert preauth["token"] == "5CD3b"
+
+
+def test_requestExtensionsForgottenOnceAnswered(node):
+    """Once Juliet answers, the kept request and its extensions are gone from her roster item."""
+    romeo = node.login("romeo", "orchard")
+    romeo.exchange("<presence to='juliet@example.org' type='subscribe'>"
+                   "<nick xmlns='http://jabber.org/protocol/nick'>Romeo</nick></presence>")
+    assert node.item("juliet", ROMEO).pendingInExtensions
+
+    juliet = node.login("juliet", "balcony")
+    juliet.available()
+    juliet.exchange("<presence to='romeo@example.org' type='subscribed'/>")
+
+    item = node.item("juliet", ROMEO)
+    assert not item.pendingIn and item.pendingInExtensions is None
+
+
 def test_pendingRequestRepeatedAtEachLogin(node):
     """An unanswered request is shown again at each initial presence, until answered."""
     node.setItem("juliet", RosterItem(ROMEO, pendingIn=True))

@@ -235,7 +235,8 @@ async def test_rosterRemoveItem(storage):
     RosterItem(JULIET, name=None, groups=("Zeta", "Alpha", "Friends \"&\" Family",
                                           "Fr\u00e9res \U0001f339", "")),
     RosterItem(JULIET, name="J\u00fcliet", subscription="from", ask=True, approved=True,
-               pendingIn=True, pendingInStatus="Let me in, it's Juliet"),
+               pendingIn=True, pendingInStatus="Let me in, it's Juliet",
+               pendingInExtensions="<nick xmlns='http://jabber.org/protocol/nick'>J</nick>"),
     RosterItem(JULIET, subscription="none", pendingIn=True, pendingInStatus=None),
     RosterItem(JULIET, name="", subscription="both", pendingInStatus=""),
 ], ids=["defaults", "groups", "flags", "hidden", "emptyStrings"])

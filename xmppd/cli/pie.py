@@ -509,15 +509,18 @@ def _readUser(reader: _Reader, user: Element, domain: str, source: str) -> Accou
                                f"the subscription request to {jid}",
                                lambda m: fail(m, child), stripResource=True)
             status = next((_text(s) for s in child.elements() if s.name == "status"), None)
-            pending.append((contact, status or None))
+            # RFC 6121 §3.1.3: the request is kept whole, its extensions too.
+            extensions = "".join(e.toXml() for e in child.elements()
+                                 if e.uri not in (None, NS_CLIENT, "jabber:server"))
+            pending.append((contact, status or None, extensions or None))
         else:
             reader.skip(child)
     account.pep = pep.records()
-    for contact, status in pending:
+    for contact, status, extensions in pending:
         item = account.roster.get(contact, RosterItem(contact))
         account.roster[contact] = RosterItem(
             item.jid, item.name, item.subscription, item.ask, item.groups, item.approved,
-            pendingIn=True, pendingInStatus=status)
+            pendingIn=True, pendingInStatus=status, pendingInExtensions=extensions)
     if not account.credentials and account.password is None:
         raise fail(f"{jid} has neither a password nor SCRAM-SHA-1 or SCRAM-SHA-256 "
                    f"credentials")
@@ -665,8 +668,12 @@ def _writeUser(account: Account) -> Iterator[str]:
         if item.pendingIn:
             head = (f"      <presence xmlns='{NS_CLIENT}' from={_attr(item.jid)} "
                     f"to={_attr(account.jid)} type='subscribe'")
-            if item.pendingInStatus:
-                yield f"{head}><status>{_escape(item.pendingInStatus)}</status></presence>\n"
+            status = (f"<status>{_escape(item.pendingInStatus)}</status>"
+                      if item.pendingInStatus else "")
+            # Stored as XML text we serialized, so it goes out as it is.
+            extensions = item.pendingInExtensions or ""
+            if status or extensions:
+                yield f"{head}>{status}{extensions}</presence>\n"
             else:
                 yield f"{head}/>\n"
     if account.vcard is not None:

@@ -44,9 +44,10 @@ from wokkel.subprotocols import XMPPHandler
 from xmppd.core.hooks import DELIVER
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.roster import rosterManager
-from xmppd.core.stanzas import (copyStanza, errorReply, marks, meta, priorityOf, subscriptionStanza,
-                                unavailableFrom)
+from xmppd.core.stanzas import (NS_CLIENT, NS_SERVER, copyStanza, errorReply, marks, meta,
+                                priorityOf, subscriptionStanza, unavailableFrom)
 from xmppd.storage.interfaces import NoSuchUser, RosterItem
+from xmppd.stream.xmlparser import parseStored
 
 #: RFC 6121 §3.4.1: the stream feature announcing pre-approvals.
 NS_PRE_APPROVAL = "urn:xmpp:features:pre-approval"
@@ -205,6 +206,7 @@ def withState(item: RosterItem, state: str) -> RosterItem:
     subscription, ask, pendingIn = STATE_FLAGS[state]
     return replace(item, subscription=subscription, ask=ask, pendingIn=pendingIn,
                    pendingInStatus=item.pendingInStatus if pendingIn else None,
+                   pendingInExtensions=item.pendingInExtensions if pendingIn else None,
                    approved=item.approved and subscription in ("none", "to"))
 
 
@@ -219,6 +221,36 @@ def statusOf(stanza: domish.Element) -> str | None:
         if child.name == "status":
             return str(child)
     return None
+
+
+#: Largest extension payload of a subscription request kept for redelivery,
+#: in characters of XML (a nick and a pre-authentication token are far
+#: smaller); a larger request is still delivered at once, and later without.
+MAX_REQUEST_EXTENSIONS = 8192
+
+
+def extensionsOf(stanza: domish.Element) -> str | None:
+    """
+    The children of a subscription request that are not presence's own
+    (extensions in a namespace of their own: an XEP-0172 nick, an XEP-0379
+    token), as XML text, so the request can be redelivered whole (RFC 6121
+    §3.1.3); C{None} when there are none, or too many to keep.
+    """
+    text = "".join(child.toXml() for child in stanza.elements()
+                   if child.uri not in (None, NS_CLIENT, NS_SERVER))
+    return text if text and len(text) <= MAX_REQUEST_EXTENSIONS else None
+
+
+def withExtensions(request: domish.Element, extensions: str | None) -> domish.Element:
+    """C{request} with the extension children kept from the original."""
+    if extensions:
+        try:
+            children = parseStored(extensions, NS_CLIENT)
+        except Exception:  # noqa: BLE001 - stored text we wrote; never fail a login on it
+            return request
+        for child in children:
+            request.addChild(child)
+    return request
 
 
 class PresenceHandler(XMPPHandler):
@@ -431,7 +463,9 @@ class PresenceHandler(XMPPHandler):
         for jid, item in roster.items.items():
             if item.pendingIn:
                 # §3.1.3: requests that waited for the user come now.
-                request = subscriptionStanza("subscribe", jid, full, item.pendingInStatus)
+                request = withExtensions(
+                    subscriptionStanza("subscribe", jid, full, item.pendingInStatus),
+                    item.pendingInExtensions)
                 meta(request).presenceRedelivery = True
                 self.route(request)
 
@@ -525,7 +559,8 @@ class PresenceHandler(XMPPHandler):
         if newState is not None:
             new = withState(old or RosterItem(contactText), newState)
             if stanzaType == "subscribe":
-                new = replace(new, pendingInStatus=statusOf(stanza))
+                new = replace(new, pendingInStatus=statusOf(stanza),
+                              pendingInExtensions=extensionsOf(stanza))
             elif not old.visible and isBareItemOnly(new):
                 new = None  # the request was withdrawn: forget it
             if old is None and not await self.hasRoom(username):

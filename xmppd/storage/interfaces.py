@@ -91,6 +91,10 @@ class RosterItem:
     pendingIn: bool = False
     #: The status text of the pending inbound request, redelivered with it.
     pendingInStatus: str | None = None
+    #: The pending inbound request's extension children (an XEP-0172 nick,
+    #: an XEP-0379 token, ...) as XML text, redelivered with it (RFC 6121
+    #: §3.1.3: the request is delivered as it was sent).
+    pendingInExtensions: str | None = None
 
     @property
     def visible(self) -> bool:

@@ -92,7 +92,7 @@ def _importAccounts(connection: sqlite3.Connection, users, credentials, items,
         " iterations, stored_key, server_key) VALUES (?, ?, ?, ?, ?, ?, ?)", credentials)
     connection.executemany(
         "INSERT INTO roster_items (username, domain, " + ITEM_COLUMNS + ")"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", items)
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", items)
     connection.executemany(
         "INSERT INTO roster_versions (username, domain, version) VALUES (?, ?, 1)", versions)
     connection.executemany(

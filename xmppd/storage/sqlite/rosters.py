@@ -32,7 +32,7 @@ class SQLiteRosterStore:
         # one row even for a roster with no version and no items.
         d = self._storage.runQuery(
             "SELECT v.version, i.jid, i.name, i.subscription, i.ask, i.groups,"
-            " i.approved, i.pending_in, i.pending_in_status"
+            " i.approved, i.pending_in, i.pending_in_status, i.pending_in_extensions"
             " FROM (SELECT ? AS username, ? AS domain) AS a"
             " LEFT JOIN roster_versions AS v USING (username, domain)"
             " LEFT JOIN roster_items AS i USING (username, domain)",
@@ -59,20 +59,22 @@ class SQLiteRosterStore:
 
 
 ITEM_COLUMNS = ("jid, name, subscription, ask, groups, approved, pending_in,"
-                 " pending_in_status")
+                 " pending_in_status, pending_in_extensions")
 
 
 def rowFromItem(item: RosterItem) -> tuple:
     return (item.jid, item.name, item.subscription, bool(item.ask),
             json.dumps(list(item.groups), ensure_ascii=False), bool(item.approved),
-            bool(item.pendingIn), item.pendingInStatus)
+            bool(item.pendingIn), item.pendingInStatus, item.pendingInExtensions)
 
 
 def _itemFromRow(row: tuple) -> RosterItem:
-    jid, name, subscription, ask, groups, approved, pendingIn, pendingInStatus = row
+    (jid, name, subscription, ask, groups, approved, pendingIn, pendingInStatus,
+     pendingInExtensions) = row
     return RosterItem(jid=jid, name=name, subscription=subscription, ask=bool(ask),
                       groups=tuple(json.loads(groups)), approved=bool(approved),
-                      pendingIn=bool(pendingIn), pendingInStatus=pendingInStatus)
+                      pendingIn=bool(pendingIn), pendingInStatus=pendingInStatus,
+                      pendingInExtensions=pendingInExtensions)
 
 
 def _rosterFromRows(rows: list[tuple]) -> Roster:
@@ -99,12 +101,13 @@ def _setRosterItem(connection: sqlite3.Connection, username: str, domain: str,
     requireUser(connection, username, domain)
     connection.execute(
         "INSERT INTO roster_items (username, domain, " + ITEM_COLUMNS + ")"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (username, domain, jid) DO UPDATE SET"
         " name = excluded.name, subscription = excluded.subscription,"
         " ask = excluded.ask, groups = excluded.groups,"
         " approved = excluded.approved, pending_in = excluded.pending_in,"
-        " pending_in_status = excluded.pending_in_status",
+        " pending_in_status = excluded.pending_in_status,"
+        " pending_in_extensions = excluded.pending_in_extensions",
         (username, domain) + row)
     return _bumpRosterVersion(connection, username, domain)
 

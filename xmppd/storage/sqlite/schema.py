@@ -190,6 +190,11 @@ MIGRATIONS: list[tuple[str, ...]] = [
            ) WITHOUT ROWID""",
         "CREATE INDEX pubsub_affiliations_by_jid ON pubsub_affiliations (jid)",
     ),
+    (
+        # A pending subscription request is redelivered whole (RFC 6121
+        # §3.1.3): its extension children, as XML text, beside its status.
+        "ALTER TABLE roster_items ADD COLUMN pending_in_extensions TEXT",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
