@@ -40,14 +40,13 @@ from xmppd.core.hooks import Hooks
 from xmppd.core.jid import InvalidJID, makeJID, parseJID, prepLocalpart
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import errorReply
+from xmppd.core.checks import serviceDomain
+from xmppd.features.disco import ServiceItemHandler
 
 from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
-from wokkel.disco import DiscoItem
-from wokkel.iwokkel import IDisco
-from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from muc import admin, features, invites, owner, registration, state
@@ -490,27 +489,8 @@ def result(iq: domish.Element, sender: str) -> domish.Element:
 
 # -- in-process wiring -------------------------------------------------------
 
-@implementer(IDisco)
-class MUCDiscoHandler(XMPPHandler):
-    """Lists the domain's MUC service in the domain's disco items (§6.1)."""
-
-    def __init__(self, mucDomain: str, name: str):
-        XMPPHandler.__init__(self)
-        self.mucDomain = mucDomain
-        self.name = name
-
-    def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
-        return defer.succeed([])
-
-    def getDiscoItems(self, requestor, target, nodeIdentifier=""):
-        if nodeIdentifier or target.user is not None:
-            return defer.succeed([])
-        return defer.succeed([DiscoItem(parseJID(self.mucDomain), name=self.name)])
-
-
 def mucDomainOf(settings: MUCConfig, domain: str) -> str:
-    from xmppd.config import normalizeDomain
-    return normalizeDomain(settings.domain.format(domain=domain))
+    return serviceDomain(settings.domain, domain)
 
 
 def makeService(server, domain: str) -> MUCService:
@@ -521,7 +501,7 @@ def makeService(server, domain: str) -> MUCService:
                       localDomains=server.config.server.domains)
 
 
-def makeHandler(domain) -> MUCDiscoHandler:
+def makeHandler(domain) -> ServiceItemHandler:
     """The C{"muc"} feature inside a served domain: its disco items list the service (§6.1)."""
     settings = domain.config.muc
-    return MUCDiscoHandler(mucDomainOf(settings, domain.domain), settings.name)
+    return ServiceItemHandler(mucDomainOf(settings, domain.domain), settings.name)

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from xmppd.config import ConfigError, describe
+from xmppd.config import ConfigError, describe, normalizeDomain
 from xmppd.core.jid import InvalidJID, parseJID
 
-__all__ = ["domainTemplate", "jidList"]
+__all__ = ["domainTemplate", "jidList", "serviceDomain"]
 
 
 def domainTemplate(example: str) -> Any:
@@ -35,6 +35,11 @@ def domainTemplate(example: str) -> Any:
         return value.strip()
 
     return check
+
+
+def serviceDomain(template: str, domain: str) -> str:
+    """The domain a checked L{domainTemplate} gives for the served C{domain}."""
+    return normalizeDomain(template.format(domain=domain))
 
 
 def jidList() -> Any:

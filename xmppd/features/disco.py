@@ -58,7 +58,7 @@ from xmppd.core.jid import InvalidJID, makeJID, parseJID
 
 #: Disco's interface to other features (entity capabilities hashes the
 #: domain's own info): L{gatherInfo}.  Anything else here is internal.
-__all__ = ["gatherInfo", "makeHandler"]
+__all__ = ["ServiceItemHandler", "gatherInfo", "makeHandler"]
 
 #: The name of the server's identity.
 SERVER_NAME = "xmppd"
@@ -220,3 +220,25 @@ class DiscoHandler(XMPPHandler, IQHandlerMixin):
 
 def makeHandler(domain) -> DiscoHandler:
     return DiscoHandler(domain)
+
+
+@implementer(IDisco)
+class ServiceItemHandler(XMPPHandler):
+    """
+    Lists a service a feature runs on a domain of its own (MUC's
+    C{conference.}, publish-subscribe's C{pubsub.}) in the served domain's
+    disco#items (XEP-0030 §4), so clients find it.
+    """
+
+    def __init__(self, serviceDomain: str, name: str):
+        XMPPHandler.__init__(self)
+        self.serviceDomain = serviceDomain
+        self.name = name
+
+    def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
+        return defer.succeed([])
+
+    def getDiscoItems(self, requestor, target, nodeIdentifier=""):
+        if nodeIdentifier or target.user is not None:
+            return defer.succeed([])
+        return defer.succeed([DiscoItem(parseJID(self.serviceDomain), name=self.name)])

@@ -36,7 +36,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 from wokkel import data_form
-from wokkel.disco import DiscoFeature, DiscoHandler, DiscoItem
+from wokkel.disco import DiscoFeature, DiscoHandler
 from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
@@ -52,6 +52,8 @@ from xmppd.features.pubsub.protocol import NS_PUBSUB, NS_PUBSUB_OWNER, Service
 from xmppd.features.pubsub.resource import Resource
 # Importing PubSubConfig declares the [pubsub] section (xmppd.config @section).
 from xmppd.features.pubsub.settings import PubSubConfig
+from xmppd.core.checks import serviceDomain
+from xmppd.features.disco import ServiceItemHandler
 
 NS_DISCO_INFO = "http://jabber.org/protocol/disco#info"
 NS_DISCO_ITEMS = "http://jabber.org/protocol/disco#items"
@@ -207,27 +209,8 @@ class ServiceInfo(XMPPHandler):
 
 # -- in-process wiring -------------------------------------------------------------
 
-@implementer(IDisco)
-class PubSubDiscoHandler(XMPPHandler):
-    """Lists the domain's publish-subscribe service in the domain's disco items."""
-
-    def __init__(self, pubsubDomain: str, name: str):
-        XMPPHandler.__init__(self)
-        self.pubsubDomain = pubsubDomain
-        self.name = name
-
-    def getDiscoInfo(self, requestor, target, nodeIdentifier=""):
-        return defer.succeed([])
-
-    def getDiscoItems(self, requestor, target, nodeIdentifier=""):
-        if nodeIdentifier or target.user is not None:
-            return defer.succeed([])
-        return defer.succeed([DiscoItem(parseJID(self.pubsubDomain), name=self.name)])
-
-
 def pubsubDomainOf(settings: PubSubConfig, domain: str) -> str:
-    from xmppd.config import normalizeDomain
-    return normalizeDomain(settings.domain.format(domain=domain))
+    return serviceDomain(settings.domain, domain)
 
 
 def hasStore(storage) -> bool:
@@ -248,9 +231,9 @@ def makeService(server, domain: str) -> PubSubService | None:
                          rosters=lambda: server.storage.rosters)
 
 
-def makeHandler(domain) -> PubSubDiscoHandler | None:
+def makeHandler(domain) -> ServiceItemHandler | None:
     """The C{"pubsub"} feature inside a served domain: its disco items list the service."""
     settings = domain.config.pubsub
     if not hasStore(domain.storage):
         return None
-    return PubSubDiscoHandler(pubsubDomainOf(settings, domain.domain), settings.name)
+    return ServiceItemHandler(pubsubDomainOf(settings, domain.domain), settings.name)
