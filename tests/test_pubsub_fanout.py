@@ -10,7 +10,7 @@ from unittest import mock
 from twisted.internet.task import Clock
 
 from tests.pubsubhelpers import MERCUTIO, PreparedRoute, PubSub, events
-from xmppd.features.pubsub import fanout
+from xmppd.core import prepared as preparedModule
 from xmppd.features.pubsub.fanout import Fanout, Prepared
 from tests.helpers import parse
 from xmppd.core.router import Router
@@ -24,7 +24,8 @@ def test_notificationSerializedOnce():
     p.create()
     for who in SUBSCRIBERS + [MERCUTIO]:
         p.subscribe(who)
-    with mock.patch.object(fanout, "serialize", wraps=fanout.serialize) as serialize:
+    with mock.patch.object(preparedModule, "serialize",
+                           wraps=preparedModule.serialize) as serialize:
         p.publish()
     assert serialize.call_count == 1
     assert len({id(prepared) for prepared in p.users.prepared}) == 1

@@ -21,42 +21,11 @@ from __future__ import annotations
 from collections import deque
 
 from twisted.logger import Logger
-from twisted.words.xish import domish
-from twisted.words.xish.domish import escapeToXml
 
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.stream.elements import serialize
+from xmppd.core.prepared import Prepared
 
 __all__ = ["Fanout", "Prepared"]
-
-
-class Prepared:
-    """A stanza (with C{from}, without C{to}) ready to go to many recipients."""
-
-    __slots__ = ("element", "head", "tail", "sender")
-
-    def __init__(self, element: domish.Element):
-        element.attributes.pop("to", None)
-        self.element = element
-        #: The parsed C{from}, once for every recipient (blocking asks for it).
-        self.sender = parseJID(element["from"])
-        text = serialize(element)
-        cut = len(element.name) + 1
-        self.head = text[:cut]
-        self.tail = text[cut:]
-
-    def textFor(self, to: str) -> str:
-        """The stanza as a client stream writes it, addressed to C{to}."""
-        return "%s to='%s'%s" % (self.head, escapeToXml(to, 1), self.tail)
-
-    def elementFor(self, to: str) -> domish.Element:
-        """The stanza addressed to C{to}: own attributes, shared children."""
-        original = self.element
-        copy = domish.Element((original.uri, original.name), original.defaultUri)
-        copy.attributes = dict(original.attributes)
-        copy.attributes["to"] = to
-        copy.children = list(original.children)
-        return copy
 
 
 class Fanout:
