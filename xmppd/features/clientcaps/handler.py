@@ -46,11 +46,7 @@ class ClientCapsHandler(XMPPHandler):
         sender = event.sender
         if event.domain is not self.domain or sender is None or sender.resource is None:
             return None
-        stanzaType = event.stanza.getAttribute("type")
-        if stanzaType is None:
-            self.caps.announced(sender, event.stanza)
-        elif stanzaType == "unavailable":
-            self.caps.forget(sender)
+        self.learn(sender, event.stanza)
         return None
 
     def onInbound(self, event) -> None:
@@ -58,12 +54,16 @@ class ClientCapsHandler(XMPPHandler):
         if (event.domain is not self.domain or sender is None or sender.resource is None
                 or sender.host == self.domain.domain):
             return None
-        stanzaType = event.stanza.getAttribute("type")
+        self.learn(sender, event.stanza)
+        return None
+
+    def learn(self, sender, presence) -> None:
+        """An available presence announces caps; an unavailable one ends them."""
+        stanzaType = presence.getAttribute("type")
         if stanzaType is None:
-            self.caps.announced(sender, event.stanza)
+            self.caps.announced(sender, presence)
         elif stanzaType == "unavailable":
             self.caps.forget(sender)
-        return None
 
     def onSessionClosed(self, session) -> None:
         if session.jid.host == self.domain.domain:

@@ -461,17 +461,9 @@ class PubSubEngine(OwnerUseCases):
         if bare(subscriber) != bare(requester) and \
                 await self.affiliationOf(record.node, requester) != "owner":
             raise error("forbidden", text="you may only unsubscribe your own address")
-        found = await self.store.getSubscriptions(self.serviceText, node=node,
-                                                  jid=subscriber.full())
-        if not found:
-            raise error("unexpected-request", "not-subscribed", "you are not subscribed")
-        if subid is None:
-            if len(found) > 1:
-                raise error("bad-request", "subid-required")
-            subid = found[0].subid
-        elif subid not in {s.subid for s in found}:
-            raise error("not-acceptable", "invalid-subid")
-        await self.store.removeSubscription(self.serviceText, node, subscriber.full(), subid)
+        found = await self.findSubscription(node, subscriber, subid)
+        await self.store.removeSubscription(self.serviceText, node, subscriber.full(),
+                                            found.subid)
 
     async def subscription(self, requester: JID, node: str, subscriber: JID,
                            subid: str | None = None) -> PubSubSubscription:
@@ -480,6 +472,15 @@ class PubSubEngine(OwnerUseCases):
         if bare(subscriber) != bare(requester) and \
                 await self.affiliationOf(node, requester) != "owner":
             raise error("forbidden", text="you may only see your own subscription options")
+        return await self.findSubscription(node, subscriber, subid)
+
+    async def findSubscription(self, node: str, subscriber: JID,
+                               subid: str | None) -> PubSubSubscription:
+        """
+        The subscriber's subscription to C{node} named by C{subid}, or its
+        only one (§6.2.3, §6.3.4: not-subscribed, subid-required,
+        invalid-subid otherwise).
+        """
         found = await self.store.getSubscriptions(self.serviceText, node=node,
                                                   jid=subscriber.full())
         if not found:
