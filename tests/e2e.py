@@ -68,6 +68,26 @@ TIMEOUT = 10.0
 DOMAIN = "localhost"
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
+def wait(awaitable) -> defer.Deferred:
+    """An asyncio awaitable (a slixmpp IQ future, a queue get...) as a Deferred, failing after TIMEOUT."""
+    return defer.Deferred.fromFuture(asyncio.ensure_future(
+        asyncio.wait_for(awaitable, TIMEOUT)))
+
+
+async def pubsubFailure(awaitable) -> tuple[str, str | None]:
+    """The (condition, pubsub#errors condition) a slixmpp IQ failed with."""
+    from slixmpp.exceptions import IqError
+    try:
+        await wait(awaitable)
+    except IqError as caught:
+        error = caught.iq["error"]
+    else:
+        raise AssertionError("the request succeeded; an error was expected")
+    app = [child.tag.split("}")[1] for child in error.xml
+           if child.tag.startswith("{http://jabber.org/protocol/pubsub#errors}")]
+    return error["condition"], (app[0] if app else None)
+
+
 #: What an e2e node runs with over L{xmppd.testing.defaultConfig} (both
 #: client listeners on ephemeral loopback ports, failed logins answered
 #: quickly, no federation unless a test asks for it as

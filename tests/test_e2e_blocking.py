@@ -6,20 +6,13 @@ other on a real node (L{xmppd.features.blocking}).
 import asyncio
 
 import pytest_twisted
-from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT
+from tests.e2e import DOMAIN, wait
 from xmppd.storage.interfaces import RosterItem
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
-
-
-def wait(awaitable) -> defer.Deferred:
-    """An asyncio awaitable (a slixmpp IQ future...) as a Deferred, bounded by TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 async def blockingClient(server, user, resource):

@@ -8,17 +8,11 @@ import asyncio
 import pytest_twisted
 from twisted.internet import defer
 
-from tests.e2e import TIMEOUT
+from tests.e2e import wait
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
 NS_CARBONS = "urn:xmpp:carbons:2"
-
-
-def wait(awaitable) -> defer.Deferred:
-    """An asyncio awaitable (a slixmpp IQ future, a queue get...) as a Deferred, bounded by TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 class CarbonsClient:

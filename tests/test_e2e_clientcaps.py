@@ -4,24 +4,17 @@ interest (xep_0163's C{+notify}) logs in, and the real node learns its
 features by asking it (L{xmppd.features.clientcaps}).
 """
 
-import asyncio
 
 import pytest_twisted
 from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT, reactor
+from tests.e2e import DOMAIN, TIMEOUT, reactor, wait
 from xmppd.core.hooks import OBSERVE
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
 AVATAR = "urn:xmpp:avatar:metadata"
-
-
-def wait(awaitable) -> defer.Deferred:
-    """An asyncio awaitable as a Deferred, bounded by TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 def interestLearnt(domain, jid: str, node: str) -> defer.Deferred:

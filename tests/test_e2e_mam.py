@@ -3,7 +3,6 @@ End-to-end: slixmpp clients with the XEP-0313 plugin page through their
 message archives on a real node (L{xmppd.features.mam.archive}), on SQLite.
 """
 
-import asyncio
 import itertools
 
 import pytest_twisted
@@ -11,7 +10,7 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 from twisted.internet import defer
 
-from tests.e2e import TIMEOUT
+from tests.e2e import TIMEOUT, wait
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -20,12 +19,6 @@ NS_SID = "urn:xmpp:sid:0"
 COUNT = 250
 PAGE = 50
 _handlers = itertools.count()
-
-
-def wait(awaitable) -> defer.Deferred:
-    """An asyncio awaitable as a Deferred, bounded by TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 async def mamClient(server, user, resource):

@@ -7,7 +7,6 @@ plugin.
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -16,7 +15,7 @@ import pytest_twisted
 from twisted.internet import defer
 
 from muc.launch import Options, makeService
-from tests.e2e import DOMAIN, TIMEOUT, reactor, writeConfig
+from tests.e2e import DOMAIN, TIMEOUT, reactor, wait, writeConfig
 from xmppd.config.registry import DEFAULT_FEATURES
 
 MUC = "conference." + DOMAIN
@@ -33,11 +32,6 @@ def componentConfig(path, port: int) -> str:
                           "secret": SECRET},
     })
     return str(path / "muc.toml")
-
-
-def wait(coroutine) -> defer.Deferred:
-    """A slixmpp coroutine as a Deferred (the two share the asyncio loop)."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(coroutine))
 
 
 async def mucClient(node, user: str):

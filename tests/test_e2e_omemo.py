@@ -23,9 +23,8 @@ import pytest
 import pytest_twisted
 from slixmpp.jid import JID
 from slixmpp.plugins.base import register_plugin
-from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT
+from tests.e2e import DOMAIN, wait
 from tests.omemohelpers import OLD, OMEMO, TWO, MemoryStorage, twomemo
 from xmppd.storage.interfaces import RosterItem
 
@@ -36,12 +35,6 @@ pytestmark = pytest.mark.filterwarnings(
     "ignore:Accessing plugins through the XMPP object:DeprecationWarning")
 
 PLUGINS = ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163")
-
-
-def wait(awaitable) -> defer.Deferred:
-    """A slixmpp coroutine or future as a Deferred, failing after TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 async def login(server, user: str, resource: str, memory: MemoryStorage | None = None):

@@ -12,13 +12,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import pytest_twisted
-from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT, reactor
+from tests.e2e import DOMAIN, TIMEOUT, pubsubFailure, reactor, wait
 from xmppd.core.hooks import OBSERVE
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
 from xmppd.features.pep.handler import PEPHandler
@@ -30,22 +28,6 @@ NICK = "http://jabber.org/protocol/nick"
 NS_NOTE = "urn:xmppd:test:note"
 PLUGINS = ("xep_0030", "xep_0004", "xep_0060", "xep_0115", "xep_0163", "xep_0172",
            "xep_0222", "xep_0223")
-
-
-def wait(awaitable) -> defer.Deferred:
-    """A slixmpp coroutine or future as a Deferred, failing after TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
-
-
-async def failure(awaitable) -> tuple[str, str | None]:
-    """The (condition, pubsub#errors condition) an IQ failed with."""
-    with pytest.raises(IqError) as caught:
-        await wait(awaitable)
-    error = caught.value.iq["error"]
-    app = [child.tag.split("}")[1] for child in error.xml
-           if child.tag.startswith("{http://jabber.org/protocol/pubsub#errors}")]
-    return error["condition"], (app[0] if app else None)
 
 
 def interestLearnt(domain, jid: str, node: str) -> defer.Deferred:
@@ -148,7 +130,7 @@ async def test_strangerRefused(server):
     nurse = await login(server, "nurse", "kitchen", nicks=False)
     juliet = await login(server, "juliet", "balcony", nicks=False)
     pubsub = "xep_0060"
-    assert await failure(nurse.xmpp.plugin[pubsub].get_items("romeo@" + DOMAIN, NICK)) == (
+    assert await pubsubFailure(nurse.xmpp.plugin[pubsub].get_items("romeo@" + DOMAIN, NICK)) == (
         "not-authorized", "presence-subscription-required")
     items = await wait(juliet.xmpp.plugin[pubsub].get_items("romeo@" + DOMAIN, NICK))
     assert [i["id"] for i in items["pubsub"]["items"]] == ["current"]
@@ -179,7 +161,7 @@ async def test_privateStorage(server):
     items = await wait(romeo.xmpp.plugin["xep_0223"].retrieve(NS_NOTE))
     [item] = items["pubsub"]["items"]
     assert item["id"] == "s1" and "secret again" in str(item)
-    condition, _ = await failure(
+    condition, _ = await pubsubFailure(
         juliet.xmpp.plugin["xep_0060"].get_items("romeo@" + DOMAIN, NS_NOTE))
     assert condition == "not-allowed"
 
@@ -216,7 +198,7 @@ async def test_removedAccountLosesNodes(server):
 
     await contacts(server, "romeo")
     again = await login(server, "romeo", "garden", nicks=False)
-    assert await failure(again.xmpp.plugin["xep_0060"].get_items(None, NICK)) == (
+    assert await pubsubFailure(again.xmpp.plugin["xep_0060"].get_items(None, NICK)) == (
         "item-not-found", None)
 
 
@@ -242,7 +224,7 @@ async def test_openNodeAndPreconditions(server):
         options=publishOptions(romeo, {"pubsub#access_model": "open"})))
     items = await wait(nurse.xmpp.plugin["xep_0060"].get_items("romeo@" + DOMAIN, devices))
     assert [i["id"] for i in items["pubsub"]["items"]] == ["current"]
-    assert await failure(romeo.xmpp.plugin["xep_0060"].publish(
+    assert await pubsubFailure(romeo.xmpp.plugin["xep_0060"].publish(
         None, devices, id="current", payload=note("5678"),
         options=publishOptions(romeo, {"pubsub#access_model": "whitelist"}))) == (
         "conflict", "precondition-not-met")

@@ -14,13 +14,11 @@ from __future__ import annotations
 
 import asyncio
 
-import pytest
 import pytest_twisted
-from slixmpp.exceptions import IqError
 from slixmpp.xmlstream import ET
 from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT, password
+from tests.e2e import DOMAIN, password, pubsubFailure, wait
 from xmppd.core.scram import makeCredentials
 from xmppd.storage.interfaces import RosterItem
 
@@ -28,22 +26,6 @@ ensureDeferred = pytest_twisted.ensureDeferred
 
 SERVICE = "pubsub." + DOMAIN
 NS_ENTRY = "urn:xmppd:test:entry"
-
-
-def wait(awaitable) -> defer.Deferred:
-    """A slixmpp coroutine or future as a Deferred, failing after TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
-
-
-async def failure(awaitable) -> tuple[str, str | None]:
-    """The (condition, pubsub#errors condition) an IQ failed with."""
-    with pytest.raises(IqError) as caught:
-        await wait(awaitable)
-    error = caught.value.iq["error"]
-    app = [child.tag.split("}")[1] for child in error.xml
-           if child.tag.startswith("{http://jabber.org/protocol/pubsub#errors}")]
-    return error["condition"], (app[0] if app else None)
 
 
 class Events:
@@ -180,9 +162,9 @@ async def test_accessModelRefusesThenAllows(makeServer):
     juliet = await login(server, "juliet", "balcony")
     await wait(romeo.pubsub.create_node(SERVICE, "secrets", config=form(
         romeo, {"pubsub#access_model": "whitelist"})))
-    assert await failure(juliet.pubsub.subscribe(SERVICE, "secrets")) == ("not-allowed",
+    assert await pubsubFailure(juliet.pubsub.subscribe(SERVICE, "secrets")) == ("not-allowed",
                                                                          "closed-node")
-    assert (await failure(juliet.pubsub.get_items(SERVICE, "secrets")))[0] == "not-allowed"
+    assert (await pubsubFailure(juliet.pubsub.get_items(SERVICE, "secrets")))[0] == "not-allowed"
     await wait(romeo.pubsub.modify_affiliations(SERVICE, "secrets",
                                                 [("juliet@" + DOMAIN, "member")]))
     subscribed = await wait(juliet.pubsub.subscribe(SERVICE, "secrets"))
@@ -203,7 +185,7 @@ async def test_presenceAccessModel(makeServer):
     await wait(romeo.pubsub.publish(SERVICE, "mood", id="now", payload=entry("in love")))
     items = await wait(juliet.pubsub.get_items(SERVICE, "mood"))
     assert [i["id"] for i in items["pubsub"]["items"]] == ["now"]
-    assert await failure(nurse.pubsub.get_items(SERVICE, "mood")) == (
+    assert await pubsubFailure(nurse.pubsub.get_items(SERVICE, "mood")) == (
         "not-authorized", "presence-subscription-required")
 
 
@@ -215,7 +197,7 @@ async def test_preconditionFails(makeServer):
     await wait(romeo.pubsub.create_node(SERVICE, "diary"))
     options = form(romeo, {"FORM_TYPE": "http://jabber.org/protocol/pubsub#publish-options",
                            "pubsub#access_model": "whitelist"})
-    assert await failure(romeo.pubsub.publish(SERVICE, "diary", id="1", payload=entry("x"),
+    assert await pubsubFailure(romeo.pubsub.publish(SERVICE, "diary", id="1", payload=entry("x"),
                                               options=options)) == ("conflict",
                                                                     "precondition-not-met")
     options = form(romeo, {"FORM_TYPE": "http://jabber.org/protocol/pubsub#publish-options",
@@ -235,7 +217,7 @@ async def test_deleteNotifies(makeServer):
     await wait(romeo.pubsub.delete_node(SERVICE, "sonnets"))
     message = await juliet.events.next("delete")
     assert message["pubsub_event"]["delete"]["node"] == "sonnets"
-    assert (await failure(juliet.pubsub.get_items(SERVICE, "sonnets")))[0] == "item-not-found"
+    assert (await pubsubFailure(juliet.pubsub.get_items(SERVICE, "sonnets")))[0] == "item-not-found"
 
 
 @ensureDeferred
@@ -243,4 +225,4 @@ async def test_remoteUserMayNotCreate(makeServer):
     """Romeo of the served domain creates nodes; the default policy is local users."""
     server = await makeServer(dict(pubsub={"node_creation": "admins"}))
     romeo = await login(server, "romeo", "orchard")
-    assert (await failure(romeo.pubsub.create_node(SERVICE, "x")))[0] == "forbidden"
+    assert (await pubsubFailure(romeo.pubsub.create_node(SERVICE, "x")))[0] == "forbidden"

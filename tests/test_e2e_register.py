@@ -3,22 +3,14 @@ End-to-end: in-band registration, password change and account removal with
 slixmpp's XEP-0077 plugin on a real node (L{xmppd.features.register}).
 """
 
-import asyncio
 
 import pytest
 import pytest_twisted
 from slixmpp.exceptions import IqError
-from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT, LoginFailed, password
+from tests.e2e import DOMAIN, TIMEOUT, LoginFailed, password, wait
 
 ensureDeferred = pytest_twisted.ensureDeferred
-
-
-def wait(awaitable) -> defer.Deferred:
-    """An asyncio awaitable (a slixmpp IQ future...) as a Deferred, bounded by TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 def registeringClient(server, user, resource):

@@ -4,13 +4,11 @@ them, vCards (XEP-0054), private XML (XEP-0049) and last activity
 (XEP-0012), on a real node with SQLite storage.
 """
 
-import asyncio
 
 import pytest_twisted
 from slixmpp.xmlstream import ElementBase
-from twisted.internet import defer
 
-from tests.e2e import TIMEOUT
+from tests.e2e import TIMEOUT, wait
 from xmppd.storage.interfaces import RosterItem
 
 ensureDeferred = pytest_twisted.ensureDeferred
@@ -24,12 +22,6 @@ class Prefs(ElementBase):
     plugin_attrib = "prefs"
     interfaces = {"nick"}
     sub_interfaces = interfaces
-
-
-def wait(awaitable) -> defer.Deferred:
-    """A slixmpp coroutine or future as a Deferred, failing after TIMEOUT."""
-    return defer.Deferred.fromFuture(asyncio.ensure_future(
-        asyncio.wait_for(awaitable, TIMEOUT)))
 
 
 async def login(server, user, resource, *plugins):
