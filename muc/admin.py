@@ -16,9 +16,11 @@ from __future__ import annotations
 from twisted.words.xish import domish
 
 from muc import roles
+from muc.notices import announceAffiliation
 from muc.protocol import (
     NS_MUC_ADMIN, STATUS_AFFILIATION_CHANGED, STATUS_BANNED, STATUS_KICKED, element,
     itemElement)
+from muc.room import parseNick
 from xmppd.core.jid import InvalidJID, parseJID
 
 
@@ -84,11 +86,8 @@ def listItems(room, query, sender) -> list[domish.Element]:
     if affiliation is not None:
         if affiliation not in roles.AFFILIATIONS or affiliation == "none":
             raise AdminError("bad-request", "no such list: %s" % affiliation)
-        memberListRoles = room.config.get("getmemberlist", ())
-        memberListPublic = actorRole in memberListRoles
-        if not (roles.mayListAffiliation(actorAffiliation, affiliation,
-                                         bool(room.config.get("membersonly")), memberListPublic)
-                or (affiliation == "member" and memberListPublic)):
+        allowed = room.config.get("getmemberlist", ())
+        if not roles.mayListAffiliation(actorAffiliation, actorRole, affiliation, allowed):
             raise AdminError("forbidden", "you may not see that list")
         return [itemElement(affiliation, None, jid=bare, nick=room.registered.get(bare),
                             uri=NS_MUC_ADMIN)
@@ -125,12 +124,11 @@ def changeItems(room, query, sender) -> None:
                 raise AdminError("bad-request", "no such role: %s" % role)
             if actorRole != "moderator":
                 raise AdminError("forbidden", "only moderators may change roles")
-            target = room.occupants.get(nick or "")
-            if target is None:
-                raise AdminError("item-not-found", "no occupant has that nickname")
+            target = targetOccupant(room, item)
             if not roles.mayChangeRole(actorAffiliation, actorRole,
                                        room.affiliationOf(target.bare), target.role, role):
-                raise AdminError("not-allowed", "you may not change the role of %s" % nick)
+                raise AdminError("not-allowed", "you may not change the role of %s"
+                                 % target.nick)
             changes.append(("role", target, role, reason))
         elif affiliation is not None:
             if affiliation not in roles.AFFILIATIONS:
@@ -162,16 +160,55 @@ def changeItems(room, query, sender) -> None:
 
 
 def targetBare(room, item) -> str:
+    """
+    The account an affiliation item is about (§9: affiliations belong to
+    bare JIDs).  Clients send it in several valid shapes, all accepted: a
+    bare JID, a full JID (its resource is dropped), or only a nick, which
+    names an occupant in the room or, for someone absent, the account that
+    registered that nick (§7.10).
+    """
     jid = item.getAttribute("jid")
     if jid is not None:
         try:
             return parseJID(jid).userhost()
         except InvalidJID:
             raise AdminError("jid-malformed", "%r is not a JID" % jid)
-    target = room.occupants.get(item.getAttribute("nick") or "")
+    nick = parseNick(item.getAttribute("nick"))
+    target = room.occupants.get(nick or "")
+    if target is not None:
+        return target.bare
+    owner = room.nickOwner(nick) if nick else None
+    if owner is None:
+        raise AdminError("item-not-found", "nobody has that nickname in this room")
+    return owner
+
+
+def targetOccupant(room, item):
+    """
+    The occupant a role item is about: by nick (§8), or, from clients that
+    send the real JID instead, the occupant of that full JID or, for a bare
+    JID, that account's occupant.
+    """
+    nick = item.getAttribute("nick")
+    if nick is not None:
+        target = room.occupants.get(parseNick(nick) or "")
+        if target is None:
+            raise AdminError("item-not-found", "no occupant has that nickname")
+        return target
+    jid = item.getAttribute("jid")
+    if jid is None:
+        raise AdminError("bad-request", "a role item names an occupant by its nick")
+    try:
+        real = parseJID(jid)
+    except InvalidJID:
+        raise AdminError("jid-malformed", "%r is not a JID" % jid)
+    target = room.byJID.get(real.full())
+    if target is None and real.resource is None:
+        bare = real.userhost()
+        target = next((o for o in room.occupants.values() if o.bare == bare), None)
     if target is None:
-        raise AdminError("item-not-found", "no occupant has that nickname")
-    return target.bare
+        raise AdminError("item-not-found", "that JID is not in this room")
+    return target
 
 
 def setRole(room, occupant, role: str, reason: str | None, actor: str | None) -> None:
@@ -192,12 +229,16 @@ def setAffiliation(room, bare: str, affiliation: str, reason: str | None,
     (banned ones leave with 301, non-members of a members-only room with
     321) and get the role that goes with it.
     """
+    previous = room.affiliationOf(bare)
     if affiliation == "none":
         room.affiliations.pop(bare, None)
     else:
         room.affiliations[bare] = affiliation
     room.changed()
-    for occupant in [o for o in room.occupants.values() if o.bare == bare]:
+    present = [o for o in room.occupants.values() if o.bare == bare]
+    if not present and previous != affiliation:
+        announceAffiliation(room, bare, affiliation, reason, actor)
+    for occupant in present:
         if affiliation == "outcast":
             room.removeOccupant(occupant, [STATUS_BANNED], reason=reason, actor=actor,
                                 affiliation="outcast")

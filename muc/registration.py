@@ -41,14 +41,19 @@ def onRegisterIQ(room, iq, query, sender) -> None:
         room.service.send(reply)
         return
     if child(query, NS_REGISTER, "remove") is not None:
-        if bare not in room.registered:
+        # Cancelling (XEP-0077 §3.2 applied to a room, §7.10): the nick is
+        # freed and membership ends, whether it came from registering or
+        # from an admin; the iq result comes first, then, in a members-only
+        # room, the account's occupant leaves with status 321.
+        member = room.affiliationOf(bare) == "member"
+        if bare not in room.registered and not member:
             room.refuse(iq, "item-not-found", "you are not registered with this room")
             return
-        del room.registered[bare]
-        if room.affiliationOf(bare) == "member":
+        room.registered.pop(bare, None)
+        room.service.send(reply)
+        if member:
             setAffiliation(room, bare, "none", None)
         room.changed()
-        room.service.send(reply)
         return
     x = child(query, NS_DATA, "x")
     if x is None:

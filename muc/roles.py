@@ -64,11 +64,15 @@ def mayChangeAffiliation(actorAffiliation: str, targetAffiliation: str,
     return False
 
 
-def mayListAffiliation(actorAffiliation: str, affiliation: str, membersOnly: bool,
-                       memberListPublic: bool) -> bool:
-    """Who may read which list (§9.5, §9.8, §10.5, §10.8)."""
-    if affiliation in ("owner", "admin"):
-        return actorAffiliation in ("owner", "admin")
-    if affiliation == "member" and memberListPublic and actorAffiliation == "member":
+def mayListAffiliation(actorAffiliation: str, actorRole: str, affiliation: str,
+                       memberListAllowed) -> bool:
+    """
+    Who may read which list (§9.5, §9.8, §10.5, §10.8): admins and owners
+    every list; the member list also whoever the room's
+    C{muc#roomconfig_getmemberlist} names by role or by affiliation, so
+    that members may read it (in the room or not) where the owner allows.
+    """
+    if actorAffiliation in ("owner", "admin"):
         return True
-    return actorAffiliation in ("owner", "admin")
+    return affiliation == "member" and (actorRole in memberListAllowed
+                                        or actorAffiliation in memberListAllowed)

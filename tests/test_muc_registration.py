@@ -66,7 +66,7 @@ def test_registering():
     assert r.registered["romeo@example.org"] == "rom"
     m.send("<iq type='get' id='l' from='%s' to='%s'><query xmlns='%s'>"
            "<item affiliation='member'/></query></iq>" % (JULIET, ROOM, NS_ADMIN))
-    [members] = m.take(JULIET)
+    [members] = [s for s in m.take(JULIET) if s.name == "iq"]
     [query] = members.elements(NS_ADMIN, "query")
     [entry] = query.elements(NS_ADMIN, "item")
     assert entry["jid"] == "romeo@example.org" and entry["nick"] == "rom"

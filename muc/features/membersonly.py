@@ -34,6 +34,8 @@ def onDisco(event):
 def onConfigured(event):
     room = event.room
     if room.config.get("membersonly") and not event.old.get("membersonly"):
+        # Service admins ([muc] admins) entered as owners and stay.
+        admins = room.service.settings.admins
         for occupant in list(room.occupants.values()):
-            if room.affiliationOf(occupant.bare) == "none":
-                room.removeOccupant(occupant, [STATUS_MEMBERS_ONLY])
+            if room.affiliationOf(occupant.bare) == "none" and occupant.bare not in admins:
+                room.removeOccupant(occupant, [STATUS_MEMBERS_ONLY], affiliation="none")
