@@ -40,6 +40,8 @@ Rules a client notices, with their sections:
 
 from __future__ import annotations
 
+import weakref
+
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
@@ -103,6 +105,10 @@ class Room:
         #: so two askers who chose the same id never get each other's answer.
         self.pendingIQs: dict[tuple[str, str], tuple[str, str]] = {}
         self.forwardedIQs = 0
+        #: Visitor occupant -> when its last voice request went to the
+        #: moderators (L{muc.voice}); it goes with the occupant.
+        self.voiceRequests: weakref.WeakKeyDictionary[Occupant, float] = \
+            weakref.WeakKeyDictionary()
 
     def __repr__(self) -> str:
         return "<Room %s>" % self.jidText

@@ -49,7 +49,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from muc import admin, features, invites, owner, registration, state
+from muc import admin, features, invites, owner, registration, state, voice
 from muc.broadcast import sendPrepared
 from muc.events import DiscoEvent, IQEvent
 from muc.protocol import (
@@ -178,7 +178,8 @@ class MUCService(service.Service):
         invites.onUserX(room, stanza, sender, x)
 
     def onRoomMessage(self, room, stanza, sender) -> bool:
-        return False
+        """A message to the room itself that is neither groupchat nor muc#user: voice requests."""
+        return voice.onRoomMessage(room, stanza, sender)
 
     # -- keeping rooms -------------------------------------------------
 
