@@ -14,6 +14,8 @@ The pieces, each in its own module:
     vetoes, its disco feature.
   - L{muc.admin}, L{muc.owner}, L{muc.registration}, L{muc.invites}: the
     muc#admin and muc#owner protocols, room registration, invitations.
+  - L{muc.notices}, L{muc.voice}: affiliation changes of accounts not in
+    the room, told to the occupants; voice requests and their approval.
   - L{muc.service}: the route of the MUC domain: service disco, the room
     directory, loading persistent rooms from storage and unloading idle ones.
   - L{muc.broadcast}: fan-out that serializes a stanza once per room, not
