@@ -124,3 +124,12 @@ def test_discoAnnouncesArchiveWhenLogging():
     [reply] = m.take(JULIET)
     features = {f["var"] for f in reply.query.elements(reply.query.uri, "feature")}
     assert NS_MAM in features
+
+
+def test_otherIQsAreNotArchiveQueries():
+    """In a logging room, an IQ of a namespace nobody serves gets service-unavailable, not an archive error."""
+    m = loggingRoom()
+    m.send("<iq type='set' id='x' from='%s' to='%s'><thing xmlns='urn:example:unknown'/></iq>"
+           % (ROMEO, ROOM))
+    [error] = m.take(ROMEO)
+    assert errorCondition(error) == "service-unavailable"

@@ -67,6 +67,17 @@ def onGroupchat(event):
         return
     if not any(getattr(c, "name", None) == "body" for c in stanza.children):
         return
+    record(room, stanza)
+
+
+def record(room, stanza: domish.Element) -> str:
+    """
+    Give C{stanza} (as occupants will get it, without C{to}) the room's
+    C{<stanza-id/>} and append it to the room's archive, its C{from} as the
+    peer; the new archive id.  The write is not waited for.  The room's own
+    messages (a moderation, L{muc.features.moderation}) are archived
+    through here too, so clients catching up see them.
+    """
     archiveId = newArchiveId()
     tag = domish.Element((NS_STANZA_ID, "stanza-id"))
     tag["id"] = archiveId
@@ -76,6 +87,7 @@ def onGroupchat(event):
                               serialize(stanza))
     d = room.service.storage.appendMessage(room.service.domain, room.name, message)
     d.addErrback(lambda f: log.failure("Archiving a message of {room}", f, room=room.jidText))
+    return archiveId
 
 
 def mayRead(room, sender) -> bool:
@@ -87,10 +99,10 @@ def mayRead(room, sender) -> bool:
 
 def onIQ(event):
     iq = event.stanza
-    query = None
-    for elem in iq.elements(NS_MAM):
-        query = elem
-        break
+    # Not iq.elements(NS_MAM): without a name, Twisted's elements() ignores
+    # the namespace and yields every child, so every other room IQ would
+    # be taken for an archive query.
+    query = next((elem for elem in iq.elements() if elem.uri == NS_MAM), None)
     if query is None:
         return None
     room = event.room
