@@ -20,14 +20,16 @@ Implements: XEP-0313 0.8.0 (for MUC rooms), XEP-0359 0.7.0
 
 from __future__ import annotations
 
+import dataclasses
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from muc.protocol import NS_STANZA_ID, element
-from xmppd.stream.elements import serialize
-from xmppd.features.mam.query import NS_MAM, finElement, newArchiveId, queryForm, resultMessage, runQuery
+from xmppd.features.mam.query import (NS_MAM, finElement, newArchiveId, parseStored, queryForm,
+                                      resultMessage, runQuery)
 from xmppd.storage.interfaces import ArchivedMessage
 from xmppd.core.hooks import DELIVER
 
@@ -84,10 +86,31 @@ def record(room, stanza: domish.Element) -> str:
     tag["by"] = room.jidText
     stanza.addChild(tag)
     message = ArchivedMessage(archiveId, room.service.clock.seconds(), stanza["from"],
-                              serialize(stanza))
+                              stored(stanza))
     d = room.service.storage.appendMessage(room.service.domain, room.name, message)
     d.addErrback(lambda f: log.failure("Archiving a message of {room}", f, room=room.jidText))
     return archiveId
+
+
+def stored(stanza: domish.Element) -> str:
+    """
+    C{stanza} as the archive keeps it: with its C{jabber:client} namespace
+    written out, as the account archive keeps messages, because a MAM
+    result passes it through inside C{<forwarded/>}, where a C{<message/>}
+    without it would be in the forwarding namespace and clients would not
+    find it.
+    """
+    return stanza.toXml()
+
+
+def forwardable(message: ArchivedMessage) -> ArchivedMessage:
+    """
+    A message archived before L{stored} wrote the namespace, given it, so
+    that clients can read it in a result; any other, unchanged.
+    """
+    if message.xml.startswith("<message xmlns="):
+        return message
+    return dataclasses.replace(message, xml=parseStored(message.xml).toXml())
 
 
 def mayRead(room, sender) -> bool:
@@ -135,7 +158,7 @@ async def answer(room, iq, query) -> None:
     requester = iq["from"]
     queryId = query.getAttribute("queryid")
     for number, message in enumerate(messages):
-        room.service.send(resultMessage(room.jid, requester, queryId, message,
+        room.service.send(resultMessage(room.jid, requester, queryId, forwardable(message),
                                         "%s-%d" % (iq.getAttribute("id") or "mam", number)))
     reply = result(room, iq)
     reply.addChild(finElement(messages, complete, count))

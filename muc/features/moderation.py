@@ -55,7 +55,6 @@ from muc.history import stamp
 from muc.protocol import NS_OCCUPANT_ID, NS_STANZA_ID, element
 from xmppd.core.hooks import DELIVER
 from xmppd.features.mam.query import newArchiveId, parseStored
-from xmppd.stream.elements import serialize
 
 OPTIONS = ()
 
@@ -202,7 +201,7 @@ async def moderate(room, iq: domish.Element, sender, request: Request) -> None:
         tombstone = tombstoneOf(parseStored(original.xml), by, actorId, request.reason, when)
         try:
             await storage.replaceMessage(room.service.domain, room.name, stanzaId,
-                                         serialize(tombstone))
+                                         archive.stored(tombstone))
         except Exception:
             log.failure("Storing a tombstone in {room}", room=room.jidText)
             room.refuse(iq, "internal-server-error")
