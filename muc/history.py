@@ -59,6 +59,17 @@ class History:
         if self.entries.maxlen:
             self.entries.append(HistoryEntry(element, when, chars + DELAY_CHARS))
 
+    def remove(self, match) -> int:
+        """
+        Forget the entries whose element C{match} accepts (a moderated
+        message is not replayed to newcomers, XEP-0424 §6); how many went.
+        """
+        kept = [entry for entry in self.entries if not match(entry.element)]
+        removed = len(self.entries) - len(kept)
+        if removed:
+            self.entries = collections.deque(kept, maxlen=self.entries.maxlen)
+        return removed
+
     def select(self, request: domish.Element | None, now: float) -> list[HistoryEntry]:
         """The entries a join asking C{request} (its C{<history/>}, or None) gets, oldest first."""
         entries = list(self.entries)

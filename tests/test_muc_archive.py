@@ -124,3 +124,40 @@ def test_discoAnnouncesArchiveWhenLogging():
     [reply] = m.take(JULIET)
     features = {f["var"] for f in reply.query.elements(reply.query.uri, "feature")}
     assert NS_MAM in features
+
+
+def test_otherIQsAreNotArchiveQueries():
+    """In a logging room, an IQ of a namespace nobody serves gets service-unavailable, not an archive error."""
+    m = loggingRoom()
+    m.send("<iq type='set' id='x' from='%s' to='%s'><thing xmlns='urn:example:unknown'/></iq>"
+           % (ROMEO, ROOM))
+    [error] = m.take(ROMEO)
+    assert errorCondition(error) == "service-unavailable"
+
+
+def forwardedMessage(result):
+    forwarded = next(next(result.elements(NS_MAM, "result")).elements(
+        "urn:xmpp:forward:0", "forwarded"))
+    return [c for c in forwarded.elements() if c.name == "message"]
+
+
+def test_forwardedMessagesAreInTheClientNamespace():
+    """A result forwards the room's message as a jabber:client message, which clients look for."""
+    m = loggingRoom()
+    m.say(JULIET, "Wherefore art thou")
+    m.clear()
+    results, _ = query(m, ROMEO)
+    [message] = forwardedMessage(results[0])
+    assert message.uri == "jabber:client"
+
+
+def test_messagesArchivedWithoutNamespaceAreRepaired():
+    """A message an older version archived without its namespace still reaches clients as jabber:client."""
+    from xmppd.storage.interfaces import ArchivedMessage
+    m = loggingRoom()
+    m.storage.rooms.appendMessage(m.service.domain, "room", ArchivedMessage(
+        "old-1", 1.0, ROOM + "/juliet",
+        "<message from='%s/juliet' type='groupchat'><body>old</body></message>" % ROOM))
+    results, _ = query(m, ROMEO)
+    [message] = forwardedMessage(results[0])
+    assert message.uri == "jabber:client" and str(message.body) == "old"

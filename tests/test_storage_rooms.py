@@ -231,6 +231,29 @@ async def test_roomRetentionKeepsRecords(storage):
     assert await storage.rooms.get(SERVICE, "lobby") is not None
 
 
+@pytest_twisted.ensureDeferred
+async def test_roomArchiveReplaceMessage(storage):
+    """A replaced message (a tombstone) keeps its id, stamp, peer and place; the others are untouched."""
+    messages = await _archiveRoom(storage, 3)
+    tombstone = "<message id='1'><retracted xmlns='urn:xmpp:message-retract:1'/></message>"
+    assert await storage.rooms.replaceMessage(SERVICE, "lobby", "id-1", tombstone) is True
+    page = await storage.rooms.queryMessages(SERVICE, "lobby")
+    assert page.messages == (messages[0], ArchivedMessage("id-1", messages[1].stamp, ROMEO,
+                                                          tombstone), messages[2])
+    assert _ids(await storage.rooms.queryMessages(SERVICE, "lobby", afterId="id-1")) == ["id-2"]
+
+
+@pytest_twisted.ensureDeferred
+async def test_roomArchiveReplaceUnknown(storage):
+    """Replacing an id the room's archive does not hold changes nothing and says so."""
+    await _archiveRoom(storage, 1)
+    await _archiveRoom(storage, 1, name="hall")
+    assert await storage.rooms.replaceMessage(SERVICE, "lobby", "id-9", "<message/>") is False
+    assert await storage.rooms.replaceMessage(OTHER_SERVICE, "hall", "id-0", "<message/>") is False
+    assert await storage.rooms.replaceMessage(SERVICE, "empty", "id-0", "<message/>") is False
+    assert (await storage.rooms.queryMessages(SERVICE, "hall")).messages[0].xml != "<message/>"
+
+
 # What only SQLite promises.
 
 async def _openSQLite(path, **kwargs):

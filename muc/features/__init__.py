@@ -15,6 +15,7 @@ FEATURES = (
     "membersonly", "moderated", "whois", "presencebroadcast", "changesubject",
     "allowinvites", "allowpm", "getmemberlist", "logging", "reservednick",
     "canchangenick", "registration", "affiliations", "shaper", "occupantid", "archive",
+    "moderation",
 )
 
 

@@ -20,14 +20,16 @@ Implements: XEP-0313 0.8.0 (for MUC rooms), XEP-0359 0.7.0
 
 from __future__ import annotations
 
+import dataclasses
+
 from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.xish import domish
 
 from muc.protocol import NS_STANZA_ID, element
-from xmppd.stream.elements import serialize
-from xmppd.features.mam.query import NS_MAM, finElement, newArchiveId, queryForm, resultMessage, runQuery
+from xmppd.features.mam.query import (NS_MAM, finElement, newArchiveId, parseStored, queryForm,
+                                      resultMessage, runQuery)
 from xmppd.storage.interfaces import ArchivedMessage
 from xmppd.core.hooks import DELIVER
 
@@ -67,15 +69,48 @@ def onGroupchat(event):
         return
     if not any(getattr(c, "name", None) == "body" for c in stanza.children):
         return
+    record(room, stanza)
+
+
+def record(room, stanza: domish.Element) -> str:
+    """
+    Give C{stanza} (as occupants will get it, without C{to}) the room's
+    C{<stanza-id/>} and append it to the room's archive, its C{from} as the
+    peer; the new archive id.  The write is not waited for.  The room's own
+    messages (a moderation, L{muc.features.moderation}) are archived
+    through here too, so clients catching up see them.
+    """
     archiveId = newArchiveId()
     tag = domish.Element((NS_STANZA_ID, "stanza-id"))
     tag["id"] = archiveId
     tag["by"] = room.jidText
     stanza.addChild(tag)
     message = ArchivedMessage(archiveId, room.service.clock.seconds(), stanza["from"],
-                              serialize(stanza))
+                              stored(stanza))
     d = room.service.storage.appendMessage(room.service.domain, room.name, message)
     d.addErrback(lambda f: log.failure("Archiving a message of {room}", f, room=room.jidText))
+    return archiveId
+
+
+def stored(stanza: domish.Element) -> str:
+    """
+    C{stanza} as the archive keeps it: with its C{jabber:client} namespace
+    written out, as the account archive keeps messages, because a MAM
+    result passes it through inside C{<forwarded/>}, where a C{<message/>}
+    without it would be in the forwarding namespace and clients would not
+    find it.
+    """
+    return stanza.toXml()
+
+
+def forwardable(message: ArchivedMessage) -> ArchivedMessage:
+    """
+    A message archived before L{stored} wrote the namespace, given it, so
+    that clients can read it in a result; any other, unchanged.
+    """
+    if message.xml.startswith("<message xmlns="):
+        return message
+    return dataclasses.replace(message, xml=parseStored(message.xml).toXml())
 
 
 def mayRead(room, sender) -> bool:
@@ -87,10 +122,10 @@ def mayRead(room, sender) -> bool:
 
 def onIQ(event):
     iq = event.stanza
-    query = None
-    for elem in iq.elements(NS_MAM):
-        query = elem
-        break
+    # Not iq.elements(NS_MAM): without a name, Twisted's elements() ignores
+    # the namespace and yields every child, so every other room IQ would
+    # be taken for an archive query.
+    query = next((elem for elem in iq.elements() if elem.uri == NS_MAM), None)
     if query is None:
         return None
     room = event.room
@@ -123,7 +158,7 @@ async def answer(room, iq, query) -> None:
     requester = iq["from"]
     queryId = query.getAttribute("queryid")
     for number, message in enumerate(messages):
-        room.service.send(resultMessage(room.jid, requester, queryId, message,
+        room.service.send(resultMessage(room.jid, requester, queryId, forwardable(message),
                                         "%s-%d" % (iq.getAttribute("id") or "mam", number)))
     reply = result(room, iq)
     reply.addChild(finElement(messages, complete, count))

@@ -333,6 +333,17 @@ class IRoomStore(Interface):
         filters, paging, L{ArchivePage} and L{ItemNotFound}.
         """
 
+    def replaceMessage(service, name, id, xml):
+        """
+        Replace the serialized stanza of the room's archived message C{id}
+        with C{xml}, keeping its id, stamp, peer and place in the archive
+        order: a moderated message becomes its tombstone (XEP-0425 §4,
+        XEP-0424 §5).  Durable when it fires, and seen by every call made
+        after it.
+
+        @return: Deferred firing whether the archive held that id.
+        """
+
     def removeMessagesOlderThan(cutoff):
         """
         Remove every room's archived messages older than C{cutoff}

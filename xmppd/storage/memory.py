@@ -359,6 +359,15 @@ class MemoryRoomStore:
         return queryArchive(self._archives.get((service, name), {}), peer, start, end,
                             afterId, beforeId, ids, limit, reverse)
 
+    def replaceMessage(self, service: str, name: str, id: str, xml: str) -> defer.Deferred:
+        archive = self._archives.get((service, name), {})
+        entry = archive.get(id)
+        if entry is None:
+            return defer.succeed(False)
+        seq, message = entry
+        archive[id] = (seq, replace(message, xml=str(xml)))
+        return defer.succeed(True)
+
     def removeMessagesOlderThan(self, cutoff: float) -> defer.Deferred:
         return defer.succeed(removeArchivedBefore(self._archives, cutoff))
 

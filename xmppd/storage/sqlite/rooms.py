@@ -71,6 +71,11 @@ class SQLiteRoomStore:
         return queryArchive(self._storage, ROOM_ARCHIVE, (service, name), peer, start,
                             end, afterId, beforeId, ids, limit, reverse)
 
+    def replaceMessage(self, service: str, name: str, id: str, xml: str) -> defer.Deferred:
+        # Grouped like the append it replaces: it runs after that append
+        # even when the append has not committed yet (one worker, in order).
+        return self._storage.runGrouped(_replaceMessage, service, name, str(id), str(xml))
+
     def removeMessagesOlderThan(self, cutoff: float) -> defer.Deferred:
         return self._storage.runInteraction(removeArchivedBefore, ROOM_ARCHIVE,
                                             float(cutoff))
@@ -83,6 +88,13 @@ def _putRoom(connection: sqlite3.Connection, service: str, name: str, state: str
         " ON CONFLICT (service, name) DO UPDATE SET"
         " state = excluded.state, updated = excluded.updated",
         (service, name, state, updated))
+
+
+def _replaceMessage(connection: sqlite3.Connection, service: str, name: str, id: str,
+                    xml: str) -> bool:
+    return connection.execute(
+        "UPDATE room_archive SET xml = ? WHERE service = ? AND room = ? AND id = ?",
+        (xml, service, name, id)).rowcount > 0
 
 
 def _deleteRoom(connection: sqlite3.Connection, service: str, name: str) -> bool:
