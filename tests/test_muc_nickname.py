@@ -172,3 +172,35 @@ def test_privateMessageToEquivalentNick():
 
     [message] = m.take(ROMEO)
     assert message["from"] == ROOM + "/jul"
+
+
+def register(m, sender, nick):
+    m.send("<iq type='set' id='reg' from='%s' to='%s'><query xmlns='jabber:iq:register'>"
+           "<x xmlns='jabber:x:data' type='submit'>"
+           "<field var='FORM_TYPE'><value>http://jabber.org/protocol/muc#register</value></field>"
+           "<field var='muc#register_roomnick'><value>%s</value></field></x>"
+           "</query></iq>" % (sender, ROOM, nick))
+    [reply] = [s for s in m.take(sender) if s.name == "iq"]
+    return reply
+
+
+def test_registeringEquivalentNickConflicts():
+    """Registering a nick equivalent to another occupant's, or to a nick someone registered, is a conflict."""
+    m = room()
+    m.join(ROMEO, "rom")
+
+    assert errorCondition(register(m, "nurse@example.org/kitchen", "ROM")) == "conflict"
+    assert register(m, ROMEO, "rom")["type"] == "result"
+    m.send("<presence type='unavailable' from='%s' to='%s/rom'/>" % (ROMEO, ROOM))
+    [refusal] = m.join("nurse@example.org/kitchen", "Rom")
+    assert errorCondition(refusal) == "conflict"  # registered to Romeo, who is away
+
+
+def test_registeringInvalidNick():
+    """Registering a nick the profile refuses is not-acceptable, with the reason."""
+    m = room()
+
+    reply = register(m, ROMEO, "\U0001F600")
+
+    assert errorCondition(reply) == "not-acceptable"
+    assert errorText(reply)[0].startswith("a nickname")
