@@ -8,7 +8,10 @@ An occupant sends C{<x xmlns='…muc#user'><invite to='…'/></x>} to the room;
 the room checks C{"room/invite"} (L{muc.features.allowinvites}), makes the
 invitee a member of a members-only room (§7.8.2), and sends the invitee a
 message from the room naming the inviter, with the reason and the password
-if the room has one.
+if the room has one, a human-readable body ("romeo@example.org invites you
+to the room room@conference.example.org: reason") and the XEP-0249
+C{<x xmlns='jabber:x:conference' jid reason password/>} for clients that
+only understand direct invitations.
 """
 
 from __future__ import annotations
@@ -63,10 +66,19 @@ def invite(room, stanza, sender, invites) -> None:
         tag["from"] = sender.full()
         if reason:
             tag.addElement("reason", content=reason)
+        password = None
         if room.config.get("passwordprotected") and room.config.get("password"):
-            x.addElement("password", content=room.config["password"])
-        # XEP-0249's element too, for clients that only know direct invitations.
-        message.addElement((NS_CONFERENCE, "x"))["jid"] = room.jidText
+            password = room.config["password"]
+            x.addElement("password", content=password)
+        # XEP-0249's element too (§7.8.2's implementation note: servers keep
+        # emitting it), for clients that only know direct invitations.
+        conference = message.addElement((NS_CONFERENCE, "x"))
+        conference["jid"] = room.jidText
+        if reason:
+            conference["reason"] = reason
+        if password is not None:
+            conference["password"] = password
+        # A body, so that a client that knows neither still shows something.
         message.addElement("body", content="%s invites you to the room %s%s" % (
             sender.userhost(), room.jidText, (": " + reason) if reason else ""))
         room.service.send(message)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from twisted.words.xish import domish
 
-from xmppd.core.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT, errorReply
 
 NS_MUC = "http://jabber.org/protocol/muc"
 NS_MUC_USER = NS_MUC + "#user"
@@ -101,3 +101,18 @@ def text(parent: domish.Element | None, name: str) -> str | None:
         if elem.name == name:
             return str(elem)
     return None
+
+
+def roomError(room: str, stanza: domish.Element, condition: str, text: str | None = None,
+              errorType: str | None = None) -> domish.Element | None:
+    """
+    The error reply to C{stanza} that the room C{room} (its bare JID)
+    generated: C{by} names the room (RFC 6120 §8.3.2, as every error
+    example of XEP-0045 since 1.25 shows), or C{None} for a stanza that
+    must not be answered.
+    """
+    reply = errorReply(stanza, condition, text, errorType)
+    if reply is not None:
+        for error in reply.elements(None, "error"):
+            error["by"] = room
+    return reply

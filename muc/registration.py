@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from wokkel import data_form
 
+from muc import nickname
 from muc.admin import requesterAffiliation, setAffiliation
 from muc.protocol import NS_DATA, NS_MUC_REGISTER, NS_REGISTER, child, element
 from xmppd.core.jid import InvalidJID, prepResourcepart
@@ -64,15 +65,21 @@ def onRegisterIQ(room, iq, query, sender) -> None:
         room.service.send(reply)
         return
     field = form.fields.get("muc#register_roomnick")
-    try:
-        nick = prepResourcepart(str(field.value or "")) if field is not None else ""
-    except InvalidJID:
-        nick = ""
-    if not nick:
+    given = str(field.value or "") if field is not None else ""
+    if not given:
         room.refuse(iq, "not-acceptable", "a nickname is required")
         return
+    try:
+        # The nick the room would let its owner enter with (RFC 8266, muc.nickname).
+        nick = nickname.enforce(prepResourcepart(given))
+    except InvalidJID:
+        room.refuse(iq, "not-acceptable", "that nickname is not a valid resourcepart")
+        return
+    except nickname.InvalidNickname as e:
+        room.refuse(iq, "not-acceptable", str(e))
+        return
     owner = room.nickOwner(nick)
-    inUse = room.occupants.get(nick)
+    inUse = room.occupantNamed(nick)
     if (owner is not None and owner != bare) or (inUse is not None and inUse.bare != bare):
         room.refuse(iq, "conflict", "that nickname is taken")
         return

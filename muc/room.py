@@ -1,4 +1,4 @@
-# -*- test-case-name: tests.test_muc_room -*-
+# -*- test-case-name: tests.test_muc_room,tests.test_muc_presence,tests.test_muc_nickname -*-
 """
 The room model (XEP-0045 §7, §8): occupants entering and leaving, presence,
 nicks, groupchat and private messages, the subject and the history.
@@ -24,18 +24,31 @@ Rules a client notices, with their sections:
     empty one).  Everyone else gets its presence once.  Errors: a locked
     room item-not-found (§10.1.1), an outcast forbidden (§7.2.8), a nick in
     use or registered to someone else conflict (§7.2.9), then the options'
-    vetoes (password not-authorized, members-only registration-required,
-    full service-unavailable).
+    vetoes (password not-authorized of type auth, members-only
+    registration-required, full service-unavailable).
   - One account may be in a room from several devices under one nick; they
     share one occupant, and every device gets what the occupant gets.
   - Leaving (§7.14), nick changes (§7.6, status 303), presence updates
     (§7.7).  The last occupant leaving a temporary room destroys it.
+  - Nicks (L{muc.nickname}, RFC 8266): a nick the PRECIS Nickname profile
+    refuses gets jid-malformed (type modify) with a text saying why; one it
+    maps is used mapped (status 210); nicks equal after its comparison
+    rules ("Romeo", "ROMEO") are one nick and collide (conflict).
+  - Joining again under one's own nick (presence with the MUC C{<x/>}
+    from a device already in the room) resends the room state as a fresh
+    join would: occupants, own presence, history as asked, subject.
+  - Presence probes (L{muc.probes}) get the occupant's current presence.
   - Messages (§7.4): only occupants may send groupchat messages
     (not-acceptable otherwise), sent to every occupant with the sender's
-    occupant JID.  A message with a subject and no body changes the subject
-    (§8.1).  Private messages (§7.5) go to every device of the target nick.
-  - An error from an occupant's device (it went away without telling the
-    room) removes that device, status 333.
+    occupant JID.  A message with a subject and neither body nor thread
+    changes the subject (§8.1); with a body it is an ordinary message,
+    kept in the history and archive, and the subject stays.  Private
+    messages (§7.5) go to every device of the target nick.
+  - An error reply from an occupant's device (it went away without telling
+    the room, or cannot take what the room sends) removes that device,
+    status 333 with the error as status text (§11.1); an error of type
+    "wait" removes nobody.
+  - Every error the room answers with names the room in C{by}.
 """
 
 from __future__ import annotations
@@ -46,7 +59,7 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 
-from muc import roles
+from muc import nickname, probes, roles
 from muc.broadcast import Prepared
 from muc.events import JoinEvent, MessageEvent, StanzaOutEvent
 from muc.history import History, historyRequest, stamp
@@ -54,15 +67,13 @@ from muc.occupant import Occupant
 from muc.protocol import (
     NS_DELAY, NS_MUC, NS_MUC_USER, NS_OCCUPANT_ID, NS_PING, STATUS_CREATED,
     STATUS_ERROR_REMOVED, STATUS_LOGGING, STATUS_NICK_ASSIGNED, STATUS_NICK_CHANGED,
-    STATUS_NON_ANONYMOUS, STATUS_SELF, child, element, itemElement, userX)
+    STATUS_NON_ANONYMOUS, STATUS_SELF, child, element, itemElement, roomError, userX)
 from xmppd.core.jid import InvalidJID, makeJID, prepResourcepart
-from xmppd.core.stanzas import errorReply
 
-#: Error conditions that mean a device is gone: its occupant leaves (status 333).
-GONE_CONDITIONS = frozenset((
-    "gone", "item-not-found", "recipient-unavailable", "redirect",
-    "remote-server-not-found", "remote-server-timeout", "service-unavailable",
-    "jid-malformed"))
+#: The one error type after which a device stays in the room: "wait" means
+#: it is there but busy (RFC 6120 §8.3.2); any other error reply to what the
+#: room sent means the room cannot reach that device (status 333).
+TRANSIENT_ERROR = "wait"
 
 #: Children of a client's groupchat message the room never passes on: ids
 #: that only the room may assign (XEP-0421 §4, XEP-0359 §6).
@@ -92,6 +103,9 @@ class Room:
         #: Nick -> occupant, and each real full JID string -> its occupant.
         self.occupants: dict[str, Occupant] = {}
         self.byJID: dict[str, Occupant] = {}
+        #: RFC 8266 comparison key of each occupant's nick -> the occupant
+        #: (L{muc.nickname}), so "Romeo" and "ROMEO" collide in one look-up.
+        self.nickKeys: dict[str, Occupant] = {}
         self.subject = ""
         #: The occupant JID (or the room's) that set the subject.
         self.subjectFrom: str | None = None
@@ -130,15 +144,40 @@ class Room:
         return roles_ is None or occupant.role in roles_
 
     def nickOwner(self, nick: str) -> str | None:
-        """The bare JID that registered C{nick} in this room, if any."""
+        """The bare JID that registered C{nick} (or an equivalent nick, RFC 8266 §2.4), if any."""
+        key = nickname.comparisonKey(nick)
         for bare, registered in self.registered.items():
-            if registered == nick:
+            if registered == nick or nickname.comparisonKey(registered) == key:
                 return bare
         return None
 
+    def occupantNamed(self, nick: str) -> Occupant | None:
+        """The occupant whose nick is C{nick} or equivalent to it (RFC 8266 §2.4)."""
+        occupant = self.occupants.get(nick)
+        if occupant is not None:
+            return occupant
+        occupant = self.nickKeys.get(nickname.comparisonKey(nick))
+        if occupant is not None and self.occupants.get(occupant.nick) is not occupant:
+            # Removed by code that bypassed L{forgetNick}: not an occupant any more.
+            del self.nickKeys[nickname.comparisonKey(nick)]
+            return None
+        return occupant
+
+    def rememberNick(self, occupant: Occupant) -> None:
+        self.occupants[occupant.nick] = occupant
+        self.nickKeys[nickname.comparisonKey(occupant.nick)] = occupant
+
+    def forgetNick(self, occupant: Occupant) -> None:
+        if self.occupants.get(occupant.nick) is occupant:
+            del self.occupants[occupant.nick]
+        key = nickname.comparisonKey(occupant.nick)
+        if self.nickKeys.get(key) is occupant:
+            del self.nickKeys[key]
+
     def refuse(self, stanza: domish.Element, condition: str, text: str | None = None,
                errorType: str | None = None) -> None:
-        reply = errorReply(stanza, condition, text, errorType)
+        """An error reply from the room, C{by} the room (XEP-0045 examples, RFC 6120 §8.3.2)."""
+        reply = roomError(self.jidText, stanza, condition, text, errorType)
         if reply is not None:
             self.service.send(reply)
 
@@ -158,20 +197,36 @@ class Room:
             if occupant is not None:
                 self.leave(occupant, sender.full(), stanza)
             return
+        if presenceType == "probe":
+            probes.onProbe(self, stanza, sender, nick)
+            return
         if presenceType is not None:
             return  # Subscriptions to a room mean nothing (§7.2 speaks of available presence).
         if nick is None:
             # §7.2.1: entering needs a nick.
             self.refuse(stanza, "jid-malformed", "a room is entered as room@service/nick")
             return
+        try:
+            wanted = nickname.enforce(nick)
+        except nickname.InvalidNickname as e:
+            self.refuse(stanza, "jid-malformed", str(e), "modify")
+            return
         if occupant is None:
-            self.join(stanza, sender, nick)
-        elif occupant.nick != nick:
-            self.changeNick(occupant, stanza, nick)
+            self.join(stanza, sender, wanted, requested=nick)
+        elif occupant.nick != wanted:
+            self.changeNick(occupant, stanza, wanted)
+        elif child(stanza, NS_MUC, "x") is not None:
+            self.rejoin(occupant, stanza, sender.full())
         else:
             self.updatePresence(occupant, stanza)
 
-    def join(self, stanza: domish.Element, sender: JID, nick: str, created: bool = False) -> None:
+    def join(self, stanza: domish.Element, sender: JID, nick: str, created: bool = False,
+             requested: str | None = None) -> None:
+        """
+        §7.2: C{sender} enters as C{nick}, a nick L{nickname.enforce}
+        accepted; C{requested} is the nick as the client asked for it
+        (status 210 when the room changed it).
+        """
         bare = sender.userhost()
         # Service admins ([muc] admins) enter every room as its owners.
         affiliation = "owner" if bare in self.service.settings.admins else self.affiliationOf(bare)
@@ -187,7 +242,12 @@ class Room:
         if reserved is not None and reserved != nick and self.config.get("reservednick"):
             # x-muc#roomconfig_reservednick: members are known by their registered nick.
             assigned, nick = nick, reserved
-        existing = self.occupants.get(nick)
+        existing = self.occupantNamed(nick)
+        if existing is not None and existing.bare == bare and existing.nick != nick:
+            # The same account under an equivalent nick (RFC 8266 §2.4): that occupant.
+            assigned, nick = assigned or nick, existing.nick
+        if assigned is None and requested is not None and requested != nick:
+            assigned = requested  # RFC 8266 mapped it (spaces, width, NFKC).
         if existing is not None and existing.bare != bare:
             self.refuse(stanza, "conflict", "that nickname is in use")
             return
@@ -210,7 +270,7 @@ class Room:
             occupant = Occupant(nick, self.occupantJID(nick), bare, roles.defaultRole(
                 affiliation, bool(self.config.get("moderated")),
                 bool(self.config.get("membersonly"))))
-            self.occupants[nick] = occupant
+            self.rememberNick(occupant)
             newcomer = True
         else:
             occupant = existing
@@ -220,30 +280,58 @@ class Room:
         occupant.lastSeen = self.service.clock.seconds()
         self.byJID[fullText] = occupant
         self.log.debug("{jid} entered {room} as {nick}", jid=fullText, room=self.jidText, nick=nick)
+        extra = []
+        if created:
+            extra.append(STATUS_CREATED)
+        if assigned is not None:
+            extra.append(STATUS_NICK_ASSIGNED)
+        self.sendRoomState(occupant, fullText, stanza, extra, announce=newcomer)
+        if not newcomer:
+            # Another device of an occupant: everyone else already knows it,
+            # its own devices learn the (possibly new) presence.
+            self.sendToSelf(occupant, self.presenceOf(occupant, occupant, statuses=[STATUS_SELF]),
+                            exclude=fullText)
 
-        # §7.2.3: the others' presence first, then the occupant's own.
+    def sendRoomState(self, occupant: Occupant, fullText: str, stanza: domish.Element,
+                      extra=(), announce: bool = False) -> None:
+        """
+        What entering sends one device (§7.2.3-§7.2.15): the others'
+        presence first, then (with C{announce}, everyone else learning of the
+        newcomer in between) its own with 110 and the room's status codes,
+        then the history its C{<history/>} asks for, then the subject.
+        """
         for other in list(self.occupants.values()):
             if other is not occupant and self.broadcastsPresenceOf(other):
                 self.service.send(self.presenceOf(other, occupant, to=fullText))
-        if newcomer:
+        if announce:
             self.broadcastPresence(occupant)
         statuses = [STATUS_SELF]
         if self.config.get("whois") == "anyone":
             statuses.append(STATUS_NON_ANONYMOUS)
         if self.config.get("logging"):
             statuses.append(STATUS_LOGGING)
-        if created:
-            statuses.append(STATUS_CREATED)
-        if assigned is not None:
-            statuses.append(STATUS_NICK_ASSIGNED)
+        statuses.extend(extra)
         self.service.send(self.presenceOf(occupant, occupant, to=fullText, statuses=statuses))
-        if not newcomer:
-            # Another device of an occupant: everyone else already knows it,
-            # its own devices learn the (possibly new) presence.
-            self.sendToSelf(occupant, self.presenceOf(occupant, occupant, statuses=[STATUS_SELF]),
-                            exclude=fullText)
         self.sendHistory(fullText, historyRequest(stanza))
         self.sendSubject(fullText)
+
+    def rejoin(self, occupant: Occupant, stanza: domish.Element, fullText: str) -> None:
+        """
+        A device already in the room joins again under its nick (a client
+        that lost track of the room: a restart, a resumed stream that was
+        not resumed): it gets the room state as a fresh join would
+        (occupants, its own presence, the history it asks for, the subject).
+        Everyone else hears of it only if its presence changed.
+        """
+        payload = presencePayload(stanza)
+        changed = [e.toXml() for e in payload] != [e.toXml() for e in occupant.presence]
+        occupant.presence = payload
+        occupant.lastSeen = self.service.clock.seconds()
+        self.sendRoomState(occupant, fullText, stanza)
+        if changed:
+            self.broadcastPresence(occupant)
+            self.sendToSelf(occupant, self.presenceOf(occupant, occupant, statuses=[STATUS_SELF]),
+                            exclude=fullText)
 
     def updatePresence(self, occupant: Occupant, stanza: domish.Element) -> None:
         """§7.7: a changed show or status goes to everyone."""
@@ -253,7 +341,7 @@ class Room:
 
     def changeNick(self, occupant: Occupant, stanza: domish.Element, nick: str) -> None:
         """§7.6: unavailable from the old nick with 303, available from the new."""
-        existing = self.occupants.get(nick)
+        existing = self.occupantNamed(nick)
         if existing is not None and existing is not occupant:
             self.refuse(stanza, "conflict", "that nickname is in use")
             return
@@ -271,10 +359,10 @@ class Room:
         old = occupant.nick
         self.broadcastPresence(occupant, [STATUS_NICK_CHANGED], presenceType="unavailable",
                                newNick=nick, toSelf=True)
-        del self.occupants[old]
+        self.forgetNick(occupant)
         occupant.nick = nick
         occupant.roomJID = self.occupantJID(nick)
-        self.occupants[nick] = occupant
+        self.rememberNick(occupant)
         occupant.presence = presencePayload(stanza)
         self.broadcastPresence(occupant)
         self.sendToSelf(occupant, self.presenceOf(occupant, occupant, statuses=[STATUS_SELF]))
@@ -291,20 +379,22 @@ class Room:
         if occupant.sessions:
             return
         occupant.role = "none"
-        del self.occupants[occupant.nick]
+        self.forgetNick(occupant)
         self.broadcastPresence(occupant, presenceType="unavailable", payload=payload)
         self.emptied()
 
     def removeOccupant(self, occupant: Occupant, statuses, reason: str | None = None,
-                       actor: str | None = None, affiliation: str | None = None) -> None:
+                       actor: str | None = None, affiliation: str | None = None,
+                       payload=None) -> None:
         """Kick, ban, a lost membership (§§8.2, 9.1, 9.4): every device goes."""
         occupant.role = "none"
         for fullText in list(occupant.sessions):
             del self.byJID[fullText]
         self.broadcastPresence(occupant, statuses, presenceType="unavailable", reason=reason,
-                               actor=actor, toSelf=True, affiliation=affiliation)
+                               actor=actor, toSelf=True, affiliation=affiliation,
+                               payload=payload)
         occupant.sessions.clear()
-        del self.occupants[occupant.nick]
+        self.forgetNick(occupant)
         self.emptied()
 
     def emptied(self) -> None:
@@ -402,7 +492,7 @@ class Room:
         if occupant is None:
             self.refuse(stanza, "not-acceptable", "only occupants may send messages to the room")
             return
-        body = subject = None
+        body = subject = thread = None
         for elem in stanza.elements():
             if elem.uri not in (stanza.uri, None):
                 continue
@@ -410,7 +500,10 @@ class Room:
                 body = elem
             elif elem.name == "subject":
                 subject = elem
-        if subject is not None and body is None:
+            elif elem.name == "thread":
+                thread = elem
+        if subject is not None and body is None and thread is None:
+            # §8.1: a subject with a body or a thread is a message, not a subject change.
             self.changeSubject(occupant, stanza, str(subject))
             return
         refusal = self.hooks.fire("room/message", MessageEvent(self, occupant, stanza))
@@ -475,7 +568,7 @@ class Room:
         if stanza.getAttribute("type") == "groupchat":
             self.refuse(stanza, "bad-request", "private messages are not of type groupchat")
             return
-        target = self.occupants.get(nick)
+        target = self.occupantNamed(nick)
         if target is None:
             self.refuse(stanza, "item-not-found", "no occupant has that nickname")
             return
@@ -505,7 +598,7 @@ class Room:
             # XEP-0410 §3: a client not in the room learns so.
             self.refuse(stanza, "not-acceptable", "you are not in this room")
             return
-        target = self.occupants.get(nick)
+        target = self.occupantNamed(nick)
         if target is None:
             self.refuse(stanza, "item-not-found", "no occupant has that nickname")
             return
@@ -544,24 +637,56 @@ class Room:
     # -- errors from devices -----------------------------------------------
 
     def onError(self, stanza: domish.Element, sender: JID) -> None:
-        """A device that answers a room stanza with an error is gone (status 333)."""
-        occupant = self.byJID.get(sender.full())
+        """
+        A device that answers what the room sent it with an error (a
+        message or presence of type error from its full JID) cannot be
+        reached: it is removed with status 333 and the error as its status
+        text (XEP-0045 §11.1 "Service removes user because of error
+        response", §18.1 "Ghost Users").  An error of type "wait" only says
+        "later" and removes nobody.
+
+        When the account is in the room from other devices too, only the
+        bouncing device goes: it gets its unavailable self-presence (110,
+        333), the others stay, and the rest of the room sees nothing leave;
+        if the real JID others were shown was that device's, they get the
+        occupant's presence again with the JID that is left.
+        """
+        fullText = sender.full()
+        occupant = self.byJID.get(fullText)
         if occupant is None:
             return
-        condition = None
-        for error in stanzaChildren(stanza, "error"):
-            for elem in error.elements():
-                if elem.name != "text":
-                    condition = elem.name
-                    break
-        if condition not in GONE_CONDITIONS:
+        errorType, condition, text = errorOf(stanza)
+        if errorType == TRANSIENT_ERROR:
             return
-        fullText = sender.full()
-        if len(occupant.sessions) > 1:
-            del self.byJID[fullText]
-            del occupant.sessions[fullText]
+        status = element("status")
+        status.addContent("removed after an error reply: %s%s" % (
+            condition or "undefined-condition", (": " + text) if text else ""))
+        if len(occupant.sessions) == 1:
+            self.log.debug("{jid} bounced a stanza of {room} ({condition}): removed",
+                           jid=fullText, room=self.jidText, condition=condition)
+            self.removeOccupant(occupant, [STATUS_ERROR_REMOVED], payload=[status])
             return
-        self.removeOccupant(occupant, [STATUS_ERROR_REMOVED])
+        shown = occupant.jid.full()
+        del self.byJID[fullText]
+        del occupant.sessions[fullText]
+        self.service.send(self.presenceOf(
+            occupant, occupant, to=fullText, statuses=[STATUS_SELF, STATUS_ERROR_REMOVED],
+            presenceType="unavailable", payload=[status], role="none"))
+        if shown == fullText:
+            self.broadcastPresence(occupant)
+
+
+def errorOf(stanza: domish.Element) -> tuple[str | None, str | None, str | None]:
+    """The type, the defined condition and the text of an error stanza's C{<error/>}."""
+    for error in stanzaChildren(stanza, "error"):
+        condition = text = None
+        for elem in error.elements():
+            if elem.name == "text":
+                text = str(elem).strip() or None
+            elif condition is None:
+                condition = elem.name
+        return error.getAttribute("type"), condition, text
+    return None, None, None
 
 
 def stanzaChildren(stanza: domish.Element, name: str) -> list[domish.Element]:

@@ -49,12 +49,13 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 from zope.interface import implementer
 
-from muc import admin, features, invites, owner, registration, state, voice
+from muc import (admin, features, invites, nickname, owner, registration, state,
+                 voice)
 from muc.broadcast import sendPrepared
 from muc.events import DiscoEvent, IQEvent
 from muc.protocol import (
     NS_DATA, NS_DISCO_INFO, NS_DISCO_ITEMS, NS_MUC, NS_MUC_ADMIN, NS_MUC_OWNER, NS_MUC_ROOMINFO,
-    NS_PING, NS_REGISTER, STATUS_SHUTDOWN, child, element, itemElement, userX)
+    NS_PING, NS_REGISTER, STATUS_SHUTDOWN, child, element, itemElement, roomError, userX)
 from muc.room import Room, parseNick
 # Importing MUCConfig declares the [muc] configuration section (xmppd.config @section).
 from muc.settings import MUCConfig
@@ -316,6 +317,15 @@ class MUCService(service.Service):
         if nick is None:
             self.bounce(stanza, "jid-malformed", "a room is entered as room@service/nick")
             return None
+        try:
+            wanted = nickname.enforce(nick)
+        except nickname.InvalidNickname as e:
+            # No room for a creator the room would refuse (RFC 8266, muc.nickname).
+            reply = roomError("%s@%s" % (name, self.domain), stanza, "jid-malformed", str(e),
+                              "modify")
+            if reply is not None:
+                self.send(reply)
+            return None
         if not self.mayCreate(sender):
             self.bounce(stanza, "not-allowed", "you may not create rooms here")
             return None
@@ -323,7 +333,7 @@ class MUCService(service.Service):
         room.affiliations[sender.userhost()] = "owner"
         room.locked = child(stanza, NS_MUC, "x") is not None
         self.log.info("{jid} created room {room}", jid=sender.full(), room=room.jidText)
-        room.join(stanza, sender, nick, created=True)
+        room.join(stanza, sender, wanted, created=True, requested=nick)
         if not room.locked:
             self.roomConfigured(room)
         return None

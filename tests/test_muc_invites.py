@@ -127,3 +127,33 @@ def test_membersOnlyInviteByParticipantForbidden():
     assert errorCondition(refusal) == "forbidden"
     assert m.take("nurse@example.org") == []
     assert m.service.rooms["room"].affiliationOf("nurse@example.org") == "none"
+
+
+def test_invitationCarriesBodyAndConferenceElement():
+    """A mediated invitation has a readable body naming inviter, room and reason, and the XEP-0249 element with jid, reason and password."""
+    m = MUC()
+    m.create(JULIET, "jul", config={"muc#roomconfig_passwordprotectedroom": "1",
+                                    "muc#roomconfig_roomsecret": "cauldron"})
+
+    m.send(inviteMessage(JULIET, "romeo@example.org/orchard", "Hey Romeo"))
+
+    [message] = m.take("romeo@example.org/orchard")
+    [body] = [str(b) for b in message.elements(message.uri, "body")]
+    assert body == "juliet@example.org invites you to the room %s: Hey Romeo" % ROOM
+    [conference] = message.elements(NS_CONFERENCE, "x")
+    assert (conference["jid"], conference["reason"], conference["password"]) == (
+        ROOM, "Hey Romeo", "cauldron")
+
+
+def test_invitationWithoutReasonOrPassword():
+    """Without a reason or a password the body says so plainly and the XEP-0249 element carries only the room."""
+    m = MUC()
+    m.create(JULIET, "jul")
+
+    m.send(inviteMessage(JULIET, "romeo@example.org"))
+
+    [message] = m.take("romeo@example.org")
+    assert [str(b) for b in message.elements(message.uri, "body")] == [
+        "juliet@example.org invites you to the room %s" % ROOM]
+    [conference] = message.elements(NS_CONFERENCE, "x")
+    assert conference.attributes == {"jid": ROOM}

@@ -451,8 +451,10 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         if to is not None:
             try:
                 recipient = parseJID(to)
-            except InvalidJID:
-                self.sendError(stanza, "jid-malformed")
+            except InvalidJID as e:
+                # The reason, so a user learns why (a room nick with an emoji
+                # variation selector or a control character ends up here).
+                self.sendError(stanza, "jid-malformed", "not a valid address: %s" % (e,))
                 return
             stanza["to"] = to = recipient.full()
         if stanza.name == "iq":
