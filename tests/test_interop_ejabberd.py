@@ -34,6 +34,7 @@ import pytest_twisted
 
 from tests.e2e import TIMEOUT, reactor, sleep
 from tests.ejabberd import Ejabberd, EjabberdError, findEjabberd
+from tests.test_e2e_muc import Inbox
 from tests.test_e2e_presence import asDeferred, online, rosterOf
 from xmppd.s2s.streams import S2SStream
 
@@ -184,13 +185,52 @@ async def test_subscriptionsAndMessages(makeServer, ejabberd):
     benvolio = await online(node, "benvolio", "street")
     await subscribeAndTalk(nurse, benvolio)
 
+    # Comings and goings: Romeo leaves and comes back; Juliet sees both,
+    # and Romeo's server probes hers (RFC 6121 §4.3) for her presence.
+    await romeo.disconnect()
+    await juliet.presences.next("unavailable", sender="romeo@%s/orchard" % (domain,))
+    romeo = await online(node, "romeo", "gate")
+    await juliet.presences.next(sender=romeo.jid.full)
+    assert (await romeo.presences.next("away", sender=juliet.jid.full))["status"] \
+        == "at the window"
+
     assert streams(node) == dialbackBothWays(domain)
     assert ("_xmpp-server._tcp." + domain, "SRV") in ejabberd.zone.queries
+
+
+@ensureDeferred
+async def test_errorsAndQueries(makeServer, ejabberd):
+    """A message to a user the other server does not have comes back as an error, and each user's queries to the other server are answered."""
+    domain = "ask.xmppd.example"
+    node = await xmppdNode(makeServer, ejabberd, domain)
+    clients = []
+    for server, user in ((node, "romeo"), (ejabberd, "juliet")):
+        client = server.client(user, "desk")
+        client.xmpp.register_plugin("xep_0030")
+        await client.login()
+        clients.append(client)
+    romeo, juliet = clients
+
+    for sender, ghost in ((romeo, "ghost@" + EJABBERD_DOMAIN), (juliet, "ghost@" + domain)):
+        sender.send(ghost, "Is anybody there?")
+        bounced = await sender.nextMessage()
+        assert (bounced["type"], bounced["from"], bounced["error"]["condition"]) == (
+            "error", ghost, "service-unavailable")
+
+    for asker, server in ((romeo, EJABBERD_DOMAIN), (juliet, domain)):
+        info = await asDeferred(asker.xmpp.plugin["xep_0030"].get_info(jid=server,
+                                                                       timeout=TIMEOUT))
+        assert info["from"] == server
+        assert "urn:xmpp:ping" in info["disco_info"]["features"]
+
+    assert streams(node) == dialbackBothWays(domain)
 
 
 async def mucClient(server, user: str, resource: str):
     """A logged-in client with the MUC plugin."""
     client = server.client(user, resource)
+    # slixmpp's MUC plugin takes a room's presences before its presence event.
+    client.inbox = Inbox(client)
     for plugin in ("xep_0030", "xep_0004", "xep_0045"):
         client.xmpp.register_plugin(plugin)
     await client.login()
@@ -209,7 +249,8 @@ async def talkInRoom(host, guest, room: str) -> None:
     """
     C{host} (a user of the room's server) enters C{room} first, creating
     it, C{guest} (a user of the other server) enters next; each sees the
-    other, and a message from each reaches both.
+    other, a message from each reaches both, a private message through the
+    room reaches the host, and the host sees the guest leave.
     """
     hostMUC, guestMUC = (c.xmpp.plugin["xep_0045"] for c in (host, guest))
     await asDeferred(hostMUC.join_muc_wait(room, "host", timeout=TIMEOUT))
@@ -230,6 +271,15 @@ async def talkInRoom(host, guest, room: str) -> None:
             assert (message["from"], message["body"]) == (room + "/" + nick, text)
     # The host saw the guest come in (slixmpp keeps the room's roster).
     assert set(hostMUC.get_roster(room)) == {"host", "guest"}
+
+    # A private message through the room, then the guest leaves.
+    guest.send(room + "/host", "Parting is such sweet sorrow")
+    whisper = await host.nextMessage()
+    assert (whisper["type"], whisper["from"], whisper["body"]) == (
+        "chat", room + "/guest", "Parting is such sweet sorrow")
+    guestMUC.leave_muc(room, "guest", "Good night, good night!")
+    left = await host.inbox.presence(room + "/guest", "unavailable")
+    assert left["status"] == "Good night, good night!"
 
 
 @ensureDeferred
