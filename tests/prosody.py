@@ -79,6 +79,19 @@ def lua(value) -> str:
     return "{ %s }" % " ".join("%s;" % (lua(v),) for v in value)
 
 
+class _ZoneServerFactory(server.DNSServerFactory):
+    """
+    Twisted's DNS server, except that an answer copies the question's RD
+    bit, as RFC 1035 §4.1.1 says it must: Erlang's resolver (OTP 25,
+    ejabberd's) rejects an answer whose RD differs from its query's.
+    """
+
+    def _responseFromMessage(self, message, *args, **kwargs):
+        response = server.DNSServerFactory._responseFromMessage(self, message, *args, **kwargs)
+        response.recDes = message.recDes
+        return response
+
+
 class Zone(common.ResolverBase):
     """
     A DNS server on 127.0.0.1 (UDP, an ephemeral port) answering from
@@ -97,7 +110,7 @@ class Zone(common.ResolverBase):
 
     def start(self) -> int:
         """Listen; returns the port."""
-        factory = server.DNSServerFactory(authorities=[self])
+        factory = _ZoneServerFactory(authorities=[self])
         self.port = reactor().listenUDP(0, dns.DNSDatagramProtocol(factory),
                                         interface="127.0.0.1")
         return self.port.getHost().port

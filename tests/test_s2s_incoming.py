@@ -327,6 +327,23 @@ def test_dialbackVerifyAsAuthoritative(harness):
     assert reply.dialback("verify")[0]["type"] == "invalid"
 
 
+def test_dialbackAnswersPrefixedOnTheWire(harness):
+    """Our answers, to a dialback request and to a key check, go out as db:result and db:verify (XEP-0220 §2; ejabberd reads no other form)."""
+    peer = harness.incoming()
+    peer.starttls()
+    peer.requestDialback(key="the-key")
+    harness.answerVerification(True)
+    text = peer.received().data.decode()
+    assert "<db:result from='%s' to='%s' type='valid'/>" % (DOMAIN, REMOTE) in text
+    key = dialbackKey(harness.server.secret, REMOTE, DOMAIN, "their-stream")
+    reply = peer.exchange("<db:verify from='%s' to='%s' id='their-stream'>%s</db:verify>"
+                          % (REMOTE, DOMAIN, key))
+    text += reply.data.decode()
+    assert "<db:verify from='%s' to='%s' id='their-stream' type='valid'/>" % (
+        DOMAIN, REMOTE) in text
+    assert "jabber:server:dialback" not in text
+
+
 def test_dialbackVerifyUnknownDomain(harness):
     """Asked about a domain we do not serve, we answer with an item-not-found error."""
     peer = harness.incoming()

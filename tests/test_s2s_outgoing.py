@@ -360,6 +360,15 @@ def test_verifyConnection(verifier):
     assert all(c["method"] is None for c in verifier.service.connections())
 
 
+def test_verifyPrefixedOnTheWire(verifier):
+    """The key check sent to the authoritative server goes out as db:verify (XEP-0220 §2; ejabberd reads no other form)."""
+    verifier.service.verifyDialback(DOMAIN, REMOTE, "stream-1", "key-1")
+    [peer] = verifier.outgoing
+    text = peer.negotiateTLS().data.decode()
+    assert "<db:verify from='%s' to='%s' id='stream-1'>key-1</db:verify>" % (DOMAIN, REMOTE) in text
+    assert "jabber:server:dialback" not in text
+
+
 def test_verifyInvalid(verifier):
     """An invalid answer is a False verdict."""
     verdicts = []
