@@ -751,6 +751,22 @@ def test_restrictedXML(node, data):
     assertStreamError(client, reply, "restricted-xml")
 
 
+@pytest.mark.parametrize("data, condition", [
+    (header().replace(b"?>", b" encoding='UTF-16'?>", 1), "unsupported-encoding"),
+    (header().replace(b"?>", b" encoding='ISO-8859-1'?>", 1), "unsupported-encoding"),
+    (header().decode().encode("utf-16"), "unsupported-encoding"),
+    (header().decode().encode("utf-16-be"), "unsupported-encoding"),
+    (header().replace(b"version='1.0'?>", b"version='1.1'?>", 1), "unsupported-version"),
+], ids=["declared-utf-16", "declared-latin-1", "utf-16-bom", "utf-16-no-bom", "xml-1.1"])
+def test_xmlDeclaration(node, data, condition):
+    """A stream declared or written in another encoding than UTF-8, or declaring XML 1.1, gets the stream error after our UTF-8 header."""
+    client = node.connect()
+    reply = client.exchange(data)
+    assertStreamError(client, reply, condition, withHeader=True)
+    assert reply.data.startswith(b"<?xml version='1.0'?><stream:stream ")
+    reply.data.decode("utf-8")
+
+
 @pytest.mark.parametrize("data", [b"<a></b>", b"<message><body>&undefined;</body></message>"],
                          ids=["mismatched-tags", "undefined-entity"])
 def test_notWellFormed(node, data):
