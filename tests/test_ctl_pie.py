@@ -515,3 +515,30 @@ async def test_exportIncludesStoredOfflineMessages(tmp_path, configPath, capsys)
     text = open(exported).read()
     assert "Parting is such sweet sorrow" in text
     assert "stamp='2023-11-14T22:13:20Z'" in text or 'stamp="2023-11-14T22:13:20Z"' in text
+
+
+@ensureDeferred
+async def test_checkCountsAccountsWithoutSHA256(tmp_path, capsys):
+    """check counts the accounts without SCRAM-SHA-256 keys: a warning while SCRAM-SHA-256 is offered, fine once sasl.mechanisms leaves it out."""
+    configPath = writeConfig(tmp_path)
+    await xmppctl(configPath, "import", write(tmp_path, "in.xml", FULL))
+    capsys.readouterr()
+
+    assert await xmppctl(configPath, "check") == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if " sasl:" in line]
+    assert line == ("warning  sasl: 1 of 3 accounts has no SCRAM-SHA-256 keys yet (they "
+                    "get them at their next PLAIN login); clients choosing SCRAM-SHA-256 "
+                    "are told to use another mechanism, and those that never do "
+                    "(go-sendxmpp) cannot log in until sasl.mechanisms leaves "
+                    "SCRAM-SHA-256 out")
+
+    configPath = writeConfig(tmp_path, '[sasl]\nmechanisms = ["SCRAM-SHA-1", "PLAIN"]\n')
+    assert await xmppctl(configPath, "check") == 0
+    assert ("ok       sasl: 1 of 3 accounts has no SCRAM-SHA-256 keys yet (they get them "
+            "at their next PLAIN login); SCRAM-SHA-256 is not offered (sasl.mechanisms)"
+            ) in capsys.readouterr().out.splitlines()
+
+    await xmppctl(configPath, "passwd", "romeo@example.org", "--password", "wherefore")
+    assert await xmppctl(configPath, "check") == 0
+    assert ("ok       sasl: every account has SCRAM-SHA-256 keys; sasl.mechanisms may offer "
+            "SCRAM-SHA-256 again") in capsys.readouterr().out.splitlines()
