@@ -529,7 +529,7 @@ async def test_checkCountsAccountsWithoutSHA256(tmp_path, capsys):
     assert line == ("warning  sasl: 1 of 3 accounts has no SCRAM-SHA-256 keys yet (they "
                     "get them at their next PLAIN login); clients choosing SCRAM-SHA-256 "
                     "are told to use another mechanism, and those that never do "
-                    "(go-sendxmpp) cannot log in until sasl.mechanisms leaves "
+                    "(go-xmpp) cannot log in until sasl.mechanisms leaves "
                     "SCRAM-SHA-256 out")
 
     configPath = writeConfig(tmp_path, '[sasl]\nmechanisms = ["SCRAM-SHA-1", "PLAIN"]\n')

@@ -179,7 +179,7 @@ def _reportSHA256(config: Config, report: _Report, accounts: int, without: int) 
                f"them at their next PLAIN login)")
     if offered:
         report.warning(what, f"{counted}; clients choosing SCRAM-SHA-256 are told to use "
-                       f"another mechanism, and those that never do (go-sendxmpp) cannot "
+                       f"another mechanism, and those that never do (go-xmpp) cannot "
                        f"log in until sasl.mechanisms leaves SCRAM-SHA-256 out")
     else:
         report.ok(what, f"{counted}; SCRAM-SHA-256 is not offered (sasl.mechanisms)")
