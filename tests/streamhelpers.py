@@ -230,11 +230,12 @@ class Node:
     One server in memory: configuration from a TOML file in C{tmp_path},
     a L{Clock}, memory storage with the accounts of L{PASSWORDS}, the local
     domain routed, and a C2S factory.  Keyword arguments override keys of
-    C{[c2s]} and C{[limits]}.
+    C{[c2s]}, C{[sasl]} and C{[limits]}.
     """
 
     def __init__(self, tmp_path, secure: bool = False, c2s: dict | None = None,
-                 limits: dict | None = None, verbose: bool = False):
+                 limits: dict | None = None, verbose: bool = False,
+                 sasl: dict | None = None):
         c2s = {"require_tls": False, "plain_without_tls": True, **(c2s or {})}
         limits = {**UNSHAPED, **(limits or {})}
         path = tmp_path / "xmppd.toml"
@@ -244,6 +245,8 @@ class Node:
         lines += ["%s = %s" % (k, _toml(v)) for k, v in c2s.items()]
         lines += ["[limits]"]
         lines += ["%s = %s" % (k, _toml(v)) for k, v in limits.items()]
+        lines += ["[sasl]"]
+        lines += ["%s = %s" % (k, _toml(v)) for k, v in (sasl or {}).items()]
         lines += ["[log]", "verbose = %s" % _toml(verbose)]
         path.write_text("\n".join(lines) + "\n")
         self.config = loadConfig(str(path))

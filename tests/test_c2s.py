@@ -17,6 +17,7 @@ from tests.streamhelpers import (DOMAIN, NS_BIND, NS_SASL, NS_SESSION, NS_TLS, P
                                  TLS_CONTEXT, Node, header, plain)
 from tests.test_sasl import clientProof
 from xmppd.core.jid import parseJID
+from xmppd.core.scram import checkPassword, deriveCredential, makeCredentials
 from xmppd.stream import tls
 from xmppd.stream.xmlparser import PARSE_SLICE
 
@@ -265,6 +266,82 @@ def test_wrongPasswordAndUnknownUserLookAlike(node):
     first, second = wrong.received(), unknown.received()
     assert saslFailure(first) == "not-authorized"
     assert first.data == second.data
+
+
+def scramFirst(client, mechanism: str, username: str):
+    """Send a SCRAM client-first message; what came back."""
+    first = b"n,,n=%s,r=fyko+d2lbbFgONRv9qkxdawL" % username.encode()
+    return client.exchange(sasl("auth", b64(first), mechanism=mechanism))
+
+
+def addSHA1OnlyAccount(node, username="nurse", password="old secret"):
+    """An account as ejabberd exports it: SCRAM-SHA-1 keys only."""
+    credentials = {"SCRAM-SHA-1": deriveCredential("sha1", password)}
+    node.server.storage.users.addUser(username, DOMAIN, credentials)
+    return credentials
+
+
+def storedCredentials(node, username="nurse"):
+    result = []
+    node.server.storage.users.getCredentials(username, DOMAIN).addCallback(result.append)
+    return result[0]
+
+
+def test_sha256OnSHA1OnlyAccountFallsBack(node):
+    """SCRAM-SHA-256 on an account with SCRAM-SHA-1 keys only fails at once with invalid-mechanism and no penalty delay; PLAIN then logs in on the same stream."""
+    addSHA1OnlyAccount(node)
+    client = node.connect()
+    client.start()
+    reply = scramFirst(client, "SCRAM-SHA-256", "nurse")
+    assert saslFailure(reply) == "invalid-mechanism"
+    assert node.authFailures.delayFor(client.stream.peerAddress) == 0
+    assert client.exchange(plain("nurse", "old secret")).names == ["success"]
+
+
+def test_plainLoginAddsSHA256Keys(node):
+    """A PLAIN login of a SCRAM-SHA-1-only account stores SCRAM-SHA-256 keys, so the next login with SCRAM-SHA-256 gets a challenge."""
+    sha1 = addSHA1OnlyAccount(node)
+    client = node.connect()
+    client.start()
+    assert client.exchange(plain("nurse", "old secret")).names == ["success"]
+
+    stored = storedCredentials(node)
+    assert stored["SCRAM-SHA-1"] == sha1["SCRAM-SHA-1"]
+    assert checkPassword("SCRAM-SHA-256", stored["SCRAM-SHA-256"], "old secret")
+    other = node.connect("5.6.7.8")
+    other.start()
+    assert scramFirst(other, "SCRAM-SHA-256", "nurse").names == ["challenge"]
+
+
+def test_plainLoginKeepsNewerPassword(node):
+    """Keys derived at login are not stored over credentials changed meanwhile (a password change wins)."""
+    addSHA1OnlyAccount(node)
+    changed = makeCredentials("new secret")
+    users = node.server.storage.users
+    original = users.getCredentials
+    calls = []
+
+    def getCredentials(username, domain):
+        calls.append(username)
+        if len(calls) == 2:
+            # The password changes between the login's read and the save.
+            users.setCredentials(username, domain, changed)
+        return original(username, domain)
+
+    users.getCredentials = getCredentials
+    client = node.connect()
+    client.start()
+    assert client.exchange(plain("nurse", "old secret")).names == ["success"]
+    assert storedCredentials(node) == changed
+
+
+def test_configuredMechanisms(tmp_path):
+    """[sasl] mechanisms chooses what is offered, in its order; a mechanism left out is refused with invalid-mechanism."""
+    node = Node(tmp_path, secure=True, sasl={"mechanisms": ["PLAIN", "SCRAM-SHA-1"]})
+    client = node.connect()
+    assert client.start().mechanisms() == ["PLAIN", "SCRAM-SHA-1"]
+    assert saslFailure(scramFirst(client, "SCRAM-SHA-256", "juliet")) == "invalid-mechanism"
+    assert client.exchange(plain("juliet", PASSWORDS["juliet"])).names == ["success"]
 
 
 @pytest.mark.parametrize("data,condition", [
@@ -749,6 +826,22 @@ def test_restrictedXML(node, data):
     client.start()
     reply = client.exchange(data)
     assertStreamError(client, reply, "restricted-xml")
+
+
+@pytest.mark.parametrize("data, condition", [
+    (header().replace(b"?>", b" encoding='UTF-16'?>", 1), "unsupported-encoding"),
+    (header().replace(b"?>", b" encoding='ISO-8859-1'?>", 1), "unsupported-encoding"),
+    (header().decode().encode("utf-16"), "unsupported-encoding"),
+    (header().decode().encode("utf-16-be"), "unsupported-encoding"),
+    (header().replace(b"version='1.0'?>", b"version='1.1'?>", 1), "unsupported-version"),
+], ids=["declared-utf-16", "declared-latin-1", "utf-16-bom", "utf-16-no-bom", "xml-1.1"])
+def test_xmlDeclaration(node, data, condition):
+    """A stream declared or written in another encoding than UTF-8, or declaring XML 1.1, gets the stream error after our UTF-8 header."""
+    client = node.connect()
+    reply = client.exchange(data)
+    assertStreamError(client, reply, condition, withHeader=True)
+    assert reply.data.startswith(b"<?xml version='1.0'?><stream:stream ")
+    reply.data.decode("utf-8")
 
 
 @pytest.mark.parametrize("data", [b"<a></b>", b"<message><body>&undefined;</body></message>"],

@@ -279,6 +279,19 @@ def test_restrictedXML(harness):
     assertStreamError(component, component.exchange("<!-- hi -->"), "restricted-xml")
 
 
+@pytest.mark.parametrize("declaration, condition", [
+    ("<?xml version='1.0' encoding='UTF-16'?>", "unsupported-encoding"),
+    ("<?xml version='1.1'?>", "unsupported-version")])
+def test_xmlDeclaration(harness, declaration, condition):
+    """A component declaring another encoding than UTF-8, or XML 1.1, gets the stream error (RFC 6120 §11.6, §11.8)."""
+    component = harness.connect()
+    data = header(to=COMPONENT, ns=NS_COMPONENT, version=None).replace(
+        b"<?xml version='1.0'?>", declaration.encode(), 1)
+    reply = component.exchange(data)
+    assert reply.header is not None
+    assertStreamError(component, reply, condition)
+
+
 def test_notWellFormed(harness):
     """Broken XML is not-well-formed, and the route goes back to the placeholder."""
     component = harness.connect().login()

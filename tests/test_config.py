@@ -286,3 +286,33 @@ def test_featureSection(monkeypatch, tmp_path):
         "gossip.history: expected an integer >= 0, got -1")
     with pytest.raises(AttributeError):
         loadConfig(None).bosh
+
+
+@pytest.mark.parametrize("value, message", [
+    ('"PLAIN"', 'sasl.mechanisms: expected a list of SASL mechanism names, got "PLAIN"'),
+    ('["SCRAM-SHA-512"]', 'sasl.mechanisms: unknown mechanism "SCRAM-SHA-512" (did you mean '
+     '"SCRAM-SHA-1"?); known: SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-256, '
+     'SCRAM-SHA-1, PLAIN'),
+    ('["scram-sha-1"]', 'sasl.mechanisms: unknown mechanism "scram-sha-1" (did you mean '
+     '"SCRAM-SHA-1"?); known: SCRAM-SHA-256-PLUS, SCRAM-SHA-1-PLUS, SCRAM-SHA-256, '
+     'SCRAM-SHA-1, PLAIN'),
+    ('["ANONYMOUS"]', "sasl.mechanisms: ANONYMOUS is switched on per domain, with "
+     "anonymous = true in its [hosts] table"),
+    ('["PLAIN", "PLAIN"]', "sasl.mechanisms: a mechanism is listed twice"),
+    ("[]", "sasl.mechanisms: at least one mechanism is needed, or nobody can log in"),
+    ('["SCRAM-SHA-256-PLUS"]', "sasl.mechanisms: only -PLUS mechanisms leaves clients "
+     "without channel binding (and connections without TLS 1.2 or 1.3) no way to log in; "
+     "add SCRAM-SHA-256 or SCRAM-SHA-1"),
+])
+def test_saslMechanismsRefused(tmp_path, value, message):
+    """A [sasl] mechanisms list that is not a usable list of known mechanisms is refused with one line naming the key."""
+    assert error(tmp_path, f"[sasl]\nmechanisms = {value}\n") == message
+
+
+def test_saslMechanisms(tmp_path):
+    """[sasl] mechanisms keeps the operator's order; the default offers every mechanism the server implements."""
+    from xmppd.c2s.sasl import MECHANISMS
+
+    config = load(tmp_path, '[sasl]\nmechanisms = ["SCRAM-SHA-1", "PLAIN"]\n')
+    assert config.sasl.mechanisms == ("SCRAM-SHA-1", "PLAIN")
+    assert loadConfig(None).sasl.mechanisms == tuple(MECHANISMS)

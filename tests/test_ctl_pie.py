@@ -15,6 +15,7 @@ import pytest_twisted
 from twisted.internet import defer, reactor
 
 from tests.test_ctl import runXmppctl, writeConfig, xmppctl
+from tests.test_pie import EJABBERD_23_01_SCRAM
 from xmppd.cli import ctl
 from xmppd.config import loadConfig
 from xmppd.core.scram import checkPassword, deriveCredential
@@ -203,6 +204,27 @@ async def test_ejabberdDirectory(tmp_path, configPath, capsys):
     assert credentials == {"SCRAM-SHA-1": SHA1}
 
 
+@ensureDeferred
+async def test_ejabberdDoubleBase64Import(tmp_path, configPath, capsys):
+    """A real ejabberd 23.01 export with SCRAM values base64-encoded twice imports, with working passwords and a summary line saying it was corrected."""
+    main = write(tmp_path, "export/20261207-200421.xml",
+                 "<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='urn:xmpp:pie:0' "
+                 "xmlns:xi='http://www.w3.org/2001/XInclude'>"
+                 "<xi:include href='20261207-200421_pie_example.xml'/></server-data>")
+    write(tmp_path, "export/20261207-200421_pie_example.xml",
+          EJABBERD_23_01_SCRAM.replace("jid='pie.example'", "jid='example.org'"))
+
+    assert await xmppctl(configPath, "import", main) == 0
+
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("imported 2 new accounts and 0 replaced")
+    assert out[1] == ("2 accounts: SCRAM values were base64-encoded twice "
+                      "(ejabberd export_piefxis); corrected")
+    credentials = await withStorage(
+        configPath, lambda storage: storage.users.getCredentials("bob", "example.org"))
+    assert checkPassword("SCRAM-SHA-1", credentials["SCRAM-SHA-1"], "s3cret pass")
+
+
 BAD_FILES = {
     "unknown host": ("<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'>"
                      "<user name='a' password='p'/></host><host jid='example.net'>"
@@ -224,6 +246,13 @@ BAD_FILES = {
                            "</user></host></server-data>",
                            "{path}:3: roster item of b@example.org: 'c@d@e' is not a valid "
                            "JID (invalid domain label); nothing changed"),
+    "keys of the wrong length": (
+        "<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'><user name='a'>"
+        "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"
+        "<iter-count>4096</iter-count><salt>c2FsdA==</salt><server-key>a2V5</server-key>"
+        "<stored-key>a2V5</stored-key></scram-credentials></user></host></server-data>",
+        "{path}:1: the SCRAM-SHA-1 credentials of a@example.org: StoredKey and ServerKey "
+        "must be 20 bytes for SCRAM-SHA-1; nothing changed"),
     "no credentials": ("<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'>"
                        "<user name='a' password='p'/><user name='b'/></host></server-data>",
                        "{path}:1: b@example.org has neither a password nor SCRAM-SHA-1 or "
@@ -486,3 +515,30 @@ async def test_exportIncludesStoredOfflineMessages(tmp_path, configPath, capsys)
     text = open(exported).read()
     assert "Parting is such sweet sorrow" in text
     assert "stamp='2023-11-14T22:13:20Z'" in text or 'stamp="2023-11-14T22:13:20Z"' in text
+
+
+@ensureDeferred
+async def test_checkCountsAccountsWithoutSHA256(tmp_path, capsys):
+    """check counts the accounts without SCRAM-SHA-256 keys: a warning while SCRAM-SHA-256 is offered, fine once sasl.mechanisms leaves it out."""
+    configPath = writeConfig(tmp_path)
+    await xmppctl(configPath, "import", write(tmp_path, "in.xml", FULL))
+    capsys.readouterr()
+
+    assert await xmppctl(configPath, "check") == 0
+    [line] = [line for line in capsys.readouterr().out.splitlines() if " sasl:" in line]
+    assert line == ("warning  sasl: 1 of 3 accounts has no SCRAM-SHA-256 keys yet (they "
+                    "get them at their next PLAIN login); clients choosing SCRAM-SHA-256 "
+                    "are told to use another mechanism, and those that never do "
+                    "(go-xmpp) cannot log in until sasl.mechanisms leaves "
+                    "SCRAM-SHA-256 out")
+
+    configPath = writeConfig(tmp_path, '[sasl]\nmechanisms = ["SCRAM-SHA-1", "PLAIN"]\n')
+    assert await xmppctl(configPath, "check") == 0
+    assert ("ok       sasl: 1 of 3 accounts has no SCRAM-SHA-256 keys yet (they get them "
+            "at their next PLAIN login); SCRAM-SHA-256 is not offered (sasl.mechanisms)"
+            ) in capsys.readouterr().out.splitlines()
+
+    await xmppctl(configPath, "passwd", "romeo@example.org", "--password", "wherefore")
+    assert await xmppctl(configPath, "check") == 0
+    assert ("ok       sasl: every account has SCRAM-SHA-256 keys; sasl.mechanisms may offer "
+            "SCRAM-SHA-256 again") in capsys.readouterr().out.splitlines()

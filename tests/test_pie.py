@@ -398,6 +398,87 @@ def test_badCredentials(body, message):
     assert str(caught.value).startswith("test.xml:3: ")
 
 
+#: The host file of a real C{ejabberdctl export_piefxis} of ejabberd 23.01
+#: (Debian 23.01-1) with C{auth_password_format: scram}, two accounts
+#: registered with the passwords "wonderland" and "s3cret pass": every salt
+#: and key is base64 of the base64 text ejabberd keeps in its database.
+EJABBERD_23_01_SCRAM = (
+    "<?xml version='1.0' encoding='UTF-8'?><host xmlns='urn:xmpp:pie:0' "
+    "xmlns:xi='http://www.w3.org/2001/XInclude' jid='pie.example'><user name='alice'>"
+    "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"
+    "<iter-count>4096</iter-count><salt>N3BvQVRJdDhCOWNKZm9wU1VnblJ0QT09</salt>"
+    "<server-key>U3NPS2FIS29lYW5CTHlQTEl4Q3dWZ1V5NnhrPQ==</server-key>"
+    "<stored-key>dHZUSmhzejdNZ1FjZVJsYVA5U3ltQU96cnM4PQ==</stored-key>"
+    "</scram-credentials></user><user name='bob'>"
+    "<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>"
+    "<iter-count>4096</iter-count><salt>eFZrekZRNm1DTnc1cUVLOTBQK2FoQT09</salt>"
+    "<server-key>VGlIcCswd2E5eGtKSERtTFd1YzRmM0xDUXdnPQ==</server-key>"
+    "<stored-key>cVcrZThXSE1qUk5OTFN5bUJ1N0w0ZXk4SWNNPQ==</stored-key>"
+    "</scram-credentials></user></host>")
+
+
+def twice(value: bytes) -> str:
+    return base64.b64encode(base64.b64encode(value)).decode()
+
+
+def test_ejabberdDoubleBase64Corrected():
+    """ejabberd 23.01's export_piefxis with SCRAM values base64-encoded twice imports with working keys, and the accounts are reported."""
+    main = ("<?xml version='1.0' encoding='UTF-8'?><server-data xmlns='urn:xmpp:pie:0' "
+            "xmlns:xi='http://www.w3.org/2001/XInclude'>"
+            "<xi:include href='20261207-200421_pie_example.xml'/></server-data>")
+    data = pie.parse(main.encode(), "20261207-200421.xml", ("pie.example",),
+                     lambda href, source: (href, EJABBERD_23_01_SCRAM.encode()))
+
+    alice, bob = data.accounts
+    assert checkPassword("SCRAM-SHA-1", alice.credentials["SCRAM-SHA-1"], "wonderland")
+    assert checkPassword("SCRAM-SHA-1", bob.credentials["SCRAM-SHA-1"], "s3cret pass")
+    assert len(alice.credentials["SCRAM-SHA-1"].salt) == 16
+    assert data.doubleEncoded == ["alice@pie.example", "bob@pie.example"]
+    assert data.notes == []
+
+
+def test_doubleBase64SHA256AndScramPassword():
+    """Twice-encoded SCRAM-SHA-256 values and ejabberd's 'scram:' password form are corrected too; single encoding is not reported."""
+    sha256 = (f"<scram-credentials xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-256'>"
+              f"<iter-count>4096</iter-count><salt>{twice(SHA256.salt)}</salt>"
+              f"<server-key>{twice(SHA256.serverKey)}</server-key>"
+              f"<stored-key>{twice(SHA256.storedKey)}</stored-key></scram-credentials>")
+    scram = f"scram:{twice(SHA1.storedKey)},{twice(SHA1.serverKey)},{twice(SHA1.salt)},4096"
+    data = parse("<server-data xmlns='urn:xmpp:pie:0'><host jid='example.org'>"
+                 f"<user name='a' password='{scram}'>{sha256}</user>"
+                 f"<user name='b'>{credentialXML('SCRAM-SHA-1', SHA1)}</user>"
+                 "</host></server-data>")
+
+    a, b = data.accounts
+    assert a.credentials == {"SCRAM-SHA-1": SHA1, "SCRAM-SHA-256": SHA256}
+    assert b.credentials == {"SCRAM-SHA-1": SHA1}
+    assert data.doubleEncoded == ["a@example.org"]
+
+
+@pytest.mark.parametrize("fields, message", [
+    # Keys encoded twice, but of a SHA-256 length for SCRAM-SHA-1.
+    ({"stored-key": twice(SHA256.storedKey), "server-key": twice(SHA256.serverKey),
+      "salt": twice(SHA1.salt)}, "StoredKey and ServerKey must be 20 bytes for SCRAM-SHA-1"),
+    # Only one key encoded twice.
+    ({"stored-key": twice(SHA1.storedKey)},
+     "StoredKey and ServerKey must be 20 bytes for SCRAM-SHA-1"),
+    # Keys encoded twice, the salt once (its bytes are no base64 text).
+    ({"stored-key": twice(SHA1.storedKey), "server-key": twice(SHA1.serverKey),
+      "salt": base64.b64encode(b"\xff\x00salt").decode()},
+     "StoredKey and ServerKey must be 20 bytes for SCRAM-SHA-1"),
+    # Keys encoded twice, the salt twice but empty inside.
+    ({"stored-key": twice(SHA1.storedKey), "server-key": twice(SHA1.serverKey),
+      "salt": base64.b64encode(b"====").decode()},
+     "StoredKey and ServerKey must be 20 bytes for SCRAM-SHA-1"),
+])
+def test_otherMalformedKeysStillRefused(fields, message):
+    """Only the exact twice-encoded form is corrected: wrong lengths, a mix of encodings or a salt that is not base64 inside are refused as before."""
+    with pytest.raises(pie.PIEError) as caught:
+        parse(scramUser(scramFields(**fields)))
+
+    assert message in str(caught.value)
+
+
 def test_base64AcrossLines():
     """Base64 values broken over several lines, as some exporters write them, are read."""
     salt = GOOD["salt"]

@@ -437,6 +437,19 @@ def test_unknownElement(harness):
     assertStreamError(peer, peer.exchange("<foo xmlns='urn:x'/>"), "unsupported-stanza-type")
 
 
+@pytest.mark.parametrize("encoding, condition", [
+    ("utf-16", "unsupported-encoding"), ("utf-8", "unsupported-version")])
+def test_xmlDeclaration(harness, encoding, condition):
+    """A server writing UTF-16, or declaring XML 1.1, gets the stream error (RFC 6120 §11.6, §11.8)."""
+    peer = harness.incoming()
+    data = header().decode()
+    if encoding == "utf-8":
+        data = data.replace("version='1.0'?>", "version='1.1'?>", 1)
+    reply = peer.exchange(data.encode(encoding))
+    assert reply.header is not None
+    assertStreamError(peer, reply, condition)
+
+
 def test_malformedXML(harness):
     """Bad XML is answered with not-well-formed, never a traceback."""
     peer = harness.incoming()

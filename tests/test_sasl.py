@@ -35,11 +35,11 @@ def clientProof(hashName, password, salt, iterations, authMessage):
 
 
 async def scramExchange(mechanismClass, username, password, gs2="n,,", tamper=None,
-                        bindings=None, clientBinding=b""):
+                        bindings=None, clientBinding=b"", lookupWith=lookup):
     if bindings is None:
-        mechanism = mechanismClass(DOMAIN, lookup, SECRET)
+        mechanism = mechanismClass(DOMAIN, lookupWith, SECRET)
     else:
-        mechanism = mechanismClass(DOMAIN, lookup, SECRET, lambda: bindings)
+        mechanism = mechanismClass(DOMAIN, lookupWith, SECRET, lambda: bindings)
     first = "n=%s,r=clientnonce" % username
     challenge = await mechanism.start((gs2 + first).encode())
     assert isinstance(challenge, Challenge)
@@ -244,3 +244,91 @@ async def test_plainWithOnlySHA1Credentials():
     assert result == Success("nurse")
     with pytest.raises(SASLFailure):
         await PlainMechanism(DOMAIN, lookupSHA1, SECRET).start(b"\0nurse\0wrong")
+
+
+def sha1OnlyAccount(password="old secret"):
+    """A store of one account imported with SCRAM-SHA-1 keys only, and what was saved."""
+    stored = {"nurse": {"SCRAM-SHA-1": scram.deriveCredential("sha1", password,
+                                                               iterations=5000)}}
+    saved = []
+
+    async def lookupStored(username):
+        return stored.get(username)
+
+    async def save(username, seen, credentials):
+        saved.append((username, seen, credentials))
+        stored[username] = credentials
+
+    return stored, saved, lookupStored, save
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainAddsMissingKeys():
+    """A PLAIN login of an account with SCRAM-SHA-1 keys only stores SCRAM-SHA-256 keys of the same password, and the SHA-1 keys stay."""
+    stored, saved, lookupStored, save = sha1OnlyAccount()
+    sha1 = stored["nurse"]["SCRAM-SHA-1"]
+
+    result = await PlainMechanism(DOMAIN, lookupStored, SECRET, save=save).start(
+        b"\0nurse\0old secret")
+
+    assert result == Success("nurse")
+    [(username, seen, credentials)] = saved
+    assert (username, seen) == ("nurse", {"SCRAM-SHA-1": sha1})
+    assert credentials["SCRAM-SHA-1"] is sha1
+    sha256 = credentials["SCRAM-SHA-256"]
+    assert sha256.iterations == 5000
+    assert scram.checkPassword("SCRAM-SHA-256", sha256, "old secret")
+    result, _, _ = await scramExchange(ScramSHA256Mechanism, "nurse", "old secret",
+                                       lookupWith=lookupStored)
+    assert result == Success("nurse", result.additionalData)
+
+
+@pytest_twisted.ensureDeferred
+async def test_plainSavesNothingWhenComplete():
+    """A PLAIN login of an account with keys for every hash, or with a wrong password, saves nothing."""
+    saved = []
+
+    async def save(*args):
+        saved.append(args)
+
+    await PlainMechanism(DOMAIN, lookup, SECRET, save=save).start(b"\0juliet\0r0m30myr0m30")
+    _, _, lookupStored, saveStored = sha1OnlyAccount()
+    with pytest.raises(SASLFailure):
+        await PlainMechanism(DOMAIN, lookupStored, SECRET, save=save).start(
+            b"\0nurse\0wrong")
+    assert saved == []
+
+
+@pytest.mark.parametrize("mechanism", [ScramSHA256Mechanism, ScramSHA256PlusMechanism])
+@pytest_twisted.ensureDeferred
+async def test_scramWithoutKeysOfItsHash(mechanism):
+    """SCRAM-SHA-256 on an account with SCRAM-SHA-1 keys only fails at once with invalid-mechanism, so clients try another one; SCRAM-SHA-1 works."""
+    _, _, lookupStored, _ = sha1OnlyAccount()
+    bindings = {"tls-exporter": b"x" * 32}
+    gs2 = b"p=tls-exporter,," if mechanism.plus else b"n,,"
+    with pytest.raises(SASLFailure) as e:
+        await mechanism(DOMAIN, lookupStored, SECRET, lambda: bindings).start(
+            gs2 + b"n=nurse,r=clientnonce")
+    assert e.value.condition == "invalid-mechanism"
+    assert "SCRAM-SHA-256" in e.value.text
+
+    result, _, _ = await scramExchange(ScramSHA1Mechanism, "nurse", "old secret",
+                                       lookupWith=lookupStored)
+    assert isinstance(result, Success)
+
+
+@pytest_twisted.ensureDeferred
+async def test_scramUnknownUserStillNotAuthorized():
+    """An unknown user still gets a challenge and not-authorized, never invalid-mechanism."""
+    with pytest.raises(SASLFailure) as e:
+        await scramExchange(ScramSHA256Mechanism, "nobody", "guess")
+    assert e.value.condition == "not-authorized"
+
+
+def test_missingCredentials():
+    """Only the hashes an account lacks are derived, never fewer iterations than the default."""
+    sha1 = scram.deriveCredential("sha1", "pw", iterations=1000)
+    missing = scram.missingCredentials("pw", {"SCRAM-SHA-1": sha1})
+    assert list(missing) == ["SCRAM-SHA-256"]
+    assert missing["SCRAM-SHA-256"].iterations == scram.DEFAULT_ITERATIONS
+    assert scram.missingCredentials("pw", scram.makeCredentials("pw")) == {}

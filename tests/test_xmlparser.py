@@ -15,6 +15,8 @@ from xmppd.stream.xmlparser import (
     TooDeep,
     TooManyElements,
     TooManyNames,
+    UnsupportedEncoding,
+    UnsupportedXMLVersion,
     XMLPolicyError,
 )
 
@@ -220,6 +222,61 @@ def test_processingInstructionRefused():
         record(HardenedElementStream(), HEADER, b"<message><?php echo 1 ?></message>")
 
 
+STREAM_OPEN = HEADER.split(b"?>", 1)[1]
+
+
+@pytest.mark.parametrize("declaration", [
+    b"<?xml version='1.0' encoding='UTF-16'?>",
+    b"<?xml version='1.0' encoding='ISO-8859-1'?>",
+    b'<?xml version="1.0" encoding="us-ascii"?>',
+])
+def test_declaredEncodingOtherThanUTF8Refused(declaration):
+    """An XML declaration naming an encoding other than UTF-8 is unsupported-encoding, before the header is reported."""
+    stream = HardenedElementStream()
+    recorder = Recorder(stream)
+    with pytest.raises(UnsupportedEncoding, match="UTF-8") as caught:
+        stream.parse(declaration + STREAM_OPEN)
+    assert caught.value.condition == "unsupported-encoding"
+    assert recorder.header is None
+
+
+@pytest.mark.parametrize("declaration", [
+    b"<?xml version='1.0' encoding='UTF-8'?>", b"<?xml version='1.0' encoding='utf-8'?>",
+    b"<?xml version='1.0'?>", b""])
+def test_utf8DeclarationsAccepted(declaration):
+    """A declaration of UTF-8 in any case, or none, is accepted."""
+    recorder = record(HardenedElementStream(), declaration + STREAM_OPEN)
+    assert recorder.header is not None
+
+
+@pytest.mark.parametrize("encoding", ["utf-16", "utf-16-le", "utf-16-be", "utf-32"])
+@pytest.mark.parametrize("declared", [True, False], ids=["declared", "undeclared"])
+def test_utf16BytesRefused(encoding, declared):
+    """A stream in UTF-16 or UTF-32, with or without a byte order mark or declaration, is unsupported-encoding, even a byte at a time."""
+    text = HEADER.decode() if declared else STREAM_OPEN.decode()
+    if declared:
+        text = text.replace("version='1.0'?>", "version='1.0' encoding='UTF-16'?>")
+    data = text.encode(encoding)
+    for chunks in ([data], [data[i:i + 1] for i in range(len(data))]):
+        stream = HardenedElementStream()
+        recorder = Recorder(stream)
+        with pytest.raises(UnsupportedEncoding):
+            for chunk in chunks:
+                stream.parse(chunk)
+        assert recorder.header is None
+
+
+@pytest.mark.parametrize("version", [b"1.1", b"2.0"])
+def test_xmlVersionOtherThan10Refused(version):
+    """An XML declaration of a version other than 1.0 is unsupported-version naming the version."""
+    stream = HardenedElementStream()
+    recorder = Recorder(stream)
+    with pytest.raises(UnsupportedXMLVersion, match="XML version '%s'" % version.decode()) as caught:
+        stream.parse(b"<?xml version='" + version + b"'?>" + STREAM_OPEN)
+    assert caught.value.condition == "unsupported-version"
+    assert recorder.header is None
+
+
 def test_malformedXMLIsNotWellFormed():
     """Mismatched tags raise NotWellFormed with expat's message."""
     with pytest.raises(NotWellFormed, match="mismatched tag"):
@@ -234,7 +291,8 @@ def test_unboundPrefixIsNotWellFormed():
 
 def test_errorsAreTwistedParserErrors():
     """Every policy error is a domish.ParserError, so Twisted's XmlStream catches it."""
-    errors = [RestrictedXML, NotWellFormed, StanzaTooLarge, TooDeep, TooManyElements, TooManyNames]
+    errors = [RestrictedXML, NotWellFormed, StanzaTooLarge, TooDeep, TooManyElements, TooManyNames,
+              UnsupportedEncoding, UnsupportedXMLVersion]
     for cls in errors:
         assert issubclass(cls, XMLPolicyError)
         assert issubclass(cls, domish.ParserError)

@@ -74,6 +74,8 @@ class C2SFactory(protocol.ServerFactory):
         #: For a stream that has not named a served domain (yet).
         self.requireTLS = config.c2s.require_tls
         self.plainWithoutTLS = config.c2s.plain_without_tls
+        #: The password mechanisms offered, in order ([sasl] mechanisms).
+        self.saslMechanisms = config.sasl.mechanisms
         self.tlsOptions = tlsOptions
         self.secure = secure
         self.peers = peers

@@ -110,10 +110,15 @@ class SASLInitializer(ReceivingInitializer):
         self.failures = 0
 
     def offeredMechanisms(self) -> list[str]:
+        """
+        The password mechanisms C{[sasl] mechanisms} lists, in its order,
+        that this connection can use (channel binding for -PLUS, TLS for
+        PLAIN), then ANONYMOUS where the domain allows it.
+        """
         stream = self.stream
         canBind = bool(stream.channelBindings())
-        offered = [name for name, mechanism in MECHANISMS.items()
-                   if (canBind or not getattr(mechanism, "plus", False))
+        offered = [name for name in stream.factory.saslMechanisms
+                   if (canBind or not MECHANISMS[name].plus)
                    and (name != "PLAIN" or stream.secure or stream.plainWithoutTLS)]
         host = stream.host
         if host is not None and host.anonymous:
@@ -142,7 +147,9 @@ class SASLInitializer(ReceivingInitializer):
         name = element.getAttribute("mechanism")
         mechanismClass = (AnonymousMechanism if name == AnonymousMechanism.name
                           else MECHANISMS.get(name))
-        if mechanismClass is None:
+        if mechanismClass is None or (mechanismClass is not AnonymousMechanism
+                                      and name not in stream.factory.saslMechanisms):
+            # Unknown, or switched off by the operator ([sasl] mechanisms).
             self.fail(SASLFailure("invalid-mechanism"))
             return
         if stream.requireTLS and not stream.secure:
@@ -166,7 +173,7 @@ class SASLInitializer(ReceivingInitializer):
                 return
         self.mechanism = mechanismClass(stream.domain, stream.lookupCredentials,
                                         stream.factory.saslSecret,
-                                        stream.channelBindings)
+                                        stream.channelBindings, stream.saveCredentials)
         self.run(self.mechanism.start(initial))
 
     def onResponse(self, element):

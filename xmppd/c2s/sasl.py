@@ -18,6 +18,17 @@ relay it: C{tls-exporter} (RFC 9266) on TLS 1.3, C{tls-unique} (RFC 5929) on
 TLS 1.2.  A client that says it could bind but believes the server cannot
 (gs2 flag C{y}) while we offer binding is refused: that is a downgrade.
 
+Accounts imported with keys for only some hashes (ejabberd exports
+SCRAM-SHA-1 only) get the others at their next PLAIN login, which reveals
+the password (L{PlainMechanism}).  Until then a SCRAM attempt with a hash
+the account has no keys for fails with C{invalid-mechanism} right after the
+client-first message: not C{not-authorized}, which clients report as a
+wrong password (and which would count against the address), but the
+condition that tells them to try another mechanism (RFC 6120 §6.5.7: not
+supported, here for this account); slixmpp then tries the next one it
+knows.  This tells a guesser that such an account exists and has not been
+upgraded yet, a smaller leak than locking its owner out.
+
 ANONYMOUS (RFC 4505) is not a password mechanism and is kept apart from
 L{MECHANISMS}: a served domain offers it only when its C{[hosts]} table says
 C{anonymous = true} (XEP-0175 §3: never enabled by default).  It gives the
@@ -43,6 +54,10 @@ from xmppd.core import scram
 from xmppd.core.jid import InvalidJID, prepLocalpart
 
 CredentialLookup = Callable[[str], Awaitable["dict[str, scram.ScramCredential] | None"]]
+#: C{save(username, seen, credentials)} stores C{credentials} for the account
+#: unless its stored credentials are no longer C{seen} (changed meanwhile).
+CredentialSave = Callable[[str, "dict[str, scram.ScramCredential]",
+                           "dict[str, scram.ScramCredential]"], Awaitable[None]]
 #: Channel binding type -> binding data of the current TLS connection.
 ChannelBindings = Callable[[], "dict[str, bytes]"]
 
@@ -74,17 +89,22 @@ class Challenge:
 class Mechanism:
     """
     One authentication exchange.  C{lookup} fetches the stored credentials of
-    a prepared localpart on C{domain}; C{secret} seeds plausible fake salts.
+    a prepared localpart on C{domain}; C{secret} seeds plausible fake salts;
+    C{save}, when given, stores credentials a login completed.
     """
 
     name = ""
+    #: Whether the mechanism binds to the TLS channel (the -PLUS ones).
+    plus = False
 
     def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
-                 channelBindings: ChannelBindings = noChannelBindings):
+                 channelBindings: ChannelBindings = noChannelBindings,
+                 save: CredentialSave | None = None):
         self.domain = domain
         self.lookup = lookup
         self.secret = secret
         self.channelBindings = channelBindings
+        self.save = save
 
     async def start(self, initial: bytes | None) -> Challenge | Success:
         raise NotImplementedError
@@ -120,7 +140,9 @@ class PlainMechanism(Mechanism):
     RFC 4616.  The password is checked against a stored SCRAM credential
     (SHA-256 when the account has one; accounts imported from servers that
     only kept SCRAM-SHA-1 have only that), so plain passwords are never
-    stored.
+    stored.  An account that lacks the keys of a SCRAM hash gets them
+    derived from the password now and saved before the success goes out,
+    so the client's next login may use any SCRAM mechanism.
     """
 
     name = "PLAIN"
@@ -150,6 +172,9 @@ class PlainMechanism(Mechanism):
         if not scram.checkPassword(mechanism, credential, password):
             raise SASLFailure("not-authorized")
         self.checkAuthzid(authzid, username)
+        missing = scram.missingCredentials(password, credentials)
+        if missing and self.save is not None:
+            await self.save(username, credentials, {**credentials, **missing})
         return Success(username)
 
 
@@ -187,8 +212,9 @@ class ScramMechanism(Mechanism):
     plus = False
 
     def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
-                 channelBindings: ChannelBindings = noChannelBindings):
-        Mechanism.__init__(self, domain, lookup, secret, channelBindings)
+                 channelBindings: ChannelBindings = noChannelBindings,
+                 save: CredentialSave | None = None):
+        Mechanism.__init__(self, domain, lookup, secret, channelBindings, save)
         self.step = self.clientFirst
         self.bindingData = b""
 
@@ -221,6 +247,12 @@ class ScramMechanism(Mechanism):
         clientNonce = attrs[1][1]
         credentials = await self.lookup(self.username)
         credential = credentials.get(self.credentialName) if credentials else None
+        if credential is None and credentials:
+            # An imported account without keys for this hash (see the
+            # module docstring): let the client pick another mechanism.
+            raise SASLFailure("invalid-mechanism",
+                              "%s is not available for this account yet; use another "
+                              "mechanism" % (self.name,))
         if credential is None:
             # Unknown user: a plausible salt, keys nobody can match.
             credential = scram.ScramCredential(
@@ -344,7 +376,9 @@ def newAnonymousName() -> str:
     return str(uuid.uuid4())
 
 
-#: Offered in this order, strongest first (clients pick the first they know).
+#: Every password mechanism, strongest first; C{[sasl] mechanisms} chooses
+#: which are offered and in what order (L{xmppd.config.sections.SASL_MECHANISMS}
+#: lists the same names, for the configuration to check).
 MECHANISMS = {m.name: m for m in (ScramSHA256PlusMechanism, ScramSHA1PlusMechanism,
                                   ScramSHA256Mechanism, ScramSHA1Mechanism,
                                   PlainMechanism)}

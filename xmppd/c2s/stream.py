@@ -516,6 +516,25 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     async def lookupCredentials(self, username: str):
         return await self.factory.users.getCredentials(username, self.domain)
 
+    async def saveCredentials(self, username: str, seen: dict, credentials: dict) -> None:
+        """
+        Store the credentials a PLAIN login completed (keys for hashes an
+        imported account lacked), unless the account's credentials changed
+        since the login read them (a password change meanwhile wins).  A
+        failure is logged and the login goes on: the next PLAIN login
+        tries again.
+        """
+        users = self.factory.users
+        try:
+            if await users.getCredentials(username, self.domain) == seen:
+                await users.setCredentials(username, self.domain, credentials)
+                self.log.info("{user}@{domain}: added {mechanisms} keys at login",
+                              user=username, domain=self.domain,
+                              mechanisms=", ".join(sorted(credentials.keys() - seen.keys())))
+        except Exception:
+            self.log.failure("Could not store new SCRAM keys of {user}@{domain}",
+                             user=username, domain=self.domain)
+
     def onAuthenticated(self, username: str, mechanism: str) -> None:
         self.username = username
         if mechanism == "ANONYMOUS":

@@ -3,8 +3,8 @@
 C{xmppctl check}: whether the server could start with this configuration.
 
 One line per thing checked (the configuration, C{server.data_dir}, the TLS
-certificate, the store, each client listener), each C{ok}, C{warning} or
-C{error}; any error makes the exit status 1.  Listeners are checked by
+certificate, the store and the accounts' SCRAM keys, each client listener),
+each C{ok}, C{warning} or C{error}; any error makes the exit status 1.  Listeners are checked by
 listening on them for a moment, the only reliable test that the server
 could.
 """
@@ -15,6 +15,8 @@ import argparse
 import errno
 import os
 from typing import Any
+
+from twisted.internet import defer
 
 from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
@@ -28,6 +30,9 @@ COMMANDS = ("check",)
 
 #: C{check} reports on a memory store instead of refusing it.
 PERSISTENT = False
+
+#: Accounts whose credentials are read at once when counting SCRAM keys.
+PIPELINE = 32
 
 
 def addCommands(commands: Any) -> None:
@@ -128,12 +133,56 @@ async def _checkStorage(config: Config, reactor: Any, report: _Report,
         report.ok("storage", f"{backend}: the database will be created on first start")
         return
     try:
-        accounts = await withStorage(config, reactor, lambda users: users.listUsers())
+        accounts, withoutSHA256 = await withStorage(config, reactor, _accountsWithoutSHA256)
     except CtlError as e:
         report.error("storage", str(e).removeprefix("storage: "))
     else:
         report.ok("storage", f"{backend} opens in {config.server.data_dir} "
                   f"({len(accounts)} account{'' if len(accounts) == 1 else 's'})")
+        _reportSHA256(config, report, len(accounts), withoutSHA256)
+
+
+async def _accountsWithoutSHA256(users) -> tuple[list, int]:
+    """Every account, and how many have no SCRAM-SHA-256 keys."""
+    accounts = await users.listUsers()
+    queue = iter(accounts)
+    without = 0
+
+    async def worker() -> None:
+        nonlocal without
+        for username, domain in queue:
+            credentials = await users.getCredentials(username, domain) or {}
+            without += "SCRAM-SHA-256" not in credentials
+
+    await defer.gatherResults([defer.Deferred.fromCoroutine(worker())
+                               for _ in range(PIPELINE)])
+    return accounts, without
+
+
+def _reportSHA256(config: Config, report: _Report, accounts: int, without: int) -> None:
+    """
+    Accounts imported with SCRAM-SHA-1 keys only (ejabberd exports) cannot
+    use SCRAM-SHA-256 until a PLAIN login adds the keys; clients that never
+    try another mechanism need it left out of C{sasl.mechanisms} meanwhile.
+    """
+    offered = any(name.startswith("SCRAM-SHA-256") for name in config.sasl.mechanisms)
+    what = "sasl"
+    if not without:
+        if offered:
+            report.ok(what, "every account has SCRAM-SHA-256 keys")
+        else:
+            report.ok(what, "every account has SCRAM-SHA-256 keys; sasl.mechanisms may "
+                      "offer SCRAM-SHA-256 again")
+        return
+    counted = (f"{without} of {accounts} account{'' if accounts == 1 else 's'} "
+               f"{'has' if without == 1 else 'have'} no SCRAM-SHA-256 keys yet (they get "
+               f"them at their next PLAIN login)")
+    if offered:
+        report.warning(what, f"{counted}; clients choosing SCRAM-SHA-256 are told to use "
+                       f"another mechanism, and those that never do (go-xmpp) cannot "
+                       f"log in until sasl.mechanisms leaves SCRAM-SHA-256 out")
+    else:
+        report.ok(what, f"{counted}; SCRAM-SHA-256 is not offered (sasl.mechanisms)")
 
 
 async def _checkListener(what: str, description: str, reactor: Any,

@@ -19,7 +19,10 @@ What is read, and from whom:
     xmlns='urn:xmpp:pie:0#scram' mechanism='SCRAM-SHA-1'>} with
     C{<iter-count/>}, C{<salt/>}, C{<server-key/>}, C{<stored-key/>}
     (base64); SHA-1 and SHA-256 are kept, other hashes are noted and
-    skipped.  ejabberd's C{password="scram:StoredKey,ServerKey,Salt,Count"}
+    skipped.  ejabberd 23.01's C{export_piefxis} with C{auth_password_format:
+    scram} writes all three values base64-encoded twice (it encodes the
+    base64 text its database holds); that exact form is decoded once more
+    and counted in L{ServerData.doubleEncoded}.  ejabberd's C{password="scram:StoredKey,ServerKey,Salt,Count"}
     (SHA-1) is read too.  A plain password is kept only until
     L{deriveCredentials} turns it into SCRAM credentials for the
     mechanisms the file did not give; the server never stores it;
@@ -129,10 +132,15 @@ class Account:
 
 @dataclass
 class ServerData:
-    """What L{parse} read: the accounts in file order, and what it skipped."""
+    """
+    What L{parse} read: the accounts in file order, what it skipped, and
+    the accounts whose SCRAM values were base64-encoded twice and were
+    decoded once more (ejabberd's C{export_piefxis}).
+    """
 
     accounts: list[Account]
     notes: list[str]
+    doubleEncoded: list[str] = field(default_factory=list)
 
 
 #: C{include(href, source)} returns the name and bytes of the file C{href}
@@ -156,7 +164,7 @@ def parse(data: bytes, source: str = "<input>", domains: Collection[str] | None 
     """
     reader = _Reader(domains, include)
     _Document(reader, source, "server-data").feed(data)
-    return ServerData(reader.accounts, reader.notes())
+    return ServerData(reader.accounts, reader.notes(), reader.doubleEncoded)
 
 
 def parseFragment(text: str, wrapperNS: str) -> list[Element]:
@@ -211,6 +219,8 @@ class _Reader:
         self.accounts: list[Account] = []
         self.seen: dict[tuple[str, str], str] = {}
         self.skipped: Counter[tuple[str, str, str]] = Counter()
+        #: Accounts with SCRAM values base64-encoded twice, in file order.
+        self.doubleEncoded: list[str] = []
 
     def notes(self) -> list[str]:
         return [f"skipped {count} <{name}{f' xmlns={uri!r}' if uri else ''}> "
@@ -418,7 +428,11 @@ def _base64(text: str, what: str, fail) -> bytes:
 
 
 def _credential(mechanism: str, iterations: str, salt: str, serverKey: str,
-                storedKey: str, what: str, fail) -> ScramCredential:
+                storedKey: str, what: str, fail) -> tuple[ScramCredential, bool]:
+    """
+    The credential the values describe, and whether they were
+    base64-encoded twice (L{_decodedTwice}).
+    """
     size = hashlib.new(MECHANISMS[mechanism]).digest_size
     try:
         count = int(iterations.strip())
@@ -426,14 +440,39 @@ def _credential(mechanism: str, iterations: str, salt: str, serverKey: str,
         count = 0
     if not 0 < count < 2**31:
         raise fail(f"{what}: iteration count {iterations.strip()!r} is not a positive integer")
-    credential = ScramCredential(_base64(salt, f"{what}: the salt", fail), count,
-                                 _base64(storedKey, f"{what}: the StoredKey", fail),
-                                 _base64(serverKey, f"{what}: the ServerKey", fail))
-    if not credential.salt:
+    values = (_base64(salt, f"{what}: the salt", fail),
+              _base64(storedKey, f"{what}: the StoredKey", fail),
+              _base64(serverKey, f"{what}: the ServerKey", fail))
+    twice = False
+    if len(values[1]) != size or len(values[2]) != size:
+        again = _decodedTwice(values, size)
+        if again is None:
+            raise fail(f"{what}: StoredKey and ServerKey must be {size} bytes for {mechanism}")
+        values, twice = again, True
+    if not values[0]:
         raise fail(f"{what}: the salt is empty")
-    if len(credential.storedKey) != size or len(credential.serverKey) != size:
-        raise fail(f"{what}: StoredKey and ServerKey must be {size} bytes for {mechanism}")
-    return credential
+    return ScramCredential(values[0], count, values[1], values[2]), twice
+
+
+def _decodedTwice(values: tuple[bytes, bytes, bytes], size: int
+                  ) -> tuple[bytes, bytes, bytes] | None:
+    """
+    Salt, StoredKey and ServerKey decoded once more, when all three are
+    base64 text and the keys then have the hash's C{size}: exactly what
+    ejabberd 23.01's C{export_piefxis} writes, since its database keeps
+    them as base64 and the export encodes that text again.  Anything else
+    is C{None}, and stays an error.
+    """
+    decoded = []
+    for value in values:
+        try:
+            decoded.append(base64.b64decode(value.decode("ascii"), validate=True))
+        except (UnicodeDecodeError, binascii.Error, ValueError):
+            return None
+    salt, storedKey, serverKey = decoded
+    if len(storedKey) != size or len(serverKey) != size:
+        return None
+    return salt, storedKey, serverKey
 
 
 def _bareJID(text: str | None, what: str, fail, stripResource: bool = False) -> str:
@@ -470,8 +509,10 @@ def _readUser(reader: _Reader, user: Element, domain: str, source: str) -> Accou
             raise fail(f"the password of {jid} looks like ejabberd's 'scram:' form but "
                        f"is not StoredKey,ServerKey,Salt,IterationCount")
         storedKey, serverKey, salt, count = fields
-        account.credentials[mechanism] = _credential(
+        account.credentials[mechanism], twice = _credential(
             mechanism, count, salt, serverKey, storedKey, f"the password of {jid}", fail)
+        if twice:
+            reader.doubleEncoded.append(jid)
     elif password:
         try:
             preparePassword(password)
@@ -541,9 +582,11 @@ def _readScram(reader: _Reader, account: Account, element: Element, fail) -> Non
         if child is None:
             raise fail(f"{what} lack <{name}>", element)
         values[name] = _text(child)
-    account.credentials[mechanism] = _credential(
+    account.credentials[mechanism], twice = _credential(
         mechanism, values["iter-count"], values["salt"], values["server-key"],
         values["stored-key"], what, lambda m: fail(m, element))
+    if twice and account.jid not in reader.doubleEncoded[-1:]:
+        reader.doubleEncoded.append(account.jid)
 
 
 def _readRoster(reader: _Reader, account: Account, query: Element, fail) -> None:

@@ -124,10 +124,16 @@ def _includer(top: str) -> pie.Include:
     return include
 
 
-def _readFiles(paths: list[str], config: Config) -> tuple[list[pie.Account], list[str]]:
-    """Parse and check every file; any problem raises before anything is written."""
+def _readFiles(paths: list[str], config: Config
+               ) -> tuple[list[pie.Account], list[str], list[str]]:
+    """
+    Parse and check every file; any problem raises before anything is
+    written.  Returns the accounts, the notes on what was skipped, and the
+    accounts whose SCRAM values were base64-encoded twice.
+    """
     accounts: list[pie.Account] = []
     notes: list[str] = []
+    doubleEncoded: list[str] = []
     origin: dict[str, str] = {}
     for path in paths:
         try:
@@ -142,11 +148,12 @@ def _readFiles(paths: list[str], config: Config) -> tuple[list[pie.Account], lis
             origin[account.jid] = path
         accounts.extend(data.accounts)
         notes.extend(data.notes)
-    return accounts, notes
+        doubleEncoded.extend(data.doubleEncoded)
+    return accounts, notes, doubleEncoded
 
 
 async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> int:
-    accounts, notes = _readFiles(args.files, config)
+    accounts, notes, doubleEncoded = _readFiles(args.files, config)
     for note in dict.fromkeys(notes):
         fail(f"warning: {note}")
 
@@ -184,6 +191,9 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
         say(f"would import {summary}; nothing changed")
     else:
         say(f"imported {summary}")
+    if doubleEncoded:
+        say(f"{_count(len(doubleEncoded), 'account')}: SCRAM values were base64-encoded "
+            f"twice (ejabberd export_piefxis); corrected")
     return OK
 
 

@@ -30,8 +30,8 @@ from xmppd.config import schema
 from xmppd.config.hosts import HOSTS, buildHosts
 from xmppd.config.registry import importFeatures
 from xmppd.config.schema import ConfigError, _unknown, describe, options
-from xmppd.config.sections import (C2SConfig, LimitsConfig, LogConfig, ServerConfig, StorageConfig,
-                                   TLSConfig)
+from xmppd.config.sections import (C2SConfig, LimitsConfig, LogConfig,
+                                   SASLConfig, ServerConfig, StorageConfig, TLSConfig)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,6 +45,7 @@ class Config:
     path: str | None
     server: ServerConfig
     c2s: C2SConfig
+    sasl: SASLConfig
     tls: TLSConfig
     storage: StorageConfig
     limits: LimitsConfig

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_config -*-
 """
-The node's own configuration sections: C{[server]}, C{[c2s]}, C{[tls]},
-C{[storage]}, C{[limits]} and C{[log]}, declared with L{xmppd.config.schema}.
+The node's own configuration sections: C{[server]}, C{[c2s]}, C{[sasl]},
+C{[tls]}, C{[storage]}, C{[limits]} and C{[log]}, declared with
+L{xmppd.config.schema}.
 Features and services declare theirs in their own modules.
 """
 
@@ -82,6 +83,53 @@ class C2SConfig:
         ephemeral = len(args) > 1 and args[0] in ("tcp", "tcp6") and args[1] == "0"
         if self.endpoint == self.direct_tls_endpoint and not ephemeral:
             raise ConfigError("c2s.direct_tls_endpoint: must differ from c2s.endpoint")
+
+
+#: The SASL password mechanisms the server implements, strongest first: the
+#: names L{xmppd.c2s.sasl.MECHANISMS} implements (a test keeps them equal).
+SASL_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-256",
+                   "SCRAM-SHA-1", "PLAIN")
+
+
+def mechanismList() -> Check:
+    """A non-empty list of known SASL password mechanisms, without repeats."""
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of SASL mechanism names, got "
+                              f"{describe(value)}")
+        for name in value:
+            if name == "ANONYMOUS":
+                raise ConfigError(f"{key}: ANONYMOUS is switched on per domain, with "
+                                  f"anonymous = true in its [hosts] table")
+            if name not in SASL_MECHANISMS:
+                close = difflib.get_close_matches(name.upper(), SASL_MECHANISMS, n=1)
+                hint = f" (did you mean {describe(close[0])}?)" if close else ""
+                raise ConfigError(f"{key}: unknown mechanism {describe(name)}{hint}; "
+                                  f"known: {', '.join(SASL_MECHANISMS)}")
+        if len(set(value)) != len(value):
+            raise ConfigError(f"{key}: a mechanism is listed twice")
+        if not value:
+            raise ConfigError(f"{key}: at least one mechanism is needed, or nobody "
+                              f"can log in")
+        if all(name.endswith("-PLUS") for name in value):
+            raise ConfigError(f"{key}: only -PLUS mechanisms leaves clients without "
+                              f"channel binding (and connections without TLS 1.2 or "
+                              f"1.3) no way to log in; add SCRAM-SHA-256 or SCRAM-SHA-1")
+        return tuple(value)
+
+    return check
+
+
+@section("sasl")
+@dataclasses.dataclass(frozen=True)
+class SASLConfig:
+    mechanisms: tuple[str, ...] = option(
+        SASL_MECHANISMS, mechanismList(),
+        "the SASL mechanisms offered to clients, in this order (they pick the "
+        "strongest they know); leave SCRAM-SHA-256 and SCRAM-SHA-256-PLUS out while "
+        "accounts imported with SCRAM-SHA-1 keys only remain (xmppctl check counts "
+        "them), for clients that never retry another mechanism")
 
 
 @section("tls")

@@ -5,8 +5,10 @@ SCRAM salted credentials (RFC 5802, RFC 7677).
 The server never stores a password: only, per hash, the salt, the iteration
 count and the two keys SCRAM needs (StoredKey, ServerKey).  Everything that
 sets a password (registration, C{xmppctl adduser}, C{xmppctl passwd}, import)
-calls L{makeCredentials}, so every account always has credentials for every
-mechanism in L{MECHANISMS}.
+calls L{makeCredentials}, so every account created here has credentials for
+every mechanism in L{MECHANISMS}.  Accounts imported from servers that kept
+fewer (ejabberd keeps SCRAM-SHA-1 only) get the others from
+L{missingCredentials} at their next login that reveals the password (PLAIN).
 
 Passwords are prepared with the PRECIS OpaqueString profile (RFC 8265), the
 successor of SASLprep, before hashing; for the ASCII passwords almost everyone
@@ -78,6 +80,20 @@ def makeCredentials(password: str, iterations: int = DEFAULT_ITERATIONS
     """Credentials for every mechanism in L{MECHANISMS}, each with its own salt."""
     return {mech: deriveCredential(hashName, password, iterations=iterations)
             for mech, hashName in MECHANISMS.items()}
+
+
+def missingCredentials(password: str, credentials: dict[str, ScramCredential]
+                       ) -> dict[str, ScramCredential]:
+    """
+    Credentials for the mechanisms of L{MECHANISMS} that C{credentials}
+    lacks, derived from C{password} (already checked against them), each
+    with a fresh salt and at least as many iterations as the account has.
+    """
+    iterations = max((c.iterations for c in credentials.values()),
+                     default=DEFAULT_ITERATIONS)
+    return {mech: deriveCredential(hashName, password,
+                                   iterations=max(iterations, DEFAULT_ITERATIONS))
+            for mech, hashName in MECHANISMS.items() if mech not in credentials}
 
 
 def checkPassword(mechanism: str, credential: ScramCredential, password: str) -> bool:

@@ -11,6 +11,13 @@ run unchanged on top of it.  Unlike Twisted's parser it enforces RFC 6120 §11.1
   - a DOCTYPE (hence any DTD, entity declaration or billion-laughs document),
     comments and processing instructions raise L{RestrictedXML}; the XML
     declaration is allowed, it is not a processing instruction;
+  - UTF-8 is the only encoding (RFC 6120 §11.6): an XML declaration naming
+    another one, a UTF-16 or UTF-32 byte order mark, or the NUL bytes with
+    which UTF-16 and UTF-32 write ASCII at the start of the stream raise
+    L{UnsupportedEncoding} (C{unsupported-encoding}); expat would otherwise
+    honour a byte order mark and quietly read UTF-16, whatever encoding it
+    was told to use.  XMPP is XML 1.0 (RFC 6120 §11.8): a declaration of
+    another version raises L{UnsupportedXMLVersion} (C{unsupported-version});
   - references to entities other than the five predefined ones, and any other
     expat error, raise L{NotWellFormed};
   - a stanza (or the stream header) longer than C{maxStanzaSize} bytes raises
@@ -75,6 +82,31 @@ class NotWellFormed(XMLPolicyError):
     """Expat rejected the input; the message is expat's (RFC 6120 §4.9.3.13)."""
 
     condition = "not-well-formed"
+
+
+class UnsupportedEncoding(XMLPolicyError):
+    """The peer sent, or declared, an encoding other than UTF-8 (RFC 6120 §11.6)."""
+
+    condition = "unsupported-encoding"
+
+
+class UnsupportedXMLVersion(XMLPolicyError):
+    """
+    The XML declaration names a version other than 1.0.  RFC 6120 §11.8
+    defines XMPP over XML 1.0 only and names no condition for this;
+    C{unsupported-version} (§4.9.3.25, strictly about the stream header's
+    XMPP version) is the one that tells the peer a version is the problem,
+    and the text says which.
+    """
+
+    condition = "unsupported-version"
+
+
+#: The first bytes checked for another encoding (XML 1.0 Appendix F): UTF-16
+#: and UTF-32 put a NUL byte among them, or a byte order mark starting with
+#: 0xFE or 0xFF, bytes UTF-8 never uses; EBCDIC writes "<?xm" as these.
+_EBCDIC_START = b"\x4c\x6f\xa7\x94"
+_SNIFFED = 4
 
 
 class PolicyViolation(XMLPolicyError):
@@ -177,6 +209,7 @@ class HardenedElementStream:
         parser.ExternalEntityRefHandler = self._refuseDeclaration
         parser.CommentHandler = self._refuseComment
         parser.ProcessingInstructionHandler = self._refuseProcessingInstruction
+        parser.XmlDeclHandler = self._checkDeclaration
         self._parser = parser
 
         self._started = False
@@ -210,6 +243,8 @@ class HardenedElementStream:
         if isinstance(data, str):
             data = data.encode("utf-8")
         try:
+            if self.bytesFed < _SNIFFED:
+                self._sniff(data)
             if len(data) <= PARSE_SLICE:
                 self._feed(data)
             else:
@@ -235,6 +270,18 @@ class HardenedElementStream:
         nothing.  Used when the stream restarts or closes.
         """
         self._halted = True
+
+    def _sniff(self, data: bytes) -> None:
+        """
+        Refuse a stream whose first bytes are not UTF-8 (RFC 6120 §11.6),
+        before expat sees them: it would decode UTF-16 after a byte order
+        mark, and call UTF-16 without one merely not well-formed.
+        """
+        head = data[: _SNIFFED - self.bytesFed]
+        # 0xFE and 0xFF never occur in UTF-8; NUL is no XML character.
+        if b"\x00" in head or (self.bytesFed == 0 and (
+                data[:1] in (b"\xfe", b"\xff") or data.startswith(_EBCDIC_START))):
+            raise UnsupportedEncoding("only UTF-8 is supported (RFC 6120 §11.6)")
 
     def _feed(self, data) -> None:
         self.bytesFed += len(data)
@@ -352,6 +399,19 @@ class HardenedElementStream:
     def _onEndNamespace(self, prefix: Optional[str]) -> None:
         if prefix is None:
             self._defaultNamespaces.pop()
+
+    def _checkDeclaration(self, version: str, encoding: Optional[str],
+                          standalone: int) -> None:
+        # Expat was told the encoding, so it reads UTF-8 whatever the
+        # declaration says: a peer writing ISO-8859-1 would be misread.
+        if encoding is not None and encoding.lower() != "utf-8":
+            raise UnsupportedEncoding(
+                "encoding %r is not supported: XMPP uses UTF-8 only (RFC 6120 §11.6)"
+                % (encoding,))
+        if version != "1.0":
+            raise UnsupportedXMLVersion(
+                "XML version %r is not supported: XMPP uses XML 1.0 (RFC 6120 §11.8)"
+                % (version,))
 
     def _refuseDoctype(self, *args) -> None:
         raise RestrictedXML("DOCTYPE declarations are not allowed")
