@@ -134,3 +134,228 @@ def test_listRoundTrip():
     assert parsed.items[1].value == ROMEO
     stored = Stored({"l": parsed}, "l")
     assert Stored.fromJSON(json.loads(json.dumps(stored.toJSON()))) == stored
+
+
+# -- the protocol (§2.2-§2.8) ---------------------------------------------------
+
+BALCONY = JULIET + "/balcony"
+CHAMBER = JULIET + "/chamber"
+ORCHARD = ROMEO + "/orchard"
+NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
+
+
+@pytest.fixture
+def world(tmp_path):
+    """Juliet (two resources) and Romeo, subscribed both ways, all online."""
+    world = Domain(tmp_path, features=("presence", "roster", "messages", "disco", "blocking",
+                                       "privacy"),
+                   sections={"privacy": {"max_items": 3, "max_lists": 2}})
+    world.storage.rosters.setItem("juliet", DOMAIN, RosterItem(ROMEO, subscription="both",
+                                                              groups=("Montagues",)))
+    world.storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET, subscription="both"))
+    world.streams = {}
+    for full in (ORCHARD, BALCONY, CHAMBER):
+        world.streams[full] = world.bind(full)
+        world.send("<presence from='%s'/>" % full)
+    for stream in world.streams.values():
+        stream.take()
+    return world
+
+
+def ask(world, payload, sender=BALCONY, kind="set", id="p1"):
+    """Send a privacy request as C{sender}; what C{sender} got back."""
+    world.send("<iq type='%s' id='%s' from='%s'><query xmlns='%s'>%s</query></iq>"
+               % (kind, id, sender, NS_PRIVACY, payload))
+    return [s for s in world.streams[sender].take() if s.getAttribute("id") == id]
+
+
+def ok(world, payload, sender=BALCONY, kind="set"):
+    [reply] = ask(world, payload, sender, kind)
+    assert reply["type"] == "result", reply.toXml()
+    return reply
+
+
+def refused(world, payload, sender=BALCONY, kind="set"):
+    [reply] = ask(world, payload, sender, kind)
+    return errorCondition(reply)
+
+
+DENY_ROMEO_MESSAGES = ("<list name='quiet'><item type='jid' value='%s' action='deny' order='1'>"
+                       "<message/></item></list>" % ROMEO)
+
+
+def test_listsAndNames(world):
+    """A stored list is named in the overview with the default and active lists, and read back in order (§2.3)."""
+    assert list(ok(world, "", kind="get").query.elements()) == []
+    ok(world, "<list name='a'><item action='deny' order='9'/>"
+              "<item type='group' value='Montagues' action='allow' order='3'/></list>")
+    ok(world, "<default name='a'/>")
+    ok(world, "<active name='a'/>")
+    overview = ok(world, "", kind="get").query
+    assert [(e.name, e.getAttribute("name")) for e in overview.elements()] == [
+        ("active", "a"), ("default", "a"), ("list", "a")]
+    # Another resource has no active list of its own.
+    other = ok(world, "", sender=CHAMBER, kind="get").query
+    assert [e.name for e in other.elements()] == ["default", "list"]
+    [stored] = ok(world, "<list name='a'/>", kind="get").query.elements()
+    assert [(i["order"], i["action"]) for i in stored.elements()] == [("3", "allow"), ("9", "deny")]
+
+
+@pytest.mark.parametrize("payload, kind, condition", [
+    ("<list name='nope'/>", "get", "item-not-found"),
+    ("<list name='a'/><list name='b'/>", "get", "bad-request"),
+    ("<active name='nope'/>", "set", "item-not-found"),
+    ("<default name='nope'/>", "set", "item-not-found"),
+    ("<list name='nope'/>", "set", "item-not-found"),
+    ("<active/><default/>", "set", "bad-request"),
+    ("", "set", "bad-request"),
+    ("<list name='a'><item action='deny' order='x'/></list>", "set", "bad-request"),
+    ("<list><item action='deny' order='1'/></list>", "set", "bad-request"),
+    ("<list name='big'>" + "".join("<item action='deny' order='%d'/>" % i for i in range(4))
+     + "</list>", "set", "policy-violation"),
+])
+def test_errors(world, payload, kind, condition):
+    """Unknown lists are item-not-found, malformed requests bad-request, oversized lists policy-violation."""
+    assert refused(world, payload, kind=kind) == condition
+
+
+def test_tooManyLists(world):
+    """An account keeps at most max_lists lists."""
+    for name in ("a", "b"):
+        ok(world, "<list name='%s'><item action='deny' order='1'/></list>" % name)
+    assert refused(world, "<list name='c'><item action='deny' order='1'/></list>") == \
+        "policy-violation"
+
+
+def test_onlyTheAccountMayAsk(world):
+    """Another user asking about someone's lists gets service-unavailable."""
+    world.send("<iq type='get' id='x1' from='%s' to='%s'><query xmlns='%s'/></iq>"
+               % (ORCHARD, JULIET, NS_PRIVACY))
+    [reply] = world.streams[ORCHARD].take()
+    assert errorCondition(reply) == "service-unavailable"
+
+
+def test_editPushedToEveryResource(world):
+    """Every connected resource of the account gets the name of a changed list (§2.6)."""
+    ok(world, DENY_ROMEO_MESSAGES)
+    [push] = world.streams[CHAMBER].take()
+    assert push["type"] == "set" and push["from"] == JULIET
+    assert [e["name"] for e in push.query.elements()] == ["quiet"]
+    assert world.streams[ORCHARD].take() == []
+
+
+def test_removingListInUseElsewhereConflicts(world):
+    """A list active for another resource, or the default another resource uses, cannot be removed (§2.8)."""
+    ok(world, DENY_ROMEO_MESSAGES)
+    ok(world, "<active name='quiet'/>", sender=CHAMBER)
+    assert refused(world, "<list name='quiet'/>") == "conflict"
+    ok(world, "<active/>", sender=CHAMBER)
+    ok(world, "<default name='quiet'/>")
+    assert refused(world, "<list name='quiet'/>") == "conflict"
+    assert refused(world, "<default/>") == "conflict"
+    # Once the other resource has a list of its own, only this one uses the default.
+    ok(world, "<list name='other'><item action='allow' order='1'/></list>")
+    ok(world, "<active name='other'/>", sender=CHAMBER)
+    ok(world, "<list name='quiet'/>")
+    assert [(e.name, e.getAttribute("name")) for e in ok(world, "", kind="get").query.elements()] \
+        == [("list", "other")]
+
+
+def test_defaultListDeniesMessages(world):
+    """A default list denying a JID's messages answers them service-unavailable and delivers nothing."""
+    ok(world, DENY_ROMEO_MESSAGES)
+    ok(world, "<default name='quiet'/>")
+    for stream in world.streams.values():
+        stream.take()
+    world.send("<message from='%s' to='%s' id='m1' type='chat'><body>hi</body></message>"
+               % (ORCHARD, JULIET))
+    assert world.streams[BALCONY].take() == [] and world.streams[CHAMBER].take() == []
+    [bounce] = world.streams[ORCHARD].take()
+    assert errorCondition(bounce) == "service-unavailable"
+    # The list named messages only: presence still arrives.
+    world.send("<presence from='%s'><show>away</show></presence>" % ORCHARD)
+    assert len(world.streams[BALCONY].take()) == 1
+
+
+def test_activeListIsPerSession(world):
+    """An active list governs its own resource only; the others keep the default (none here)."""
+    ok(world, DENY_ROMEO_MESSAGES)
+    ok(world, "<active name='quiet'/>")
+    world.streams[CHAMBER].take()
+    for resource in (BALCONY, CHAMBER):
+        world.send("<message from='%s' to='%s' type='chat'><body>hi</body></message>"
+                   % (ORCHARD, resource))
+    assert world.streams[BALCONY].take() == []
+    assert len(world.streams[CHAMBER].take()) == 1
+
+
+def test_presenceInPerResource(world):
+    """A contact's broadcast skips the resource whose active list denies presence-in."""
+    ok(world, "<list name='calm'><item type='group' value='Montagues' action='deny' order='1'>"
+              "<presence-in/></item></list>")
+    ok(world, "<active name='calm'/>")
+    world.streams[CHAMBER].take()
+    world.send("<presence from='%s'><show>away</show></presence>" % ORCHARD)
+    assert world.streams[BALCONY].take() == []
+    assert [s["from"] for s in world.streams[CHAMBER].take()] == [ORCHARD]
+
+
+def test_presenceOutDenied(world):
+    """A default list denying presence-out to a subscription hides the user's broadcasts from them."""
+    ok(world, "<list name='hide'><item type='subscription' value='both' action='deny' order='1'>"
+              "<presence-out/></item></list>")
+    ok(world, "<default name='hide'/>")
+    world.streams[ORCHARD].take()
+    world.send("<presence from='%s'><show>dnd</show></presence>" % BALCONY)
+    assert world.streams[ORCHARD].take() == []
+    # Messages are not presence: they still go.
+    world.send("<message from='%s' to='%s' type='chat'><body>hi</body></message>"
+               % (BALCONY, ORCHARD))
+    assert len(world.streams[ORCHARD].take()) == 1
+
+
+def test_outboundDenyAllAndIQ(world):
+    """An item without kinds stops the user's own stanzas with not-acceptable, and IQs to the user."""
+    ok(world, "<list name='cut'><item type='jid' value='%s' action='deny' order='1'/></list>"
+              % ROMEO)
+    ok(world, "<default name='cut'/>")
+    for stream in world.streams.values():
+        stream.take()
+    fromClient(world, "<message from='%s' to='%s' id='m2'><body>x</body></message>"
+               % (BALCONY, ORCHARD))
+    [refusal] = world.streams[BALCONY].take()
+    assert errorCondition(refusal) == "not-acceptable"
+    # Not the XEP-0191 condition: no block list was involved.
+    assert refusal.error.firstChildElement().name == "not-acceptable"
+    assert list(refusal.error.elements("urn:xmpp:blocking:errors", "blocked")) == []
+    world.send("<iq type='get' id='q1' from='%s' to='%s'><query xmlns='jabber:iq:version'/></iq>"
+               % (ORCHARD, BALCONY))
+    [answer] = world.streams[ORCHARD].take()
+    assert errorCondition(answer) == "service-unavailable"
+    assert world.streams[BALCONY].take() == []
+
+
+def test_blockListComesFirst(world):
+    """A JID on the block list stays blocked even if a privacy list allows it first (one check, XEP-0191 §5)."""
+    ok(world, "<list name='open'><item type='jid' value='%s' action='allow' order='1'/></list>"
+              % ROMEO)
+    ok(world, "<default name='open'/>")
+    world.send("<iq type='set' id='b1' from='%s'><block xmlns='urn:xmpp:blocking'>"
+               "<item jid='%s'/></block></iq>" % (BALCONY, ROMEO))
+    for stream in world.streams.values():
+        stream.take()
+    world.send("<message from='%s' to='%s' type='chat'><body>hi</body></message>"
+               % (ORCHARD, BALCONY))
+    assert world.streams[BALCONY].take() == []
+    [bounce] = world.streams[ORCHARD].take()
+    assert errorCondition(bounce) == "service-unavailable"
+
+
+def test_disco(world):
+    """The server announces jabber:iq:privacy."""
+    world.send("<iq type='get' id='d1' from='%s' to='example.org'>"
+               "<query xmlns='http://jabber.org/protocol/disco#info'/></iq>" % BALCONY)
+    [reply] = world.streams[BALCONY].take()
+    features = {f["var"] for f in reply.query.elements(
+        "http://jabber.org/protocol/disco#info", "feature")}
+    assert NS_PRIVACY in features

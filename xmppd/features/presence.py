@@ -21,7 +21,7 @@ also reaches every entity that got directed presence (§4.6).  Presence to a
 bare JID reaches every available resource; to a full JID, that resource
 (RFC 6121 §8.5).
 
-A resource in invisible mode (XEP-0186, C{xmppd.features.invisible}) is
+A resource in invisible mode (XEP-0186, L{xmppd.features.invisible}) is
 available to the user's own resources but not to contacts: its broadcasts
 go to no subscriber and probes find it offline; directed presence still
 goes where it is sent.
