@@ -131,3 +131,11 @@ def test_disco(world):
     features = {f["var"] for f in reply.query.elements(
         "http://jabber.org/protocol/disco#info", "feature")}
     assert {NS_INVISIBLE_0, NS_INVISIBLE_1} <= features
+
+
+def test_slixmppVisibleNamespace(world):
+    """slixmpp's <visible xmlns='urn:xmpp:visible:0'/> brings the user back too."""
+    command(world, "invisible")
+    world.orchard.take()
+    command(world, "visible", "urn:xmpp:visible:0")
+    assert presences(world.orchard) == [(BALCONY, None)]

@@ -48,15 +48,21 @@ from xmppd.features.roster import rosterManager
 NS_INVISIBLE_0 = "urn:xmpp:invisible:0"
 NS_INVISIBLE_1 = "urn:xmpp:invisible:1"
 NAMESPACES = (NS_INVISIBLE_0, NS_INVISIBLE_1)
+#: slixmpp (1.8) sends <visible/> in this namespace, which the XEP never
+#: defined; accepted so its users can come back, never announced.
+NS_VISIBLE_SLIXMPP = "urn:xmpp:visible:0"
+
+#: (element, namespace) of the commands understood.
+COMMANDS = tuple(("invisible", ns) for ns in NAMESPACES) + tuple(
+    ("visible", ns) for ns in NAMESPACES + (NS_VISIBLE_SLIXMPP,))
 
 
 @implementer(IDisco)
 class InvisibleHandler(XMPPHandler, IQHandlerMixin):
     """The invisible command for one served domain's sessions."""
 
-    iqHandlers = {
-        "/iq[@type='set']/%s[@xmlns='%s']" % (name, ns): "on" + name.capitalize()
-        for name in ("invisible", "visible") for ns in NAMESPACES}
+    iqHandlers = {"/iq[@type='set']/%s[@xmlns='%s']" % (name, ns): "on" + name.capitalize()
+                  for name, ns in COMMANDS}
 
     def __init__(self, domain):
         XMPPHandler.__init__(self)
