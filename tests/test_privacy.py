@@ -359,3 +359,69 @@ def test_disco(world):
     features = {f["var"] for f in reply.query.elements(
         "http://jabber.org/protocol/disco#info", "feature")}
     assert NS_PRIVACY in features
+
+
+# -- the block list as a privacy list (XEP-0191 and XEP-0016 agree) ------------
+
+NS_BLOCKING = "urn:xmpp:blocking"
+
+
+def blocking(world, payload, sender=BALCONY, kind="set", id="b1"):
+    world.send("<iq type='%s' id='%s' from='%s'>%s</iq>" % (kind, id, sender, payload))
+    return [s for s in world.streams[sender].take() if s.getAttribute("id") == id]
+
+
+def test_blockListShownAsPrivacyList(world):
+    """JIDs blocked with XEP-0191 appear to privacy-list clients as deny-everything items of urn:xmpp:blocking."""
+    assert [e.getAttribute("name") for e in ok(world, "", kind="get").query.elements()] == []
+    blocking(world, "<block xmlns='%s'><item jid='%s'/><item jid='example.net'/></block>"
+             % (NS_BLOCKING, ROMEO))
+    names = [e.getAttribute("name") for e in ok(world, "", kind="get").query.elements()]
+    assert names == [NS_BLOCKING]
+    [shown] = ok(world, "<list name='%s'/>" % NS_BLOCKING, kind="get").query.elements()
+    assert [(i["type"], i["value"], i["action"], i["order"], list(i.elements()))
+            for i in shown.elements()] == [
+        ("jid", ROMEO, "deny", "1", []), ("jid", "example.net", "deny", "2", [])]
+
+
+def test_blockThroughPrivacyList(world):
+    """Setting urn:xmpp:blocking as a privacy list blocks for XEP-0191 too: listed, pushed, enforced, presence gone."""
+    [reply] = blocking(world, "<blocklist xmlns='%s'/>" % NS_BLOCKING, sender=CHAMBER,
+                       kind="get")
+    assert reply["type"] == "result"
+    ok(world, "<list name='%s'><item type='jid' value='%s' action='deny' order='1'/></list>"
+              % (NS_BLOCKING, ROMEO))
+    got = world.streams[CHAMBER].take()
+    pushes = [s for s in got if s.name == "iq"]
+    assert {p.firstChildElement().uri for p in pushes} == {NS_BLOCKING, NS_PRIVACY}
+    # Romeo saw Juliet's resources go; Juliet saw Romeo go.
+    assert sorted((s["from"], s.getAttribute("type")) for s in world.streams[ORCHARD].take()
+                  if s.name == "presence") == [(BALCONY, "unavailable"), (CHAMBER, "unavailable")]
+    assert [(s["from"], s.getAttribute("type")) for s in got if s.name == "presence"] == [
+        (ORCHARD, "unavailable")]
+    [listed] = blocking(world, "<blocklist xmlns='%s'/>" % NS_BLOCKING, kind="get")
+    assert [i["jid"] for i in listed.firstChildElement().elements()] == [ROMEO]
+    fromClient(world, "<message from='%s' to='%s' id='m3'><body>x</body></message>"
+               % (BALCONY, ORCHARD))
+    [refusal] = world.streams[BALCONY].take()
+    assert list(refusal.error.elements("urn:xmpp:blocking:errors", "blocked"))
+
+    # Removing the list unblocks.
+    ok(world, "<list name='%s'/>" % NS_BLOCKING)
+    [listed] = blocking(world, "<blocklist xmlns='%s'/>" % NS_BLOCKING, kind="get")
+    assert list(listed.firstChildElement().elements()) == []
+
+
+@pytest.mark.parametrize("payload, condition", [
+    ("<list name='urn:xmpp:blocking'><item type='jid' value='%s' action='allow' order='1'/>"
+     "</list>" % ROMEO, "bad-request"),
+    ("<list name='urn:xmpp:blocking'><item type='jid' value='%s' action='deny' order='1'>"
+     "<message/></item></list>" % ROMEO, "bad-request"),
+    ("<list name='urn:xmpp:blocking'><item type='group' value='x' action='deny' order='1'/>"
+     "</list>", "bad-request"),
+    ("<active name='urn:xmpp:blocking'/>", "not-allowed"),
+    ("<default name='urn:xmpp:blocking'/>", "not-allowed"),
+])
+def test_blockListKeepsItsShape(world, payload, condition):
+    """The block list holds only deny-everything JID items, and always applies."""
+    assert refused(world, payload) == condition

@@ -48,8 +48,8 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-import json
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.error import StanzaError
 from twisted.words.protocols.jabber.jid import JID
@@ -130,6 +130,8 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         #: policy.  A list that cannot be read is empty (a fresh dict:
         #: callers change what they get).
         self.cache = self.policy.blocklists
+        self.policy.blocklistMax = maxItems
+        self.policy.blocklistObservers.append(self.onBlocklistChanged)
         #: Full JID strings of the sessions that asked for the block list:
         #: they get pushes (§3.3).
         self.interested: set[str] = set()
@@ -198,20 +200,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         if not requested:
             raise StanzaError("bad-request", text="block at least one JID")
         account = sender.userhostJID()
-        items = await self.cache.load(account)
-        added = [jid for jid in requested if jid not in items]
-        if len(items) + len(added) > self.maxItems:
-            raise StanzaError("policy-violation", type="modify",
-                              text="a block list holds at most %d JIDs" % (self.maxItems,))
-        for jid in added:
-            items[jid] = None
-        try:
-            await self.save(account, items)
-        except Exception:
-            for jid in added:
-                items.pop(jid, None)
-            raise
-        self.cache.keep(account, items)
+        added, _ = await self.policy.changeBlocklist(account, requested, [], notify=False)
         self.push(account, "block", requested)
         if added:
             await self.announceBlock(account, added)
@@ -221,31 +210,31 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         sender = self.account(iq)
         requested = self.items(next(iq.elements(NS_BLOCKING, "unblock")))
         account = sender.userhostJID()
-        items = await self.cache.load(account)
-        before = dict(items)
-        if requested:
-            removed = [jid for jid in requested if jid in items]
-        else:
-            removed = list(items)
-        for jid in removed:
-            del items[jid]
-        try:
-            await self.save(account, items)
-        except Exception:
-            items.clear()
-            items.update(before)
-            raise
-        self.cache.keep(account, items)
+        _, removed = await self.policy.changeBlocklist(account, [], requested or None,
+                                                       notify=False)
         self.push(account, "unblock", requested)
         if removed:
             await self.announceUnblock(account, removed)
 
-    def save(self, account: JID, items: dict[str, None]) -> defer.Deferred:
-        accountData = self.domain.storage.accountData
-        if not items:
-            return accountData.delete(account.user, account.host, STORAGE_KEY)
-        return accountData.set(account.user, account.host, STORAGE_KEY,
-                               json.dumps(list(items), ensure_ascii=False))
+    def onBlocklistChanged(self, account: JID, added: list[str], removed: list[str]) -> None:
+        """
+        The list was changed through privacy lists (XEP-0016): blocking
+        clients hear it as if it had been a block or an unblock.
+        """
+        if added:
+            self.push(account, "block", added)
+        if removed:
+            self.push(account, "unblock", removed)
+        d = defer.ensureDeferred(self.announceChange(account, added, removed))
+        d.addErrback(lambda failure: self.log.failure(
+            "Cannot announce the block list change of {account}", failure,
+            account=account.full()))
+
+    async def announceChange(self, account: JID, added: list[str], removed: list[str]) -> None:
+        if added:
+            await self.announceBlock(account, added)
+        if removed:
+            await self.announceUnblock(account, removed)
 
     def push(self, account: JID, name: str, jids: list[str]) -> None:
         """Send the change to every interested resource of the account."""

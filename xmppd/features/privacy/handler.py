@@ -27,6 +27,15 @@ bare JID; anyone else gets C{service-unavailable}):
     of the account gets the change pushed (an IQ set with the list's name
     alone, §2.6).
 
+The block list (XEP-0191) is shown as the list C{urn:xmpp:blocking}, one
+deny-everything JID item per blocked JID, listed while it is not empty.  A
+set of that list replaces the block list (without items: unblocks
+everyone), and blocking clients get the pushes and the presence of a block
+or an unblock; its items must be C{jid} items with action C{deny} and no
+stanza kinds (else C{bad-request}), since a block list holds nothing else.
+It applies to every session always, ahead of any other list, so it cannot
+be made active or default (C{not-allowed}).
+
 A set query carries exactly one child (C{bad-request} otherwise, §2.6).
 Lists are kept as JSON under the account-data key C{"privacy"}, with the
 default list's name; active lists belong to a session and end with it.
@@ -52,7 +61,8 @@ from zope.interface import implementer
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.stanzas import NS_CLIENT
-from xmppd.features.privacy.policy import PRIVACY_KEY, policyOf
+from xmppd.features.privacy.policy import (BLOCKLIST_NAME, PRIVACY_KEY, blocklistAsList,
+                                           policyOf)
 from xmppd.features.privacy.rules import NS_PRIVACY, Stored, listElement, parseList
 
 PRIVACY_GET = "/iq[@type='get']/query[@xmlns='%s']" % NS_PRIVACY
@@ -127,18 +137,25 @@ class PrivacyHandler(XMPPHandler, IQHandlerMixin):
         request = next(iq.elements(NS_PRIVACY, "query"))
         children = list(request.elements())
         query = domish.Element((NS_PRIVACY, "query"))
+        blocked = await self.policy.blocklists.load(sender.userhostJID())
         if not children:
             active = self.policy.active.get(sender.full())
             if active is not None:
                 query.addElement("active")["name"] = active
             if stored.default is not None:
                 query.addElement("default")["name"] = stored.default
+            if blocked:
+                query.addElement("list")["name"] = BLOCKLIST_NAME
             for name in stored.lists:
                 query.addElement("list")["name"] = name
             return query
         if len(children) != 1 or children[0].name != "list" or children[0].uri != NS_PRIVACY:
             raise StanzaError("bad-request", text="ask for the names, or for one list")
-        privacyList = stored.lists.get(children[0].getAttribute("name") or "")
+        name = children[0].getAttribute("name") or ""
+        if name == BLOCKLIST_NAME and blocked:
+            query.addChild(listElement(blocklistAsList(blocked)))
+            return query
+        privacyList = stored.lists.get(name)
         if privacyList is None:
             raise StanzaError("item-not-found")
         query.addChild(listElement(privacyList))
@@ -168,6 +185,8 @@ class PrivacyHandler(XMPPHandler, IQHandlerMixin):
     async def setActive(self, sender: JID, command: domish.Element) -> None:
         """§2.4: the session's active list, or none."""
         name = command.getAttribute("name")
+        if name == BLOCKLIST_NAME:
+            raise StanzaError("not-allowed", text="the block list always applies")
         if name is not None:
             stored = await self.cache.load(sender.userhostJID())
             if name not in stored.lists:
@@ -177,6 +196,8 @@ class PrivacyHandler(XMPPHandler, IQHandlerMixin):
     async def setDefault(self, sender: JID, command: domish.Element) -> None:
         """§2.5: the account's default list, or none."""
         name = command.getAttribute("name")
+        if name == BLOCKLIST_NAME:
+            raise StanzaError("not-allowed", text="the block list always applies")
         account = sender.userhostJID()
         stored = await self.cache.load(account)
         if name is not None and name not in stored.lists:
@@ -194,6 +215,10 @@ class PrivacyHandler(XMPPHandler, IQHandlerMixin):
         name = command.getAttribute("name")
         if not name:
             raise StanzaError("bad-request", text="a list needs a name")
+        if name == BLOCKLIST_NAME:
+            await self.setBlocklist(account, command)
+            self.push(account, name)
+            return
         lists = dict(stored.lists)
         default = stored.default
         if any(True for _ in command.elements(NS_PRIVACY, "item")):
@@ -215,6 +240,20 @@ class PrivacyHandler(XMPPHandler, IQHandlerMixin):
                 self.policy.setActive(sender, None)
         await self.save(account, Stored(lists, default))
         self.push(account, name)
+
+    async def setBlocklist(self, account: JID, command: domish.Element) -> None:
+        """The block list, set as a privacy list: it replaces the block list."""
+        blocklist = parseList(command, self.policy.blocklistMax) if any(
+            True for _ in command.elements(NS_PRIVACY, "item")) else None
+        jids = []
+        for item in blocklist.items if blocklist is not None else ():
+            if item.type != "jid" or item.action != "deny" or item.kinds:
+                raise StanzaError("bad-request", text="the block list holds only JIDs denied "
+                                  "every stanza (type jid, action deny, no kinds)")
+            jids.append(item.value)
+        current = await self.policy.blocklists.load(account)
+        await self.policy.changeBlocklist(account, jids,
+                                          [jid for jid in current if jid not in jids])
 
     #: What a set names -> the method that does it.
     setters = {"active": setActive, "default": setDefault, "list": setList}

@@ -48,13 +48,21 @@ be read refuses nothing (logged): a storage failure must not silence a user.
 
 Privacy lists are read only on a domain where the privacy feature runs
 (L{Policy.enablePrivacy}); without it the check costs one block-list look-up.
+
+The block list is also what privacy-list clients see as the list named
+L{BLOCKLIST_NAME} (C{urn:xmpp:blocking}): one C{jid} item with action
+C{deny} and no kinds per blocked JID, the very rule XEP-0191 §3.3 applies.
+Either protocol may change it; L{Policy.replaceBlocklist} stores the new
+list and tells the observers (the blocking feature pushes the change to
+its clients and sends the presence §3.3-§3.4 ask for), so a JID blocked
+through one protocol is blocked, and listed, in the other.
 """
 
 from __future__ import annotations
 
 import json
 import weakref
-from typing import Any
+from typing import Any, Callable
 
 from twisted.internet import defer
 from twisted.logger import Logger
@@ -66,17 +74,20 @@ from xmppd.core.accountcache import AccountDataCache
 from xmppd.core.events import C2S_OUTGOING, SESSION_CLOSED, STANZA_OUTBOUND, STANZA_PREPARED
 from xmppd.core.hooks import DELIVER, POLICY
 from xmppd.core.stanzas import errorReply, marks, mayAnswer, meta
-from xmppd.features.privacy.rules import PrivacyList, Stored, kindOf, matchKeys
+from xmppd.features.privacy.rules import PrivacyItem, PrivacyList, Stored, kindOf, matchKeys
 from xmppd.features.roster import rosterManager
 
-__all__ = ["BLOCKLIST_KEY", "NS_BLOCKING_ERRORS", "PRIORITY", "PRIVACY_KEY", "Policy",
-           "exempt", "isBlocked", "isExempt", "policyOf"]
+__all__ = ["BLOCKLIST_KEY", "BLOCKLIST_NAME", "NS_BLOCKING_ERRORS", "PRIORITY", "PRIVACY_KEY",
+           "Policy", "blocklistAsList", "exempt", "isBlocked", "isExempt", "policyOf"]
 
 NS_BLOCKING_ERRORS = "urn:xmpp:blocking:errors"
 
 #: The account-data keys of the block list and of the privacy lists.
 BLOCKLIST_KEY = "blocklist"
 PRIVACY_KEY = "privacy"
+
+#: The name under which privacy-list clients see the block list.
+BLOCKLIST_NAME = "urn:xmpp:blocking"
 
 #: Above every delivery-side hook: a refused stanza must reach none of them.
 PRIORITY = POLICY
@@ -124,6 +135,12 @@ def parseBlocklist(value: str | None) -> dict[str, None]:
     return dict.fromkeys(jids)
 
 
+def blocklistAsList(blocked) -> PrivacyList:
+    """The block list as XEP-0016 sees it: a deny-everything JID item per blocked JID."""
+    return PrivacyList(BLOCKLIST_NAME, tuple(
+        PrivacyItem("deny", order, "jid", jid) for order, jid in enumerate(blocked, 1)))
+
+
 def parsePrivacy(value: str | None) -> Stored:
     return Stored.fromJSON(json.loads(value)) if value else Stored()
 
@@ -161,6 +178,10 @@ class Policy:
         #: Bare JID string -> how many of its sessions have an active list.
         self.activeCount: dict[str, int] = {}
         self.rosters = rosterManager(domain)
+        #: Most JIDs a block list holds (the blocking feature sets it).
+        self.blocklistMax = 1000
+        #: Called with (account, added, removed) after a block list changed.
+        self.blocklistObservers: list[Callable[[JID, list[str], list[str]], None]] = []
         hooks = domain.hooks
         for name in STANZA_HOOKS:
             hooks.add(name, self.onStanza, PRIORITY)
@@ -177,6 +198,43 @@ class Policy:
                                             size=self.recentLists, what="the privacy lists")
             self.privacy.register()
         return self.privacy
+
+    # -- the block list ------------------------------------------------------
+
+    def saveBlocklist(self, account: JID, items: dict[str, None]) -> defer.Deferred:
+        """Store C{account}'s block list; once stored, the check applies it."""
+        accountData = self.domain.storage.accountData
+        if not items:
+            d = accountData.delete(account.user, account.host, BLOCKLIST_KEY)
+        else:
+            d = accountData.set(account.user, account.host, BLOCKLIST_KEY,
+                                json.dumps(list(items), ensure_ascii=False))
+        return d.addCallback(lambda _: self.blocklists.keep(account, items))
+
+    async def changeBlocklist(self, account: JID, add: list[str], remove: list[str] | None,
+                              notify: bool = True) -> tuple[list[str], list[str]]:
+        """
+        Add C{add} to C{account}'s block list and take C{remove} off it
+        (C{None}: everything); store it and, if C{notify}, tell the
+        observers (the blocking feature's own commands tell their clients
+        themselves).  What was really added and removed.  A list past
+        L{blocklistMax} is C{policy-violation}, and nothing changes.
+        """
+        current = await self.blocklists.load(account)
+        items = dict(current)
+        removed = list(items) if remove is None else [jid for jid in remove if jid in items]
+        for jid in removed:
+            del items[jid]
+        added = [jid for jid in add if jid not in items]
+        if len(items) + len(added) > self.blocklistMax:
+            raise StanzaError("policy-violation", type="modify",
+                              text="a block list holds at most %d JIDs" % (self.blocklistMax,))
+        items.update(dict.fromkeys(added))
+        await self.saveBlocklist(account, items)
+        if notify:
+            for observer in self.blocklistObservers:
+                observer(account, added, removed)
+        return added, removed
 
     # -- active lists --------------------------------------------------------
 
