@@ -544,10 +544,12 @@ class PresenceHandler(XMPPHandler):
             # §8.5.3.1: to a full JID, that resource, available or not.
             self.domain.deliverToSession(session, stanza)
         elif recipient.resource is None:
-            self.hear(event, recipient, stanzaType)
             # §8.5.2.1: to a bare JID, every available resource; none, none.
             deliver = self.domain.deliverToSession
-            for available in self.sessions.availableSessionsOf(recipient):
+            resources = self.sessions.availableSessionsOf(recipient)
+            if resources:
+                self.hear(event, recipient, stanzaType)
+            for available in resources:
                 deliver(available, stanza)
         return True
 

@@ -416,9 +416,15 @@ class Policy:
                                            session.jid, sender)
         if not any(verdicts.values()):
             return None
+        delivered = False
         for session, verdict in verdicts.items():
             if verdict is None:
                 self.domain.deliverToSession(session, stanza)
+                delivered = True
+        if delivered:
+            # What the presence feature notes for what it delivers itself.
+            self.domain.presence.hear(recipient.userhost(), sender.full(),
+                                      stanza.getAttribute("type") is None)
         return True
 
     def onPrepared(self, event):
