@@ -67,10 +67,12 @@ class Domain:
     def __init__(self, tmp_path, features=(), sections: dict | None = None,
                  users=("juliet", "romeo")):
         tmp_path.mkdir(parents=True, exist_ok=True)
+        sections = dict(sections or {})
         lines = ["[server]", "domains = [%s]" % _toml(DOMAIN),
-                 "data_dir = %s" % _toml(str(tmp_path / "data")),
-                 "[storage]", 'backend = "memory"']
-        for name, keys in (sections or {}).items():
+                 "data_dir = %s" % _toml(str(tmp_path / "data"))]
+        lines.extend("%s = %s" % (k, _toml(v)) for k, v in sections.pop("server", {}).items())
+        lines.extend(["[storage]", 'backend = "memory"'])
+        for name, keys in sections.items():
             lines.append("[%s]" % name)
             lines.extend("%s = %s" % (k, _toml(v)) for k, v in keys.items())
         path = tmp_path / "xmppd.toml"

@@ -565,3 +565,90 @@ def test_blockCoversWhatLeavesForAnotherDomain(tmp_path):
                                  "to='%s@other.example/r'/>" % name))
     assert received["romeo"] == []
     assert len(received["nurse"]) == 1
+
+
+# -- the contact appears offline to the user (§3.3, §3.4) -------------------
+
+def presenceWorld(tmp_path):
+    """A domain with presence, rosters and blocking; Juliet and Romeo subscribed both ways."""
+    from tests.domainhelpers import Domain
+    world = Domain(tmp_path, features=("presence", "roster", "blocking"))
+    world.storage.rosters.setItem("juliet", DOMAIN, RosterItem(ROMEO, subscription="both"))
+    world.storage.rosters.setItem("romeo", DOMAIN, RosterItem(JULIET, subscription="both"))
+    return world
+
+
+def seen(stanzas):
+    return [(s["from"], s.getAttribute("type")) for s in stanzas if s.name == "presence"]
+
+
+def blockFrom(world, jid, *items, command="block"):
+    from tests.domainhelpers import fromClient
+    payload = "".join("<item jid='%s'/>" % item for item in items)
+    fromClient(world, "<iq type='set' id='b1' from='%s'><%s xmlns='%s'>%s</%s></iq>"
+               % (jid, command, NS_BLOCKING, payload, command))
+
+
+def test_blockShowsContactOffline(tmp_path):
+    """Blocking a contact sends the user's resources unavailable presence from each of the contact's resources (§3.3)."""
+    world = presenceWorld(tmp_path)
+    balcony = world.bind(JULIET + "/balcony")
+    world.send("<presence from='%s/balcony'/>" % JULIET)
+    for resource in ("orchard", "garden"):
+        world.bind("%s/%s" % (ROMEO, resource))
+        world.send("<presence from='%s/%s'/>" % (ROMEO, resource))
+    assert sorted(seen(balcony.take())) == [
+        (JULIET + "/balcony", None), (ROMEO + "/garden", None), (ROMEO + "/orchard", None)]
+
+    blockFrom(world, JULIET + "/balcony", ROMEO)
+
+    assert sorted(seen(balcony.take())) == [
+        (ROMEO + "/garden", "unavailable"), (ROMEO + "/orchard", "unavailable")]
+
+
+def test_blockShowsRemoteContactOffline(tmp_path):
+    """A blocked contact on another server, whose presence the user had, appears offline too."""
+    world = presenceWorld(tmp_path)
+    balcony = world.bind(JULIET + "/balcony")
+    world.send("<presence from='%s/balcony'/>" % JULIET)
+    world.send("<presence from='iago@example.net/x' to='%s'/>" % JULIET)
+    world.send("<presence from='nurse@example.net/y' to='%s'/>" % JULIET)
+    balcony.take()
+
+    blockFrom(world, JULIET + "/balcony", "iago@example.net")
+
+    assert seen(balcony.take()) == [("iago@example.net/x", "unavailable")]
+
+
+def test_unblockShowsContactAgain(tmp_path):
+    """Unblocking a contact the user is subscribed to brings their current presence back (§3.4)."""
+    world = presenceWorld(tmp_path)
+    balcony = world.bind(JULIET + "/balcony")
+    world.send("<presence from='%s/balcony'/>" % JULIET)
+    world.bind(ROMEO + "/orchard")
+    world.send("<presence from='%s/orchard'><status>in the orchard</status></presence>" % ROMEO)
+    blockFrom(world, JULIET + "/balcony", ROMEO)
+    balcony.take()
+
+    blockFrom(world, JULIET + "/balcony", ROMEO, command="unblock")
+
+    [presence] = [s for s in balcony.take() if s.name == "presence"]
+    assert presence["from"] == ROMEO + "/orchard" and presence.getAttribute("type") is None
+    assert str(presence.status) == "in the orchard"
+
+
+def test_blockedContactsBroadcastsStayHidden(tmp_path):
+    """While blocked, neither side's later broadcasts reach the other."""
+    world = presenceWorld(tmp_path)
+    balcony = world.bind(JULIET + "/balcony")
+    world.send("<presence from='%s/balcony'/>" % JULIET)
+    orchard = world.bind(ROMEO + "/orchard")
+    world.send("<presence from='%s/orchard'/>" % ROMEO)
+    blockFrom(world, JULIET + "/balcony", ROMEO)
+    balcony.take(), orchard.take()
+
+    world.send("<presence from='%s/orchard'><show>away</show></presence>" % ROMEO)
+    world.send("<presence from='%s/balcony'><show>dnd</show></presence>" % JULIET)
+
+    assert [s["from"] for s in balcony.take()] == [JULIET + "/balcony"]
+    assert [s["from"] for s in orchard.take()] == [ROMEO + "/orchard"]

@@ -63,3 +63,41 @@ def test_badAddressesRefused(tmp_path, value, message):
         Domain(tmp_path, sections={"contact": {"abuse": value}})
 
     assert str(failed.value).startswith(message)
+
+
+def test_adminsDefaultToServerAdmins(tmp_path):
+    """With no admin addresses set, the server admins are published as xmpp: URIs (XEP-0157)."""
+    domain = Domain(tmp_path, features=("disco", "contact"), sections={
+        "server": {"admins": ["Admin@Example.org", "ops@example.net"]}})
+
+    [form] = forms(serverInfo(domain))
+
+    assert fields(form)["admin-addresses"] == (
+        "list-multi", ["xmpp:admin@example.org", "xmpp:ops@example.net"])
+
+
+def test_explicitAdminAddressesWin(tmp_path):
+    """Configured admin addresses replace the server admins in the form."""
+    domain = Domain(tmp_path, features=("disco", "contact"), sections={
+        "server": {"admins": ["admin@example.org"]},
+        "contact": {"admin": ["mailto:root@example.org"]}})
+
+    [form] = forms(serverInfo(domain))
+
+    assert fields(form)["admin-addresses"] == ("list-multi", ["mailto:root@example.org"])
+
+
+@pytest.mark.parametrize("value, message", [
+    ("admin@example.org", "server.admins: expected a list of bare JIDs"),
+    (["example.org"], 'server.admins: "example.org" is not an account\'s JID'),
+    (["admin@example.org/desk"], 'server.admins: "admin@example.org/desk" has a resource'),
+    (["a b@example.org"], 'server.admins: "a b@example.org" has an invalid user part'),
+    (["admin@exa mple.org"], 'server.admins: "admin@exa mple.org" has an invalid domain'),
+    ([7], "server.admins: expected bare JIDs (strings), got 7"),
+])
+def test_badAdminsRefused(tmp_path, value, message):
+    """An admins entry that is not a bare JID stops the server with a message naming the key."""
+    with pytest.raises(ConfigError) as failed:
+        Domain(tmp_path, sections={"server": {"admins": value}})
+
+    assert str(failed.value).startswith(message)

@@ -92,7 +92,7 @@ async def test_xmppctlHooks(makeServer):
     lines = result.out.splitlines()
     assert lines[0].startswith(f"{DOMAIN}: ")
     assert listening(lines, "message/bare") == [
-        "blocking.BlockingHandler.onStanza", "mam.archive.MAMHandler.onIncoming",
+        "privacy.policy.Policy.onStanza", "mam.archive.MAMHandler.onIncoming",
         "carbons.CarbonsHandler.onReceived", "messages.MessageHandler.onBareMessage"]
     assert listening(lines, "message/offline") == ["offline.handler.OfflineHandler.onOffline"]
     assert any(line.startswith("node-wide ") for line in lines)

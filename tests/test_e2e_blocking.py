@@ -142,3 +142,28 @@ async def test_blockHidesPresence(server):
     await wait(romeo.xmpp.plugin["xep_0191"].unblock("juliet@localhost"))
     presence = await wait(back)
     assert presence["status"] == "in the orchard"
+
+
+@ensureDeferred
+async def test_blockedContactAppearsOffline(server):
+    """Romeo sees Juliet go offline when he blocks her, and online again when he unblocks her (XEP-0191 §3.3, §3.4)."""
+    await server.addUser("romeo")
+    await server.addUser("juliet")
+    rosters = server.service.storage.rosters
+    await rosters.setItem("romeo", DOMAIN, RosterItem("juliet@localhost", subscription="both"))
+    await rosters.setItem("juliet", DOMAIN, RosterItem("romeo@localhost", subscription="both"))
+    romeo = await blockingClient(server, "romeo", "orchard")
+    juliet = await server.login("juliet", "balcony")
+    online = presenceFrom(romeo, "juliet@localhost/balcony", "available")
+    romeo.xmpp.send_presence()
+    juliet.xmpp.send_presence(pstatus="on the balcony")
+    await wait(online)
+
+    gone = presenceFrom(romeo, "juliet@localhost/balcony", "unavailable")
+    await wait(romeo.xmpp.plugin["xep_0191"].block("juliet@localhost"))
+    await wait(gone)
+
+    back = presenceFrom(romeo, "juliet@localhost/balcony", "available")
+    await wait(romeo.xmpp.plugin["xep_0191"].unblock("juliet@localhost"))
+    presence = await wait(back)
+    assert presence["status"] == "on the balcony"

@@ -328,7 +328,7 @@ def test_domainTableShowsFeatures(tmp_path):
     domain = Domain(tmp_path, features=("messages", "roster", "carbons", "mam", "blocking"))
     table = dict(domain.hooks.table())
     listening = [name.split(".")[2] for name in table["message/bare"]]
-    assert listening == ["blocking", "mam", "carbons", "messages"]
+    assert listening == ["privacy", "mam", "carbons", "messages"]
 
 
 def test_domainLogsTableAtStart(tmp_path):
@@ -345,5 +345,5 @@ def test_domainLogsTableAtStart(tmp_path):
     lines = {event["name"]: event["listening"] for event in logged
              if event.get("log_format", "").startswith("Hook {name}")}
     assert lines["message/bare"] == (
-        "xmppd.features.blocking.BlockingHandler.onStanza, "
+        "xmppd.features.privacy.policy.Policy.onStanza, "
         "xmppd.features.messages.MessageHandler.onBareMessage")

@@ -49,7 +49,7 @@ order, into each domain's list)::
     {"ok": true,
      "domains": [{"domain": "example.org", "hooks": [
          {"hook": "message/bare", "callbacks": [
-             {"callback": "xmppd.features.blocking.BlockingHandler.onStanza",
+             {"callback": "xmppd.features.privacy.policy.Policy.onStanza",
               "band": "POLICY"}, ...]}, ...]}],
      "node": [{"hook": "disco/items", "callbacks": [...]}]}
 

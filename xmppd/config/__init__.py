@@ -20,7 +20,7 @@ bottom of the layers (README, "Where things are"): it imports no other part
 of xmppd, and loads features only by name.
 """
 
-from xmppd.config.schema import (SECTIONS, Check, ConfigError, Table, boolean, choice, describe,
+from xmppd.config.schema import (SECTIONS, Check, ConfigError, Table, bareJIDList, boolean, choice, describe,
                                  domainList, endpointString, filePath, integer, normalizeDomain,
                                  number, option, options, section, splitEndpoint, string,
                                  stringTable, unknownKey)
@@ -33,7 +33,7 @@ from xmppd.config.loading import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, co
 __all__ = [
     "C2SConfig", "CONFIG_ENVIRONMENT", "Check", "Config", "ConfigError", "DEFAULT_CONFIG", "HOSTS",
     "LimitsConfig", "LogConfig", "SASLConfig", "SASL_MECHANISMS", "SECTIONS", "ServerConfig", "StorageConfig", "TLSConfig", "Table",
-    "boolean", "choice", "configFromDict", "describe", "domainList", "endpointString", "featureList", "filePath",
+    "bareJIDList", "boolean", "choice", "configFromDict", "describe", "domainList", "endpointString", "featureList", "filePath",
     "findConfigFile", "integer", "loadConfig", "normalizeDomain", "number", "option", "options",
     "section", "splitEndpoint", "string", "stringTable", "unknownKey",
 ]

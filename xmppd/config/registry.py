@@ -28,6 +28,8 @@ FEATURES: dict[str, str] = {
     "vcard": "xmppd.features.vcard",
     "private": "xmppd.features.private",
     "blocking": "xmppd.features.blocking",
+    "privacy": "xmppd.features.privacy.handler",
+    "invisible": "xmppd.features.invisible",
     "register": "xmppd.features.register",
     "last": "xmppd.features.last",
     "contact": "xmppd.features.contact",

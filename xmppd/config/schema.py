@@ -31,6 +31,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import idna
+from precis_i18n import get_profile
 from twisted.internet.endpoints import serverFromString
 
 
@@ -362,6 +363,51 @@ def domainList(allowEmpty: bool = False) -> Check:
                 raise ConfigError(f"{key}: {describe(item)} is listed twice")
             domains.append(domain)
         return tuple(domains)
+
+    return check
+
+
+def bareJIDList() -> Check:
+    """
+    A list of bare JIDs of accounts (C{"admin@example.org"}), each once, in
+    canonical form: the localpart by the PRECIS UsernameCaseMapped profile
+    (RFC 7622 §3.3), the domain as L{normalizeDomain} keeps it.  The
+    configuration layer checks this itself rather than with the core's JID
+    parser, which sits above it.
+    """
+    username = get_profile("UsernameCaseMapped")
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key}: expected a list of bare JIDs like "
+                              f"[\"admin@example.org\"], got {describe(value)}")
+        jids: list[str] = []
+        for item in value:
+            if not isinstance(item, str):
+                raise ConfigError(f"{key}: expected bare JIDs (strings), got {describe(item)}")
+            if "/" in item:
+                raise ConfigError(f"{key}: {describe(item)} has a resource; write the bare "
+                                  f"JID, like \"admin@example.org\"")
+            localpart, at, domain = item.rpartition("@")
+            if not at or not localpart:
+                raise ConfigError(f"{key}: {describe(item)} is not an account's JID; write "
+                                  f"user@domain, like \"admin@example.org\"")
+            try:
+                localpart = username.enforce(localpart)
+            except UnicodeEncodeError as e:
+                raise ConfigError(f"{key}: {describe(item)} has an invalid user part "
+                                  f"({e.reason})")
+            if "@" in localpart or len(localpart.encode()) > 1023:
+                raise ConfigError(f"{key}: {describe(item)} has an invalid user part")
+            try:
+                domain = normalizeDomain(domain)
+            except ValueError as e:
+                raise ConfigError(f"{key}: {describe(item)} has an invalid domain: {e}")
+            jid = f"{localpart}@{domain}"
+            if jid in jids:
+                raise ConfigError(f"{key}: {describe(item)} is listed twice")
+            jids.append(jid)
+        return tuple(jids)
 
     return check
 

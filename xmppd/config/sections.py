@@ -13,7 +13,7 @@ import difflib
 from typing import Any
 
 from xmppd.config.registry import DEFAULT_FEATURES, FEATURES, isInstalled
-from xmppd.config.schema import (Check, ConfigError, boolean, choice, describe, domainList,
+from xmppd.config.schema import (Check, ConfigError, bareJIDList, boolean, choice, describe, domainList,
                                  endpointString, filePath, integer, number, option, section,
                                  splitEndpoint)
 
@@ -58,6 +58,10 @@ class ServerConfig:
         DEFAULT_FEATURES, featureList(),
         "the features this node runs, by name (see xmppd/config/registry.py); "
         "leave one out to switch it off")
+    admins: tuple[str, ...] = option(
+        (), bareJIDList(),
+        "the server's administrators, as bare JIDs like [\"admin@example.org\"]; "
+        "published as the XEP-0157 admin addresses unless contact.admin says otherwise")
 
 
 @section("c2s")

@@ -9,6 +9,10 @@ one field C{<kind>-addresses} per kind that has any (XEP-0157 §2-§3;
 C{status} is the kind version 1.1 added).  With no
 address at all the form is left out.
 
+With no C{contact.admin} addresses, the administrators are the server's own,
+C{server.admins}, as C{xmpp:} URIs: an operator who named the admins once
+need not repeat them, and clients that show "contact the admin" find them.
+
 Implements: XEP-0157 1.1
 """
 
@@ -69,11 +73,20 @@ class ContactConfig:
 KINDS = ("abuse", "admin", "feedback", "sales", "security", "status", "support")
 
 
-def serverInfoForm(config: ContactConfig) -> Form | None:
+def addressesOf(config: ContactConfig, admins: tuple[str, ...] = ()) -> dict[str, list[str]]:
+    """Kind -> URIs; C{admin} falls back to the server admins (bare JIDs) as C{xmpp:} URIs."""
+    addresses = {kind: list(getattr(config, kind)) for kind in KINDS}
+    if not addresses["admin"]:
+        addresses["admin"] = ["xmpp:%s" % (jid,) for jid in admins]
+    return addresses
+
+
+def serverInfoForm(config: ContactConfig, admins: tuple[str, ...] = ()) -> Form | None:
     """The XEP-0157 form for C{config}, or C{None} when it has no address."""
+    addresses = addressesOf(config, admins)
     # list-multi, as the XMPP Registrar's entry for the FORM_TYPE has it.
-    fields = [Field("list-multi", var="%s-addresses" % kind, values=list(getattr(config, kind)))
-              for kind in KINDS if getattr(config, kind)]
+    fields = [Field("list-multi", var="%s-addresses" % kind, values=addresses[kind])
+              for kind in KINDS if addresses[kind]]
     if not fields:
         return None
     return Form("result", formNamespace=NS_SERVERINFO, fields=fields)
@@ -97,5 +110,5 @@ class ContactHandler(XMPPHandler):
 
 
 def makeHandler(domain) -> ContactHandler | None:
-    form = serverInfoForm(domain.config.contact)
+    form = serverInfoForm(domain.config.contact, domain.config.server.admins)
     return ContactHandler(form) if form is not None else None

@@ -21,6 +21,15 @@ also reaches every entity that got directed presence (§4.6).  Presence to a
 bare JID reaches every available resource; to a full JID, that resource
 (RFC 6121 §8.5).
 
+A resource in invisible mode (XEP-0186, L{xmppd.features.invisible}) is
+available to the user's own resources but not to contacts: its broadcasts
+go to no subscriber and probes find it offline; directed presence still
+goes where it is sent.
+
+Each presence notification delivered to an account is noted in the
+presence state (who its resources believe available), so blocking can
+make a blocked contact appear offline.
+
 Everything that reads or changes a roster goes through the domain's
 L{xmppd.features.roster.RosterManager}, which runs one account's operations in order.
 
@@ -372,8 +381,8 @@ class PresenceHandler(XMPPHandler):
         return len(roster.items) < self.domain.config.roster.max_items
 
     def sendPresenceOf(self, user, to: str) -> None:
-        """The last presence of each of C{user}'s available resources, to C{to}."""
-        lastPresence = self.state.lastPresence
+        """The last presence of each of C{user}'s available (and visible) resources, to C{to}."""
+        lastPresence = self.state.visiblePresence
         presences = [lastPresence(session.jid.full())
                      for session in self.sessions.availableSessionsOf(user)]
         self.rosters.routeAfter(to, [copyStanza(presence, to=to)
@@ -430,14 +439,18 @@ class PresenceHandler(XMPPHandler):
         # §4.5.2: a lost connection is an unavailable presence too.
         if session.jid.host == self.domain.domain:
             self.goUnavailable(session, unavailableFrom(session), reflect=False)
+            if all(other is session for other in self.sessions.sessionsOf(session.jid)):
+                self.state.forgetAccount(session.jid.userhost())
 
     async def broadcastAvailable(self, session, presence: domish.Element,
                                  initial: bool) -> None:
         user = session.jid.userhostJID()
         roster = await self.rosters.getRoster(session.jid.user)
-        for jid, item in roster.items.items():
-            if item.subscription in ("from", "both"):
-                self.route(copyStanza(presence, to=jid))
+        full = session.jid.full()
+        if not self.state.isInvisible(full):
+            for jid, item in roster.items.items():
+                if item.subscription in ("from", "both"):
+                    self.route(copyStanza(presence, to=jid))
         # §4.2.2, §4.4.2: every available resource of the user, the sender
         # included.
         others = self.sessions.availableSessionsOf(user)
@@ -445,15 +458,15 @@ class PresenceHandler(XMPPHandler):
             self.route(copyStanza(presence, to=other.jid.full()))
         if not initial or self.sessions.get(session.jid) is not session:
             return
-        full = session.jid.full()
         for other in others:
             if other is not session:
                 otherPresence = self.state.lastPresence(other.jid.full())
                 if otherPresence is not None:
                     self.route(copyStanza(otherPresence, to=full))
         bare = user.full()
+        probes = self.state.probes(full)
         for jid, item in roster.items.items():
-            if item.subscription in ("to", "both"):
+            if probes and item.subscription in ("to", "both"):
                 # §4.3.1: probes go out from the bare JID, on the user's behalf.
                 probe = domish.Element((None, "presence"))
                 probe["type"] = "probe"
@@ -475,10 +488,13 @@ class PresenceHandler(XMPPHandler):
         covered = {user.full()}
         if wasAvailable:
             roster = await self.rosters.getRoster(session.jid.user)
+            # An invisible resource's contacts already saw it go (XEP-0186).
+            invisible = self.state.isInvisible(session.jid.full())
             for jid, item in roster.items.items():
                 if item.subscription in ("from", "both"):
                     covered.add(jid)
-                    self.route(copyStanza(presence, to=jid))
+                    if not invisible:
+                        self.route(copyStanza(presence, to=jid))
             for other in self.sessions.availableSessionsOf(user):
                 if other is not session:
                     self.route(copyStanza(presence, to=other.jid.full()))
@@ -524,14 +540,25 @@ class PresenceHandler(XMPPHandler):
                 self.rosters.runLogged(recipient.user, self.answerProbe,
                                        event.sender, recipient.userhostJID())
         elif session is not None:
+            self.hear(event, recipient, stanzaType)
             # §8.5.3.1: to a full JID, that resource, available or not.
             self.domain.deliverToSession(session, stanza)
         elif recipient.resource is None:
             # §8.5.2.1: to a bare JID, every available resource; none, none.
             deliver = self.domain.deliverToSession
-            for available in self.sessions.availableSessionsOf(recipient):
+            resources = self.sessions.availableSessionsOf(recipient)
+            if resources:
+                self.hear(event, recipient, stanzaType)
+            for available in resources:
                 deliver(available, stanza)
         return True
+
+    def hear(self, event, recipient, stanzaType: str | None) -> None:
+        """Note a presence notification the account is given (see the module docstring)."""
+        sender = event.sender
+        if (sender is not None and stanzaType in (None, "unavailable")
+                and (sender.user != recipient.user or sender.host != recipient.host)):
+            self.state.hear(recipient.userhost(), sender.full(), stanzaType is None)
 
     async def inboundSubscription(self, contact, user, stanzaType: str,
                                   stanza: domish.Element) -> None:
