@@ -15,9 +15,12 @@ from twisted.words.xish import domish
 
 from xmppd.core.ordering import MAX_BACKLOG, PROCESSING_TIMEOUT, Backlog, Senders, unfinished
 from xmppd.core.stanzas import hold
+from tests.helpers import parse
+from tests.muchelpers import MUC, NS_MUC, ROOM
 from tests.streamhelpers import DOMAIN, Node
 from tests.test_c2s import message
 from tests.test_components import COMPONENT, Harness
+from tests.test_muc_service import HeldStorage
 
 
 def stanza(body: str, sender: str = "a@example.org/r") -> domish.Element:
@@ -264,3 +267,20 @@ def test_componentSendersOrderedEach(tmp_path):
     assert step.seen == ["wait a1", "b1"]
     step.release()
     assert step.seen == ["wait a1", "b1", "a2"]
+
+
+# -- a MUC room read from storage -------------------------------------------------------
+
+
+def test_roomLoadHoldsTheStanza():
+    """A stanza waiting for its room to be read from storage is held, so its sender's next one waits."""
+    storage = HeldStorage()
+    storage.rooms.holding = True
+    m = MUC(storage=storage)
+    join = parse("<presence from='bob@example.org/phone' to='%s/bob'><x xmlns='%s'/></presence>"
+                 % (ROOM, NS_MUC))
+    m.router.route(join)
+    assert unfinished(join) is not None
+    storage.rooms.release()
+    assert unfinished(join) is None
+    assert m.take("bob@example.org/phone")
