@@ -12,6 +12,7 @@ from __future__ import annotations
 from twisted.internet import defer
 from twisted.internet.task import Clock
 from twisted.words.xish import domish
+from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
 from xmppd.core.ordering import MAX_BACKLOG, PROCESSING_TIMEOUT, Backlog, Senders, unfinished
 from xmppd.core.stanzas import hold
@@ -284,3 +285,43 @@ def test_roomLoadHoldsTheStanza():
     storage.rooms.release()
     assert unfinished(join) is None
     assert m.take("bob@example.org/phone")
+
+
+# -- IQs a domain's handler answers later -------------------------------------------------
+
+
+class SlowQuery(XMPPHandler, IQHandlerMixin):
+    """A domain handler whose answers to urn:test:slow wait for the test."""
+
+    iqHandlers = {"/iq[@type='get']/query[@xmlns='urn:test:slow']": "onQuery"}
+
+    def __init__(self):
+        XMPPHandler.__init__(self)
+        self.waits: list[defer.Deferred] = []
+
+    def connectionInitialized(self) -> None:
+        self.xmlstream.addObserver("/iq[@type='get']/query[@xmlns='urn:test:slow']",
+                                   self.handleRequest)
+
+    def onQuery(self, iq):
+        d = defer.Deferred()
+        self.waits.append(d)
+        return d
+
+
+def test_iqAnsweredLaterHoldsTheNextStanza(tmp_path):
+    """A client's stanza sent after an IQ the server answers later is processed after the answer."""
+    node = Node(tmp_path)
+    handler = SlowQuery()
+    node.server.router.routes[DOMAIN].addHandler(handler)
+    juliet = node.connect("10.0.0.1").login(resource="balcony")
+    romeo = node.connect("10.0.0.2").login("romeo", resource="orchard")
+
+    romeo.send("<iq type='get' id='q1' to='%s'><query xmlns='urn:test:slow'/></iq>" % DOMAIN
+               + message(juliet.jid, "after the answer").decode())
+    assert bodies(juliet) == []
+    handler.waits.pop().callback(None)
+    [answer] = romeo.received().elements
+    assert (answer["type"], answer["id"]) == ("result", "q1")
+    assert bodies(juliet) == ["after the answer"]
+    assert node.server.router.routes[DOMAIN].stream.answering == {}
