@@ -4,7 +4,8 @@ that waits on something asynchronous holds back what its sender sends
 next, and only that: other senders go on, nothing waits for ever, and a
 flood while waiting is bounded.  Shown on the backlog itself, on client
 streams (a hook that waits, fired by hand), on component streams (a route
-that waits, per sender) and on a MUC room that loads from storage.
+that waits, per sender), on server-to-server streams, on a MUC room
+that loads from storage and on an IQ a domain's handler answers later.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from xmppd.core.ordering import MAX_BACKLOG, PROCESSING_TIMEOUT, Backlog, Sender
 from xmppd.core.stanzas import hold
 from tests.helpers import parse
 from tests.muchelpers import MUC, NS_MUC, ROOM
+from tests.s2shelpers import REMOTE, Harness as S2SHarness
 from tests.streamhelpers import DOMAIN, Node
 from tests.test_c2s import message
 from tests.test_components import COMPONENT, Harness
@@ -325,3 +327,23 @@ def test_iqAnsweredLaterHoldsTheNextStanza(tmp_path):
     assert (answer["type"], answer["id"]) == ("result", "q1")
     assert bodies(juliet) == ["after the answer"]
     assert node.server.router.routes[DOMAIN].stream.answering == {}
+
+
+# -- server-to-server streams (one stream, many senders) ---------------------------------
+
+
+def test_s2sSendersOrderedEach(tmp_path):
+    """On an s2s stream, a remote user's stanza waits behind that user's held one; others' do not."""
+    harness = S2SHarness(tmp_path)
+    step = Holding()
+    harness.local[DOMAIN].deliver = step
+    peer = harness.incoming().authenticate()
+    template = ("<message xmlns='jabber:server' from='%s@" + REMOTE + "/r' to='juliet@"
+                + DOMAIN + "'><body>%s</body></message>")
+    peer.send(template % ("romeo", "wait r1") + template % ("romeo", "r2")
+              + template % ("mercutio", "m1"))
+    assert step.seen == ["wait r1", "m1"]
+    assert peer.transport.producerState == "paused"
+    step.release()
+    assert step.seen == ["wait r1", "m1", "r2"]
+    assert peer.transport.producerState == "producing"
