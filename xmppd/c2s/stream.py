@@ -389,8 +389,13 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.traffic.incoming(self.serial, self.peerAddress, element)
         if self.stanzaBucket is not None:
             self.shape(self.stanzaBucket.consume(1))
-        if self.backlog is not None:
-            self.backlog.add(element)
+        backlog = self.backlog
+        if backlog is not None:
+            if not backlog.paused:
+                # Stop reading until what waits is processed (the bound).
+                backlog.paused = True
+                self.transport.pauseProducing()
+            backlog.add(element)
             return
         self.handleElement(element)
         # RFC 6120 §10.1: while something still holds this element, what
@@ -400,12 +405,10 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.waitFor(element, pending)
 
     def waitFor(self, element: domish.Element, pending: list) -> None:
-        """Stop reading, and queue what comes, until C{element} is processed."""
+        """Queue what comes until C{element} is processed."""
         self.backlog = Backlog(self.handleQueued, self.backlogDrained, self.factory.clock,
                                self.onBacklogOverflow,
                                description="the stream of %s" % (self.peerAddress,))
-        if not self.closing:
-            self.transport.pauseProducing()
         self.backlog.wait(element, pending)
 
     def handleQueued(self, element) -> None:
@@ -418,8 +421,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.handleElement(element)
 
     def backlogDrained(self) -> None:
-        self.backlog = None
-        if not self.closing and not self.readPaused:
+        backlog, self.backlog = self.backlog, None
+        if backlog is not None and backlog.paused and not self.closing \
+                and not self.readPaused:
             self.transport.resumeProducing()
 
     def onBacklogOverflow(self) -> None:

@@ -21,8 +21,9 @@ Cost: nothing when nothing waits.  The check after an element is one dict
 look-up on the element (no hold: no marks), and a L{Backlog} is made only
 while something is pending and dropped once it has drained.
 
-Bounds: a stream pauses reading while a backlog exists (the owner's
-C{pause}/C{resume}), so what queues is at most what the last read brought;
+Bounds: a stream pauses reading while its backlog holds anything (the
+owner's C{pause}/C{resume}), so what queues is at most what the last read
+brought;
 past L{MAX_BACKLOG} elements the owner's C{overflow} is called (the streams
 close with the stream error C{policy-violation}).  A wait never lasts more
 than L{PROCESSING_TIMEOUT} seconds: a stanza whose processing never ends
@@ -72,7 +73,7 @@ class Backlog:
     log = Logger()
 
     __slots__ = ("handle", "drained", "clock", "overflow", "queue", "waitingFor",
-                 "timer", "draining", "limit", "timeout", "description")
+                 "timer", "draining", "limit", "timeout", "description", "paused")
 
     def __init__(self, handle: Callable[[Any], None], drained: Callable[[], None], clock,
                  overflow: Callable[[], None] | None = None, limit: int = MAX_BACKLOG,
@@ -89,6 +90,9 @@ class Backlog:
         self.waitingFor: Any = None
         self.timer = None
         self.draining = False
+        #: Whether the owner stopped reading for this backlog (it does so
+        #: only once something queues: most waits end before the next read).
+        self.paused = False
 
     def __len__(self) -> int:
         return len(self.queue)
@@ -204,21 +208,23 @@ class Senders:
                 if sum(len(b) for b in backlogs.values()) >= MAX_BACKLOG:
                     self.overflow()
                     return
+                if not any(b.paused for b in backlogs.values()):
+                    self.pause()
+                backlog.paused = True
                 backlog.add(stanza)
                 return
         self.handle(stanza)
         pending = unfinished(stanza)
         if pending:
-            if not backlogs:
-                self.pause()
             backlog = backlogs[key] = Backlog(
                 self.handle, lambda: self.drained(key), self.clock, self.overflow,
                 timeout=self.timeout, description="%s (%s)" % (self.description, key))
             backlog.wait(stanza, pending)
 
     def drained(self, key: Hashable) -> None:
-        self.backlogs.pop(key, None)
-        if not self.backlogs:
+        backlog = self.backlogs.pop(key, None)
+        if backlog is not None and backlog.paused and not any(
+                b.paused for b in self.backlogs.values()):
             self.resume()
 
     def clear(self) -> None:

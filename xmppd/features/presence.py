@@ -535,8 +535,9 @@ class PresenceHandler(XMPPHandler):
                                 stanzaType, stanza)
         elif stanzaType == "probe":
             if event.sender is not None:
-                self.runHolding(stanza, recipient.user, self.answerProbe,
-                                event.sender, recipient.userhostJID())
+                # Only answered: nothing the prober sends next depends on it.
+                self.rosters.runLogged(recipient.user, self.answerProbe,
+                                       event.sender, recipient.userhostJID())
         elif session is not None:
             # §8.5.3.1: to a full JID, that resource, available or not.
             self.domain.deliverToSession(session, stanza)
