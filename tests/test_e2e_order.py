@@ -19,7 +19,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import pytest_twisted
-from twisted.internet.utils import getProcessOutputAndValue
+from twisted.internet import defer, protocol
 
 from tests.e2e import DOMAIN, TIMEOUT, password, reactor
 from tests.test_e2e_muc import available, cast, createRoom, roomJID
@@ -49,32 +49,34 @@ async def goSendxmpp(server, user: str, body: str, *argv: str) -> tuple[int, str
     return status, (out + err).decode("utf-8", "replace")
 
 
-def _withInput(executable, args, env, path, text):
-    """getProcessOutputAndValue, with C{text} written to the child's standard input."""
-    from twisted.internet import protocol
-    from twisted.internet.defer import Deferred
-    from twisted.internet.utils import _EverythingGetter
+class _Feeding(protocol.ProcessProtocol):
+    """Writes C{text} to the child's standard input; fires with (out, err, status) at its end."""
 
-    d = Deferred()
-    getter = _EverythingGetter(d)
+    def __init__(self, text: str):
+        self.text = text
+        self.out: list[bytes] = []
+        self.err: list[bytes] = []
+        self.ended = defer.Deferred()
 
-    class Feeding(protocol.ProcessProtocol):
-        def connectionMade(self):
-            getter.makeConnection(self.transport)
-            self.transport.write(text.encode("utf-8"))
-            self.transport.closeStdin()
+    def connectionMade(self) -> None:
+        self.transport.write(self.text.encode("utf-8"))
+        self.transport.closeStdin()
 
-        def outReceived(self, data):
-            getter.outReceived(data)
+    def outReceived(self, data: bytes) -> None:
+        self.out.append(data)
 
-        def errReceived(self, data):
-            getter.errReceived(data)
+    def errReceived(self, data: bytes) -> None:
+        self.err.append(data)
 
-        def processEnded(self, reason):
-            getter.processEnded(reason)
+    def processEnded(self, reason) -> None:
+        self.ended.callback((b"".join(self.out), b"".join(self.err), reason.value.exitCode))
 
-    reactor().spawnProcess(Feeding(), executable, [executable, *args], env=env, path=path)
-    return d
+
+def _withInput(executable, args, env, path, text) -> defer.Deferred:
+    """Run C{executable} with C{text} on its standard input; (out, err, status)."""
+    feeding = _Feeding(text)
+    reactor().spawnProcess(feeding, executable, [executable, *args], env=env, path=path)
+    return feeding.ended
 
 
 @ensureDeferred
