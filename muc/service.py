@@ -11,7 +11,9 @@ of public rooms.
     messages; IQs to the room go by namespace (disco, muc#admin, muc#owner,
     registration, and the C{"room/iq"} hook for the archive).  A room that
     is not in memory is looked up in storage first; stanzas for it wait
-    (at most L{MAX_WAITING} per room) until it is there.
+    (at most L{MAX_WAITING} per room) until it is there, held meanwhile
+    (L{xmppd.core.stanzas.hold}), so what their senders send next waits
+    behind them (RFC 6120 §10.1, L{xmppd.core.ordering}).
   - Creating (§10.1): available presence to a room that exists nowhere
     creates it, for whoever C{[muc] room_creation} allows
     (C{not-allowed} otherwise).  The creator becomes its owner; the room is
@@ -39,7 +41,7 @@ from __future__ import annotations
 from xmppd.core.hooks import Hooks
 from xmppd.core.jid import InvalidJID, makeJID, parseJID, prepLocalpart
 from xmppd.core.router import IRoute
-from xmppd.core.stanzas import errorReply
+from xmppd.core.stanzas import errorReply, hold
 from xmppd.core.checks import serviceDomain
 from xmppd.features.disco import ServiceItemHandler
 
@@ -93,7 +95,8 @@ class MUCService(service.Service):
                 register(self.hooks)
         self.hooks.logTable()
         self.rooms: dict[str, Room] = {}
-        self.loading: dict[str, list[domish.Element]] = {}
+        #: Room name -> the stanzas waiting for it to load, each with its hold.
+        self.loading: dict[str, list[tuple[domish.Element, defer.Deferred]]] = {}
         self.unloadCalls: dict[str, object] = {}
         #: Names of rooms known to be stored (so a change of mind deletes them).
         self.stored: set[str] = set()
@@ -113,8 +116,9 @@ class MUCService(service.Service):
         self.router.removeRoute(self.domain, self)
         waiting, self.loading = self.loading, {}
         for stanzas in waiting.values():
-            for stanza in stanzas:
+            for stanza, held in stanzas:
                 self.bounce(stanza, "service-unavailable", "the service is stopping")
+                held.callback(None)
         saves = []
         for room in list(self.rooms.values()):
             for occupant in list(room.occupants.values()):
@@ -221,11 +225,11 @@ class MUCService(service.Service):
         waiting = self.loading.get(name)
         if waiting is not None:
             if len(waiting) < MAX_WAITING:
-                waiting.append(stanza)
+                waiting.append((stanza, hold(stanza)))
             else:
                 self.bounce(stanza, "resource-constraint", "the room is busy, try again")
             return
-        self.loading[name] = [stanza]
+        self.loading[name] = [(stanza, hold(stanza))]
 
         def restored(record):
             if not self.running:
@@ -240,13 +244,17 @@ class MUCService(service.Service):
                 self.stored.add(name)
 
         def loaded(_):
-            for queued in self.loading.pop(name, []):
-                self.deliverToRoom(name, queued, loadedNow=True)
+            for queued, held in self.loading.pop(name, []):
+                try:
+                    self.deliverToRoom(name, queued, loadedNow=True)
+                finally:
+                    held.callback(None)
 
         def failed(failure):
             self.log.failure("Loading room {name}", failure, name=name)
-            for queued in self.loading.pop(name, []):
+            for queued, held in self.loading.pop(name, []):
                 self.bounce(queued, "internal-server-error", "the room could not be loaded")
+                held.callback(None)
 
         d = self.storage.get(self.domain, name)
         d.addCallback(restored)

@@ -14,7 +14,7 @@ from twisted.protocols.tls import TLSMemoryBIOFactory, TLSMemoryBIOProtocol
 from twisted.test.iosim import FakeTransport, connectedServerAndClient
 
 from tests.streamhelpers import (DOMAIN, NS_BIND, NS_SASL, NS_SESSION, NS_TLS, PASSWORDS,
-                                 TLS_CONTEXT, Node, header, plain)
+                                 Reply, TLS_CONTEXT, Node, header, plain)
 from tests.test_sasl import clientProof
 from xmppd.core.jid import parseJID
 from xmppd.core.scram import checkPassword, deriveCredential, makeCredentials
@@ -631,16 +631,20 @@ def test_bindAnswersWhenTheDirectorySettles(node):
 
 
 def test_secondBindWhileBinding(node):
-    """A second bind sent while the first is still being settled gets not-allowed."""
+    """
+    A second bind sent while the first is still being settled gets
+    not-allowed, after the first one's result (RFC 6120 §10.1: in order).
+    """
     directory = slowBinds(node)
     juliet = node.connect()
     juliet.authenticate()
     juliet.exchange(bindRequest("balcony"))
-    reply = juliet.exchange(bindRequest("garden", id="bind2"))
-    assert stanzaError(reply) == "not-allowed"
+    assert juliet.exchange(bindRequest("garden", id="bind2")).elements == []
     directory.settle()
-    [result] = juliet.received().elements
+    result, refused = juliet.received().elements
     assert result["type"] == "result" and result["id"] == "bind1"
+    assert refused["id"] == "bind2"
+    assert stanzaError(Reply(refused.toXml().encode())) == "not-allowed"
     assert node.server.sessions.countOf(parseJID("juliet@" + DOMAIN)) == 1
 
 

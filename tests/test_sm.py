@@ -184,15 +184,20 @@ def test_ackWaitsForAcceptance(node):
 
 
 def test_ackCountsCompletedPrefixOnly(node):
-    """Stanzas complete in order: a later write finishing first acknowledges nothing."""
+    """
+    Stanzas complete in order: the second is processed only once the
+    first's write is done (RFC 6120 §10.1), and an ack counts only the
+    stanzas whose writes are done.
+    """
     accepting = Accepting(node, "first", "second")
     client = node.login(available=False)
     client.enable()
     sendMessages(client, "first", "second")
-    client.request()
-    accepting.writes["second"].callback(None)
-    assert acks(client.received()) == []
+    assert acks(client.request()) == []
+    assert list(accepting.writes) == ["first"]
     accepting.writes["first"].callback(None)
+    assert acks(client.received()) == []
+    accepting.writes["second"].callback(None)
     assert acks(client.received()) == [2]
 
 

@@ -31,6 +31,7 @@ from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish
 
 from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.core.stanzas import hold
 from xmppd.c2s.sasl import MECHANISMS, AnonymousMechanism, Challenge, SASLFailure, Success
 
 NS_TLS = "urn:ietf:params:xml:ns:xmpp-tls"
@@ -334,7 +335,12 @@ class BindInitializer(ReceivingInitializer):
             if not stream.closing:
                 stream.sendError(iq, "internal-server-error")
 
-        stream.bind(jid).addCallbacks(bound, failed)
+        # RFC 6120 §10.1: what the client sends after the bind request
+        # (initial presence, a pipelining client's first stanzas) waits
+        # until the resource is bound (xmppd.core.ordering).
+        held = hold(iq)
+        d = stream.bind(jid).addCallbacks(bound, failed)
+        d.addBoth(lambda _: held.callback(None))
 
 
 class SessionInitializer(ReceivingInitializer):

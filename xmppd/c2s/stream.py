@@ -54,6 +54,7 @@ from xmppd.stream.elements import NS_CLIENT, STANZA_NAMES, serialize, streamErro
 from xmppd.stream.limits import SendQueueWatch
 from xmppd.core.events import FeaturesEvent, OutgoingEvent
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
+from xmppd.core.ordering import Backlog, unfinished
 from xmppd.c2s.negotiation import INITIALIZERS
 from xmppd.core.stanzas import StanzaText, errorReply, iqProblem
 from xmppd.stream.xmlparser import HardenedElementStream
@@ -75,6 +76,10 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     sm = None
     #: The condition of the stream error we sent, if any.
     errorCondition = None
+    #: What the client sent while an earlier element was still being
+    #: processed (RFC 6120 §10.1, L{xmppd.core.ordering}); None, the class
+    #: attribute, whenever nothing waits.
+    backlog = None
 
     # Settings every stream of a listener shares, read from the factory
     # rather than copied into each stream: per-session memory is a feature.
@@ -154,6 +159,19 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.timers.clear()
         self.factory.connectionClosed(self)
         self.factory.streams.discard(self)
+        if self.backlog is not None:
+            # What the client sent before the connection went is still
+            # processed, in order, by the session that sent it; the
+            # session ends after it (RFC 6120 §10.1).
+            self.backlog.queue.append(_Lost(broken))
+            return
+        self.sessionLost(broken)
+
+    def sessionLost(self, broken: bool) -> None:
+        """The connection is gone and nothing it sent waits any more."""
+        if self.backlog is not None:
+            self.backlog.clear()
+            self.backlog = None
         if broken and self.session is not None and self.sm is not None \
                 and self.sm.streamLost():
             self.releaseSession()
@@ -214,7 +232,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 
     def resumeReading(self) -> None:
         self.readPaused = False
-        if not self.closing:
+        if not self.closing and self.backlog is None:
             self.transport.resumeProducing()
 
     def onSendQueueOverflow(self) -> None:
@@ -298,6 +316,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.log.debug("Stream error {condition} for {peer}: {text}",
                        condition=condition, peer=self.peerAddress, text=text)
         self.errorCondition = condition
+        if self.backlog is not None:
+            # Nothing the client sent after the error's cause is processed.
+            self.backlog.queue.clear()
         self.send(streamErrorElement(condition, text, appCondition))
         self.closeStream()
 
@@ -345,7 +366,11 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.sendFeatures()
 
     def onDocumentEnd(self) -> None:
-        # The client closed its stream (RFC 6120 §4.4): close ours too.
+        # The client closed its stream (RFC 6120 §4.4): close ours too,
+        # once what it sent before is processed.
+        if self.backlog is not None:
+            self.backlog.queue.append(_END)
+            return
         self.closeStream()
 
     def restart(self) -> None:
@@ -364,6 +389,48 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.traffic.incoming(self.serial, self.peerAddress, element)
         if self.stanzaBucket is not None:
             self.shape(self.stanzaBucket.consume(1))
+        backlog = self.backlog
+        if backlog is not None:
+            if not backlog.paused:
+                # Stop reading until what waits is processed (the bound).
+                backlog.paused = True
+                self.transport.pauseProducing()
+            backlog.add(element)
+            return
+        self.handleElement(element)
+        # RFC 6120 §10.1: while something still holds this element, what
+        # the client sends next waits (one dict look-up when nothing does).
+        pending = unfinished(element)
+        if pending is not None:
+            self.waitFor(element, pending)
+
+    def waitFor(self, element: domish.Element, pending: list) -> None:
+        """Queue what comes until C{element} is processed."""
+        self.backlog = Backlog(self.handleQueued, self.backlogDrained, self.factory.clock,
+                               self.onBacklogOverflow,
+                               description="the stream of %s" % (self.peerAddress,))
+        self.backlog.wait(element, pending)
+
+    def handleQueued(self, element) -> None:
+        """An element that waited in the backlog, or the end it saw."""
+        if element is _END:
+            self.closeStream()
+        elif type(element) is _Lost:
+            self.sessionLost(element.broken)
+        elif self.session is not None or not self.closing:
+            self.handleElement(element)
+
+    def backlogDrained(self) -> None:
+        backlog, self.backlog = self.backlog, None
+        if backlog is not None and backlog.paused and not self.closing \
+                and not self.readPaused:
+            self.transport.resumeProducing()
+
+    def onBacklogOverflow(self) -> None:
+        self.streamError("policy-violation", "too many stanzas sent while one is processed")
+
+    def handleElement(self, element: domish.Element) -> None:
+        """One top-level element from the client, in the order they came."""
         key = (element.uri, element.name)
         if self.session is not None:
             if element.uri == NS_CLIENT and element.name in STANZA_NAMES:
@@ -613,6 +680,19 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""
         self.endSession()
         self.streamError("conflict", "replaced by a new connection")
+
+
+#: The client's stream footer, queued behind what waits (L{ClientStream.onDocumentEnd}).
+_END = object()
+
+
+class _Lost:
+    """The connection went while elements waited: end the session after them."""
+
+    __slots__ = ("broken",)
+
+    def __init__(self, broken: bool):
+        self.broken = broken
 
 
 def _dispatchTable(attribute: str) -> dict[tuple[str, str], tuple[int, str]]:

@@ -65,6 +65,7 @@ from xmppd.config import (ConfigError, Table, choice, describe, endpointString, 
                           normalizeDomain, option, section, stringTable)
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.stream.listening import listenOn
+from xmppd.core.ordering import SharedInput
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import NS_CLIENT, errorReply, iqProblem
 from xmppd.stream.base import StreamBase, StreamLimits
@@ -105,7 +106,7 @@ def handshakeDigest(streamId: str, secret: str) -> str:
     return hashlib.sha1((streamId + secret).encode("utf-8")).hexdigest()
 
 
-class ComponentStream(StreamBase):
+class ComponentStream(SharedInput, StreamBase):
     """
     The server's side of one component connection; once authenticated it is
     the router's route for the component's domain (L{deliver}).
@@ -195,7 +196,17 @@ class ComponentStream(StreamBase):
             return
         if stanza.name == "iq" and not self.validIQ(stanza):
             return
+        # RFC 6120 §10.1, per sender: a component speaks for many JIDs.
+        self.processInOrder(stanza, stanza["from"])
+
+    def processStanza(self, stanza: domish.Element) -> None:
+        """L{SharedInput}: a checked stanza, its turn come, goes to the router."""
         self.factory.router.route(stanza)
+
+    def streamError(self, condition: str, text: str | None = None) -> None:
+        if not self.closing:
+            self.dropWaiting()
+        StreamBase.streamError(self, condition, text)
 
     def validIQ(self, iq: domish.Element) -> bool:
         """RFC 6120 §8.2.3 (L{xmppd.core.stanzas.iqProblem}); a bad one is answered."""

@@ -13,6 +13,12 @@ to the router like every other stanza (DESIGN §2).
 
 XPath the key form cannot express falls back to real XPath matching on a
 short list, logged at registration so it stays the exception.
+
+An IQ request a wokkel C{IQHandlerMixin} answers later (a roster set that
+writes to storage) is held (L{xmppd.core.stanzas.hold}) until its answer
+has gone to the router, so its sender's next stanza waits for it (RFC 6120
+§10.1, L{xmppd.core.ordering}: a roster get after a roster set reads what
+the set wrote).
 """
 
 from __future__ import annotations
@@ -20,8 +26,12 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish, xpath
+from wokkel.subprotocols import IQHandlerMixin
+
+from xmppd.core.stanzas import hold
 
 Observer = Callable[[domish.Element], None]
 
@@ -136,15 +146,48 @@ class DomainStream:
     def __init__(self, router, dispatcher: StanzaDispatcher):
         self.router = router
         self.dispatcher = dispatcher
+        #: (id, requester) of the IQ requests being answered -> their hold
+        #: (None while the handler runs): empty unless a request waits.
+        self.answering: dict[tuple, defer.Deferred | None] = {}
 
     def send(self, obj) -> None:
         if isinstance(obj, domish.Element):
+            if self.answering and obj.name == "iq":
+                key = (obj.getAttribute("id"), obj.getAttribute("to"))
+                if key in self.answering:
+                    held = self.answering.pop(key)
+                    self.router.route(obj)
+                    if held is not None:
+                        held.callback(None)
+                    return
             self.router.route(obj)
 
     def addObserver(self, query, observer, priority=0, *args, **kwargs):
         if args or kwargs:
             observer = _bind(observer, args, kwargs)
+        elif getattr(observer, "__name__", None) == "handleRequest" and isinstance(
+                getattr(observer, "__self__", None), IQHandlerMixin):
+            observer = self.heldRequest(observer)
         self.dispatcher.addObserver(query, observer, priority)
+
+    def heldRequest(self, handleRequest: Observer) -> Observer:
+        """
+        wokkel's C{handleRequest}, holding the IQ when the answer does not
+        come at once, until it has been sent (through L{send}, where
+        wokkel's handlers send: their parent is the domain's collection).
+        """
+        def request(iq: domish.Element) -> None:
+            key = (iq.getAttribute("id"), iq.getAttribute("from"))
+            answering = self.answering
+            answering[key] = None
+            try:
+                handleRequest(iq)
+            except BaseException:
+                answering.pop(key, None)
+                raise
+            if key in answering:
+                answering[key] = hold(iq)
+        return request
 
     def removeObserver(self, query, observer):
         self.dispatcher.removeObserver(query, observer)

@@ -30,9 +30,10 @@ What a callback may rely on:
     (L{xmppd.core.stanzas.hold}): under stream management the client's
     stanza is acknowledged only once the chain, and what the caller does
     with its result, is over.  Callbacks of one chain never run
-    concurrently, and later stanzas are not ordered behind a waiting one:
-    a feature that needs per-account order keeps it itself (a bounded
-    queue, or a lock).
+    concurrently, and the sender's later stanzas wait behind a held one
+    (RFC 6120 §10.1, L{xmppd.core.ordering}): a feature never has to
+    order one sender's stanzas itself, only work that outlives the
+    stanza (a queue of its own must hold what it keeps).
   - What C{fire} and C{notify} return.  When no callback waited, a plain
     value (C{fire}: the result or C{None}; C{notify}: C{None}), synchronously
     and without allocating a Deferred: this is the hot path, several hooks

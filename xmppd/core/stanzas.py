@@ -269,7 +269,9 @@ def hold(stanza: domish.Element) -> defer.Deferred:
     stanza is safe or has been passed on; errback only after the sender has
     been answered with an error.  A hook callback that returns a Deferred
     is held for by the hooks themselves (L{xmppd.core.hooks}); calling this
-    is for waits that outlive a hook chain (a storage write).
+    is for waits that outlive a hook chain (a storage write, a queue of
+    the feature's own).  While a stanza is held, what its sender sends
+    next waits too (RFC 6120 §10.1, L{xmppd.core.ordering}).
     """
     waiter = defer.Deferred()
     data = meta(stanza)

@@ -53,7 +53,7 @@ from wokkel.subprotocols import XMPPHandler
 from xmppd.core.hooks import DELIVER
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.features.roster import rosterManager
-from xmppd.core.stanzas import (NS_CLIENT, NS_SERVER, copyStanza, errorReply, marks, meta,
+from xmppd.core.stanzas import (NS_CLIENT, NS_SERVER, copyStanza, errorReply, hold, marks, meta,
                                 priorityOf, subscriptionStanza, unavailableFrom)
 from xmppd.storage.interfaces import NoSuchUser, RosterItem
 from xmppd.stream.xmlparser import parseStored
@@ -294,6 +294,19 @@ class PresenceHandler(XMPPHandler):
     def route(self, stanza: domish.Element) -> None:
         self.domain.router.route(stanza)
 
+    def runHolding(self, stanza: domish.Element | None, username: str, f, *args) -> None:
+        """
+        Run C{f(*args)} in turn on C{username}'s roster (the roster
+        manager's C{runLogged}), holding C{stanza}, the sender's stanza it
+        processes, until it is over: what that sender sends next waits
+        behind it (RFC 6120 §10.1, L{xmppd.core.ordering}), whatever it is
+        and wherever it goes.
+        """
+        d = self.rosters.runLogged(username, f, *args)
+        if stanza is not None and not d.called:
+            held = hold(stanza)
+            d.addBoth(lambda _: held.callback(None))
+
     # -- stream features ---------------------------------------------------
 
     def onFeatures(self, event) -> None:
@@ -318,8 +331,8 @@ class PresenceHandler(XMPPHandler):
         if stanzaType in SUBSCRIPTION_TYPES:
             contact = recipient.userhostJID()
             if contact != session.jid.userhostJID():
-                self.rosters.runLogged(session.jid.user, self.outbound, session.jid,
-                                       contact.full(), stanzaType, stanza)
+                self.runHolding(stanza, session.jid.user, self.outbound, session.jid,
+                                contact.full(), stanzaType, stanza)
             return True
         if stanzaType is None:
             if recipient.userhostJID() != session.jid.userhostJID():
@@ -329,7 +342,7 @@ class PresenceHandler(XMPPHandler):
         if self.rosters.busy(session.jid.user):
             # RFC 6120 §10.1: a subscription stanza the user sent before this
             # one is still being processed; this one must not overtake it.
-            self.rosters.runLogged(session.jid.user, self.route, stanza)
+            self.runHolding(stanza, session.jid.user, self.route, stanza)
             return True
         return None
 
@@ -417,14 +430,15 @@ class PresenceHandler(XMPPHandler):
             presence.attributes.pop("to", None)
             self.sessions.setAvailability(session.jid, True, priority)
             self.state.setPresence(session.jid.full(), presence)
-            self.rosters.runLogged(session.jid.user, self.broadcastAvailable,
-                                   session, presence, initial)
+            self.runHolding(stanza, session.jid.user, self.broadcastAvailable,
+                            session, presence, initial)
         elif stanzaType == "unavailable":
-            self.goUnavailable(session, copyStanza(stanza), reflect=True)
+            self.goUnavailable(session, copyStanza(stanza), reflect=True, held=stanza)
         # Other types need a 'to' (§3, §4.3): nothing to do without one.
         return True
 
-    def goUnavailable(self, session, presence: domish.Element, reflect: bool) -> None:
+    def goUnavailable(self, session, presence: domish.Element, reflect: bool,
+                      held: domish.Element | None = None) -> None:
         wasAvailable = session.available
         state = self.state.forget(session.jid.full())
         directed = state.directed if state is not None else None
@@ -432,8 +446,8 @@ class PresenceHandler(XMPPHandler):
             # Not for a session a new bind replaced: the JID is its successor's.
             self.sessions.setAvailability(session.jid, False, 0)
         if wasAvailable or directed:
-            self.rosters.runLogged(session.jid.user, self.broadcastUnavailable,
-                                   session, presence, wasAvailable, directed, reflect)
+            self.runHolding(held, session.jid.user, self.broadcastUnavailable,
+                            session, presence, wasAvailable, directed, reflect)
 
     def onSessionClosed(self, session) -> None:
         # §4.5.2: a lost connection is an unavailable presence too.
@@ -532,11 +546,12 @@ class PresenceHandler(XMPPHandler):
                     self.domain.deliverToSession(session, stanza)
             elif event.sender is not None:
                 # §3 concerns accounts: to a full JID means to the account.
-                self.rosters.runLogged(recipient.user, self.inboundSubscription,
-                                       event.sender.userhostJID(), recipient.userhostJID(),
-                                       stanzaType, stanza)
+                self.runHolding(stanza, recipient.user, self.inboundSubscription,
+                                event.sender.userhostJID(), recipient.userhostJID(),
+                                stanzaType, stanza)
         elif stanzaType == "probe":
             if event.sender is not None:
+                # Only answered: nothing the prober sends next depends on it.
                 self.rosters.runLogged(recipient.user, self.answerProbe,
                                        event.sender, recipient.userhostJID())
         elif session is not None:

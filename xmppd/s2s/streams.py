@@ -35,6 +35,7 @@ from twisted.words.xish import domish
 from xmppd.stream.elements import streamErrorElement
 from xmppd.stream.base import StreamBase, StreamLimits, toClientNamespace
 from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.core.ordering import SharedInput
 from xmppd.s2s.dialback import NS_DIALBACK, keyMatches, verifyElement
 from xmppd.core.stanzas import NS_CLIENT, NS_SERVER, errorReply, iqProblem
 from xmppd.stream.xmlparser import HardenedElementStream
@@ -72,7 +73,7 @@ def domainOf(text: str | None) -> str | None:
     return jid.host
 
 
-class S2SStream(StreamBase):
+class S2SStream(SharedInput, StreamBase):
     """
     One server-to-server stream, either direction.  Subclasses set
     C{direction} (C{"in"} or C{"out"}), C{elements} ((namespace, name) ->
@@ -143,6 +144,7 @@ class S2SStream(StreamBase):
         self.log.debug("Stream error {condition} on s2s stream {stream!r} ({peer}): {text}",
                        condition=condition, stream=self, peer=self.peerAddress, text=text)
         self.errorCondition = condition
+        self.dropWaiting()
         self.send(streamErrorElement(condition, text))
         self.closeStream()
 
@@ -269,6 +271,12 @@ class S2SStream(StreamBase):
         stanza["to"] = recipient.full()
         if stanza.name == "iq" and not self.validIQ(stanza):
             return
+        # RFC 6120 §10.1, per sender: one remote user's stanza that waits
+        # holds back that user's next ones, not everyone's on this stream.
+        self.processInOrder(stanza, stanza["from"])
+
+    def processStanza(self, stanza: domish.Element) -> None:
+        """L{SharedInput}: a checked stanza, its turn come, goes to the router."""
         self.service.router.route(stanza)
 
     def refuseSender(self, sent: str, to: str) -> None:
