@@ -235,7 +235,7 @@ class Node:
 
     def __init__(self, tmp_path, secure: bool = False, c2s: dict | None = None,
                  limits: dict | None = None, verbose: bool = False,
-                 sasl: dict | None = None):
+                 sasl: dict | None = None, features: tuple = ()):
         c2s = {"require_tls": False, "plain_without_tls": True, **(c2s or {})}
         limits = {**UNSHAPED, **(limits or {})}
         path = tmp_path / "xmppd.toml"
@@ -256,7 +256,7 @@ class Node:
         self.server.storageService.startService()
         for name, password in PASSWORDS.items():
             self.server.storage.users.addUser(name, DOMAIN, makeCredentials(password))
-        LocalDomain(DOMAIN, self.server, features=()).startService()
+        LocalDomain(DOMAIN, self.server, features=features).startService()
         self.limits = self.config.limits
         self.peers = PeerCounter(self.limits.connections_per_ip)
         self.authFailures = AuthFailureTracker(

@@ -24,7 +24,8 @@ One ejabberd serves the whole module (starting an Erlang node takes a few
 seconds); each test has a node of its own serving a domain of its own, so
 that nothing ejabberd remembers of a previous test (rosters, s2s streams
 to a node that is gone) can matter.  Everything skips, with the reason,
-when ejabberd is not installed or does not start (its log is printed).
+when ejabberd is not installed; an installed ejabberd that does not start
+fails the tests, with its log, so a broken set-up is never a silent skip.
 """
 
 from __future__ import annotations
@@ -81,9 +82,9 @@ async def ejabberdNode(tmp_path_factory, executables):
 
 @pytest.fixture
 def startedEjabberd(ejabberdNode):
-    """The module's ejabberd; the test skips, with its log, when it did not start."""
+    """The module's ejabberd; the test fails, with its log, when it did not start."""
     if isinstance(ejabberdNode, EjabberdError):
-        pytest.skip("ejabberd did not start: %s" % (ejabberdNode,))
+        pytest.fail("ejabberd is installed but did not start: %s" % (ejabberdNode,))
     return ejabberdNode
 
 

@@ -326,7 +326,7 @@ def test_iqAnsweredLaterHoldsTheNextStanza(tmp_path):
     [answer] = romeo.received().elements
     assert (answer["type"], answer["id"]) == ("result", "q1")
     assert bodies(juliet) == ["after the answer"]
-    assert node.server.router.routes[DOMAIN].stream.answering == {}
+    assert node.server.router.routes[DOMAIN].stream.answering.pending == {}
 
 
 # -- server-to-server streams (one stream, many senders) ---------------------------------
@@ -347,3 +347,33 @@ def test_s2sSendersOrderedEach(tmp_path):
     step.release()
     assert step.seen == ["wait r1", "m1", "r2"]
     assert peer.transport.producerState == "producing"
+
+
+def test_pepRequestAnsweredLaterHoldsTheNextStanza(tmp_path):
+    """A PEP publish that waits on storage is answered before its sender's next stanza is processed."""
+    node = Node(tmp_path, features=("disco", "clientcaps", "pep"))
+    domain = node.server.router.routes[DOMAIN]
+    store = domain.storage.pubsub
+    waits = []
+    publish = store.publish
+
+    def slowPublish(*args, **kwargs):
+        d = defer.Deferred()
+        waits.append(d)
+        d.addCallback(lambda _: publish(*args, **kwargs))
+        return d
+    store.publish = slowPublish
+    juliet = node.connect("10.0.0.1").login(resource="balcony")
+    romeo = node.connect("10.0.0.2").login("romeo", resource="orchard")
+
+    juliet.send("<iq type='set' id='p1'><pubsub xmlns='http://jabber.org/protocol/pubsub'>"
+                "<publish node='urn:xmpp:test:order'><item id='current'>"
+                "<entry xmlns='urn:xmpp:test:order'/></item></publish></pubsub></iq>"
+                + message(romeo.jid, "after the publish").decode())
+    assert waits, "the publish did not wait on the store"
+    assert bodies(romeo) == []
+    waits.pop().callback(None)
+    answers = [e for e in juliet.received().elements if e.name == "iq"]
+    assert [(a["type"], a["id"]) for a in answers] == [("result", "p1")]
+    assert bodies(romeo) == ["after the publish"]
+    assert domain.stream.answering.pending == {}

@@ -26,12 +26,11 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish, xpath
 from wokkel.subprotocols import IQHandlerMixin
 
-from xmppd.core.stanzas import hold
+from xmppd.core.ordering import Answering
 
 Observer = Callable[[domish.Element], None]
 
@@ -146,21 +145,15 @@ class DomainStream:
     def __init__(self, router, dispatcher: StanzaDispatcher):
         self.router = router
         self.dispatcher = dispatcher
-        #: (id, requester) of the IQ requests being answered -> their hold
-        #: (None while the handler runs): empty unless a request waits.
-        self.answering: dict[tuple, defer.Deferred | None] = {}
+        #: The IQ requests its wokkel handlers are answering.
+        self.answering = Answering()
 
     def send(self, obj) -> None:
         if isinstance(obj, domish.Element):
-            if self.answering and obj.name == "iq":
-                key = (obj.getAttribute("id"), obj.getAttribute("to"))
-                if key in self.answering:
-                    held = self.answering.pop(key)
-                    self.router.route(obj)
-                    if held is not None:
-                        held.callback(None)
-                    return
+            held = self.answering.sending(obj)
             self.router.route(obj)
+            if held is not None:
+                held.callback(None)
 
     def addObserver(self, query, observer, priority=0, *args, **kwargs):
         if args or kwargs:
@@ -177,17 +170,15 @@ class DomainStream:
         wokkel's handlers send: their parent is the domain's collection).
         """
         def request(iq: domish.Element) -> None:
-            key = (iq.getAttribute("id"), iq.getAttribute("from"))
-            answering = self.answering
-            answering[key] = None
-            try:
-                handleRequest(iq)
-            except BaseException:
-                answering.pop(key, None)
-                raise
-            if key in answering:
-                answering[key] = hold(iq)
+            self.answering.request(handleRequest, iq)
         return request
+
+    def answer(self, handleRequest: Observer, iq: domish.Element) -> None:
+        """
+        Have a wokkel handler that sends through this stream answer C{iq}
+        from a hook (PEP's pubsub requests), held as L{heldRequest} holds.
+        """
+        self.answering.request(handleRequest, iq)
 
     def removeObserver(self, query, observer):
         self.dispatcher.removeObserver(query, observer)

@@ -41,7 +41,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppd.core.stanzas import holders
+from xmppd.core.stanzas import hold, holders
 
 #: Elements one input may have waiting before its stream is closed.
 MAX_BACKLOG = 1000
@@ -274,3 +274,45 @@ class SharedInput:
         """After a stream error nothing that waits is processed."""
         if self.senders is not None:
             self.senders.clear()
+
+
+class Answering:
+    """
+    IQ requests a wokkel C{IQHandlerMixin} answers later, held
+    (L{xmppd.core.stanzas.hold}) until their answer has gone out, so the
+    requester's next stanza waits for it (a roster get behind a roster set,
+    a pubsub retrieve behind a publish).
+
+    wokkel's C{handleRequest} returns nothing to wait on; what marks the end
+    is the answer passing through the handler's C{send}, which calls
+    L{sending}.  A request answered at once costs one dict entry for the
+    call; none is left behind.
+    """
+
+    def __init__(self):
+        #: (id, requester) of the requests being answered -> their hold
+        #: (None while the handler runs): empty unless a request waits.
+        self.pending: dict[tuple, defer.Deferred | None] = {}
+
+    def request(self, handleRequest: Callable[[domish.Element], Any],
+                iq: domish.Element) -> None:
+        """Call wokkel's C{handleRequest} on C{iq}; hold C{iq} if it is not answered yet."""
+        key = (iq.getAttribute("id"), iq.getAttribute("from"))
+        pending = self.pending
+        pending[key] = None
+        try:
+            handleRequest(iq)
+        except BaseException:
+            pending.pop(key, None)
+            raise
+        if key in pending:
+            pending[key] = hold(iq)
+
+    def sending(self, element: domish.Element) -> defer.Deferred | None:
+        """
+        Note that C{element} goes out; if it answers a held request, the hold
+        to let go of once it has been sent (the caller sends, then fires it).
+        """
+        if self.pending and element.name == "iq":
+            return self.pending.pop((element.getAttribute("id"), element.getAttribute("to")), None)
+        return None

@@ -256,7 +256,7 @@ class PEPHandler(XMPPHandler):
             return None
         owner = event.recipient
         if event.sender is not None and event.sender.userhost() == owner.userhost():
-            self.pubsub.handleRequest(stanza)
+            self.xmlstream.answer(self.pubsub.handleRequest, stanza)
             return True
         d = defer.maybeDeferred(self.domain.storage.users.userExists, owner.user, owner.host)
         d.addCallback(self.answerIfExists, stanza)
@@ -265,7 +265,7 @@ class PEPHandler(XMPPHandler):
 
     def answerIfExists(self, exists, stanza) -> bool:
         if exists:
-            self.pubsub.handleRequest(stanza)
+            self.xmlstream.answer(self.pubsub.handleRequest, stanza)
         else:
             self.bounce(stanza, "service-unavailable")
         return True

@@ -42,6 +42,7 @@ from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
 from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.core.ordering import Answering
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import errorReply
 from xmppd.features.pubsub.access import Access, storageRosterLookup
@@ -86,6 +87,8 @@ class PubSubService(application.Service):
         self.handlers = [self.pubsub, ServiceInfo(), self.disco]
         for handler in self.handlers:
             handler.parent = self
+        #: Requests being answered, held so their sender's next stanza waits.
+        self.answering = Answering()
 
     def __iter__(self):
         return iter(self.handlers)
@@ -112,7 +115,10 @@ class PubSubService(application.Service):
 
     def send(self, stanza: domish.Element) -> None:
         """What the wokkel handlers send (their replies) goes through the router."""
+        held = self.answering.sending(stanza)
         self.router.route(stanza)
+        if held is not None:
+            held.callback(None)
 
     def deliver(self, stanza: domish.Element) -> None:
         try:
@@ -134,7 +140,7 @@ class PubSubService(application.Service):
             return
         try:
             if query.name == "pubsub" and query.uri in (NS_PUBSUB, NS_PUBSUB_OWNER):
-                self.pubsub.handleRequest(stanza)
+                self.answering.request(self.pubsub.handleRequest, stanza)
             elif query.name == "query" and query.uri in (NS_DISCO_INFO, NS_DISCO_ITEMS):
                 self.disco.handleRequest(stanza)
             elif (query.uri, stanza["type"]) == (NS_PING, "get"):
