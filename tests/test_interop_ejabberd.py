@@ -15,7 +15,7 @@ Each server must find the other.  xmppd reaches ejabberd and its MUC
 service through static host overrides (C{[s2s] hosts}).  ejabberd has no
 such thing: it looks a domain up in DNS (C{_xmpp-server} SRV records, then
 A records on port 5269), which its Erlang VM sends to the test's own DNS
-server (L{tests.prosody.Zone}); the SRV records point at the node's
+server (L{tests.foreignserver.Zone}); the SRV records point at the node's
 ephemeral s2s port on C{localhost} (see L{tests.ejabberd.Ejabberd.publish}).
 xmppd's MUC service is a domain of its own, C{conference.<domain>}, with
 its own SRV record and its own dialback.

@@ -13,7 +13,7 @@ domain up in DNS (C{_xmpps-server}, then C{_xmpp-server} SRV records, then
 A/AAAA on port 5269).  Two ways to point it at the xmppd node:
 
   - SRV records (L{test_srvRecords}): Prosody's resolver (lua-unbound)
-    asks the test's own DNS server (L{tests.prosody.Zone}), which points
+    asks the test's own DNS server (L{tests.foreignserver.Zone}), which points
     C{_xmpp-server._tcp.xmppd.example} at the node's ephemeral s2s port;
   - an IP-literal domain (L{test_ipLiteralDomain}; RFC 7622 §3.2): Prosody
     takes a domain that is an address as the address itself
