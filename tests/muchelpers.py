@@ -25,6 +25,14 @@ NS_USER = NS_MUC + "#user"
 NS_ADMIN = NS_MUC + "#admin"
 NS_OWNER = NS_MUC + "#owner"
 
+#: The cast of the admin and affiliation tests: Alice owns the room, Bob
+#: and Carol are in it, Dave comes later, root is a service admin.
+ALICE = "alice@example.org/desk"
+BOB = "bob@example.org/phone"
+CAROL = "carol@example.org/laptop"
+DAVE = "dave@example.org/tablet"
+ROOT = "root@example.org/console"
+
 
 class RecordingRoute:
     """A user domain: keeps every stanza routed to it, by C{to}."""
@@ -108,6 +116,20 @@ class MUC:
     def say(self, jid: str, body: str, room: str = ROOM) -> None:
         self.send("<message type='groupchat' from='%s' to='%s'><body>%s</body></message>"
                   % (jid, room, body))
+
+
+def occupiedRoom(**fields) -> MUC:
+    """
+    Alice's room (nick 'alice', owner) with Bob and Carol in it, on a
+    service whose admin is root, configured with C{fields} (by their
+    C{muc#roomconfig_} suffix); nothing received yet.
+    """
+    m = MUC(admins=("root@example.org",))
+    m.create(ALICE, "alice", config={"muc#roomconfig_" + k: v for k, v in fields.items()})
+    m.join(BOB, "bob")
+    m.join(CAROL, "carol")
+    m.clear()
+    return m
 
 
 def statuses(stanza: domish.Element) -> set[str]:

@@ -7,24 +7,8 @@ service on a real router with recording user domains (L{tests.muchelpers}).
 
 
 from tests.muchelpers import (
-    MUC, NS_ADMIN, NS_USER, ROOM, errorCondition, item, statuses)
-
-ALICE = "alice@example.org/desk"
-BOB = "bob@example.org/phone"
-CAROL = "carol@example.org/laptop"
-DAVE = "dave@example.org/tablet"
-ERIN = "erin@example.org/home"
-ROOT = "root@example.org/console"
-
-
-def room(**config):
-    """A configured room owned by Alice (nick 'alice'), with Bob and Carol in it."""
-    m = MUC(admins=("root@example.org",))
-    m.create(ALICE, "alice", config=config)
-    m.join(BOB, "bob")
-    m.join(CAROL, "carol")
-    m.clear()
-    return m
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item, statuses)
+from tests.muchelpers import occupiedRoom as room
 
 
 def items(*attributes):
@@ -148,7 +132,7 @@ def test_unknownNickIsItemNotFound():
 
 def test_grantVoiceLetsVisitorSpeak():
     """In a moderated room a visitor given voice becomes a participant and may speak."""
-    m = room(**{"muc#roomconfig_moderatedroom": "1"})
+    m = room(moderatedroom="1")
     m.join(DAVE, "dave")
     m.clear()
 
@@ -166,7 +150,7 @@ def test_grantVoiceLetsVisitorSpeak():
 
 def test_revokeVoiceSilences():
     """A participant whose voice is revoked becomes a visitor and gets forbidden when speaking."""
-    m = room(**{"muc#roomconfig_moderatedroom": "1"})
+    m = room(moderatedroom="1")
     m.join(DAVE, "dave")
     adminSet(m, ALICE, {"nick": "dave", "role": "participant"})
     m.clear()

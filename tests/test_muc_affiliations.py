@@ -9,25 +9,10 @@ router with recording user domains (L{tests.muchelpers}).
 """
 
 from tests.muchelpers import (
-    MUC, NS_ADMIN, NS_USER, ROOM, errorCondition, item, statuses)
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item, statuses)
+from tests.muchelpers import occupiedRoom as room
 
-ALICE = "alice@example.org/desk"
-BOB = "bob@example.org/phone"
 BOB2 = "bob@example.org/laptop"
-CAROL = "carol@example.org/laptop"
-DAVE = "dave@example.org/tablet"
-ERIN = "erin@example.org/home"
-ROOT = "root@example.org/console"
-
-
-def room(**config):
-    """Alice's room (nick 'alice', owner) with Bob and Carol in it, configured with those fields."""
-    m = MUC(admins=("root@example.org",))
-    m.create(ALICE, "alice", config={"muc#roomconfig_" + k: v for k, v in config.items()})
-    m.join(BOB, "bob")
-    m.join(CAROL, "carol")
-    m.clear()
-    return m
 
 
 def adminSet(m, sender, *items):
