@@ -32,6 +32,9 @@ BOB = "bob@example.org/phone"
 CAROL = "carol@example.org/laptop"
 DAVE = "dave@example.org/tablet"
 ROOT = "root@example.org/console"
+#: The room and nickname tests' cast: Juliet makes the room, Romeo joins.
+JULIET = "juliet@example.org/balcony"
+ROMEO = "romeo@example.org/orchard"
 
 
 class RecordingRoute:
@@ -130,6 +133,38 @@ def occupiedRoom(**fields) -> MUC:
     m.join(CAROL, "carol")
     m.clear()
     return m
+
+
+def roomWithRomeo(**config) -> MUC:
+    """
+    Juliet's room (nick 'jul', configured with those muc#roomconfig fields
+    by their full names) with Romeo in it as 'rom'; nothing received yet.
+    """
+    m = MUC()
+    m.create(JULIET, "jul", config=config)
+    m.join(ROMEO, "rom")
+    m.clear()
+    return m
+
+
+def presences(stanzas: list[domish.Element]) -> list[domish.Element]:
+    return [s for s in stanzas if s.name == "presence"]
+
+
+def presencesFrom(stanzas: list[domish.Element], nick: str) -> list[domish.Element]:
+    """The presence stanzas among C{stanzas} from the occupant C{nick} of L{ROOM}."""
+    return [s for s in presences(stanzas) if s["from"] == ROOM + "/" + nick]
+
+
+def texts(stanza: domish.Element, name: str) -> list[str]:
+    """The texts of C{stanza}'s children C{name} in the stanza's own namespace."""
+    return [str(e) for e in stanza.elements(stanza.uri, name)]
+
+
+def errorOf(stanza: domish.Element) -> domish.Element:
+    """The one C{<error/>} of an error stanza."""
+    [error] = stanza.elements(None, "error")
+    return error
 
 
 def statuses(stanza: domish.Element) -> set[str]:

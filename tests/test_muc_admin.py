@@ -7,7 +7,8 @@ service on a real router with recording user domains (L{tests.muchelpers}).
 
 
 from tests.muchelpers import (
-    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item, statuses)
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item,
+    presencesFrom, statuses)
 from tests.muchelpers import occupiedRoom as room
 
 
@@ -58,10 +59,6 @@ def child(elem, name):
     for found in elem.elements(NS_USER, name):
         return found
     return None
-
-
-def presencesFrom(stanzas, nick):
-    return [s for s in stanzas if s.name == "presence" and s["from"] == ROOM + "/" + nick]
 
 
 # -- kicking (§8.2) -----------------------------------------------------------

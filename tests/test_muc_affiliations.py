@@ -9,7 +9,8 @@ router with recording user domains (L{tests.muchelpers}).
 """
 
 from tests.muchelpers import (
-    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item, statuses)
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item,
+    presencesFrom, statuses)
 from tests.muchelpers import occupiedRoom as room
 
 BOB2 = "bob@example.org/laptop"
@@ -61,10 +62,6 @@ def notices(stanzas):
 
 def affiliations(m):
     return dict(m.service.rooms["room"].affiliations)
-
-
-def presencesFrom(stanzas, nick):
-    return [s for s in stanzas if s.name == "presence" and s["from"] == ROOM + "/" + nick]
 
 
 # -- an account that is not in the room: a message (1.35 "Notifications of Changes") ----------
