@@ -167,6 +167,54 @@ def errorOf(stanza: domish.Element) -> domish.Element:
     return error
 
 
+def onlyIQ(stanzas: list[domish.Element]) -> domish.Element:
+    """The one IQ among C{stanzas}."""
+    iqs = [s for s in stanzas if s.name == "iq"]
+    assert len(iqs) == 1, [s.toXml() for s in stanzas]
+    return iqs[0]
+
+
+def takeIQ(m: MUC, jid: str) -> domish.Element:
+    """The one IQ C{jid} received, taken out of what it received; the rest stays for the test."""
+    got = m.take(jid)
+    reply = onlyIQ(got)
+    rest = [s for s in got if s is not reply]
+    if rest:
+        m.users.received[jid] = rest
+    return reply
+
+
+def adminItems(*attributes: dict) -> str:
+    """muc#admin items: each a dict of attributes, with an optional 'reason'."""
+    parts = []
+    for attrs in attributes:
+        attrs = dict(attrs)
+        reason = attrs.pop("reason", None)
+        parts.append("<item %s>%s</item>" % (
+            " ".join("%s='%s'" % kv for kv in attrs.items()),
+            "<reason>%s</reason>" % reason if reason else ""))
+    return "".join(parts)
+
+
+def adminSet(m: MUC, sender: str, *attributes: dict) -> domish.Element:
+    """A muc#admin set with those items (L{adminItems}); the IQ reply C{sender} got (L{takeIQ})."""
+    m.send("<iq type='set' id='a1' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
+           % (sender, ROOM, NS_ADMIN, adminItems(*attributes)))
+    return takeIQ(m, sender)
+
+
+def adminGet(m: MUC, sender: str, **attributes: str) -> domish.Element:
+    """A muc#admin get of one item with C{attributes} (an affiliation or a role); the reply."""
+    m.send("<iq type='get' id='a2' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
+           % (sender, ROOM, NS_ADMIN, adminItems(attributes)))
+    return takeIQ(m, sender)
+
+
+def affiliations(m: MUC, name: str = "room") -> dict:
+    """The room's affiliations, bare JID -> affiliation."""
+    return dict(m.service.rooms[name].affiliations)
+
+
 def statuses(stanza: domish.Element) -> set[str]:
     return {s["code"] for x in stanza.elements(NS_USER, "x") for s in x.elements(NS_USER, "status")}
 

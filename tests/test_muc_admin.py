@@ -7,40 +7,9 @@ service on a real router with recording user domains (L{tests.muchelpers}).
 
 
 from tests.muchelpers import (
-    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, errorCondition, item,
-    presencesFrom, statuses)
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, adminGet, adminSet,
+    affiliations, errorCondition, item, presencesFrom, statuses, takeIQ)
 from tests.muchelpers import occupiedRoom as room
-
-
-def items(*attributes):
-    """muc#admin items: each a dict of attributes, with an optional 'reason'."""
-    parts = []
-    for attrs in attributes:
-        attrs = dict(attrs)
-        reason = attrs.pop("reason", None)
-        parts.append("<item %s>%s</item>" % (
-            " ".join("%s='%s'" % kv for kv in attrs.items()),
-            "<reason>%s</reason>" % reason if reason else ""))
-    return "".join(parts)
-
-
-def adminSet(m, sender, *attributes):
-    """Send a muc#admin set with those items; the reply C{sender} got (the last IQ)."""
-    m.send("<iq type='set' id='a1' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
-           % (sender, ROOM, NS_ADMIN, items(*attributes)))
-    return lastIQ(m.take(sender))
-
-
-def adminGet(m, sender, **attributes):
-    m.send("<iq type='get' id='a2' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
-           % (sender, ROOM, NS_ADMIN, items(attributes)))
-    return lastIQ(m.take(sender))
-
-
-def lastIQ(stanzas):
-    iqs = [s for s in stanzas if s.name == "iq"]
-    assert len(iqs) == 1, [s.toXml() for s in stanzas]
-    return iqs[0]
 
 
 def listed(reply):
@@ -49,10 +18,6 @@ def listed(reply):
     return [(i.getAttribute("jid"), i.getAttribute("affiliation"), i.getAttribute("role"),
              i.getAttribute("nick"))
             for query in reply.elements(NS_ADMIN, "query") for i in query.elements(NS_ADMIN, "item")]
-
-
-def affiliations(m):
-    return dict(m.service.rooms["room"].affiliations)
 
 
 def child(elem, name):
@@ -332,7 +297,7 @@ def test_serviceAdminActsAsOwner():
 
     m.send("<iq type='get' id='f1' from='%s' to='%s'><query xmlns='%s'/></iq>"
            % (ROOT, ROOM, NS_ADMIN.replace("#admin", "#owner")))
-    assert lastIQ(m.take(ROOT))["type"] == "result"
+    assert takeIQ(m, ROOT)["type"] == "result"
 
 
 def test_serviceAdminEntersAsOwner():
