@@ -59,6 +59,7 @@ from twisted.internet.utils import getProcessOutputAndValue
 
 from xmppd.cli import ctl
 from xmppd.config import loadConfig
+from xmppd.storage.interfaces import RosterItem
 from xmppd.stream.tls import SELF_SIGNED_CERT, SELF_SIGNED_DIR
 from xmppd.testing import ServerFixture, defaultConfig, overlay
 from tests.helpers import toml as _toml
@@ -113,6 +114,22 @@ def sleep(seconds: float) -> defer.Deferred:
 def password(user: str) -> str:
     """The password L{Server.addUser} gives C{user} unless told otherwise."""
     return f"{user}'s secret"
+
+
+async def contacts(server, *users) -> None:
+    """
+    The accounts exist and every two of them share presence both ways
+    (roster items with subscription "both", stored directly: the tests
+    that use it are about what contacts see, not about subscribing).
+    """
+    rosters = server.service.storage.rosters
+    for user in users:
+        await server.addUser(user)
+    for user in users:
+        for other in users:
+            if other != user:
+                await rosters.setItem(user, DOMAIN, RosterItem("%s@%s" % (other, DOMAIN),
+                                                               subscription="both"))
 
 
 def _deferred(coroutineFunction):

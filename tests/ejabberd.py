@@ -27,7 +27,7 @@ our directory:
   - C{ERL_INETRC}: the VM's resolver configuration (ERTS "Inet
     Configuration").  ejabberd finds other servers in DNS and has no
     static overrides; our C{inetrc} sends every DNS query of Erlang's own
-    resolver to a L{tests.prosody.Zone} on loopback and reads no
+    resolver to a L{tests.foreignserver.Zone} on loopback and reads no
     C{/etc/resolv.conf} nor C{/etc/hosts}, so no query leaves the machine
     and the system's files stay untouched.  Debian's ejabberd 23.01 asks
     that resolver for SRV records only and looks the target's address up
@@ -49,14 +49,13 @@ import os
 import re
 import secrets
 import shutil
-import signal
 
-from twisted.internet import defer, endpoints, error, protocol
+from twisted.internet import defer
 from twisted.internet.utils import getProcessOutputAndValue
 from twisted.names import dns
 
-from tests.e2e import TIMEOUT, Client, password, reactor, sleep
-from tests.prosody import LOG_TAIL, POLL_INTERVAL, Zone, freePort
+from tests.e2e import password, reactor, sleep
+from tests.foreignserver import POLL_INTERVAL, ForeignServer, Zone, freePort
 from xmppd.stream.tls import generateSelfSigned
 
 #: Where Debian's package puts the script the rest is read from.
@@ -106,22 +105,7 @@ class EjabberdError(Exception):
     """ejabberd could not be set up, started or stopped: the message quotes its log."""
 
 
-class _Process(protocol.ProcessProtocol):
-    """Keeps the end of the node's console output and says when it has ended."""
-
-    def __init__(self):
-        self.output = bytearray()
-        self.ended = defer.Deferred()
-
-    def childDataReceived(self, fd, data):
-        self.output += data
-        del self.output[:-LOG_TAIL]
-
-    def processEnded(self, reason):
-        self.ended.callback(reason.value)
-
-
-class Ejabberd:
+class Ejabberd(ForeignServer):
     """
     One ejabberd node serving C{domain} (and its MUC service at
     C{conference.<domain>}) from C{directory}, reached by clients at
@@ -132,34 +116,31 @@ class Ejabberd:
     when their certificate does not verify.  It asks L{zone} for every DNS
     name.
 
-    Like L{tests.e2e.Server}, it makes L{Client}s (C{client}, C{login}) and
-    disconnects them in L{close}.
+    Like L{tests.e2e.Server}, it makes L{tests.e2e.Client}s (C{client},
+    C{login}) and disconnects them in C{close}
+    (L{tests.foreignserver.ForeignServer}).
     """
 
+    name = "ejabberd"
+    errorType = EjabberdError
+    startTimeout = START_TIMEOUT
+    stopTimeout = STOP_TIMEOUT
+
     def __init__(self, directory, domain: str, executables: tuple[str, str]):
+        ForeignServer.__init__(self, directory, domain)
         self.erl, self.erlLibs = executables
-        self.directory = directory
-        self.domain = domain
         self.mucDomain = "conference." + domain
         for name in ("spool", "logs", "home"):
             (directory / name).mkdir(parents=True, exist_ok=True)
         self.configPath = directory / "ejabberd.yml"
         self.inetrcPath = directory / "inetrc"
         self.logPath = directory / "logs" / "ejabberd.log"
-        self.c2sPort = freePort()
-        self.s2sPort = freePort()
         self.distPort = freePort()
-        #: What L{tests.e2e.Client.login} connects to.
-        self.starttlsPort = self.c2sPort
-        self.directTLSPort = None
         token = secrets.token_hex(4)
         self.node = "xmppdtest%s@localhost" % (token,)
         self.cookie = secrets.token_hex(16)
-        self.clients: list[Client] = []
         #: The DNS server this node asks, started by L{start}.
         self.zone = Zone()
-        self.process = None
-        self._protocol: _Process | None = None
         certificate, key = directory / "cert.pem", directory / "key.pem"
         generateSelfSigned([domain, self.mucDomain], str(certificate), str(key))
         # ejabberd wants the key and its certificate in one file.
@@ -223,14 +204,6 @@ class Ejabberd:
         return ["-setcookie", self.cookie, "-erl_epmd_port", str(self.distPort),
                 "-start_epmd", "false"]
 
-    def logTail(self) -> str:
-        """The end of ejabberd's log and console output, for error messages."""
-        text = ""
-        if self.logPath.exists():
-            text = self.logPath.read_text("utf-8", "replace")[-LOG_TAIL:]
-        console = bytes(self._protocol.output).decode("utf-8", "replace") if self._protocol else ""
-        return "--- ejabberd.log (end) ---\n%s\n--- console ---\n%s" % (text, console)
-
     def _ctl(self, *argv: str) -> defer.Deferred:
         return getProcessOutputAndValue(
             self.erl, ["-sname", "ctl%s@localhost" % (secrets.token_hex(4),),
@@ -265,61 +238,21 @@ class Ejabberd:
         assert self.process is None, "already running"
         self.zone.start()
         self.writeConfig()
-        self._protocol = _Process()
         argv = [self.erl, "-sname", self.node, *self.distribution(),
                 "-kernel", "inet_dist_use_interface", "{127,0,0,1}",
                 "-noinput", "-mnesia", "dir", erlangString(str(self.directory / "spool")),
                 "-eval", HALT_ON_EOF, "-s", "ejabberd"]
-        self.process = reactor().spawnProcess(self._protocol, self.erl, argv,
-                                              env=self.environment(), path=str(self.directory))
-        deadline = reactor().seconds() + START_TIMEOUT
-        for port in (self.c2sPort, self.s2sPort):
-            while not await self._answers(port):
-                if self._protocol.ended.called:
-                    raise EjabberdError("ejabberd exited while starting:\n" + self.logTail())
-                if reactor().seconds() > deadline:
-                    raise EjabberdError("ejabberd did not listen on 127.0.0.1:%d within %s s:\n%s"
-                                        % (port, START_TIMEOUT, self.logTail()))
-                await sleep(POLL_INTERVAL)
+        deadline = await self.spawn(self.erl, argv, env=self.environment())
         while True:
             out, err, status = await self._ctl("status")
             if status == 0:
                 return
-            if self._protocol.ended.called:
-                raise EjabberdError("ejabberd exited while starting:\n" + self.logTail())
+            self.failIfEnded()
             if reactor().seconds() > deadline:
                 raise EjabberdError("ejabberd did not say it had started within %s s (%s):\n%s"
                                     % (START_TIMEOUT, out.decode("utf-8", "replace").strip(),
                                        self.logTail()))
             await sleep(POLL_INTERVAL)
-
-    async def _answers(self, port: int) -> bool:
-        endpoint = endpoints.TCP4ClientEndpoint(reactor(), "127.0.0.1", port, timeout=1)
-        try:
-            connection = await endpoint.connect(protocol.Factory.forProtocol(protocol.Protocol))
-        except error.ConnectError:
-            return False
-        connection.transport.abortConnection()
-        return True
-
-    async def stop(self) -> None:
-        """SIGTERM, then SIGKILL after L{STOP_TIMEOUT}; returns once the VM has ended."""
-        process, self.process = self.process, None
-        if process is None:
-            return
-        ended = self._protocol.ended
-        for sig, patience in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, TIMEOUT)):
-            if ended.called:
-                return
-            try:
-                process.signalProcess(sig)
-            except error.ProcessExitedAlready:
-                pass
-            deadline = reactor().seconds() + patience
-            while not ended.called and reactor().seconds() < deadline:
-                await sleep(POLL_INTERVAL)
-        if not ended.called:
-            raise EjabberdError("ejabberd (pid %s) survived SIGKILL" % (process.pid,))
 
     def publish(self, domain: str, port: int) -> None:
         """
@@ -335,32 +268,3 @@ class Ejabberd:
         """
         self.zone.records[("_xmpp-server._tcp." + domain, dns.SRV)] = [
             dns.Record_SRV(0, 0, port, "localhost")]
-
-    def client(self, user: str, resource: str | None = None, secret: str | None = None) -> Client:
-        """A L{tests.e2e.Client} for C{user@<domain>}, not connected yet."""
-        jid = "%s@%s" % (user, self.domain) + ("/" + resource if resource else "")
-        client = Client(self, jid, secret or password(user))
-        self.clients.append(client)
-        return client
-
-    async def login(self, user: str, resource: str | None = None, **kwargs) -> Client:
-        """L{client}, then L{Client.login}."""
-        client = self.client(user, resource, **kwargs)
-        await client.login()
-        return client
-
-    async def closeClients(self) -> None:
-        """Disconnect every client made so far (between tests; the node goes on)."""
-        clients, self.clients = self.clients, []
-        for client in clients:
-            await client.close()
-
-    async def close(self) -> None:
-        """Disconnect every client made here, then stop the node and its L{Zone}."""
-        try:
-            await self.closeClients()
-        finally:
-            try:
-                await self.stop()
-            finally:
-                await self.zone.stop()

@@ -25,6 +25,17 @@ NS_USER = NS_MUC + "#user"
 NS_ADMIN = NS_MUC + "#admin"
 NS_OWNER = NS_MUC + "#owner"
 
+#: The cast of the admin and affiliation tests: Alice owns the room, Bob
+#: and Carol are in it, Dave comes later, root is a service admin.
+ALICE = "alice@example.org/desk"
+BOB = "bob@example.org/phone"
+CAROL = "carol@example.org/laptop"
+DAVE = "dave@example.org/tablet"
+ROOT = "root@example.org/console"
+#: The room and nickname tests' cast: Juliet makes the room, Romeo joins.
+JULIET = "juliet@example.org/balcony"
+ROMEO = "romeo@example.org/orchard"
+
 
 class RecordingRoute:
     """A user domain: keeps every stanza routed to it, by C{to}."""
@@ -108,6 +119,100 @@ class MUC:
     def say(self, jid: str, body: str, room: str = ROOM) -> None:
         self.send("<message type='groupchat' from='%s' to='%s'><body>%s</body></message>"
                   % (jid, room, body))
+
+
+def occupiedRoom(**fields) -> MUC:
+    """
+    Alice's room (nick 'alice', owner) with Bob and Carol in it, on a
+    service whose admin is root, configured with C{fields} (by their
+    C{muc#roomconfig_} suffix); nothing received yet.
+    """
+    m = MUC(admins=("root@example.org",))
+    m.create(ALICE, "alice", config={"muc#roomconfig_" + k: v for k, v in fields.items()})
+    m.join(BOB, "bob")
+    m.join(CAROL, "carol")
+    m.clear()
+    return m
+
+
+def roomWithRomeo(**config) -> MUC:
+    """
+    Juliet's room (nick 'jul', configured with those muc#roomconfig fields
+    by their full names) with Romeo in it as 'rom'; nothing received yet.
+    """
+    m = MUC()
+    m.create(JULIET, "jul", config=config)
+    m.join(ROMEO, "rom")
+    m.clear()
+    return m
+
+
+def presences(stanzas: list[domish.Element]) -> list[domish.Element]:
+    return [s for s in stanzas if s.name == "presence"]
+
+
+def presencesFrom(stanzas: list[domish.Element], nick: str) -> list[domish.Element]:
+    """The presence stanzas among C{stanzas} from the occupant C{nick} of L{ROOM}."""
+    return [s for s in presences(stanzas) if s["from"] == ROOM + "/" + nick]
+
+
+def texts(stanza: domish.Element, name: str) -> list[str]:
+    """The texts of C{stanza}'s children C{name} in the stanza's own namespace."""
+    return [str(e) for e in stanza.elements(stanza.uri, name)]
+
+
+def errorOf(stanza: domish.Element) -> domish.Element:
+    """The one C{<error/>} of an error stanza."""
+    [error] = stanza.elements(None, "error")
+    return error
+
+
+def onlyIQ(stanzas: list[domish.Element]) -> domish.Element:
+    """The one IQ among C{stanzas}."""
+    iqs = [s for s in stanzas if s.name == "iq"]
+    assert len(iqs) == 1, [s.toXml() for s in stanzas]
+    return iqs[0]
+
+
+def takeIQ(m: MUC, jid: str) -> domish.Element:
+    """The one IQ C{jid} received, taken out of what it received; the rest stays for the test."""
+    got = m.take(jid)
+    reply = onlyIQ(got)
+    rest = [s for s in got if s is not reply]
+    if rest:
+        m.users.received[jid] = rest
+    return reply
+
+
+def adminItems(*attributes: dict) -> str:
+    """muc#admin items: each a dict of attributes, with an optional 'reason'."""
+    parts = []
+    for attrs in attributes:
+        attrs = dict(attrs)
+        reason = attrs.pop("reason", None)
+        parts.append("<item %s>%s</item>" % (
+            " ".join("%s='%s'" % kv for kv in attrs.items()),
+            "<reason>%s</reason>" % reason if reason else ""))
+    return "".join(parts)
+
+
+def adminSet(m: MUC, sender: str, *attributes: dict) -> domish.Element:
+    """A muc#admin set with those items (L{adminItems}); the IQ reply C{sender} got (L{takeIQ})."""
+    m.send("<iq type='set' id='a1' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
+           % (sender, ROOM, NS_ADMIN, adminItems(*attributes)))
+    return takeIQ(m, sender)
+
+
+def adminGet(m: MUC, sender: str, **attributes: str) -> domish.Element:
+    """A muc#admin get of one item with C{attributes} (an affiliation or a role); the reply."""
+    m.send("<iq type='get' id='a2' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
+           % (sender, ROOM, NS_ADMIN, adminItems(attributes)))
+    return takeIQ(m, sender)
+
+
+def affiliations(m: MUC, name: str = "room") -> dict:
+    """The room's affiliations, bare JID -> affiliation."""
+    return dict(m.service.rooms[name].affiliations)
 
 
 def statuses(stanza: domish.Element) -> set[str]:

@@ -16,10 +16,10 @@ import hashlib
 import pytest_twisted
 from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT, reactor
+from tests.e2e import DOMAIN, TIMEOUT, contacts, reactor
 from xmppd.core.hooks import OBSERVE
 from xmppd.features.vcard import VCARD_CHANGED
-from tests.test_e2e_pep import contacts, interestLearnt, wait
+from tests.test_e2e_pep import interestLearnt, wait
 
 ensureDeferred = pytest_twisted.ensureDeferred
 

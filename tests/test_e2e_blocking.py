@@ -7,8 +7,7 @@ import asyncio
 
 import pytest_twisted
 
-from tests.e2e import DOMAIN, wait
-from xmppd.storage.interfaces import RosterItem
+from tests.e2e import contacts, wait
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -119,20 +118,25 @@ def presenceFrom(client, jid: str, presenceType: str) -> asyncio.Future:
     return future
 
 
+async def seesOnline(watcher, contact, status: str) -> None:
+    """
+    C{watcher} and its contact C{contact} send initial presence (the
+    contact's with C{status}); returns once C{watcher} has seen the
+    contact available.
+    """
+    online = presenceFrom(watcher, contact.jid.full, "available")
+    watcher.xmpp.send_presence()
+    contact.xmpp.send_presence(pstatus=status)
+    await wait(online)
+
+
 @ensureDeferred
 async def test_blockHidesPresence(server):
     """A contact Romeo blocks sees him go offline, and sees him again once unblocked (XEP-0191 §3.3, §3.4)."""
-    await server.addUser("romeo")
-    await server.addUser("juliet")
-    rosters = server.service.storage.rosters
-    await rosters.setItem("romeo", DOMAIN, RosterItem("juliet@localhost", subscription="both"))
-    await rosters.setItem("juliet", DOMAIN, RosterItem("romeo@localhost", subscription="both"))
+    await contacts(server, "romeo", "juliet")
     juliet = await server.login("juliet", "balcony")
     romeo = await blockingClient(server, "romeo", "orchard")
-    online = presenceFrom(juliet, "romeo@localhost/orchard", "available")
-    juliet.xmpp.send_presence()
-    romeo.xmpp.send_presence(pstatus="in the orchard")
-    await wait(online)
+    await seesOnline(juliet, romeo, "in the orchard")
 
     gone = presenceFrom(juliet, "romeo@localhost/orchard", "unavailable")
     await wait(romeo.xmpp.plugin["xep_0191"].block("juliet@localhost"))
@@ -147,17 +151,10 @@ async def test_blockHidesPresence(server):
 @ensureDeferred
 async def test_blockedContactAppearsOffline(server):
     """Romeo sees Juliet go offline when he blocks her, and online again when he unblocks her (XEP-0191 §3.3, §3.4)."""
-    await server.addUser("romeo")
-    await server.addUser("juliet")
-    rosters = server.service.storage.rosters
-    await rosters.setItem("romeo", DOMAIN, RosterItem("juliet@localhost", subscription="both"))
-    await rosters.setItem("juliet", DOMAIN, RosterItem("romeo@localhost", subscription="both"))
+    await contacts(server, "romeo", "juliet")
     romeo = await blockingClient(server, "romeo", "orchard")
     juliet = await server.login("juliet", "balcony")
-    online = presenceFrom(romeo, "juliet@localhost/balcony", "available")
-    romeo.xmpp.send_presence()
-    juliet.xmpp.send_presence(pstatus="on the balcony")
-    await wait(online)
+    await seesOnline(romeo, juliet, "on the balcony")
 
     gone = presenceFrom(romeo, "juliet@localhost/balcony", "unavailable")
     await wait(romeo.xmpp.plugin["xep_0191"].block("juliet@localhost"))

@@ -5,9 +5,8 @@ visible again on a real node (L{xmppd.features.invisible}).
 
 import pytest_twisted
 
-from tests.e2e import DOMAIN, wait
-from tests.test_e2e_blocking import presenceFrom
-from xmppd.storage.interfaces import RosterItem
+from tests.e2e import contacts, wait
+from tests.test_e2e_blocking import presenceFrom, seesOnline
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -15,19 +14,12 @@ ensureDeferred = pytest_twisted.ensureDeferred
 @ensureDeferred
 async def test_invisibleThenVisible(server):
     """Juliet sees Romeo go offline when he turns invisible, still gets his replies to her messages, and sees him again when he is visible."""
-    await server.addUser("romeo")
-    await server.addUser("juliet")
-    rosters = server.service.storage.rosters
-    await rosters.setItem("romeo", DOMAIN, RosterItem("juliet@localhost", subscription="both"))
-    await rosters.setItem("juliet", DOMAIN, RosterItem("romeo@localhost", subscription="both"))
+    await contacts(server, "romeo", "juliet")
     romeo = server.client("romeo", "orchard")
     romeo.xmpp.register_plugin("xep_0186")
     await romeo.login()
     juliet = await server.login("juliet", "balcony")
-    online = presenceFrom(juliet, "romeo@localhost/orchard", "available")
-    juliet.xmpp.send_presence()
-    romeo.xmpp.send_presence(pstatus="in the orchard")
-    await wait(online)
+    await seesOnline(juliet, romeo, "in the orchard")
 
     gone = presenceFrom(juliet, "romeo@localhost/orchard", "unavailable")
     await wait(romeo.xmpp.plugin["xep_0186"].set_invisible())

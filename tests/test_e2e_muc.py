@@ -96,22 +96,26 @@ class Inbox:
                          and (payload is None or s.xml.find(payload) is not None))
 
 
-async def mucClient(server, user: str, resource: str | None = None):
-    """A logged-in client with an inbox and the MUC, forms, disco and invitation plugins."""
+#: The slixmpp plugins of a MUC client: disco, forms, MUC, invitations, delays.
+PLUGINS = ("xep_0030", "xep_0004", "xep_0045", "xep_0249", "xep_0203")
+
+
+async def mucClient(server, user: str, resource: str | None = None, plugins=PLUGINS):
+    """A logged-in client with an inbox and C{plugins} (the MUC, forms, disco and invitation ones)."""
     client = server.client(user, resource or RESOURCES[user])
-    for plugin in ("xep_0030", "xep_0004", "xep_0045", "xep_0249", "xep_0203"):
+    for plugin in plugins:
         client.xmpp.register_plugin(plugin)
     client.inbox = Inbox(client)
     await client.login()
     return client
 
 
-async def cast(server, *names):
-    """The named accounts, created and logged in as MUC clients, in order."""
+async def cast(server, *names, plugins=PLUGINS):
+    """The named accounts, created and logged in as MUC clients (with C{plugins}), in order."""
     clients = []
     for name in names:
         await server.addUser(name)
-        clients.append(await mucClient(server, name))
+        clients.append(await mucClient(server, name, plugins=plugins))
     return clients
 
 
@@ -155,6 +159,13 @@ async def createRoom(client, room: str, nick: str, **fields):
     return presence
 
 
+async def setSubject(client, room: str, nick: str, subject: str) -> None:
+    """Change C{room}'s subject as C{nick}; returns once the room has sent it back (§8.1)."""
+    muc(client).set_subject(room, subject)
+    await client.inbox.next(lambda s: s.name == "message" and s["from"] == room + "/" + nick
+                            and s["type"] == "groupchat" and s["subject"] == subject)
+
+
 async def say(client, room: str, nick: str, body: str) -> None:
     """A groupchat message to C{room}; returns once the room has sent it back (§7.4)."""
     client.xmpp.send_message(mto=room, mbody=body, mtype="groupchat")
@@ -180,13 +191,18 @@ async def nothingSaid(client, room: str) -> None:
     assert (got["from"].full, got["body"]) == (room + "/" + nick, "marker")
 
 
-async def refusal(joining: defer.Deferred) -> str:
-    """The error condition of a join the room refused."""
+async def refused(joining: defer.Deferred) -> PresenceError:
+    """The error presence a join was refused with."""
     try:
         await joining
     except PresenceError as e:
-        return e.condition
+        return e
     raise AssertionError("the room let the client in")
+
+
+async def refusal(joining: defer.Deferred) -> str:
+    """The error condition of a join the room refused."""
+    return (await refused(joining)).condition
 
 
 @ensureDeferred
@@ -331,8 +347,7 @@ async def test_persistentRoomSurvivesRestart(server):
     romeo, = await cast(server, "romeo")
     room = roomJID("chapel")
     await createRoom(romeo, room, "romeo", persistentroom="1", roomname="Friar Laurence's cell")
-    muc(romeo).set_subject(room, "A wedding")
-    await romeo.inbox.message(room + "/romeo", "groupchat", "{jabber:client}subject")
+    await setSubject(romeo, room, "romeo", "A wedding")
     await say(romeo, room, "romeo", "These violent delights have violent ends")
     await romeo.disconnect()
 
@@ -375,8 +390,7 @@ async def test_idleRoomComesBack(makeServer):
     romeo, juliet = await cast(server, "romeo", "juliet")
     room = roomJID("chapel")
     await createRoom(romeo, room, "romeo", persistentroom="1")
-    muc(romeo).set_subject(room, "A wedding")
-    await romeo.inbox.message(room + "/romeo", "groupchat", "{jabber:client}subject")
+    await setSubject(romeo, room, "romeo", "A wedding")
     await say(romeo, room, "romeo", "Come, come with me")
     muc(romeo).leave_muc(JID(room), "romeo")
     await romeo.inbox.presence(room + "/romeo", "unavailable", code=110)

@@ -19,7 +19,9 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.xmlstream.matcher import MatchXPath
 
 from tests.e2e import TIMEOUT, wait
-from tests.test_e2e_muc import Inbox, asDeferred, createRoom, join, roomJID, say
+from tests.test_e2e_muc import PLUGINS as MUC_PLUGINS
+from tests.test_e2e_muc import asDeferred, createRoom, join, mucClient, roomJID, say
+from tests.test_e2e_muc import cast as mucCast
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -32,33 +34,34 @@ NS_RETRACT_0 = "urn:xmpp:message-retract:0"
 NS_FASTEN = "urn:xmpp:fasten:0"
 SPAM = "DM me for free magic potions!"
 REASON = "spam"
-RESOURCES = {"romeo": "orchard", "juliet": "balcony", "nurse": "kitchen"}
 _queries = itertools.count()
+#: A MUC client's plugins, and those for archives and moderation.
+PLUGINS = MUC_PLUGINS + ("xep_0313", "xep_0359", "xep_0421", "xep_0424", "xep_0425")
 
 
-async def client(server, user: str):
-    """A logged-in client with an inbox and the MUC, moderation and archive plugins."""
-    made = server.client(user, RESOURCES[user])
-    for plugin in ("xep_0030", "xep_0004", "xep_0045", "xep_0203", "xep_0313", "xep_0359",
-                   "xep_0421", "xep_0424", "xep_0425"):
-        made.xmpp.register_plugin(plugin)
-    made.inbox = Inbox(made)
-    await made.login()
-    return made
-
-
-async def cast(server, *names):
-    clients = []
-    for name in names:
-        await server.addUser(name)
-        clients.append(await client(server, name))
-    return clients
+def cast(server, *names):
+    """The named accounts, logged in with the MUC, moderation and archive plugins."""
+    return mucCast(server, *names, plugins=PLUGINS)
 
 
 def stanzaIdOf(message, room: str) -> str:
     """The stanza-id the room gave a message (XEP-0359: by the room's JID)."""
     [tag] = [t for t in message.xml.findall("{%s}stanza-id" % NS_SID) if t.get("by") == room]
     return tag.get("id")
+
+
+async def spamInRoom(server, **fields):
+    """
+    Romeo makes a logging room (configured with C{fields} too), Juliet and
+    the nurse enter and Juliet says L{SPAM}: the clients, the room and the
+    message's stanza-id.
+    """
+    romeo, juliet, nurse = await cast(server, "romeo", "juliet", "nurse")
+    room = roomJID("verona")
+    await createRoom(romeo, room, "romeo", enablelogging="1", **fields)
+    await join(juliet, room, "juliet")
+    await join(nurse, room, "nurse")
+    return romeo, juliet, nurse, room, await spoken(juliet, nurse, room)
 
 
 async def spoken(juliet, nurse, room: str) -> str:
@@ -129,14 +132,9 @@ async def test_moderatorRetractsAMessage(server):
     retraction by Romeo, and the room's archive returns a tombstone without
     the body, also after the server restarts.
     """
-    romeo, juliet, nurse = await cast(server, "romeo", "juliet", "nurse")
-    room = roomJID("verona")
-    await createRoom(romeo, room, "romeo", enablelogging="1", persistentroom="1")
+    romeo, juliet, nurse, room, stanzaId = await spamInRoom(server, persistentroom="1")
     info = await asDeferred(romeo.xmpp.plugin["xep_0030"].get_info(jid=room, timeout=TIMEOUT))
     assert NS_MODERATE in info["disco_info"]["features"]
-    await join(juliet, room, "juliet")
-    await join(nurse, room, "nurse")
-    stanzaId = await spoken(juliet, nurse, room)
 
     moderatedEvents = []
     nurse.xmpp.add_event_handler("moderated_message", moderatedEvents.append)
@@ -159,7 +157,7 @@ async def test_moderatorRetractsAMessage(server):
         await occupant.disconnect()
     await server.stop()
     await server.start()
-    nurse = await client(server, "nurse")
+    nurse = await mucClient(server, "nurse", plugins=PLUGINS)
     assertTombstone(await archive(nurse, room), stanzaId, room)
     _, _, _, history = await join(nurse, room, "nurse")
     assert SPAM not in [m["body"] for m in history]
@@ -172,12 +170,7 @@ async def test_legacyRequestForm(server):
     Fastening), built by hand as older Converse.js and Gajim send it, is
     carried out, and the notification also carries that older form.
     """
-    romeo, juliet, nurse = await cast(server, "romeo", "juliet", "nurse")
-    room = roomJID("verona")
-    await createRoom(romeo, room, "romeo", enablelogging="1")
-    await join(juliet, room, "juliet")
-    await join(nurse, room, "nurse")
-    stanzaId = await spoken(juliet, nurse, room)
+    romeo, juliet, nurse, room, stanzaId = await spamInRoom(server)
 
     iq = romeo.xmpp.make_iq_set(ito=room)
     applyTo = ET.SubElement(iq.xml, "{%s}apply-to" % NS_FASTEN, {"id": stanzaId})
@@ -198,12 +191,7 @@ async def test_legacyRequestForm(server):
 @ensureDeferred
 async def test_onlyModeratorsAndKnownIds(server):
     """A participant's moderation request is forbidden; a moderator's for an unknown stanza-id is item-not-found."""
-    romeo, juliet, nurse = await cast(server, "romeo", "juliet", "nurse")
-    room = roomJID("verona")
-    await createRoom(romeo, room, "romeo", enablelogging="1")
-    await join(juliet, room, "juliet")
-    await join(nurse, room, "nurse")
-    stanzaId = await spoken(juliet, nurse, room)
+    romeo, juliet, nurse, room, stanzaId = await spamInRoom(server)
 
     conditions = []
     for moderator, target in ((nurse, stanzaId), (romeo, "no-such-message")):

@@ -19,22 +19,13 @@ from slixmpp.exceptions import PresenceError
 from tests.e2e import DOMAIN
 from tests.test_e2e_muc import (
     NS_CONFERENCE, NS_MUC_USER, available, cast, createRoom, ensureDeferred, join, muc,
-    mucClient, roomJID, say)
+    mucClient, refused, roomJID, say, setSubject)
 
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
 
 
 def statusText(stanza) -> str | None:
     return stanza.xml.findtext("{jabber:client}status")
-
-
-async def refused(joining) -> PresenceError:
-    """The error presence a join was refused with."""
-    try:
-        await joining
-    except PresenceError as e:
-        return e
-    raise AssertionError("the room let the client in")
 
 
 def errorElement(refusal: PresenceError):
@@ -158,8 +149,7 @@ async def test_subjectWithBodyIsMessage(server):
     romeo, juliet, nurse = await cast(server, "romeo", "juliet", "nurse")
     room = roomJID("orchard")
     await createRoom(romeo, room, "romeo")
-    muc(romeo).set_subject(room, "Capulets")
-    await romeo.inbox.next(lambda s: s.name == "message" and s["subject"] == "Capulets")
+    await setSubject(romeo, room, "romeo", "Capulets")
     await join(juliet, room, "juliet")
 
     message = juliet.xmpp.make_message(mto=room, mbody="Wherefore art thou?",
@@ -179,8 +169,7 @@ async def test_rejoinResendsState(server):
     romeo, juliet = await cast(server, "romeo", "juliet")
     room = roomJID("masque")
     await createRoom(romeo, room, "romeo")
-    muc(romeo).set_subject(room, "The feast")
-    await romeo.inbox.next(lambda s: s.name == "message" and s["subject"] == "The feast")
+    await setSubject(romeo, room, "romeo", "The feast")
     for body in ("one", "two", "three"):
         await say(romeo, room, "romeo", body)
     await join(juliet, room, "juliet")

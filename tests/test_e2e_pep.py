@@ -16,11 +16,10 @@ import pytest_twisted
 from slixmpp.xmlstream import ET
 from twisted.internet import defer
 
-from tests.e2e import DOMAIN, TIMEOUT, pubsubFailure, reactor, wait
+from tests.e2e import DOMAIN, TIMEOUT, contacts, pubsubFailure, reactor, wait
 from xmppd.core.hooks import OBSERVE
 from xmppd.features.clientcaps.tracker import CAPS_CHANGED, capsOf
 from xmppd.features.pep.handler import PEPHandler
-from xmppd.storage.interfaces import RosterItem
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -44,18 +43,6 @@ def interestLearnt(domain, jid: str, node: str) -> defer.Deferred:
     domain.hooks.add(CAPS_CHANGED, onChanged, OBSERVE)
     learnt.addBoth(lambda result: (domain.hooks.remove(CAPS_CHANGED, onChanged), result)[1])
     return learnt.addTimeout(TIMEOUT, reactor())
-
-
-async def contacts(server, *users) -> None:
-    """The accounts exist and every two of them share presence both ways."""
-    rosters = server.service.storage.rosters
-    for user in users:
-        await server.addUser(user)
-    for user in users:
-        for other in users:
-            if other != user:
-                await rosters.setItem(user, DOMAIN, RosterItem("%s@%s" % (other, DOMAIN),
-                                                               subscription="both"))
 
 
 async def login(server, user: str, resource: str, nicks: bool = True):

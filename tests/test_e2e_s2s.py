@@ -97,6 +97,43 @@ async def exchangeMessages(romeo, juliet):
     assert answer["from"] == juliet.jid
 
 
+async def subscribeAndTalk(asker, answerer) -> None:
+    """
+    C{asker} asks to see C{answerer}'s presence; C{answerer}'s slixmpp
+    approves and asks back, and C{asker}'s approves in turn, so each
+    request and each approval crosses both servers.  Then both see each
+    other, their rosters say C{both} (checked once each approval has
+    arrived: a server may deliver the asker's presence before its
+    approval), and they exchange messages and a presence change.  The
+    interoperability tests run it with a user of each server.
+    """
+    asker.xmpp.send_presence_subscription(pto=answerer.jid.bare)
+    seenByAsker = await asker.presences.next(sender=answerer.jid.full)
+    seenByAnswerer = await answerer.presences.next(sender=asker.jid.full)
+    await asker.presences.next("subscribed", sender=answerer.jid.bare)
+    await answerer.presences.next("subscribed", sender=asker.jid.bare)
+    assert seenByAsker["to"].bare == asker.jid.bare
+    assert seenByAnswerer["to"].bare == answerer.jid.bare
+    assert (await rosterOf(asker))[answerer.jid.bare][0] == "both"
+    assert (await rosterOf(answerer))[asker.jid.bare][0] == "both"
+
+    asker.send(answerer.jid.full, "Shall I hear more, or shall I speak at this?")
+    heard = await answerer.nextMessage()
+    assert (heard["from"], heard["body"]) == (asker.jid,
+                                              "Shall I hear more, or shall I speak at this?")
+    answerer.send(asker.jid.bare, "'Tis but thy name that is my enemy.")
+    answer = await asker.nextMessage()
+    assert (answer["from"], answer["body"]) == (answerer.jid,
+                                                "'Tis but thy name that is my enemy.")
+
+    answerer.xmpp.send_presence(pshow="away", pstatus="at the window")
+    changed = await asker.presences.next("away", sender=answerer.jid.full)
+    assert changed["status"] == "at the window"
+    asker.xmpp.send_presence(pshow="dnd", pstatus="under the balcony")
+    changed = await answerer.presences.next("dnd", sender=asker.jid.full)
+    assert changed["status"] == "under the balcony"
+
+
 def methods(node) -> set[tuple[str, str, str, str | None, bool, bool]]:
     return {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"], c["bidi"])
             for c in s2sOf(node).connections() if c["method"] is not None}

@@ -15,7 +15,7 @@ Each server must find the other.  xmppd reaches ejabberd and its MUC
 service through static host overrides (C{[s2s] hosts}).  ejabberd has no
 such thing: it looks a domain up in DNS (C{_xmpp-server} SRV records, then
 A records on port 5269), which its Erlang VM sends to the test's own DNS
-server (L{tests.prosody.Zone}); the SRV records point at the node's
+server (L{tests.foreignserver.Zone}); the SRV records point at the node's
 ephemeral s2s port on C{localhost} (see L{tests.ejabberd.Ejabberd.publish}).
 xmppd's MUC service is a domain of its own, C{conference.<domain>}, with
 its own SRV record and its own dialback.
@@ -33,10 +33,11 @@ from __future__ import annotations
 import pytest
 import pytest_twisted
 
-from tests.e2e import TIMEOUT, reactor, sleep
+from tests.e2e import TIMEOUT, sleep
 from tests.ejabberd import Ejabberd, EjabberdError, findEjabberd
 from tests.test_e2e_muc import Inbox
-from tests.test_e2e_presence import asDeferred, online, rosterOf
+from tests.test_e2e_presence import asDeferred, online
+from tests.test_e2e_s2s import s2sOf, s2sPort, subscribeAndTalk
 from xmppd.s2s.streams import S2SStream
 
 ensureDeferred = pytest_twisted.ensureDeferred
@@ -100,15 +101,6 @@ async def ejabberd(startedEjabberd, makeServer):
     await startedEjabberd.closeClients()
 
 
-def s2sOf(node):
-    return node.service.getServiceNamed("s2s")
-
-
-async def s2sPort(node) -> int:
-    ports = await s2sOf(node).ready.addTimeout(TIMEOUT, reactor())
-    return ports[0].getHost().port
-
-
 async def xmppdNode(makeServer, ejabberd: Ejabberd, domain: str):
     """
     A started node serving C{domain} (and its MUC service), with the
@@ -132,41 +124,6 @@ def streams(node) -> set[tuple]:
     """The node's authenticated s2s pairs: (direction, local, remote, method, encrypted)."""
     return {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"])
             for c in s2sOf(node).connections() if c["method"] is not None}
-
-
-async def subscribeAndTalk(asker, answerer) -> None:
-    """
-    C{asker} asks to see C{answerer}'s presence; C{answerer}'s slixmpp
-    approves and asks back, and C{asker}'s approves in turn, so each
-    request and each approval crosses both servers.  Then both see each
-    other, their rosters say C{both}, and they exchange messages and a
-    presence change.
-    """
-    asker.xmpp.send_presence_subscription(pto=answerer.jid.bare)
-    seenByAsker = await asker.presences.next(sender=answerer.jid.full)
-    seenByAnswerer = await answerer.presences.next(sender=asker.jid.full)
-    await asker.presences.next("subscribed", sender=answerer.jid.bare)
-    await answerer.presences.next("subscribed", sender=asker.jid.bare)
-    assert seenByAsker["to"].bare == asker.jid.bare
-    assert seenByAnswerer["to"].bare == answerer.jid.bare
-    assert (await rosterOf(asker))[answerer.jid.bare][0] == "both"
-    assert (await rosterOf(answerer))[asker.jid.bare][0] == "both"
-
-    asker.send(answerer.jid.full, "Shall I hear more, or shall I speak at this?")
-    heard = await answerer.nextMessage()
-    assert (heard["from"], heard["body"]) == (asker.jid,
-                                              "Shall I hear more, or shall I speak at this?")
-    answerer.send(asker.jid.bare, "'Tis but thy name that is my enemy.")
-    answer = await asker.nextMessage()
-    assert (answer["from"], answer["body"]) == (answerer.jid,
-                                                "'Tis but thy name that is my enemy.")
-
-    answerer.xmpp.send_presence(pshow="away", pstatus="at the window")
-    changed = await asker.presences.next("away", sender=answerer.jid.full)
-    assert changed["status"] == "at the window"
-    asker.xmpp.send_presence(pshow="dnd", pstatus="under the balcony")
-    changed = await answerer.presences.next("dnd", sender=asker.jid.full)
-    assert changed["status"] == "under the balcony"
 
 
 def dialbackBothWays(domain: str, remote: str = EJABBERD_DOMAIN) -> set[tuple]:

@@ -13,7 +13,7 @@ domain up in DNS (C{_xmpps-server}, then C{_xmpp-server} SRV records, then
 A/AAAA on port 5269).  Two ways to point it at the xmppd node:
 
   - SRV records (L{test_srvRecords}): Prosody's resolver (lua-unbound)
-    asks the test's own DNS server (L{tests.prosody.Zone}), which points
+    asks the test's own DNS server (L{tests.foreignserver.Zone}), which points
     C{_xmpp-server._tcp.xmppd.example} at the node's ephemeral s2s port;
   - an IP-literal domain (L{test_ipLiteralDomain}; RFC 7622 §3.2): Prosody
     takes a domain that is an address as the address itself
@@ -42,10 +42,9 @@ import pytest
 import pytest_twisted
 from twisted.names import dns
 
-from tests.e2e import TIMEOUT, reactor
 from tests.prosody import Prosody, Zone, findProsody
-from tests.test_e2e_presence import online, rosterOf
-from tests.test_e2e_s2s import countAccepted
+from tests.test_e2e_presence import online
+from tests.test_e2e_s2s import countAccepted, methods, s2sOf, s2sPort, subscribeAndTalk
 from xmppd.s2s.config import DEFAULT_PORT
 from xmppd.stream.tls import ensureCertificate
 
@@ -98,15 +97,6 @@ async def xmppdNode(makeServer, domain: str, listen: str, prosody: Prosody):
     return node
 
 
-def s2sOf(node):
-    return node.service.getServiceNamed("s2s")
-
-
-async def s2sPort(node) -> int:
-    ports = await s2sOf(node).ready.addTimeout(TIMEOUT, reactor())
-    return ports[0].getHost().port
-
-
 def dialbackBothWays(domain: str, bidi: bool = False) -> set[tuple]:
     """The streams (direction, local, remote, method, encrypted, bidi) of two servers using dialback."""
     return {("out", domain, PROSODY_DOMAIN, "dialback", True, bidi),
@@ -116,46 +106,13 @@ def dialbackBothWays(domain: str, bidi: bool = False) -> set[tuple]:
 async def presenceAndMessagesBothWays(node, prosody: Prosody, streams=None) -> None:
     """
     Romeo (on xmppd) and Juliet (on Prosody) subscribe, see each other, and
-    talk; then the node's authenticated streams are C{streams}
-    (L{dialbackBothWays} by default).
+    talk (L{tests.test_e2e_s2s.subscribeAndTalk}); then the node's
+    authenticated streams are C{streams} (L{dialbackBothWays} by default).
     """
-    domain = node.domain
     romeo = await online(node, "romeo", "orchard")
     juliet = await online(prosody, "juliet", "balcony")
-
-    # Romeo asks; Juliet's slixmpp approves and asks back, Romeo's approves
-    # in turn: a subscription each way, each through both servers.
-    romeo.xmpp.send_presence_subscription(pto="juliet@" + PROSODY_DOMAIN)
-    seenByRomeo = await romeo.presences.next(sender=juliet.jid.full)
-    seenByJuliet = await juliet.presences.next(sender=romeo.jid.full)
-    # Each roster says "both" once each approval has arrived (xmppd may
-    # deliver Romeo's presence to Juliet before his approval of her).
-    await romeo.presences.next("subscribed", sender="juliet@" + PROSODY_DOMAIN)
-    await juliet.presences.next("subscribed", sender="romeo@" + domain)
-
-    assert seenByRomeo["to"].bare == "romeo@" + domain
-    assert seenByJuliet["to"].bare == "juliet@" + PROSODY_DOMAIN
-    assert (await rosterOf(romeo))["juliet@" + PROSODY_DOMAIN][0] == "both"
-    assert (await rosterOf(juliet))["romeo@" + domain][0] == "both"
-
-    romeo.send(juliet.jid.full, "Shall I hear more, or shall I speak at this?")
-    heard = await juliet.nextMessage()
-    assert (heard["from"], heard["body"]) == (romeo.jid,
-                                              "Shall I hear more, or shall I speak at this?")
-    juliet.send("romeo@" + domain, "'Tis but thy name that is my enemy.")
-    answer = await romeo.nextMessage()
-    assert (answer["from"], answer["body"]) == (juliet.jid, "'Tis but thy name that is my enemy.")
-
-    juliet.xmpp.send_presence(pshow="away", pstatus="at the window")
-    changed = await romeo.presences.next("away", sender=juliet.jid.full)
-    assert changed["status"] == "at the window"
-    romeo.xmpp.send_presence(pshow="dnd", pstatus="under the balcony")
-    changed = await juliet.presences.next("dnd", sender=romeo.jid.full)
-    assert changed["status"] == "under the balcony"
-
-    seen = {(c["direction"], c["local"], c["remote"], c["method"], c["encrypted"], c["bidi"])
-            for c in s2sOf(node).connections() if c["method"] is not None}
-    assert seen == (streams if streams is not None else dialbackBothWays(domain))
+    await subscribeAndTalk(romeo, juliet)
+    assert methods(node) == (streams if streams is not None else dialbackBothWays(node.domain))
 
 
 NO_UNBOUND = ("Prosody resolves without lua-unbound here, so its DNS queries cannot be "

@@ -7,55 +7,9 @@ service on a real router with recording user domains (L{tests.muchelpers}).
 
 
 from tests.muchelpers import (
-    MUC, NS_ADMIN, NS_USER, ROOM, errorCondition, item, statuses)
-
-ALICE = "alice@example.org/desk"
-BOB = "bob@example.org/phone"
-CAROL = "carol@example.org/laptop"
-DAVE = "dave@example.org/tablet"
-ERIN = "erin@example.org/home"
-ROOT = "root@example.org/console"
-
-
-def room(**config):
-    """A configured room owned by Alice (nick 'alice'), with Bob and Carol in it."""
-    m = MUC(admins=("root@example.org",))
-    m.create(ALICE, "alice", config=config)
-    m.join(BOB, "bob")
-    m.join(CAROL, "carol")
-    m.clear()
-    return m
-
-
-def items(*attributes):
-    """muc#admin items: each a dict of attributes, with an optional 'reason'."""
-    parts = []
-    for attrs in attributes:
-        attrs = dict(attrs)
-        reason = attrs.pop("reason", None)
-        parts.append("<item %s>%s</item>" % (
-            " ".join("%s='%s'" % kv for kv in attrs.items()),
-            "<reason>%s</reason>" % reason if reason else ""))
-    return "".join(parts)
-
-
-def adminSet(m, sender, *attributes):
-    """Send a muc#admin set with those items; the reply C{sender} got (the last IQ)."""
-    m.send("<iq type='set' id='a1' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
-           % (sender, ROOM, NS_ADMIN, items(*attributes)))
-    return lastIQ(m.take(sender))
-
-
-def adminGet(m, sender, **attributes):
-    m.send("<iq type='get' id='a2' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>"
-           % (sender, ROOM, NS_ADMIN, items(attributes)))
-    return lastIQ(m.take(sender))
-
-
-def lastIQ(stanzas):
-    iqs = [s for s in stanzas if s.name == "iq"]
-    assert len(iqs) == 1, [s.toXml() for s in stanzas]
-    return iqs[0]
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, adminGet, adminSet,
+    affiliations, errorCondition, item, presencesFrom, statuses, takeIQ)
+from tests.muchelpers import occupiedRoom as room
 
 
 def listed(reply):
@@ -66,18 +20,10 @@ def listed(reply):
             for query in reply.elements(NS_ADMIN, "query") for i in query.elements(NS_ADMIN, "item")]
 
 
-def affiliations(m):
-    return dict(m.service.rooms["room"].affiliations)
-
-
 def child(elem, name):
     for found in elem.elements(NS_USER, name):
         return found
     return None
-
-
-def presencesFrom(stanzas, nick):
-    return [s for s in stanzas if s.name == "presence" and s["from"] == ROOM + "/" + nick]
 
 
 # -- kicking (§8.2) -----------------------------------------------------------
@@ -148,7 +94,7 @@ def test_unknownNickIsItemNotFound():
 
 def test_grantVoiceLetsVisitorSpeak():
     """In a moderated room a visitor given voice becomes a participant and may speak."""
-    m = room(**{"muc#roomconfig_moderatedroom": "1"})
+    m = room(moderatedroom="1")
     m.join(DAVE, "dave")
     m.clear()
 
@@ -166,7 +112,7 @@ def test_grantVoiceLetsVisitorSpeak():
 
 def test_revokeVoiceSilences():
     """A participant whose voice is revoked becomes a visitor and gets forbidden when speaking."""
-    m = room(**{"muc#roomconfig_moderatedroom": "1"})
+    m = room(moderatedroom="1")
     m.join(DAVE, "dave")
     adminSet(m, ALICE, {"nick": "dave", "role": "participant"})
     m.clear()
@@ -351,7 +297,7 @@ def test_serviceAdminActsAsOwner():
 
     m.send("<iq type='get' id='f1' from='%s' to='%s'><query xmlns='%s'/></iq>"
            % (ROOT, ROOM, NS_ADMIN.replace("#admin", "#owner")))
-    assert lastIQ(m.take(ROOT))["type"] == "result"
+    assert takeIQ(m, ROOT)["type"] == "result"
 
 
 def test_serviceAdminEntersAsOwner():

@@ -9,58 +9,11 @@ router with recording user domains (L{tests.muchelpers}).
 """
 
 from tests.muchelpers import (
-    MUC, NS_ADMIN, NS_USER, ROOM, errorCondition, item, statuses)
+    ALICE, BOB, CAROL, DAVE, MUC, NS_ADMIN, NS_USER, ROOM, ROOT, adminGet, adminSet,
+    affiliations, errorCondition, item, onlyIQ, presencesFrom, statuses)
+from tests.muchelpers import occupiedRoom as room
 
-ALICE = "alice@example.org/desk"
-BOB = "bob@example.org/phone"
 BOB2 = "bob@example.org/laptop"
-CAROL = "carol@example.org/laptop"
-DAVE = "dave@example.org/tablet"
-ERIN = "erin@example.org/home"
-ROOT = "root@example.org/console"
-
-
-def room(**config):
-    """Alice's room (nick 'alice', owner) with Bob and Carol in it, configured with those fields."""
-    m = MUC(admins=("root@example.org",))
-    m.create(ALICE, "alice", config={"muc#roomconfig_" + k: v for k, v in config.items()})
-    m.join(BOB, "bob")
-    m.join(CAROL, "carol")
-    m.clear()
-    return m
-
-
-def adminSet(m, sender, *items):
-    """
-    A muc#admin set with those items (dicts of attributes); the IQ reply
-    C{sender} got, leaving whatever else it got to the test.
-    """
-    m.send("<iq type='set' id='a1' from='%s' to='%s'><query xmlns='%s'>%s</query></iq>" % (
-        sender, ROOM, NS_ADMIN, "".join(
-            "<item %s/>" % " ".join("%s='%s'" % kv for kv in attrs.items()) for attrs in items)))
-    return takeIQ(m, sender)
-
-
-def adminGet(m, sender, affiliation):
-    m.send("<iq type='get' id='a2' from='%s' to='%s'><query xmlns='%s'>"
-           "<item affiliation='%s'/></query></iq>" % (sender, ROOM, NS_ADMIN, affiliation))
-    return takeIQ(m, sender)
-
-
-def takeIQ(m, jid):
-    """The one IQ C{jid} received, taken out of what it received."""
-    got = m.take(jid)
-    reply = onlyIQ(got)
-    rest = [s for s in got if s is not reply]
-    if rest:
-        m.users.received[jid] = rest
-    return reply
-
-
-def onlyIQ(stanzas):
-    iqs = [s for s in stanzas if s.name == "iq"]
-    assert len(iqs) == 1, [s.toXml() for s in stanzas]
-    return iqs[0]
 
 
 def notices(stanzas):
@@ -72,14 +25,6 @@ def notices(stanzas):
             found.append((i.getAttribute("jid"), i.getAttribute("affiliation"),
                           i.getAttribute("role")))
     return found
-
-
-def affiliations(m):
-    return dict(m.service.rooms["room"].affiliations)
-
-
-def presencesFrom(stanzas, nick):
-    return [s for s in stanzas if s.name == "presence" and s["from"] == ROOM + "/" + nick]
 
 
 # -- an account that is not in the room: a message (1.35 "Notifications of Changes") ----------
@@ -341,7 +286,7 @@ def test_membersMayReadMemberListWhenAllowed():
              {"jid": "dave@example.org", "affiliation": "member"})
 
     for asker in (BOB, DAVE):
-        reply = adminGet(m, asker, "member")
+        reply = adminGet(m, asker, affiliation="member")
         assert reply["type"] == "result", asker
         assert sorted(i["jid"] for q in reply.elements(NS_ADMIN, "query")
                       for i in q.elements(NS_ADMIN, "item")) == [
@@ -353,8 +298,8 @@ def test_memberListForbiddenUnlessAllowed():
     m = room(whois="anyone")
     adminSet(m, ALICE, {"jid": "bob@example.org", "affiliation": "member"})
 
-    assert errorCondition(adminGet(m, BOB, "member")) == "forbidden"
+    assert errorCondition(adminGet(m, BOB, affiliation="member")) == "forbidden"
     m.configure(ALICE, {"muc#roomconfig_getmemberlist": ["member"]})
-    assert errorCondition(adminGet(m, BOB, "admin")) == "forbidden"
-    assert errorCondition(adminGet(m, BOB, "owner")) == "forbidden"
-    assert errorCondition(adminGet(m, CAROL, "member")) == "forbidden"
+    assert errorCondition(adminGet(m, BOB, affiliation="admin")) == "forbidden"
+    assert errorCondition(adminGet(m, BOB, affiliation="owner")) == "forbidden"
+    assert errorCondition(adminGet(m, CAROL, affiliation="member")) == "forbidden"

@@ -7,17 +7,11 @@ or mapping them as a client sees it (XEP-0045 §7.2.9, status 210).
 import pytest
 
 from muc import nickname
-from tests.muchelpers import MUC, ROOM, errorCondition, item, statuses
+from tests.muchelpers import (
+    JULIET, MUC, ROMEO, ROOM, errorCondition, errorOf, item, roomWithRomeo, statuses)
 
-JULIET = "juliet@example.org/balcony"
-ROMEO = "romeo@example.org/orchard"
 ROMEO2 = "romeo@example.org/phone"
 NS_STANZAS = "urn:ietf:params:xml:ns:xmpp-stanzas"
-
-
-def errorOf(stanza):
-    [error] = stanza.elements(None, "error")
-    return error
 
 
 def errorText(stanza):
@@ -101,9 +95,7 @@ def test_creatingWithInvalidNick():
 
 def test_nickChangeToInvalidNick():
     """Changing to a nick the profile refuses gets jid-malformed and keeps the old nick."""
-    m = room()
-    m.join(ROMEO, "rom")
-    m.clear()
+    m = roomWithRomeo()
 
     m.send("<presence from='%s' to='%s/\u2764'/>" % (ROMEO, ROOM))
 
@@ -115,8 +107,7 @@ def test_nickChangeToInvalidNick():
 
 def test_equivalentNickConflicts():
     """A nick equal to an occupant's after the comparison rules ('ROM' and 'rom') is a conflict."""
-    m = room()
-    m.join(ROMEO, "rom")
+    m = roomWithRomeo()
 
     for nick in ("ROM", "\uff52\uff4f\uff4d", "Jul"):
         [refusal] = m.join("nurse@example.org/kitchen", nick)
@@ -126,9 +117,7 @@ def test_equivalentNickConflicts():
 
 def test_equivalentNickChangeConflicts():
     """Changing to a nick equivalent to another occupant's is a conflict."""
-    m = room()
-    m.join(ROMEO, "rom")
-    m.clear()
+    m = roomWithRomeo()
 
     m.send("<presence from='%s' to='%s/JUL'/>" % (ROMEO, ROOM))
 
@@ -149,9 +138,7 @@ def test_mappedNickStatus210():
 
 def test_secondDeviceEquivalentNick():
     """A second device of the same account under an equivalent nick joins the same occupant (210)."""
-    m = room()
-    m.join(ROMEO, "rom")
-    m.clear()
+    m = roomWithRomeo()
 
     own = [s for s in m.join(ROMEO2, "ROM") if s.name == "presence"][-1]
 
@@ -163,9 +150,7 @@ def test_secondDeviceEquivalentNick():
 
 def test_privateMessageToEquivalentNick():
     """A private message to an equivalent nick reaches the occupant."""
-    m = room()
-    m.join(ROMEO, "rom")
-    m.clear()
+    m = roomWithRomeo()
 
     m.send("<message type='chat' from='%s' to='%s/ROM'><body>hi</body></message>"
            % (JULIET, ROOM))
@@ -186,8 +171,7 @@ def register(m, sender, nick):
 
 def test_registeringEquivalentNickConflicts():
     """Registering a nick equivalent to another occupant's, or to a nick someone registered, is a conflict."""
-    m = room()
-    m.join(ROMEO, "rom")
+    m = roomWithRomeo()
 
     assert errorCondition(register(m, "nurse@example.org/kitchen", "ROM")) == "conflict"
     assert register(m, ROMEO, "rom")["type"] == "result"

@@ -7,35 +7,13 @@ entering a password-protected room (§7.2.6), a subject with a body
 (L{tests.muchelpers}).
 """
 
-from tests.muchelpers import MUC, NS_MUC, ROOM, errorCondition, item, statuses
+from tests.muchelpers import (
+    JULIET, MUC, NS_MUC, ROMEO, ROOM, errorCondition, errorOf, item, presences, roomWithRomeo,
+    statuses, texts)
 
-JULIET = "juliet@example.org/balcony"
-ROMEO = "romeo@example.org/orchard"
 ROMEO2 = "romeo@example.org/phone"
 NURSE = "nurse@example.org/kitchen"
 NS_DELAY = "urn:xmpp:delay"
-
-
-def presences(stanzas):
-    return [s for s in stanzas if s.name == "presence"]
-
-
-def texts(stanza, name):
-    return [str(e) for e in stanza.elements(stanza.uri, name)]
-
-
-def errorOf(stanza):
-    [error] = stanza.elements(None, "error")
-    return error
-
-
-def roomWithRomeo(**config):
-    """Juliet's room (nick 'jul', owner) with Romeo in it as 'rom'; inboxes empty."""
-    m = MUC()
-    m.create(JULIET, "jul", config=config)
-    m.join(ROMEO, "rom")
-    m.clear()
-    return m
 
 
 def bounce(m, sender, errorType="cancel", condition="service-unavailable", text=None,

@@ -7,22 +7,12 @@ network: a MUC service on a real router with recording user domains
 """
 
 from tests.muchelpers import (
-    MUC, NS_MUC, NS_USER, ROOM, errorCondition, item, statuses)
+    JULIET, MUC, NS_MUC, NS_USER, ROMEO, ROOM, errorCondition, item, presences, roomWithRomeo,
+    statuses, texts)
 
-JULIET = "juliet@example.org/balcony"
 JULIET2 = "juliet@example.org/phone"
-ROMEO = "romeo@example.org/orchard"
 NURSE = "nurse@example.org/kitchen"
 NS_OCCUPANT_ID = "urn:xmpp:occupant-id:0"
-
-
-def presences(stanzas):
-    return [s for s in stanzas if s.name == "presence"]
-
-
-def texts(stanza, name):
-    """The texts of C{stanza}'s children C{name} in the stanza's own namespace."""
-    return [str(e) for e in stanza.elements(stanza.uri, name)]
 
 
 def occupantId(stanza):
@@ -35,14 +25,6 @@ def room(**config):
     """A configured room owned by Juliet (nick 'jul'), with the muc#roomconfig fields given."""
     m = MUC()
     m.create(JULIET, "jul", config=config)
-    return m
-
-
-def roomWithRomeo(**config):
-    """Juliet's room with Romeo in it as 'rom'; nobody's inbox holds anything yet."""
-    m = room(**config)
-    m.join(ROMEO, "rom")
-    m.clear()
     return m
 
 

@@ -1,14 +1,17 @@
 """
 Tests for L{xmppd.core.stanzas}'s typed marks (L{StanzaMeta}) and holds: a
-client can never fake an in-process mark with a child element.
+client can never fake an in-process mark with a child element; and for
+L{ownAccountSender}, who may ask about an account.
 """
 
 import pytest
+from twisted.words.protocols.jabber.error import StanzaError
 
 from tests.domainhelpers import DOMAIN, Domain
 from tests.helpers import parse
 from xmppd.core.dispatch import isHandled
-from xmppd.core.stanzas import NO_MARKS, StanzaMeta, hold, holders, marks, meta
+from xmppd.core.stanzas import (NO_MARKS, StanzaMeta, hold, holders, marks, meta,
+                                 ownAccountSender)
 
 JULIET = "juliet@%s" % DOMAIN
 
@@ -71,3 +74,33 @@ def test_forgedMarksDoNotStopArchiving(tmp_path):
     assert str(got.body) == "archived"
     page = domain.storage.archive.query("juliet", DOMAIN, limit=None).result
     assert len(list(page.messages)) == 1
+
+
+@pytest.mark.parametrize("to", [None, DOMAIN, JULIET])
+def test_ownAccountSenderAcceptsTheAccountItself(to):
+    """A session may ask about its own account with no to, its domain or its bare JID as to."""
+    iq = parse("<iq type='get' id='1' from='%s/balcony'/>" % (JULIET,))
+    if to is not None:
+        iq["to"] = to
+    assert ownAccountSender(iq, DOMAIN).full() == JULIET + "/balcony"
+
+
+@pytest.mark.parametrize("sender, to", [
+    (JULIET, None),                                   # no resource: not a session
+    ("romeo@montague.example/orchard", None),         # another server's user
+    (DOMAIN + "/admin", None),                        # no user part
+    ("@bad@/x", None),                                # not a JID
+    (None, None),                                     # no from at all
+    (JULIET + "/balcony", "romeo@%s" % (DOMAIN,)),   # about another account
+    (JULIET + "/balcony", "other.example"),           # at another domain
+])
+def test_ownAccountSenderRefusesEveryoneElse(sender, to):
+    """Anyone but the account's own session asking about itself gets service-unavailable."""
+    iq = parse("<iq type='get' id='1'/>")
+    if sender is not None:
+        iq["from"] = sender
+    if to is not None:
+        iq["to"] = to
+    with pytest.raises(StanzaError) as caught:
+        ownAccountSender(iq, DOMAIN)
+    assert caught.value.condition == "service-unavailable"

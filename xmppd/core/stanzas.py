@@ -1,9 +1,9 @@
 # -*- test-case-name: tests.test_stanzas -*-
 """
 Small helpers for stanzas (RFC 6120 §8, RFC 6121): namespaces, error
-replies, reading and copying stanzas, the presence stanzas the server
-generates, and the in-process facts a stanza carries on its way through the
-server.  Pure functions of their arguments: several features share them, so
+replies, reading and copying stanzas, who asks, the presence stanzas the
+server generates, and the in-process facts a stanza carries on its way
+through the server.  Pure functions of their arguments: several features share them, so
 they live here rather than in one feature that the others would import.
 
 The one rule every caller relies on: L{errorReply} returns C{None} for a
@@ -168,6 +168,27 @@ def addresses(iq: domish.Element) -> tuple[JID, JID]:
         raise StanzaError("bad-request") from None
     to = iq.getAttribute("to")
     return sender, sender.userhostJID() if to is None else parseJID(to)
+
+
+def ownAccountSender(iq: domish.Element, host: str) -> JID:
+    """
+    The full JID of a session of C{host} asking about its own account: the
+    IQ has no C{to}, or that account's bare JID or C{host} as C{to}.
+    Anything else (a sender without a resource, from another server or
+    with no user part, another account's JID in C{to}) is
+    C{service-unavailable}: blocking (XEP-0191), privacy lists (XEP-0016)
+    and invisibility (XEP-0186) answer only the account itself.
+    """
+    try:
+        sender = parseJID(iq.getAttribute("from") or "")
+    except InvalidJID:
+        raise StanzaError("service-unavailable") from None
+    if sender.user is None or sender.host != host or sender.resource is None:
+        raise StanzaError("service-unavailable")
+    to = iq.getAttribute("to")
+    if to is not None and to not in (host, sender.userhost()):
+        raise StanzaError("service-unavailable")
+    return sender
 
 
 def errorReply(stanza: domish.Element, condition: str, text: str | None = None,

@@ -63,7 +63,7 @@ from xmppd.core.hooks import DELIVER
 from xmppd.core.events import SESSION_CLOSED
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT, ownAccountSender
 from xmppd.features.privacy.policy import (BLOCKLIST_KEY, NS_BLOCKING_ERRORS, PRIORITY, exempt,
                                            isBlocked, policyOf)
 
@@ -147,9 +147,6 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         if session.jid.host == self.host:
             self.interested.discard(session.jid.full())
 
-    def isOurUser(self, jid: JID | None) -> bool:
-        return jid is not None and jid.user is not None and jid.host == self.host
-
     # -- the protocol ------------------------------------------------------
 
     def account(self, iq: domish.Element) -> JID:
@@ -157,16 +154,7 @@ class BlockingHandler(XMPPHandler, IQHandlerMixin):
         The account whose list a request is about: the sender's own, asked
         with no C{to}, its own bare JID or its domain as C{to}.
         """
-        try:
-            sender = parseJID(iq.getAttribute("from") or "")
-        except InvalidJID:
-            raise StanzaError("service-unavailable")
-        to = iq.getAttribute("to")
-        if not self.isOurUser(sender) or sender.resource is None:
-            raise StanzaError("service-unavailable")
-        if to is not None and to not in (self.host, sender.userhost()):
-            raise StanzaError("service-unavailable")
-        return sender
+        return ownAccountSender(iq, self.host)
 
     @staticmethod
     def items(command: domish.Element) -> list[str]:

@@ -41,8 +41,7 @@ from zope.interface import implementer
 
 from xmppd.core.events import SESSION_CLOSED
 from xmppd.core.hooks import OBSERVE
-from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import copyStanza, unavailableFrom
+from xmppd.core.stanzas import copyStanza, ownAccountSender, unavailableFrom
 from xmppd.features.roster import rosterManager
 
 NS_INVISIBLE_0 = "urn:xmpp:invisible:0"
@@ -82,16 +81,7 @@ class InvisibleHandler(XMPPHandler, IQHandlerMixin):
 
     def session(self, iq: domish.Element):
         """The requesting session; only the account itself may ask."""
-        try:
-            sender = parseJID(iq.getAttribute("from") or "")
-        except InvalidJID:
-            raise StanzaError("service-unavailable")
-        to = iq.getAttribute("to")
-        if sender.user is None or sender.host != self.host or sender.resource is None:
-            raise StanzaError("service-unavailable")
-        if to is not None and to not in (self.host, sender.userhost()):
-            raise StanzaError("service-unavailable")
-        session = self.domain.sessions.get(sender)
+        session = self.domain.sessions.get(ownAccountSender(iq, self.host))
         if session is None:
             raise StanzaError("service-unavailable")
         return session

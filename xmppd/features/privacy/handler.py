@@ -59,8 +59,7 @@ from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
 from xmppd.config import integer, option, section
-from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.stanzas import NS_CLIENT
+from xmppd.core.stanzas import NS_CLIENT, ownAccountSender
 from xmppd.features.privacy.policy import (BLOCKLIST_NAME, PRIVACY_KEY, blocklistAsList,
                                            policyOf)
 from xmppd.features.privacy.rules import NS_PRIVACY, Stored, listElement, parseList
@@ -107,16 +106,7 @@ class PrivacyHandler(XMPPHandler, IQHandlerMixin):
 
     def account(self, iq: domish.Element) -> JID:
         """The session asking about its own account's lists, or service-unavailable."""
-        try:
-            sender = parseJID(iq.getAttribute("from") or "")
-        except InvalidJID:
-            raise StanzaError("service-unavailable")
-        to = iq.getAttribute("to")
-        if sender.user is None or sender.host != self.host or sender.resource is None:
-            raise StanzaError("service-unavailable")
-        if to is not None and to not in (self.host, sender.userhost()):
-            raise StanzaError("service-unavailable")
-        return sender
+        return ownAccountSender(iq, self.host)
 
     def othersUsingDefault(self, sender: JID) -> bool:
         """Whether a resource of the account other than C{sender} has no active list."""
