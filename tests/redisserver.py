@@ -29,7 +29,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.prosody import freePort
+from tests.foreignserver import freePort
 
 #: Seconds a redis-server may take to answer PING after it was started.
 START_TIMEOUT = 10.0
