@@ -165,7 +165,12 @@ class RoomOwnership:
         """The room left memory: give its lease up so another node may take it at once."""
         if self.deadlines.pop(room, None) is None:
             return False
-        released = yield self.leases.release(roomLease(room))
+        try:
+            released = yield self.leases.release(roomLease(room))
+        except Exception as e:
+            # The lease then simply expires; another node waits that long.
+            self.log.warn("Room {room}: releasing its lease failed: {error}", room=room, error=e)
+            return False
         return released
 
     def lost(self, room: str) -> None:
