@@ -224,3 +224,16 @@ def test_balanceNeedsASecret(tmp_path):
 @pytest.fixture
 def harness(tmp_path):
     return Harness(tmp_path)
+
+
+def test_stanzaReachingAClosingConnectionGoesToAnother(balanced):
+    """A stanza that reaches an instance's connection as it closes is given to one still connected."""
+    a = connect(balanced, "muc-a")
+    b = connect(balanced, "muc-b")
+    b.stream.streamError("system-shutdown")
+    b.received()
+    b.stream.deliver(parse("<message from='juliet@example.org/b' to='room1@%s'/>"
+                           % (COMPONENT,)))
+    assert rooms(a) == {"room1@" + COMPONENT}
+    assert b.received().data == b""
+    assert balanced.local.stanzas == []
