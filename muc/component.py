@@ -12,12 +12,28 @@ connect to and the secret, which each node lists in its
 C{[components] secrets}.  The node must not also run "muc" in-process for
 that domain.
 
+Several such processes may serve the same MUC domain, each connected to
+every node, when the nodes list the domain in C{components.balance}: each
+node then sends a room's stanzas to one process, chosen by the room's bare
+JID (L{xmppd.components.balance}), and a process's rooms move to the others
+when it disconnects.  Each process names itself with
+C{muc_component.instance} (default: host name and process id), so every
+node gives it the same rooms.  The rooms must then be kept in storage all
+processes share (C{storage.backend = "redis"}): with SQLite, each process
+has its own rooms, and the rooms of a process that goes away start afresh
+on the process that takes them over.  Occupants are in memory only: the
+occupants of a room that moves are no longer in it, find out with
+self-ping (XEP-0410) and join again.
+
 The room model and everything it does are the same; only fan-out differs:
 with no local sessions in this process every occupant's copy goes over the
 component connection as its own stanza (XEP-0114 has no multicast).
 """
 
 from __future__ import annotations
+
+import os
+import socket
 
 from twisted.application import service
 from twisted.internet import defer
@@ -102,13 +118,14 @@ def makeService(config, reactor=None) -> service.MultiService:
     storageService = StorageService(storage)
     storageService.setServiceParent(root)
     secret = loadSecret(config.server.data_dir)
+    instance = settings.instance or "%s-%d" % (socket.gethostname(), os.getpid())
     for domain in config.server.domains:
         mucDomain = mucDomainOf(config.muc, domain)
         muc = MUCService(mucDomain, None, lambda: storageService.storage, reactor, config.muc,
                          secret, localDomains=config.server.domains)
         route = ComponentRoute(muc)
         client = ComponentClient(route, mucDomain, settings.secret, settings.connect,
-                                 reactor=reactor)
+                                 reactor=reactor, instance=instance)
         muc.router = client
         muc.componentRoute = route
         # Connections start after storage and stop after the service, which

@@ -27,6 +27,18 @@ of public rooms.
   - Stopping: every occupant gets unavailable presence with status 332
     (system shutdown); persistent rooms are saved with their history.
 
+In a cluster (issue 14, item 6) each room is owned by one node at a time:
+given a L{xmppd.cluster.lease.RoomOwnership} (L{useOwnership}), the service
+claims a room's lease before it reads the room from storage, keeps it while
+the room is in memory (the ownership renews it) and releases it once the
+room is saved and unloaded, destroyed, or the service stops.  A room whose
+lease another node holds is not loaded here: its stanzas go to
+C{forward(stanza, node)}, the hook the inter-node transport fills; without
+it they are answered C{service-unavailable} (type C{wait}).  A room whose
+lease is lost (another node took it after this one could not renew in
+time) is dropped from memory unsaved, its occupants told 332 so their
+clients join again, through the owner.
+
 In-process, L{makeHandler} (the feature C{"muc"} of C{server.modules})
 adds one service per served domain to the node and lists it in the
 domain's disco items (§6.1).  As an external component
@@ -100,6 +112,17 @@ class MUCService(service.Service):
         self.unloadCalls: dict[str, object] = {}
         #: Names of rooms known to be stored (so a change of mind deletes them).
         self.stored: set[str] = set()
+        #: In a cluster, which rooms this node owns (L{useOwnership}); C{None} alone.
+        self.ownership = None
+        #: In a cluster, C{forward(stanza, node)} hands a stanza for a room
+        #: another node owns to that node; C{None}: answered service-unavailable.
+        self.forward = None
+
+    def useOwnership(self, ownership, forward=None) -> None:
+        """Run in a cluster: own rooms through C{ownership}'s leases (see the module docstring)."""
+        self.ownership = ownership
+        self.forward = forward
+        ownership.onLost = self.roomLost
 
     @property
     def storage(self):
@@ -121,14 +144,7 @@ class MUCService(service.Service):
                 held.callback(None)
         saves = []
         for room in list(self.rooms.values()):
-            for occupant in list(room.occupants.values()):
-                presence = element("presence", **{"from": occupant.roomJID.full(),
-                                                  "type": "unavailable"})
-                presence.addChild(userX([STATUS_SHUTDOWN], itemElement(
-                    room.affiliationOf(occupant.bare), "none")))
-                room.sendToSelf(occupant, presence)
-            room.occupants.clear()
-            room.byJID.clear()
+            self.sayGoodbye(room)
             if room.config.get("persistent"):
                 saves.append(self.save(room))
         for call in self.unloadCalls.values():
@@ -137,7 +153,22 @@ class MUCService(service.Service):
         self.unloadCalls.clear()
         self.rooms.clear()
         service.Service.stopService(self)
-        return defer.DeferredList(saves)
+        done = defer.DeferredList(saves)
+        if self.ownership is not None:
+            # Saved first, so that the next owner reads what we had.
+            done.addCallback(lambda _: self.ownership.stop())
+        return done
+
+    def sayGoodbye(self, room: Room) -> None:
+        """Every occupant leaves with status 332 (removed by a system shutdown, XEP-0045)."""
+        for occupant in list(room.occupants.values()):
+            presence = element("presence", **{"from": occupant.roomJID.full(),
+                                              "type": "unavailable"})
+            presence.addChild(userX([STATUS_SHUTDOWN], itemElement(
+                room.affiliationOf(occupant.bare), "none")))
+            room.sendToSelf(occupant, presence)
+        room.occupants.clear()
+        room.byJID.clear()
 
     # -- what a room asks of its service -------------------------------
 
@@ -200,7 +231,9 @@ class MUCService(service.Service):
         if room is None or room.occupants:
             return
         del self.rooms[name]
-        self.save(room)
+        saved = self.save(room)
+        if self.ownership is not None:
+            saved.addCallback(lambda _: self.ownership.release(room.jidText))
         self.log.debug("Unloaded idle room {room}", room=room.jidText)
 
     def forget(self, room: Room, delete: bool) -> None:
@@ -210,10 +243,38 @@ class MUCService(service.Service):
         call = self.unloadCalls.pop(room.name, None)
         if call is not None and call.active():
             call.cancel()
+        done = defer.succeed(None)
         if delete:
             self.stored.discard(room.name)
-            self.storage.delete(self.domain, room.name).addErrback(
+            done = self.storage.delete(self.domain, room.name).addErrback(
                 lambda f: self.log.failure("Deleting room {room}", f, room=room.jidText))
+        if self.ownership is not None:
+            done.addCallback(lambda _: self.ownership.release(room.jidText))
+
+    def roomLost(self, jid: str) -> None:
+        """Another node owns room C{jid} now: drop it from memory, unsaved (see the docstring)."""
+        room = self.rooms.get(jid.split("@", 1)[0])
+        if room is not None and room.jidText == jid:
+            self.drop(room)
+
+    def drop(self, room: Room) -> None:
+        self.log.info("Room {room} is owned by another node now; dropped here",
+                      room=room.jidText)
+        self.sayGoodbye(room)
+        del self.rooms[room.name]
+        call = self.unloadCalls.pop(room.name, None)
+        if call is not None and call.active():
+            call.cancel()
+
+    def toOwner(self, stanza: domish.Element, node: str) -> None:
+        """A stanza for a room that node C{node} owns."""
+        if self.forward is not None:
+            self.forward(stanza, node)
+        else:
+            reply = errorReply(stanza, "service-unavailable",
+                               "the room is served by another node", errorType="wait")
+            if reply is not None:
+                self.send(reply)
 
     def newRoom(self, name: str) -> Room:
         room = Room(self, makeJID(name, self.domain))
@@ -249,6 +310,9 @@ class MUCService(service.Service):
                     self.deliverToRoom(name, queued, loadedNow=True)
                 finally:
                     held.callback(None)
+            if self.ownership is not None and name not in self.rooms:
+                # Nothing was loaded or created (a query to no room): no lease to keep.
+                self.ownership.release(makeJID(name, self.domain).full())
 
         def failed(failure):
             self.log.failure("Loading room {name}", failure, name=name)
@@ -256,8 +320,24 @@ class MUCService(service.Service):
                 self.bounce(queued, "internal-server-error", "the room could not be loaded")
                 held.callback(None)
 
-        d = self.storage.get(self.domain, name)
-        d.addCallback(restored)
+        def claimed(owner):
+            if owner == self.ownership.node:
+                return self.storage.get(self.domain, name).addCallback(restored)
+            room = self.rooms.get(name)
+            if room is not None:
+                self.drop(room)
+            for queued, held in self.loading.pop(name, []):
+                try:
+                    self.toOwner(queued, owner)
+                finally:
+                    held.callback(None)
+
+        if self.ownership is None:
+            d = self.storage.get(self.domain, name)
+            d.addCallback(restored)
+        else:
+            d = self.ownership.claim(makeJID(name, self.domain).full())
+            d.addCallback(claimed)
         d.addCallbacks(loaded, failed)
 
     # -- routing ---------------------------------------------------------
@@ -280,6 +360,12 @@ class MUCService(service.Service):
 
     def deliverToRoom(self, name: str, stanza: domish.Element, loadedNow: bool = False) -> None:
         room = self.rooms.get(name)
+        if (room is not None and self.ownership is not None and not loadedNow
+                and not self.ownership.owns(room.jidText)):
+            # The lease may have expired (Redis unreachable for a whole
+            # lease time): act no more on what may be stale, claim it anew.
+            self.drop(room)
+            room = None
         if room is None:
             if not loadedNow:
                 self.load(name, stanza)

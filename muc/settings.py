@@ -78,3 +78,8 @@ class MUCComponentConfig:
         "(twistd -n xmppd-muc), as Twisted client endpoints")
     secret: str = option(
         "", string(), "the component secret, as in the node's [components] secrets")
+    instance: str = option(
+        "", string(),
+        "this process's name among several MUC processes of the same domain, sent to "
+        "the nodes, which give each name its share of the rooms (components.balance); "
+        "unique per process and kept across restarts; \"\" uses host name and process id")

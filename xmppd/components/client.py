@@ -23,6 +23,11 @@ know may define C{componentConnected()} and C{componentDisconnected()}:
 they are called when the first connection comes up and when the last one
 goes down.
 
+A client given an C{instance} name puts it in its stream headers
+(L{xmppd.components.balance.NS_INSTANCE}), so that a server balancing
+several processes of the same component domain (C{components.balance})
+gives this process the same share of the recipients on every node.
+
 C{routes} is empty and C{hasRoute} always false: a service that looks for
 an in-process route to a domain (a fast path when it runs inside the
 server) finds none here, and routes everything through the server.
@@ -33,6 +38,7 @@ Implements: XEP-0114 1.6
 from __future__ import annotations
 
 from collections import deque
+from xml.sax.saxutils import quoteattr
 from typing import Callable, Iterable
 
 from twisted.application import service
@@ -42,6 +48,7 @@ from twisted.logger import Logger
 from twisted.words.xish import domish
 
 from xmppd.stream.elements import serialize
+from xmppd.components.balance import NS_INSTANCE
 from xmppd.components.server import handshakeDigest
 from xmppd.core.jid import InvalidJID, prepDomainpart
 from xmppd.stream.base import StreamBase, StreamLimits
@@ -66,7 +73,11 @@ class ComponentConnection(StreamBase):
         self.sendHeader()
 
     def sendHeader(self) -> None:
-        self.writeHeader(" to='%s'" % (self.domain,))
+        attributes = " to='%s'" % (self.domain,)
+        if self.client.instance:
+            attributes += " xmlns:xi='%s' xi:instance=%s" % (
+                NS_INSTANCE, quoteattr(self.client.instance))
+        self.writeHeader(attributes)
 
     def onDocumentStart(self, root: domish.Element) -> None:
         if not self.checkHeader(root):
@@ -118,7 +129,8 @@ class ComponentClient(service.MultiService):
     def __init__(self, route, domain: str, secret: str, endpoints: Iterable,
                  reactor=None, clock=None, queueSize: int = QUEUE_SIZE,
                  limits: StreamLimits = CLIENT_LIMITS,
-                 retryPolicy: Callable[[int], float] | None = None):
+                 retryPolicy: Callable[[int], float] | None = None,
+                 instance: str | None = None):
         service.MultiService.__init__(self)
         if reactor is None:
             from twisted.internet import reactor
@@ -131,6 +143,8 @@ class ComponentClient(service.MultiService):
         #: The service: takes the stanzas that arrive (C{deliver}).
         self.target = route
         self.secret = secret
+        #: The name this process gives itself in its headers, or C{None}.
+        self.instance = instance
         self.reactor = reactor
         self.clock = clock if clock is not None else reactor
         self.limits = limits

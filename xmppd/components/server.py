@@ -19,7 +19,12 @@ A second authenticated connection for a connected domain either replaces
 the first, which is closed with C{conflict} (C{on_conflict = "replace"},
 the default, so a component that restarts before its old TCP connection
 has timed out is not locked out), or is itself refused with C{conflict}
-(C{"refuse"}).
+(C{"refuse"}).  A domain listed in C{components.balance} instead keeps
+every connection and shares its stanzas among them by the recipient's
+bare JID (L{xmppd.components.balance}): several processes of a MUC
+service, each serving some of the rooms, as Tigase's C{ReceiverBareJidLB}
+does.  There, only a second connection of the same I{instance} (the name
+a component gives itself in its header) replaces the first.
 
 Every stanza from a component must come C{from} a JID at exactly its
 domain (XEP-0114 lets a component use any JID of its domain; DESIGN §3
@@ -59,10 +64,11 @@ from twisted.words.xish import domish
 from wokkel.disco import DiscoItem
 from zope.interface import implementer
 
+from xmppd.components.balance import MAX_INSTANCE_LENGTH, NS_INSTANCE, BalancedRoute
 from xmppd.core.hooks import DELIVER
 from xmppd.stream.closing import CLOSE_TIMEOUT
-from xmppd.config import (ConfigError, Table, choice, describe, endpointString, integer,
-                          normalizeDomain, option, section, stringTable)
+from xmppd.config import (ConfigError, Table, choice, describe, domainList, endpointString,
+                          integer, normalizeDomain, option, section, stringTable)
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.stream.listening import listenOn
 from xmppd.core.ordering import SharedInput
@@ -86,7 +92,14 @@ class ComponentsConfig:
     on_conflict: str = option(
         "replace", choice("replace", "refuse"),
         "a second connection for a connected component: \"replace\" closes the "
-        "old one, \"refuse\" turns the new one away (both with conflict)")
+        "old one, \"refuse\" turns the new one away (both with conflict); not for "
+        "the domains in balance")
+    balance: tuple = option(
+        (), domainList(allowEmpty=True),
+        "component domains (keys of secrets) that may connect several times at once: "
+        "each stanza goes to one of the connections, chosen by its recipient's bare "
+        "JID with stable hashing (a room's stanzas all reach the same MUC process), "
+        "and the stanzas of one that disconnects go to the others")
     max_stanza_size: int = option(
         1048576, integer(minimum=10000),
         "largest stanza in bytes a component may send; at least "
@@ -96,6 +109,10 @@ class ComponentsConfig:
         "bytes queued for a component that does not read before it is disconnected")
 
     def validate(self) -> None:
+        for domain in self.balance:
+            if domain not in self.secrets:
+                raise ConfigError(f"components.balance: {describe(domain)} has no secret "
+                                  f"in components.secrets")
         if self.send_queue_limit < self.max_stanza_size:
             raise ConfigError("components.send_queue_limit: must be at least "
                               "components.max_stanza_size")
@@ -117,6 +134,9 @@ class ComponentStream(SharedInput, StreamBase):
         self.factory = factory
         #: When the handshake succeeded (clock seconds), for L{ComponentService.connections}.
         self.since: float | None = None
+        #: The name the component gave itself in its header, or C{None}
+        #: (L{xmppd.components.balance}).
+        self.instance: str | None = None
 
     def connectionMade(self) -> None:
         StreamBase.connectionMade(self)
@@ -148,6 +168,9 @@ class ComponentStream(SharedInput, StreamBase):
                           peer=self.peerAddress, domain=_short(root.getAttribute("to")))
             return self.streamError("host-unknown")
         self.domain = requested
+        instance = root.attributes.get((NS_INSTANCE, "instance"))
+        if instance and len(instance) <= MAX_INSTANCE_LENGTH:
+            self.instance = instance
         self.sendHeader()
 
     def onHandshake(self, element: domish.Element) -> None:
@@ -169,7 +192,7 @@ class ComponentStream(SharedInput, StreamBase):
     def deliver(self, stanza: domish.Element) -> None:
         """IRoute: a stanza for the component's domain goes down this stream."""
         if self.closing:
-            self.factory.service.placeholders[self.domain].deliver(stanza)
+            self.factory.service.routeAfter(self).deliver(stanza)
         else:
             self.send(stanza)
 
@@ -315,8 +338,11 @@ class ComponentService(service.Service):
             maxDepth=config.limits.max_depth,
             negotiationTimeout=config.limits.negotiation_timeout,
             sendQueueLimit=components.send_queue_limit)
-        #: Domain -> its authenticated stream.
+        #: Domain -> its authenticated stream (domains not balanced).
         self.streams: dict[str, ComponentStream] = {}
+        #: Balanced domain -> the route over its connections, while any is up.
+        self.balanced: dict[str, BalancedRoute] = {}
+        self.balance = frozenset(components.balance)
         self.placeholders = {domain: UnavailableRoute(self.router) for domain in self.secrets}
         self.factory = ComponentFactory(self)
         self.port = None
@@ -386,6 +412,8 @@ class ComponentService(service.Service):
     def componentAuthenticated(self, stream: ComponentStream) -> None:
         """A handshake succeeded: the stream takes the domain, or meets a conflict."""
         domain = stream.domain
+        if domain in self.balance:
+            return self.balancedAuthenticated(stream)
         current = self.streams.get(domain)
         if current is not None:
             if self.onConflict == "refuse":
@@ -406,9 +434,57 @@ class ComponentService(service.Service):
         self.log.info("Component {domain} connected from {peer}, authenticated by {method}",
                       domain=domain, peer=stream.peerAddress, method="handshake")
 
+    def balancedAuthenticated(self, stream: ComponentStream) -> None:
+        """
+        One more connection of a balanced domain: it takes its share of the
+        recipients (the first one takes the route from the placeholder).
+        """
+        domain = stream.domain
+        route = self.balanced.get(domain)
+        if route is None:
+            route = self.balanced[domain] = BalancedRoute(domain)
+        name = stream.instance
+        if name is None:
+            # Named by its connection: balanced, but only on this node.
+            name = "%s %s" % (stream.peerAddress, stream.streamId)
+        stream.accept(self.clock.seconds())
+        old = route.add(name, stream)
+        if old is not None:
+            self.log.info("Component {domain} instance {instance} from {peer} replaces its "
+                          "connection from {other}", domain=domain, instance=name,
+                          peer=stream.peerAddress, other=old.peerAddress)
+            old.streamError("conflict", "replaced by a new connection of this instance")
+        if len(route) == 1:
+            self.router.removeRoute(domain, self.placeholders[domain])
+            self.router.addRoute(domain, route)
+        self.log.info("Component {domain} instance {instance} connected from {peer}, "
+                      "authenticated by {method}; {count} connections share its stanzas",
+                      domain=domain, instance=name, peer=stream.peerAddress,
+                      method="handshake", count=len(route))
+
+    def routeAfter(self, stream: ComponentStream):
+        """Where a stanza goes that reaches C{stream} while it closes."""
+        route = self.balanced.get(stream.domain)
+        if route is not None and len(route) and stream not in route.streams.values():
+            return route
+        return self.placeholders[stream.domain]
+
     def streamGone(self, stream: ComponentStream) -> None:
         """A stream closes: if it was its domain's route, the placeholder takes over."""
         domain = stream.domain
+        route = self.balanced.get(domain)
+        if route is not None:
+            if not route.remove(stream):
+                return
+            if not len(route):
+                del self.balanced[domain]
+                self.router.removeRoute(domain, route)
+                if self.running:
+                    self.router.addRoute(domain, self.placeholders[domain])
+            self.log.info("Component {domain} disconnected ({peer}); {count} connections "
+                          "left to share its stanzas", domain=domain, peer=stream.peerAddress,
+                          count=len(route))
+            return
         if domain is None or self.streams.get(domain) is not stream:
             return
         del self.streams[domain]
@@ -420,5 +496,9 @@ class ComponentService(service.Service):
 
     def connections(self) -> list[tuple[str, str, float]]:
         """The connected components: (domain, peer address, connected since), by domain."""
-        return [(domain, stream.peerAddress, stream.since)
-                for domain, stream in sorted(self.streams.items())]
+        connected = [(domain, stream.peerAddress, stream.since)
+                     for domain, stream in self.streams.items()]
+        for domain, route in self.balanced.items():
+            connected.extend((domain, stream.peerAddress, stream.since)
+                             for stream in route.streams.values())
+        return sorted(connected, key=lambda row: (row[0], row[2], row[1]))
