@@ -132,6 +132,8 @@ class RedisEngine:
         self._redis = None
         #: The durability mode chosen at L{open}.
         self.mode: str | None = None
+        #: What L{open} found, as L{describeSetup} says it.
+        self.setup: str | None = None
 
     def seconds(self) -> float:
         """The time now, in epoch seconds, from the clock given or the reactor."""
@@ -164,8 +166,8 @@ class RedisEngine:
             await redis.disconnect()
             raise CannotOpenRedis(f"Redis at {self.address}: {e}") from None
         mode = durabilityMode(appendonly, appendfsync, hasWaitAOF)
+        setup = describeSetup(appendonly, appendfsync)
         if mode == "unsafe":
-            setup = describeSetup(appendonly, appendfsync)
             if not self._unsafe:
                 await redis.disconnect()
                 raise RedisNotDurable(
@@ -177,7 +179,7 @@ class RedisEngine:
             self.log.warn("Redis at {address} has {setup}; storage.redis_unsafe is set: "
                           "acknowledged writes may be lost on a crash",
                           address=str(self.address), setup=setup)
-        self._redis, self.mode = redis, mode
+        self._redis, self.mode, self.setup = redis, mode, setup
 
     def close(self) -> defer.Deferred:
         redis, self._redis = self._redis, None
