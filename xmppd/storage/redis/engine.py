@@ -22,8 +22,8 @@ and picks one of three modes:
     since the last snapshot) can be lost on a crash.
 
 Every write a store makes goes through L{RedisEngine.write}; reads through
-L{RedisEngine.read}.  Both run one Lua script (C{EVALSHA}, loaded on first
-use): a script runs atomically, so each contract operation is one atomic
+L{RedisEngine.read}.  Both run one Lua script (C{EVALSHA}, sent whole
+only when Redis does not know it yet): a script runs atomically, so each contract operation is one atomic
 step, and it costs one round trip.
 
 txredisapi is imported when a store opens, not with this module: it
@@ -194,27 +194,55 @@ class RedisEngine:
 
     def read(self, script: Script, keys=(), args=()) -> defer.Deferred:
         """Run C{script}; Deferred firing its reply."""
-        return defer.Deferred.fromCoroutine(self._run(script, keys, args, False))
+        return self._eval(script, keys, args).addErrback(self._failed)
 
     def write(self, script: Script, keys=(), args=()) -> defer.Deferred:
         """Run C{script}; Deferred firing its reply once it is durable."""
-        return defer.Deferred.fromCoroutine(self._run(script, keys, args, True))
+        d = self._eval(script, keys, args)
+        if self.mode == "waitaof":
+            d.addCallback(self._waitAOF)
+        return d.addErrback(self._failed)
 
-    async def _run(self, script: Script, keys, args, durable: bool) -> Any:
-        import txredisapi
-        redis = self._connection()
+    # Plain callbacks rather than coroutines, and EVALSHA with the hash
+    # computed once: every storage call of a node comes through here.
+
+    def _eval(self, script: Script, keys, args) -> defer.Deferred:
+        redis = self._redis
+        if redis is None:
+            return defer.fail(StorageError("the Redis store is not open"))
         try:
-            reply = await redis.eval(script.source, list(keys), list(args))
-            if durable and self.mode == "waitaof":
-                local, _ = await redis.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS)
-                if int(local) < 1:
-                    raise StorageError("Redis did not confirm the write in its "
-                                       f"append-only file within {WAITAOF_TIMEOUT_MS} ms")
-        except txredisapi.ResponseError as e:
-            raise _error(str(e)) from None
-        except txredisapi.ConnectionError as e:
-            raise StorageError(f"Redis at {self.address} is unreachable: {e}") from None
-        return reply
+            d = redis.execute_command("EVALSHA", script.sha, len(keys), *keys, *args)
+        except Exception:
+            return defer.fail()
+        return d.addErrback(self._loadScript, redis, script, keys, args)
+
+    def _loadScript(self, failure, redis, script: Script, keys, args):
+        """On C{NOSCRIPT} (a new or restarted Redis), send the script itself."""
+        import txredisapi
+        if failure.check(txredisapi.ResponseError) and str(failure.value).startswith("NOSCRIPT"):
+            return redis.execute_command("EVAL", script.source, len(keys), *keys, *args)
+        return failure
+
+    def _waitAOF(self, reply):
+        redis = self._redis
+        if redis is None:
+            raise StorageError("the Redis store was closed before the write was durable")
+
+        def confirmed(counts):
+            if int(counts[0]) < 1:
+                raise StorageError("Redis did not confirm the write in its append-only "
+                                   f"file within {WAITAOF_TIMEOUT_MS} ms")
+            return reply
+
+        return redis.execute_command("WAITAOF", 1, 0, WAITAOF_TIMEOUT_MS).addCallback(confirmed)
+
+    def _failed(self, failure):
+        import txredisapi
+        if failure.check(txredisapi.ConnectionError):
+            raise StorageError(f"Redis at {self.address} is unreachable: {failure.value}")
+        if failure.check(txredisapi.ResponseError):
+            raise _error(str(failure.value))
+        return failure
 
 
 def _error(text: str) -> Exception:
