@@ -189,3 +189,21 @@ def test_makeStorageNeedsAddress(tmp_path):
         makeStorage("redis", str(tmp_path))
     store = makeStorage("redis", str(tmp_path), redis=parseRedisURL("redis://h:1/2"))
     assert isinstance(store, RedisStorage) and str(store.address) == "redis://h:1/2"
+
+
+@pytest_twisted.ensureDeferred
+async def test_wholeArchiveAtOnce(redisServer):
+    """An archive larger than Lua's argument limit still comes back whole with no limit."""
+    store = await _open(redisServer)
+    try:
+        await store.users.addUser("juliet", DOMAIN, CREDENTIALS)
+        count = 8200
+        await defer.gatherResults([store.archive.append("juliet", DOMAIN, _message(n))
+                                   for n in range(count)])
+        page = await store.archive.query("juliet", DOMAIN, limit=None)
+        assert (len(page.messages), page.count, page.complete) == (count, count, True)
+        assert page.messages[-1] == _message(count - 1)
+        page = await store.archive.query("juliet", DOMAIN, start=0.0, limit=None)
+        assert len(page.messages) == count
+    finally:
+        await store.close()

@@ -31,7 +31,6 @@ from xmppd.storage.redis.engine import RedisEngine, Script
 
 #: Lua: append to, drop, and trim archives.
 ARCHIVE_LUA = r"""
-local function kMamMeta(o) return P .. "mam:meta:" .. o end
 local function appendArchive(owner, id, stamp, peer, xml)
   if redis.call("ZSCORE", kMamOrder(owner), id) then
     return redis.error_reply("STORAGEERROR archive id " .. id .. " exists already in " .. owner)
@@ -161,8 +160,8 @@ else
 end
 local metas, xmls = {}, {}
 if #page > 0 then
-  metas = redis.call("HMGET", kMamMeta(owner), unpack(page))
-  xmls = redis.call("HMGET", kMamMsg(owner), unpack(page))
+  metas = callMany("HMGET", kMamMeta(owner), page)
+  xmls = callMany("HMGET", kMamMsg(owner), page)
 end
 return {count, complete, page, metas, xmls}
 """)

@@ -94,24 +94,28 @@ class RedisStorage(RedisEngine):
             ops.append(["ZADD", keys.USERS, 0, keys.userMember(r.username, r.domain)])
             ops.append(["ZADD", keys.domainUsers(r.domain), 0, r.username])
             credentials = credentialArgs(r.credentials)
-            if credentials:
-                ops.append(["HSET", keys.credentials(acct)] + credentials)
+            ops += _chunked("HSET", keys.credentials(acct), credentials)
             if r.roster:
                 fields = []
                 for item in r.roster:
                     fields += [item.jid, dumpRosterItem(item)]
-                ops.append(["HSET", keys.roster(acct)] + fields)
+                ops += _chunked("HSET", keys.roster(acct), fields)
                 ops.append(["SET", keys.rosterVersion(acct), 1])
             if r.data:
                 fields = []
                 for key, value in r.data.items():
                     fields += [key, value]
-                ops.append(["HSET", keys.data(acct)] + fields)
+                ops += _chunked("HSET", keys.data(acct), fields)
             for node in r.pep:
                 ops += _nodeOps(acct, node, str(next(nodeNumbers)), seqs, created)
         await self.write(IMPORT, (), [json.dumps({"accounts": [[r.username, r.domain]
                                                                for r in records],
                                                   "ops": ops}, ensure_ascii=False)])
+
+
+def _chunked(command: str, key: str, fields: list) -> list[list]:
+    """C{command key field value ...} as commands of at most 1000 fields and values each."""
+    return [[command, key] + fields[i:i + 1000] for i in range(0, len(fields), 1000)]
 
 
 def _nodeOps(service: str, record, number: str, seqs, created: str) -> list[list]:

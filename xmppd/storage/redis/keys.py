@@ -27,7 +27,8 @@ functions), so Python and Lua cannot disagree on them.
     xmppd:s:mam:seq                   string  archive order, for every archive (INCR)
     xmppd:s:mam:order:OWNER           zset    archive id -> seq (archive order)
     xmppd:s:mam:stamp:OWNER           zset    archive id -> stamp (time ranges, retention)
-    xmppd:s:mam:msg:OWNER             hash    archive id -> JSON [seq, stamp, peer, xml]
+    xmppd:s:mam:msg:OWNER             hash    archive id -> the serialized <message/>
+    xmppd:s:mam:meta:OWNER            hash    archive id -> "SEQ STAMP PEER"
     xmppd:s:mam:peer:OWNER PEER       zset    archive id -> seq, the messages with PEER
     xmppd:s:mam:peers:OWNER           set     the PEERs that have such a zset
     xmppd:s:mam:owners                set     every OWNER with an archive (retention)
@@ -120,6 +121,7 @@ local function kOffline(a) return P .. "offline:" .. a end
 local function kMamOrder(o) return P .. "mam:order:" .. o end
 local function kMamStamp(o) return P .. "mam:stamp:" .. o end
 local function kMamMsg(o) return P .. "mam:msg:" .. o end
+local function kMamMeta(o) return P .. "mam:meta:" .. o end
 local function kMamPeer(o, peer) return P .. "mam:peer:" .. o .. " " .. peer end
 local function kMamPeers(o) return P .. "mam:peers:" .. o end
 local function kRooms(s) return P .. "room:" .. s end
@@ -130,6 +132,17 @@ local function kPsOrder(n) return P .. "ps:order:" .. n end
 local function kPsSubs(n) return P .. "ps:subs:" .. n end
 local function kPsAff(n) return P .. "ps:aff:" .. n end
 local function kPsEntity(j) return P .. "ps:entity:" .. j end
+-- Commands taking many arguments, in chunks: Lua's unpack() has a limit.
+local function callMany(command, key, list)
+  local reply = {}
+  for first = 1, #list, 1000 do
+    local part = redis.call(command, key, unpack(list, first, math.min(first + 999, #list)))
+    if type(part) == "table" then
+      for _, value in ipairs(part) do reply[#reply + 1] = value end
+    end
+  end
+  return reply
+end
 local function userExists(user, domain)
   return redis.call("ZSCORE", kUsers(), user .. "\0" .. domain) ~= false
 end

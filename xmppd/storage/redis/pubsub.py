@@ -138,8 +138,8 @@ if ARGV[5] ~= "" then
   local excess = redis.call("ZCARD", kPsOrder(n)) - math.max(tonumber(ARGV[5]), 1)
   if excess > 0 then
     removed = redis.call("ZRANGE", kPsOrder(n), 0, excess - 1)
-    redis.call("ZREM", kPsOrder(n), unpack(removed))
-    redis.call("HDEL", kPsItems(n), unpack(removed))
+    callMany("ZREM", kPsOrder(n), removed)
+    callMany("HDEL", kPsItems(n), removed)
   end
 end
 return removed
@@ -169,7 +169,7 @@ else
   end
 end
 if #ids == 0 then return {} end
-local texts = redis.call("HMGET", kPsItems(n), unpack(ids))
+local texts = callMany("HMGET", kPsItems(n), ids)
 local reply = {}
 for i = 1, #ids do reply[#reply + 1] = ids[i] reply[#reply + 1] = texts[i] end
 return reply
