@@ -138,9 +138,15 @@ def test_domainForms(tmp_path):
     ('[c2s]\nrequire_tls = "yes"',
      'c2s.require_tls: expected true or false, got "yes"'),
     ('[storage]\nbackend = "mysql"',
-     'storage.backend: expected one of "sqlite", "memory", got "mysql"'),
+     'storage.backend: expected one of "sqlite", "redis", "memory", got "mysql"'),
     ('[storage]\nbackend = "redis"',
-     'storage.backend: "redis" is not available yet; expected one of "sqlite", "memory"'),
+     'storage.redis: must be set when storage.backend is "redis", '
+     'e.g. "redis://127.0.0.1:6379/0"'),
+    ('[storage]\nbackend = "redis"\nredis = "http://127.0.0.1:6379"',
+     'storage.redis: expected a URL starting with redis:// or rediss:// (TLS), '
+     'like "redis://127.0.0.1:6379/0"'),
+    ('[storage]\nredis_unsafe = "yes"',
+     'storage.redis_unsafe: expected true or false, got "yes"'),
     ('[server]\ndomains = []',
      'server.domains: expected a non-empty list of domain names like ["example.org"], '
      'got []'),

@@ -22,6 +22,8 @@ from xmppd.config import CONFIG_ENVIRONMENT, findConfigFile, loadConfig
 from xmppd.core.scram import checkPassword
 from xmppd.storage import makeStorage
 
+from tests.redisserver import redisServer, _moduleRedis  # noqa: E402,F401  (fixtures)
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
@@ -59,7 +61,8 @@ def runXmppctl(tmp_path, *argv, input=None):
 
 async def storedCredentials(configPath, username, domain):
     config = loadConfig(configPath)
-    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
+    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor,
+                          config.storage.redis)
     await storage.open()
     try:
         return await storage.users.getCredentials(username, domain)
@@ -353,3 +356,75 @@ async def test_checkSelfSignedForNewDomain(tmp_path, capsys):
     assert await xmppctl(configPath, "check") == 0
     assert ("will be replaced on next start (it does not name example.net)"
             in capsys.readouterr().out)
+
+
+# The shared Redis store (storage.backend = "redis").
+
+def redisConfig(tmp_path, redisServer, extra=""):
+    return writeConfig(tmp_path, f'[storage]\nbackend = "redis"\nredis = "{redisServer.url}"\n'
+                       + extra)
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisAccounts(tmp_path, redisServer, capsys):
+    """Accounts made with xmppctl on the Redis backend are in Redis, with working SCRAM keys."""
+    configPath = redisConfig(tmp_path, redisServer)
+    assert await xmppctl(configPath, "adduser", "romeo@example.org", "--password", "a") == 0
+    credentials = await storedCredentials(configPath, "romeo", "example.org")
+    assert passwordWorks(credentials, "a")
+    assert await xmppctl(configPath, "users") == 0
+    assert "romeo@example.org" in capsys.readouterr().out
+
+
+@pytest_twisted.ensureDeferred
+async def test_checkRedisDurable(tmp_path, redisServer, capsys):
+    """check says a Redis with appendfsync always keeps every acknowledged write."""
+    configPath = redisConfig(tmp_path, redisServer)
+    assert await xmppctl(configPath, "check") == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert (f"ok       storage: Redis at {redisServer.url} (appendonly=yes "
+            f"appendfsync=always: every write is on disk before it is acknowledged; "
+            f"0 accounts)") in lines
+
+
+@pytest_twisted.ensureDeferred
+async def test_checkRedisNotDurable(tmp_path, redisServer, capsys):
+    """check reports a Redis that fsyncs once a second as an error saying what to set."""
+    configPath = redisConfig(tmp_path, redisServer)
+    redisServer.command("CONFIG", "SET", "appendfsync", "everysec")
+    try:
+        assert await xmppctl(configPath, "check") == 1
+    finally:
+        redisServer.command("CONFIG", "SET", "appendfsync", "always")
+    [line] = [line for line in capsys.readouterr().out.splitlines() if " storage:" in line]
+    assert line.startswith(f"error    storage: Redis at {redisServer.url} has appendonly=yes "
+                           "appendfsync=everysec: acknowledged messages could be lost")
+    assert "appendfsync always" in line and "storage.redis_unsafe" in line
+
+
+@pytest_twisted.ensureDeferred
+async def test_checkRedisUnsafe(tmp_path, redisServer, capsys):
+    """With storage.redis_unsafe, check still warns that acknowledged messages may be lost."""
+    configPath = redisConfig(tmp_path, redisServer, "redis_unsafe = true\n")
+    redisServer.command("CONFIG", "SET", "appendfsync", "everysec")
+    try:
+        assert await xmppctl(configPath, "check") == 0
+    finally:
+        redisServer.command("CONFIG", "SET", "appendfsync", "always")
+    assert (f"warning  storage: Redis at {redisServer.url} appendonly=yes "
+            f"appendfsync=everysec: acknowledged messages may be lost on a crash or power "
+            f"failure (storage.redis_unsafe is set); set appendonly yes and appendfsync "
+            f"always") in capsys.readouterr().out.splitlines()
+
+
+@pytest_twisted.ensureDeferred
+async def test_checkRedisAway(tmp_path, capsys, monkeypatch):
+    """check reports a Redis that does not answer as an error naming its address."""
+    from tests.prosody import freePort
+    from xmppd.storage.redis import engine
+    monkeypatch.setattr(engine, "OPEN_TIMEOUT", 0.3)
+    url = f"redis://127.0.0.1:{freePort()}/0"
+    configPath = writeConfig(tmp_path, f'[storage]\nbackend = "redis"\nredis = "{url}"\n')
+    assert await xmppctl(configPath, "check") == 1
+    assert (f"error    storage: Redis at {url} did not answer within 0.3 s (is it running? "
+            f"storage.redis)") in capsys.readouterr().out.splitlines()

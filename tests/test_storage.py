@@ -19,6 +19,9 @@ from xmppd.storage import (CannotOpenDatabase, IStorage, IUserStore, MemoryStora
 from xmppd.storage.interfaces import (AccountRecord, IAccountDataStore, IRosterStore,
                                       Roster, RosterItem)
 from xmppd.storage.service import StorageService
+from xmppd.config.redisurl import parseRedisURL
+from xmppd.storage.redis import RedisStorage
+from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 
 DOMAIN = "example.org"
 
@@ -27,10 +30,30 @@ CREDENTIALS = makeCredentials("secret", iterations=2)
 OTHER_CREDENTIALS = makeCredentials("other", iterations=3)
 
 
-@pytest_twisted.async_yield_fixture(params=["memory", "sqlite"])
+#: Every backend the contract suite runs on.
+BACKEND_NAMES = ["memory", "sqlite", "redis"]
+
+
+def openableStorage(backend, tmp_path, request, clock=None):
+    """
+    An unopened store of C{backend}; for C{redis}, on the test module's own
+    redis-server (emptied), skipping with the reason when there is none.
+    """
+    if backend == "redis":
+        server = request.getfixturevalue("redisServer")
+        return RedisStorage(parseRedisURL(server.url), clock=clock)
+    if backend == "memory":
+        return MemoryStorage(clock)
+    return SQLiteStorage(str(tmp_path / "xmppd.sqlite"), clock=clock)
+
+
+@pytest_twisted.async_yield_fixture(params=BACKEND_NAMES)
 async def storage(request, tmp_path):
     """An opened store of each backend, closed after the test."""
-    store = makeStorage(request.param, str(tmp_path))
+    if request.param == "redis":
+        store = openableStorage("redis", tmp_path, request)
+    else:
+        store = makeStorage(request.param, str(tmp_path))
     await store.open()
     yield store
     await store.close()
@@ -654,7 +677,7 @@ def test_makeStorageUnknownBackend(tmp_path):
     with pytest.raises(ValueError) as info:
         makeStorage("mysql", str(tmp_path))
     assert str(info.value) == (
-        "unknown storage backend 'mysql'; expected one of: sqlite, memory")
+        "unknown storage backend 'mysql'; expected one of: sqlite, memory, redis")
 
 
 @pytest_twisted.ensureDeferred

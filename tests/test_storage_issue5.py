@@ -15,6 +15,7 @@ from twisted.internet import defer
 from zope.interface.verify import verifyObject
 
 from tests import test_storage
+from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from tests.test_storage import CREDENTIALS, DOMAIN
 from xmppd.storage import NoSuchUser, SQLiteStorage, StorageError
 from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IArchiveStore,

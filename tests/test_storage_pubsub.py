@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from tests import test_storage
+from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from tests.test_storage import CREDENTIALS, DOMAIN
 from tests.test_storage_issue5 import JULIET, oldDatabase
 from xmppd.storage import SQLiteStorage, StorageError

@@ -16,6 +16,7 @@ from twisted.internet.task import Clock
 from zope.interface.verify import verifyObject
 
 from tests import test_storage
+from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from tests.test_storage import CREDENTIALS, DOMAIN
 from tests.test_storage_issue5 import JULIET, _ids, _message, oldDatabase
 from xmppd.storage import MemoryStorage, SQLiteStorage, StorageError
@@ -39,13 +40,10 @@ def clock():
     return Clock()
 
 
-@pytest_twisted.async_yield_fixture(params=["memory", "sqlite"])
+@pytest_twisted.async_yield_fixture(params=test_storage.BACKEND_NAMES)
 async def clockedStorage(request, tmp_path, clock):
     """An opened store of each backend, telling the time by C{clock}."""
-    if request.param == "memory":
-        store = MemoryStorage(clock)
-    else:
-        store = SQLiteStorage(str(tmp_path / "xmppd.sqlite"), clock=clock)
+    store = test_storage.openableStorage(request.param, tmp_path, request, clock)
     await store.open()
     yield store
     await store.close()

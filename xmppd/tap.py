@@ -22,7 +22,8 @@ from xmppd.stream.tls import ensureCertificate, hostCertificates, serverContextF
 def makeService(config, reactor=None, clock=None) -> XMPPServer:
     """Build (not start) one node from a loaded L{xmppd.config.Config}."""
     server = XMPPServer(config, reactor=reactor, clock=clock)
-    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
+    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor,
+                          config.storage.redis, config.storage.redis_unsafe)
     server.storageService = StorageService(storage)
     server.storageService.setServiceParent(server)
     AdminService(server, reactor=reactor).setServiceParent(server)

@@ -3,7 +3,8 @@
 C{xmppctl check}: whether the server could start with this configuration.
 
 One line per thing checked (the configuration, C{server.data_dir}, the TLS
-certificate, the store and the accounts' SCRAM keys, each client listener),
+certificate, the store (for Redis, whether it keeps what it acknowledges) and
+the accounts' SCRAM keys, each client listener),
 each C{ok}, C{warning} or C{error}; any error makes the exit status 1.  Listeners are checked by
 listening on them for a moment, the only reliable test that the server
 could.
@@ -22,7 +23,7 @@ from twisted.internet.endpoints import serverFromString
 from twisted.internet.error import CannotListenError
 from twisted.internet.protocol import Factory, Protocol
 
-from xmppd.cli.common import FAILED, OK, CtlError, say, withStorage
+from xmppd.cli.common import FAILED, OK, CtlError, say, withStorage, withWholeStorage
 from xmppd.config import Config, splitEndpoint
 from xmppd.stream import tls
 
@@ -129,6 +130,9 @@ async def _checkStorage(config: Config, reactor: Any, report: _Report,
     if backend == "memory":
         report.warning("storage", 'backend "memory" keeps nothing across restarts')
         return
+    if backend == "redis":
+        await _checkRedis(config, reactor, report)
+        return
     if not dataDirExists:
         report.ok("storage", f"{backend}: the database will be created on first start")
         return
@@ -140,6 +144,37 @@ async def _checkStorage(config: Config, reactor: Any, report: _Report,
         report.ok("storage", f"{backend} opens in {config.server.data_dir} "
                   f"({len(accounts)} account{'' if len(accounts) == 1 else 's'})")
         _reportSHA256(config, report, len(accounts), withoutSHA256)
+
+
+async def _checkRedis(config: Config, reactor: Any, report: _Report) -> None:
+    """
+    Whether Redis answers, and whether it keeps what it acknowledges
+    (L{xmppd.storage.redis.engine}): a Redis that cannot is an error, or,
+    with C{storage.redis_unsafe}, a warning that says what may be lost.
+    """
+
+    async def inspect(storage):
+        counted = await _accountsWithoutSHA256(storage.users)
+        return storage.mode, storage.setup, counted
+
+    try:
+        mode, setup, (accounts, withoutSHA256) = await withWholeStorage(config, reactor, inspect)
+    except CtlError as e:
+        report.error("storage", str(e).removeprefix("storage: "))
+        return
+    address = config.storage.redis
+    counted = f"{len(accounts)} account{'' if len(accounts) == 1 else 's'}"
+    if mode == "always":
+        report.ok("storage", f"Redis at {address} ({setup}: every write is on disk "
+                  f"before it is acknowledged; {counted})")
+    elif mode == "waitaof":
+        report.ok("storage", f"Redis at {address} ({setup}; every write waits for "
+                  f"WAITAOF before it is acknowledged; {counted})")
+    else:
+        report.warning("storage", f"Redis at {address} {setup}: acknowledged messages "
+                       f"may be lost on a crash or power failure (storage.redis_unsafe "
+                       f"is set); set appendonly yes and appendfsync always")
+    _reportSHA256(config, report, len(accounts), withoutSHA256)
 
 
 async def _accountsWithoutSHA256(users) -> tuple[list, int]:

@@ -65,7 +65,8 @@ async def withStorage(config: Config, reactor: Any, operation) -> Any:
 
 async def withWholeStorage(config: Config, reactor: Any, operation) -> Any:
     """Open the store, run C{operation(storage)}, and always close it."""
-    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
+    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor,
+                          config.storage.redis, config.storage.redis_unsafe)
     try:
         await storage.open()
     except (StorageError, sqlite3.Error) as e:

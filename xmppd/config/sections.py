@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 from typing import Any
 
+from xmppd.config.redisurl import RedisAddress, redisURL
 from xmppd.config.registry import DEFAULT_FEATURES, FEATURES, isInstalled
 from xmppd.config.schema import (Check, ConfigError, bareJIDList, boolean, choice, describe, domainList,
                                  endpointString, filePath, integer, number, option, section,
@@ -158,8 +159,26 @@ class TLSConfig:
 @dataclasses.dataclass(frozen=True)
 class StorageConfig:
     backend: str = option(
-        "sqlite", choice("sqlite", "memory", notYet=("redis",)),
-        "\"sqlite\" (a file in data_dir) or \"memory\" (lost on restart, for tests)")
+        "sqlite", choice("sqlite", "redis", "memory"),
+        "\"sqlite\" (a file in data_dir), \"redis\" (shared by a cluster; see "
+        "storage.redis) or \"memory\" (lost on restart, for tests)")
+    # No default Redis: a node must never write its accounts into a Redis
+    # the operator did not name (the machine's own may belong to others).
+    redis: RedisAddress | None = option(
+        "", redisURL(allowEmpty=True),
+        "the Redis of backend \"redis\" (and of the cluster), "
+        "\"redis://[:password@]host[:port][/db]\" or \"rediss://...\" for TLS; "
+        "\"\" is not set")
+    redis_unsafe: bool = option(
+        False, boolean(),
+        "UNSAFE: start on a Redis that cannot make writes durable (appendfsync "
+        "not \"always\" on a Redis without WAITAOF), losing acknowledged "
+        "messages on a crash")
+
+    def validate(self) -> None:
+        if self.backend == "redis" and self.redis is None:
+            raise ConfigError('storage.redis: must be set when storage.backend is "redis", '
+                              'e.g. "redis://127.0.0.1:6379/0"')
 
 
 @section("limits")
