@@ -420,7 +420,7 @@ async def test_checkRedisUnsafe(tmp_path, redisServer, capsys):
 @pytest_twisted.ensureDeferred
 async def test_checkRedisAway(tmp_path, capsys, monkeypatch):
     """check reports a Redis that does not answer as an error naming its address."""
-    from tests.prosody import freePort
+    from tests.foreignserver import freePort
     from xmppd.storage.redis import engine
     monkeypatch.setattr(engine, "OPEN_TIMEOUT", 0.3)
     url = f"redis://127.0.0.1:{freePort()}/0"

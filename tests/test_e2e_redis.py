@@ -11,7 +11,7 @@ import pytest_twisted
 
 from tests.e2e import DOMAIN, makeServer, password  # noqa: F401  (fixture)
 from tests.offlinehelpers import acknowledged, useStreamManagement
-from tests.prosody import freePort
+from tests.foreignserver import freePort
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 
 ensureDeferred = pytest_twisted.ensureDeferred

@@ -12,7 +12,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 
-from tests.prosody import freePort
+from tests.foreignserver import freePort
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from tests.test_storage import CREDENTIALS, DOMAIN
 from tests.test_storage_issue5 import _message
