@@ -227,3 +227,114 @@ class TestClusterDirectoryContract(DirectoryContract):
         d.addCallback(lambda view: seen.append(old.replaced))
         pytest_twisted.blockon(d)
         assert seen == [True]
+
+
+# -- two nodes -------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_bindConflictAcrossNodes(redisServer):
+    """Binding on node b a full JID online on node a closes a's stream with conflict."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        first = await a.login("juliet", resource="balcony")
+        errors = collect(first, "error")
+        await b.login("juliet", resource="balcony")
+        await waitFor(lambda: errors)
+        assert errors[0].firstChildElement().name == "conflict"
+        await defer.Deferred.fromCoroutine(_wait(first.lost))
+        juliet = parseJID("juliet@localhost/balcony")
+        # Both replicas agree: b holds it.
+        await waitFor(lambda: getattr(a.service.sessions.get(juliet), "node", None) == "b")
+        assert b.service.sessions.local(b.service.sessions.get(juliet).token) is not None
+        assert len(a.service.sessions) == 0 and len(b.service.sessions) == 1
+    finally:
+        await nodes.close()
+
+
+async def _wait(d):
+    return await d.addTimeout(TIMEOUT, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_messagesAcrossNodesInOrder(redisServer):
+    """A client on node a sends 100 messages to a client on node b: all arrive, in order."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        juliet = await b.login("juliet", resource="balcony")
+        got = collect(juliet)
+        await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+        for i in range(100):
+            romeo.send(chat("juliet@localhost/balcony", "m%d" % i, "m%d" % i))
+        await waitFor(lambda: len(got) >= 100)
+        assert [str(m.body) for m in got] == ["m%d" % i for i in range(100)]
+        assert {m["from"] for m in got} == {"romeo@localhost/orchard"}
+        # They went through b's inbox, not around it.
+        assert a.service.cluster.transport.forwarded >= 100
+        assert b.service.cluster.transport.delivered >= 100
+        # ...and back, to the bare JID (RFC 6121 §8.5.2: the available resources).
+        back = collect(romeo)
+        romeo.send(domish.Element((None, "presence")))
+        await waitFor(lambda: b.service.sessions.availableSessionsOf(parseJID("romeo@localhost")))
+        juliet.send(chat("romeo@localhost", "hi"))
+        await waitFor(lambda: back)
+        assert str(back[0].body) == "hi"
+        # Nothing is left in the inboxes.
+        assert redisServer.command("XLEN", "xmppd:c:inbox:b") == b":0"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deadNodeSessionsVanish(redisServer):
+    """A node whose heartbeat stops loses its sessions on the other nodes."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        await b.login("juliet", resource="balcony")
+        juliet = parseJID("juliet@localhost/balcony")
+        await waitFor(lambda: a.service.sessions.get(juliet) is not None)
+        kill(b)
+        await waitFor(lambda: a.service.sessions.get(juliet) is None)
+        assert redisServer.command("HLEN", "xmppd:c:sessions") == b":0"
+        assert redisServer.command("SISMEMBER", "xmppd:c:nodes", "b") == b":0"
+    finally:
+        await nodes.close()
+
+
+def kill(fixture) -> None:
+    """Make C{fixture}'s node stop as a killed process would: no heartbeat, no inbox reader."""
+    cluster = fixture.service.getServiceNamed("cluster")
+    cluster.beating.stop()
+    cluster.transport.stop()
+    cluster.checkNodes = lambda: None
+
+
+@pytest_twisted.ensureDeferred
+async def test_messageToDeadNodeStoredOffline(redisServer):
+    """A message for a session whose node died is stored offline (RFC 6121 §8.5.2.2.1), not lost."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b", heartbeat=0.2, lease=60)
+        romeo = await a.login("romeo", resource="orchard")
+        await b.login("juliet", resource="balcony")
+        juliet = parseJID("juliet@localhost/balcony")
+        await waitFor(lambda: a.service.sessions.get(juliet) is not None)
+        kill(b)
+        # Its heartbeat key goes (a SIGKILL'd node's would expire after the lease).
+        redisServer.command("DEL", "xmppd:c:node:b")
+        romeo.send(chat("juliet@localhost/balcony", "are you there?"))
+        await waitFor(lambda: a.service.sessions.get(juliet) is None)
+        offline = a.service.storage.offline
+        deadline = time.monotonic() + TIMEOUT
+        while not await offline.count("juliet", "localhost"):
+            assert time.monotonic() < deadline, "not stored offline"
+            await task.deferLater(reactor, 0.01, lambda: None)
+        [message] = await offline.fetch("juliet", "localhost")
+        assert "are you there?" in message.xml
+        assert redisServer.command("EXISTS", "xmppd:c:inbox:b") == b":0"
+    finally:
+        await nodes.close()

@@ -79,7 +79,7 @@ class ClusterService(service.Service):
         self.connections = []
         self.subscriber = None
         self.beating = None
-        #: Called with (channel, message) for C{xmppd:c:invalidate} (L{xmppd.cluster.invalidation}).
+        #: Called with (channel, message) for C{xmppd:c:invalidate}.
         self.invalidationListeners = []
 
     def _connect(self):
