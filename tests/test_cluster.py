@@ -338,3 +338,34 @@ async def test_messageToDeadNodeStoredOffline(redisServer):
         assert redisServer.command("EXISTS", "xmppd:c:inbox:b") == b":0"
     finally:
         await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_cachesInvalidatedAcrossNodes(redisServer):
+    """A roster or account-data value written on node a is dropped from node b's caches."""
+    from xmppd.core.accountcache import AccountDataCache
+    from xmppd.features.roster import rosterManager
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        domainA = a.service.getServiceNamed("localhost")
+        domainB = b.service.getServiceNamed("localhost")
+        caches = []
+        for domain in (domainA, domainB):
+            cache = AccountDataCache(domain, "test:key", lambda text: text or "", str)
+            cache.register()
+            caches.append(cache)
+        juliet = parseJID("juliet@localhost")
+        caches[1].hold(juliet, "old")
+        caches[0].keep(juliet, "new")
+        await waitFor(lambda: caches[1].cached("juliet@localhost") is None)
+        # The writer keeps its own value.
+        assert caches[0].cached("juliet@localhost") == "new"
+
+        rostersA, rostersB = rosterManager(domainA), rosterManager(domainB)
+        rostersB._cache["juliet"] = object()
+        await rostersA.setItem("juliet", RosterItem(jid="romeo@localhost"))
+        await waitFor(lambda: rostersB.cachedRoster("juliet") is None)
+    finally:
+        await nodes.close()

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from xmppd.cluster import keys
 from xmppd.cluster.directory import ClusterDirectory
+from xmppd.cluster.invalidation import ClusterInvalidation
 from xmppd.cluster.transport import Transport
 from xmppd.config.redisurl import RedisAddress, parseRedisURL
 from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
@@ -74,13 +75,12 @@ class ClusterService(service.Service):
         self.address = clusterAddress(server.config)
         self.directory = ClusterDirectory(self.node)
         server.sessions = self.directory
+        self.invalidation = server.invalidation = ClusterInvalidation(self.node)
         server.cluster = self
         self.transport = None
         self.connections = []
         self.subscriber = None
         self.beating = None
-        #: Called with (channel, message) for C{xmppd:c:invalidate}.
-        self.invalidationListeners = []
 
     def _connect(self):
         connection = connectRedis(self.address, lazy=True)
@@ -90,7 +90,7 @@ class ClusterService(service.Service):
     def startService(self) -> None:
         service.Service.startService(self)
         redis = self._connect()
-        self.directory.redis = redis
+        self.directory.redis = self.invalidation.redis = redis
         self.transport = Transport(self.node, self.directory, self._connect(), self._connect(),
                                    self.server.router.route, self.clock)
         self.directory.transport = self.transport
@@ -153,11 +153,7 @@ class ClusterService(service.Service):
         if channel == keys.DIRECTORY_CHANNEL:
             self.directory.notified(message)
         elif channel == keys.INVALIDATE_CHANNEL:
-            for listener in self.invalidationListeners:
-                listener(message)
-
-    def publishInvalidation(self, message: str):
-        return self.directory.redis.publish(keys.INVALIDATE_CHANNEL, message)
+            self.invalidation.received(message)
 
     @defer.inlineCallbacks
     def stopService(self):
