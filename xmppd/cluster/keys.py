@@ -14,7 +14,8 @@ read at a glance:
   - C{xmppd:c:seq}: counter of directory changes, so a node that
     (re)subscribes can tell which notifications its snapshot already holds.
   - C{xmppd:c:inbox:NODE}: stream of the stanzas other nodes send to
-    NODE's sessions (fields C{t} full JID, C{k} binding token, C{x} text).
+    NODE's sessions: one entry per sending node and reactor turn, its field
+    C{m} the stanzas packed (L{xmppd.cluster.transport.pack}).
   - channels C{xmppd:c:directory} (changes of the directory) and
     C{xmppd:c:invalidate} (cached account data changed on some node).
 """

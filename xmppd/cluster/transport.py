@@ -3,15 +3,20 @@
 Stanzas between nodes (DESIGN §6): one Redis stream per node, its inbox
 (C{xmppd:c:inbox:NODE}).
 
-A remote view's C{send} serializes the stanza once and runs L{FORWARD}: a
-script that appends it to the holder node's inbox only while that node's
-heartbeat key exists, and answers 0 otherwise.  All forwards of a node go
-through one connection (the L{Transport}'s C{redis}, a pool of one), so
-Redis appends them in the order they were sent: in order per sender, since
-a sender's stanzas are routed in order on its node.
+A remote view's C{send} serializes the stanza once and queues it for its
+node; at the end of the reactor turn, the stanzas queued for one node go
+in one L{FORWARD}: a script that appends them to the holder node's inbox
+only while that node's heartbeat key exists, and answers 0 otherwise.  All
+forwards of a node go through one connection (the L{Transport}'s C{redis},
+a pool of one), so Redis appends them in the order they were sent: in
+order per sender, since a sender's stanzas are routed in order on its
+node.  One script and one stream entry per node and reactor turn rather
+than per stanza: the Redis round trip, txredisapi's per-command work and
+its parsing of every bulk string of a reply are most of the cost
+(measured: see the README's cluster section).
 
 The holder reads its inbox with C{XREAD BLOCK} on a connection of its own,
-hands each entry to the binding named by its token (as L{StanzaText}:
+hands each stanza of an entry to the binding named by its token (as L{StanzaText}:
 nothing is parsed again on the way to a client), and deletes the entries
 it delivered (C{XDEL}).  An entry whose binding is gone meanwhile is
 parsed and routed again, so RFC 6121 §8.5 applies as if the user had just
@@ -41,12 +46,28 @@ from xmppd.core.stanzas import StanzaText
 from xmppd.stream.serializer import serialize
 from xmppd.stream.xmlparser import parseStored
 
-#: KEYS: heartbeat, inbox; ARGV: full JID, token, text.
+#: KEYS: heartbeat, inbox; ARGV: the packed stanzas (L{pack}).
 FORWARD = """
 if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('XADD', KEYS[2], '*', 't', ARGV[1], 'k', ARGV[2], 'x', ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'm', ARGV[1])
 return 1
 """
+
+#: Between two stanzas of one entry: a character XML text never holds.
+RECORD = "\x00"
+
+
+def pack(records) -> str:
+    """C{[(token, full JID, text), ...]} as one inbox entry's value."""
+    return RECORD.join("%s %s\n%s" % record for record in records)
+
+
+def unpack(value: str):
+    """The C{(token, full JID, text)}s of an inbox entry's value."""
+    for record in value.split(RECORD):
+        head, _, text = record.partition("\n")
+        token, _, jid = head.partition(" ")
+        yield token, jid, text
 
 #: Entries read per XREAD, and how long one blocks (ms) before looping.
 BATCH = 256
@@ -73,6 +94,9 @@ class Transport:
         self.inbox = keys.inboxKey(node)
         self.running = False
         self.reading = None
+        #: node -> [(token, full JID, text), ...] waiting for the end of this turn.
+        self.queued: dict[str, list[str]] = {}
+        self.flushing = None
         #: Forwarded, refused, waiting for the dead node's reap: kept in order.
         self.forwarded = 0
         self.delivered = 0
@@ -81,34 +105,46 @@ class Transport:
 
     def forward(self, view, stanza) -> None:
         text = stanza if isinstance(stanza, str) else serialize(stanza)
-        node = view.node
         self.forwarded += 1
-        d = self.redis.eval(FORWARD, [keys.heartbeatKey(node), keys.inboxKey(node)],
-                            [view.jid.full(), view.token, text])
-        d.addCallback(self._forwarded, node, text)
-        d.addErrback(self._failed, view, text)
+        queued = self.queued.get(view.node)
+        if queued is None:
+            queued = self.queued[view.node] = []
+            if self.flushing is None:
+                self.flushing = self.clock.callLater(0, self.flush)
+        queued.append((view.token, view.jid.full(), text))
 
-    def _forwarded(self, accepted, node: str, text: str):
+    def flush(self) -> None:
+        """Hand what this reactor turn queued to the nodes' inboxes, one script per node."""
+        self.flushing = None
+        queued, self.queued = self.queued, {}
+        for node, records in queued.items():
+            d = self.redis.eval(FORWARD, [keys.heartbeatKey(node), keys.inboxKey(node)],
+                                [pack(records)])
+            d.addCallback(self._forwarded, node, records)
+            d.addErrback(self._failed, node, records)
+
+    def _forwarded(self, accepted, node: str, records):
         if int(accepted) == 1:
             return None
-        # The holder's heartbeat expired: take its sessions and inbox, then this.
-        return self.directory.reap(node).addCallback(self._reaped, text)
+        # The holder's heartbeat expired: take its sessions and inbox, then these.
+        return self.directory.reap(node).addCallback(self._reaped, records)
 
-    def _reaped(self, entries, text: str) -> None:
+    def _reaped(self, entries, records) -> None:
         self.rerouteEntries(entries or [])
-        self.reroute(text)
+        for _, _, text in records:
+            self.reroute(text)
 
-    def _failed(self, failure, view, text: str) -> None:
-        # Redis is away: the stanza cannot be handed on; say so, loudly.
-        self.log.failure("Stanza for {jid} on node {node} could not be forwarded: {text}",
-                         failure, jid=view.jid.full(), node=view.node, text=text[:200])
+    def _failed(self, failure, node: str, records) -> None:
+        # Redis is away: the stanzas cannot be handed on; say so, loudly.
+        self.log.failure("{count} stanza(s) for node {node} could not be forwarded",
+                         failure, count=len(records), node=node)
 
     def rerouteEntries(self, entries) -> None:
         """Route again the stanzas of a reaped inbox, in their order."""
         for _, fields in entries:
             values = dict(zip(fields[0::2], fields[1::2]))
-            if "x" in values:
-                self.reroute(values["x"])
+            for _, _, text in unpack(values.get("m", "")):
+                self.reroute(text)
 
     def reroute(self, text: str) -> None:
         """Route the stanza C{text} again (its binding went): RFC 6121 §8.5 decides."""
@@ -127,6 +163,9 @@ class Transport:
 
     def stop(self) -> None:
         self.running = False
+        if self.flushing is not None and self.flushing.active():
+            self.flushing.cancel()
+            self.flush()
 
     @defer.inlineCallbacks
     def _readLoop(self):
@@ -155,14 +194,15 @@ class Transport:
                 self.log.failure("Deleting delivered entries of {inbox} failed", inbox=self.inbox)
 
     def deliver(self, fields) -> None:
-        """One inbox entry: to its binding if it is still here, else routed again."""
+        """One inbox entry: each stanza to its binding if it is still here, else routed again."""
         values = dict(zip(fields[0::2], fields[1::2]))
-        text = values.get("x")
-        if text is None:
-            return
-        session = self.directory.local(values.get("k"))
-        self.delivered += 1
-        if session is not None:
-            session.send(StanzaText(text))
-        else:
-            self.reroute(text)
+        local = self.directory.local
+        for token, _, text in unpack(values.get("m", "")):
+            if not text:
+                continue
+            session = local(token)
+            self.delivered += 1
+            if session is not None:
+                session.send(StanzaText(text))
+            else:
+                self.reroute(text)
