@@ -22,6 +22,7 @@ from twisted.words.xish import domish
 from xmppd.config import configFromDict
 from xmppd.config.redisurl import parseRedisURL
 from xmppd.config.schema import ConfigError
+from xmppd.core.hooks import Hooks
 from xmppd.core.jid import parseJID
 from xmppd.testing import ServerFixture
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
@@ -149,6 +150,7 @@ class FakeServer:
         self.config = configFromDict(clusterConfig(url, "t"))
         self.clock = self.reactor = reactor
         self.sessions = None
+        self.hooks = Hooks()
         self.routed = []
         self.router = self
 
@@ -367,5 +369,39 @@ async def test_cachesInvalidatedAcrossNodes(redisServer):
         rostersB._cache["juliet"] = object()
         await rostersA.setItem("juliet", RosterItem(jid="romeo@localhost"))
         await waitFor(lambda: rostersB.cachedRoster("juliet") is None)
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_probeAnsweredByTheOtherNode(redisServer):
+    """
+    Romeo logs in on node a after Juliet sent her presence on node b: his
+    server's probe (RFC 6121 §4.3.2) is answered with her presence, which
+    only node b knows.
+    """
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        for fixture in (a, b):
+            rosters = fixture.service.storage.rosters
+            await rosters.setItem("romeo", "localhost",
+                                  RosterItem(jid="juliet@localhost", subscription="both"))
+            await rosters.setItem("juliet", "localhost",
+                                  RosterItem(jid="romeo@localhost", subscription="both"))
+        juliet = await b.login("juliet", resource="balcony")
+        available = domish.Element((None, "presence"))
+        available.addElement("status", content="on the balcony")
+        juliet.send(available)
+        await waitFor(lambda: a.service.sessions.availableSessionsOf(
+            parseJID("juliet@localhost")))
+        romeo = await a.login("romeo", resource="orchard")
+        presences = collect(romeo, "presence")
+        romeo.send(domish.Element((None, "presence")))
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  for p in presences))
+        [fromJuliet] = [p for p in presences if p.getAttribute("from") == "juliet@localhost/balcony"]
+        assert str(fromJuliet.status) == "on the balcony"
     finally:
         await nodes.close()

@@ -22,11 +22,12 @@ from twisted.internet import defer, ssl, task
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
-from xmppd.cluster.directory import ClusterDirectory
+from xmppd.cluster.directory import ClusterDirectory, RemoteSession
 from xmppd.cluster.invalidation import ClusterInvalidation
-from xmppd.cluster.transport import Transport
+from xmppd.cluster.transport import RELAYED, Transport
 from xmppd.config.redisurl import RedisAddress, parseRedisURL
 from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
+from xmppd.core.hooks import COPY
 from xmppd.storage.redisclient import CONNECT_TIMEOUT, connectRedis
 
 
@@ -77,6 +78,9 @@ class ClusterService(service.Service):
         server.sessions = self.directory
         self.invalidation = server.invalidation = ClusterInvalidation(self.node)
         server.cluster = self
+        # Presence probes answered on every node holding available resources.
+        server.hooks.add("presence/bare", self.relayProbe, COPY)
+        server.hooks.add("presence/full", self.relayProbe, COPY)
         self.transport = None
         self.connections = []
         self.subscriber = None
@@ -142,6 +146,26 @@ class ClusterService(service.Service):
                 entries = yield self.directory.reap(node)
                 if entries is not None:
                     self.transport.rerouteEntries(entries)
+
+    def relayProbe(self, event):
+        """
+        A probe (RFC 6121 §4.3) is answered from the last presence of each
+        available resource, which the presence feature keeps on the
+        resource's node only: each other node holding available resources
+        of the probed account gets the probe too, routes it there, and
+        answers for its own resources.  Never takes the stanza.
+        """
+        stanza = event.stanza
+        if stanza.getAttribute("type") != "probe" or getattr(stanza, RELAYED, False):
+            return None
+        recipient = event.recipient
+        if recipient is None or self.transport is None:
+            return None
+        nodes = {session.node for session in self.directory.availableSessionsOf(recipient)
+                 if isinstance(session, RemoteSession)}
+        for node in nodes:
+            self.transport.relay(node, stanza)
+        return None
 
     def subscribed(self, protocol):
         return self.directory.subscribed()

@@ -69,6 +69,10 @@ def unpack(value: str):
         token, _, jid = head.partition(" ")
         yield token, jid, text
 
+#: Set (as a Python attribute) on a stanza routed again on arrival from
+#: another node, so that the cluster does not relay it once more.
+RELAYED = "clusterRelayed"
+
 #: Entries read per XREAD, and how long one blocks (ms) before looping.
 BATCH = 256
 BLOCK_MS = 2000
@@ -113,6 +117,20 @@ class Transport:
                 self.flushing = self.clock.callLater(0, self.flush)
         queued.append((view.token, view.jid.full(), text))
 
+    def relay(self, node: str, stanza) -> None:
+        """
+        Have C{node} route C{stanza} itself, as if it had arrived there
+        (L{xmppd.cluster.service.ClusterService.relayProbe}): an inbox
+        record with no binding token.
+        """
+        text = stanza if isinstance(stanza, str) else serialize(stanza)
+        queued = self.queued.get(node)
+        if queued is None:
+            queued = self.queued[node] = []
+            if self.flushing is None:
+                self.flushing = self.clock.callLater(0, self.flush)
+        queued.append(("", stanza.getAttribute("to") or "", text))
+
     def flush(self) -> None:
         """Hand what this reactor turn queued to the nodes' inboxes, one script per node."""
         self.flushing = None
@@ -153,6 +171,7 @@ class Transport:
         except Exception:
             self.log.failure("A stanza between nodes does not parse: {text!r}", text=text[:200])
             return
+        setattr(element, RELAYED, True)
         self.route(element)
 
     # -- receiving ---------------------------------------------------------
