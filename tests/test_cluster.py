@@ -308,11 +308,16 @@ async def test_deadNodeSessionsVanish(redisServer):
 
 
 def kill(fixture) -> None:
-    """Make C{fixture}'s node stop as a killed process would: no heartbeat, no inbox reader."""
+    """
+    Make C{fixture}'s node stop as a killed process would, as far as the
+    cluster sees: no heartbeat, no inbox reader, deaf to the channels (its
+    clients stay connected, which a killed node's would not).
+    """
     cluster = fixture.service.getServiceNamed("cluster")
     cluster.beating.stop()
     cluster.transport.stop()
     cluster.checkNodes = lambda: None
+    cluster.subscriber.disconnect()
 
 
 @pytest_twisted.ensureDeferred
@@ -403,5 +408,36 @@ async def test_probeAnsweredByTheOtherNode(redisServer):
                                   for p in presences))
         [fromJuliet] = [p for p in presences if p.getAttribute("from") == "juliet@localhost/balcony"]
         assert str(fromJuliet.status) == "on the balcony"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deadNodeUsersGoUnavailable(redisServer):
+    """When node b dies, Romeo on node a gets unavailable presence from Juliet, who was on b (RFC 6121 §4.5.2)."""
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        for fixture in (a, b):
+            rosters = fixture.service.storage.rosters
+            await rosters.setItem("romeo", "localhost",
+                                  RosterItem(jid="juliet@localhost", subscription="both"))
+            await rosters.setItem("juliet", "localhost",
+                                  RosterItem(jid="romeo@localhost", subscription="both"))
+        romeo = await a.login("romeo", resource="orchard")
+        presences = collect(romeo, "presence")
+        romeo.send(domish.Element((None, "presence")))
+        juliet = await b.login("juliet", resource="balcony")
+        juliet.send(domish.Element((None, "presence")))
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  for p in presences))
+        kill(b)
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  and p.getAttribute("type") == "unavailable"
+                                  for p in presences))
+        # Once: only the node whose reap removed her session speaks for it.
+        await task.deferLater(reactor, 0.5, lambda: None)
+        assert len([p for p in presences if p.getAttribute("type") == "unavailable"]) == 1
     finally:
         await nodes.close()

@@ -76,6 +76,7 @@ class ClusterService(service.Service):
         self.address = clusterAddress(server.config)
         self.directory = ClusterDirectory(self.node)
         server.sessions = self.directory
+        self.directory.onReaped = self.sessionsOfDeadNode
         self.invalidation = server.invalidation = ClusterInvalidation(self.node)
         server.cluster = self
         # Presence probes answered on every node holding available resources.
@@ -166,6 +167,17 @@ class ClusterService(service.Service):
         for node in nodes:
             self.transport.relay(node, stanza)
         return None
+
+    def sessionsOfDeadNode(self, views) -> None:
+        """
+        End the bindings of a dead node as its streams would have
+        (C{session/closed}, in their domain): the presence feature then
+        broadcasts unavailable presence from them to their contacts (RFC
+        6121 §4.5.2), which nobody else would.  Called on the one node
+        whose reap removed them.
+        """
+        for view in views:
+            self.server.hooks.notify("session/closed", view, view.jid.host)
 
     def subscribed(self, protocol):
         return self.directory.subscribed()
