@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from xmppd.cluster import keys
 from xmppd.cluster.directory import ClusterDirectory, RemoteSession
 from xmppd.cluster.invalidation import ClusterInvalidation
-from xmppd.cluster.transport import RELAYED, Transport
+from xmppd.cluster.transport import Transport, relayed
 from xmppd.config.redisurl import RedisAddress, parseRedisURL
 from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
 from xmppd.core.hooks import COPY
@@ -157,7 +157,7 @@ class ClusterService(service.Service):
         answers for its own resources.  Never takes the stanza.
         """
         stanza = event.stanza
-        if stanza.getAttribute("type") != "probe" or getattr(stanza, RELAYED, False):
+        if stanza.getAttribute("type") != "probe" or relayed(stanza):
             return None
         recipient = event.recipient
         if recipient is None or self.transport is None:
