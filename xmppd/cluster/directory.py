@@ -202,6 +202,11 @@ class ClusterDirectory:
     def _changeArgs(self, jid: str, token: str):
         return [jid, self.node, token, keys.PREFIX + "held:", keys.DIRECTORY_CHANNEL]
 
+    @property
+    def synced(self) -> bool:
+        """Whether the replica follows the channel (subscribed, snapshot taken)."""
+        return self._synced is not None
+
     def whenReady(self) -> defer.Deferred:
         """A Deferred firing once the replica is synchronised."""
         if self._synced is not None:

@@ -86,6 +86,8 @@ class ClusterService(service.Service):
         self.connections = []
         self.subscriber = None
         self.beating = None
+        #: When this node's link to Redis last came (back) up; None while down.
+        self.calmSince = None
 
     def _connect(self):
         connection = connectRedis(self.address, lazy=True)
@@ -98,6 +100,8 @@ class ClusterService(service.Service):
         self.directory.redis = self.invalidation.redis = redis
         self.transport = Transport(self.node, self.directory, self._connect(), self._connect(),
                                    self.server.router.route, self.clock)
+        self.transport.mayReap = self.mayReap
+        self.transport.retryDelay = self.heartbeat
         self.directory.transport = self.transport
         factory = _SubscriberFactory(None, self.address.db, 1, isLazy=True,
                                      password=self.address.password,
@@ -126,17 +130,36 @@ class ClusterService(service.Service):
         redis = self.directory.redis
         d = redis.set(keys.heartbeatKey(self.node), "1", pexpire=int(self.lease * 1000))
         d.addCallback(lambda _: redis.sadd(keys.NODES, self.node))
+        d.addCallback(self._beaten)
         return d
+
+    def _beaten(self, _):
+        if self.calmSince is None and self.directory.synced:
+            self.calmSince = self.clock.seconds()
+
+    def mayReap(self) -> bool:
+        """Whether this node may take other nodes for dead now (see L{checkNodes})."""
+        return self.calmSince is not None and self.clock.seconds() - self.calmSince >= self.lease
 
     def _tick(self):
         d = self._beat()
+        d.addErrback(self._beatFailed)
         d.addCallback(lambda _: self.checkNodes())
         d.addErrback(lambda f: self.log.failure("Cluster heartbeat failed", f))
         # Never return the Deferred: a slow Redis must not stop the loop.
 
     @defer.inlineCallbacks
     def checkNodes(self):
-        """Reap the nodes whose heartbeat expired (two commands, then one script per dead node)."""
+        """
+        Reap the nodes whose heartbeat expired (two commands, then one
+        script per dead node).  Not within a lease of this node's own
+        (re)connection to Redis: after Redis was away (restarted, or
+        unreachable from here), the other nodes' heartbeats may have
+        expired meanwhile without their nodes being dead, and they get one
+        lease to beat again.
+        """
+        if not self.mayReap():
+            return
         redis = self.directory.redis
         nodes = [n for n in (yield redis.smembers(keys.NODES)) if n != self.node]
         if not nodes:
@@ -179,10 +202,17 @@ class ClusterService(service.Service):
         for view in views:
             self.server.hooks.notify("session/closed", view, view.jid.host)
 
+    def _beatFailed(self, failure):
+        # Redis is away from here: count the lease again from when it is back.
+        self.calmSince = None
+        return failure
+
     def subscribed(self, protocol):
+        self.calmSince = self.clock.seconds()
         return self.directory.subscribed()
 
     def unsubscribed(self):
+        self.calmSince = None
         self.directory.unsubscribed()
 
     def messageReceived(self, channel, message):

@@ -110,6 +110,10 @@ class Transport:
         #: node -> [(token, full JID, text), ...] waiting for the end of this turn.
         self.queued: dict[str, list[str]] = {}
         self.flushing = None
+        #: Whether a node without heartbeat may be taken for dead now (the
+        #: cluster service's judgement), and how long to wait otherwise.
+        self.mayReap = lambda: True
+        self.retryDelay = 1.0
         #: Forwarded, refused, waiting for the dead node's reap: kept in order.
         self.forwarded = 0
         self.delivered = 0
@@ -167,8 +171,20 @@ class Transport:
         if int(accepted) == 1:
             _release(records)
             return None
+        if not self.mayReap():
+            # Redis was away from this node lately: the holder may be alive
+            # and about to beat again.  Try again in a heartbeat (the one
+            # case where a sender's stanzas may overtake each other).
+            self.clock.callLater(self.retryDelay, self._retry, node, records)
+            return None
         # The holder's heartbeat expired: take its sessions and inbox, then these.
         return self.directory.reap(node).addCallback(self._reaped, records)
+
+    def _retry(self, node: str, records) -> None:
+        d = self.redis.eval(FORWARD, [keys.heartbeatKey(node), keys.inboxKey(node)],
+                            [pack(records)])
+        d.addCallback(self._forwarded, node, records)
+        d.addErrback(self._failed, node, records)
 
     def _reaped(self, entries, records) -> None:
         self.rerouteEntries(entries or [])
