@@ -18,7 +18,11 @@ its parsing of every bulk string of a reply are most of the cost
 The holder reads its inbox with C{XREAD BLOCK} on a connection of its own,
 hands each stanza of an entry to the binding named by its token (as L{StanzaText}:
 nothing is parsed again on the way to a client), and deletes the entries
-it delivered (C{XDEL}).  An entry whose binding is gone meanwhile is
+it delivered (C{XDEL}).  Plain C{XREAD}, not a consumer group: an
+inbox has one reader, its node, and a node that restarts takes its own
+previous inbox at start (a forced reap) and routes it again, so a
+group's pending list would cost an C{XACK} per batch and buy nothing.
+An entry whose binding is gone meanwhile is
 parsed and routed again, so RFC 6121 §8.5 applies as if the user had just
 gone offline (offline storage, another resource, or an error).
 
@@ -30,8 +34,8 @@ to a client's socket and before C{XDEL} gives that entry a second life
 through offline storage (at least once, not exactly once, across a crash).
 
 Why a stream in Redis rather than direct node-to-node connections: one
-Redis round trip per forwarded stanza (the script) plus one read and one
-delete per batch on the holder, no mesh of connections to keep, and the
+Redis round trip per node and reactor turn (the script) plus one read and
+one delete per batch on the holder, no mesh of connections to keep, and the
 stanzas of a dead node are still where a survivor can take them, which
 a TCP connection to a dead process cannot give.
 """
