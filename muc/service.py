@@ -95,7 +95,7 @@ class MUCService(service.Service):
         self._storage = storage
         self.clock = clock
         self.settings = settings
-        self.secret = secret
+        self._secret = secret
         #: Accounts of these domains may create rooms with room_creation "local".
         self.localDomains = frozenset(localDomains)
         self.hooks = Hooks()
@@ -123,6 +123,15 @@ class MUCService(service.Service):
         self.ownership = ownership
         self.forward = forward
         ownership.onLost = self.roomLost
+
+    @property
+    def secret(self) -> bytes:
+        """
+        The secret occupant ids are keyed by: bytes, or a callable read when
+        used (a node's secret becomes its cluster's once Redis is reached,
+        and occupant ids must agree on every node).
+        """
+        return self._secret() if callable(self._secret) else self._secret
 
     @property
     def storage(self):
@@ -601,9 +610,14 @@ def mucDomainOf(settings: MUCConfig, domain: str) -> str:
 def makeService(server, domain: str) -> MUCService:
     """The C{"muc"} feature's service for the served C{domain}, on C{[muc] domain}."""
     settings = server.config.muc
-    return MUCService(mucDomainOf(settings, domain), server.router, lambda: server.storage,
-                      server.clock, settings, server.secret,
-                      localDomains=server.config.server.domains)
+    muc = MUCService(mucDomainOf(settings, domain), server.router, lambda: server.storage,
+                     server.clock, settings, lambda: server.secret,
+                     localDomains=server.config.server.domains)
+    cluster = getattr(server, "cluster", None)
+    if cluster is not None:
+        # In a cluster each room is owned by one node at a time (a lease).
+        cluster.ownRooms(muc)
+    return muc
 
 
 def makeHandler(domain) -> ServiceItemHandler:

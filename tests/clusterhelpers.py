@@ -20,14 +20,16 @@ HEARTBEAT = 0.3
 LEASE = 1.5
 
 
-async def clusterServer(makeServer, redisServer, node: str, users=("romeo", "juliet")):
+async def clusterServer(makeServer, redisServer, node: str, users=()):
     """
     An e2e L{tests.e2e.Server} (not started) that is node C{node} of the
-    cluster on C{redisServer}, with C{users}.  Storage is SQLite per node
-    until the C{redis} backend exists: accounts are made on every node.
+    cluster on C{redisServer}, storing on the same Redis (C{storage.backend
+    = "redis"}, as a cluster must: accounts, rosters, offline messages and
+    rooms are shared), with C{users} made through it (once for the cluster).
     """
     server = await makeServer({"cluster": {"node": node, "redis": redisServer.url,
-                                           "heartbeat": HEARTBEAT, "lease": LEASE}},
+                                           "heartbeat": HEARTBEAT, "lease": LEASE},
+                               "storage": {"backend": "redis", "redis": redisServer.url}},
                               start=False)
     for user in users:
         await server.addUser(user)

@@ -150,6 +150,7 @@ class FakeServer:
         self.config = configFromDict(clusterConfig(url, "t"))
         self.clock = self.reactor = reactor
         self.sessions = None
+        self.secret = b"\x05" * 32
         self.hooks = Hooks()
         self.routed = []
         self.router = self

@@ -14,6 +14,7 @@ import pytest_twisted
 
 from tests.clusterhelpers import clusterServer, startProcess
 from tests.e2e import TIMEOUT, sleep, wait
+from tests.test_e2e_muc import Inbox, PLUGINS, createRoom, join, roomJID
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 
 ensureDeferred = pytest_twisted.ensureDeferred
@@ -22,7 +23,7 @@ ensureDeferred = pytest_twisted.ensureDeferred
 @ensureDeferred
 async def test_twoNodes(makeServer, redisServer):
     """Clients on two nodes talk; killing one node loses no message sent to its user."""
-    a = await clusterServer(makeServer, redisServer, "a")
+    a = await clusterServer(makeServer, redisServer, "a", users=("romeo", "juliet"))
     b = await clusterServer(makeServer, redisServer, "b")
     processes = []
     try:
@@ -68,6 +69,58 @@ async def test_twoNodes(makeServer, redisServer):
         message = await again.nextMessage()
         assert message["body"] == "Wherefore art thou?"
         assert message["delay"]["from"] == "localhost"
+    finally:
+        for process in processes:
+            await process.kill("TERM")
+
+
+@ensureDeferred
+async def test_roomAcrossNodes(makeServer, redisServer):
+    """
+    A room is owned by one node (a lease in Redis); occupants on the other
+    node join it and talk in it through the owner, and when the owner is
+    killed the room is restored from storage on the other node.
+    """
+    a = await clusterServer(makeServer, redisServer, "a", users=("romeo", "juliet", "nurse"))
+    b = await clusterServer(makeServer, redisServer, "b")
+    processes = []
+    try:
+        processes.append(await startProcess(a))
+        processes.append(await startProcess(b))
+
+        async def occupant(server, user, resource):
+            client = server.client(user, resource)
+            for plugin in PLUGINS:
+                client.xmpp.register_plugin(plugin)
+            client.inbox = Inbox(client)
+            await client.login()
+            return client
+        romeo = await occupant(a, "romeo", "orchard")
+        juliet = await occupant(b, "juliet", "balcony")
+        room = roomJID("verona")
+        await createRoom(romeo, room, "romeo", persistentroom="1")
+        owner = redisServer.command("GET", "xmppd:lease:room:" + room)
+        assert owner.split()[-1] == b"a"
+
+        await join(juliet, room, "juliet")
+        assert (await romeo.inbox.presence(room + "/juliet"))["muc"]["role"] == "participant"
+        juliet.xmpp.send_message(mto=room, mbody="Good pilgrim", mtype="groupchat")
+        assert (await romeo.inbox.message(room + "/juliet", "groupchat"))["body"] == "Good pilgrim"
+        romeo.xmpp.send_message(mto=room, mbody="Saints have hands", mtype="groupchat")
+        assert (await juliet.inbox.message(room + "/romeo", "groupchat"))["body"] == \
+            "Saints have hands"
+
+        # The owner dies: its lease runs out and node b restores the room
+        # from the shared store at the next stanza for it.
+        await processes[0].kill("KILL")
+        deadline = time.monotonic() + TIMEOUT
+        while redisServer.command("EXISTS", "xmppd:lease:room:" + room) != b":0":
+            assert time.monotonic() < deadline, "the dead owner's lease never expired"
+            await sleep(0.1)
+        nurse = await occupant(b, "nurse", "kitchen")
+        joined, _, _, _ = await join(nurse, room, "nurse")
+        assert 201 not in joined["muc"]["status_codes"], "the room was created afresh"
+        assert redisServer.command("GET", "xmppd:lease:room:" + room).split()[-1] == b"b"
     finally:
         for process in processes:
             await process.kill("TERM")

@@ -80,7 +80,6 @@ class C2SFactory(protocol.ServerFactory):
         self.secure = secure
         self.peers = peers
         self.authFailures = authFailures
-        self.saslSecret = server.secret
         self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
         #: Every open client stream of this listener, so a stopping server
         #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
@@ -88,6 +87,14 @@ class C2SFactory(protocol.ServerFactory):
         self.streamCounter = 0
         self.traffic = server.traffic
         self.hooks = server.hooks
+
+    @property
+    def saslSecret(self) -> bytes:
+        """
+        The node's secret, read when used: fake SCRAM salts of unknown users
+        must be the same from every node of a cluster (L{xmppd.cluster.secret}).
+        """
+        return self.server.secret
 
     @property
     def users(self):

@@ -22,6 +22,8 @@ from twisted.internet import defer, ssl, task
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
+from xmppd.cluster.lease import Leases, RoomOwnership
+from xmppd.cluster.secret import clusterSecret
 from xmppd.cluster.directory import ClusterDirectory, RemoteSession
 from xmppd.cluster.invalidation import ClusterInvalidation
 from xmppd.cluster.transport import Transport, relayed
@@ -87,6 +89,8 @@ class ClusterService(service.Service):
         self.beating = None
         #: When this node's link to Redis last came (back) up; None while down.
         self.calmSince = None
+        #: MUC services of this node whose rooms it owns through leases.
+        self.roomServices = []
 
     def _connect(self):
         connection = connectRedis(self.address, lazy=True)
@@ -127,6 +131,10 @@ class ClusterService(service.Service):
 
     @defer.inlineCallbacks
     def _start(self):
+        # Dialback keys and fake SCRAM salts must agree on every node.
+        self.server.secret = yield clusterSecret(self.directory.redis, self.server.secret)
+        for muc in self.roomServices:
+            self._ownRooms(muc)
         # This node's previous life (a crash, a restart within the lease).
         entries = yield self.directory.reap(self.node, force=True)
         yield self._beat()
@@ -136,6 +144,21 @@ class ClusterService(service.Service):
         self.beating.clock = self.clock
         self.beating.start(self.heartbeat, now=False)
         yield self.directory.whenReady()
+
+    def ownRooms(self, muc) -> None:
+        """
+        Have the in-process MUC service C{muc} own its rooms through leases
+        in Redis (one node per room at a time) and forward the stanzas of
+        rooms another node owns to that node (issue 14, item 6).
+        """
+        self.roomServices.append(muc)
+        if self.running:
+            self._ownRooms(muc)
+
+    def _ownRooms(self, muc) -> None:
+        leases = Leases(self.directory.redis, self.node, self.lease)
+        muc.useOwnership(RoomOwnership(leases, self.clock),
+                         forward=lambda stanza, node: self.transport.relay(node, stanza))
 
     def _beat(self):
         redis = self.directory.redis

@@ -69,7 +69,6 @@ class S2SService(service.Service):
         self.reactor = reactor
         self.clock = server.clock
         self.router = server.router
-        self.secret = server.secret
         self.nodeId = server.nodeId
         self.listenOn = s2s.listen
         self.directTLSListenOn = s2s.direct_tls_listen
@@ -101,6 +100,15 @@ class S2SService(service.Service):
         self.previousDefault = None
         self.ports: list = []
         self.ready = defer.Deferred()
+
+    @property
+    def secret(self) -> bytes:
+        """
+        The node's secret, read when used: in a cluster it becomes the
+        cluster's once Redis is reached (L{xmppd.cluster.secret}), and the
+        dialback keys of every node must agree.
+        """
+        return self.server.secret
 
     # -- service -----------------------------------------------------------
 
