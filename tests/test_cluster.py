@@ -513,3 +513,24 @@ async def test_rosterPushReachesOtherNode(redisServer):
         assert push.query.item["jid"] == "romeo@localhost"
     finally:
         await nodes.close()
+
+
+async def test_dialbackKeysVerifyOnEveryNode(redisServer):
+    """
+    Nodes with secrets of their own (their data directories differ) use the
+    cluster's once started: a dialback key one node wrote verifies on the
+    other (issue 14 item 7), and fake SCRAM salts agree.
+    """
+    from xmppd.s2s.dialback import dialbackKey, keyMatches
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        assert a.service.secret == b.service.secret
+        key = dialbackKey(a.service.secret, "remote.example", "localhost", "s1")
+        assert keyMatches(b.service.secret, "remote.example", "localhost", "s1", key)
+        for fixture in (a, b):
+            for listener in fixture.service:
+                if hasattr(listener, "secret") and hasattr(listener, "requireEncryption"):
+                    assert listener.secret == a.service.secret
+    finally:
+        await nodes.close()
