@@ -96,7 +96,7 @@ async def waitFor(predicate, timeout: float = TIMEOUT) -> None:
         await task.deferLater(reactor, 0.01, lambda: None)
 
 
-def clusterConfig(url: str, node: str, heartbeat: float = 0.2, lease: float = 0.6) -> dict:
+def clusterConfig(url: str, node: str, heartbeat: float = 0.25, lease: float = 1.5) -> dict:
     return {"storage": {"backend": "memory"},
             "cluster": {"node": node, "redis": url, "heartbeat": heartbeat, "lease": lease}}
 
