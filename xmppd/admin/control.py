@@ -89,8 +89,14 @@ class _Subscriber(txredisapi.SubscriberProtocol):
         control = self.factory.control
         d.addCallback(lambda _: self.subscribe([keys.controlChannel(control.node)]))
         d.addCallback(lambda _: control.subscribed())
-        d.addErrback(lambda f: control.log.failure("Subscribing to the control channel failed", f))
+        d.addErrback(self.failed)
         return d
+
+    def failed(self, failure):
+        # A connection lost meanwhile is made again by the factory.
+        if not failure.check(txredisapi.ConnectionError):
+            self.factory.control.log.failure("Subscribing to the control channel failed",
+                                             failure)
 
     def messageReceived(self, pattern, channel, message):
         self.factory.control.request(message)
