@@ -362,3 +362,26 @@ async def test_xmppctlCommands(redisServer, capsys):
         assert capsys.readouterr().err.startswith("xmppctl: no node 'nope'")
     finally:
         await cluster.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_newTargetWhenTargetDies(redisServer):
+    """While a drains, the node it sends clients to dies: new clients are sent to a live one."""
+    from xmppd.cli.cluster import drain
+    cluster = Cluster(redisServer.url)
+    try:
+        a, b, c = await cluster.start(("a", "a.example.org:5222"), ("b", "b.example.org:5222"),
+                                      ("c", "c.example.org:5222"))
+        # b holds no more sessions than c: the first by name is chosen.
+        assert await cli(drain(cluster.redis, "a", True, 5)) == 0
+        factory = a.service.getServiceNamed("c2s").factories[0]
+        assert factory.redirect == "b.example.org:5222"
+        b.service.getServiceNamed("cluster").beating.stop()
+        await cluster.redis.delete("xmppd:c:node:b")
+        await waitFor(lambda: factory.redirect == "c.example.org:5222")
+        assert a.service.getServiceNamed("control").target == "c"
+        assert await cli(drain(cluster.redis, "a", False, 5)) == 0
+        assert factory.redirect is None
+        assert a.service.getServiceNamed("control").watching is None
+    finally:
+        await cluster.close()

@@ -23,8 +23,10 @@ that are not draining and have published an address, the one holding the
 fewest sessions; with none, the drain is refused (clients sent nowhere
 would only come back).  Then L{xmppd.c2s.drain.Drain} sends the clients
 there and refuses new ones, and the node is added to C{xmppd:c:draining}
-(C{xmppctl cluster} shows it).  C{undrain} takes clients again.  A node
-that restarts starts taking clients.
+(C{xmppctl cluster} shows it).  While draining, the node looks again at
+every heartbeat: when the node it sends clients to has died or started
+draining, new clients are sent to another one.  C{undrain} takes clients
+again.  A node that restarts starts taking clients.
 """
 
 from __future__ import annotations
@@ -35,7 +37,7 @@ import socket
 
 import txredisapi
 from twisted.application import service
-from twisted.internet import defer, ssl
+from twisted.internet import defer, ssl, task
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 
@@ -119,6 +121,9 @@ class ControlService(service.Service):
         self.drain = Drain(self.factories, server.clock)
         self.address: str | None = None
         self.subscriber = None
+        #: While draining: the node clients are sent to, and the look at it every heartbeat.
+        self.target: str | None = None
+        self.watching: task.LoopingCall | None = None
         #: Fires once the node listens on its control channel.
         self.ready = defer.Deferred()
 
@@ -198,12 +203,46 @@ class ControlService(service.Service):
                     "address) to send %s's clients to" % (self.node,)}
         node, address = target
         yield self.redis.sadd(keys.DRAINING, self.node)
+        self.target = node
         streams = self.drain.start(address)
+        if self.watching is None:
+            self.watching = task.LoopingCall(self.watchTarget)
+            self.watching.clock = self.server.clock
+            self.watching.start(self.cluster.heartbeat, now=False)
         return {"ok": True, "node": self.node, "draining": True, "to": node,
                 "address": address, "streams": streams}
 
     @defer.inlineCallbacks
+    def watchTarget(self):
+        """The node clients are sent to died or drains: pick another (module docstring)."""
+        try:
+            redis = self.redis
+            alive = yield redis.get(keys.heartbeatKey(self.target))
+            if alive is not None and not (yield redis.sismember(keys.DRAINING, self.target)):
+                return
+            target = yield self.otherNode()
+        except Exception:
+            self.log.failure("Looking at the node clients are sent to failed")
+            return
+        if not self.drain.draining:
+            return
+        if target is None:
+            self.log.warn("Draining: {node} is gone and no other node can take clients",
+                          node=self.target)
+            return
+        self.target = target[0]
+        self.drain.retarget(target[1])
+
+    def stopWatching(self) -> None:
+        if self.watching is not None:
+            if self.watching.running:
+                self.watching.stop()
+            self.watching = None
+
+    @defer.inlineCallbacks
     def stopDraining(self):
+        self.stopWatching()
+        self.target = None
         self.drain.stop()
         yield self.redis.srem(keys.DRAINING, self.node)
         return {"ok": True, "node": self.node, "draining": False}
@@ -230,6 +269,7 @@ class ControlService(service.Service):
     @defer.inlineCallbacks
     def stopService(self):
         service.Service.stopService(self)
+        self.stopWatching()
         self.drain.stopLoop()
         if self.subscriber is not None:
             try:

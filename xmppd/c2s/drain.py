@@ -79,6 +79,15 @@ class Drain:
                       count=count, address=address)
         return count
 
+    def retarget(self, address: str) -> None:
+        """Send clients to C{address} from now on (the other node went away)."""
+        if self.address is None or address == self.address:
+            return
+        self.address = address
+        for factory in self.factories():
+            factory.redirect = address
+        self.log.info("Draining: clients are now sent to {address}", address=address)
+
     def stop(self) -> None:
         """Take clients again; streams still finishing their stanzas stay."""
         self.address = None
@@ -102,6 +111,10 @@ class Drain:
             stream.seeOtherHost(self.address)
             return
         # Stop reading; what was read is still handled (module docstring).
+        # Traffic shaping's timer must not start reading again either.
+        shaping = stream.timers.pop("shape", None)
+        if shaping is not None and shaping.active():
+            shaping.cancel()
         stream.readPaused = True
         stream.transport.pauseProducing()
         self.waiting[stream] = self.clock.seconds() + WAIT
