@@ -146,6 +146,11 @@ async def main(reactor, count: int):
                 a.service.cluster.transport.forwarded, b.service.cluster.transport.delivered))
             print("cluster overhead per cross-node message: %.3f ms of xmppd, %.3f ms of Redis" % (
                 (cross[0] - same[0]) / count * 1000, (cross[1] - same[1]) / count * 1000))
+        if os.environ.get("CLUSTERBENCH_STATS"):
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"INFO commandstats\r\n")
+                time.sleep(0.2)
+                print(s.recv(65536).decode())
     finally:
         for fixture in nodes:
             await fixture.close()

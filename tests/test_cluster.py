@@ -308,11 +308,16 @@ async def test_deadNodeSessionsVanish(redisServer):
 
 
 def kill(fixture) -> None:
-    """Make C{fixture}'s node stop as a killed process would: no heartbeat, no inbox reader."""
+    """
+    Make C{fixture}'s node stop as a killed process would, as far as the
+    cluster sees: no heartbeat, no inbox reader, deaf to the channels (its
+    clients stay connected, which a killed node's would not).
+    """
     cluster = fixture.service.getServiceNamed("cluster")
     cluster.beating.stop()
     cluster.transport.stop()
     cluster.checkNodes = lambda: None
+    cluster.subscriber.disconnect()
 
 
 @pytest_twisted.ensureDeferred
@@ -320,11 +325,15 @@ async def test_messageToDeadNodeStoredOffline(redisServer):
     """A message for a session whose node died is stored offline (RFC 6121 §8.5.2.2.1), not lost."""
     nodes = Nodes()
     try:
-        a, b = await nodes.start(redisServer.url, "a", "b", heartbeat=0.2, lease=60)
+        a, b = await nodes.start(redisServer.url, "a", "b")
         romeo = await a.login("romeo", resource="orchard")
         await b.login("juliet", resource="balcony")
         juliet = parseJID("juliet@localhost/balcony")
         await waitFor(lambda: a.service.sessions.get(juliet) is not None)
+        clusterA = a.service.getServiceNamed("cluster")
+        await waitFor(clusterA.mayReap)
+        # Node a's heartbeat watch looks away: the forward itself finds b dead.
+        clusterA.checkNodes = lambda: None
         kill(b)
         # Its heartbeat key goes (a SIGKILL'd node's would expire after the lease).
         redisServer.command("DEL", "xmppd:c:node:b")
@@ -403,5 +412,65 @@ async def test_probeAnsweredByTheOtherNode(redisServer):
                                   for p in presences))
         [fromJuliet] = [p for p in presences if p.getAttribute("from") == "juliet@localhost/balcony"]
         assert str(fromJuliet.status) == "on the balcony"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deadNodeUsersGoUnavailable(redisServer):
+    """When node b dies, Romeo on node a gets unavailable presence from Juliet, who was on b (RFC 6121 §4.5.2)."""
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        for fixture in (a, b):
+            rosters = fixture.service.storage.rosters
+            await rosters.setItem("romeo", "localhost",
+                                  RosterItem(jid="juliet@localhost", subscription="both"))
+            await rosters.setItem("juliet", "localhost",
+                                  RosterItem(jid="romeo@localhost", subscription="both"))
+        romeo = await a.login("romeo", resource="orchard")
+        presences = collect(romeo, "presence")
+        romeo.send(domish.Element((None, "presence")))
+        juliet = await b.login("juliet", resource="balcony")
+        juliet.send(domish.Element((None, "presence")))
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  for p in presences))
+        kill(b)
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  and p.getAttribute("type") == "unavailable"
+                                  for p in presences))
+        # Once: only the node whose reap removed her session speaks for it.
+        await task.deferLater(reactor, 0.5, lambda: None)
+        assert len([p for p in presences if p.getAttribute("type") == "unavailable"]) == 1
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisRestartLosesNoSession(redisServer):
+    """
+    Redis restarted (SIGKILL) longer than a lease: the nodes reconnect,
+    resynchronise their replicas, take nobody for dead, and stanzas cross
+    again.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        juliet = await b.login("juliet", resource="balcony")
+        got = collect(juliet)
+        await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+        redisServer.kill()
+        await task.deferLater(reactor, 1.0, lambda: None)  # more than a lease (0.6 s)
+        redisServer.start()
+        await waitFor(lambda: all(f.service.getServiceNamed("cluster").mayReap()
+                                  for f in (a, b)))
+        await task.deferLater(reactor, 0.5, lambda: None)  # a few heartbeat checks
+        assert a.service.sessions.get(parseJID("juliet@localhost/balcony")) is not None
+        assert b.service.sessions.get(parseJID("romeo@localhost/orchard")) is not None
+        romeo.send(chat("juliet@localhost/balcony", "still here"))
+        await waitFor(lambda: got)
+        assert str(got[0].body) == "still here"
     finally:
         await nodes.close()

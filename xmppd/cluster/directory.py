@@ -27,7 +27,9 @@ Why it keeps the contract of the in-memory directory:
     notices first (L{ClusterDirectory.reap}): one script removes its
     sessions (publishing each removal), and takes the stanzas left in its
     inbox, which the caller routes again (RFC 6121 §8.5: as if the user
-    had just gone offline).
+    had just gone offline).  The node whose script removed the sessions
+    ends them as their holder would have (C{session/closed}: presence
+    broadcasts unavailable from them, RFC 6121 §4.5.2).
 
 On (re)connecting the subscription, the node takes a snapshot of the hash
 with the sequence number it was taken at, and applies the notifications
@@ -94,11 +96,13 @@ return {redis.call('GET', KEYS[2]) or '0', redis.call('HGETALL', KEYS[1])}
 REAP = """
 if ARGV[2] ~= 'force' and redis.call('EXISTS', KEYS[1]) == 1 then return false end
 local prefix = ARGV[1] .. ' '
+local removed = {}
 for _, jid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
   local cur = redis.call('HGET', KEYS[4], jid)
   if cur and string.sub(cur, 1, #prefix) == prefix then
     redis.call('HDEL', KEYS[4], jid)
     local token = string.match(cur, '^%S+ (%S+)')
+    removed[#removed + 1] = token
     local seq = redis.call('INCR', KEYS[5])
     redis.call('PUBLISH', ARGV[3], seq .. ' u ' .. ARGV[1] .. ' ' .. token .. ' 0 0 ' .. jid)
   end
@@ -107,7 +111,7 @@ redis.call('DEL', KEYS[2])
 redis.call('SREM', KEYS[6], ARGV[1])
 local entries = redis.call('XRANGE', KEYS[3], '-', '+')
 redis.call('DEL', KEYS[3])
-return entries
+return {removed, entries}
 """
 
 
@@ -186,6 +190,9 @@ class ClusterDirectory:
         self._buffer: list[str] = []
         self._readyWaiters: list[defer.Deferred] = []
         self._reaping: dict[str, defer.Deferred] = {}
+        #: Called with the views of a dead node's bindings that this node's
+        #: reap removed (before they leave the replica).
+        self.onReaped = None
 
     # -- Redis -------------------------------------------------------------
 
@@ -194,6 +201,11 @@ class ClusterDirectory:
 
     def _changeArgs(self, jid: str, token: str):
         return [jid, self.node, token, keys.PREFIX + "held:", keys.DIRECTORY_CHANNEL]
+
+    @property
+    def synced(self) -> bool:
+        """Whether the replica follows the channel (subscribed, snapshot taken)."""
+        return self._synced is not None
 
     def whenReady(self) -> defer.Deferred:
         """A Deferred firing once the replica is synchronised."""
@@ -458,11 +470,21 @@ class ClusterDirectory:
                               keys.SESSIONS, keys.SEQ, keys.NODES),
                        (node, "force" if force else "", keys.DIRECTORY_CHANNEL))
 
-        def reaped(entries):
+        def reaped(reply):
             self._reaping.pop(node, None)
-            if entries is not None and node != self.node:
-                self.log.info("Node {node} is gone: its sessions were removed", node=node)
-                for view in list(self._remote.get(node, {}).values()):
+            if reply is None:
+                return None
+            removed, entries = reply
+            if node != self.node:
+                views = self._remote.get(node, {})
+                ended = [views[token] for token in removed if token in views]
+                if removed:
+                    self.log.info("Node {node} is gone: {count} session(s) removed",
+                                  node=node, count=len(removed))
+                if ended and self.onReaped is not None:
+                    # This node removed them: it speaks for their dead holder.
+                    self.onReaped(ended)
+                for view in list(views.values()):
                     self._remove(view)
             return entries
 

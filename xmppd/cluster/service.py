@@ -24,7 +24,7 @@ from twisted.logger import Logger
 from xmppd.cluster import keys
 from xmppd.cluster.directory import ClusterDirectory, RemoteSession
 from xmppd.cluster.invalidation import ClusterInvalidation
-from xmppd.cluster.transport import RELAYED, Transport
+from xmppd.cluster.transport import Transport, relayed
 from xmppd.config.redisurl import RedisAddress, parseRedisURL
 from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
 from xmppd.core.hooks import COPY
@@ -76,6 +76,7 @@ class ClusterService(service.Service):
         self.address = clusterAddress(server.config)
         self.directory = ClusterDirectory(self.node)
         server.sessions = self.directory
+        self.directory.onReaped = self.sessionsOfDeadNode
         self.invalidation = server.invalidation = ClusterInvalidation(self.node)
         server.cluster = self
         # Presence probes answered on every node holding available resources.
@@ -85,6 +86,8 @@ class ClusterService(service.Service):
         self.connections = []
         self.subscriber = None
         self.beating = None
+        #: When this node's link to Redis last came (back) up; None while down.
+        self.calmSince = None
 
     def _connect(self):
         connection = connectRedis(self.address, lazy=True)
@@ -97,6 +100,8 @@ class ClusterService(service.Service):
         self.directory.redis = self.invalidation.redis = redis
         self.transport = Transport(self.node, self.directory, self._connect(), self._connect(),
                                    self.server.router.route, self.clock)
+        self.transport.mayReap = self.mayReap
+        self.transport.retryDelay = self.heartbeat
         self.directory.transport = self.transport
         factory = _SubscriberFactory(None, self.address.db, 1, isLazy=True,
                                      password=self.address.password,
@@ -125,17 +130,36 @@ class ClusterService(service.Service):
         redis = self.directory.redis
         d = redis.set(keys.heartbeatKey(self.node), "1", pexpire=int(self.lease * 1000))
         d.addCallback(lambda _: redis.sadd(keys.NODES, self.node))
+        d.addCallback(self._beaten)
         return d
+
+    def _beaten(self, _):
+        if self.calmSince is None and self.directory.synced:
+            self.calmSince = self.clock.seconds()
+
+    def mayReap(self) -> bool:
+        """Whether this node may take other nodes for dead now (see L{checkNodes})."""
+        return self.calmSince is not None and self.clock.seconds() - self.calmSince >= self.lease
 
     def _tick(self):
         d = self._beat()
+        d.addErrback(self._beatFailed)
         d.addCallback(lambda _: self.checkNodes())
         d.addErrback(lambda f: self.log.failure("Cluster heartbeat failed", f))
         # Never return the Deferred: a slow Redis must not stop the loop.
 
     @defer.inlineCallbacks
     def checkNodes(self):
-        """Reap the nodes whose heartbeat expired (two commands, then one script per dead node)."""
+        """
+        Reap the nodes whose heartbeat expired (two commands, then one
+        script per dead node).  Not within a lease of this node's own
+        (re)connection to Redis: after Redis was away (restarted, or
+        unreachable from here), the other nodes' heartbeats may have
+        expired meanwhile without their nodes being dead, and they get one
+        lease to beat again.
+        """
+        if not self.mayReap():
+            return
         redis = self.directory.redis
         nodes = [n for n in (yield redis.smembers(keys.NODES)) if n != self.node]
         if not nodes:
@@ -156,7 +180,7 @@ class ClusterService(service.Service):
         answers for its own resources.  Never takes the stanza.
         """
         stanza = event.stanza
-        if stanza.getAttribute("type") != "probe" or getattr(stanza, RELAYED, False):
+        if stanza.getAttribute("type") != "probe" or relayed(stanza):
             return None
         recipient = event.recipient
         if recipient is None or self.transport is None:
@@ -167,10 +191,28 @@ class ClusterService(service.Service):
             self.transport.relay(node, stanza)
         return None
 
+    def sessionsOfDeadNode(self, views) -> None:
+        """
+        End the bindings of a dead node as its streams would have
+        (C{session/closed}, in their domain): the presence feature then
+        broadcasts unavailable presence from them to their contacts (RFC
+        6121 §4.5.2), which nobody else would.  Called on the one node
+        whose reap removed them.
+        """
+        for view in views:
+            self.server.hooks.notify("session/closed", view, view.jid.host)
+
+    def _beatFailed(self, failure):
+        # Redis is away from here: count the lease again from when it is back.
+        self.calmSince = None
+        return failure
+
     def subscribed(self, protocol):
+        self.calmSince = self.clock.seconds()
         return self.directory.subscribed()
 
     def unsubscribed(self):
+        self.calmSince = None
         self.directory.unsubscribed()
 
     def messageReceived(self, channel, message):
