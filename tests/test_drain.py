@@ -385,3 +385,15 @@ async def test_newTargetWhenTargetDies(redisServer):
         assert a.service.getServiceNamed("control").watching is None
     finally:
         await cluster.close()
+
+
+def test_detachedSessionsEnd(node):
+    """A session kept for resumption ends: its client cannot resume here; its messages go offline."""
+    offline = stored(node)
+    client = node.login(sm=True)
+    client.disconnect()
+    node.message(BALCONY, "while detached")
+    assert node.sessions.get(parseJID(BALCONY)) is not None
+    Drain(lambda: [node.base.factory], node.clock, node.server.hooks).start(OTHER)
+    assert node.sessions.get(parseJID(BALCONY)) is None
+    assert bodies(offline) == ["while detached"]

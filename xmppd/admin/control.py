@@ -118,7 +118,7 @@ class ControlService(service.Service):
         self.server = server
         self.cluster = server.cluster
         self.node = self.cluster.node
-        self.drain = Drain(self.factories, server.clock)
+        self.drain = Drain(self.factories, server.clock, server.hooks)
         self.address: str | None = None
         self.subscriber = None
         #: While draining: the node clients are sent to, and the look at it every heartbeat.

@@ -23,6 +23,11 @@ No accepted stanza is lost on the way:
     client never acknowledged follow stream management's rules for a
     session that ends (L{xmppd.features.sm}: messages routed again to the
     bare JID, marked delayed).  Then comes C{see-other-host}.
+  - Sessions kept for a client that lost its connection (stream
+    management resumption) end at once: their client cannot come back to
+    this node to resume them, and whatever waits for them is sent on the
+    same way (the hook C{"c2s/draining"}, notified with no payload; the
+    C{sm} feature listens).
   - The wait is bounded (L{WAIT}); a stanza whose processing never ends
     does not keep a node from draining.
 
@@ -47,14 +52,16 @@ class Drain:
     """
     The client side of draining one node: C{factories} are the node's
     L{xmppd.c2s.listeners.C2SFactory}s (read when draining starts, so
-    listeners opened meanwhile count), C{clock} its clock.
+    listeners opened meanwhile count), C{clock} its clock, C{hooks} its
+    hooks (L{xmppd.core.hooks.Hooks}), told C{"c2s/draining"}.
     """
 
     log = Logger()
 
-    def __init__(self, factories, clock):
+    def __init__(self, factories, clock, hooks=None):
         self.factories = factories
         self.clock = clock
+        self.hooks = hooks
         #: The other host while draining, else None.
         self.address: str | None = None
         #: Bound streams finishing their stanzas -> when they are redirected anyway.
@@ -75,6 +82,8 @@ class Drain:
                 if not stream.closing:
                     self.redirect(stream)
                     count += 1
+        if self.hooks is not None:
+            self.hooks.notify("c2s/draining", None)
         self.log.info("Draining: {count} client streams sent to {address}",
                       count=count, address=address)
         return count

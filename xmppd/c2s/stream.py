@@ -35,7 +35,10 @@ management, XEP-0198, in L{xmppd.features.sm}):
     move a bound session from one stream to another without a new bind;
   - the hook C{"c2s/shutdown"} (C{notify}, no payload): the listeners are
     stopping and every stream was told C{system-shutdown}; sessions kept
-    without a stream end now.
+    without a stream end now;
+  - the hook C{"c2s/draining"} (C{notify}, no payload): the node sends its
+    clients to another node (L{xmppd.c2s.drain}); sessions kept without a
+    stream end now, since their clients will not come back here.
 
 Implements: RFC 6120, XEP-0368
 """
