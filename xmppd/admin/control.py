@@ -150,6 +150,8 @@ class ControlService(service.Service):
         self.address = defaultClientAddress(self.server.config, port)
         yield self.redis.set(keys.addressKey(self.node), self.address)
         yield self.redis.srem(keys.DRAINING, self.node)
+        if not self.running:
+            return  # Stopped while starting: no subscription left behind.
         address = self.cluster.address
         factory = _SubscriberFactory(None, address.db, 1, isLazy=True, password=address.password,
                                      username=address.username, convertNumbers=False)
