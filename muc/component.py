@@ -114,7 +114,8 @@ def makeService(config, reactor=None) -> service.MultiService:
     if not settings.secret:
         raise ConfigError("muc_component.secret: set the component secret the nodes expect")
     root = service.MultiService()
-    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor)
+    storage = makeStorage(config.storage.backend, config.server.data_dir, reactor,
+                          config.storage.redis, config.storage.redis_unsafe)
     storageService = StorageService(storage)
     storageService.setServiceParent(root)
     secret = loadSecret(config.server.data_dir)

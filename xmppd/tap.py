@@ -31,6 +31,9 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
         # Only a node of a cluster imports the cluster (DESIGN §6).
         from xmppd.cluster.service import ClusterService
         ClusterService(server, reactor=reactor).setServiceParent(server)
+        # Its control channel (xmppctl drain) drives the client listeners.
+        from xmppd.admin.control import ControlService
+        ControlService(server).setServiceParent(server)
     AdminService(server, reactor=reactor).setServiceParent(server)
     for domain in config.server.domains:
         LocalDomain(domain, server).setServiceParent(server)

@@ -59,6 +59,10 @@ class C2SFactory(protocol.ServerFactory):
 
     log = Logger()
 
+    #: While the node drains (L{xmppd.c2s.drain}): the other host,
+    #: C{"host:port"}, every new stream is sent to (see-other-host).
+    redirect: str | None = None
+
     def __init__(self, server, tlsOptions, secure: bool, peers: PeerCounter,
                  authFailures: AuthFailureTracker):
         config = server.config

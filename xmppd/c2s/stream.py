@@ -35,7 +35,10 @@ management, XEP-0198, in L{xmppd.features.sm}):
     move a bound session from one stream to another without a new bind;
   - the hook C{"c2s/shutdown"} (C{notify}, no payload): the listeners are
     stopping and every stream was told C{system-shutdown}; sessions kept
-    without a stream end now.
+    without a stream end now;
+  - the hook C{"c2s/draining"} (C{notify}, no payload): the node sends its
+    clients to another node (L{xmppd.c2s.drain}); sessions kept without a
+    stream end now, since their clients will not come back here.
 
 Implements: RFC 6120, XEP-0368
 """
@@ -307,7 +310,8 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.send(reply)
 
     def streamError(self, condition: str, text: str | None = None,
-                    appCondition: domish.Element | None = None) -> None:
+                    appCondition: domish.Element | None = None,
+                    conditionText: str | None = None) -> None:
         """Send a stream error (RFC 6120 §4.9) and close the stream."""
         if self.closing:
             return
@@ -319,8 +323,17 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         if self.backlog is not None:
             # Nothing the client sent after the error's cause is processed.
             self.backlog.queue.clear()
-        self.send(streamErrorElement(condition, text, appCondition))
+        self.send(streamErrorElement(condition, text, appCondition, conditionText))
         self.closeStream()
+
+    def seeOtherHost(self, address: str) -> None:
+        """
+        Send the client to C{address}, C{"host:port"} (RFC 6120 §4.9.3.19:
+        the client should reconnect there); the node is draining
+        (L{xmppd.c2s.drain}).
+        """
+        self.streamError("see-other-host", "this server is draining; connect to " + address,
+                         conditionText=address)
 
     def closeStream(self) -> None:
         """Send the footer and close; abort if the peer does not read it."""
@@ -362,6 +375,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             return self.streamError("unsupported-version", "version 1.0 is required")
         if not requested or requested != self.domain:
             return self.streamError("host-unknown")
+        if self.factory.redirect is not None:
+            # A draining node takes no new client (L{xmppd.c2s.drain}).
+            return self.seeOtherHost(self.factory.redirect)
         self.sendHeader()
         self.sendFeatures()
 

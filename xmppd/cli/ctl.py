@@ -6,7 +6,7 @@ This module builds the command line from the areas of C{xmppctl}, one
 module each, and runs the reactor: L{xmppd.cli.accounts} (C{adduser},
 C{passwd}, C{deluser}, C{users}), L{xmppd.cli.portability} (C{import},
 C{export}), L{xmppd.cli.check}, L{xmppd.cli.connections} and
-L{xmppd.cli.hooks}; what they share is in L{xmppd.cli.common}.
+L{xmppd.cli.hooks} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.common}.
 
     xmppctl [--config FILE] adduser romeo@example.org [--password P]
     xmppctl [--config FILE] passwd romeo@example.org [--password P]
@@ -17,6 +17,8 @@ L{xmppd.cli.hooks}; what they share is in L{xmppd.cli.common}.
     xmppctl [--config FILE] check
     xmppctl [--config FILE] connections [--json]
     xmppctl [--config FILE] hooks [--json] [--domain example.org]
+    xmppctl [--config FILE] cluster [--json]
+    xmppctl [--config FILE] drain NODE [--undo] [--timeout SECONDS]
 
 The configuration is the server's own (C{--config}, else C{$XMPPD_CONFIG},
 else C{./xmppd.toml} when it exists, else the built-in defaults), so
@@ -56,6 +58,10 @@ which hook, per served domain (or only C{--domain}) and node-wide, and
 prints each hook with its callbacks in the order they run, one a line, or
 with C{--json} the server's answer.
 
+C{cluster} lists the nodes of the cluster on the configuration's Redis,
+their sessions and rooms; C{drain NODE} makes node NODE send its clients to
+another node (see-other-host) and take no new ones (L{xmppd.cli.cluster}).
+
 Exit status: 0 done; 1 the operation was refused or failed (the account
 exists or does not, the address or password is invalid, C{check} found an
 error); 2 the command line or the configuration cannot be used.  Every error
@@ -73,7 +79,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import accounts, check, connections, hooks, portability
+from xmppd.cli import accounts, check, cluster, connections, hooks, portability
 from xmppd.cli.common import FAILED, OK, PROG, USAGE, CtlError, fail
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig)
@@ -85,7 +91,7 @@ __all__ = ["AREAS", "FAILED", "OK", "USAGE", "CtlError", "buildParser", "main",
 #: C{--help}.  Each is a module with C{COMMANDS} (the names it runs),
 #: C{PERSISTENT} (whether they need a store that outlives the process),
 #: C{addCommands(subparsers)} and C{async run(args, config, reactor)}.
-AREAS = (accounts, portability, check, connections, hooks)
+AREAS = (accounts, portability, check, connections, hooks, cluster)
 
 
 def buildParser() -> argparse.ArgumentParser:

@@ -18,6 +18,13 @@ read at a glance:
     C{m} the stanzas packed (L{xmppd.cluster.transport.pack}).
   - channels C{xmppd:c:directory} (changes of the directory) and
     C{xmppd:c:invalidate} (cached account data changed on some node).
+  - C{xmppd:c:address:NODE}: the public client address (C{"host:port"})
+    of NODE, where a draining node sends its clients (RFC 6120
+    §4.9.3.19 see-other-host); C{xmppd:c:draining}: set of the nodes
+    draining (L{xmppd.admin.control}).
+  - channel C{xmppd:c:control:NODE}: operations for NODE (C{xmppctl
+    drain}); each request names a list C{xmppd:c:reply:TOKEN} where NODE
+    pushes its answer.
 """
 
 from __future__ import annotations
@@ -40,3 +47,18 @@ def heldKey(node: str) -> str:
 
 def inboxKey(node: str) -> str:
     return PREFIX + "inbox:" + node
+
+
+DRAINING = PREFIX + "draining"
+
+
+def addressKey(node: str) -> str:
+    return PREFIX + "address:" + node
+
+
+def controlChannel(node: str) -> str:
+    return PREFIX + "control:" + node
+
+
+def replyKey(token: str) -> str:
+    return PREFIX + "reply:" + token

@@ -264,6 +264,45 @@ def nodeName() -> Check:
     return check
 
 
+def hostPort() -> Check:
+    """
+    C{"host:port"}, C{"[IPv6]:port"} (RFC 6120 §4.9.3.19's form of the
+    other host), or C{""}: where clients reach a node.
+    """
+
+    def check(key: str, value: Any) -> str:
+        value = string()(key, value)
+        if value == "":
+            return value
+        problem = hostPortProblem(value)
+        if problem:
+            raise ConfigError(f'{key}: expected "host:port" or "[IPv6 address]:port", '
+                              f"got {describe(value)}: {problem}")
+        return value
+
+    return check
+
+
+def hostPortProblem(value: str) -> str | None:
+    """Why C{value} is not C{"host:port"} / C{"[IPv6]:port"}, or C{None}."""
+    if value.startswith("["):
+        host, sep, rest = value[1:].partition("]")
+        if not sep or not rest.startswith(":") or ":" not in host:
+            return "an IPv6 address goes in brackets, followed by :port"
+        port = rest[1:]
+    else:
+        host, sep, port = value.rpartition(":")
+        if not sep:
+            return "the port is missing"
+        if ":" in host:
+            return "an IPv6 address must be in brackets"
+    if not host or any(c.isspace() or c in "/@[]" for c in host):
+        return "the host is not a host name or address"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        return "the port must be a number from 1 to 65535"
+    return None
+
+
 @section("cluster")
 @dataclasses.dataclass(frozen=True)
 class ClusterConfig:
@@ -290,6 +329,11 @@ class ClusterConfig:
     redis: Any = option(
         "", redisURL(allowEmpty=True),
         "the cluster's Redis URL; \"\" uses [storage] redis (or " + DEFAULT_CLUSTER_REDIS + ")")
+    client_address: str = option(
+        "", hostPort(),
+        "where clients reach this node, \"host:port\" or \"[IPv6]:port\"; a draining node "
+        "sends its clients to another node's (see-other-host); \"\": this machine's "
+        "fully qualified name and the c2s.endpoint port")
 
     @property
     def enabled(self) -> bool:

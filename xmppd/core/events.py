@@ -64,6 +64,9 @@ Client streams (fired by L{xmppd.c2s.stream}):
     top-level element that is not a stanza, at any point of the stream
     (session None before bind): stream management's enable, r, a, resume.
   - C{"c2s/shutdown"} (C{notify}, no payload): the listeners are stopping.
+  - C{"c2s/draining"} (C{notify}, no payload): the node sends its clients
+    to another node of its cluster (C{xmppctl drain}); sessions kept for
+    resumption end, as their clients will not come back here.
   - C{"session/bound"}, C{"session/closed"} (the session's
     L{xmppd.core.sessions.ISessionView}, C{notify}): a resource was bound;
     a session ends (logout, dropped connection, replaced by a new bind) and
@@ -173,6 +176,8 @@ C2S_UNAUTHENTICATED_IQ = declare("c2s/unauthenticated-iq", OutgoingEvent, True,
                                  "an IQ before authentication")
 C2S_NONZA = declare("c2s/nonza", OutgoingEvent, True, "a top-level element not a stanza")
 C2S_SHUTDOWN = declare("c2s/shutdown", None, False, "the listeners are stopping")
+C2S_DRAINING = declare("c2s/draining", None, False,
+                       "the node sends its clients to another node (xmppctl drain)")
 
 SESSION_BOUND = declare("session/bound", None, False, "a resource was bound (a Session)")
 SESSION_CLOSED = declare("session/closed", None, False, "a session ends (a Session)")

@@ -457,6 +457,8 @@ class StreamManagementHandler(XMPPHandler):
         hooks.add("c2s/features", self.onFeatures, DELIVER)
         hooks.add("c2s/nonza", self.onNonza, DELIVER)
         hooks.add("c2s/shutdown", self.onShutdown, DELIVER)
+        # A draining node's clients go elsewhere and cannot resume here.
+        hooks.add("c2s/draining", self.onShutdown, DELIVER)
 
     def onFeatures(self, event) -> None:
         stream = event.stream
@@ -543,7 +545,10 @@ class StreamManagementHandler(XMPPHandler):
             del self.resumable[sm.id]
 
     def onShutdown(self, event) -> None:
-        """The server stops: detached sessions end now, while storage is still there."""
+        """
+        The server stops, or drains: detached sessions end now, while storage
+        is still there (what they never acknowledged is sent on).
+        """
         for sm in list(self.resumable.values()):
             sm.end()
 

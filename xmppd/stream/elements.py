@@ -31,10 +31,15 @@ STANZA_NAMES = frozenset(("message", "presence", "iq"))
 
 
 def streamErrorElement(condition: str, text: str | None = None,
-                       appCondition: domish.Element | None = None) -> domish.Element:
-    """A C{<stream:error/>} with the defined C{condition} (RFC 6120 §4.9.3)."""
+                       appCondition: domish.Element | None = None,
+                       conditionText: str | None = None) -> domish.Element:
+    """
+    A C{<stream:error/>} with the defined C{condition} (RFC 6120 §4.9.3);
+    C{conditionText} is the condition element's own content, which only
+    C{see-other-host} has (§4.9.3.19: the other host).
+    """
     error = domish.Element((NS_STREAMS, "error"))
-    error.addElement((NS_XMPP_STREAMS, condition))
+    error.addElement((NS_XMPP_STREAMS, condition), content=conditionText)
     if text:
         error.addElement((NS_XMPP_STREAMS, "text"), content=text)
     if appCondition is not None:
