@@ -48,10 +48,9 @@ from zope.interface import implementer
 
 from xmppd.cluster import keys
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.sessions import AccountSessions, ISessionDirectory, ISessionView, Session
+from xmppd.core.sessions import AccountSessions, ISessionDirectory, ISessionView, Session, SessionView
 
 _setSlot = object.__setattr__
-_READ_ONLY = frozenset(("jid", "available", "priority"))
 
 BIND = """
 local old = redis.call('HGET', KEYS[1], ARGV[1])
@@ -126,33 +125,24 @@ class LocalSession(Session):
 
 
 @implementer(ISessionView)
-class RemoteSession:
+class RemoteSession(SessionView):
     """
     The view of a binding held by another node: what the replica knows,
     and a C{send} that hands the stanza to the cluster's transport
     (L{xmppd.cluster.transport}).
     """
 
-    __slots__ = ("jid", "node", "token", "available", "priority", "directory")
+    __slots__ = ("node", "token", "directory")
 
     #: No stream of this node holds a remote binding (features that look at
     #: C{session.stream} find nothing).
     stream = None
 
     def __init__(self, jid: JID, node: str, token: str, directory: "ClusterDirectory"):
-        _setSlot(self, "jid", jid)
-        _setSlot(self, "available", False)
-        _setSlot(self, "priority", 0)
+        SessionView.__init__(self, jid)
         self.node = node
         self.token = token
         self.directory = directory
-
-    def __setattr__(self, name: str, value) -> None:
-        if name in _READ_ONLY:
-            raise AttributeError(
-                "%s of a session is read-only: the session directory changes it"
-                " (ISessionDirectory.setAvailability)" % (name,))
-        _setSlot(self, name, value)
 
     def send(self, stanza) -> None:
         self.directory.transport.forward(self, stanza)

@@ -188,23 +188,19 @@ _setSlot = object.__setattr__
 _READ_ONLY = frozenset(("jid", "available", "priority"))
 
 
-@implementer(ISessionView)
-class Session:
+class SessionView:
     """
-    One bound resource of the in-memory directory, and its own view.  Kept
-    small (C{__slots__}) because a server holds one per connected client.
-    C{stream} is the holder: the c2s stream, or stream management's
-    stand-in while the client is away (XEP-0198); only they change it.
-    The view's fields are plain slots, read at the cost of an attribute on
-    the per-message path, and guarded against writes by anyone but the
-    directory.
+    What every directory's views share: C{jid}, C{available} and
+    C{priority} as plain slots (read at the cost of an attribute on the
+    per-message path), guarded against writes by anyone but the directory,
+    which sets them with C{object.__setattr__}.  L{Session} is this node's
+    kind; a cluster's directory has its own for bindings held elsewhere.
     """
 
-    __slots__ = ("jid", "stream", "available", "priority")
+    __slots__ = ("jid", "available", "priority")
 
-    def __init__(self, jid: JID, stream: IBoundStream):
+    def __init__(self, jid: JID):
         _setSlot(self, "jid", jid)
-        self.stream = stream
         _setSlot(self, "available", False)
         _setSlot(self, "priority", 0)
 
@@ -214,6 +210,22 @@ class Session:
                 "%s of a session is read-only: the session directory changes it"
                 " (ISessionDirectory.setAvailability)" % (name,))
         _setSlot(self, name, value)
+
+
+@implementer(ISessionView)
+class Session(SessionView):
+    """
+    One bound resource of the in-memory directory, and its own view.  Kept
+    small (C{__slots__}) because a server holds one per connected client.
+    C{stream} is the holder: the c2s stream, or stream management's
+    stand-in while the client is away (XEP-0198); only they change it.
+    """
+
+    __slots__ = ("stream",)
+
+    def __init__(self, jid: JID, stream: IBoundStream):
+        SessionView.__init__(self, jid)
+        self.stream = stream
 
     def send(self, stanza) -> None:
         self.stream.send(stanza)
