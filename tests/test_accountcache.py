@@ -12,6 +12,7 @@ from twisted.logger import Logger
 from xmppd.core.accountcache import AccountDataCache
 from xmppd.core.events import AccountEvent
 from xmppd.core.hooks import Hooks
+from xmppd.core.invalidation import LocalInvalidation
 from xmppd.core.jid import parseJID
 from xmppd.core.scram import makeCredentials
 from xmppd.core.sessions import SessionManager
@@ -58,7 +59,8 @@ class World:
         self.hooks = Hooks()
         self.sessions = SessionManager()
         self.domain = SimpleNamespace(domain=DOMAIN, hooks=self.hooks,
-                                      sessions=self.sessions, storage=self.storage)
+                                      sessions=self.sessions, storage=self.storage,
+                                      invalidation=LocalInvalidation())
         self.cache = AccountDataCache(self.domain, KEY, parse, list, size=size)
         self.logged = []
         self.cache.log = Logger(observer=self.logged.append)

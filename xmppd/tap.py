@@ -26,6 +26,11 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
                           config.storage.redis, config.storage.redis_unsafe)
     server.storageService = StorageService(storage)
     server.storageService.setServiceParent(server)
+    cluster = getattr(config, "sections", {}).get("cluster")
+    if cluster is not None and cluster.enabled:
+        # Only a node of a cluster imports the cluster (DESIGN §6).
+        from xmppd.cluster.service import ClusterService
+        ClusterService(server, reactor=reactor).setServiceParent(server)
     AdminService(server, reactor=reactor).setServiceParent(server)
     for domain in config.server.domains:
         LocalDomain(domain, server).setServiceParent(server)

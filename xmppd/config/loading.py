@@ -82,13 +82,18 @@ def _readFile(path: str) -> dict[str, Any]:
 
 
 def _buildSection(name: str, sectionClass: type, table: Any,
-                  allKeys: list[str]) -> Any:
+                  allKeys: list[str], present: bool = False) -> Any:
     if not isinstance(table, dict):
         raise ConfigError(f"{name}: expected a table ([{name}]), got {describe(table)}")
     fields = {f.name: f for f in options(sectionClass)}
     for key in table:
         if key not in fields:
             raise _unknown(f"{name}.{key}", "key", allKeys)
+    if present:
+        # A section whose presence switches something on ([cluster]).
+        for key in getattr(sectionClass, "REQUIRED_WHEN_PRESENT", ()):
+            if key not in table:
+                raise ConfigError(f"{name}.{key}: required in a [{name}] section")
     values = {key: f.metadata["check"](f"{name}.{key}", table.get(key, f.default))
               for key, f in fields.items()}
     built = sectionClass(**values)
@@ -127,7 +132,8 @@ def configFromDict(document: Mapping[str, Any], path: str | None = None) -> Conf
             if isinstance(value, dict):
                 raise _unknown(name, "section", [*schema.SECTIONS, HOSTS])
             raise _unknown(name, "key at the top level", allKeys)
-    sections = {name: _buildSection(name, cls, document.get(name, {}), allKeys)
+    sections = {name: _buildSection(name, cls, document.get(name, {}), allKeys,
+                                    name in document)
                 for name, cls in schema.SECTIONS.items()}
     hosts = buildHosts(document.get(HOSTS, {}), sections["server"])
     core = {f.name for f in dataclasses.fields(Config)} - {"path", "sections", "hosts"}

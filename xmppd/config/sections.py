@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_config -*-
 """
 The node's own configuration sections: C{[server]}, C{[c2s]}, C{[sasl]},
-C{[tls]}, C{[storage]}, C{[limits]} and C{[log]}, declared with
+C{[tls]}, C{[storage]}, C{[limits]}, C{[log]} and C{[cluster]}, declared with
 L{xmppd.config.schema}.
 Features and services declare theirs in their own modules.
 """
@@ -15,7 +15,7 @@ from typing import Any
 from xmppd.config.redisurl import RedisAddress, redisURL
 from xmppd.config.registry import DEFAULT_FEATURES, FEATURES, isInstalled
 from xmppd.config.schema import (Check, ConfigError, bareJIDList, boolean, choice, describe, domainList,
-                                 endpointString, filePath, integer, number, option, section,
+                                 endpointString, filePath, integer, number, option, section, string,
                                  splitEndpoint)
 
 
@@ -243,3 +243,59 @@ class LogConfig:
     verbose: bool = option(
         False, boolean(),
         "log every stanza in and out (with a serial per stream); for debugging")
+
+
+#: Where the cluster's Redis is when neither C{[cluster] redis} nor C{[storage] redis} says.
+DEFAULT_CLUSTER_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def nodeName() -> Check:
+    """A cluster node's name: letters, digits, C{.}, C{_}, C{-} (it is part of Redis keys)."""
+
+    def check(key: str, value: Any) -> str:
+        value = string()(key, value)
+        if value and not all(c.isascii() and (c.isalnum() or c in "._-") for c in value):
+            raise ConfigError(f"{key}: a node name is letters, digits, '.', '_' and '-', "
+                              f"got {describe(value)}")
+        if len(value) > 64:
+            raise ConfigError(f"{key}: at most 64 characters")
+        return value
+
+    return check
+
+
+@section("cluster")
+@dataclasses.dataclass(frozen=True)
+class ClusterConfig:
+    """
+    Present only on the nodes of a cluster (DESIGN §6): the section's
+    presence turns clustering on, and then C{node} must be given
+    (L{REQUIRED_WHEN_PRESENT}).  Declared here rather than in
+    L{xmppd.cluster} so that a lone node never imports the cluster.
+    """
+
+    #: Keys a C{[cluster]} table must have when it is in the file.
+    REQUIRED_WHEN_PRESENT = ("node",)
+
+    node: str = option(
+        "", nodeName(),
+        "this node's name, unique in the cluster (e.g. \"n1\"); required in a [cluster] section")
+    heartbeat: float = option(
+        2.0, number(minimum=0, minimumExclusive=True),
+        "seconds between two renewals of this node's heartbeat in Redis")
+    lease: float = option(
+        10.0, number(minimum=0, minimumExclusive=True),
+        "seconds after the last heartbeat when other nodes take this node for dead and "
+        "remove its sessions; more than heartbeat")
+    redis: Any = option(
+        "", redisURL(allowEmpty=True),
+        "the cluster's Redis URL; \"\" uses [storage] redis (or " + DEFAULT_CLUSTER_REDIS + ")")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.node)
+
+    def validate(self) -> None:
+        if self.lease <= self.heartbeat:
+            raise ConfigError("cluster.lease: must be more than cluster.heartbeat, or a "
+                              "node would be taken for dead between two heartbeats")

@@ -5,6 +5,10 @@ L{xmppd.storage.interfaces}) and kept in memory, for features whose hooks
 are synchronous but whose per-account settings live in storage: the block
 list (XEP-0191) and the archiving preferences (XEP-0441).
 
+In a cluster, a value stored on one node is dropped by the others
+(L{xmppd.core.invalidation}), which read it again at once for accounts
+with a session there.
+
 The values of accounts with a session are kept for as long as the account
 has one (loaded on C{session/bound}, so its stanzas need not wait), and a
 bounded number of others in a least-recently-used cache.  Concurrent loads
@@ -60,6 +64,7 @@ class AccountDataCache:
         hooks.add("session/bound", self.onSessionBound, DELIVER)
         hooks.add("session/closed", self.onSessionClosed, DELIVER)
         hooks.add("account/removed", self.onAccountRemoved, DELIVER)
+        self.domain.invalidation.listen(self.key, self.onChangedElsewhere)
 
     def cached(self, account: str) -> Any | None:
         """The value of C{account} (a bare JID string) if it is in memory."""
@@ -93,7 +98,7 @@ class AccountDataCache:
         # A write that finished meanwhile (see L{keep}) knows better than this read.
         current = self.cached(bare)
         if current is None:
-            self.keep(account, value)
+            self.hold(account, value)
         else:
             value = current
         for d in self.loading.pop(bare, ()):
@@ -108,8 +113,14 @@ class AccountDataCache:
     def keep(self, account: JID, value: Any) -> None:
         """
         Hold C{value} for C{account} (a bare JID), after the feature stored
-        it: with the accounts that have a session, or in the LRU cache.
+        it: with the accounts that have a session, or in the LRU cache; and
+        tell the other nodes of a cluster to drop theirs.
         """
+        self.hold(account, value)
+        self.domain.invalidation.changed(self.key, account.userhost())
+
+    def hold(self, account: JID, value: Any) -> None:
+        """Hold C{value}, read from storage, for C{account} (see L{keep})."""
         bare = account.userhost()
         if self.domain.sessions.sessionsOf(account):
             self.recent.pop(bare, None)
@@ -153,6 +164,16 @@ class AccountDataCache:
             if value is not None:
                 self.recent[jid.userhost()] = value
                 self.trim()
+
+    def onChangedElsewhere(self, account: str) -> None:
+        """Another node stored a new value for C{account}: read it again if it is needed here."""
+        user, _, host = account.partition("@")
+        if host != self.host:
+            return
+        pinned = account in self.pinned
+        self.forget(account)
+        if pinned:
+            self.load(makeJID(user, host))
 
     def onAccountRemoved(self, event) -> None:
         if event.domain == self.host:

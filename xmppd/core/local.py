@@ -121,6 +121,11 @@ class LocalDomain(service.Service):
         return self.server.clock
 
     @property
+    def invalidation(self):
+        """The node's L{xmppd.core.invalidation.IInvalidation} (cached account data)."""
+        return self.server.invalidation
+
+    @property
     def config(self):
         return self.server.config
 

@@ -17,6 +17,7 @@ from twisted.application import service
 from twisted.logger import Logger
 
 from xmppd.core.hooks import Hooks
+from xmppd.core.invalidation import LocalInvalidation
 from xmppd.core.router import Router
 from xmppd.core.sessions import SessionManager
 from xmppd.stream.traffic import TrafficLog
@@ -61,6 +62,8 @@ class XMPPServer(service.MultiService):
         self.router = Router()
         self.sessions = SessionManager()
         self.hooks = Hooks()
+        #: Tells other nodes about changed account data (the cluster replaces it).
+        self.invalidation = LocalInvalidation()
         self.secret = loadSecret(config.server.data_dir)
         self.nodeId = secrets.token_hex(4)
         self.storageService = None

@@ -216,7 +216,8 @@ class StanzaMeta:
     """
 
     __slots__ = ("acceptance", "archiveSentId", "mamResult", "blockingExempt",
-                 "carbonCopy", "replayed", "fromUnacked", "presenceRedelivery")
+                 "carbonCopy", "replayed", "fromUnacked", "presenceRedelivery",
+                 "clusterRelayed")
 
     def __init__(self):
         #: Issue 5: the Deferreds of everything holding the stanza (L{hold});
@@ -244,6 +245,9 @@ class StanzaMeta:
         #: A subscription stanza the presence feature delivers again to a
         #: resource coming online (RFC 6121 §3.1.3): to the session as it is.
         self.presenceRedelivery = False
+        #: Came from another node of a cluster to be routed here
+        #: (C{xmppd.cluster.transport}): the cluster does not relay it again.
+        self.clusterRelayed = False
 
 
 class _NoMarks(StanzaMeta):

@@ -119,6 +119,8 @@ class RosterManager:
         # reads the roster first (operations on one account run in order).
         domain.hooks.add("session/closed", self.onSessionClosed, OBSERVE)
         domain.hooks.add("account/removed", self.onAccountRemoved, DELIVER)
+        # A roster written on another node of a cluster (xmppd.core.invalidation).
+        domain.invalidation.listen("roster", self.onChangedElsewhere)
 
     @property
     def _store(self):
@@ -189,6 +191,7 @@ class RosterManager:
             items = dict(roster.items)
             items[item.jid] = item
             self._cache[username] = Roster(version, items)
+        self.domain.invalidation.changed("roster", self.bareJID(username).userhost())
         return version
 
     async def removeItem(self, username: str, jid: str) -> int:
@@ -199,6 +202,7 @@ class RosterManager:
             items = dict(roster.items)
             items.pop(jid, None)
             self._cache[username] = Roster(version, items)
+        self.domain.invalidation.changed("roster", self.bareJID(username).userhost())
         return version
 
     async def update(self, username: str, old: RosterItem | None,
@@ -235,6 +239,13 @@ class RosterManager:
     def onAccountRemoved(self, event) -> None:
         if event.domain == self.domain.domain:
             self._cache.pop(event.username, None)
+
+    def onChangedElsewhere(self, account: str) -> None:
+        """Another node changed C{account}'s roster: read it from storage next time."""
+        user, _, host = account.partition("@")
+        if host == self.domain.domain:
+            # In turn with the account's roster operations here.
+            self.runLogged(user, self._cache.pop, user, None)
 
     def routeAfter(self, to: str, stanzas: list[domish.Element]) -> None:
         """

@@ -1,0 +1,476 @@
+"""
+The cluster on Redis (xmppd.cluster, issue 14): the C{[cluster]} section,
+the session directory shared by nodes, and stanzas between nodes, with two
+nodes (two whole service trees) in this process sharing the test's own
+redis-server.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+
+import greenlet
+import pytest
+import pytest_twisted
+from twisted.internet import defer, reactor, task
+from twisted.python.failure import Failure
+from twisted.words.protocols.jabber import xmlstream
+from twisted.words.xish import domish
+
+from xmppd.config import configFromDict
+from xmppd.config.redisurl import parseRedisURL
+from xmppd.config.schema import ConfigError
+from xmppd.core.hooks import Hooks
+from xmppd.core.jid import parseJID
+from xmppd.testing import ServerFixture
+from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
+from tests.test_sessions import BALCONY, DirectoryContract, FakeStream
+
+#: Every wait of these tests ends after this many seconds.
+TIMEOUT = 10.0
+
+
+# -- configuration -----------------------------------------------------------
+
+
+def test_noClusterByDefault():
+    """Without a [cluster] section, clustering is off."""
+    assert not configFromDict({}).cluster.enabled
+
+
+def test_clusterSection():
+    config = configFromDict({"cluster": {"node": "n1", "heartbeat": 1, "lease": 5,
+                                         "redis": "redis://10.1.2.3:7000/2"}})
+    assert config.cluster.enabled and config.cluster.node == "n1"
+    assert config.cluster.redis == parseRedisURL("redis://10.1.2.3:7000/2")
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"heartbeat": 1}, "cluster.node: required"),
+    ({"node": "n 1"}, "cluster.node: a node name is"),
+    ({"node": "n1", "heartbeat": 5, "lease": 5}, "cluster.lease: must be more"),
+    ({"node": "n1", "heartbeat": 0}, "cluster.heartbeat"),
+    ({"node": "n1", "redis": "http://x"}, "cluster.redis"),
+])
+def test_clusterSectionRefused(section, message):
+    with pytest.raises(ConfigError) as e:
+        configFromDict({"cluster": section})
+    assert str(e.value).startswith(message)
+
+
+def test_defaultRedis():
+    """No cluster.redis: the storage's Redis when that key exists, else the local default."""
+    from xmppd.cluster.service import clusterAddress
+    config = configFromDict({"cluster": {"node": "n1"}})
+    expected = getattr(config.storage, "redis", None) or parseRedisURL("redis://127.0.0.1:6379/0")
+    assert clusterAddress(config) == expected
+
+
+def test_loneNodeImportsNoCluster(tmp_path):
+    """A node without [cluster] pays nothing: xmppd.cluster is not even imported."""
+    program = (
+        "import sys\n"
+        "from xmppd.config import configFromDict\n"
+        "from xmppd.tap import makeService\n"
+        "config = configFromDict({'server': {'data_dir': %r}, 'storage': {'backend': 'memory'}})\n"
+        "makeService(config)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('xmppd.cluster')))\n"
+    ) % (str(tmp_path),)
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            timeout=60, cwd=str(tmp_path.parent.parent) if False else None)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+# -- helpers -------------------------------------------------------------------
+
+
+async def waitFor(predicate, timeout: float = TIMEOUT) -> None:
+    """Poll C{predicate} on the reactor until true; fail after C{timeout}."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met within %s s" % (timeout,))
+        await task.deferLater(reactor, 0.01, lambda: None)
+
+
+def clusterConfig(url: str, node: str, heartbeat: float = 0.2, lease: float = 0.6) -> dict:
+    return {"storage": {"backend": "memory"},
+            "cluster": {"node": node, "redis": url, "heartbeat": heartbeat, "lease": lease}}
+
+
+ACCOUNTS = {"romeo": "r", "juliet": "j"}
+
+
+async def startNode(url: str, node: str, **kwargs) -> ServerFixture:
+    fixture = ServerFixture(dict(ACCOUNTS), config=clusterConfig(url, node, **kwargs))
+    await fixture.start()
+    await fixture.service.getServiceNamed("cluster").started
+    return fixture
+
+
+class Nodes:
+    """Two nodes a and b; closed at the end of the test."""
+
+    def __init__(self):
+        self.fixtures = []
+
+    async def start(self, url, *names, **kwargs):
+        for name in names:
+            self.fixtures.append(await startNode(url, name, **kwargs))
+        return self.fixtures
+
+    async def close(self):
+        for fixture in self.fixtures:
+            await fixture.close()
+
+
+def collect(stream, name="message"):
+    got = []
+    stream.addObserver("/" + name, got.append)
+    return got
+
+
+def chat(to: str, body: str, id: str = "m") -> domish.Element:
+    message = domish.Element((None, "message"))
+    message["to"], message["type"], message["id"] = to, "chat", id
+    message.addElement("body", content=body)
+    return message
+
+
+# -- the directory contract, against Redis -------------------------------------
+
+
+class FakeServer:
+    """What a L{ClusterService} needs of its node, for the directory alone."""
+
+    def __init__(self, url):
+        self.config = configFromDict(clusterConfig(url, "t"))
+        self.clock = self.reactor = reactor
+        self.sessions = None
+        self.hooks = Hooks()
+        self.routed = []
+        self.router = self
+
+    def route(self, stanza):
+        self.routed.append(stanza)
+
+
+def inGreenlet(method):
+    """
+    Run the synchronous test C{method} in a greenlet of its own, so that it
+    may wait for the reactor (C{pytest_twisted.blockon}), which a test body
+    run in the reactor's greenlet cannot; the test answers with a Deferred.
+    """
+
+    def test(self):
+        done = defer.Deferred()
+
+        def body():
+            from xmppd.cluster.service import ClusterService
+            cluster = ClusterService(FakeServer(self.url))
+            cluster.startService()
+            try:
+                pytest_twisted.blockon(cluster.started)
+                self.directory = cluster.directory
+                method(self)
+            except BaseException:
+                result = Failure()
+            else:
+                result = None
+            pytest_twisted.blockon(cluster.stopService())
+            # Fired from the reactor's greenlet: whoever waits for it switches
+            # away, and this greenlet must be left to end, not suspended.
+            reactor.callLater(0, done.callback if result is None else done.errback, result)
+
+        greenlet.greenlet(body).switch()
+        return done
+
+    test.__name__, test.__doc__ = method.__name__, method.__doc__
+    return test
+
+
+def blockingContract(cls):
+    """Every test of C{cls} and its bases, run by L{inGreenlet}."""
+    for name in dir(cls):
+        if name.startswith("test_"):
+            setattr(cls, name, inGreenlet(getattr(cls, name)))
+    return cls
+
+
+@blockingContract
+class TestClusterDirectoryContract(DirectoryContract):
+    """The contract of L{ISessionDirectory} (tests/test_sessions.py), on Redis."""
+
+    @pytest.fixture(autouse=True)
+    def _redis(self, redisServer):
+        self.url = redisServer.url
+
+    def makeDirectory(self):
+        return self.directory
+
+    def bind(self, directory, jid, stream=None):
+        return pytest_twisted.blockon(directory.bind(parseJID(jid), stream or FakeStream()))
+
+    def test_bindIsAsynchronous(self):
+        """Bind answers with a Deferred that fires with the view of the new binding."""
+        d = self.directory.bind(parseJID(BALCONY), FakeStream())
+        assert isinstance(d, defer.Deferred)
+        assert pytest_twisted.blockon(d).jid == parseJID(BALCONY)
+
+    def test_replacedBeforeBindFires(self):
+        """The old holder has been told to go by the time the new bind's Deferred fires."""
+        old = FakeStream()
+        self.bind(self.directory, BALCONY, old)
+        seen = []
+        d = self.directory.bind(parseJID(BALCONY), FakeStream())
+        d.addCallback(lambda view: seen.append(old.replaced))
+        pytest_twisted.blockon(d)
+        assert seen == [True]
+
+
+# -- two nodes -------------------------------------------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_bindConflictAcrossNodes(redisServer):
+    """Binding on node b a full JID online on node a closes a's stream with conflict."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        first = await a.login("juliet", resource="balcony")
+        errors = collect(first, "error")
+        await b.login("juliet", resource="balcony")
+        await waitFor(lambda: errors)
+        assert errors[0].firstChildElement().name == "conflict"
+        await defer.Deferred.fromCoroutine(_wait(first.lost))
+        juliet = parseJID("juliet@localhost/balcony")
+        # Both replicas agree: b holds it.
+        await waitFor(lambda: getattr(a.service.sessions.get(juliet), "node", None) == "b")
+        assert b.service.sessions.local(b.service.sessions.get(juliet).token) is not None
+        assert len(a.service.sessions) == 0 and len(b.service.sessions) == 1
+    finally:
+        await nodes.close()
+
+
+async def _wait(d):
+    return await d.addTimeout(TIMEOUT, reactor)
+
+
+@pytest_twisted.ensureDeferred
+async def test_messagesAcrossNodesInOrder(redisServer):
+    """A client on node a sends 100 messages to a client on node b: all arrive, in order."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        juliet = await b.login("juliet", resource="balcony")
+        got = collect(juliet)
+        await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+        for i in range(100):
+            romeo.send(chat("juliet@localhost/balcony", "m%d" % i, "m%d" % i))
+        await waitFor(lambda: len(got) >= 100)
+        assert [str(m.body) for m in got] == ["m%d" % i for i in range(100)]
+        assert {m["from"] for m in got} == {"romeo@localhost/orchard"}
+        # They went through b's inbox, not around it.
+        assert a.service.cluster.transport.forwarded >= 100
+        assert b.service.cluster.transport.delivered >= 100
+        # ...and back, to the bare JID (RFC 6121 §8.5.2: the available resources).
+        back = collect(romeo)
+        romeo.send(domish.Element((None, "presence")))
+        await waitFor(lambda: b.service.sessions.availableSessionsOf(parseJID("romeo@localhost")))
+        juliet.send(chat("romeo@localhost", "hi"))
+        await waitFor(lambda: back)
+        assert str(back[0].body) == "hi"
+        # Nothing is left in the inboxes.
+        assert redisServer.command("XLEN", "xmppd:c:inbox:b") == b":0"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deadNodeSessionsVanish(redisServer):
+    """A node whose heartbeat stops loses its sessions on the other nodes."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        await b.login("juliet", resource="balcony")
+        juliet = parseJID("juliet@localhost/balcony")
+        await waitFor(lambda: a.service.sessions.get(juliet) is not None)
+        kill(b)
+        await waitFor(lambda: a.service.sessions.get(juliet) is None)
+        assert redisServer.command("HLEN", "xmppd:c:sessions") == b":0"
+        assert redisServer.command("SISMEMBER", "xmppd:c:nodes", "b") == b":0"
+    finally:
+        await nodes.close()
+
+
+def kill(fixture) -> None:
+    """
+    Make C{fixture}'s node stop as a killed process would, as far as the
+    cluster sees: no heartbeat, no inbox reader, deaf to the channels (its
+    clients stay connected, which a killed node's would not).
+    """
+    cluster = fixture.service.getServiceNamed("cluster")
+    cluster.beating.stop()
+    cluster.transport.stop()
+    cluster.checkNodes = lambda: None
+    cluster.subscriber.disconnect()
+
+
+@pytest_twisted.ensureDeferred
+async def test_messageToDeadNodeStoredOffline(redisServer):
+    """A message for a session whose node died is stored offline (RFC 6121 §8.5.2.2.1), not lost."""
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        await b.login("juliet", resource="balcony")
+        juliet = parseJID("juliet@localhost/balcony")
+        await waitFor(lambda: a.service.sessions.get(juliet) is not None)
+        clusterA = a.service.getServiceNamed("cluster")
+        await waitFor(clusterA.mayReap)
+        # Node a's heartbeat watch looks away: the forward itself finds b dead.
+        clusterA.checkNodes = lambda: None
+        kill(b)
+        # Its heartbeat key goes (a SIGKILL'd node's would expire after the lease).
+        redisServer.command("DEL", "xmppd:c:node:b")
+        romeo.send(chat("juliet@localhost/balcony", "are you there?"))
+        await waitFor(lambda: a.service.sessions.get(juliet) is None)
+        offline = a.service.storage.offline
+        deadline = time.monotonic() + TIMEOUT
+        while not await offline.count("juliet", "localhost"):
+            assert time.monotonic() < deadline, "not stored offline"
+            await task.deferLater(reactor, 0.01, lambda: None)
+        [message] = await offline.fetch("juliet", "localhost")
+        assert "are you there?" in message.xml
+        assert redisServer.command("EXISTS", "xmppd:c:inbox:b") == b":0"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_cachesInvalidatedAcrossNodes(redisServer):
+    """A roster or account-data value written on node a is dropped from node b's caches."""
+    from xmppd.core.accountcache import AccountDataCache
+    from xmppd.features.roster import rosterManager
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        domainA = a.service.getServiceNamed("localhost")
+        domainB = b.service.getServiceNamed("localhost")
+        caches = []
+        for domain in (domainA, domainB):
+            cache = AccountDataCache(domain, "test:key", lambda text: text or "", str)
+            cache.register()
+            caches.append(cache)
+        juliet = parseJID("juliet@localhost")
+        caches[1].hold(juliet, "old")
+        caches[0].keep(juliet, "new")
+        await waitFor(lambda: caches[1].cached("juliet@localhost") is None)
+        # The writer keeps its own value.
+        assert caches[0].cached("juliet@localhost") == "new"
+
+        rostersA, rostersB = rosterManager(domainA), rosterManager(domainB)
+        rostersB._cache["juliet"] = object()
+        await rostersA.setItem("juliet", RosterItem(jid="romeo@localhost"))
+        await waitFor(lambda: rostersB.cachedRoster("juliet") is None)
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_probeAnsweredByTheOtherNode(redisServer):
+    """
+    Romeo logs in on node a after Juliet sent her presence on node b: his
+    server's probe (RFC 6121 §4.3.2) is answered with her presence, which
+    only node b knows.
+    """
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        for fixture in (a, b):
+            rosters = fixture.service.storage.rosters
+            await rosters.setItem("romeo", "localhost",
+                                  RosterItem(jid="juliet@localhost", subscription="both"))
+            await rosters.setItem("juliet", "localhost",
+                                  RosterItem(jid="romeo@localhost", subscription="both"))
+        juliet = await b.login("juliet", resource="balcony")
+        available = domish.Element((None, "presence"))
+        available.addElement("status", content="on the balcony")
+        juliet.send(available)
+        await waitFor(lambda: a.service.sessions.availableSessionsOf(
+            parseJID("juliet@localhost")))
+        romeo = await a.login("romeo", resource="orchard")
+        presences = collect(romeo, "presence")
+        romeo.send(domish.Element((None, "presence")))
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  for p in presences))
+        [fromJuliet] = [p for p in presences if p.getAttribute("from") == "juliet@localhost/balcony"]
+        assert str(fromJuliet.status) == "on the balcony"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_deadNodeUsersGoUnavailable(redisServer):
+    """When node b dies, Romeo on node a gets unavailable presence from Juliet, who was on b (RFC 6121 §4.5.2)."""
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        for fixture in (a, b):
+            rosters = fixture.service.storage.rosters
+            await rosters.setItem("romeo", "localhost",
+                                  RosterItem(jid="juliet@localhost", subscription="both"))
+            await rosters.setItem("juliet", "localhost",
+                                  RosterItem(jid="romeo@localhost", subscription="both"))
+        romeo = await a.login("romeo", resource="orchard")
+        presences = collect(romeo, "presence")
+        romeo.send(domish.Element((None, "presence")))
+        juliet = await b.login("juliet", resource="balcony")
+        juliet.send(domish.Element((None, "presence")))
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  for p in presences))
+        kill(b)
+        await waitFor(lambda: any(p.getAttribute("from") == "juliet@localhost/balcony"
+                                  and p.getAttribute("type") == "unavailable"
+                                  for p in presences))
+        # Once: only the node whose reap removed her session speaks for it.
+        await task.deferLater(reactor, 0.5, lambda: None)
+        assert len([p for p in presences if p.getAttribute("type") == "unavailable"]) == 1
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_redisRestartLosesNoSession(redisServer):
+    """
+    Redis restarted (SIGKILL) longer than a lease: the nodes reconnect,
+    resynchronise their replicas, take nobody for dead, and stanzas cross
+    again.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        juliet = await b.login("juliet", resource="balcony")
+        got = collect(juliet)
+        await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+        redisServer.kill()
+        await task.deferLater(reactor, 1.0, lambda: None)  # more than a lease (0.6 s)
+        redisServer.start()
+        await waitFor(lambda: all(f.service.getServiceNamed("cluster").mayReap()
+                                  for f in (a, b)))
+        await task.deferLater(reactor, 0.5, lambda: None)  # a few heartbeat checks
+        assert a.service.sessions.get(parseJID("juliet@localhost/balcony")) is not None
+        assert b.service.sessions.get(parseJID("romeo@localhost/orchard")) is not None
+        romeo.send(chat("juliet@localhost/balcony", "still here"))
+        await waitFor(lambda: got)
+        assert str(got[0].body) == "still here"
+    finally:
+        await nodes.close()

@@ -1,0 +1,42 @@
+# -*- test-case-name: tests.test_cluster -*-
+"""
+The cluster's names in Redis, all under C{xmppd:c:} (storage has
+C{xmppd:s:}, leases C{xmppd:lease:}), in one place so the schema can be
+read at a glance:
+
+  - C{xmppd:c:nodes}: set of the node names that joined.
+  - C{xmppd:c:node:NODE}: NODE's heartbeat, a string with a TTL of the
+    lease; its absence means NODE is dead.
+  - C{xmppd:c:sessions}: hash, full JID -> C{"NODE TOKEN AVAILABLE
+    PRIORITY"}: the session directory's truth.
+  - C{xmppd:c:held:NODE}: set of the full JIDs NODE holds, so that
+    removing a dead node's sessions costs its own sessions, not a scan.
+  - C{xmppd:c:seq}: counter of directory changes, so a node that
+    (re)subscribes can tell which notifications its snapshot already holds.
+  - C{xmppd:c:inbox:NODE}: stream of the stanzas other nodes send to
+    NODE's sessions: one entry per sending node and reactor turn, its field
+    C{m} the stanzas packed (L{xmppd.cluster.transport.pack}).
+  - channels C{xmppd:c:directory} (changes of the directory) and
+    C{xmppd:c:invalidate} (cached account data changed on some node).
+"""
+
+from __future__ import annotations
+
+PREFIX = "xmppd:c:"
+NODES = PREFIX + "nodes"
+SESSIONS = PREFIX + "sessions"
+SEQ = PREFIX + "seq"
+DIRECTORY_CHANNEL = PREFIX + "directory"
+INVALIDATE_CHANNEL = PREFIX + "invalidate"
+
+
+def heartbeatKey(node: str) -> str:
+    return PREFIX + "node:" + node
+
+
+def heldKey(node: str) -> str:
+    return PREFIX + "held:" + node
+
+
+def inboxKey(node: str) -> str:
+    return PREFIX + "inbox:" + node

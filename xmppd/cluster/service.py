@@ -1,0 +1,241 @@
+# -*- test-case-name: tests.test_cluster -*-
+"""
+The cluster's part of a node (DESIGN §6): L{ClusterService} puts the
+Redis session directory in place of the in-memory one, keeps this node's
+heartbeat, watches the other nodes' heartbeats, subscribes to the
+cluster's channels and runs the inbox reader.  L{xmppd.tap} adds it, right
+after storage, only when the configuration has a C{[cluster]} section.
+
+The heartbeat is a key with a TTL of C{lease} seconds, set again every
+C{heartbeat} seconds on the node's clock.  On the same beat the node
+reads the set of nodes and their heartbeat keys (two commands, whatever
+the number of sessions) and reaps the nodes whose key expired.  At start
+it reaps its own previous life first: whatever a crashed process of the
+same name left (sessions, inbox) is cleared and routed again.
+"""
+
+from __future__ import annotations
+
+import txredisapi
+from twisted.application import service
+from twisted.internet import defer, ssl, task
+from twisted.logger import Logger
+
+from xmppd.cluster import keys
+from xmppd.cluster.directory import ClusterDirectory, RemoteSession
+from xmppd.cluster.invalidation import ClusterInvalidation
+from xmppd.cluster.transport import Transport, relayed
+from xmppd.config.redisurl import RedisAddress, parseRedisURL
+from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
+from xmppd.core.hooks import COPY
+from xmppd.storage.redisclient import CONNECT_TIMEOUT, connectRedis
+
+
+def clusterAddress(config) -> RedisAddress:
+    """C{[cluster] redis}, else C{[storage] redis} (when that key exists), else the default."""
+    return (config.cluster.redis or getattr(config.storage, "redis", None)
+            or parseRedisURL(DEFAULT_CLUSTER_REDIS))
+
+
+class _Subscriber(txredisapi.SubscriberProtocol):
+    """The subscription to the cluster's channels; tells its L{ClusterService}."""
+
+    def connectionMade(self):
+        d = defer.maybeDeferred(txredisapi.SubscriberProtocol.connectionMade, self)
+        d.addCallback(lambda _: self.subscribe([keys.DIRECTORY_CHANNEL, keys.INVALIDATE_CHANNEL]))
+        d.addCallback(lambda _: self.factory.cluster.subscribed(self))
+        d.addErrback(lambda f: self.factory.cluster.log.failure("Subscribing failed", f))
+        return d
+
+    def messageReceived(self, pattern, channel, message):
+        self.factory.cluster.messageReceived(channel, message)
+
+    def connectionLost(self, reason):
+        txredisapi.SubscriberProtocol.connectionLost(self, reason)
+        self.factory.cluster.unsubscribed()
+
+
+class _SubscriberFactory(txredisapi.RedisFactory):
+    protocol = _Subscriber
+
+
+class ClusterService(service.Service):
+    """See the module docstring."""
+
+    log = Logger()
+    name = "cluster"
+
+    def __init__(self, server, reactor=None):
+        self.server = server
+        self.reactor = reactor if reactor is not None else server.reactor
+        self.clock = server.clock
+        settings = server.config.cluster
+        self.node = settings.node
+        self.heartbeat = settings.heartbeat
+        self.lease = settings.lease
+        self.address = clusterAddress(server.config)
+        self.directory = ClusterDirectory(self.node)
+        server.sessions = self.directory
+        self.directory.onReaped = self.sessionsOfDeadNode
+        self.invalidation = server.invalidation = ClusterInvalidation(self.node)
+        server.cluster = self
+        # Presence probes answered on every node holding available resources.
+        server.hooks.add("presence/bare", self.relayProbe, COPY)
+        server.hooks.add("presence/full", self.relayProbe, COPY)
+        self.transport = None
+        self.connections = []
+        self.subscriber = None
+        self.beating = None
+        #: When this node's link to Redis last came (back) up; None while down.
+        self.calmSince = None
+
+    def _connect(self):
+        connection = connectRedis(self.address, lazy=True)
+        self.connections.append(connection)
+        return connection
+
+    def startService(self) -> None:
+        service.Service.startService(self)
+        redis = self._connect()
+        self.directory.redis = self.invalidation.redis = redis
+        self.transport = Transport(self.node, self.directory, self._connect(), self._connect(),
+                                   self.server.router.route, self.clock)
+        self.transport.mayReap = self.mayReap
+        self.transport.retryDelay = self.heartbeat
+        self.directory.transport = self.transport
+        factory = _SubscriberFactory(None, self.address.db, 1, isLazy=True,
+                                     password=self.address.password,
+                                     username=self.address.username, convertNumbers=False)
+        factory.cluster = self
+        factory.reconnect = True
+        self.subscriber = factory
+        factory.startConnecting(txredisapi._makeEndpoint(
+            self.address.host, self.address.port, CONNECT_TIMEOUT,
+            ssl.optionsForClientTLS(self.address.host) if self.address.tls else None))
+        self.started = self._start()
+
+    @defer.inlineCallbacks
+    def _start(self):
+        # This node's previous life (a crash, a restart within the lease).
+        entries = yield self.directory.reap(self.node, force=True)
+        yield self._beat()
+        self.transport.rerouteEntries(entries or [])
+        self.transport.start()
+        self.beating = task.LoopingCall(self._tick)
+        self.beating.clock = self.clock
+        self.beating.start(self.heartbeat, now=False)
+        yield self.directory.whenReady()
+
+    def _beat(self):
+        redis = self.directory.redis
+        d = redis.set(keys.heartbeatKey(self.node), "1", pexpire=int(self.lease * 1000))
+        d.addCallback(lambda _: redis.sadd(keys.NODES, self.node))
+        d.addCallback(self._beaten)
+        return d
+
+    def _beaten(self, _):
+        if self.calmSince is None and self.directory.synced:
+            self.calmSince = self.clock.seconds()
+
+    def mayReap(self) -> bool:
+        """Whether this node may take other nodes for dead now (see L{checkNodes})."""
+        return self.calmSince is not None and self.clock.seconds() - self.calmSince >= self.lease
+
+    def _tick(self):
+        d = self._beat()
+        d.addErrback(self._beatFailed)
+        d.addCallback(lambda _: self.checkNodes())
+        d.addErrback(lambda f: self.log.failure("Cluster heartbeat failed", f))
+        # Never return the Deferred: a slow Redis must not stop the loop.
+
+    @defer.inlineCallbacks
+    def checkNodes(self):
+        """
+        Reap the nodes whose heartbeat expired (two commands, then one
+        script per dead node).  Not within a lease of this node's own
+        (re)connection to Redis: after Redis was away (restarted, or
+        unreachable from here), the other nodes' heartbeats may have
+        expired meanwhile without their nodes being dead, and they get one
+        lease to beat again.
+        """
+        if not self.mayReap():
+            return
+        redis = self.directory.redis
+        nodes = [n for n in (yield redis.smembers(keys.NODES)) if n != self.node]
+        if not nodes:
+            return
+        beats = yield redis.mget([keys.heartbeatKey(n) for n in nodes])
+        for node, beat in zip(nodes, beats):
+            if beat is None:
+                entries = yield self.directory.reap(node)
+                if entries is not None:
+                    self.transport.rerouteEntries(entries)
+
+    def relayProbe(self, event):
+        """
+        A probe (RFC 6121 §4.3) is answered from the last presence of each
+        available resource, which the presence feature keeps on the
+        resource's node only: each other node holding available resources
+        of the probed account gets the probe too, routes it there, and
+        answers for its own resources.  Never takes the stanza.
+        """
+        stanza = event.stanza
+        if stanza.getAttribute("type") != "probe" or relayed(stanza):
+            return None
+        recipient = event.recipient
+        if recipient is None or self.transport is None:
+            return None
+        nodes = {session.node for session in self.directory.availableSessionsOf(recipient)
+                 if isinstance(session, RemoteSession)}
+        for node in nodes:
+            self.transport.relay(node, stanza)
+        return None
+
+    def sessionsOfDeadNode(self, views) -> None:
+        """
+        End the bindings of a dead node as its streams would have
+        (C{session/closed}, in their domain): the presence feature then
+        broadcasts unavailable presence from them to their contacts (RFC
+        6121 §4.5.2), which nobody else would.  Called on the one node
+        whose reap removed them.
+        """
+        for view in views:
+            self.server.hooks.notify("session/closed", view, view.jid.host)
+
+    def _beatFailed(self, failure):
+        # Redis is away from here: count the lease again from when it is back.
+        self.calmSince = None
+        return failure
+
+    def subscribed(self, protocol):
+        self.calmSince = self.clock.seconds()
+        return self.directory.subscribed()
+
+    def unsubscribed(self):
+        self.calmSince = None
+        self.directory.unsubscribed()
+
+    def messageReceived(self, channel, message):
+        if channel == keys.DIRECTORY_CHANNEL:
+            self.directory.notified(message)
+        elif channel == keys.INVALIDATE_CHANNEL:
+            self.invalidation.received(message)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        service.Service.stopService(self)
+        if self.beating is not None and self.beating.running:
+            self.beating.stop()
+        if self.transport is not None:
+            self.transport.stop()
+        redis = self.directory.redis
+        try:
+            # Others reap this node at their next check and route its inbox again.
+            yield redis.delete(keys.heartbeatKey(self.node))
+        except Exception:
+            self.log.failure("Removing the heartbeat failed")
+        if self.subscriber is not None:
+            yield self.subscriber.disconnect()
+        for connection in self.connections:
+            yield connection.disconnect()
+        self.connections = []

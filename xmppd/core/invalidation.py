@@ -1,0 +1,45 @@
+# -*- test-case-name: tests.test_cluster,tests.test_accountcache -*-
+"""
+Telling other nodes that cached account data changed (issue 14 item 5).
+
+Features cache some of an account's data in memory (rosters, block lists,
+privacy lists, archiving preferences: L{xmppd.core.accountcache}).  On one
+node the cache is right because every write goes through it.  In a cluster
+an account's data can be written on another node (the same user has
+sessions on two nodes), so a write says so with L{IInvalidation.changed},
+and every node drops (and, for accounts it serves, reloads) what it
+cached.  A lone node has L{LocalInvalidation}: nobody else to tell, and
+nothing to pay but a call that does nothing.  The cluster replaces it
+(C{XMPPServer.invalidation}) with one on Redis pub/sub.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from zope.interface import Interface, implementer
+
+
+class IInvalidation(Interface):
+    """Cache invalidation between the nodes of a cluster."""
+
+    def changed(kind, account):
+        """
+        This node stored a new C{kind} (a name: an account-data key,
+        C{"roster"}) for C{account} (a bare JID string): other nodes drop
+        theirs.  Fire and forget.
+        """
+
+    def listen(kind, callback):
+        """Call C{callback(account)} whenever another node says C{kind} of C{account} changed."""
+
+
+@implementer(IInvalidation)
+class LocalInvalidation:
+    """One node: there is nobody to tell."""
+
+    def changed(self, kind: str, account: str) -> None:
+        pass
+
+    def listen(self, kind: str, callback: Callable[[str], None]) -> None:
+        pass
