@@ -474,3 +474,41 @@ async def test_redisRestartLosesNoSession(redisServer):
         assert str(got[0].body) == "still here"
     finally:
         await nodes.close()
+
+
+def rosterGet() -> domish.Element:
+    iq = domish.Element((None, "iq"))
+    iq["type"], iq["id"] = "get", "r1"
+    iq.addElement(("jabber:iq:roster", "query"))
+    return iq
+
+
+@pytest_twisted.ensureDeferred
+async def test_rosterPushReachesOtherNode(redisServer):
+    """
+    Juliet has a resource on each node, both asked for the roster; she adds
+    Romeo on node a: her resource on node b gets the roster push too (RFC
+    6121 §2.1.6).  The nodes share one store here, as they will with the
+    redis backend.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        b.service.storageService.storage = a.service.storage
+        balcony = await a.login("juliet", resource="balcony")
+        garden = await b.login("juliet", resource="garden")
+        iqs = collect(garden, "iq")
+        results = collect(balcony, "iq")
+        for stream in (balcony, garden):
+            stream.send(rosterGet())
+        await waitFor(lambda: any(iq.getAttribute("type") == "result" for iq in iqs)
+                      and any(iq.getAttribute("type") == "result" for iq in results))
+        add = domish.Element((None, "iq"))
+        add["type"], add["id"] = "set", "add1"
+        add.addElement(("jabber:iq:roster", "query")).addElement("item")["jid"] = "romeo@localhost"
+        balcony.send(add)
+        await waitFor(lambda: any(iq.getAttribute("type") == "set" for iq in iqs))
+        [push] = [iq for iq in iqs if iq.getAttribute("type") == "set"]
+        assert push.query.item["jid"] == "romeo@localhost"
+    finally:
+        await nodes.close()

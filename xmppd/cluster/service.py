@@ -91,8 +91,19 @@ class ClusterService(service.Service):
 
     def _connect(self):
         connection = connectRedis(self.address, lazy=True)
+        self._paceReconnection(connection._factory)
         self.connections.append(connection)
         return connection
+
+    def _paceReconnection(self, factory) -> None:
+        """
+        Try to reconnect to Redis at least once a heartbeat (txredisapi
+        backs off to 10 s): a node whose link came back late would miss
+        its heartbeats and be taken for dead by nodes that reconnected
+        first, which wait one lease only (L{checkNodes}).
+        """
+        factory.initialDelay = min(0.1, self.heartbeat)
+        factory.maxDelay = self.heartbeat
 
     def startService(self) -> None:
         service.Service.startService(self)
@@ -108,6 +119,7 @@ class ClusterService(service.Service):
                                      username=self.address.username, convertNumbers=False)
         factory.cluster = self
         factory.reconnect = True
+        self._paceReconnection(factory)
         self.subscriber = factory
         factory.startConnecting(txredisapi._makeEndpoint(
             self.address.host, self.address.port, CONNECT_TIMEOUT,

@@ -241,11 +241,30 @@ class RosterManager:
             self._cache.pop(event.username, None)
 
     def onChangedElsewhere(self, account: str) -> None:
-        """Another node changed C{account}'s roster: read it from storage next time."""
+        """
+        Another node of a cluster changed C{account}'s roster: forget the
+        cached one and, when resources here asked for the roster, push
+        them what changed (RFC 6121 §2.1.6: the other node pushes to its
+        own resources only, it does not know who asked here).
+        """
         user, _, host = account.partition("@")
         if host == self.domain.domain:
             # In turn with the account's roster operations here.
-            self.runLogged(user, self._cache.pop, user, None)
+            self.runLogged(user, self._reloadAndPush, user)
+
+    async def _reloadAndPush(self, username: str) -> None:
+        old = self._cache.pop(username, None)
+        if old is None:
+            return
+        interested = self.interested
+        if not any(session.jid.full() in interested
+                   for session in self.domain.sessions.sessionsOf(self.bareJID(username))):
+            return
+        new = await self.getRoster(username)
+        for jid in set(old.items) | set(new.items):
+            before, after = old.items.get(jid), new.items.get(jid)
+            if before != after:
+                self.pushChange(username, before, after, new.version)
 
     def routeAfter(self, to: str, stanzas: list[domish.Element]) -> None:
         """
