@@ -7,22 +7,28 @@ separately (C{python3 benchmarks/run.py}).
 """
 
 import base64
+import json
 import os
 import re
+import shutil
+import subprocess
+import sys
 import tomllib
 
 import pytest
 import pytest_twisted
 
-from benchmarks.xmppdbench import bench, client, dataset, load, procstat, report, stats
+from benchmarks.xmppdbench import (bench, client, dataset, load, procstat, redisstat, report,
+                                   stats)
 from tests.test_ctl import xmppctl
 from tests.test_ctl_pie import withStorage
 from xmppd.config import loadConfig
 from xmppd.config.registry import FEATURES, isInstalled
 from xmppd.core.scram import checkPassword
 
-XBENCH = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                      "benchmarks", "xbench")
+BENCHMARKS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                          "benchmarks")
+XBENCH = os.path.join(BENCHMARKS, "xbench")
 
 
 @pytest_twisted.ensureDeferred
@@ -270,3 +276,102 @@ def test_chatDeliveries():
     traffic.onDelivery(receiver, reflection(0))
     assert traffic.count == 0, "nothing counts outside the measured phase"
     assert sender.inflight == 2 and len(sender.written) == 3
+
+
+def test_clusterConfigurations(tmp_path):
+    """The Redis scenarios' configurations load: a lone node on Redis storage, and two cluster nodes with their own names, ports and data directories on the same Redis."""
+    url = "redis://127.0.0.1:6390/0"
+    lone = loadConfig(bench.writeConfig(str(tmp_path), port=5222, redis=url))
+    assert lone.storage.backend == "redis" and not lone.cluster.enabled
+    n1, n2 = (loadConfig(bench.writeConfig(str(tmp_path), port=port, muc=True, redis=url, node=node))
+              for port, node in ((5222, "n1"), (5223, "n2")))
+    assert (n1.cluster.node, n2.cluster.node) == ("n1", "n2")
+    assert n1.storage.backend == n2.storage.backend == "redis"
+    assert n1.server.data_dir != n2.server.data_dir
+    assert n1.c2s.endpoint != n2.c2s.endpoint
+
+
+def test_clusterScenarios():
+    """Every Redis scenario has a topology, the cluster set holds the lone baselines of the same run, and the message scenarios differ only in the share of pairs across nodes."""
+    for scale in ("quick", "full"):
+        table = bench.SCENARIOS[scale]
+        for percent in (0, 50, 100):
+            argv = table["cluster_msg_%d" % percent]
+            assert argv[:-2] == table["msg"] and argv[-2:] == ["--cross", str(percent / 100)]
+    assert bench.TOPOLOGY["cluster_msg_50"] == (2, "redis")
+    assert bench.TOPOLOGY["msg_redis"] == (1, "redis")
+    assert bench.TOPOLOGY["msg"] == (1, "sqlite")
+    assert {"msg", "msg_redis", "muc", "muc_redis", "idle", "idle_redis"} <= set(bench.CLUSTER_SET)
+    assert not any(bench.TOPOLOGY[name][1] == "redis" for name in bench.DEFAULT_SET)
+
+
+class SpreadArgs:
+    port, port2 = 1000, 2000
+
+    def __init__(self, cross):
+        self.cross = cross
+
+
+@pytest.mark.parametrize("cross", [0.0, 0.5, 1.0])
+def test_pairsSpreadOverNodes(cross):
+    """Senders alternate between the nodes, and the given share of the pairs has its receiver on the other node, as many from each node."""
+    pairs = 8
+    gen = load.Generator.__new__(load.Generator)
+    load.spreadPairs(gen, SpreadArgs(cross), pairs)
+    senders = [gen.portFor(i) for i in range(pairs)]
+    receivers = [gen.portFor(pairs + i) for i in range(pairs)]
+    assert senders.count(1000) == senders.count(2000) == pairs // 2
+    crossing = [s != r for s, r in zip(senders, receivers)]
+    assert sum(crossing) == cross * pairs
+    assert sum(c for c, s in zip(crossing, senders) if s == 1000) == cross * pairs / 2
+
+
+def test_redisCommandStats():
+    """Redis commands are counted per phase from INFO commandstats, commands not called left out."""
+    before = redisstat.parseCommandStats(
+        "# Commandstats\r\ncmdstat_eval:calls=10,usec=50,usec_per_call=5.00\r\n"
+        "cmdstat_xadd:calls=3,usec=9,usec_per_call=3.00\r\n")
+    after = redisstat.parseCommandStats(
+        "# Commandstats\r\ncmdstat_eval:calls=14,usec=70,usec_per_call=5.00\r\n"
+        "cmdstat_xadd:calls=3,usec=9,usec_per_call=3.00\r\n"
+        "cmdstat_xread:calls=2,usec=4,usec_per_call=2.00\r\n")
+    assert redisstat.callsDelta(before, after) == {"eval": 4, "xread": 2}
+    figures = stats.phaseFigures({"wall_s": 1.0, "server_cpu_s": 0.3, "gen_cpu_s": 0.1,
+                                  "server_cpu_s_by_process": [0.1, 0.15, 0.05],
+                                  "redis_calls": {"eval": 4, "xread": 2}}, 1000, "messages")
+    assert figures["server_cpu_ms_per_1k_by_process"] == [100, 150, 50]
+    assert figures["redis_calls_per_unit"] == 0.006
+
+
+def test_reportShowsEachProcess():
+    """Scenarios with Redis get a table of each process's CPU per 1000 units and Redis commands per unit."""
+    phase = stats.phaseFigures({"wall_s": 1.0, "server_cpu_s": 0.3, "gen_cpu_s": 0.1,
+                                "server_cpu_s_by_process": [0.1, 0.15, 0.05],
+                                "redis_calls": {"eval": 40}}, 1000, "messages delivered")
+    data = {"meta": {}, "runs": [{"scenario": "cluster_msg_50", "rep": 1,
+                                  "processes": ["n1", "n2", "redis"],
+                                  "result": {"phases": [dict(phase, phase="messages")]}}]}
+    assert ("| cluster_msg_50 | messages | 1 | 300 (300-300) | n1 100, n2 150, redis 50 | 0.04 |"
+            in report.render(data))
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server is not installed")
+def test_clusterRunEndToEnd(tmp_path):
+    """benchmarks/run.py runs a two-node cluster scenario on a Redis of its own, counts both nodes and Redis, sees the cross-node stanzas in Redis, and leaves no process behind."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "run.py"), "--scenarios", "cluster_msg_50",
+         "--accounts", "8", "--server-cpus", "", "--gen-cpus", "", "--out", str(out),
+         "--gen-args", "--pairs 4 --window 1 --warmup 0.3 --duration 0.7 --concurrency 8"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out / "results.json") as f:
+        data = json.load(f)
+    [run] = data["runs"]
+    assert run["processes"] == ["n1", "n2", "redis"]
+    [phase] = run["result"]["phases"]
+    assert phase["count"] > 0 and not phase["undelivered_after_drain"]
+    assert len(phase["server_cpu_ms_per_1k_by_process"]) == 3
+    assert phase["redis_calls"].get("xadd", 0) > 0, phase["redis_calls"]
+    pids = [int(p) for p in run["result"]["args"]["server_pid"]]
+    assert not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]

@@ -71,9 +71,38 @@ SCENARIOS = {
         "idle": ["idle", "--levels", "200,500", "--settle", "1", "--hold", "2"],
     },
 }
+
+def _addRedisScenarios(table: dict) -> None:
+    """
+    The scenarios with Redis (issue 14 item 10), from the lone ones'
+    generator arguments: a lone node on Redis storage (C{msg_redis},
+    C{muc_redis}, C{idle_redis}), and two cluster nodes on the same Redis
+    with 0, 50 or 100 % of the message pairs across nodes, a room's
+    occupants on both nodes, and idle sessions on both.
+    """
+    for name in ("msg", "muc", "idle"):
+        table[name + "_redis"] = list(table[name])
+        table["cluster_" + name] = list(table[name])
+    del table["cluster_msg"]
+    for percent in (0, 50, 100):
+        table["cluster_msg_%d" % percent] = table["msg"] + ["--cross", str(percent / 100)]
+
+
+for _table in SCENARIOS.values():
+    _addRedisScenarios(_table)
+#: What runs the scenarios that are not a lone node on SQLite: (nodes, storage).
+TOPOLOGY = {name: (2 if name.startswith("cluster_") else 1,
+                   "redis" if name.startswith("cluster_") or name.endswith("_redis") else "sqlite")
+            for name in SCENARIOS["full"]}
+#: The scenarios of C{--cluster}: the cluster ones and their lone baselines, measured in one run.
+CLUSTER_SET = ["msg", "msg_redis", "cluster_msg_0", "cluster_msg_50", "cluster_msg_100",
+               "muc", "muc_redis", "cluster_muc", "idle", "idle_redis", "cluster_idle"]
+#: The default scenarios: a lone node on SQLite, as the published numbers.
+DEFAULT_SET = ["login", "login_tls", "login_scram", "msg", "msg_fixed", "presence", "muc", "idle"]
+
 # Scenarios that run xmppd with its MUC service (only they: the others keep
 # the module set their published numbers were measured with).
-MUC_SCENARIOS = frozenset({"muc"})
+MUC_SCENARIOS = frozenset({"muc", "muc_redis", "cluster_muc"})
 # (uN accounts, pN accounts, contacts per pN account)
 DATASETS = {"full": (10000, 1050, 20), "quick": (1000, 210, 20)}
 
@@ -127,18 +156,41 @@ max_occupants = 200
 rate = 0
 """
 
+# Redis storage, for a lone node on Redis and the nodes of a cluster.
+REDIS_CONFIG = """
+[storage]
+backend = "redis"
+redis = "{url}"
+"""
 
-def writeConfig(directory: str, port: int, domain: str = DOMAIN, muc: bool = False) -> str:
+# One node of a cluster (README "A cluster"); the Redis is [storage] redis.
+CLUSTER_CONFIG = """
+[cluster]
+node = "{node}"
+"""
+
+
+def writeConfig(directory: str, port: int, domain: str = DOMAIN, muc: bool = False,
+                redis: str = "", node: str = "") -> str:
     """
     Write the benchmark's configuration into C{directory} and return its
     path: C{xmppd.toml}, or with C{muc} C{xmppd-muc.toml}, the same plus
-    the MUC service.  Both share one data directory.
+    the MUC service.  Both share one data directory.  With C{redis} (a
+    URL) the storage is that Redis, and with C{node} too the server is that
+    node of a cluster on it; each node has a data directory of its own
+    (its certificate), named after it.
     """
-    path = os.path.join(directory, "xmppd-muc.toml" if muc else "xmppd.toml")
+    stem = "xmppd" + ("-redis" if redis else "") + ("-" + node if node else "")
+    path = os.path.join(directory, stem + ("-muc.toml" if muc else ".toml"))
+    more = MUC_CONFIG.format(domain=domain) if muc else ""
+    if redis:
+        more += REDIS_CONFIG.format(url=redis)
+    if node:
+        more += CLUSTER_CONFIG.format(node=node)
     with open(path, "w") as f:
-        f.write(CONFIG.format(domain=domain, port=port, dataDir=os.path.join(directory, "data"),
-                              moreModules=', "muc"' if muc else "",
-                              moreSections=MUC_CONFIG.format(domain=domain) if muc else ""))
+        f.write(CONFIG.format(domain=domain, port=port,
+                              dataDir=os.path.join(directory, "data" + ("-" + node if node else "")),
+                              moreModules=', "muc"' if muc else "", moreSections=more))
     return path
 
 
@@ -161,29 +213,45 @@ def dieWithParent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)
 
 
+def checkoutEnvironment() -> dict:
+    """
+    The environment of xmppctl and the servers: this checkout first on the
+    path, so that the code measured is the code the report names (its git
+    commit), not an older copy installed into the virtualenv.
+    """
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(
+        filter(None, [REPOSITORY, os.environ.get("PYTHONPATH")])))
+
+
 def pinned(cpus: str, argv: list[str]) -> list[str]:
     return ["taskset", "-c", cpus] + argv if cpus else argv
 
 
-def provision(xmppctl: str, config: str, workdir: str, scale: str, log) -> dict:
-    """Write the data set as XEP-0227 and import it with C{xmppctl import}; timed."""
-    users, presenceUsers, rosterSize = DATASETS[scale]
+def provision(xmppctl: str, config: str, workdir: str, scale: str, log,
+              accounts: int = 0) -> dict:
+    """
+    Write the data set as XEP-0227 and import it with C{xmppctl import};
+    timed.  C{accounts}: only that many C{uN} accounts and no C{pN} (a
+    smoke run of the scenarios that need no rosters).
+    """
+    users, presenceUsers, rosterSize = (accounts, 0, 0) if accounts else DATASETS[scale]
     pie = os.path.join(workdir, "dataset.xml")
     started = time.perf_counter()
-    accounts = dataset.writePIE(pie, DOMAIN, users, presenceUsers, rosterSize)
+    accountCount = dataset.writePIE(pie, DOMAIN, users, presenceUsers, rosterSize)
     written = time.perf_counter() - started
     command = [xmppctl, "--config", config, "import", pie]
     log("$ " + " ".join(command))
     started = time.perf_counter()
-    done = subprocess.run(command, capture_output=True, text=True, timeout=1800)
+    done = subprocess.run(command, capture_output=True, text=True, timeout=1800,
+                          env=checkoutEnvironment())
     seconds = time.perf_counter() - started
     log("  " + (done.stdout + done.stderr).strip())
     if done.returncode:
         raise RuntimeError("xmppctl import failed (%d)" % done.returncode)
-    return {"accounts": accounts, "roster_items": dataset.presenceUserCount(
+    return {"accounts": accountCount, "roster_items": dataset.presenceUserCount(
                 presenceUsers, rosterSize) * rosterSize,
             "file_bytes": os.path.getsize(pie), "write_s": round(written, 3),
-            "import_s": round(seconds, 3), "accounts_per_s": round(accounts / seconds, 1),
+            "import_s": round(seconds, 3), "accounts_per_s": round(accountCount / seconds, 1),
             "output": done.stdout.strip()}
 
 
@@ -204,6 +272,7 @@ class Server:
             # taskset execs the server, so the PID is the server's own.
             self.process = subprocess.Popen(self.argv, stdout=logFile, stderr=subprocess.STDOUT,
                                             stdin=subprocess.DEVNULL, start_new_session=True,
+                                            env=checkoutEnvironment(),
                                             preexec_fn=dieWithParent)
         deadline = time.monotonic() + START_TIMEOUT
         while time.monotonic() < deadline:
@@ -240,6 +309,49 @@ def terminate(process: subprocess.Popen, grace: float) -> int | None:
         except subprocess.TimeoutExpired:
             pass
     return process.poll()
+
+
+class RedisServer:
+    """
+    A redis-server of the benchmark's own: a free port on loopback, its
+    data in the work directory, every write fsynced (C{appendfsync always},
+    as xmppd's Redis storage requires), pinned like the server.
+    """
+
+    def __init__(self, binary: str, directory: str, cpus: str, logPath: str):
+        self.port = freePort()
+        self.directory, self.logPath, self.process = directory, logPath, None
+        os.makedirs(directory, exist_ok=True)
+        self.argv = pinned(cpus, [
+            binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", directory,
+            "--save", "", "--appendonly", "yes", "--appendfsync", "always",
+            "--daemonize", "no", "--protected-mode", "no", "--logfile", logPath])
+
+    @property
+    def url(self) -> str:
+        return "redis://127.0.0.1:%d/0" % self.port
+
+    def start(self) -> int:
+        self.process = subprocess.Popen(self.argv, stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                                        start_new_session=True, preexec_fn=dieWithParent)
+        deadline = time.monotonic() + START_TIMEOUT
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise ServerStartError("redis-server exited at start; see %s" % self.logPath)
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), timeout=1) as s:
+                    s.sendall(b"PING\r\n")
+                    if s.recv(64).startswith(b"+PONG"):
+                        return self.process.pid
+            except OSError:
+                pass
+            time.sleep(0.05)
+        raise ServerStartError("redis-server did not answer on %d" % self.port)
+
+    def stop(self) -> int | None:
+        process, self.process = self.process, None
+        return None if process is None else terminate(process, STOP_GRACE)
 
 
 def runGenerator(argv: list[str], timeout: float, log) -> None:
@@ -291,8 +403,15 @@ def parseArgs(argv):
     add = parser.add_argument
     add("--scale", default="quick", choices=sorted(SCENARIOS),
         help="quick: a smoke run of under a minute; full: the sizes of ../shared/bench")
-    add("--scenarios", default=",".join(SCENARIOS["full"]),
+    add("--scenarios", default=",".join(DEFAULT_SET),
         help="comma list among: " + ", ".join(SCENARIOS["full"]))
+    add("--cluster", action="store_true",
+        help="run the cluster scenarios and their lone baselines: " + ",".join(CLUSTER_SET))
+    add("--redis-server", default=shutil.which("redis-server") or "redis-server",
+        help="the redis-server binary for the scenarios with Redis")
+    add("--node2-cpus", default=None,
+        help="taskset CPU list of a cluster's second node (default: --server-cpus)")
+    add("--redis-cpus", default=None, help="taskset CPU list of Redis (default: --server-cpus)")
     add("--repeat", type=int, default=1, help="repetitions of every scenario")
     add("--out", help="results directory (default: a new temporary directory)")
     add("--port", type=int, default=0, help="c2s port (default: a free one)")
@@ -303,6 +422,8 @@ def parseArgs(argv):
     add("--gen-args", default="", help="extra generator arguments for every scenario")
     add("--xmppd-bin", default=os.path.dirname(sys.executable),
         help="directory holding twistd and xmppctl")
+    add("--accounts", type=int, default=0,
+        help="import only u1..uN and no presence cliques (smoke runs of msg, muc, idle)")
     add("--timeout", type=float, default=900, help="seconds per generator run")
     add("--keep-workdir", action="store_true", help="keep the configuration and data")
     return parser.parse_args(argv)
@@ -311,10 +432,13 @@ def parseArgs(argv):
 def main(argv=None) -> int:
     args = parseArgs(sys.argv[1:] if argv is None else argv)
     table = SCENARIOS[args.scale]
-    names = [n for n in args.scenarios.split(",") if n]
+    names = CLUSTER_SET if args.cluster else [n for n in args.scenarios.split(",") if n]
     unknown = [n for n in names if n not in table]
     if unknown:
         raise SystemExit("unknown scenario(s) %s; have %s" % (", ".join(unknown), ", ".join(table)))
+    withRedis = [n for n in names if TOPOLOGY[n][1] == "redis"]
+    if withRedis and not shutil.which(args.redis_server):
+        raise SystemExit("%s not found: needed by %s" % (args.redis_server, ", ".join(withRedis)))
     twistd = os.path.join(args.xmppd_bin, "twistd")
     xmppctl = os.path.join(args.xmppd_bin, "xmppctl")
     for tool in (twistd, xmppctl):
@@ -345,15 +469,35 @@ def main(argv=None) -> int:
         signal.signal(sig, interrupted)
 
     port = args.port or freePort()
+    port2 = freePort()
     config = writeConfig(workdir, port)
     mucConfig = writeConfig(workdir, port, muc=True) if MUC_SCENARIOS & set(names) else None
+    if args.node2_cpus is None:
+        args.node2_cpus = args.server_cpus
+    if args.redis_cpus is None:
+        args.redis_cpus = args.server_cpus
+    redis = RedisServer(args.redis_server, os.path.join(workdir, "redis"), args.redis_cpus,
+                        os.path.join(out, "logs", "redis.log")) if withRedis else None
+
+    def configsFor(name: str) -> list[tuple[str, int, str]]:
+        """(configuration, port, CPUs) of each node that runs scenario C{name}."""
+        nodes, storage = TOPOLOGY[name]
+        muc = name in MUC_SCENARIOS
+        if storage == "sqlite":
+            return [(mucConfig if muc else config, port, args.server_cpus)]
+        if nodes == 1:
+            return [(writeConfig(workdir, port, muc=muc, redis=redis.url), port, args.server_cpus)]
+        return [(writeConfig(workdir, p, muc=muc, redis=redis.url, node=node), p, cpus)
+                for node, p, cpus in (("n1", port, args.server_cpus),
+                                      ("n2", port2, args.node2_cpus))]
     data = {"meta": {"argv": sys.argv, "scale": args.scale, "scenarios": names,
                      "repeat": args.repeat, "server_cpus": args.server_cpus,
                      "gen_cpus": args.gen_cpus, "gen_python": args.gen_python,
+                     "node2_cpus": args.node2_cpus, "redis_cpus": args.redis_cpus,
                      "xmppd": xmppdVersion(), "port": port, "workdir": workdir,
                      "machine_before": machine()},
             "provisioning": None, "runs": []}
-    server = None
+    servers: list = []
     status = 0
 
     def save():
@@ -362,24 +506,46 @@ def main(argv=None) -> int:
 
     try:
         log("xmppd %s; work directory %s; results %s" % (data["meta"]["xmppd"], workdir, out))
-        data["provisioning"] = provision(xmppctl, config, workdir, args.scale, log)
-        log("provisioned %(accounts)d accounts in %(import_s).1f s (%(accounts_per_s).0f/s)"
-            % data["provisioning"])
+        if len(withRedis) < len(names):
+            data["provisioning"] = provision(xmppctl, config, workdir, args.scale, log,
+                                              args.accounts)
+            log("provisioned %(accounts)d accounts in %(import_s).1f s (%(accounts_per_s).0f/s)"
+                % data["provisioning"])
+        if redis is not None:
+            redisPid = redis.start()
+            log("redis-server %d on port %d (appendfsync always)" % (redisPid, redis.port))
+            redisConfig = writeConfig(workdir, port, redis=redis.url)
+            data["provisioning_redis"] = provision(xmppctl, redisConfig, workdir, args.scale,
+                                                    log, args.accounts)
+            log("provisioned Redis with %(accounts)d accounts in %(import_s).1f s"
+                % data["provisioning_redis"])
+            data["provisioning"] = data["provisioning"] or data["provisioning_redis"]
         for rep in range(1, args.repeat + 1):
             for name in names:
                 log("== %s (repetition %d)" % (name, rep))
                 tag = "%s.%d" % (name, rep)
                 jsonPath = os.path.join(out, tag + ".json")
-                server = Server(twistd, mucConfig if name in MUC_SCENARIOS else config, port,
-                                args.server_cpus,
-                                os.path.join(out, "logs", "server.%s.log" % tag))
+                nodes = configsFor(name)
+                servers = [Server(twistd, path, nodePort, cpus,
+                                  os.path.join(out, "logs", "server.%s.%s.log" % (tag, i + 1)))
+                           for i, (path, nodePort, cpus) in enumerate(nodes)]
+                processes = ["n%d" % (i + 1) for i in range(len(nodes))] if len(nodes) > 1 \
+                    else ["xmppd"]
                 result = None
                 try:
-                    pid = server.start()
+                    pids = [server.start() for server in servers]
+                    more = []
+                    if TOPOLOGY[name][1] == "redis":
+                        pids.append(redis.process.pid)
+                        processes.append("redis")
+                        more += ["--redis-port", str(redis.port)]
+                    if len(nodes) > 1:
+                        more += ["--port2", str(nodes[1][1])]
                     generator = pinned(args.gen_cpus, [
                         args.gen_python, "-m", "xmppdbench.load", *table[name],
                         "--port", str(port), "--domain", DOMAIN, "--muc-domain", mucDomain(),
-                        "--server-pid", str(pid), "--json-out", jsonPath, *args.gen_args.split()])
+                        *[a for pid in pids for a in ("--server-pid", str(pid))],
+                        "--json-out", jsonPath, *more, *args.gen_args.split()])
                     runGenerator(generator, args.timeout, log)
                     if os.path.exists(jsonPath):
                         with open(jsonPath) as f:
@@ -390,9 +556,12 @@ def main(argv=None) -> int:
                     log("  %s" % e)
                     result = {"error": "server did not start: %s" % e}
                 finally:
-                    exitStatus, server = server.stop(), None
+                    exitStatus = [server.stop() for server in servers]
+                    servers = []
                 data["runs"].append({"scenario": name, "rep": rep, "result": result,
-                                     "server_exit": exitStatus})
+                                     "processes": processes,
+                                     "server_exit": exitStatus[0] if len(exitStatus) == 1
+                                     else exitStatus})
                 if result is None or result.get("error"):
                     status = 1
                 save()
@@ -403,8 +572,10 @@ def main(argv=None) -> int:
         log("failed: %s: %s" % (type(e).__name__, e))
         status = 1
     finally:
-        if server is not None:
+        for server in servers:
             server.stop()
+        if redis is not None:
+            redis.stop()
         data["meta"]["machine_after"] = machine()
         save()
         markdown = report.render(data)

@@ -237,6 +237,13 @@ class Generator:
         self.lost = 0
         self.clients: list[Conn] = []
 
+    def portFor(self, index: int) -> int:
+        """
+        The port client C{index} connects to: the one server's, unless the
+        load module spreads the clients over the nodes of a cluster.
+        """
+        return self.port
+
     def closeAll(self):
         for conn in self.clients:
             conn.close()
@@ -311,7 +318,7 @@ async def learnSalt(gen: Generator, conn: Conn) -> None:
     Start SCRAM-SHA-1, derive SaltedPassword from the server's salt into
     L{SALTED}, and abort the exchange (RFC 6120 §6.4.4).
     """
-    await gen.loop.create_connection(lambda: conn, gen.host, gen.port)
+    await gen.loop.create_connection(lambda: conn, gen.host, gen.portFor(conn.index))
     conn.send(gen.header)
     await conn.expect(FEATURES)
     nonce = base64.b64encode(os.urandom(18)).decode()
@@ -331,7 +338,7 @@ async def login(gen: Generator, conn: Conn, tls=False, mechanism="PLAIN", roster
                 presence=True) -> float:
     """Connect, negotiate, bind; optionally get the roster and go online. Seconds taken."""
     started = time.perf_counter()
-    await gen.loop.create_connection(lambda: conn, gen.host, gen.port)
+    await gen.loop.create_connection(lambda: conn, gen.host, gen.portFor(conn.index))
     conn.send(gen.header)
     _, features = await conn.expect(FEATURES)
     if tls:

@@ -34,7 +34,7 @@ import resource
 import sys
 import time
 
-from . import procstat, stats
+from . import procstat, redisstat, stats
 from .caps import (NS_DISCO_INFO, NS_PUBSUB_EVENT, PEP_NODE, PUBLISH_TAIL, Capabilities,
                    publishHead)
 from .client import Generator, attribute, findElement, joinRoom, learnSalts, loginMany
@@ -68,6 +68,8 @@ class Phase:
         meter.resetPeak()
         self.sampledPeak = 0
         self.sampler = asyncio.ensure_future(self._sample())
+        redisPort = getattr(self.gen.args, "redis_port", 0)
+        self.redisBefore = redisstat.commandCalls(redisPort) if redisPort else None
         self.before = meter.snapshot()
         return self
 
@@ -78,6 +80,10 @@ class Phase:
 
     async def __aexit__(self, *exc):
         self.accounting = procstat.delta(self.before, self.gen.meter.snapshot())
+        if self.redisBefore is not None:
+            # includes the 2 INFO calls of this measurement itself
+            self.accounting["redis_calls"] = redisstat.callsDelta(
+                self.redisBefore, redisstat.commandCalls(self.gen.args.redis_port))
         self.sampler.cancel()
         hwm = self.gen.meter.peakRSS()
         self.accounting["server_rss_kb_peak"] = max(
@@ -246,6 +252,40 @@ class Traffic:
                             rate_target=self.rate or None, **extra)
 
 
+def crossing(pair: int, fraction: float) -> bool:
+    """Whether pair C{pair} crosses nodes: C{fraction} of the pairs, spread evenly."""
+    return int((pair + 1) * fraction + 1e-9) > int(pair * fraction + 1e-9)
+
+
+def spreadPairs(gen: Generator, args, pairs: int) -> None:
+    """
+    With C{--port2} (two cluster nodes): sender C{i} (client C{i}) on node
+    C{i % 2}, so both nodes carry the same load, and its receiver (client
+    C{pairs + i}) on the same node, or on the other one for the C{--cross}
+    fraction of the pairs.  Pairs cross by twos (C{i // 2}), one from each
+    node, so that each node has the same mix of same-node and cross-node
+    pairs.
+    """
+    if not args.port2:
+        return
+    ports = (args.port, args.port2)
+
+    def portFor(index: int) -> int:
+        pair = index % pairs
+        node = pair % 2
+        if index >= pairs and crossing(pair // 2, args.cross):
+            node = 1 - node
+        return ports[node]
+    gen.portFor = portFor
+
+
+def spreadClients(gen: Generator, args) -> None:
+    """With C{--port2}: client C{i} on node C{i % 2} (a room's occupants on both nodes)."""
+    if args.port2:
+        ports = (args.port, args.port2)
+        gen.portFor = lambda index: ports[index % 2]
+
+
 def padding(size: int) -> bytes:
     return (b"lorem ipsum dolor sit amet " * (1 + size // 27))[:size]
 
@@ -260,6 +300,7 @@ async def scenarioMessages(gen: Generator, args) -> list[dict]:
     """
     pairs = args.pairs
     users = ["u%d" % i for i in range(args.first, args.first + 2 * pairs)]
+    spreadPairs(gen, args, pairs)
     clients, _, errors = await loginMany(gen, users, concurrency=args.concurrency)
     requireAll(clients, 2 * pairs, errors)
     clients.sort(key=lambda c: c.index)
@@ -295,6 +336,7 @@ async def scenarioMUC(gen: Generator, args) -> list[dict]:
     if not 0 < args.senders <= perRoom:
         raise ValueError("--senders must be between 1 and --occupants")
     users = ["u%d" % i for i in range(args.first, args.first + perRoom * rooms)]
+    spreadClients(gen, args)
     clients, _, errors = await loginMany(gen, users, concurrency=args.concurrency)
     requireAll(clients, perRoom * rooms, errors)
     clients.sort(key=lambda c: c.index)
@@ -411,6 +453,7 @@ async def scenarioIdle(gen: Generator, args) -> list[dict]:
     sessions, and its CPU while everyone idles.
     """
     levels = [int(x) for x in args.levels.split(",")]
+    spreadClients(gen, args)
     await waitQuiet(gen)
     await asyncio.sleep(1)
     base = gen.meter.serverRSS()
@@ -772,6 +815,12 @@ def parseArgs(argv):
     add("scenario", choices=sorted(SCENARIOS))
     add("--host", default="127.0.0.1")
     add("--port", type=int, default=5222)
+    add("--port2", type=int, default=0,
+        help="a second cluster node's c2s port: the clients are spread over both nodes")
+    add("--cross", type=float, default=0.0,
+        help="msg with --port2: fraction of the pairs whose receiver is on the other node")
+    add("--redis-port", type=int, default=0,
+        help="count the Redis commands of each phase (INFO commandstats) at this port")
     add("--domain", default="localhost")
     add("--muc-domain", default="conference.localhost", help="muc: the rooms' service")
     add("--server-pid", type=int, action="append", default=[],

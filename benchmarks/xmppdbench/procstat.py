@@ -147,6 +147,7 @@ class Meter:
         sched = [schedNanoseconds(pid) for pid in pids]
         return {
             "t": time.perf_counter(),
+            "rootCPU": [sum(cpuSeconds(pid) for pid in processTree([root])) for root in self.roots],
             "serverCPU": sum(cpuSeconds(pid) for pid in pids),
             "serverSched": (sum(s[0] for s in sched), sum(s[1] for s in sched)),
             "serverRSS": sum(rssKB(pid) for pid in pids),
@@ -169,6 +170,9 @@ def delta(before: dict, after: dict) -> dict:
          "gen_cpu_s": after["genCPU"] - before["genCPU"],
          "server_rss_kb_start": before["serverRSS"],
          "server_rss_kb_end": after["serverRSS"]}
+    if "rootCPU" in before and "rootCPU" in after:
+        # each server process (a node of a cluster, its Redis) on its own
+        d["server_cpu_s_by_process"] = [b - a for a, b in zip(before["rootCPU"], after["rootCPU"])]
     if wall <= 0:
         return d
     busy = after["machine"][0] - before["machine"][0]

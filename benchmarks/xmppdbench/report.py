@@ -92,6 +92,7 @@ def render(data: dict) -> str:
                          fmt(lat("p50_ms"), "%.1f"), fmt(lat("p99_ms"), "%.1f"),
                          fmt((med("server_rss_kb_peak") or 0) / 1024),
                          ", ".join(sorted({p.get("bound", "?") for p in phases}))))
+    lines += clusterTable(data, rows)
     idle = [p for (scenario, _), phases in rows.items() if scenario == "idle" for p in phases]
     if idle:
         lines += ["", "| idle sessions | RSS without sessions MB | RSS MB | KB per session "
@@ -100,6 +101,16 @@ def render(data: dict) -> str:
             lines.append("| %s | %.1f | %.1f | %.1f | %.2f%% |" % (
                 p.get("sessions"), p.get("rss_base_kb", 0) / 1024, p.get("rss_kb", 0) / 1024,
                 p.get("kb_per_session", 0), 100 * p.get("idle_server_cpu_util", 0)))
+    others = [(scenario, p) for (scenario, _), phases in rows.items()
+              if scenario != "idle" and "idle" in scenario for p in phases]
+    if others:
+        lines += ["", "| idle, all server processes | sessions | RSS without sessions MB | RSS MB "
+                  "| KB per session | idle server CPU |", "|---|---|---|---|---|---|"]
+        for scenario, p in others:
+            lines.append("| %s | %s | %.1f | %.1f | %.1f | %.2f%% |" % (
+                scenario, p.get("sessions"), p.get("rss_base_kb", 0) / 1024,
+                p.get("rss_kb", 0) / 1024, p.get("kb_per_session", 0),
+                100 * p.get("idle_server_cpu_util", 0)))
     notes = []
     for run in data.get("runs", []):
         for p in (run.get("result") or {}).get("phases", []):
@@ -117,6 +128,34 @@ def render(data: dict) -> str:
         lines += ["", "Problems:"] + notes
     lines += ["", LEGEND, ""]
     return "\n".join(lines)
+
+
+def clusterTable(data: dict, rows: dict) -> list[str]:
+    """
+    The scenarios run with Redis (a lone node on Redis storage, the nodes of
+    a cluster): each process's CPU per 1000 units and Redis commands per unit,
+    medians over the repetitions, with the spread (min-max) of the total.
+    """
+    labels = {run["scenario"]: run.get("processes") for run in data.get("runs", [])}
+    out = []
+    for (scenario, name), phases in rows.items():
+        names = labels.get(scenario)
+        if not phases or not names or len(names) < 2 and "redis" not in names:
+            continue
+        cost = [p["server_cpu_ms_per_1k"] for p in phases if "server_cpu_ms_per_1k" in p]
+        parts = []
+        for i, label in enumerate(names):
+            value = median([(p.get("server_cpu_ms_per_1k_by_process") or [None] * len(names))[i]
+                            for p in phases])
+            parts.append("%s %s" % (label, fmt(value)))
+        out.append("| %s | %s | %d | %s (%s-%s) | %s | %s |" % (
+            scenario, name, len(phases), fmt(median(cost)), fmt(min(cost) if cost else None),
+            fmt(max(cost) if cost else None), ", ".join(parts),
+            fmt(median([p.get("redis_calls_per_unit") for p in phases]), "%.2f")))
+    if not out:
+        return []
+    return ["", "| with Redis | phase | reps | all processes CPU ms/1k, median (min-max) "
+            "| per process, median | Redis commands per unit |", "|---|---|---|---|---|---|"] + out
 
 
 def main(argv=None) -> None:

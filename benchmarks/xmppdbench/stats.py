@@ -62,6 +62,12 @@ def phaseFigures(accounting: dict, count: int, unit: str,
     if count:
         figures["server_cpu_ms_per_1k"] = accounting["server_cpu_s"] * 1e6 / count
         figures["gen_cpu_ms_per_1k"] = accounting["gen_cpu_s"] * 1e6 / count
+        if "server_cpu_s_by_process" in accounting:
+            figures["server_cpu_ms_per_1k_by_process"] = [
+                round(cpu * 1e6 / count, 1) for cpu in accounting["server_cpu_s_by_process"]]
+        if "redis_calls" in accounting:
+            figures["redis_calls_per_unit"] = round(
+                sum(accounting["redis_calls"].values()) / count, 3)
     figures["bound"] = boundSide(accounting.get("server_demand", 0.0),
                                  accounting.get("gen_demand", 0.0), threshold)
     return {key: round(value, 4) if isinstance(value, float) else value
