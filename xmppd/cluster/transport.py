@@ -78,14 +78,6 @@ BATCH = 256
 BLOCK_MS = 2000
 
 
-def _release(records) -> None:
-    """The stanzas of C{records} are safe or answered: their senders may be acknowledged."""
-    for record in records:
-        waiter = record[3]
-        if waiter is not None and not waiter.called:
-            waiter.callback(None)
-
-
 def relayed(stanza) -> bool:
     """Whether C{stanza} came from another node to be routed here (L{Transport.reroute})."""
     return marks(stanza).clusterRelayed
@@ -134,18 +126,9 @@ class Transport:
         it; if Redis then fails, the sender gets an C{internal-server-error}
         for it (L{_failed}): refused with a clear error, never silently lost.
         """
-        if isinstance(stanza, str):
-            text = stanza
-        else:
-            text = serialize(stanza)
-        waiter = None
         self.forwarded += 1
-        queued = self.queued.get(view.node)
-        if queued is None:
-            queued = self.queued[view.node] = []
-            if self.flushing is None:
-                self.flushing = self.clock.callLater(0, self.flush)
-        queued.append((view.token, view.jid.full(), text, waiter, stanza))
+        text = stanza if isinstance(stanza, str) else serialize(stanza)
+        self._queue(view.node, (view.token, view.jid.full(), text, stanza))
 
     def relay(self, node: str, stanza) -> None:
         """
@@ -154,62 +137,65 @@ class Transport:
         record with no binding token.
         """
         text = stanza if isinstance(stanza, str) else serialize(stanza)
+        self._queue(node, ("", stanza.getAttribute("to") or "", text, stanza))
+
+    def _queue(self, node: str, record: tuple) -> None:
+        """
+        Add C{record} (binding token, full JID, text, the stanza) to what
+        this reactor turn hands to C{node}.
+        """
         queued = self.queued.get(node)
         if queued is None:
             queued = self.queued[node] = []
             if self.flushing is None:
                 self.flushing = self.clock.callLater(0, self.flush)
-        queued.append(("", stanza.getAttribute("to") or "", text, None, stanza))
+        queued.append(record)
 
     def flush(self) -> None:
         """Hand what this reactor turn queued to the nodes' inboxes, one script per node."""
         self.flushing = None
         queued, self.queued = self.queued, {}
         for node, records in queued.items():
-            d = self.redis.eval(FORWARD, [keys.heartbeatKey(node), keys.inboxKey(node)],
-                                [pack(records)])
-            d.addCallback(self._forwarded, node, records)
-            d.addErrback(self._failed, node, records)
+            self._send(node, records)
 
-    def _forwarded(self, accepted, node: str, records):
-        if int(accepted) == 1:
-            _release(records)
-            return None
-        if not self.mayReap():
-            # Redis was away from this node lately: the holder may be alive
-            # and about to beat again.  Try again in a heartbeat (the one
-            # case where a sender's stanzas may overtake each other).
-            self.clock.callLater(self.retryDelay, self._retry, node, records)
-            return None
-        # The holder's heartbeat expired: take its sessions and inbox, then these.
-        return self.directory.reap(node).addCallback(self._reaped, records)
-
-    def _retry(self, node: str, records) -> None:
+    def _send(self, node: str, records) -> None:
+        """One script: append C{records} to C{node}'s inbox if its heartbeat lives."""
         d = self.redis.eval(FORWARD, [keys.heartbeatKey(node), keys.inboxKey(node)],
                             [pack(records)])
         d.addCallback(self._forwarded, node, records)
         d.addErrback(self._failed, node, records)
 
+    def _forwarded(self, accepted, node: str, records):
+        if int(accepted) == 1:
+            return None
+        if not self.mayReap():
+            # Redis was away from this node lately: the holder may be alive
+            # and about to beat again.  Try again in a heartbeat (the one
+            # case where a sender's stanzas may overtake each other).
+            self.clock.callLater(self.retryDelay, self._send, node, records)
+            return None
+        # The holder's heartbeat expired: take its sessions and inbox, then these.
+        return self.directory.reap(node).addCallback(self._reaped, records)
+
     def _reaped(self, entries, records) -> None:
         self.rerouteEntries(entries or [])
         for record in records:
             self.reroute(record[2])
-        _release(records)
 
     def _failed(self, failure, node: str, records) -> None:
         # Redis is away: the stanzas cannot be handed on.  Their senders
-        # hear it (RFC 6120 §8.3.3.8), and the stanzas are not acknowledged
-        # as taken.
+        # hear it (RFC 6120 §8.3.3.8).  A copy of a fan-out serialized once
+        # for many (a room's message, text only) has no sender to tell: the
+        # log line counts it.
         self.log.failure("{count} stanza(s) for node {node} could not be forwarded",
                          failure, count=len(records), node=node)
         for record in records:
-            stanza = record[4]
+            stanza = record[3]
             if not isinstance(stanza, str):
                 reply = errorReply(stanza, "internal-server-error",
                                    "the cluster cannot reach the recipient's node")
                 if reply is not None:
                     self.route(reply)
-        _release(records)
 
     def rerouteEntries(self, entries) -> None:
         """Route again the stanzas of a reaped inbox, in their order."""
