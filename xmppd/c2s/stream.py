@@ -166,7 +166,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             # What the client sent before the connection went is still
             # processed, in order, by the session that sent it; the
             # session ends after it (RFC 6120 §10.1).
-            self.backlog.queue.append(_Lost(broken))
+            self.backlog.end(_Lost(broken))
             return
         self.sessionLost(broken)
 
@@ -322,7 +322,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.errorCondition = condition
         if self.backlog is not None:
             # Nothing the client sent after the error's cause is processed.
-            self.backlog.queue.clear()
+            self.backlog.dropQueued()
         self.send(streamErrorElement(condition, text, appCondition, conditionText))
         self.closeStream()
 
@@ -385,7 +385,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         # The client closed its stream (RFC 6120 §4.4): close ours too,
         # once what it sent before is processed.
         if self.backlog is not None:
-            self.backlog.queue.append(_END)
+            self.backlog.end(_END)
             return
         self.closeStream()
 

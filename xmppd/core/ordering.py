@@ -111,6 +111,18 @@ class Backlog:
         self.queue.append(element)
         return True
 
+    def end(self, marker: Any) -> None:
+        """
+        Queue C{marker}, the end of the input (its footer, its lost
+        connection), behind what waits.  Not counted against the bound:
+        nothing comes after it.
+        """
+        self.queue.append(marker)
+
+    def dropQueued(self) -> None:
+        """Forget what waits behind the element being processed (a stream error ends the input)."""
+        self.queue.clear()
+
     def wait(self, element: Any, pending: list[defer.Deferred]) -> None:
         """Wait until C{pending}, the holders of C{element}, have let go."""
         self.waitingFor = element
