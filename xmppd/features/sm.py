@@ -31,6 +31,13 @@ over C{[sm] max_unacked} unacknowledged stanzas the stream is closed with
 C{policy-violation}, a limit of local policy (RFC 6120 §4.9.3.14; XEP-0198
 names none).
 
+A sender that may forget a stanza only once it is settled (the cluster's
+inbox, L{xmppd.cluster.transport}) asks the session's stream management to
+tell it (L{StreamManagement.settleAfterNext}): when an C{<a/>} covers the
+stanza, or, if the session ends first, when the stanza has been re-routed
+as below and accepted where it went.  A lone node never asks, and pays one
+test per C{<a/>} for it.
+
 Resumption (§5): when the connection of a resumable stream breaks (no
 C{</stream:stream>}, no stream error of ours but C{connection-timeout}) the
 session stays bound, detached, for C{resume_timeout} seconds: stanzas for it
