@@ -291,6 +291,101 @@ async def test_messagesAcrossNodesInOrder(redisServer):
         await nodes.close()
 
 
+async def managedPair(nodes, url):
+    """
+    Nodes a and b, Romeo on a, and Juliet on b with stream management
+    (XEP-0198) enabled, not answering its requests: what she acknowledges
+    is up to the test.
+    """
+    a, b = await nodes.start(url, "a", "b")
+    romeo = await a.login("romeo", resource="orchard")
+    juliet = await b.login("juliet", resource="balcony")
+    enabled = collect(juliet, "enabled")
+    juliet.send("<enable xmlns='urn:xmpp:sm:3'/>")
+    await waitFor(lambda: enabled)
+    await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+    return a, b, romeo, juliet
+
+
+@pytest_twisted.ensureDeferred
+async def test_inboxKeptUntilAcknowledged(redisServer):
+    """
+    A stanza from another node stays in the inbox until the recipient's
+    stream management acknowledges it; then its entry is deleted.
+    """
+    nodes = Nodes()
+    try:
+        a, b, romeo, juliet = await managedPair(nodes, redisServer.url)
+        got = collect(juliet)
+        for i in range(3):
+            romeo.send(chat("juliet@localhost/balcony", "m%d" % i, "m%d" % i))
+        await waitFor(lambda: len(got) == 3)
+        transport = b.service.cluster.transport
+        assert transport.holding >= 1
+        assert redisServer.command("XLEN", "xmppd:c:inbox:b") != b":0"
+        juliet.send("<a xmlns='urn:xmpp:sm:3' h='2'/>")
+        romeo.send(chat("juliet@localhost/balcony", "m3", "m3"))
+        await waitFor(lambda: len(got) == 4)
+        assert redisServer.command("XLEN", "xmppd:c:inbox:b") != b":0"
+        juliet.send("<a xmlns='urn:xmpp:sm:3' h='4'/>")
+        await waitFor(lambda: redisServer.command("XLEN", "xmppd:c:inbox:b") == b":0")
+        assert transport.holding == 0
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_unacknowledgedSurviveTheNode(redisServer):
+    """
+    The recipient's node dies after writing stanzas to the client and before
+    the client acknowledged them: they are still in its inbox, and the node
+    that reaps it stores them offline (at least once: the client saw them).
+    """
+    nodes = Nodes()
+    try:
+        a, b, romeo, juliet = await managedPair(nodes, redisServer.url)
+        got = collect(juliet)
+        for i in range(3):
+            romeo.send(chat("juliet@localhost/balcony", "m%d" % i, "m%d" % i))
+        await waitFor(lambda: len(got) == 3)
+        clusterA = a.service.getServiceNamed("cluster")
+        await waitFor(clusterA.mayReap)
+        kill(b)
+        redisServer.command("DEL", "xmppd:c:node:b")
+        offline = a.service.storage.offline
+        deadline = time.monotonic() + TIMEOUT
+        while await offline.count("juliet", "localhost") < 3:
+            assert time.monotonic() < deadline, "not stored offline"
+            await task.deferLater(reactor, 0.01, lambda: None)
+        stored = await offline.fetch("juliet", "localhost")
+        assert [("m%d" % i) in m.xml for i, m in enumerate(stored)] == [True] * 3
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_inboxSettledWhenSessionEnds(redisServer):
+    """
+    A session that ends without acknowledging hands its stanzas on (offline
+    storage here, XEP-0198 §4); the inbox entry goes once they are stored.
+    """
+    nodes = Nodes()
+    try:
+        a, b, romeo, juliet = await managedPair(nodes, redisServer.url)
+        got = collect(juliet)
+        romeo.send(chat("juliet@localhost/balcony", "unacked", "u"))
+        await waitFor(lambda: got)
+        assert redisServer.command("XLEN", "xmppd:c:inbox:b") != b":0"
+        juliet.sendFooter()
+        juliet.transport.loseConnection()
+        await waitFor(lambda: redisServer.command("XLEN", "xmppd:c:inbox:b") == b":0")
+        [message] = await b.service.storage.offline.fetch("juliet", "localhost")
+        assert "unacked" in message.xml
+        assert b.service.cluster.transport.holding == 0
+    finally:
+        await nodes.close()
+
+
 @pytest_twisted.ensureDeferred
 async def test_deadNodeSessionsVanish(redisServer):
     """A node whose heartbeat stops loses its sessions on the other nodes."""

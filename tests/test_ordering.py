@@ -15,8 +15,9 @@ from twisted.internet.task import Clock
 from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
-from xmppd.core.ordering import MAX_BACKLOG, PROCESSING_TIMEOUT, Backlog, Senders, unfinished
-from xmppd.core.stanzas import hold
+from xmppd.core.ordering import (MAX_BACKLOG, PROCESSING_TIMEOUT, Backlog, Senders, unfinished,
+                                  whenProcessed)
+from xmppd.core.stanzas import hold, holders
 from tests.helpers import parse
 from tests.muchelpers import MUC, NS_MUC, ROOM
 from tests.s2shelpers import REMOTE, Harness as S2SHarness
@@ -377,3 +378,35 @@ def test_pepRequestAnsweredLaterHoldsTheNextStanza(tmp_path):
     assert [(a["type"], a["id"]) for a in answers] == [("result", "p1")]
     assert bodies(romeo) == ["after the publish"]
     assert domain.stream.answering.pending == {}
+
+
+def test_whenProcessedAtOnce():
+    """Elements nobody holds (or none at all) are processed: the callback runs at once."""
+    called = []
+    whenProcessed([stanza("a"), stanza("b")], lambda: called.append(1))
+    whenProcessed([], lambda: called.append(2))
+    assert called == [1, 2]
+
+
+def test_whenProcessedWaitsForEveryHolder():
+    """
+    The callback waits for every holder of every element, including one
+    added while an earlier holder let go, and a holder's failure passes on.
+    """
+    first, second = stanza("a"), stanza("b")
+    one, two = hold(first), hold(second)
+    # A taker of the first one holds it again as it lets go.
+    one.addCallback(lambda _: hold(first) and None)
+    called = []
+    whenProcessed([first, second], lambda: called.append(True))
+    one.callback(None)
+    assert len(holders(first)) == 2
+    assert called == []
+    late = holders(first)[-1]
+    late.callback(None)
+    assert called == []
+    failures = []
+    two.addErrback(failures.append)
+    two.errback(RuntimeError("refused"))
+    assert called == [True]
+    assert len(failures) == 1

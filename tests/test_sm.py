@@ -622,3 +622,69 @@ def test_shutdownEndsDetachedSessions(node):
     node.server.hooks.notify("c2s/shutdown", None)
     assert node.sessions.get(parseJID(BALCONY)) is None
     assert bodies(stored) == ["unacked"]
+
+
+# -- settling, for a sender that forgets a stanza only then (the cluster's inbox) --
+
+
+class Waiter:
+    """What L{xmppd.features.sm.StreamManagement.settleAfterNext} calls back."""
+
+    def __init__(self):
+        self.settled = 0
+
+    def settle(self):
+        self.settled += 1
+
+
+def test_settledWhenAcknowledged(node):
+    """A waiter is settled once the client's 'h' covers its stanza; consecutive ones merge."""
+    client = node.login(sm=True)  # The presence echo is stanza 1.
+    sm = client.stream.sm
+    first, second = Waiter(), Waiter()
+    assert sm.settleAfterNext(first) is True
+    node.message(BALCONY, "one")
+    assert sm.settleAfterNext(first) is False  # Waits for "two" now, once.
+    node.message(BALCONY, "two")
+    assert sm.settleAfterNext(second) is True
+    node.message(BALCONY, "three")
+    client.ack(2)
+    assert (first.settled, second.settled) == (0, 0)
+    client.ack(3)
+    assert (first.settled, second.settled) == (1, 0)
+    client.ack(4)
+    assert (first.settled, second.settled) == (1, 1)
+
+
+def test_settledWhenSessionEndsAndStored(node):
+    """
+    A session that ends first settles its waiters once what it re-routed is
+    accepted (offline storage wrote it), not before.
+    """
+    writes = []
+
+    def store(event):
+        d = defer.Deferred()
+        acceptanceOf(event.stanza).append(d)
+        writes.append(d)
+        return True
+    node.server.hooks.add("message/offline", store)
+    client = node.login(sm=True)
+    waiter = Waiter()
+    client.stream.sm.settleAfterNext(waiter)
+    node.message(BALCONY, "unacked")
+    client.close()
+    assert len(writes) == 1 and waiter.settled == 0
+    writes[0].callback(None)
+    assert waiter.settled == 1
+
+
+def test_groupchatSettledAtSessionEnd(node):
+    """A room's message is not re-routed (§4): its waiter is settled when the session ends."""
+    client = node.login(sm=True)
+    waiter = Waiter()
+    client.stream.sm.settleAfterNext(waiter)
+    node.message(BALCONY, "in the room", sender="room@conference.%s/romeo" % DOMAIN,
+                 kind="groupchat")
+    client.close()
+    assert waiter.settled == 1

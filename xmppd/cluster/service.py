@@ -261,7 +261,11 @@ class ClusterService(service.Service):
         if self.beating is not None and self.beating.running:
             self.beating.stop()
         if self.transport is not None:
-            self.transport.stop()
+            try:
+                # Settled inbox entries go before the heartbeat does.
+                yield self.transport.stop()
+            except Exception:
+                self.log.failure("Stopping the cluster transport failed")
         redis = self.directory.redis
         try:
             # Others reap this node at their next check and route its inbox again.

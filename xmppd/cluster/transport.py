@@ -17,21 +17,42 @@ its parsing of every bulk string of a reply are most of the cost
 
 The holder reads its inbox with C{XREAD BLOCK} on a connection of its own,
 hands each stanza of an entry to the binding named by its token (as L{StanzaText}:
-nothing is parsed again on the way to a client), and deletes the entries
-it delivered (C{XDEL}).  Plain C{XREAD}, not a consumer group: an
-inbox has one reader, its node, and a node that restarts takes its own
-previous inbox at start (a forced reap) and routes it again, so a
-group's pending list would cost an C{XACK} per batch and buy nothing.
-An entry whose binding is gone meanwhile is
-parsed and routed again, so RFC 6121 §8.5 applies as if the user had just
-gone offline (offline storage, another resource, or an error).
+nothing is parsed again on the way to a client), and deletes an entry
+(C{XDEL}) only once every stanza of it is I{settled}:
+
+  - for a session with stream management (XEP-0198), once the client
+    acknowledged it (an C{<a h/>} covering it), or, when the session ended
+    first, once stream management re-routed it (another resource, offline
+    storage, an error) and its takers accepted it (issue 5's holders): the
+    session's L{xmppd.features.sm.StreamManagement.settleAfterNext};
+  - for a session without it, once written to the client's socket (the
+    client cannot say more);
+  - for a stanza whose binding is gone meanwhile, once routed again (RFC
+    6121 §8.5, as if the user had just gone offline) and accepted.
+
+Until then the entry stays in the inbox, so a node killed (SIGKILL) with
+stanzas written but not acknowledged leaves them to the node that reaps it
+(or to its own next life), which routes them again: at least once across a
+crash, not exactly once (a stanza the client received and had not
+acknowledged yet comes again, through offline storage, with a
+C{<delay/>}).  What is kept per entry while it waits is one small
+L{_Entry} (its id and a count); per stanza, one (sequence number, entry)
+pair in the session's stream management, merged for consecutive stanzas
+of one entry, and bounded by C{[sm] max_unacked} like the unacknowledged
+stanzas themselves: a client that never acknowledges is closed at that
+bound and its stanzas re-routed.  Settled entries are deleted together,
+one C{XDEL} per reactor turn.
+
+Plain C{XREAD}, not a consumer group: an inbox has one reader, its node,
+which reads on from the last id it read (entries it still holds are not
+read again), and a node that restarts takes its own previous inbox at
+start (a forced reap) and routes it again, so a group's pending list would
+cost an C{XACK} per batch and buy nothing.
 
 A node whose heartbeat expired is reaped (L{ClusterDirectory.reap}): its
 sessions leave the directory, and what is left in its inbox, plus every
 forward that was refused, is routed again on the reaping node, in order.
-So a stanza is never dropped silently; a node killed after handing an entry
-to a client's socket and before C{XDEL} gives that entry a second life
-through offline storage (at least once, not exactly once, across a crash).
+So a stanza is never dropped silently.
 
 Why a stream in Redis rather than direct node-to-node connections: one
 Redis round trip per node and reactor turn (the script) plus one read and
@@ -46,6 +67,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
+from xmppd.core.ordering import unfinished, whenProcessed
 from xmppd.core.stanzas import StanzaText, errorReply, meta, marks
 from xmppd.stream.serializer import serialize
 from xmppd.stream.xmlparser import parseStored
@@ -83,6 +105,26 @@ def relayed(stanza) -> bool:
     return marks(stanza).clusterRelayed
 
 
+class _Entry:
+    """
+    An inbox entry being delivered: its id, and how many of its deliveries
+    are not settled yet (plus one while L{Transport.deliver} hands them
+    out).  C{settle} is what stream management and the holders call.
+    """
+
+    __slots__ = ("transport", "id", "unsettled")
+
+    def __init__(self, transport: "Transport", entryId: str):
+        self.transport = transport
+        self.id = entryId
+        self.unsettled = 1
+
+    def settle(self) -> None:
+        self.unsettled -= 1
+        if self.unsettled == 0:
+            self.transport.settled(self.id)
+
+
 class Transport:
     """
     Forwards stanzas to remote views and reads this node's inbox.  C{redis}
@@ -113,6 +155,11 @@ class Transport:
         #: Forwarded, refused, waiting for the dead node's reap: kept in order.
         self.forwarded = 0
         self.delivered = 0
+        #: Ids of settled inbox entries, deleted at the end of the reactor turn.
+        self.settledIds: list[str] = []
+        self.deleting = None
+        #: Entries read and not settled yet (a count, for tests and operators).
+        self.holding = 0
 
     # -- sending -----------------------------------------------------------
 
@@ -204,16 +251,20 @@ class Transport:
             for _, _, text in unpack(values.get("m", "")):
                 self.reroute(text)
 
-    def reroute(self, text: str) -> None:
-        """Route the stanza C{text} again (its binding went): RFC 6121 §8.5 decides."""
+    def reroute(self, text: str):
+        """
+        Route the stanza C{text} again (its binding went): RFC 6121 §8.5
+        decides.  The stanza routed, for its holders; None if it does not parse.
+        """
         try:
             [element] = parseStored(text)
         except Exception:
             self.log.failure("A stanza between nodes does not parse: {text!r}", text=text[:200])
-            return
+            return None
         # Routed again here: the cluster does not relay it once more.
         meta(element).clusterRelayed = True
         self.route(element)
+        return element
 
     # -- receiving ---------------------------------------------------------
 
@@ -221,11 +272,20 @@ class Transport:
         self.running = True
         self.reading = self._readLoop()
 
-    def stop(self) -> None:
+    def stop(self):
+        """
+        Stop reading; hand on what this turn queued, and delete the entries
+        settled so far (a Deferred when there are some: the node's heartbeat
+        should go only after, or the reaping node routes them again).
+        """
         self.running = False
         if self.flushing is not None and self.flushing.active():
             self.flushing.cancel()
             self.flush()
+        if self.deleting is not None and self.deleting.active():
+            self.deleting.cancel()
+            return self.deleteSettled()
+        return None
 
     @defer.inlineCallbacks
     def _readLoop(self):
@@ -243,26 +303,54 @@ class Transport:
             if not reply or not self.running:
                 continue
             entries = reply[0][1]
-            ids = []
             for entryId, fields in entries:
-                ids.append(entryId)
-                self.deliver(fields)
-            lastId = ids[-1]
-            try:
-                yield self.redis.execute_command("XDEL", self.inbox, *ids)
-            except Exception:
-                self.log.failure("Deleting delivered entries of {inbox} failed", inbox=self.inbox)
+                self.deliver(entryId, fields)
+            # Entries not settled yet stay in the inbox, and are not read again.
+            lastId = entries[-1][0]
 
-    def deliver(self, fields) -> None:
-        """One inbox entry: each stanza to its binding if it is still here, else routed again."""
+    def deliver(self, entryId: str, fields) -> None:
+        """
+        One inbox entry: each stanza to its binding if it is still here,
+        else routed again; the entry is deleted once all are settled (see
+        the module docstring).
+        """
         values = dict(zip(fields[0::2], fields[1::2]))
         local = self.directory.local
+        entry = _Entry(self, entryId)
+        self.holding += 1
         for token, _, text in unpack(values.get("m", "")):
             if not text:
                 continue
             session = local(token)
             self.delivered += 1
-            if session is not None:
-                session.send(StanzaText(text))
-            else:
-                self.reroute(text)
+            if session is None:
+                element = self.reroute(text)
+                if element is not None and unfinished(element):
+                    entry.unsettled += 1
+                    whenProcessed([element], entry.settle)
+                continue
+            sm = getattr(session.stream, "sm", None)
+            if sm is not None and sm.settleAfterNext(entry):
+                entry.unsettled += 1
+            session.send(StanzaText(text))
+        entry.settle()
+
+    def settled(self, entryId: str) -> None:
+        """Every stanza of the entry C{entryId} is settled: delete it at the end of the turn."""
+        self.holding -= 1
+        if not self.running:
+            return  # Stopped: the node that reaps this one routes it again.
+        self.settledIds.append(entryId)
+        if self.deleting is None:
+            self.deleting = self.clock.callLater(0, self.deleteSettled)
+
+    def deleteSettled(self):
+        """One C{XDEL} for the entries settled since the last one."""
+        self.deleting = None
+        ids, self.settledIds = self.settledIds, []
+        if not ids:
+            return defer.succeed(None)
+        d = self.redis.execute_command("XDEL", self.inbox, *ids)
+        d.addErrback(lambda f: self.log.failure(
+            "Deleting settled entries of {inbox} failed", f, inbox=self.inbox))
+        return d

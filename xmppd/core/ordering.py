@@ -61,6 +61,30 @@ def unfinished(element: domish.Element) -> list[defer.Deferred] | None:
     return pending or None
 
 
+def whenProcessed(elements, callback: Callable[[], None]) -> None:
+    """
+    Call C{callback()} once no element of C{elements} is L{unfinished} any
+    more (holders added meanwhile count too), at once when none is: what
+    hands a stanza on and may forget it only once its takers have it (the
+    cluster's inbox, L{xmppd.cluster.transport}).  A holder's failure is
+    passed on untouched: by the contract its sender was answered.
+    """
+    index = 0
+
+    def check(result=None):
+        nonlocal index
+        while index < len(elements):
+            pending = unfinished(elements[index])
+            if pending:
+                pending[0].addBoth(check)
+                return result
+            index += 1
+        callback()
+        return result
+
+    check()
+
+
 class Backlog:
     """
     The elements an input received while an earlier one was still being

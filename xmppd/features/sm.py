@@ -31,6 +31,13 @@ over C{[sm] max_unacked} unacknowledged stanzas the stream is closed with
 C{policy-violation}, a limit of local policy (RFC 6120 §4.9.3.14; XEP-0198
 names none).
 
+A sender that may forget a stanza only once it is settled (the cluster's
+inbox, L{xmppd.cluster.transport}) asks the session's stream management to
+tell it (L{StreamManagement.settleAfterNext}): when an C{<a/>} covers the
+stanza, or, if the session ends first, when the stanza has been re-routed
+as below and accepted where it went.  A lone node never asks, and pays one
+test per C{<a/>} for it.
+
 Resumption (§5): when the connection of a resumable stream breaks (no
 C{</stream:stream>}, no stream error of ours but C{connection-timeout}) the
 session stays bound, detached, for C{resume_timeout} seconds: stanzas for it
@@ -80,6 +87,7 @@ from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
 from xmppd.core.hooks import DELIVER
+from xmppd.core.ordering import whenProcessed
 from xmppd.c2s.stream import ClientStream
 from xmppd.stream.elements import serialize
 from xmppd.config import integer, number, option, section
@@ -187,7 +195,7 @@ class StreamManagement:
 
     __slots__ = ("handler", "stream", "session", "id", "timeout", "handled", "pending",
                  "watched", "advancing", "acksDue", "sent", "acked", "unacked",
-                 "requested", "timer", "resuming", "ended")
+                 "requested", "timer", "resuming", "ended", "settling")
 
     log = Logger()
 
@@ -217,6 +225,10 @@ class StreamManagement:
         #: (stream, h) of a <resume/> waiting for pending stanzas to complete.
         self.resuming = None
         self.ended = False
+        #: (sequence number, waiter) of stanzas whose sender wants to know
+        #: when they are settled (L{settleAfterNext}), oldest first; None
+        #: until one does, so a lone node pays nothing for it.
+        self.settling: collections.deque | None = None
 
     @property
     def clock(self):
@@ -328,6 +340,32 @@ class StreamManagement:
         for _ in range(count):
             self.unacked.popleft()
         self.acked += count
+        settling = self.settling
+        if settling:
+            acked = self.acked
+            while settling and settling[0][0] <= acked:
+                settling.popleft()[1].settle()
+        return True
+
+    def settleAfterNext(self, waiter) -> bool:
+        """
+        Call C{waiter.settle()} once the next stanza sent to this session is
+        settled: the client acknowledged it (an C{h} covering it), or the
+        session ended and it was re-routed and accepted where it went (see
+        L{sessionEnded}).  For a sender that may forget a stanza only then
+        (the cluster's inbox, L{xmppd.cluster.transport}): call before
+        sending.  When C{waiter} already waits on the previous stanza sent
+        here, it now waits on this one instead, and the answer is False: it
+        is settled once, for both (acknowledgements are cumulative).
+        """
+        sequence = self.sent + 1
+        settling = self.settling
+        if settling is None:
+            settling = self.settling = collections.deque()
+        elif settling and settling[-1][1] is waiter:
+            settling[-1] = (sequence, waiter)
+            return False
+        settling.append((sequence, waiter))
         return True
 
     def onAck(self, h: int) -> None:
@@ -433,8 +471,12 @@ class StreamManagement:
         if self.id is not None:
             self.handler.forget(self)
         unacked, self.unacked = self.unacked, collections.deque()
-        if unacked:
-            self.handler.reroute(session, unacked)
+        rerouted = self.handler.reroute(session, unacked) if unacked else []
+        settling, self.settling = self.settling, None
+        if settling:
+            # What waited for an acknowledgement is settled once what was
+            # re-routed is accepted where it went (offline storage written).
+            whenProcessed(rerouted, lambda: [waiter.settle() for _, waiter in settling])
 
 
 class StreamManagementHandler(XMPPHandler):
@@ -554,10 +596,14 @@ class StreamManagementHandler(XMPPHandler):
 
     # -- what the client never acknowledged -----------------------------------------
 
-    def reroute(self, session, unacked) -> None:
-        """See the module docstring (XEP-0198 §4, RFC 6121 §8.5.3.2.1)."""
+    def reroute(self, session, unacked) -> list[domish.Element]:
+        """
+        See the module docstring (XEP-0198 §4, RFC 6121 §8.5.3.2.1).  The
+        stanzas routed, for their holders (L{xmppd.core.stanzas.hold}).
+        """
         bare = session.jid.userhost()
         route = self.domain.router.route
+        routed = []
         rerouted = 0
         for when, text in unacked:
             stanza = parseStanza(text)
@@ -568,6 +614,7 @@ class StreamManagementHandler(XMPPHandler):
                     reply = errorReply(stanza, "service-unavailable")
                     if reply is not None:
                         route(reply)
+                        routed.append(reply)
             elif stanza.name == "message" and self.mayReroute(stanza):
                 found = meta(stanza)
                 found.replayed = found.fromUnacked = True
@@ -578,10 +625,12 @@ class StreamManagementHandler(XMPPHandler):
                     delay["stamp"] = stamp(when)
                 stanza["to"] = bare
                 route(stanza)
+                routed.append(stanza)
                 rerouted += 1
         if rerouted:
             self.log.info("{count} unacknowledged messages of {jid} sent on to {bare}",
                           count=rerouted, jid=session.jid.full(), bare=bare)
+        return routed
 
     @staticmethod
     def mayReroute(message: domish.Element) -> bool:
