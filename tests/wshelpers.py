@@ -146,3 +146,83 @@ def plainAuth(user: str, password: str) -> str:
     token = base64.b64encode(b"\0" + user.encode() + b"\0" + password.encode()).decode()
     return ("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>%s</auth>"
             % (token,))
+
+
+class MemoryWebSocket:
+    """
+    A WebSocket client in memory: its bytes go to a channel of C{site} (an
+    L{xmppd.http.service.WebSite}) over a L{tests.streamhelpers.FakeTransport},
+    and what the server wrote is decoded by wsproto into C{messages}, the
+    handshake's C{status} (101 when accepted) and C{subprotocol}, and the
+    close frame's C{closeCode}.
+    """
+
+    def __init__(self, site, host: str = "1.2.3.4", subprotocols=("xmpp",),
+                 origin: str | None = None, extra=(), path: str = "/xmpp-websocket",
+                 handshake: bool = True):
+        from twisted.internet.address import IPv4Address
+        from tests.streamhelpers import FakeTransport
+        address = IPv4Address("TCP", host, 4321)
+        self.channel = site.buildProtocol(address)
+        self.transport = FakeTransport(address)
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.messages: list[str] = []
+        self.buffer = ""
+        self.status: int | None = None
+        self.body = b""
+        self.subprotocol = None
+        self.closeCode = None
+        if self.channel is None:
+            return
+        self.channel.makeConnection(self.transport)
+        if handshake:
+            headers = ([(b"origin", origin.encode())] if origin else []) + list(extra)
+            self.channel.dataReceived(self.ws.send(Request(
+                host="localhost", target=path, subprotocols=list(subprotocols),
+                extra_headers=headers)))
+            self.read()
+
+    @property
+    def stream(self):
+        """The server's client stream of this WebSocket."""
+        return self.channel.dataReceived.__self__._wsp.stream
+
+    def read(self) -> list[str]:
+        """Decode what the server wrote since the last read; the new messages."""
+        data = self.transport.value()
+        self.transport.clear()
+        before = len(self.messages)
+        if data:
+            self.ws.receive_data(data)
+            for event in self.ws.events():
+                if isinstance(event, AcceptConnection):
+                    self.status = 101
+                    self.subprotocol = event.subprotocol
+                elif isinstance(event, RejectConnection):
+                    self.status = event.status_code
+                elif isinstance(event, RejectData):
+                    self.body += event.data
+                elif isinstance(event, TextMessage):
+                    self.buffer += event.data
+                    if event.message_finished:
+                        self.messages.append(self.buffer)
+                        self.buffer = ""
+                elif isinstance(event, CloseConnection):
+                    self.closeCode = event.code
+        return self.messages[before:]
+
+    def send(self, text: str, finished: bool = True) -> list[str]:
+        """Send (a piece of) a message; the messages that came back."""
+        self.channel.dataReceived(self.ws.send(Message(data=text, message_finished=finished)))
+        return self.read()
+
+    def sendBytes(self, data: bytes) -> list[str]:
+        self.channel.dataReceived(self.ws.send(Message(data=data)))
+        return self.read()
+
+    def lose(self) -> None:
+        """The TCP connection goes away, as the reactor reports it."""
+        from twisted.python.failure import Failure
+        from twisted.internet.error import ConnectionDone
+        self.transport.connected = False
+        self.channel.connectionLost(Failure(ConnectionDone()))

@@ -196,18 +196,14 @@ class WebChannel(http.HTTPChannel):
         """
         The connection becomes a WebSocket: the channel stops being the
         transport's producer (the new protocol registers its own, to learn
-        when the peer stops reading) and stops counting, but the address's
-        connection is still released when it ends.
+        when the peer stops reading), and the connection is no longer an
+        HTTP one: the client stream counts it against its address from now
+        (with the TCP clients), so it is released here.
         """
         self.cancelHeadDeadline()
         self.site.channels.discard(self)
+        self.releasePeer()
         self._networkProducer.unregisterProducer()
-        lost = protocol.connectionLost
-
-        def connectionLost(reason):
-            self.releasePeer()
-            lost(reason)
-        protocol.connectionLost = connectionLost
         super()._protocolUpgradeForWebsockets(protocol)
 
     def connectionLost(self, reason):
