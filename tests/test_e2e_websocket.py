@@ -188,3 +188,44 @@ async def test_plainWebSocketFramingAndErrors(makeServer):
     await ws.waitClosed()
     bob.send(str(bob.jid), "still here")
     assert (await bob.nextMessage())["body"] == "still here"
+
+
+@ensureDeferred
+async def test_scramPlusBindsToTheHTTPSConnection(makeServer):
+    """
+    Over the HTTPS listener, SCRAM-SHA-256-PLUS binds to that TLS
+    connection (tls-exporter, RFC 9266): the client's own keying material
+    logs in, and the server's signature proves the server saw the same.
+    """
+    import base64
+    from tests.e2e import password
+    from tests.test_sasl import clientProof
+    server = await makeServer()
+    await server.addUser("alice")
+    ws = await connectWebSocket(server.node.httpsPort, tls=True)
+    ws.send(openElement())
+    await ws.nextMessage()
+    features = await ws.nextMessage()
+    assert "<channel-binding type='tls-exporter'/>" in features
+    binding = ws.transport.getHandle().export_keying_material(b"EXPORTER-Channel-Binding", 32)
+    gs2 = "p=tls-exporter,,"
+    first = "n=alice,r=webnonce"
+    ws.send("<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-256-PLUS'>"
+            "%s</auth>" % base64.b64encode((gs2 + first).encode()).decode())
+    challenge = await ws.expect("^<challenge ")
+    serverFirst = base64.b64decode(challenge.split(">", 1)[1].split("<", 1)[0]).decode()
+    attrs = dict(part.split("=", 1) for part in serverFirst.split(","))
+    final = "c=%s,r=%s" % (base64.b64encode(gs2.encode() + binding).decode(), attrs["r"])
+    proof, signature = clientProof("sha256", password("alice"), base64.b64decode(attrs["s"]),
+                                   int(attrs["i"]), ",".join((first, serverFirst, final)).encode())
+    ws.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>%s</response>"
+            % base64.b64encode((final + ",p=" + base64.b64encode(proof).decode()).encode()
+                               ).decode())
+    success = await ws.expect("^<success ")
+    verifier = base64.b64decode(success.split(">", 1)[1].split("<", 1)[0]).decode()
+    assert verifier == "v=" + base64.b64encode(signature).decode()
+    ws.send(openElement())
+    await ws.expect("^<open ")
+    await ws.expect("<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/>")
+    ws.transport.loseConnection()
+    await ws.waitClosed()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from xmppd.admin.service import AdminService
 from xmppd.components.server import ComponentService
 from xmppd.c2s.listeners import C2SService
+from xmppd.config import ConfigError
 from xmppd.core.local import LocalDomain
 from xmppd.core.modules import featureServices
 from xmppd.s2s.service import S2SService
@@ -61,7 +62,13 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     transport of client streams (RFC 7395) and connection discovery
     (XEP-0156).  Added after the client listeners, so it stops first.
     """
-    from xmppd.c2s import websocket
+    try:
+        from xmppd.c2s import websocket
+    except ImportError as e:
+        # An install without wsproto, or a Twisted without its WebSocket.
+        raise ConfigError("http: the WebSocket needs Twisted >= 25.5 and wsproto (%s); "
+                          "install them, or disable HTTP with http.endpoint = \"\" and "
+                          "http.tls_endpoint = \"\"" % (e,)) from None
     from xmppd.http.service import HTTPService
     web = HTTPService(server, tlsOptions, reactor=reactor)
     web.putChild(websocket.PATH, websocket.XMPPWebSocketResource(
