@@ -19,7 +19,7 @@ from twisted.internet.task import Clock
 from twisted.web.resource import Resource
 
 from xmppd.config import ConfigError, configFromDict
-from xmppd.http.service import HTTPService, WebSite
+from xmppd.http.service import HTTPService, TooManyConnections, WebSite
 from tests.streamhelpers import FakeTransport, Node
 from tests.e2e import REPO
 
@@ -45,12 +45,15 @@ def makeSite(**http):
 
 
 def connect(site, host="1.2.3.4"):
+    """A channel of C{site} from C{host} (C{None} if refused) and its transport."""
     address = IPv4Address("TCP", host, 1234)
     channel = site.buildProtocol(address)
-    if channel is None:
-        return None, None
     transport = FakeTransport(address)
     channel.makeConnection(transport)
+    if isinstance(channel, TooManyConnections):
+        assert transport.value().startswith(b"HTTP/1.1 429 ")
+        assert transport.disconnecting
+        return None, transport
     return channel, transport
 
 
@@ -146,7 +149,7 @@ def test_idleKeepAliveClosed():
 
 
 def test_connectionsPerAddress():
-    """Over C{limits.connections_per_ip} HTTP connections from one address, more are refused."""
+    """Over C{limits.connections_per_ip} HTTP connections from one address, more get 429."""
     site, clock = makeSite()
     first, _ = connect(site)
     second, _ = connect(site)

@@ -34,7 +34,7 @@ from __future__ import annotations
 import ipaddress
 
 from twisted.application import service
-from twisted.internet import defer
+from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import http, resource, server
@@ -218,6 +218,19 @@ class WebChannel(http.HTTPChannel):
             self.site.peers.release(key)
 
 
+class TooManyConnections(protocol.Protocol):
+    """
+    The answer to an address over its connection limit: 429 and the
+    connection closes.  A protocol rather than no protocol at all, so that
+    it also works under TLS (whose wrapper needs one to wrap).
+    """
+
+    def connectionMade(self):
+        self.transport.write(b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+        self.transport.loseConnection()
+
+
 class WebSite(server.Site):
     """The site of both listeners: the limits, the proxies trusted, the open channels."""
 
@@ -246,7 +259,7 @@ class WebSite(server.Site):
         trusted = self.trusts(host)
         if not trusted and not self.peers.acquire(host):
             self.logger.info("Refusing HTTP connection from {host}: too many from it", host=host)
-            return None
+            return TooManyConnections()
         channel = super().buildProtocol(addr)
         if not trusted:
             channel.peerKey = host
