@@ -283,3 +283,32 @@ def test_standalone():
         "</stream:features>"
     assert standalone("<r xmlns='urn:xmpp:sm:3'/>") == "<r xmlns='urn:xmpp:sm:3'/>"
     assert standalone("<iqx/>") == "<iqx/>"
+
+
+def test_oversizedFrameRefusedBeforeItIsWhole(tmp_path):
+    """One huge frame is refused the same way, after little more than the limit."""
+    from wsproto.events import Message
+    web = WebNode(tmp_path, limits={"max_stanza_size": 10000,
+                                    "max_stanza_size_unauthenticated": 4096})
+    ws = web.login()
+    frame = ws.ws.send(Message(data="<message xmlns='jabber:client'><body>" + "x" * 200000
+                               + "</body></message>"))
+    read = 0
+    messages = []
+    while read < len(frame) and not messages:
+        ws.channel.dataReceived(frame[read:read + 8192])
+        read += 8192
+        messages = ws.read()
+    assert read <= 10000 + 2 * 8192
+    assert "<policy-violation " in messages[0] and messages[1] == CLOSE
+
+
+def test_streamManagement(tmp_path):
+    """Stream management (XEP-0198) works as on TCP: the same session code."""
+    web = WebNode(tmp_path, features=("sm",))
+    ws = web.login()
+    [enabled] = ws.send("<enable xmlns='urn:xmpp:sm:3' resume='true'/>")
+    assert enabled.startswith("<enabled xmlns='urn:xmpp:sm:3' ")
+    ws.send("<iq xmlns='jabber:client' type='get' id='p1'>"
+            "<ping xmlns='urn:xmpp:ping'/></iq>")
+    assert ws.send("<r xmlns='urn:xmpp:sm:3'/>")[-1] == "<a xmlns='urn:xmpp:sm:3' h='1'/>"
