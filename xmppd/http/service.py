@@ -95,7 +95,6 @@ class WebChannel(http.HTTPChannel):
     closes; nothing after it is parsed.
     """
 
-    log = Logger()
     refused = False
     headDeadline = None
     peerKey = None
