@@ -312,3 +312,11 @@ def test_streamManagement(tmp_path):
     ws.send("<iq xmlns='jabber:client' type='get' id='p1'>"
             "<ping xmlns='urn:xmpp:ping'/></iq>")
     assert ws.send("<r xmlns='urn:xmpp:sm:3'/>")[-1] == "<a xmlns='urn:xmpp:sm:3' h='1'/>"
+
+
+def test_startTagCutByTheMessageEnd(tmp_path):
+    """An element, then a start tag the message ends inside of, even in a frame of its own."""
+    ws = WebNode(tmp_path).login()
+    ws.send("<presence xmlns='jabber:client'/><presence", finished=False)
+    messages = ws.send("", finished=True)
+    assert any("<bad-format " in m for m in messages), messages

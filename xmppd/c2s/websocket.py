@@ -99,8 +99,10 @@ class WebSocketClientStream(ClientStream):
     """A client stream framed as RFC 7395 says; see the module docstring."""
 
     footer = "<close xmlns='%s'/>" % (NS_FRAMING,)
-    #: Elements the message being read has held so far.
+    #: Elements the message being read has held so far, and its last
+    #: character that is not whitespace.
     messageElements = 0
+    messageEnd = b""
 
     def newParser(self, maxStanzaSize: int) -> None:
         super().newParser(maxStanzaSize)
@@ -114,15 +116,20 @@ class WebSocketClientStream(ClientStream):
         if self.closing:
             return
         parser = self.parser
+        stripped = data.rstrip()
+        if stripped:
+            self.messageEnd = stripped[-1:]
         self.dataReceived(data)
         if finished and not self.closing:
             elements, self.messageElements = self.messageElements, 0
+            end, self.messageEnd = self.messageEnd, b""
             if self.parser is not parser:
                 return  # the stream restarted: the rest of the message is void
-            tail = data.rstrip()
-            if elements == 0 and not tail and not parser.inStanza:
+            if elements == 0 and not end:
                 return  # only whitespace (a keepalive some clients send)
-            if elements == 0 or parser.inStanza or not tail.endswith(b">"):
+            # The last element must have ended the message: nothing open,
+            # not even a start tag, when it ends.
+            if elements == 0 or parser.inStanza or end != b">":
                 self.streamError("bad-format",
                                  "a WebSocket message must hold one whole element")
 
