@@ -48,6 +48,7 @@ def writeConfig(tmp_path, components=None, limits=None, server=None) -> str:
         "storage": {"backend": "memory"},
         "c2s": {"endpoint": "tcp:0:interface=127.0.0.1",
                 "direct_tls_endpoint": "tcp:0:interface=127.0.0.1"},
+        "http": {"endpoint": "", "tls_endpoint": ""},
         "components": {"secrets": {COMPONENT: SECRET, OTHER: "another secret"},
                        **(components or {})},
         "limits": dict(limits or {}),

@@ -34,7 +34,9 @@ def writeConfig(tmp_path, extra="", endpoint="tcp:0:interface=127.0.0.1"):
         '[server]\ndomains = ["example.org", "localhost"]\n'
         f'data_dir = "{tmp_path / "data"}"\n'
         f'[c2s]\nendpoint = "{endpoint}"\n'
-        'direct_tls_endpoint = "tcp:0:interface=127.0.0.1:backlog=10"\n' + extra)
+        'direct_tls_endpoint = "tcp:0:interface=127.0.0.1:backlog=10"\n'
+        '[http]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
+        'tls_endpoint = "tcp:0:interface=127.0.0.1"\n' + extra)
     return str(path)
 
 
@@ -219,7 +221,8 @@ async def test_checkGoodConfig(configPath, capsys):
     assert [line.split()[0] for line in lines] == ["ok"] * len(lines)
     checked = [line.split()[1] for line in lines]
     assert checked == ["config:", "server.data_dir:", "tls", "storage:",
-                       "c2s.endpoint", "c2s.direct_tls_endpoint"]
+                       "c2s.endpoint", "c2s.direct_tls_endpoint", "http.endpoint",
+                       "http.tls_endpoint"]
     assert "will be generated" in lines[2]
 
 

@@ -174,14 +174,17 @@ class WhenListeningTests(unittest.TestCase):
         server = yield startServer(self, s2s=True, components={"bot.localhost": "s3cret"})
         addresses = yield xmppd.whenListening(server.service)
         self.assertEqual(sorted(addresses), ["c2s.direct_tls_endpoint", "c2s.endpoint",
-                                             "components.listen", "s2s.listen"])
+                                             "components.listen", "http.endpoint",
+                                             "http.tls_endpoint", "s2s.listen"])
         ports = {key: address.port for key, address in addresses.items()}
         self.assertNotIn(0, ports.values())
-        self.assertEqual(len(set(ports.values())), 4)
+        self.assertEqual(len(set(ports.values())), 6)
         self.assertEqual(ports["c2s.endpoint"], server.c2sPort)
         self.assertEqual(ports["c2s.direct_tls_endpoint"], server.directTLSPort)
         self.assertEqual(ports["s2s.listen"], server.s2sPort)
         self.assertEqual(ports["components.listen"], server.componentsPort)
+        self.assertEqual(ports["http.endpoint"], server.httpPort)
+        self.assertEqual(ports["http.tls_endpoint"], server.httpsPort)
 
     @defer.inlineCallbacks
     def test_directTLSPortSpeaksTLS(self):
@@ -197,8 +200,9 @@ class WhenListeningTests(unittest.TestCase):
         yield probe.lost.addTimeout(10, reactor())
 
     def test_onlyEnabledListeners(self):
-        """Without federation or components, only the client listeners are reported."""
-        d = startServer(self, config={"c2s": {"direct_tls_endpoint": ""}})
+        """Without federation, components or HTTP, only the client listeners are reported."""
+        d = startServer(self, config={"c2s": {"direct_tls_endpoint": ""},
+                                      "http": {"endpoint": "", "tls_endpoint": ""}})
         d.addCallback(lambda server: xmppd.whenListening(server.service))
         d.addCallback(lambda addresses: self.assertEqual(list(addresses), ["c2s.endpoint"]))
         return d

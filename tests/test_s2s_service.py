@@ -24,7 +24,8 @@ from xmppd.stream.tls import ensureCertificate
 def writeConfig(tmp_path, **s2s) -> str:
     path = tmp_path / "xmppd.toml"
     lines = ["[server]", 'domains = ["%s"]' % DOMAIN, "data_dir = %s" % toml(str(tmp_path / "d")),
-             "modules = []", "[storage]", 'backend = "memory"', "[s2s]"]
+             "modules = []", "[storage]", 'backend = "memory"',
+             "[http]", 'endpoint = ""', 'tls_endpoint = ""', "[s2s]"]
     lines += ["%s = %s" % (key, toml(value)) for key, value in s2s.items()]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return str(path)

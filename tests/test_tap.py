@@ -28,6 +28,8 @@ def writeConfig(tmp_path, endpoint="tcp:0:interface=127.0.0.1",
     path.write_text(
         '[server]\ndomains = ["localhost", "example.org"]\ndata_dir = "%s"\n'
         '[s2s]\nlisten = "tcp:0:interface=127.0.0.1"\n'
+        '[http]\nendpoint = "tcp:0:interface=127.0.0.1"\n'
+        'tls_endpoint = "tcp:0:interface=127.0.0.1"\n'
         '[c2s]\nendpoint = "%s"\ndirect_tls_endpoint = "%s"\n%s'
         % (tmp_path / "data", endpoint, directTLS, extra))
     return str(path)
@@ -41,11 +43,15 @@ def repoEnvironment(**extra):
 
 
 def test_treeOrder(tmp_path):
-    """Storage starts first, the admin socket, each served domain with its MUC and pubsub services, the listeners."""
+    """
+    Storage starts first, the admin socket, each served domain with its MUC
+    and pubsub services, the listeners; HTTP after c2s, so it stops before.
+    """
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
     assert names == ["storage", "admin", "localhost", "conference.localhost", "pubsub.localhost",
-                     "example.org", "conference.example.org", "pubsub.example.org", "s2s", "c2s"]
+                     "example.org", "conference.example.org", "pubsub.example.org", "s2s", "c2s",
+                     "http"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 
 

@@ -38,6 +38,7 @@ _LISTENERS = (
     ("c2s", ("c2s.endpoint", "c2s.direct_tls_endpoint")),
     ("s2s", ("s2s.listen", "s2s.direct_tls_listen")),
     ("components", ("components.listen",)),
+    ("http", ("http.endpoint", "http.tls_endpoint")),
 )
 
 
@@ -111,7 +112,8 @@ def whenListening(server) -> defer.Deferred:
     C{addresses["c2s.endpoint"].port} is the client port, also when the
     configuration said port 0.  The keys are those of the listeners the
     configuration enables, among C{c2s.endpoint}, C{c2s.direct_tls_endpoint},
-    C{s2s.listen}, C{s2s.direct_tls_listen} and C{components.listen}.  It
+    C{s2s.listen}, C{s2s.direct_tls_listen}, C{components.listen}, C{http.endpoint}
+    and C{http.tls_endpoint}.  It
     fails as the server's start fails (storage that does not open, a port
     already in use: one line naming the key), and then takes that failure
     over from the listening service, whose own C{ready} Deferred would

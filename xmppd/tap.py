@@ -10,6 +10,7 @@ from __future__ import annotations
 from xmppd.admin.service import AdminService
 from xmppd.components.server import ComponentService
 from xmppd.c2s.listeners import C2SService
+from xmppd.config import ConfigError
 from xmppd.core.local import LocalDomain
 from xmppd.core.modules import featureServices
 from xmppd.s2s.service import S2SService
@@ -47,6 +48,34 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
                    reactor=reactor).setServiceParent(server)
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)
-    C2SService(server, tlsOptions, reactor=reactor).setServiceParent(server)
+    c2s = C2SService(server, tlsOptions, reactor=reactor)
+    c2s.setServiceParent(server)
+    if config.http.endpoint or config.http.tls_endpoint:
+        # A node without HTTP never imports twisted.web or wsproto.
+        addHTTP(server, c2s, tlsOptions, reactor)
     return server
+
+
+def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
+    """
+    The HTTP service (L{xmppd.http}) and what it serves: the WebSocket
+    transport of client streams (RFC 7395) and connection discovery
+    (XEP-0156).  Added after the client listeners, so it stops first.
+    """
+    try:
+        from xmppd.c2s import websocket
+    except ImportError as e:
+        # An install without wsproto, or a Twisted without its WebSocket.
+        raise ConfigError("http: the WebSocket needs Twisted >= 25.5 and wsproto (%s); "
+                          "install them, or disable HTTP with http.endpoint = \"\" and "
+                          "http.tls_endpoint = \"\"" % (e,)) from None
+    from xmppd.http.service import HTTPService
+    web = HTTPService(server, tlsOptions, reactor=reactor)
+    web.putChild(websocket.PATH, websocket.XMPPWebSocketResource(
+        c2s.transportFactory(), server.config.http.websocket_origins))
+    web.addLink(websocket.LINK_REL, "/" + websocket.PATH, ("ws", "wss"))
+    # BOSH (XEP-0206) will be served the same way:
+    #   web.putChild("http-bind", ...)
+    #   web.addLink("urn:xmpp:alt-connections:xbosh", "/http-bind")
+    web.setServiceParent(server)
 

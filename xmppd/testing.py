@@ -57,7 +57,7 @@ def defaultConfig(dataDir: str, s2s: bool = False,
     """
     What a fixture's server runs with unless the test says otherwise, as a
     dict of the configuration file's shape: the domain C{localhost}, data in
-    C{dataDir}, client listeners (STARTTLS and direct TLS) on ephemeral
+    C{dataDir}, client listeners (STARTTLS and direct TLS) and HTTP on ephemeral
     loopback ports, failed logins answered quickly, and no federation (it
     would listen on the well-known port and look remote domains up).  With
     C{s2s}, federation listens on an ephemeral port; C{components} (domain
@@ -68,6 +68,7 @@ def defaultConfig(dataDir: str, s2s: bool = False,
         "c2s": {"endpoint": EPHEMERAL, "direct_tls_endpoint": EPHEMERAL},
         "limits": {"auth_failure_delay": 0.01, "auth_failure_delay_max": 0.05},
         "s2s": {"listen": EPHEMERAL if s2s else ""},
+        "http": {"endpoint": EPHEMERAL, "tls_endpoint": EPHEMERAL},
     }
     if components:
         config["components"] = {"listen": EPHEMERAL, "secrets": dict(components)}
@@ -163,6 +164,16 @@ class ServerFixture:
     def directTLSPort(self) -> int | None:
         """The client port with TLS from the first byte (XEP-0368)."""
         return self.port("c2s.direct_tls_endpoint")
+
+    @property
+    def httpPort(self) -> int | None:
+        """The plain HTTP port (WebSocket, host-meta)."""
+        return self.port("http.endpoint")
+
+    @property
+    def httpsPort(self) -> int | None:
+        """The HTTPS port."""
+        return self.port("http.tls_endpoint")
 
     @property
     def s2sPort(self) -> int | None:

@@ -125,6 +125,11 @@ plain_without_tls = true
 # No federation in a benchmark: nothing listens on 5269.
 listen = ""
 
+[http]
+# No web listeners: these scenarios are TCP clients (nothing on 5280, 5443).
+endpoint = ""
+tls_endpoint = ""
+
 [tls]
 # Empty: xmppd generates a self-signed certificate in data_dir/tls.
 certificate = ""

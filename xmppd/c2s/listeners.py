@@ -153,6 +153,9 @@ class C2SService(service.Service):
         self.reactor = reactor
         self.ports = []
         self.factories: list[C2SFactory] = []
+        #: The factories of client streams that come over other transports
+        #: (L{transportFactory}).
+        self.transports: list[C2SFactory] = []
         self.ready = defer.Deferred()
         limits = server.config.limits
         self.peers = PeerCounter(limits.connections_per_ip)
@@ -167,6 +170,18 @@ class C2SService(service.Service):
             factory = C2SFactory(self.server, None, True, self.peers, self.authFailures)
             yield ("c2s.direct_tls_endpoint", c2s.direct_tls_endpoint,
                    TLSMemoryBIOFactory(self.tlsOptions, False, factory))
+
+    def transportFactory(self) -> C2SFactory:
+        """
+        The factory of client streams that reach the node another way than
+        these listeners (the WebSocket of L{xmppd.c2s.websocket}): it shares
+        their per-address count and login-failure delays, so a client gets
+        no more connections or guesses by mixing transports, and its
+        streams are drained and shut down with theirs.
+        """
+        factory = C2SFactory(self.server, None, False, self.peers, self.authFailures)
+        self.transports.append(factory)
+        return factory
 
     def startService(self):
         service.Service.startService(self)
@@ -184,6 +199,7 @@ class C2SService(service.Service):
                 break
             self.ports.append(port)
             self.factories.append(getattr(factory, "wrappedFactory", factory))
+        self.factories.extend(self.transports)
         return self.ports
 
     def startFailed(self, failure):

@@ -335,11 +335,14 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.streamError("see-other-host", "this server is draining; connect to " + address,
                          conditionText=address)
 
+    #: What ends the stream on the wire (a WebSocket sends C{<close/>} instead).
+    footer = "</stream:stream>"
+
     def closeStream(self) -> None:
         """Send the footer and close; abort if the peer does not read it."""
         if self.closing:
             return
-        self.send("</stream:stream>")
+        self.send(self.footer)
         self.closing = True
         if self.parser is not None:
             # Nothing after the error or the footer is ours to act on; stop

@@ -50,10 +50,12 @@ async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
     dataDirExists = _checkDataDir(config, report)
     _checkCertificate(config, report)
     await _checkStorage(config, reactor, report, dataDirExists)
-    for key in ("endpoint", "direct_tls_endpoint"):
-        description = getattr(config.c2s, key)
+    for section, key in (("c2s", "endpoint"), ("c2s", "direct_tls_endpoint"),
+                         ("http", "endpoint"), ("http", "tls_endpoint")):
+        description = getattr(getattr(config, section), key)
         if description:
-            await _checkListener(f"c2s.{key} {description}", description, reactor, report)
+            await _checkListener(f"{section}.{key} {description}", description, reactor,
+                                 report)
     return FAILED if report.failed else OK
 
 

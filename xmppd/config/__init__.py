@@ -5,7 +5,7 @@ The server's configuration: one TOML file, validated once, frozen.
   - L{xmppd.config.schema}: the option DSL (L{section}, L{option}, the
     checks such as L{integer} or L{endpointString}, L{ConfigError});
   - L{xmppd.config.sections}: the node's own sections (C{[server]},
-    C{[c2s]}, C{[sasl]}, C{[tls]}, C{[storage]}, C{[limits]}, C{[log]});
+    C{[c2s]}, C{[http]}, C{[sasl]}, C{[tls]}, C{[storage]}, C{[limits]}, C{[log]});
   - L{xmppd.config.registry}: features by name, and the modules that declare
     sections of their own;
   - L{xmppd.config.loading}: reading and validating the file into a
@@ -24,14 +24,14 @@ from xmppd.config.schema import (SECTIONS, Check, ConfigError, Table, bareJIDLis
                                  domainList, endpointString, filePath, integer, normalizeDomain,
                                  number, option, options, section, splitEndpoint, string,
                                  stringTable, unknownKey)
-from xmppd.config.sections import (SASL_MECHANISMS, C2SConfig, LimitsConfig, LogConfig,
+from xmppd.config.sections import (SASL_MECHANISMS, C2SConfig, HTTPConfig, LimitsConfig, LogConfig,
                                    SASLConfig, ServerConfig, StorageConfig, TLSConfig, featureList)
 from xmppd.config.hosts import HOSTS
 from xmppd.config.loading import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, configFromDict,
                                   findConfigFile, loadConfig)
 
 __all__ = [
-    "C2SConfig", "CONFIG_ENVIRONMENT", "Check", "Config", "ConfigError", "DEFAULT_CONFIG", "HOSTS",
+    "C2SConfig", "CONFIG_ENVIRONMENT", "HTTPConfig", "Check", "Config", "ConfigError", "DEFAULT_CONFIG", "HOSTS",
     "LimitsConfig", "LogConfig", "SASLConfig", "SASL_MECHANISMS", "SECTIONS", "ServerConfig", "StorageConfig", "TLSConfig", "Table",
     "bareJIDList", "boolean", "choice", "configFromDict", "describe", "domainList", "endpointString", "featureList", "filePath",
     "findConfigFile", "integer", "loadConfig", "normalizeDomain", "number", "option", "options",

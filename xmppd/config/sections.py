@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import ipaddress
 from typing import Any
 
 from xmppd.config.redisurl import RedisAddress, redisURL
@@ -153,6 +154,98 @@ class TLSConfig:
             raise ConfigError("tls.private_key: must be set when tls.certificate is")
         if self.private_key and not self.certificate:
             raise ConfigError("tls.certificate: must be set when tls.private_key is")
+
+
+def originList() -> Check:
+    """
+    Web origins (RFC 6454) allowed to open a WebSocket, like
+    C{"https://chat.example.org"}: scheme, host and optional port, nothing
+    else, so that a typo cannot silently let every page in.
+    """
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of origins like "
+                              f"[\"https://chat.example.org\"], got {describe(value)}")
+        origins = []
+        for origin in value:
+            scheme, sep, rest = origin.partition("://")
+            if (not sep or scheme.lower() not in ("http", "https") or not rest
+                    or any(c in rest for c in "/?#@ ")):
+                raise ConfigError(f"{key}: {describe(origin)} is not an origin: "
+                                  f"scheme://host[:port], no path")
+            origins.append(origin.lower())
+        return tuple(origins)
+
+    return check
+
+
+def addressList() -> Check:
+    """IP addresses or networks (C{"127.0.0.1"}, C{"10.0.0.0/8"}, C{"::1"})."""
+
+    def check(key: str, value: Any) -> tuple[str, ...]:
+        if not isinstance(value, (list, tuple)) or not all(isinstance(v, str) for v in value):
+            raise ConfigError(f"{key}: expected a list of IP addresses or networks, "
+                              f"got {describe(value)}")
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ConfigError(f"{key}: {describe(item)} is not an IP address or "
+                                  f"network") from None
+        return tuple(value)
+
+    return check
+
+
+@section("http")
+@dataclasses.dataclass(frozen=True)
+class HTTPConfig:
+    """
+    The web listeners (L{xmppd.http}): WebSocket (RFC 7395) and connection
+    discovery (XEP-0156).  The defaults are Prosody's and ejabberd's: plain
+    HTTP on loopback only (Prosody 0.12's C{http_interfaces}), for a reverse
+    proxy on the same machine that terminates TLS; HTTPS on every interface
+    at ejabberd's port 5443, with the certificates of C{[tls]} and
+    C{[hosts]}, for browsers that connect directly.
+    """
+
+    endpoint: str = option(
+        "tcp:5280:interface=127.0.0.1", endpointString(allowEmpty=True),
+        "plain HTTP listener, for a reverse proxy (loopback by default); \"\" disables it")
+    tls_endpoint: str = option(
+        "tcp:5443", endpointString(allowEmpty=True),
+        "HTTPS listener, with the c2s certificates and SNI; \"\" disables it")
+    max_request_size: int = option(
+        65536, integer(minimum=1024),
+        "largest request body in bytes (larger ones get 413)")
+    max_header_size: int = option(
+        16384, integer(minimum=1024, maximum=1048576),
+        "largest request line plus headers in bytes (larger ones get 431 or 400)")
+    max_headers: int = option(
+        64, integer(minimum=8, maximum=1000),
+        "most header fields in one request")
+    header_timeout: float = option(
+        10.0, number(minimum=0, minimumExclusive=True),
+        "seconds a connection has to send a whole request head (slow clients are "
+        "closed); also how long an idle keep-alive connection stays open")
+    request_timeout: float = option(
+        60.0, number(minimum=0, minimumExclusive=True),
+        "seconds of silence after which a connection with a request being read is closed")
+    websocket_origins: tuple[str, ...] = option(
+        (), originList(),
+        "origins (\"https://chat.example.org\") whose pages may open a WebSocket; "
+        "[] allows any")
+    trusted_proxies: tuple[str, ...] = option(
+        ("127.0.0.1", "::1"), addressList(),
+        "reverse proxies whose X-Forwarded-For (client address) and "
+        "X-Forwarded-Proto: https (TLS) are believed, on the plain listener")
+
+    def validate(self) -> None:
+        args, _ = splitEndpoint(self.endpoint) if self.endpoint else ([], {})
+        ephemeral = len(args) > 1 and args[0] in ("tcp", "tcp6") and args[1] == "0"
+        if self.endpoint and self.endpoint == self.tls_endpoint and not ephemeral:
+            raise ConfigError("http.tls_endpoint: must differ from http.endpoint")
 
 
 @section("storage")

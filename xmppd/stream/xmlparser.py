@@ -263,6 +263,11 @@ class HardenedElementStream:
             self._die(e)
             raise
 
+    @property
+    def inStanza(self) -> bool:
+        """Whether a stanza has begun and not ended (a framed transport's check)."""
+        return self._depth > 0
+
     def halt(self) -> None:
         """
         Stop now: called from a callback, the rest of the data being parsed is

@@ -1,0 +1,351 @@
+# -*- test-case-name: tests.test_http -*-
+"""
+The node's one HTTP service (issue 15, item 1): L{HTTPService} listens on
+C{http.endpoint} (plain, meant for a reverse proxy) and C{http.tls_endpoint}
+(TLS with the client listeners' context factory, so the same certificates
+and the same SNI choice of a virtual host's certificate, L{xmppd.stream.tls}),
+once storage is open, like the client listeners.
+
+What it serves is added with L{HTTPService.putChild} (a path under the
+root and the C{twisted.web} resource that answers it), and what connection
+discovery (XEP-0156, L{xmppd.http.discovery}) lists with
+L{HTTPService.addLink}; the WebSocket transport (L{xmppd.c2s.websocket}) is
+the first such resource, BOSH and file upload are meant to follow the same
+way.
+
+Every connection is bounded before any resource sees it
+(L{WebChannel}): the request head (line and headers) must arrive whole
+within C{http.header_timeout} seconds and fit C{http.max_header_size} bytes
+and C{http.max_headers} fields; a body larger than C{http.max_request_size}
+gets 413 without being read; C{http.request_timeout} seconds of silence
+close a connection; and one address has at most C{limits.connections_per_ip}
+connections open (a trusted proxy excepted: it speaks for many clients).
+
+Behind a reverse proxy every connection comes from the proxy: a request
+from one of C{http.trusted_proxies} on the plain listener takes the client's
+address from C{X-Forwarded-For} and counts as TLS when C{X-Forwarded-Proto}
+says C{https} (L{WebRequest}), as Prosody's C{trusted_proxies} does.
+Resources read the outcome from the request (C{clientHost}, C{viaTLS},
+C{directTLS}), so they need not import this module.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from twisted.application import service
+from twisted.internet import defer, protocol
+from twisted.logger import Logger
+from twisted.protocols.tls import TLSMemoryBIOFactory
+from twisted.web import http, resource, server
+
+from xmppd.stream.limits import PeerCounter
+from xmppd.stream.listening import listenOn
+
+
+class WebRequest(server.Request):
+    """
+    A request that knows who sent it: C{clientHost} (the peer's address,
+    or the client's as a trusted proxy reports it), C{viaTLS} (the client's
+    connection is encrypted: our HTTPS listener, or a trusted proxy's) and
+    C{directTLS} (TLS ends here, so the TLS connection is the client's own:
+    channel binding is possible).
+    """
+
+    clientHost = "local"
+    viaTLS = False
+    directTLS = False
+    bodySize = 0
+
+    def process(self):
+        self.directTLS = self.viaTLS = self.isSecure()
+        peer = self.getClientAddress()
+        self.clientHost = getattr(peer, "host", None) or "local"
+        site = self.channel.site
+        if not self.directTLS and site.trusts(self.clientHost):
+            forwarded = self.getHeader(b"x-forwarded-for")
+            if forwarded:
+                # The address the proxy itself saw is the last one it added.
+                claimed = forwarded.split(b",")[-1].strip().decode("ascii", "replace")
+                try:
+                    self.clientHost = str(ipaddress.ip_address(claimed))
+                except ValueError:
+                    pass
+            proto = self.getHeader(b"x-forwarded-proto")
+            if proto and proto.split(b",")[-1].strip().lower() == b"https":
+                self.viaTLS = True
+        return super().process()
+
+    def handleContentChunk(self, data: bytes) -> None:
+        # A chunked body has no length to check up front: count it.
+        self.bodySize += len(data)
+        channel = self.channel
+        if channel is None or channel.refused:
+            return
+        if self.bodySize > channel.site.config.max_request_size:
+            channel.refuse(b"413 Content Too Large")
+            return
+        super().handleContentChunk(data)
+
+
+class WebChannel(http.HTTPChannel):
+    """
+    One HTTP connection, with the limits of C{[http]} (see the module
+    docstring).  A refused request gets its status line and the connection
+    closes; nothing after it is parsed.
+    """
+
+    refused = False
+    headDeadline = None
+    peerKey = None
+
+    def connectionMade(self):
+        config = self.site.config
+        self.maxHeaders = config.max_headers
+        self.totalHeadersSize = config.max_header_size
+        self.MAX_LENGTH = config.max_header_size
+        super().connectionMade()
+        self.site.channels.add(self)
+        self.armHeadDeadline()
+
+    def armHeadDeadline(self) -> None:
+        """The next request head must be complete within C{http.header_timeout} (slowloris)."""
+        self.cancelHeadDeadline()
+        self.headDeadline = self.callLater(self.site.config.header_timeout, self.headTimedOut)
+
+    def cancelHeadDeadline(self) -> None:
+        if self.headDeadline is not None:
+            if self.headDeadline.active():
+                self.headDeadline.cancel()
+            self.headDeadline = None
+
+    def headTimedOut(self) -> None:
+        self.headDeadline = None
+        if self.requests:
+            self.refuse(b"408 Request Timeout")
+        else:
+            # An idle keep-alive connection: nothing to answer.
+            self.refused = True
+            self.loseConnection()
+            self.scheduleAbort()
+
+    def refuse(self, status: bytes) -> None:
+        """Answer C{status} ("413 Content Too Large") and close; ignore the rest."""
+        if self.refused:
+            return
+        self.refused = True
+        self.cancelHeadDeadline()
+        self.transport.write(b"HTTP/1.1 " + status +
+                             b"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        self.loseConnection()
+        self.scheduleAbort()
+
+    def scheduleAbort(self) -> None:
+        # A peer that does not read its refusal is cut off (Twisted's own
+        # idle-timeout path does the same).
+        if self._abortingCall is None and self.abortTimeout is not None:
+            self._abortingCall = self.callLater(self.abortTimeout, self.forceAbortClient)
+
+    def dataReceived(self, data):
+        if self.refused:
+            return
+        super().dataReceived(data)
+
+    def lineReceived(self, line):
+        if self.refused:
+            return
+        super().lineReceived(line)
+
+    def rawDataReceived(self, data):
+        if self.refused:
+            return
+        super().rawDataReceived(data)
+
+    def headerReceived(self, line):
+        if self.refused:
+            return False
+        ok = super().headerReceived(line)
+        if ok and self.length is not None and self.length > self.site.config.max_request_size:
+            self.refuse(b"413 Content Too Large")
+            return False
+        return ok and not self.refused
+
+    def allHeadersReceived(self):
+        if self.refused:
+            return
+        self.cancelHeadDeadline()
+        super().allHeadersReceived()
+
+    def allContentReceived(self):
+        if self.refused:
+            return
+        super().allContentReceived()
+
+    def requestDone(self, request):
+        if self.persistent and not self.refused:
+            # Armed before the next pipelined request is read, so its head
+            # (complete or not) is measured from now.
+            self.armHeadDeadline()
+        super().requestDone(request)
+
+    def _respondToBadRequestAndDisconnect(self):
+        self.refuse(b"400 Bad Request")
+
+    def _protocolUpgradeForWebsockets(self, protocol):
+        """
+        The connection becomes a WebSocket: the channel stops being the
+        transport's producer (the new protocol registers its own, to learn
+        when the peer stops reading), and the connection is no longer an
+        HTTP one: the client stream counts it against its address from now
+        (with the TCP clients), so it is released here.
+        """
+        self.cancelHeadDeadline()
+        self.site.channels.discard(self)
+        self.releasePeer()
+        self._networkProducer.unregisterProducer()
+        super()._protocolUpgradeForWebsockets(protocol)
+
+    def connectionLost(self, reason):
+        self.cancelHeadDeadline()
+        self.site.channels.discard(self)
+        self.releasePeer()
+        super().connectionLost(reason)
+
+    def releasePeer(self) -> None:
+        key, self.peerKey = self.peerKey, None
+        if key is not None:
+            self.site.peers.release(key)
+
+
+class TooManyConnections(protocol.Protocol):
+    """
+    The answer to an address over its connection limit: 429 and the
+    connection closes.  A protocol rather than no protocol at all, so that
+    it also works under TLS (whose wrapper needs one to wrap).
+    """
+
+    def connectionMade(self):
+        self.transport.write(b"HTTP/1.1 429 Too Many Requests\r\nConnection: close\r\n"
+                             b"Content-Length: 0\r\n\r\n")
+        self.transport.loseConnection()
+
+
+class WebSite(server.Site):
+    """The site of both listeners: the limits, the proxies trusted, the open channels."""
+
+    protocol = WebChannel
+    requestFactory = WebRequest
+    displayTracebacks = False
+    logger = Logger()
+
+    def __init__(self, root, config, connectionsPerIP: int, reactor=None):
+        super().__init__(root, timeout=config.request_timeout, reactor=reactor)
+        self.config = config
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies]
+        self.peers = PeerCounter(connectionsPerIP)
+        self.channels: set[WebChannel] = set()
+
+    def trusts(self, host: str) -> bool:
+        """Whether C{host} is one of C{http.trusted_proxies}."""
+        try:
+            address = ipaddress.ip_address(host)
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
+
+    def buildProtocol(self, addr):
+        host = getattr(addr, "host", None) or "local"
+        trusted = self.trusts(host)
+        if not trusted and not self.peers.acquire(host):
+            self.logger.info("Refusing HTTP connection from {host}: too many from it", host=host)
+            return TooManyConnections()
+        channel = super().buildProtocol(addr)
+        if not trusted:
+            channel.peerKey = host
+        return channel
+
+    def log(self, request):
+        # No access log: a WebSocket or BOSH client makes a request per
+        # connection or per poll, and the server logs what matters itself.
+        pass
+
+
+class HTTPService(service.Service):
+    """
+    The HTTP listeners of a node; see the module docstring.  C{ready}
+    fires with the listening ports once they listen (tests use port 0).
+    """
+
+    name = "http"
+    log = Logger()
+
+    def __init__(self, server, tlsOptions, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.server = server
+        self.config = server.config.http
+        self.tlsOptions = tlsOptions
+        self.reactor = reactor
+        self.ports = []
+        self.ready = defer.Deferred()
+        self.root = resource.Resource()
+        #: (rel, path, plain scheme, TLS scheme) of the XEP-0156 links, in order.
+        self.links: list[tuple[str, str, str, str]] = []
+        self.site = WebSite(self.root, self.config,
+                            server.config.limits.connections_per_ip, reactor=reactor)
+        from xmppd.http.discovery import wellKnown
+        self.putChild(".well-known", wellKnown(self))
+
+    def putChild(self, path: str, child) -> None:
+        """Serve C{child} (a C{twisted.web} resource) at C{/path}."""
+        self.root.putChild(path.encode("ascii"), child)
+
+    def addLink(self, rel: str, path: str, schemes: tuple[str, str] = ("http", "https")) -> None:
+        """
+        List C{/path} under C{rel} in host-meta (XEP-0156), with the first
+        of C{schemes} for a client that came without TLS, the second for one
+        with (C{("ws", "wss")} for a WebSocket).
+        """
+        self.links.append((rel, path, schemes[0], schemes[1]))
+
+    def listeners(self):
+        if self.config.endpoint:
+            yield "http.endpoint", self.config.endpoint, self.site
+        if self.config.tls_endpoint:
+            yield ("http.tls_endpoint", self.config.tls_endpoint,
+                   TLSMemoryBIOFactory(self.tlsOptions, False, self.site))
+
+    def startService(self):
+        service.Service.startService(self)
+        if self.ready.called:
+            self.ready = defer.Deferred()
+        d = self.server.storageService.whenReady()
+        d.addCallback(lambda _: self.listen())
+        d.addCallbacks(self.ready.callback, self.startFailed)
+
+    @defer.inlineCallbacks
+    def listen(self):
+        for key, description, factory in self.listeners():
+            port = yield listenOn(self, key, description, factory)
+            if port is None:
+                break
+            self.ports.append(port)
+        return self.ports
+
+    def startFailed(self, failure):
+        """Storage did not open or a port could not be bound: the node cannot run."""
+        self.server.fatal(failure.getErrorMessage())
+        self.ready.errback(failure)
+
+    @defer.inlineCallbacks
+    def stopService(self):
+        """
+        Stop listening and close the HTTP connections still open; those
+        that became client streams are the client listeners' to close
+        (with C{system-shutdown}).
+        """
+        service.Service.stopService(self)
+        ports, self.ports = self.ports, []
+        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        for channel in list(self.site.channels):
+            channel.transport.abortConnection()
