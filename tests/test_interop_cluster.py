@@ -22,11 +22,16 @@ hard:
     stanzas arrive on A, the only node it knows, and cross to B through
     the cluster;
   - a foreign user and a user on B subscribe to each other's presence
-    (requests, approvals and presence crossing both ways).
+    (requests, approvals and presence crossing both ways), and the
+    foreign server's presence probe, which lands on A, is answered by B.
 
 Each scenario runs in two orders: B writes first (the foreign server
 connects to A just to check B's key), or the foreign user writes first
-(it already has a stream to A when B's key comes; Prosody asks over it).
+(it already has a stream to A when B's key comes; Prosody asks over it);
+with Prosody, also with its bidirectional streams (XEP-0288,
+C{mod_s2s_bidi}), where A answers through Prosody's stream instead of
+opening its own.  And with both nodes in DNS, A first, killing A makes
+Prosody come in through B (L{test_prosodyFailover}).
 Which node holds which stream is read from each node's admin socket
 (C{xmppctl connections --json}), as an operator would.  Tests skip, with
 the reason, without Prosody (or lua-unbound), ejabberd or redis-server.
@@ -35,20 +40,21 @@ the reason, without Prosody (or lua-unbound), ejabberd or redis-server.
 from __future__ import annotations
 
 import json
+import time
 
 import pytest
 import pytest_twisted
 from twisted.names import dns
 
 from tests.clusterhelpers import clusterServer, startProcess
-from tests.e2e import sleep
+from tests.e2e import TIMEOUT, sleep
 from tests.ejabberd import Ejabberd, EjabberdError, findEjabberd
-from tests.foreignserver import ForeignServer, freePort
+from tests.foreignserver import POLL_INTERVAL, ForeignServer, freePort
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from tests.test_e2e_presence import online
 from tests.test_e2e_s2s import subscribeAndTalk
 from tests.test_interop_prosody import (  # noqa: F401  (fixtures)
-    MODULES, NO_UNBOUND, executables, prosody, unstartedProsody)
+    MODULES, NO_UNBOUND, PROSODY_DOMAIN, enableBidi, executables, prosody, unstartedProsody)
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -78,11 +84,12 @@ async def s2sStreams(node) -> set[tuple[str, str, str]]:
 
 
 async def federateWithTwoNodes(makeServer, redisServer, remote: ForeignServer, domain: str,
-                               publish, remoteFirst: bool) -> None:
+                               publish, remoteFirst: bool, bidi: bool = False) -> None:
     """
     The scenario of the module docstring: nodes A (Benvolio) and B (Romeo)
     serving C{domain}, found by C{remote} at A only (C{publish(port)} puts
-    A's port in DNS), whose users are the Nurse and Juliet.
+    A's port in DNS), whose users are the Nurse and Juliet.  C{bidi}: the
+    remote server makes its streams bidirectional (XEP-0288).
     """
     a = await federatingNode(makeServer, redisServer, "a", domain, remote,
                              users=("romeo", "benvolio"))
@@ -128,12 +135,21 @@ async def federateWithTwoNodes(makeServer, redisServer, remote: ForeignServer, d
         # Benvolio (on A) asks the Nurse.
         juliet = await online(remote, "juliet", "balcony")
         await subscribeAndTalk(juliet, romeo)
+        # Juliet leaves and comes back: Romeo (on B) sees both, and her
+        # server's probe, which lands on A, is answered for Romeo by B.
+        await juliet.disconnect()
+        await romeo.presences.next("unavailable", sender=juliet.jid.full)
+        juliet = await online(remote, "juliet", "window")
+        await romeo.presences.next(sender=juliet.jid.full)
+        probed = await juliet.presences.next("away", sender=romeo.jid.full)
+        assert probed["status"] == "at the window"
         benvolio.xmpp.send_presence_subscription(pto=nurse.jid.bare)
         await benvolio.presences.next(sender=nurse.jid.full)
         await nurse.presences.next(sender=benvolio.jid.full)
 
-        # A opened its own stream for Benvolio's; still nothing came in on B.
-        assert ("out", remote.domain, "dialback") in await s2sStreams(a)
+        # A opened a stream of its own for Benvolio's, or sent it through
+        # the remote server's bidirectional one; still nothing came in on B.
+        assert (("out", remote.domain, "dialback") in await s2sStreams(a)) != bidi
         assert ("in", remote.domain, "dialback") not in await s2sStreams(b)
     finally:
         for process in processes:
@@ -154,15 +170,72 @@ def prosodyPublisher(prosody, domain: str):
     return publish
 
 
-@pytest.mark.parametrize("remoteFirst", [False, True], ids=["nodeFirst", "remoteFirst"])
+@pytest.mark.parametrize("remoteFirst, bidi", [(False, False), (True, False),
+                                                (False, True), (True, True)],
+                         ids=["nodeFirst", "remoteFirst", "nodeFirstBidi", "remoteFirstBidi"])
 @ensureDeferred
-async def test_prosody(makeServer, redisServer, prosody, remoteFirst):
+async def test_prosody(makeServer, redisServer, unstartedProsody, remoteFirst, bidi):
     """Prosody, which knows only node A, federates with users on both nodes, both ways."""
+    prosody = unstartedProsody
+    if prosody.zone is None:
+        pytest.skip(NO_UNBOUND)
+    if bidi:
+        enableBidi(prosody)
+    await prosody.start()
+    await prosody.addUser("nurse")
+    await federateWithTwoNodes(makeServer, redisServer, prosody, PROSODY_CLUSTER_DOMAIN,
+                               prosodyPublisher(prosody, PROSODY_CLUSTER_DOMAIN), remoteFirst,
+                               bidi)
+
+
+async def prosodyNoticed(prosody, line: str, before: int) -> None:
+    """Wait (at most L{TIMEOUT}) until Prosody's log has more than C{before} times C{line}."""
+    deadline = time.monotonic() + TIMEOUT
+    while prosody.logPath.read_text("utf-8", "replace").count(line) <= before:
+        assert time.monotonic() < deadline, "Prosody never logged %r" % (line,)
+        await sleep(POLL_INTERVAL)
+
+
+@ensureDeferred
+async def test_prosodyFailover(makeServer, redisServer, prosody):
+    """
+    With both nodes in DNS, A first, Prosody's stream lands on A; when A
+    is killed, Prosody's next message comes in through B, and reaches
+    Romeo, whose session is on B, all the same.
+    """
     if prosody.zone is None:
         pytest.skip(NO_UNBOUND)
     await prosody.addUser("nurse")
-    await federateWithTwoNodes(makeServer, redisServer, prosody, PROSODY_CLUSTER_DOMAIN,
-                               prosodyPublisher(prosody, PROSODY_CLUSTER_DOMAIN), remoteFirst)
+    domain = PROSODY_CLUSTER_DOMAIN
+    a = await federatingNode(makeServer, redisServer, "a", domain, prosody, users=("romeo",))
+    b = await federatingNode(makeServer, redisServer, "b", domain, prosody)
+    prosody.zone.records = {
+        ("_xmpp-server._tcp." + domain, dns.SRV): [dns.Record_SRV(0, 0, a.s2sPort, domain),
+                                                   dns.Record_SRV(10, 0, b.s2sPort, domain)],
+        (domain, dns.A): [dns.Record_A("127.0.0.1")]}
+    processes = []
+    try:
+        processes.append(await startProcess(a))
+        processes.append(await startProcess(b))
+        romeo = await online(b, "romeo", "orchard")
+        nurse = await online(prosody, "nurse", "kitchen")
+        nurse.send(romeo.jid.full, "Romeo, are you there?")
+        assert (await romeo.nextMessage())["body"] == "Romeo, are you there?"
+        assert ("in", PROSODY_DOMAIN, "dialback") in await s2sStreams(a)
+        assert ("in", PROSODY_DOMAIN, "dialback") not in await s2sStreams(b)
+
+        # A dies; once Prosody has seen its stream go, it tries the next
+        # SRV target, B, which checks Prosody's key and takes the message.
+        gone = "Destroying outgoing session %s->%s" % (PROSODY_DOMAIN, domain)
+        before = prosody.logPath.read_text("utf-8", "replace").count(gone)
+        await processes[0].kill("KILL")
+        await prosodyNoticed(prosody, gone, before)
+        nurse.send(romeo.jid.full, "Where are you?")
+        assert (await romeo.nextMessage())["body"] == "Where are you?"
+        assert ("in", PROSODY_DOMAIN, "dialback") in await s2sStreams(b)
+    finally:
+        for process in processes:
+            await process.kill("TERM")
 
 
 # -- ejabberd ----------------------------------------------------------------
@@ -217,3 +290,4 @@ async def test_ejabberd(makeServer, redisServer, ejabberd, remoteFirst):
     domain = ("remote" if remoteFirst else "node") + ".cluster.example"
     await federateWithTwoNodes(makeServer, redisServer, ejabberd, domain,
                                lambda port: ejabberd.publish(domain, port), remoteFirst)
+
