@@ -20,16 +20,18 @@ HEARTBEAT = 0.3
 LEASE = 1.5
 
 
-async def clusterServer(makeServer, redisServer, node: str, users=()):
+async def clusterServer(makeServer, redisServer, node: str, users=(), config=None):
     """
     An e2e L{tests.e2e.Server} (not started) that is node C{node} of the
     cluster on C{redisServer}, storing on the same Redis (C{storage.backend
     = "redis"}, as a cluster must: accounts, rosters, offline messages and
     rooms are shared), with C{users} made through it (once for the cluster).
+    C{config} adds sections of its own (C{[server]}, C{[s2s]}...).
     """
     server = await makeServer({"cluster": {"node": node, "redis": redisServer.url,
                                            "heartbeat": HEARTBEAT, "lease": LEASE},
-                               "storage": {"backend": "redis", "redis": redisServer.url}},
+                               "storage": {"backend": "redis", "redis": redisServer.url},
+                               **(config or {})},
                               start=False)
     for user in users:
         await server.addUser(user)

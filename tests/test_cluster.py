@@ -151,6 +151,7 @@ class FakeServer:
         self.clock = self.reactor = reactor
         self.sessions = None
         self.secret = b"\x05" * 32
+        self.startGates = []
         self.hooks = Hooks()
         self.routed = []
         self.router = self

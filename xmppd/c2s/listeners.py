@@ -138,7 +138,10 @@ class C2SService(service.Service):
     """
     The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
     C{c2s.direct_tls_endpoint}.  Listening starts only once storage is open,
-    so no client ever meets a server that cannot check its password.
+    so no client ever meets a server that cannot check its password, and in
+    a cluster once the cluster's secret is known, so the fake SCRAM salts of
+    unknown users are the same on every node from the first login
+    (L{xmppd.core.server.XMPPServer.whenReady}).
     C{ready} fires with the listening ports (tests use port 0 and read them).
     """
 
@@ -187,7 +190,8 @@ class C2SService(service.Service):
         service.Service.startService(self)
         if self.ready.called:
             self.ready = defer.Deferred()
-        d = self.server.storageService.whenReady()
+        # Storage, and in a cluster the cluster's secret (fake SCRAM salts).
+        d = self.server.whenReady()
         d.addCallback(lambda _: self.listen())
         d.addCallbacks(self.ready.callback, self.startFailed)
 

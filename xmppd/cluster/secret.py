@@ -12,6 +12,9 @@ from every node, or asking two nodes tells who exists).
 The first node to start puts its own secret in Redis (C{SET NX}); every
 node then uses what Redis has.  A lone node keeps its file's secret, so a
 node that becomes the first of a cluster keeps its dialback keys valid.
+A node's listeners wait until it uses the cluster's secret
+(L{xmppd.cluster.service.ClusterService.whenSecretKnown}): before, it would
+make keys no other node verifies and call theirs invalid.
 """
 
 from __future__ import annotations
@@ -24,4 +27,9 @@ async def clusterSecret(redis, local: bytes) -> bytes:
     """The cluster's secret: C{local} if this node is the first, else the first node's."""
     await redis.execute_command("SET", SECRET_KEY, local.hex(), "NX")
     stored = await redis.get(SECRET_KEY)
-    return bytes.fromhex(stored)
+    try:
+        return bytes.fromhex(stored)
+    except (TypeError, ValueError):
+        # A key someone else wrote (or removed meanwhile): say so in one line.
+        raise ValueError("%s is not a hex-encoded secret (%r)"
+                         % (SECRET_KEY, (stored or "")[:20])) from None

@@ -20,6 +20,7 @@ import txredisapi
 from twisted.application import service
 from twisted.internet import defer, ssl, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from xmppd.cluster import keys
 from xmppd.cluster.lease import Leases, RoomOwnership
@@ -31,6 +32,14 @@ from xmppd.config.redisurl import RedisAddress, parseRedisURL
 from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
 from xmppd.core.hooks import COPY
 from xmppd.storage.redisclient import CONNECT_TIMEOUT, connectRedis
+
+
+#: What L{ClusterService.secretResult} is while the secret is being read.
+PENDING = object()
+
+
+class ClusterUnavailable(Exception):
+    """The node cannot start as a node of its cluster (the message says why, in one line)."""
 
 
 def clusterAddress(config) -> RedisAddress:
@@ -80,6 +89,12 @@ class ClusterService(service.Service):
         self.directory.onReaped = self.sessionsOfDeadNode
         self.invalidation = server.invalidation = ClusterInvalidation(self.node)
         server.cluster = self
+        # No listener before the cluster's secret is known (see _start).
+        server.startGates.append(self.whenSecretKnown)
+        #: C{None} once the cluster's secret is in use, the L{Failure} that
+        #: kept it from being read, or L{PENDING}; then L{secretWaiters}.
+        self.secretResult = PENDING
+        self.secretWaiters: list[defer.Deferred] = []
         # Presence probes answered on every node holding available resources.
         server.hooks.add("presence/bare", self.relayProbe, COPY)
         server.hooks.add("presence/full", self.relayProbe, COPY)
@@ -127,12 +142,20 @@ class ClusterService(service.Service):
         factory.startConnecting(txredisapi._makeEndpoint(
             self.address.host, self.address.port, CONNECT_TIMEOUT,
             ssl.optionsForClientTLS(self.address.host) if self.address.tls else None))
+        self.secretResult = PENDING
         self.started = self._start()
 
     @defer.inlineCallbacks
     def _start(self):
         # Dialback keys and fake SCRAM salts must agree on every node.
-        self.server.secret = yield clusterSecret(self.directory.redis, self.server.secret)
+        try:
+            self.server.secret = yield clusterSecret(self.directory.redis, self.server.secret)
+        except Exception as e:
+            self._secretSettled(Failure(ClusterUnavailable(
+                "cannot read the cluster's secret from Redis at %s:%d: %s"
+                % (self.address.host, self.address.port, e))))
+            raise
+        self._secretSettled(None)
         for muc in self.roomServices:
             self._ownRooms(muc)
         # This node's previous life (a crash, a restart within the lease).
@@ -144,6 +167,34 @@ class ClusterService(service.Service):
         self.beating.clock = self.clock
         self.beating.start(self.heartbeat, now=False)
         yield self.directory.whenReady()
+
+    def whenSecretKnown(self) -> defer.Deferred:
+        """
+        A Deferred of the caller's own that fires once this node uses the
+        cluster's secret: a start gate of the node's listeners
+        (L{xmppd.core.server.XMPPServer.whenReady}).  Before, the node
+        would make dialback keys no other node verifies and call theirs
+        invalid when a remote server asks it (issue 14 item 7).  While
+        Redis cannot be reached the node waits, as its commands do.
+        """
+        waiter = defer.Deferred()
+        if self.secretResult is PENDING:
+            self.secretWaiters.append(waiter)
+        else:
+            self._settle(waiter)
+        return waiter
+
+    def _secretSettled(self, result: Failure | None) -> None:
+        self.secretResult = result
+        waiters, self.secretWaiters = self.secretWaiters, []
+        for waiter in waiters:
+            self._settle(waiter)
+
+    def _settle(self, waiter: defer.Deferred) -> None:
+        if self.secretResult is None:
+            waiter.callback(None)
+        else:
+            waiter.errback(self.secretResult)
 
     def ownRooms(self, muc) -> None:
         """

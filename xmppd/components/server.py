@@ -355,8 +355,9 @@ class ComponentService(service.Service):
         self.server.hooks.add("disco/items", self.onDiscoItems, DELIVER)
         if self.ready.called:
             self.ready = defer.Deferred()
-        storage = getattr(self.server, "storageService", None)
-        d = storage.whenReady() if storage is not None else defer.succeed(None)
+        # Storage, and in a cluster the cluster's secret: a component's
+        # stanza for another server must leave with a key the cluster verifies.
+        d = self.server.whenReady()
         d.addCallback(lambda _: self.listen())
         d.addCallbacks(self.ready.callback, self.startFailed)
 

@@ -14,6 +14,7 @@ import os
 import secrets
 
 from twisted.application import service
+from twisted.internet import defer
 from twisted.logger import Logger
 
 from xmppd.core.hooks import Hooks
@@ -67,6 +68,10 @@ class XMPPServer(service.MultiService):
         self.secret = loadSecret(config.server.data_dir)
         self.nodeId = secrets.token_hex(4)
         self.storageService = None
+        #: What must be settled, besides storage, before the node listens
+        #: (L{whenReady}): callables each returning a Deferred of its own.
+        #: A cluster node adds the fetching of the cluster's secret.
+        self.startGates: list = []
         #: The traffic log when C{log.verbose} is on, shared by all streams.
         self.traffic = TrafficLog() if config.log.verbose else None
         #: Called with a one-line message when the node cannot run (a port in
@@ -76,6 +81,20 @@ class XMPPServer(service.MultiService):
     @property
     def storage(self):
         return self.storageService.storage
+
+    def whenReady(self) -> defer.Deferred:
+        """
+        A Deferred of the caller's own that fires once storage is open and
+        every one of L{startGates} has passed, or fails with the first
+        failure.  The listeners wait for it: what they answer depends on
+        both (a cluster node that still had its own secret would make
+        dialback keys no other node verifies, and call theirs invalid).
+        """
+        storage = self.storageService
+        d = storage.whenReady() if storage is not None else defer.succeed(None)
+        for gate in list(self.startGates):
+            d.addCallback(lambda _, gate=gate: gate())
+        return d
 
     def fatal(self, message: str) -> None:
         self.log.critical("xmppd cannot run: {message}", message=message)

@@ -8,7 +8,8 @@ pair (sender's domain, recipient's domain), an L{OutgoingRoute}.  Stanzas
 whose sender is not one of our domains are dropped: they came from another
 server and are not ours to relay (and errors about them could loop).  It
 listens for other servers on C{s2s.listen} (STARTTLS) and, when set,
-C{s2s.direct_tls_listen} (XEP-0368), once storage is open, as c2s does.
+C{s2s.direct_tls_listen} (XEP-0368), once the node is ready (storage
+open; in a cluster, the cluster's secret known), as c2s does.
 
 With C{s2s.bidi} on, a pair may instead be served by the peer's
 bidirectional stream (XEP-0288): when another server authenticates
@@ -118,8 +119,8 @@ class S2SService(service.Service):
         self.router.defaultRoute = self
         if self.ready.called:
             self.ready = defer.Deferred()
-        storage = getattr(self.server, "storageService", None)
-        d = storage.whenReady() if storage is not None else defer.succeed(None)
+        # Storage, and in a cluster the cluster's secret (dialback keys).
+        d = self.server.whenReady()
         d.addCallback(lambda _: self.listen())
         d.addCallbacks(self.ready.callback, self.startFailed)
 
