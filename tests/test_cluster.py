@@ -681,3 +681,87 @@ async def test_ownStateWrittenAgainAfterResync(redisServer):
         assert view.carbons and view.available
     finally:
         await nodes.close()
+
+
+# -- invalidations lost while the subscription is down ------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_cachesDroppedWhenSubscriptionComesBack(redisServer):
+    """
+    Node b's subscription is down while Juliet, on node a, adds Romeo to her
+    roster and changes an account-data value: b missed the news, and once
+    subscribed again it serves no stale copy: her resource on b gets the
+    push, and b's caches hold what storage holds.
+    """
+    from twisted.logger import globalLogPublisher
+    from xmppd.core.accountcache import AccountDataCache
+    from xmppd.features.roster import rosterManager
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        b.service.storageService.storage = a.service.storage
+        domainA = a.service.getServiceNamed("localhost")
+        domainB = b.service.getServiceNamed("localhost")
+        rostersA, rostersB = rosterManager(domainA), rosterManager(domainB)
+        caches = []
+        for domain in (domainA, domainB):
+            cache = AccountDataCache(domain, "test:key", lambda text: text or "", str)
+            cache.register()
+            caches.append(cache)
+        await a.service.storage.accountData.set("juliet", "localhost", "test:key", "old")
+        balcony = await a.login("juliet", resource="balcony")
+        garden = await b.login("juliet", resource="garden")
+        onGarden, onBalcony = collect(garden, "iq"), collect(balcony, "iq")
+        for stream in (balcony, garden):
+            stream.send(rosterGet())
+        await waitFor(lambda: any(iq.getAttribute("type") == "result" for iq in onGarden)
+                      and any(iq.getAttribute("type") == "result" for iq in onBalcony))
+        stale = rostersB.cachedRoster("juliet")
+        assert stale is not None and "romeo@localhost" not in stale.items
+        juliet = parseJID("juliet@localhost")
+        assert await caches[1].load(juliet) == "old"
+        caches[1].hold(parseJID("romeo@localhost"), "kept by b only")
+
+        # Node b hears nothing on xmppd:c:invalidate: what is published is lost for it.
+        clusterB = b.service.getServiceNamed("cluster")
+        lost = []
+        clusterB.invalidation.received = lost.append
+        await a.service.storage.accountData.set("juliet", "localhost", "test:key", "new")
+        caches[0].keep(juliet, "new")
+        await rostersA.run("juliet", rostersA.update, "juliet", None,
+                           RosterItem(jid="romeo@localhost"))
+        await waitFor(lambda: len(lost) == 2)
+        assert rostersB.cachedRoster("juliet") is stale
+        assert caches[1].cached("juliet@localhost") == "old"
+        assert not any(iq.getAttribute("type") == "set" for iq in onGarden)
+
+        # Its subscription drops and comes back.
+        del clusterB.invalidation.received
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        try:
+            [subscriber] = clusterB.subscriber.pool
+            subscriber.transport.loseConnection()
+            await waitFor(lambda: clusterB.invalidation.subscriptions == 2)
+            # Juliet's resource on b asked for the roster: it gets the push (RFC 6121 §2.1.6).
+            await waitFor(lambda: any(iq.getAttribute("type") == "set" for iq in onGarden))
+        finally:
+            globalLogPublisher.removeObserver(logged)
+        [push] = [iq for iq in onGarden if iq.getAttribute("type") == "set"]
+        assert push.query.item["jid"] == "romeo@localhost"
+        assert "romeo@localhost" in rostersB.cachedRoster("juliet").items
+        # Juliet has a session on b: her value is read again; Romeo's is just dropped.
+        await waitFor(lambda: caches[1].cached("juliet@localhost") == "new")
+        assert caches[1].cached("romeo@localhost") is None
+        # The writer's own caches were not touched.
+        assert caches[0].cached("juliet@localhost") == "new"
+        assert len([e for e in logged if "again" in str(e.get("log_format", ""))
+                    and e.get("log_namespace", "").startswith("xmppd.cluster")]) == 1
+        # Changes still cross once subscribed again.
+        await rostersA.run("juliet", rostersA.update, "juliet",
+                           rostersA.cachedRoster("juliet").items["romeo@localhost"], None)
+        await waitFor(lambda: len([iq for iq in onGarden if iq.getAttribute("type") == "set"]) == 2)
+    finally:
+        await nodes.close()
