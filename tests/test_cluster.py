@@ -765,3 +765,38 @@ async def test_cachesDroppedWhenSubscriptionComesBack(redisServer):
         await waitFor(lambda: len([iq for iq in onGarden if iq.getAttribute("type") == "set"]) == 2)
     finally:
         await nodes.close()
+
+
+def test_reapSpeaksForViewsItsNotificationsRemovedFirst():
+    """
+    The reap script's notifications (on the subscription) may come before
+    its answer (on another connection): the node that reaped still ends
+    the dead node's sessions, so their contacts hear they went.
+    """
+    from xmppd.cluster.directory import ClusterDirectory
+
+    class Redis:
+        def __init__(self):
+            self.answers = []
+
+        def eval(self, script, keyNames, args):
+            d = defer.Deferred()
+            self.answers.append(d)
+            return d
+
+    redis = Redis()
+    directory = ClusterDirectory("a", redis)
+    ended = []
+    directory.onReaped = ended.extend
+    directory._snapshot(["0", []])
+    directory.notified("1 b b tok.1 0 0 0 juliet@localhost/balcony")
+    directory.notified("2 a b tok.1 1 0 1 juliet@localhost/balcony")
+    [view] = directory.sessionsOf(parseJID("juliet@localhost"))
+    assert view.carbons and view.available and view in directory.carbonSessions
+    entries = []
+    directory.reap("b").addCallback(entries.append)
+    directory.notified("3 u b tok.1 0 0 0 juliet@localhost/balcony")
+    assert directory.get(parseJID("juliet@localhost/balcony")) is None
+    assert not directory.carbonSessions
+    redis.answers[0].callback([["tok.1"], []])
+    assert ended == [view] and entries == [[]]

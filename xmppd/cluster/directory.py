@@ -193,6 +193,9 @@ class ClusterDirectory:
         self._buffer: list[str] = []
         self._readyWaiters: list[defer.Deferred] = []
         self._reaping: dict[str, defer.Deferred] = {}
+        #: node -> {token: view} of the views that the notifications of this
+        #: node's reap of C{node} removed before the script's answer came.
+        self._reapedViews: dict[str, dict[str, RemoteSession]] = {}
         #: The bindings in the replica with carbons on (L{ISessionDirectory}).
         self.carbonSessions: set = set()
         #: Called with the views of a dead node's bindings that this node's
@@ -484,6 +487,9 @@ class ClusterDirectory:
             if isinstance(view, LocalSession):
                 # This node was taken for dead and its sessions removed.
                 view.stream.replaceSession()
+            elif node in self._reaping:
+                # Maybe this node's own reap: its answer may come after this.
+                self._reapedViews.setdefault(node, {})[token] = view
         elif op == "a":
             view = self._current(jid, token)
             if isinstance(view, RemoteSession):
@@ -511,12 +517,16 @@ class ClusterDirectory:
 
         def reaped(reply):
             self._reaping.pop(node, None)
+            # The script's notifications and its answer come on two
+            # connections: those that came first removed their views.
+            known = self._reapedViews.pop(node, {})
             if reply is None:
                 return None
             removed, entries = reply
             if node != self.node:
                 views = self._remote.get(node, {})
-                ended = [views[token] for token in removed if token in views]
+                known.update(views)
+                ended = [known[token] for token in removed if token in known]
                 if removed:
                     self.log.info("Node {node} is gone: {count} session(s) removed",
                                   node=node, count=len(removed))
@@ -529,6 +539,7 @@ class ClusterDirectory:
 
         def failed(failure):
             self._reaping.pop(node, None)
+            self._reapedViews.pop(node, None)
             return failure
 
         d.addCallbacks(reaped, failed)
