@@ -190,3 +190,34 @@ def test_otherDomainIgnored():
     world.hooks.notify("account/removed", AccountEvent("juliet", "other.example"))
     world.unbind(other)
     assert world.cache.pinned == {"juliet@other.example": ["x"]}
+
+
+def test_missedChangesDropEverything():
+    """
+    When the node may have missed changes made elsewhere, every value goes;
+    those of accounts with a session here are read again at once.
+    """
+    world = World()
+    world.store("juliet", ["old"])
+    world.bind(JULIET + "/balcony")
+    world.cache.keep(parseJID("romeo@" + DOMAIN), ["r"])
+    world.store("juliet", ["new"])
+    slow = world.slow()
+    world.cache.onMissed()
+    assert world.cache.cached(JULIET) is None and world.cache.cached("romeo@" + DOMAIN) is None
+    assert [args for _, args in slow.reads] == [("juliet", DOMAIN, KEY)]
+    slow.finish()
+    assert world.cache.pinned == {JULIET: ["new"]}
+
+
+def test_loadUnderWayWhenMissedNotKept():
+    """A read started before the node missed changes answers its caller but is not kept."""
+    world = World()
+    world.store("juliet", ["maybe stale"])
+    slow = world.slow()
+    waiting = world.load(JULIET)
+    world.cache.onMissed()
+    slow.finish()
+    assert waiting == [["maybe stale"]] and world.cache.cached(JULIET) is None
+    world.load(JULIET)
+    assert len(slow.reads) == 2

@@ -110,7 +110,7 @@ def test_enableForAnotherAccountNotAllowed(domain):
                 " type='set'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
     [error] = garden.take()
     assert errorCondition(error) == "not-allowed"
-    assert not handler(domain).enabled
+    assert not domain.sessions.carbonSessions
 
 
 def test_enableWithoutSessionNotAllowed(domain):
@@ -125,13 +125,13 @@ def test_enableWithoutSessionNotAllowed(domain):
     domain.send(iq)
     [error] = replies
     assert errorCondition(error) == "not-allowed"
-    assert garden.take() == [] and not handler(domain).enabled
+    assert garden.take() == [] and not domain.sessions.carbonSessions
 
 
 def test_closedSessionForgotten(domain, romeo):
     """A session that ends is no longer carbons-enabled."""
     domain.unbind(ROMEO + "/home")
-    assert len(handler(domain).enabled) == 1
+    assert len(domain.sessions.carbonSessions) == 1
 
 
 def test_disco(domain):
@@ -396,3 +396,65 @@ def test_cloneServerStanza():
     xml = wrapper.toXml()
     assert "<message xmlns='jabber:client'" in xml and "jabber:server" not in xml
     assert "<request xmlns='urn:xmpp:receipts'/>" in xml
+
+
+# -- in a cluster ------------------------------------------------------------------
+
+
+@pytest.fixture
+def clustered(tmp_path):
+    """A domain on a node configured as a cluster's (no Redis needed here), Romeo as in L{romeo}."""
+    domain = Domain(tmp_path, features=("messages", "carbons"), sections={"cluster": {"node": "n1"}})
+    garden = domain.bind(ROMEO + "/garden", available=True, priority=1)
+    home = domain.bind(ROMEO + "/home", available=True, priority=0)
+    work = domain.bind(ROMEO + "/work", available=True, priority=0)
+    enable(domain, ROMEO + "/garden", garden)
+    enable(domain, ROMEO + "/home", home)
+    return domain, (garden, home, work)
+
+
+def test_relayedMessageNotCopiedAgain(clustered):
+    """
+    A message a cluster routes again (its resource went before its node could
+    deliver it) was copied where it was first routed: it reaches another
+    resource, and nobody gets a second copy.
+    """
+    domain, (garden, home, work) = clustered
+    message = parse("<message from='juliet@example.org/balcony' to='romeo@example.org/gone'"
+                    " type='chat'><body>Hi</body></message>")
+    meta(message).clusterRelayed = True
+    domain.send(message)
+    [original] = garden.take()
+    assert original.received is None and str(original.body) == "Hi"
+    assert home.take() == [] and work.take() == []
+
+
+def test_relayedCopyForGoneResourceDropped(clustered):
+    """
+    A carbon copy a cluster routes again because its resource went is
+    dropped: the other resources have the original or their own copy.
+    """
+    domain, (garden, home, work) = clustered
+    copy = parse("<message from='romeo@example.org' to='romeo@example.org/gone' type='chat'>"
+                 "<received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
+                 "<message xmlns='jabber:client' from='juliet@example.org/balcony'"
+                 " to='romeo@example.org/garden' type='chat'><body>Hi</body></message>"
+                 "</forwarded></received></message>")
+    meta(copy).clusterRelayed = True
+    domain.send(copy)
+    assert garden.take() == [] and home.take() == [] and work.take() == []
+    # A copy for a resource still bound (bound again elsewhere meanwhile) gets there.
+    again = parse(copy.toXml().replace("/gone", "/home"))
+    meta(again).clusterRelayed = True
+    domain.send(again)
+    assert len(home.take()) == 1 and garden.take() == []
+
+
+def test_clusterCopiesAsALoneNode(clustered):
+    """On a node of a cluster, a message routed the first time is copied as on a lone node."""
+    domain, (garden, home, work) = clustered
+    domain.send("<message from='juliet@example.org/balcony' to='romeo@example.org/garden'"
+                " type='chat'><body>Hi</body></message>")
+    assert len(garden.take()) == 1 and work.take() == []
+    [copy] = home.take()
+    assert str(forwardedIn(copy, "received").body) == "Hi"

@@ -216,6 +216,9 @@ class TestClusterDirectoryContract(DirectoryContract):
     def bind(self, directory, jid, stream=None):
         return pytest_twisted.blockon(directory.bind(parseJID(jid), stream or FakeStream()))
 
+    def settle(self, d):
+        assert pytest_twisted.blockon(d) is None
+
     def test_bindIsAsynchronous(self):
         """Bind answers with a Deferred that fires with the view of the new binding."""
         d = self.directory.bind(parseJID(BALCONY), FakeStream())
@@ -630,3 +633,266 @@ async def test_dialbackKeysVerifyOnEveryNode(redisServer):
                     assert listener.secret == a.service.secret
     finally:
         await nodes.close()
+
+
+# -- carbons (XEP-0280) across nodes ----------------------------------------------
+
+NS_CARBONS = "urn:xmpp:carbons:2"
+
+
+def carbonsRequest(action: str, id: str) -> domish.Element:
+    iq = domish.Element((None, "iq"))
+    iq["type"], iq["id"] = "set", id
+    iq.addElement((NS_CARBONS, action))
+    return iq
+
+
+async def setCarbons(stream, action: str, id: str) -> None:
+    """Enable or disable carbons for C{stream}'s session and wait for the result."""
+    results = []
+    stream.addObserver("/iq[@id='%s']" % id, results.append)
+    stream.send(carbonsRequest(action, id))
+    await waitFor(lambda: results)
+    assert results[0]["type"] == "result"
+
+
+def copied(message, direction: str):
+    """The message a carbon copy forwards, if C{message} is a C{direction} copy."""
+    for child in message.elements():
+        if child.uri == NS_CARBONS and child.name == direction:
+            return child.forwarded.message
+    return None
+
+
+@pytest_twisted.ensureDeferred
+async def test_carbonsAcrossNodes(redisServer):
+    """
+    Juliet has one resource on each node, and her garden (node b) enabled
+    carbons: what Romeo (node a) sends to her balcony (node a), or to her
+    bare JID, and what her balcony sends, shows up in the garden as copies,
+    once each; <private/> and no-copy messages do not, and nothing does
+    once the garden disabled carbons.  And the other way round: the balcony
+    gets copies of what reaches the garden from node a.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        balcony = await a.login("juliet", resource="balcony")
+        garden = await b.login("juliet", resource="garden")
+        inGarden, onBalcony, toRomeo = collect(garden), collect(balcony), collect(romeo)
+        balcony.send(domish.Element((None, "presence")))
+        presence = domish.Element((None, "presence"))
+        presence.addElement("priority", content="-1")
+        garden.send(presence)
+        gardenJID = parseJID("juliet@localhost/garden")
+        await setCarbons(garden, "enable", "c1")
+        # Node a's replica knows the garden wants copies.
+        await waitFor(lambda: getattr(a.service.sessions.get(gardenJID), "carbons", False))
+        assert redisServer.command("HGET", "xmppd:c:sessions", "juliet@localhost/garden") \
+            .endswith(b" 1")
+
+        romeo.send(chat("juliet@localhost/balcony", "to the balcony", "r1"))
+        romeo.send(chat("juliet@localhost", "to juliet", "r2"))
+        private = chat("juliet@localhost/balcony", "secret", "r3")
+        private.addElement((NS_CARBONS, "private"))
+        romeo.send(private)
+        noCopy = chat("juliet@localhost/balcony", "no copy", "r4")
+        noCopy.addElement(("urn:xmpp:hints", "no-copy"))
+        romeo.send(noCopy)
+        balcony.send(chat("romeo@localhost/orchard", "from the balcony", "j1"))
+        romeo.send(chat("juliet@localhost/garden", "last", "r5"))
+        await waitFor(lambda: any(m.getAttribute("id") == "r5" for m in inGarden)
+                      and any(copied(m, "sent") is not None for m in inGarden))
+        assert [str(m.body) for m in onBalcony] == [
+            "to the balcony", "to juliet", "secret", "no copy"]
+        assert [m["from"] for m in toRomeo] == ["juliet@localhost/balcony"]
+        received = [copied(m, "received") for m in inGarden]
+        sent = [copied(m, "sent") for m in inGarden]
+        assert [(str(m.body), m["id"]) for m in received if m is not None] == [
+            ("to the balcony", "r1"), ("to juliet", "r2")]
+        assert [(str(m.body), m["to"]) for m in sent if m is not None] == [
+            ("from the balcony", "romeo@localhost/orchard")]
+        # The three copies (from her own account), the message to the garden: nothing else.
+        assert len(inGarden) == 4
+        assert [m["from"] for m in inGarden if m.getAttribute("id") != "r5"] == [
+            "juliet@localhost"] * 3
+
+        # The other way round: the balcony (node a) enables carbons too.
+        await setCarbons(balcony, "enable", "c2")
+        await waitFor(lambda: getattr(b.service.sessions.get(
+            parseJID("juliet@localhost/balcony")), "carbons", False))
+        del onBalcony[:]
+        romeo.send(chat("juliet@localhost/garden", "to the garden", "r6"))
+        garden.send(chat("romeo@localhost/orchard", "from the garden", "j2"))
+        await waitFor(lambda: len(onBalcony) == 2)
+        copies = {(direction, str(copied(m, direction).body))
+                  for m in onBalcony for direction in ("received", "sent")
+                  if copied(m, direction) is not None}
+        assert copies == {("received", "to the garden"), ("sent", "from the garden")}
+
+        # Disabled: no more copies for the garden.
+        await setCarbons(garden, "disable", "c3")
+        await waitFor(lambda: not a.service.sessions.get(gardenJID).carbons)
+        del inGarden[:]
+        romeo.send(chat("juliet@localhost/balcony", "unseen", "r7"))
+        balcony.send(chat("romeo@localhost/orchard", "unseen either", "j3"))
+        # Once node a has handled j3, what it forwards to node b after comes after any copy.
+        await waitFor(lambda: any(m.getAttribute("id") == "j3" for m in toRomeo))
+        romeo.send(chat("juliet@localhost/garden", "after", "r8"))
+        await waitFor(lambda: any(m.getAttribute("id") == "r8" for m in inGarden))
+        assert [m.getAttribute("id") for m in inGarden] == ["r8"]
+        assert not a.service.sessions.carbonSessions - {
+            a.service.sessions.get(parseJID("juliet@localhost/balcony"))}
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_ownStateWrittenAgainAfterResync(redisServer):
+    """
+    A node whose write of a binding's state did not reach Redis (it was
+    away) writes it again when it resynchronises: its own memory is the
+    truth, so the other nodes learn the carbons and availability its
+    clients set.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        garden = await a.login("juliet", resource="garden")
+        garden.send(domish.Element((None, "presence")))
+        await setCarbons(garden, "enable", "c1")
+        jid = parseJID("juliet@localhost/garden")
+        await waitFor(lambda: getattr(b.service.sessions.get(jid), "carbons", False))
+        value = redisServer.command("HGET", "xmppd:c:sessions", "juliet@localhost/garden")
+        node, token = value.split(b"\r\n")[-1].split()[:2]
+        # As if the writes had been lost.
+        redisServer.command("HSET", "xmppd:c:sessions", "juliet@localhost/garden",
+                            '"%s %s 0 0 0"' % (node.decode(), token.decode()))
+        await a.service.sessions.subscribed()
+        await waitFor(lambda: redisServer.command(
+            "HGET", "xmppd:c:sessions", "juliet@localhost/garden").endswith(b" 1 0 1"))
+        await b.service.sessions.subscribed()
+        view = b.service.sessions.get(jid)
+        assert view.carbons and view.available
+    finally:
+        await nodes.close()
+
+
+# -- invalidations lost while the subscription is down ------------------------------
+
+
+@pytest_twisted.ensureDeferred
+async def test_cachesDroppedWhenSubscriptionComesBack(redisServer):
+    """
+    Node b's subscription is down while Juliet, on node a, adds Romeo to her
+    roster and changes an account-data value: b missed the news, and once
+    subscribed again it serves no stale copy: her resource on b gets the
+    push, and b's caches hold what storage holds.
+    """
+    from twisted.logger import globalLogPublisher
+    from xmppd.core.accountcache import AccountDataCache
+    from xmppd.features.roster import rosterManager
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        b.service.storageService.storage = a.service.storage
+        domainA = a.service.getServiceNamed("localhost")
+        domainB = b.service.getServiceNamed("localhost")
+        rostersA, rostersB = rosterManager(domainA), rosterManager(domainB)
+        caches = []
+        for domain in (domainA, domainB):
+            cache = AccountDataCache(domain, "test:key", lambda text: text or "", str)
+            cache.register()
+            caches.append(cache)
+        await a.service.storage.accountData.set("juliet", "localhost", "test:key", "old")
+        balcony = await a.login("juliet", resource="balcony")
+        garden = await b.login("juliet", resource="garden")
+        onGarden, onBalcony = collect(garden, "iq"), collect(balcony, "iq")
+        for stream in (balcony, garden):
+            stream.send(rosterGet())
+        await waitFor(lambda: any(iq.getAttribute("type") == "result" for iq in onGarden)
+                      and any(iq.getAttribute("type") == "result" for iq in onBalcony))
+        stale = rostersB.cachedRoster("juliet")
+        assert stale is not None and "romeo@localhost" not in stale.items
+        juliet = parseJID("juliet@localhost")
+        assert await caches[1].load(juliet) == "old"
+        caches[1].hold(parseJID("romeo@localhost"), "kept by b only")
+
+        # Node b hears nothing on xmppd:c:invalidate: what is published is lost for it.
+        clusterB = b.service.getServiceNamed("cluster")
+        lost = []
+        clusterB.invalidation.received = lost.append
+        await a.service.storage.accountData.set("juliet", "localhost", "test:key", "new")
+        caches[0].keep(juliet, "new")
+        await rostersA.run("juliet", rostersA.update, "juliet", None,
+                           RosterItem(jid="romeo@localhost"))
+        await waitFor(lambda: len(lost) == 2)
+        assert rostersB.cachedRoster("juliet") is stale
+        assert caches[1].cached("juliet@localhost") == "old"
+        assert not any(iq.getAttribute("type") == "set" for iq in onGarden)
+
+        # Its subscription drops and comes back.
+        del clusterB.invalidation.received
+        logged = []
+        globalLogPublisher.addObserver(logged.append)
+        try:
+            [subscriber] = clusterB.subscriber.pool
+            subscriber.transport.loseConnection()
+            await waitFor(lambda: clusterB.invalidation.subscriptions == 2)
+            # Juliet's resource on b asked for the roster: it gets the push (RFC 6121 §2.1.6).
+            await waitFor(lambda: any(iq.getAttribute("type") == "set" for iq in onGarden))
+        finally:
+            globalLogPublisher.removeObserver(logged)
+        [push] = [iq for iq in onGarden if iq.getAttribute("type") == "set"]
+        assert push.query.item["jid"] == "romeo@localhost"
+        assert "romeo@localhost" in rostersB.cachedRoster("juliet").items
+        # Juliet has a session on b: her value is read again; Romeo's is just dropped.
+        await waitFor(lambda: caches[1].cached("juliet@localhost") == "new")
+        assert caches[1].cached("romeo@localhost") is None
+        # The writer's own caches were not touched.
+        assert caches[0].cached("juliet@localhost") == "new"
+        assert len([e for e in logged if "again" in str(e.get("log_format", ""))
+                    and e.get("log_namespace", "").startswith("xmppd.cluster")]) == 1
+        # Changes still cross once subscribed again.
+        await rostersA.run("juliet", rostersA.update, "juliet",
+                           rostersA.cachedRoster("juliet").items["romeo@localhost"], None)
+        await waitFor(lambda: len([iq for iq in onGarden if iq.getAttribute("type") == "set"]) == 2)
+    finally:
+        await nodes.close()
+
+
+def test_reapSpeaksForViewsItsNotificationsRemovedFirst():
+    """
+    The reap script's notifications (on the subscription) may come before
+    its answer (on another connection): the node that reaped still ends
+    the dead node's sessions, so their contacts hear they went.
+    """
+    from xmppd.cluster.directory import ClusterDirectory
+
+    class Redis:
+        def __init__(self):
+            self.answers = []
+
+        def eval(self, script, keyNames, args):
+            d = defer.Deferred()
+            self.answers.append(d)
+            return d
+
+    redis = Redis()
+    directory = ClusterDirectory("a", redis)
+    ended = []
+    directory.onReaped = ended.extend
+    directory._snapshot(["0", []])
+    directory.notified("1 b b tok.1 0 0 0 juliet@localhost/balcony")
+    directory.notified("2 a b tok.1 1 0 1 juliet@localhost/balcony")
+    [view] = directory.sessionsOf(parseJID("juliet@localhost"))
+    assert view.carbons and view.available and view in directory.carbonSessions
+    entries = []
+    directory.reap("b").addCallback(entries.append)
+    directory.notified("3 u b tok.1 0 0 0 juliet@localhost/balcony")
+    assert directory.get(parseJID("juliet@localhost/balcony")) is None
+    assert not directory.carbonSessions
+    redis.answers[0].callback([["tok.1"], []])
+    assert ended == [view] and entries == [[]]

@@ -173,13 +173,59 @@ class DirectoryContract:
         assert len(directory) == 0
 
     def test_viewsAreReadOnly(self):
-        """A feature cannot change a session's availability behind the directory's back."""
+        """A feature cannot change a session's availability or carbons behind the directory's back."""
         directory = self.makeDirectory()
         session = self.bind(directory, BALCONY)
         with pytest.raises(AttributeError):
             session.available = True
         with pytest.raises(AttributeError):
             session.priority = 3
+        with pytest.raises(AttributeError):
+            session.carbons = True
+
+    def settle(self, d):
+        """Wait for the Deferred C{d} of a directory's write (the in-memory one fires at once)."""
+        results = []
+        d.addBoth(results.append)
+        assert results == [None]
+
+    def test_carbons(self):
+        """
+        A new binding has carbons off; set through the directory, they show
+        in its view and among the directory's carbons sessions, until the
+        binding goes (XEP-0280 state is per session).
+        """
+        directory = self.makeDirectory()
+        balcony = self.bind(directory, BALCONY)
+        garden = self.bind(directory, GARDEN)
+        assert not balcony.carbons and not directory.carbonSessions
+        self.settle(directory.setCarbons(parseJID(GARDEN), True))
+        assert garden.carbons and not balcony.carbons
+        assert list(directory.carbonSessions) == [garden]
+        # Availability changes keep the carbons state, and the other way round.
+        directory.setAvailability(parseJID(GARDEN), True, 2)
+        assert garden.carbons and garden.available and garden.priority == 2
+        self.settle(directory.setCarbons(parseJID(BALCONY), True))
+        self.settle(directory.setCarbons(parseJID(GARDEN), False))
+        assert not garden.carbons and garden.available and garden.priority == 2
+        assert list(directory.carbonSessions) == [balcony]
+        directory.unbind(balcony)
+        assert not directory.carbonSessions
+
+    def test_carbonsOfNobody(self):
+        """Setting the carbons of a full JID nobody holds changes nothing."""
+        directory = self.makeDirectory()
+        self.settle(directory.setCarbons(parseJID(BALCONY), True))
+        assert directory.get(parseJID(BALCONY)) is None
+        assert not directory.carbonSessions
+
+    def test_rebindStartsWithoutCarbons(self):
+        """A new bind of a full JID whose session had carbons on starts with them off."""
+        directory = self.makeDirectory()
+        self.bind(directory, BALCONY)
+        self.settle(directory.setCarbons(parseJID(BALCONY), True))
+        again = self.bind(directory, BALCONY)
+        assert not again.carbons and not directory.carbonSessions
 
     def test_viewSends(self):
         """A stanza handed to a view reaches the stream holding the binding."""

@@ -2,7 +2,7 @@
 """
 The session directory of a cluster (L{ISessionDirectory}, DESIGN §6): the
 truth is a hash in Redis (full JID -> node, binding token, availability,
-priority, L{xmppd.cluster.keys}); every node answers look-ups from a
+priority, carbons, L{xmppd.cluster.keys}); every node answers look-ups from a
 replica in memory, kept current by the notifications that the Lua scripts
 changing the hash publish on C{xmppd:c:directory}.
 
@@ -18,9 +18,11 @@ Why it keeps the contract of the in-memory directory:
     Redis's order only, and the holder that the bind replaces (here or on
     another node) has been told (C{replaceSession}, or the notification
     has been published to its node) before the bind's Deferred fires.
-  - Unbind and availability are changed in the replica at once (only the
-    holder's node changes them), then in Redis; the notification coming
-    back finds nothing left to do.
+  - Unbind, availability and carbons (XEP-0280: whether the resource
+    wants copies, which whichever node routes a message for the account
+    must know) are changed in the replica at once (only the holder's node
+    changes them), then in Redis; the notification coming back finds
+    nothing left to do.
   - Views of remote bindings are cached per binding token, so one binding
     gives the same object (C{is}) on this node as long as it lasts.
   - A node whose heartbeat key expired is "reaped" by whichever node
@@ -33,7 +35,16 @@ Why it keeps the contract of the in-memory directory:
 
 On (re)connecting the subscription, the node takes a snapshot of the hash
 with the sequence number it was taken at, and applies the notifications
-newer than that; binds wait until the replica is synchronised.
+newer than that; binds wait until the replica is synchronised.  For its
+own bindings the node's memory is the truth: where the snapshot differs
+(a write that failed while Redis was away), the node writes its state
+again.
+
+A hash value is C{"NODE TOKEN AVAILABLE PRIORITY CARBONS"}; a notification
+is C{"SEQ OP NODE TOKEN AVAILABLE PRIORITY CARBONS FULLJID"} (the full JID
+last: a resource may hold spaces), OP one of C{b} (bind), C{u} (unbind),
+C{a} (state: availability, priority, carbons), C{t} (terminate: AVAILABLE
+is the stream error's condition, the text follows a newline).
 """
 
 from __future__ import annotations
@@ -58,10 +69,10 @@ if old then
   local oldnode = string.match(old, '^(%S+)')
   if oldnode ~= ARGV[2] then redis.call('SREM', ARGV[4] .. oldnode, ARGV[1]) end
 end
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' 0 0')
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ' ' .. ARGV[3] .. ' 0 0 0')
 redis.call('SADD', ARGV[4] .. ARGV[2], ARGV[1])
 local seq = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[5], seq .. ' b ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' 0 0 ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[5], seq .. ' b ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' 0 0 0 ' .. ARGV[1])
 return seq
 """
 
@@ -72,17 +83,19 @@ if not cur or string.sub(cur, 1, #prefix) ~= prefix then return 0 end
 redis.call('HDEL', KEYS[1], ARGV[1])
 redis.call('SREM', ARGV[4] .. ARGV[2], ARGV[1])
 local seq = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[5], seq .. ' u ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' 0 0 ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[5], seq .. ' u ' .. ARGV[2] .. ' ' .. ARGV[3] .. ' 0 0 0 ' .. ARGV[1])
 return seq
 """
 
-AVAILABILITY = """
+#: A binding's state: availability, priority, carbons (ARGV 6, 7, 8).
+STATE = """
 local cur = redis.call('HGET', KEYS[1], ARGV[1])
 local prefix = ARGV[2] .. ' ' .. ARGV[3] .. ' '
 if not cur or string.sub(cur, 1, #prefix) ~= prefix then return 0 end
-redis.call('HSET', KEYS[1], ARGV[1], prefix .. ARGV[6] .. ' ' .. ARGV[7])
+local state = ARGV[6] .. ' ' .. ARGV[7] .. ' ' .. ARGV[8]
+redis.call('HSET', KEYS[1], ARGV[1], prefix .. state)
 local seq = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[5], seq .. ' a ' .. prefix .. ARGV[6] .. ' ' .. ARGV[7] .. ' ' .. ARGV[1])
+redis.call('PUBLISH', ARGV[5], seq .. ' a ' .. prefix .. state .. ' ' .. ARGV[1])
 return seq
 """
 
@@ -103,7 +116,7 @@ for _, jid in ipairs(redis.call('SMEMBERS', KEYS[2])) do
     local token = string.match(cur, '^%S+ (%S+)')
     removed[#removed + 1] = token
     local seq = redis.call('INCR', KEYS[5])
-    redis.call('PUBLISH', ARGV[3], seq .. ' u ' .. ARGV[1] .. ' ' .. token .. ' 0 0 ' .. jid)
+    redis.call('PUBLISH', ARGV[3], seq .. ' u ' .. ARGV[1] .. ' ' .. token .. ' 0 0 0 ' .. jid)
   end
 end
 redis.call('DEL', KEYS[2])
@@ -180,6 +193,11 @@ class ClusterDirectory:
         self._buffer: list[str] = []
         self._readyWaiters: list[defer.Deferred] = []
         self._reaping: dict[str, defer.Deferred] = {}
+        #: node -> {token: view} of the views that the notifications of this
+        #: node's reap of C{node} removed before the script's answer came.
+        self._reapedViews: dict[str, dict[str, RemoteSession]] = {}
+        #: The bindings in the replica with carbons on (L{ISessionDirectory}).
+        self.carbonSessions: set = set()
         #: Called with the views of a dead node's bindings that this node's
         #: reap removed (before they leave the replica).
         self.onReaped = None
@@ -254,19 +272,35 @@ class ClusterDirectory:
         if not isinstance(session, LocalSession):
             # Only the holder's node sets a binding's availability.
             return
-        self._setAvailability(session, available, priority)
-        self._eval(AVAILABILITY, (keys.SESSIONS, keys.SEQ),
-                   self._changeArgs(jid.full(), session.token)
-                   + [int(available), priority]).addErrback(
-            lambda f: self.log.failure("Availability of {jid} in Redis failed", f,
-                                       jid=jid.full()))
+        self._setState(session, available, priority, session.carbons)
+        self._writeState(session)
+
+    def setCarbons(self, jid: JID, enabled: bool) -> defer.Deferred:
+        session = self.get(jid)
+        if not isinstance(session, LocalSession):
+            return defer.succeed(None)
+        self._setState(session, session.available, session.priority, enabled)
+        return self._writeState(session)
+
+    def _writeState(self, session: LocalSession) -> defer.Deferred:
+        """
+        Write C{session}'s state to Redis, which tells the other nodes;
+        fires once written, or logged as failed (the next snapshot writes
+        it again, see the module docstring).
+        """
+        d = self._eval(STATE, (keys.SESSIONS, keys.SEQ),
+                       self._changeArgs(session.jid.full(), session.token)
+                       + [int(session.available), session.priority, int(session.carbons)])
+        d.addCallbacks(lambda _: None, lambda f: self.log.failure(
+            "Writing the state of {jid} in Redis failed", f, jid=session.jid.full()))
+        return d
 
     def terminate(self, session, condition: str, text: str | None = None) -> None:
         if isinstance(session, LocalSession):
             session.stream.streamError(condition, text)
             return
-        message = "0 t %s %s %s 0 %s\n%s" % (session.node, session.token, condition,
-                                            session.jid.full(), text or "")
+        message = "0 t %s %s %s 0 0 %s\n%s" % (session.node, session.token, condition,
+                                              session.jid.full(), text or "")
         self.redis.publish(keys.DIRECTORY_CHANNEL, message)
 
     def isBound(self, jid: JID) -> bool:
@@ -296,6 +330,8 @@ class ClusterDirectory:
         account.byResource[jid.resource] = view
         account.rebuild()
         self._forgetIndex(old)
+        if view.carbons:
+            self.carbonSessions.add(view)
         if isinstance(view, LocalSession):
             self._local[view.token] = view
         else:
@@ -305,6 +341,7 @@ class ClusterDirectory:
             old.stream.replaceSession()
 
     def _forgetIndex(self, view) -> None:
+        self.carbonSessions.discard(view)
         if isinstance(view, LocalSession):
             self._local.pop(view.token, None)
         elif view is not None:
@@ -325,10 +362,15 @@ class ClusterDirectory:
             del self._byBare[view.jid.userhost()]
         self._forgetIndex(view)
 
-    def _setAvailability(self, view, available: bool, priority: int) -> None:
+    def _setState(self, view, available: bool, priority: int, carbons: bool) -> None:
         changed = view.available != available
         _setSlot(view, "available", available)
         _setSlot(view, "priority", priority)
+        _setSlot(view, "carbons", carbons)
+        if carbons and self._current(view.jid, view.token) is view:
+            self.carbonSessions.add(view)
+        else:
+            self.carbonSessions.discard(view)
         if changed:
             account = self._byBare.get(view.jid.userhost())
             if account is not None:
@@ -360,17 +402,21 @@ class ClusterDirectory:
         old = self._byBare
         self._byBare = {}
         oldLocal, self._local, self._remote = self._local, {}, {}
+        self.carbonSessions.clear()
         remoteViews = {}
         fire = []
+        rewrite = []
         for account in old.values():
             for view in account.all:
                 if isinstance(view, RemoteSession):
                     remoteViews[view.token] = view
         for full, value in entries.items():
-            node, token, available, priority = value.split(" ")
+            fields = value.split(" ")
             try:
+                node, token, available, priority = fields[:4]
+                state = (available == "1", int(priority), fields[4:5] == ["1"])
                 jid = parseJID(full)
-            except InvalidJID:
+            except (ValueError, InvalidJID):
                 continue
             if node == self.node:
                 view = oldLocal.pop(token, None)
@@ -380,10 +426,13 @@ class ClusterDirectory:
                     fire.append((d, view))
                 if view is None:
                     continue  # a previous life of this node: reaped at start
-            else:
-                view = remoteViews.get(token) or RemoteSession(jid, node, token, self)
+                self._install(view)
+                if (view.available, view.priority, view.carbons) != state:
+                    rewrite.append(view)  # This node knows better (see the module docstring).
+                continue
+            view = remoteViews.get(token) or RemoteSession(jid, node, token, self)
             self._install(view)
-            self._setAvailability(view, available == "1", int(priority))
+            self._setState(view, *state)
         # Local bindings Redis no longer has were replaced or reaped meanwhile.
         for session in oldLocal.values():
             session.stream.replaceSession()
@@ -393,6 +442,9 @@ class ClusterDirectory:
             self.notified(message)
         for d, view in fire:
             d.callback(view)
+        for view in rewrite:
+            if self._local.get(view.token) is view:
+                self._writeState(view)
         waiters, self._readyWaiters = self._readyWaiters, []
         for waiter in waiters:
             waiter.callback(None)
@@ -404,7 +456,7 @@ class ClusterDirectory:
             return
         head, _, text = message.partition("\n")
         try:
-            seq, op, node, token, available, priority, full = head.split(" ", 6)
+            seq, op, node, token, available, priority, carbons, full = head.split(" ", 7)
             seq = int(seq)
             jid = parseJID(full)
         except (ValueError, InvalidJID):
@@ -435,10 +487,13 @@ class ClusterDirectory:
             if isinstance(view, LocalSession):
                 # This node was taken for dead and its sessions removed.
                 view.stream.replaceSession()
+            elif node in self._reaping:
+                # Maybe this node's own reap: its answer may come after this.
+                self._reapedViews.setdefault(node, {})[token] = view
         elif op == "a":
             view = self._current(jid, token)
             if isinstance(view, RemoteSession):
-                self._setAvailability(view, available == "1", int(priority))
+                self._setState(view, available == "1", int(priority), carbons == "1")
 
     # -- dead nodes --------------------------------------------------------
 
@@ -462,12 +517,16 @@ class ClusterDirectory:
 
         def reaped(reply):
             self._reaping.pop(node, None)
+            # The script's notifications and its answer come on two
+            # connections: those that came first removed their views.
+            known = self._reapedViews.pop(node, {})
             if reply is None:
                 return None
             removed, entries = reply
             if node != self.node:
                 views = self._remote.get(node, {})
-                ended = [views[token] for token in removed if token in views]
+                known.update(views)
+                ended = [known[token] for token in removed if token in known]
                 if removed:
                     self.log.info("Node {node} is gone: {count} session(s) removed",
                                   node=node, count=len(removed))
@@ -480,6 +539,7 @@ class ClusterDirectory:
 
         def failed(failure):
             self._reaping.pop(node, None)
+            self._reapedViews.pop(node, None)
             return failure
 
         d.addCallbacks(reaped, failed)

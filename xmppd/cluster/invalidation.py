@@ -6,9 +6,13 @@ every other node calls the listeners of KIND (they drop their cached
 value of ACCOUNT, and read it again if they need it).
 
 Pub/sub, not a stream: a message published while this node's
-subscription is down is lost, and the value cached here stays stale until
-the account's last session here ends (dropping every cache when the
-subscription comes back is not done yet).
+subscription is down (Redis restarted, the connection lost) is lost for
+this node.  So whenever the subscription comes back (L{subscribed}, once
+Redis confirmed it: a change published after that reaches this node), the
+node calls the C{listenMissed} callbacks, which drop every cached value
+(and read again what their sessions here need, pushing what changed, as
+after one invalidation); what is read then is at least as new as any
+change whose message was lost.
 """
 
 from __future__ import annotations
@@ -32,6 +36,9 @@ class ClusterInvalidation:
         self.node = node
         self.redis = None
         self.listeners: dict[str, list[Callable[[str], None]]] = {}
+        self.missed: list[Callable[[], None]] = []
+        #: How many times the subscription came up (the first: at start).
+        self.subscriptions = 0
 
     def changed(self, kind: str, account: str) -> None:
         if self.redis is None:
@@ -42,6 +49,27 @@ class ClusterInvalidation:
 
     def listen(self, kind: str, callback: Callable[[str], None]) -> None:
         self.listeners.setdefault(kind, []).append(callback)
+
+    def listenMissed(self, callback: Callable[[], None]) -> None:
+        self.missed.append(callback)
+
+    def subscribed(self) -> None:
+        """
+        The subscription to C{xmppd:c:invalidate} is (again) in place:
+        every cache drops what it holds (see the module docstring).  At
+        start too, quietly: whatever was cached before the first
+        subscription had nobody to tell it of changes either.
+        """
+        self.subscriptions += 1
+        if self.subscriptions > 1:
+            self.log.info("Subscribed to {channel} again: changes made meanwhile may be "
+                          "lost, dropping every cached roster and account data value",
+                          channel=keys.INVALIDATE_CHANNEL)
+        for callback in self.missed:
+            try:
+                callback()
+            except Exception:
+                self.log.failure("Dropping cached values failed")
 
     def received(self, message: str) -> None:
         """One message of C{xmppd:c:invalidate}."""

@@ -8,7 +8,8 @@ read at a glance:
   - C{xmppd:c:node:NODE}: NODE's heartbeat, a string with a TTL of the
     lease; its absence means NODE is dead.
   - C{xmppd:c:sessions}: hash, full JID -> C{"NODE TOKEN AVAILABLE
-    PRIORITY"}: the session directory's truth.
+    PRIORITY CARBONS"}: the session directory's truth (CARBONS: 1 when
+    the resource enabled XEP-0280 message carbons).
   - C{xmppd:c:held:NODE}: set of the full JIDs NODE holds, so that
     removing a dead node's sessions costs its own sessions, not a scan.
   - C{xmppd:c:seq}: counter of directory changes, so a node that

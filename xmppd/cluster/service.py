@@ -294,6 +294,7 @@ class ClusterService(service.Service):
 
     def subscribed(self, protocol):
         self.calmSince = self.clock.seconds()
+        self.invalidation.subscribed()
         return self.directory.subscribed()
 
     def unsubscribed(self):

@@ -7,7 +7,10 @@ list (XEP-0191) and the archiving preferences (XEP-0441).
 
 In a cluster, a value stored on one node is dropped by the others
 (L{xmppd.core.invalidation}), which read it again at once for accounts
-with a session there.
+with a session there; a node that may have missed such news drops every
+value, and reads again those of accounts with a session there.  A load
+that was under way then gives its value to its callers but does not
+keep it: it may have been read before the change it missed.
 
 The values of accounts with a session are kept for as long as the account
 has one (loaded on C{session/bound}, so its stanzas need not wait), and a
@@ -57,6 +60,8 @@ class AccountDataCache:
         self.recent: OrderedDict[str, Any] = OrderedDict()
         #: Bare JID -> Deferreds waiting for the load in progress.
         self.loading: dict[str, list[defer.Deferred]] = {}
+        #: Counts L{onMissed}: a load started before the last one is not kept.
+        self.generation = 0
 
     def register(self) -> None:
         """Follow sessions and accounts of the domain; the owner calls it once."""
@@ -65,6 +70,7 @@ class AccountDataCache:
         hooks.add("session/closed", self.onSessionClosed, DELIVER)
         hooks.add("account/removed", self.onAccountRemoved, DELIVER)
         self.domain.invalidation.listen(self.key, self.onChangedElsewhere)
+        self.domain.invalidation.listenMissed(self.onMissed)
 
     def cached(self, account: str) -> Any | None:
         """The value of C{account} (a bare JID string) if it is in memory."""
@@ -90,17 +96,17 @@ class AccountDataCache:
         read = self.domain.storage.accountData.get(account.user, account.host, self.key)
         read.addCallback(self.parse)
         read.addCallbacks(self.loaded, self.loadFailed,
-                          callbackArgs=(account,), errbackArgs=(account,))
+                          callbackArgs=(account, self.generation), errbackArgs=(account,))
         return d
 
-    def loaded(self, value: Any, account: JID) -> None:
+    def loaded(self, value: Any, account: JID, generation: int) -> None:
         bare = account.userhost()
         # A write that finished meanwhile (see L{keep}) knows better than this read.
         current = self.cached(bare)
-        if current is None:
-            self.hold(account, value)
-        else:
+        if current is not None:
             value = current
+        elif generation == self.generation:
+            self.hold(account, value)
         for d in self.loading.pop(bare, ()):
             d.callback(value)
 
@@ -173,6 +179,20 @@ class AccountDataCache:
         pinned = account in self.pinned
         self.forget(account)
         if pinned:
+            self.load(makeJID(user, host))
+
+    def onMissed(self) -> None:
+        """
+        This node may have missed changes made elsewhere: drop every value,
+        and read again those of the accounts with a session here (a load
+        under way is not kept, see the module docstring).
+        """
+        self.generation += 1
+        pinned = list(self.pinned)
+        self.pinned.clear()
+        self.recent.clear()
+        for account in pinned:
+            user, _, host = account.partition("@")
             self.load(makeJID(user, host))
 
     def onAccountRemoved(self, event) -> None:

@@ -11,6 +11,10 @@ and every node drops (and, for accounts it serves, reloads) what it
 cached.  A lone node has L{LocalInvalidation}: nobody else to tell, and
 nothing to pay but a call that does nothing.  The cluster replaces it
 (C{XMPPServer.invalidation}) with one on Redis pub/sub.
+
+A node may miss changes (its subscription was down): it then calls the
+callbacks given to L{IInvalidation.listenMissed}, and each cache drops
+everything it holds, as if every account it caches had been changed.
 """
 
 from __future__ import annotations
@@ -33,6 +37,14 @@ class IInvalidation(Interface):
     def listen(kind, callback):
         """Call C{callback(account)} whenever another node says C{kind} of C{account} changed."""
 
+    def listenMissed(callback):
+        """
+        Call C{callback()} whenever this node may have missed changes (in a
+        cluster: its subscription came back after being down): the cache
+        drops every value and reads again what it needs, as for a change
+        of each account it holds.
+        """
+
 
 @implementer(IInvalidation)
 class LocalInvalidation:
@@ -42,4 +54,7 @@ class LocalInvalidation:
         pass
 
     def listen(self, kind: str, callback: Callable[[str], None]) -> None:
+        pass
+
+    def listenMissed(self, callback: Callable[[], None]) -> None:
         pass

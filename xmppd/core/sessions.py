@@ -8,10 +8,13 @@ L{SessionManager} keeps the directory in memory for one node; a directory in
 Redis shared by several nodes is the second implementation, and the
 contract tests in C{tests/test_sessions.py} are written to run against both.
 Features see only L{ISessionView}s: a bound resource's full JID, its
-availability and priority, and a way to hand it a stanza.  They never change
-a session; what they remember about one (carbons enabled, the last
-presence, directed-presence targets, roster interest...) they keep
-themselves, keyed by full JID and forgotten on C{session/closed}.
+availability and priority, whether it enabled message carbons, and a way to
+hand it a stanza.  They never change a session; what they remember about
+one (the last presence, directed-presence targets, roster interest...) they
+keep themselves, keyed by full JID and forgotten on C{session/closed}.
+Carbons (XEP-0280) are the exception that the directory keeps: every node
+that routes a message for the account must know which of its resources
+want copies, wherever they are bound.
 
 The directory knows no storage and no features.  Look-ups are by bare JID
 then resource, never by scanning all sessions.  Binding a full JID that is
@@ -74,6 +77,9 @@ class ISessionView(Interface):
     priority = Attribute(
         "The priority of the last available presence (RFC 6121 §4.7.2.3), "
         "-128..127, 0 when unavailable; read-only.")
+    carbons = Attribute(
+        "Whether the resource enabled message carbons (XEP-0280 §4); read-only, "
+        "changed with L{ISessionDirectory.setCarbons}, replicated like C{available}.")
 
     def send(stanza):
         """
@@ -122,10 +128,12 @@ class ISessionDirectory(Interface):
          directory never changes afterwards (a later bind or unbind makes
          a new one), so callers may iterate them while delivering, which
          can end sessions; callers never change them either.
-      5. B{Availability is the directory's.}  Only L{setAvailability}
-         changes C{available} and C{priority} (the presence feature calls
-         it); a new binding starts unavailable with priority 0.  RFC 6121
-         §8.5 delivery reads them through the views.
+      5. B{Availability and carbons are the directory's.}  Only
+         L{setAvailability} changes C{available} and C{priority} (the
+         presence feature calls it), only L{setCarbons} changes C{carbons}
+         (the carbons feature); a new binding starts unavailable with
+         priority 0 and carbons off.  RFC 6121 §8.5 delivery and carbons
+         read them through the views, on every node.
       6. B{When the holder dies.}  A holder that ends normally fires
          C{session/closed} and then unbinds.  A holder whose process or
          node dies without unbinding keeps its bindings only until the
@@ -162,6 +170,20 @@ class ISessionDirectory(Interface):
         bound.
         """
 
+    def setCarbons(jid, enabled):
+        """
+        Record that the resource bound to the full JID C{jid} does (not)
+        want message carbons (XEP-0280 §4, §5); nothing when C{jid} is not
+        bound or not held here.  Returns a Deferred that fires (never
+        fails) once the change is published to the directory's other
+        readers: at once on one node, when Redis has it in a cluster.
+        """
+
+    carbonSessions = Attribute(
+        "The bindings known here (held here or elsewhere) that enabled carbons, "
+        "a sized collection the caller never changes: empty, it lets the carbons "
+        "feature pass a message by at the cost of one attribute read.")
+
     def terminate(session, condition, text=None):
         """
         End the binding C{session} from outside its stream (an account
@@ -185,30 +207,31 @@ class ISessionDirectory(Interface):
 _setSlot = object.__setattr__
 
 #: What only the directory changes on a L{Session} (L{ISessionView}).
-_READ_ONLY = frozenset(("jid", "available", "priority"))
+_READ_ONLY = frozenset(("jid", "available", "priority", "carbons"))
 
 
 class SessionView:
     """
-    What every directory's views share: C{jid}, C{available} and
-    C{priority} as plain slots (read at the cost of an attribute on the
+    What every directory's views share: C{jid}, C{available}, C{priority}
+    and C{carbons} as plain slots (read at the cost of an attribute on the
     per-message path), guarded against writes by anyone but the directory,
     which sets them with C{object.__setattr__}.  L{Session} is this node's
     kind; a cluster's directory has its own for bindings held elsewhere.
     """
 
-    __slots__ = ("jid", "available", "priority")
+    __slots__ = ("jid", "available", "priority", "carbons")
 
     def __init__(self, jid: JID):
         _setSlot(self, "jid", jid)
         _setSlot(self, "available", False)
         _setSlot(self, "priority", 0)
+        _setSlot(self, "carbons", False)
 
     def __setattr__(self, name: str, value) -> None:
         if name in _READ_ONLY:
             raise AttributeError(
                 "%s of a session is read-only: the session directory changes it"
-                " (ISessionDirectory.setAvailability)" % (name,))
+                " (ISessionDirectory.setAvailability, setCarbons)" % (name,))
         _setSlot(self, name, value)
 
 
@@ -264,6 +287,8 @@ class SessionManager:
         # userhost ("user@domain") -> AccountSessions
         self._byBare: dict[str, AccountSessions] = {}
         self._count = 0
+        #: The bindings with carbons on (L{ISessionDirectory.carbonSessions}).
+        self.carbonSessions: set[Session] = set()
 
     def bind(self, jid: JID, stream: IBoundStream) -> defer.Deferred:
         """
@@ -281,7 +306,9 @@ class SessionManager:
         account.rebuild()
         if old is None:
             self._count += 1
-        elif old.stream is not stream:
+        else:
+            self.carbonSessions.discard(old)
+        if old is not None and old.stream is not stream:
             self.log.info("{jid} bound again: replacing the older session", jid=jid.full())
             old.stream.replaceSession()
         return defer.succeed(session)
@@ -294,6 +321,7 @@ class SessionManager:
             return
         del account.byResource[session.jid.resource]
         self._count -= 1
+        self.carbonSessions.discard(session)
         if account.byResource:
             account.rebuild()
         else:
@@ -326,6 +354,16 @@ class SessionManager:
         _setSlot(session, "priority", priority)
         if changed:
             account.rebuildAvailable()
+
+    def setCarbons(self, jid: JID, enabled: bool) -> defer.Deferred:
+        session = self.get(jid)
+        if session is not None:
+            _setSlot(session, "carbons", enabled)
+            if enabled:
+                self.carbonSessions.add(session)
+            else:
+                self.carbonSessions.discard(session)
+        return defer.succeed(None)
 
     def terminate(self, session: Session, condition: str, text: str | None = None) -> None:
         session.stream.streamError(condition, text)

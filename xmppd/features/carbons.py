@@ -6,9 +6,13 @@ sent.
 
 A client turns carbons on and off for its own session with an IQ set of
 C{<enable/>} or C{<disable/>} (§4, §5); the answer is an empty result, also
-when the state does not change (§10.1).  The state lives here, a set of
-the full JIDs that enabled carbons (the session directory's views carry no
-feature's state), forgotten when the session ends.  Requests must come
+when the state does not change (§10.1).  The state lives in the session
+directory (L{xmppd.core.sessions.ISessionDirectory.setCarbons}, the views'
+C{carbons}), not here: in a cluster a message for the account is copied on
+the node that routes it, which must know which of the account's resources
+want copies wherever they are bound; the state ends with the binding (a
+new bind of the same full JID starts without carbons), and the answer goes
+once the other nodes can know it.  Requests must come
 from a session of this domain (else C{not-allowed}, §4.1, §5.1), addressed
 to nobody, the user's own bare JID or the domain; one addressed to another
 account gets C{not-allowed} too (§5's example).  The domain announces
@@ -20,6 +24,14 @@ C{<sent/>} with a XEP-0297 C{<forwarded/>}, addressed from the user's bare JID t
 the original's type (§7, §8: SHOULD), and routed like any other stanza.
 Each copy carries the in-process mark C{carbonCopy}, so stream management
 and offline storage can tell a copy from a message.
+
+In a cluster a message is copied once, on the node that routes it; the
+copies travel to their resources' nodes like any stanza, nothing else is
+done there.  A message the cluster routes again because its resource
+went before its node could deliver it (the mark C{clusterRelayed}) was
+copied the first time and is not copied again, and a copy whose resource
+went that way is dropped, like the copy to a session that ended before
+stream management could resend it: the original went elsewhere.
 
   - Received (§7): hooks C{"message/bare"} and C{"message/full"} at
     L{RECEIVED_PRIORITY}, below blocking (a blocked message gets no copy)
@@ -67,7 +79,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
-from xmppd.core.hooks import COPY, DELIVER
+from xmppd.core.hooks import COPY
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.delivery import mostAvailable
 from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, marks, messageType, meta
@@ -150,8 +162,6 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         XMPPHandler.__init__(self)
         self.domain = domain
         self.host = domain.domain
-        #: Full JID strings of the sessions that enabled carbons.
-        self.enabled: set[str] = set()
 
     def connectionInitialized(self) -> None:
         for query in self.iqHandlers:
@@ -159,10 +169,13 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
 
     def register(self) -> None:
         hooks = self.domain.hooks
-        hooks.add("message/bare", self.onReceived, RECEIVED_PRIORITY)
-        hooks.add("message/full", self.onReceived, RECEIVED_PRIORITY)
+        # Only a cluster routes a message again (see the module docstring):
+        # a lone node does not even ask.
+        received = (self.onReceivedInCluster if self.domain.config.cluster.enabled
+                    else self.onReceived)
+        hooks.add("message/bare", received, RECEIVED_PRIORITY)
+        hooks.add("message/full", received, RECEIVED_PRIORITY)
         hooks.add("c2s/outgoing", self.onSent, SENT_PRIORITY)
-        hooks.add("session/closed", self.onSessionClosed, DELIVER)
 
     # -- enabling (§4, §5) ----------------------------------------------------
 
@@ -180,17 +193,15 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
             raise StanzaError("not-allowed")  # §5: another user's carbons.
         return session
 
-    def onEnable(self, iq: domish.Element) -> None:
-        self.enabled.add(self.requester(iq).jid.full())
+    def onEnable(self, iq: domish.Element):
+        return self.domain.sessions.setCarbons(self.requester(iq).jid, True)
 
-    def onDisable(self, iq: domish.Element) -> None:
-        self.enabled.discard(self.requester(iq).jid.full())
+    def onDisable(self, iq: domish.Element):
+        return self.domain.sessions.setCarbons(self.requester(iq).jid, False)
 
-    def isEnabled(self, session) -> bool:
-        return session.jid.full() in self.enabled
-
-    def onSessionClosed(self, session) -> None:
-        self.enabled.discard(session.jid.full())
+    @staticmethod
+    def isEnabled(session) -> bool:
+        return session.carbons
 
     # -- IDisco (§3) ----------------------------------------------------------
 
@@ -223,12 +234,14 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
 
     def onReceived(self, event):
         """C{message/bare}, C{message/full}: copy to the recipient's other devices."""
-        if event.domain is not self.domain or not self.enabled:
-            # Nobody has carbons on: only the SHOULD of §9 remains to do.
-            if event.domain is self.domain:
-                self.removePrivate(event.stanza)
+        if event.domain is not self.domain:
             return None
         stanza = event.stanza
+        directory = self.domain.sessions
+        if not directory.carbonSessions:
+            # Nobody has carbons on: only the SHOULD of §9 remains to do.
+            self.removePrivate(stanza)
+            return None
         if self.removePrivate(stanza):
             return None
         if not isEligible(stanza):
@@ -237,9 +250,8 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
             return None  # §6: from a MUC room or one of its occupants.
         recipient = event.recipient
         # The recipient's resources, looked up once for both questions.
-        sessions = self.domain.sessions.sessionsOf(recipient)
-        enabled = self.enabled
-        if not any(session.jid.full() in enabled for session in sessions):
+        sessions = directory.sessionsOf(recipient)
+        if not any(session.carbons for session in sessions):
             return None
         targets = self.deliveredTo(event, sessions)
         if not targets:
@@ -247,11 +259,29 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         sender = event.sender
         account = recipient.userhost()
         for session in sessions:
-            if session in targets or session.jid.full() not in enabled:
+            if not session.carbons or session in targets:
                 continue
             if sender is not None and session.jid == sender:
                 continue  # The user's own device sent it (see the module docstring).
             self.domain.router.route(wrap(stanza, "received", account, session.jid.full()))
+        return None
+
+    def onReceivedInCluster(self, event):
+        """
+        L{onReceived} on a node of a cluster, where a message may be routed
+        again (see the module docstring): copied where it was first routed,
+        so not again; a copy for a resource that went is dropped (C{True}
+        stops it).
+        """
+        stanza = event.stanza
+        if event.domain is not self.domain or not marks(stanza).clusterRelayed:
+            return self.onReceived(event)
+        recipient = event.recipient
+        if (recipient.resource is not None and isCarbon(stanza)
+                and stanza.getAttribute("from") == recipient.userhost()
+                and self.domain.sessions.get(recipient) is None):
+            return True
+        self.removePrivate(stanza)
         return None
 
     @staticmethod
@@ -268,8 +298,8 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
     def onSent(self, event):
         """C{c2s/outgoing}: copy a user's message to the user's other devices."""
         session, stanza = event.session, event.stanza
-        if (session is None or stanza.name != "message" or not self.enabled
-                or session.jid.host != self.host):
+        if (session is None or stanza.name != "message"
+                or not self.domain.sessions.carbonSessions or session.jid.host != self.host):
             return None
         recipient = event.recipient
         if recipient is None or recipient.userhost() == session.jid.userhost():
@@ -278,9 +308,8 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
             return None
         account = makeJID(session.jid.user, session.jid.host)
         stanzaId = marks(stanza).archiveSentId
-        enabled = self.enabled
         for other in self.domain.sessions.sessionsOf(account):
-            if other is session or other.jid.full() not in enabled:
+            if not other.carbons or other is session:
                 continue
             self.domain.router.route(
                 wrap(stanza, "sent", account.full(), other.jid.full(), stanzaId))

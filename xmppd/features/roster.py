@@ -121,6 +121,7 @@ class RosterManager:
         domain.hooks.add("account/removed", self.onAccountRemoved, DELIVER)
         # A roster written on another node of a cluster (xmppd.core.invalidation).
         domain.invalidation.listen("roster", self.onChangedElsewhere)
+        domain.invalidation.listenMissed(self.onMissed)
 
     @property
     def _store(self):
@@ -251,6 +252,16 @@ class RosterManager:
         if host == self.domain.domain:
             # In turn with the account's roster operations here.
             self.runLogged(user, self._reloadAndPush, user)
+
+    def onMissed(self) -> None:
+        """
+        This node may have missed changes made elsewhere (a cluster's
+        subscription was down): every cached roster goes as after
+        L{onChangedElsewhere}, and so does one an operation under way may
+        be about to cache (it runs before, in turn).
+        """
+        for username in set(self._cache) | set(self._locks):
+            self.runLogged(username, self._reloadAndPush, username)
 
     async def _reloadAndPush(self, username: str) -> None:
         old = self._cache.pop(username, None)
