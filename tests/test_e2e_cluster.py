@@ -16,8 +16,14 @@ from tests.clusterhelpers import clusterServer, startProcess
 from tests.e2e import TIMEOUT, sleep, wait
 from tests.test_e2e_muc import Inbox, PLUGINS, createRoom, join, roomJID
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
+from xmppd.core.rendezvous import choose, salt
 
 ensureDeferred = pytest_twisted.ensureDeferred
+
+
+def preferredNode(room: str) -> str:
+    """The node of a and b that rendezvous hashing prefers for C{room}."""
+    return choose(room, [(node, salt(node)) for node in ("a", "b")])
 
 
 @ensureDeferred
@@ -77,9 +83,10 @@ async def test_twoNodes(makeServer, redisServer):
 @ensureDeferred
 async def test_roomAcrossNodes(makeServer, redisServer):
     """
-    A room is owned by one node (a lease in Redis); occupants on the other
-    node join it and talk in it through the owner, and when the owner is
-    killed the room is restored from storage on the other node.
+    A room is owned by one node (a lease in Redis), the one rendezvous
+    hashing prefers even when the room is created from the other; occupants
+    on the other node join it and talk in it through the owner, and when
+    the owner is killed the room is restored from storage on the other node.
     """
     a = await clusterServer(makeServer, redisServer, "a", users=("romeo", "juliet", "nurse"))
     b = await clusterServer(makeServer, redisServer, "b")
@@ -98,6 +105,8 @@ async def test_roomAcrossNodes(makeServer, redisServer):
         romeo = await occupant(a, "romeo", "orchard")
         juliet = await occupant(b, "juliet", "balcony")
         room = roomJID("verona")
+        # Rendezvous hashing over the live nodes gives this room to a.
+        assert preferredNode(room) == "a"
         await createRoom(romeo, room, "romeo", persistentroom="1")
         owner = redisServer.command("GET", "xmppd:lease:room:" + room)
         assert owner.split()[-1] == b"a"
@@ -109,6 +118,17 @@ async def test_roomAcrossNodes(makeServer, redisServer):
         romeo.xmpp.send_message(mto=room, mbody="Saints have hands", mtype="groupchat")
         assert (await juliet.inbox.message(room + "/romeo", "groupchat"))["body"] == \
             "Saints have hands"
+
+        # A room that hashing gives to b, created by a client of a: a relays
+        # its first stanza to b, which claims it and serves it.
+        other = next(roomJID(name) for name in ("padua", "mantua", "milan", "ferrara", "rome")
+                     if preferredNode(roomJID(name)) == "b")
+        await createRoom(romeo, other, "romeo", persistentroom="1")
+        assert redisServer.command("GET", "xmppd:lease:room:" + other).split()[-1] == b"b"
+        await join(juliet, other, "juliet")
+        romeo.xmpp.send_message(mto=other, mbody="Thus from my lips", mtype="groupchat")
+        assert (await juliet.inbox.message(other + "/romeo", "groupchat"))["body"] == \
+            "Thus from my lips"
 
         # The owner dies: its lease runs out and node b restores the room
         # from the shared store at the next stanza for it.
