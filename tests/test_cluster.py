@@ -701,3 +701,32 @@ async def test_fullInboxRefused(redisServer):
         assert inbox() == 3
     finally:
         await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_roomCandidatesAreLiveNodesNotDraining(redisServer):
+    """
+    Each node's room ownership knows the live nodes from the heartbeat
+    read: a node marked draining stops being a candidate for rooms, and a
+    node that stops comes off when its heartbeat expires.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        ownership = a.service.cluster.ownerships[0]
+
+        def candidates():
+            return [name for name, _ in ownership.candidates or []]
+
+        await waitFor(lambda: candidates() == ["a", "b"])
+        assert ownership.preferred(roomOf("b")) == "b"
+        redisServer.command("SADD", "xmppd:c:draining", "b")
+        await waitFor(lambda: candidates() == ["a"])
+        assert ownership.preferred(roomOf("b")) == "a"
+        redisServer.command("SREM", "xmppd:c:draining", "b")
+        await waitFor(lambda: candidates() == ["a", "b"])
+        await b.close()
+        nodes.fixtures.remove(b)
+        await waitFor(lambda: candidates() == ["a"])
+    finally:
+        await nodes.close()

@@ -12,7 +12,7 @@ import time
 
 import pytest_twisted
 
-from tests.clusterhelpers import clusterServer, startProcess
+from tests.clusterhelpers import HEARTBEAT, clusterServer, startProcess
 from tests.e2e import TIMEOUT, sleep, wait
 from tests.test_e2e_muc import Inbox, PLUGINS, createRoom, join, roomJID
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
@@ -123,6 +123,13 @@ async def test_roomAcrossNodes(makeServer, redisServer):
         # its first stanza to b, which claims it and serves it.
         other = next(roomJID(name) for name in ("padua", "mantua", "milan", "ferrara", "rome")
                      if preferredNode(roomJID(name)) == "b")
+        # Node a reads the live nodes at every heartbeat: give it two after
+        # b's first, so that it counts b (until then it would claim itself).
+        deadline = time.monotonic() + TIMEOUT
+        while redisServer.command("EXISTS", "xmppd:c:node:b") != b":1":
+            assert time.monotonic() < deadline, "node b never beat"
+            await sleep(0.05)
+        await sleep(3 * HEARTBEAT)
         await createRoom(romeo, other, "romeo", persistentroom="1")
         assert redisServer.command("GET", "xmppd:lease:room:" + other).split()[-1] == b"b"
         await join(juliet, other, "juliet")
