@@ -32,12 +32,15 @@ given a L{xmppd.cluster.lease.RoomOwnership} (L{useOwnership}), the service
 claims a room's lease before it reads the room from storage, keeps it while
 the room is in memory (the ownership renews it) and releases it once the
 room is saved and unloaded, destroyed, or the service stops.  A room whose
-lease another node holds is not loaded here: its stanzas go to
+lease another node holds, or that is free but preferred to another node
+(rendezvous hashing over the live nodes spreads rooms, see
+L{xmppd.cluster.lease}), is not loaded here: its stanzas go to
 C{forward(stanza, node)}, the hook the inter-node transport fills; without
-it they are answered C{service-unavailable} (type C{wait}).  A room whose
-lease is lost (another node took it after this one could not renew in
-time) is dropped from memory unsaved, its occupants told 332 so their
-clients join again, through the owner.
+it they are answered C{service-unavailable} (type C{wait}).  A stanza
+that arrived that way (marked relayed) claims the room where it arrived.
+A room whose lease is lost (another node took it after this one could not
+renew in time) is dropped from memory unsaved, its occupants told 332 so
+their clients join again, through the owner.
 
 In-process, L{makeHandler} (the feature C{"muc"} of C{server.modules})
 adds one service per served domain to the node and lists it in the
@@ -53,7 +56,7 @@ from __future__ import annotations
 from xmppd.core.hooks import Hooks
 from xmppd.core.jid import InvalidJID, makeJID, parseJID, prepLocalpart
 from xmppd.core.router import IRoute
-from xmppd.core.stanzas import errorReply, hold
+from xmppd.core.stanzas import errorReply, hold, marks
 from xmppd.core.checks import serviceDomain
 from xmppd.features.disco import ServiceItemHandler
 
@@ -345,7 +348,10 @@ class MUCService(service.Service):
             d = self.storage.get(self.domain, name)
             d.addCallback(restored)
         else:
-            d = self.ownership.claim(makeJID(name, self.domain).full())
+            # A stanza another node sent here is served here: claimed, never
+            # sent on again (L{xmppd.cluster.lease}), so it cannot ping-pong.
+            d = self.ownership.claim(makeJID(name, self.domain).full(),
+                                     marks(stanza).clusterRelayed)
             d.addCallback(claimed)
         d.addCallbacks(loaded, failed)
 

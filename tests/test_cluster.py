@@ -896,3 +896,199 @@ def test_reapSpeaksForViewsItsNotificationsRemovedFirst():
     assert not directory.carbonSessions
     redis.answers[0].callback([["tok.1"], []])
     assert ended == [view] and entries == [[]]
+
+
+# -- rooms across nodes: the fan-out and the inbox's bound -----------------------
+
+NS_MUC = "http://jabber.org/protocol/muc"
+
+
+def roomOf(node: str) -> str:
+    """A room of conference.localhost that rendezvous hashing over a and b gives to C{node}."""
+    from xmppd.core.rendezvous import choose, salt
+    candidates = [(n, salt(n)) for n in ("a", "b")]
+    for i in range(1000):
+        room = "room%d@conference.localhost" % (i,)
+        if choose(room, candidates) == node:
+            return room
+    raise AssertionError("no room for " + node)
+
+
+async def joinRoom(stream, room: str, nick: str, create: bool = False) -> None:
+    """
+    Join C{room} as C{nick} and wait for the self-presence (XEP-0045 §7.2);
+    with C{create}, in the old groupchat protocol, which creates an instant
+    room (no configuration to wait for).
+    """
+    presences = collect(stream, "presence")
+    presence = domish.Element((None, "presence"))
+    presence["to"] = room + "/" + nick
+    if not create:
+        presence.addElement((NS_MUC, "x"))
+    stream.send(presence)
+    await waitFor(lambda: any(p.getAttribute("from") == room + "/" + nick for p in presences))
+    [own] = [p for p in presences if p.getAttribute("from") == room + "/" + nick]
+    assert own.getAttribute("type") != "error", own.toXml()
+
+
+def groupchat(room: str, body: str) -> domish.Element:
+    message = domish.Element((None, "message"))
+    message["to"], message["type"] = room, "groupchat"
+    message.addElement("body", content=body)
+    return message
+
+
+def spyForwards(fixture) -> list:
+    """The (node, records) of every script C{fixture}'s transport sends, from now on."""
+    transport = fixture.service.cluster.transport
+    original = transport._send
+    sent = []
+
+    def send(node, records):
+        sent.append((node, list(records)))
+        original(node, records)
+
+    transport._send = send
+    return sent
+
+
+def test_fanOutRecordRoundTrip():
+    """
+    A fan-out record packs the room's text once; unpacking gives each
+    recipient its own copy with its own C{to}, escaped as the owner's own
+    sessions get it, next to plain records of the same entry.
+    """
+    from xmppd.cluster.transport import FanOut, pack, unpack
+    from xmppd.core.prepared import Prepared
+    from xmppd.stream.xmlparser import parseStored
+    message = domish.Element((None, "message"))
+    message["from"], message["type"] = "room@conference.localhost/romeo", "groupchat"
+    message.addElement("body", content="a & b")
+    prepared = Prepared(message)
+    record = FanOut(prepared)
+    tricky = "juliet@localhost/it's <me> & \u00e9"
+    record.recipients += [("t1", "juliet@localhost/balcony"), ("t2", tricky)]
+    value = pack([("t0", "romeo@localhost/orchard", "<message/>", None), record])
+    assert value.count("a &amp; b") == 1
+    copies = list(unpack(value))
+    assert copies[0] == ("t0", "romeo@localhost/orchard", "<message/>")
+    assert [(token, jid) for token, jid, _ in copies[1:]] == [
+        ("t1", "juliet@localhost/balcony"), ("t2", tricky)]
+    for token, jid, text in copies[1:]:
+        assert text == prepared.textFor(jid)
+        [parsed] = parseStored(text)
+        assert parsed["to"] == jid and str(parsed.body) == "a & b"
+
+
+@pytest_twisted.ensureDeferred
+async def test_roomFanOutOncePerNode(redisServer):
+    """
+    A room owned by node a fans a message out to two occupants on node b
+    in one record: the text once, the two recipients listed; b hands each
+    its own copy, addressed to its full JID.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        room = roomOf("a")
+        romeo = await a.login("romeo", resource="orchard")
+        balcony = await b.login("juliet", resource="balcony")
+        tomb = await b.login("juliet", resource="tomb")
+        await joinRoom(romeo, room, "romeo", create=True)
+        assert redisServer.command("GET", "xmppd:lease:room:" + room).split()[-1] == b"a"
+        await joinRoom(balcony, room, "juliet")
+        await joinRoom(tomb, room, "juliet-tomb")
+        got = {stream: collect(stream) for stream in (balcony, tomb)}
+        sent = spyForwards(a)
+        romeo.send(groupchat(room, "Thus with a kiss"))
+        for stream in (balcony, tomb):
+            await waitFor(lambda: got[stream])
+            [message] = got[stream]
+            assert message["to"] == stream.authenticator.jid.full()
+            assert message["from"] == room + "/romeo"
+            assert str(message.body) == "Thus with a kiss"
+        from xmppd.cluster.transport import FanOut
+        fanOuts = [record for node, records in sent if node == "b" for record in records
+                   if type(record) is FanOut]
+        assert len(fanOuts) == 1
+        assert sorted(jid for _, jid in fanOuts[0].recipients) == [
+            "juliet@localhost/balcony", "juliet@localhost/tomb"]
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_fullInboxRefused(redisServer):
+    """
+    A node that does not read its inbox: once the inbox holds its bound of
+    entries, forwards to it are refused; a sender hears resource-constraint
+    (RFC 6120 §8.3.3.18), and a room's fan-out copy for it is counted, while
+    the room goes on for the occupants elsewhere.  Redis's memory stops
+    growing at the bound.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        room = roomOf("a")
+        romeo = await a.login("romeo", resource="orchard")
+        juliet = await b.login("juliet", resource="balcony")
+        await joinRoom(romeo, room, "romeo", create=True)
+        await joinRoom(juliet, room, "juliet")
+        await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+        transport = a.service.cluster.transport
+        transport.inboxLimit = 3
+        # Node b stops reading: what is forwarded to it stays in its inbox.
+        b.service.cluster.transport.running = False
+        errors = collect(romeo)
+
+        def inbox() -> int:
+            return int(redisServer.command("XLEN", "xmppd:c:inbox:b")[1:])
+
+        for i in range(3):
+            romeo.send(chat("juliet@localhost/balcony", "m%d" % i, "m%d" % i))
+            await waitFor(lambda: inbox() == i + 1)
+        romeo.send(chat("juliet@localhost/balcony", "one too many", "late"))
+        await waitFor(lambda: errors)
+        [error] = errors
+        assert error["type"] == "error" and error["id"] == "late"
+        assert error.error.firstChildElement().name == "resource-constraint"
+        assert error.error["type"] == "wait"
+        assert inbox() == 3
+        # A room's message: Romeo's own copy comes back; Juliet's is refused and counted.
+        refused = transport.refused
+        romeo.send(groupchat(room, "Thus with a kiss"))
+        await waitFor(lambda: len(errors) == 2)
+        assert errors[1]["type"] == "groupchat"
+        await waitFor(lambda: transport.refused == refused + 1)
+        assert inbox() == 3
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_roomCandidatesAreLiveNodesNotDraining(redisServer):
+    """
+    Each node's room ownership knows the live nodes from the heartbeat
+    read: a node marked draining stops being a candidate for rooms, and a
+    node that stops comes off when its heartbeat expires.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        ownership = a.service.cluster.ownerships[0]
+
+        def candidates():
+            return [name for name, _ in ownership.candidates or []]
+
+        await waitFor(lambda: candidates() == ["a", "b"])
+        assert ownership.preferred(roomOf("b")) == "b"
+        redisServer.command("SADD", "xmppd:c:draining", "b")
+        await waitFor(lambda: candidates() == ["a"])
+        assert ownership.preferred(roomOf("b")) == "a"
+        redisServer.command("SREM", "xmppd:c:draining", "b")
+        await waitFor(lambda: candidates() == ["a", "b"])
+        await b.close()
+        nodes.fixtures.remove(b)
+        await waitFor(lambda: candidates() == ["a"])
+    finally:
+        await nodes.close()

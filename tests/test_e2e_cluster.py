@@ -16,13 +16,19 @@ from slixmpp.xmlstream.handler import Callback
 from slixmpp.plugins.xep_0198.stanza import RequestAck
 from slixmpp.xmlstream.matcher import MatchXPath
 
-from tests.clusterhelpers import clusterServer, startProcess
+from tests.clusterhelpers import HEARTBEAT, clusterServer, startProcess
 from tests.e2e import TIMEOUT, sleep, wait
 from tests.offlinehelpers import _enabled, acknowledged
 from tests.test_e2e_muc import Inbox, PLUGINS, createRoom, join, roomJID
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
+from xmppd.core.rendezvous import choose, salt
 
 ensureDeferred = pytest_twisted.ensureDeferred
+
+
+def preferredNode(room: str) -> str:
+    """The node of a and b that rendezvous hashing prefers for C{room}."""
+    return choose(room, [(node, salt(node)) for node in ("a", "b")])
 
 
 @ensureDeferred
@@ -82,9 +88,10 @@ async def test_twoNodes(makeServer, redisServer):
 @ensureDeferred
 async def test_roomAcrossNodes(makeServer, redisServer):
     """
-    A room is owned by one node (a lease in Redis); occupants on the other
-    node join it and talk in it through the owner, and when the owner is
-    killed the room is restored from storage on the other node.
+    A room is owned by one node (a lease in Redis), the one rendezvous
+    hashing prefers even when the room is created from the other; occupants
+    on the other node join it and talk in it through the owner, and when
+    the owner is killed the room is restored from storage on the other node.
     """
     a = await clusterServer(makeServer, redisServer, "a", users=("romeo", "juliet", "nurse"))
     b = await clusterServer(makeServer, redisServer, "b")
@@ -103,6 +110,8 @@ async def test_roomAcrossNodes(makeServer, redisServer):
         romeo = await occupant(a, "romeo", "orchard")
         juliet = await occupant(b, "juliet", "balcony")
         room = roomJID("verona")
+        # Rendezvous hashing over the live nodes gives this room to a.
+        assert preferredNode(room) == "a"
         await createRoom(romeo, room, "romeo", persistentroom="1")
         owner = redisServer.command("GET", "xmppd:lease:room:" + room)
         assert owner.split()[-1] == b"a"
@@ -114,6 +123,24 @@ async def test_roomAcrossNodes(makeServer, redisServer):
         romeo.xmpp.send_message(mto=room, mbody="Saints have hands", mtype="groupchat")
         assert (await juliet.inbox.message(room + "/romeo", "groupchat"))["body"] == \
             "Saints have hands"
+
+        # A room that hashing gives to b, created by a client of a: a relays
+        # its first stanza to b, which claims it and serves it.
+        other = next(roomJID(name) for name in ("padua", "mantua", "milan", "ferrara", "rome")
+                     if preferredNode(roomJID(name)) == "b")
+        # Node a reads the live nodes at every heartbeat: give it two after
+        # b's first, so that it counts b (until then it would claim itself).
+        deadline = time.monotonic() + TIMEOUT
+        while redisServer.command("EXISTS", "xmppd:c:node:b") != b":1":
+            assert time.monotonic() < deadline, "node b never beat"
+            await sleep(0.05)
+        await sleep(3 * HEARTBEAT)
+        await createRoom(romeo, other, "romeo", persistentroom="1")
+        assert redisServer.command("GET", "xmppd:lease:room:" + other).split()[-1] == b"b"
+        await join(juliet, other, "juliet")
+        romeo.xmpp.send_message(mto=other, mbody="Thus from my lips", mtype="groupchat")
+        assert (await juliet.inbox.message(other + "/romeo", "groupchat"))["body"] == \
+            "Thus from my lips"
 
         # The owner dies: its lease runs out and node b restores the room
         # from the shared store at the next stanza for it.

@@ -192,3 +192,92 @@ async def test_stopReleases(redisServer):
     finally:
         await one.close()
         await two.close()
+
+
+def roomPreferredBy(node: str, nodes=("n1", "n2")) -> str:
+    """A room name that rendezvous hashing over C{nodes} gives to C{node}."""
+    from xmppd.core.rendezvous import choose, salt
+    candidates = [(n, salt(n)) for n in nodes]
+    for i in range(1000):
+        room = "room%d@conference.example.org" % (i,)
+        if choose(room, candidates) == node:
+            return room
+    raise AssertionError("no room for " + node)
+
+
+@pytest_twisted.ensureDeferred
+async def test_preferredNodeClaimsOthersPointToIt(redisServer):
+    """
+    A free room is taken by its preferred node only: another node's claim
+    leaves it free and answers the preferred node, where the stanza goes.
+    """
+    one = Node(await connect(redisServer), "n1")
+    two = Node(await connect(redisServer), "n2")
+    try:
+        room = roomPreferredBy("n2")
+        for node in (one, two):
+            node.ownership.setNodes(["n1", "n2"])
+            assert node.ownership.preferred(room) == "n2"
+        assert await one.ownership.claim(room) == "n2"
+        assert await one.ownership.ownerOf(room) is None
+        assert not one.ownership.owns(room)
+        assert await two.ownership.claim(room) == "n2"
+        assert two.ownership.owns(room)
+        # Held: every node is sent to the holder, the hashing aside.
+        assert await one.ownership.claim(room) == "n2"
+    finally:
+        await one.close()
+        await two.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_relayedStanzaClaimsWhereItArrives(redisServer):
+    """
+    A node that was sent a stanza claims the room even if it would prefer
+    another (views of the live nodes may differ for a moment): a stanza
+    never goes back and forth.
+    """
+    one = Node(await connect(redisServer), "n1")
+    two = Node(await connect(redisServer), "n2")
+    try:
+        room = roomPreferredBy("n1")
+        two.ownership.setNodes(["n1", "n2"])
+        assert await two.ownership.claim(room, relayed=True) == "n2"
+        assert two.ownership.owns(room)
+        # The lease decides, not the hashing: n1 is sent to n2.
+        one.ownership.setNodes(["n1", "n2"])
+        assert await one.ownership.claim(room) == "n2"
+        assert not one.ownership.owns(room)
+    finally:
+        await one.close()
+        await two.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_nextInRankWhenPreferredNodeLeaves(redisServer):
+    """
+    A dead or draining node is no candidate: its rooms go to the next in
+    rank, and only its rooms move (rendezvous hashing); with no candidates
+    known, a node claims rooms itself.
+    """
+    one = Node(await connect(redisServer), "n1")
+    try:
+        nodes = ["n1", "n2", "n3"]
+        rooms = ["r%d@conference.example.org" % (i,) for i in range(60)]
+        one.ownership.setNodes(nodes)
+        before = {room: one.ownership.preferred(room) for room in rooms}
+        assert set(before.values()) == set(nodes)
+        one.ownership.setNodes(["n1", "n3"])
+        after = {room: one.ownership.preferred(room) for room in rooms}
+        for room in rooms:
+            if before[room] != "n2":
+                assert after[room] == before[room]
+            else:
+                assert after[room] in ("n1", "n3")
+        room = roomPreferredBy("n2")
+        one.ownership.setNodes(["n1"])
+        assert await one.ownership.claim(room) == "n1"
+        fresh = Node(one.redis, "n1")
+        assert fresh.ownership.preferred(room) == "n1"
+    finally:
+        await one.close()

@@ -2,7 +2,8 @@
 MUC rooms in a cluster (issue 14, item 6): two MUC services standing for
 two nodes share storage and own rooms through leases in a redis-server of
 the test's own (L{xmppd.cluster.lease}); a stanza reaching the node that
-does not own a room goes to the forwarding hook, a room whose owner died is
+does not own a room goes to the forwarding hook, a free room is claimed by
+the node rendezvous hashing prefers, a room whose owner died is
 restored on the other node from storage, and an owner that lost its lease
 drops the room.
 
@@ -19,6 +20,7 @@ from tests.muchelpers import MUC, ROOM, errorCondition, statuses
 from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from xmppd.cluster.lease import Leases, RoomOwnership
 from xmppd.config.redisurl import parseRedisURL
+from xmppd.core.stanzas import meta
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.redisclient import connectRedis
 
@@ -60,6 +62,8 @@ class Node:
 
         def forward(stanza, node):
             self.forwarded.append((stanza, node))
+            # As the transport's reroute marks it on the other node.
+            meta(stanza).clusterRelayed = True
             other.muc.service.deliver(stanza)
 
         self.muc.service.forward = forward
@@ -199,6 +203,44 @@ async def test_unloadReleasesTheLease(redisServer):
         assert errorCondition(two.muc.take(BOB)[0]) == "item-not-found"
         await until(lambda: not two.ownership.deadlines, "the release")
         assert await two.ownership.ownerOf(missing) is None
+    finally:
+        await one.close()
+        await two.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_firstStanzaGoesToThePreferredNode(redisServer):
+    """
+    A room's first stanza reaching a node that hashing does not prefer is
+    sent to the preferred node, which claims the room and creates it; the
+    sender's next stanzas follow it there.
+    """
+    from tests.test_lease import roomPreferredBy
+    one, two = await nodes(redisServer)
+    try:
+        for node in (one, two):
+            node.ownership.setNodes(["n1", "n2"])
+        one.forwardTo(two)
+        room = roomPreferredBy("n2")
+        one.muc.send("<presence from='%s' to='%s/alice'><x xmlns='http://jabber.org/protocol/"
+                     "muc'/></presence>" % (ALICE, room))
+        await until(lambda: two.muc.users.received.get(ALICE), "alice's presence")
+        assert "201" in statuses([s for s in two.muc.take(ALICE) if "110" in statuses(s)][0])
+        assert [node for _, node in one.forwarded] == ["n2"]
+        name = room.split("@")[0]
+        assert name not in one.muc.service.rooms and name in two.muc.service.rooms
+        assert await one.ownership.ownerOf(room) == "n2"
+        one.muc.send("<message type='groupchat' from='%s' to='%s'><body>hi</body></message>"
+                     % (ALICE, room))
+        await until(lambda: two.muc.users.received.get(ALICE), "the groupchat echo")
+        assert [node for _, node in one.forwarded] == ["n2", "n2"]
+        # A room hashing gives to n1 stays on n1.
+        mine = roomPreferredBy("n1")
+        one.muc.send("<presence from='%s' to='%s/bob'><x xmlns='http://jabber.org/protocol/"
+                     "muc'/></presence>" % (BOB, mine))
+        await until(lambda: one.muc.users.received.get(BOB), "bob's presence")
+        assert await two.ownership.ownerOf(mine) == "n1"
+        assert len(one.forwarded) == 2
     finally:
         await one.close()
         await two.close()

@@ -160,6 +160,10 @@ class RemoteSession(SessionView):
     def send(self, stanza) -> None:
         self.directory.transport.forward(self, stanza)
 
+    def sendPrepared(self, prepared, to: str) -> None:
+        # The room's text goes once to the node, with its list of recipients.
+        self.directory.transport.forwardPrepared(self, prepared, to)
+
     def __repr__(self) -> str:
         return "<RemoteSession %s on %s>" % (self.jid.full(), self.node)
 

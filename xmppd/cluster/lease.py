@@ -17,10 +17,27 @@ this model, as for every lease.)
 
 L{RoomOwnership} keeps the leases of the MUC rooms loaded on one node,
 C{xmppd:lease:room:<room bare JID>}: L{RoomOwnership.claim} before a room
-is loaded, a renewal of all of them every third of the lease time while
+is loaded (only by the room's preferred node, see below), a renewal of all of them every third of the lease time while
 they stay loaded, L{RoomOwnership.release} when one is unloaded, and word
 (C{onLost}) when a renewal finds that another node holds a room now.  How
 a MUC service uses it is described in L{muc.service}.
+
+Which node tries first: a free room is taken by its I{preferred} node, the
+one that rendezvous hashing of the room's bare JID over the live, not
+draining nodes picks (L{xmppd.core.rendezvous}; the cluster service tells
+L{RoomOwnership.setNodes} what its heartbeat read finds), so rooms spread
+over the nodes instead of going to whichever node got a room's first
+stanza.  Another node that gets a stanza for a free room hands it to the
+preferred node (L{RoomOwnership.claim} answers that node), which takes the
+lease when the stanza arrives relayed.  A dead or draining node is not a
+candidate, so the next in rank takes its part.  The hashing only decides
+who tries: the lease alone says who serves, so nodes whose views of the
+live set differ for a moment still never serve one room twice, and a
+relayed stanza is always claimed where it arrives (never relayed again),
+so it cannot go back and forth.  A node that joins takes no room away from
+its holder: it becomes preferred for about 1/N of the rooms, and gets each
+of them only once the room is free again (unloaded when idle, or its
+holder dead), so nothing moves under its occupants.
 """
 
 from __future__ import annotations
@@ -30,14 +47,18 @@ from typing import Callable
 from twisted.internet import defer, task
 from twisted.logger import Logger
 
+from xmppd.core.rendezvous import choose, salt
+
 #: Every lease key starts with this (the cluster's keys are under "xmppd:").
 LEASE_PREFIX = "xmppd:lease:"
 
-#: Take the lease if free, extend it if ours; answer its holder either way.
+#: Take the lease if free (unless ARGV[3] is '0': then only look), extend it
+#: if ours; answer its holder either way, false when free and not taken.
 #: (C{SET NX PX}, or C{PEXPIRE} when the value is ours, in one round trip.)
 ACQUIRE = """
 local owner = redis.call('GET', KEYS[1])
 if not owner then
+  if ARGV[3] == '0' then return false end
   redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2])
   return ARGV[1]
 end
@@ -83,12 +104,14 @@ class Leases:
     def key(self, name: str) -> str:
         return LEASE_PREFIX + name
 
-    def acquire(self, name: str) -> defer.Deferred:
+    def acquire(self, name: str, take: bool = True) -> defer.Deferred:
         """
-        Take lease C{name} if nobody holds it, or extend it if we do; fires
-        with its holder afterwards (our node name when it is ours).
+        Take lease C{name} if nobody holds it (only if C{take}), or extend
+        it if we do; fires with its holder afterwards (our node name when it
+        is ours), C{None} when it is free and C{take} is false.
         """
-        return self.redis.eval(ACQUIRE, [self.key(name)], [self.node, self.ttlMilliseconds])
+        return self.redis.eval(ACQUIRE, [self.key(name)],
+                               [self.node, self.ttlMilliseconds, "1" if take else "0"])
 
     def renew(self, name: str) -> defer.Deferred:
         """Extend lease C{name} if it is still ours; fires with whether it was."""
@@ -130,6 +153,10 @@ class RoomOwnership:
         #: Room -> clock time until which this node may act as its owner.
         self.deadlines: dict[str, float] = {}
         self.renewing: task.LoopingCall | None = None
+        #: The live, not draining nodes as rendezvous candidates (L{setNodes});
+        #: C{None} until known: this node then claims rooms itself.
+        self.candidates: list[tuple[str, bytes]] | None = None
+        self._salts: dict[str, bytes] = {}
 
     @property
     def node(self) -> str:
@@ -140,20 +167,50 @@ class RoomOwnership:
         deadline = self.deadlines.get(room)
         return deadline is not None and self.clock.seconds() < deadline
 
+    def setNodes(self, nodes) -> None:
+        """The names of the live, not draining nodes (the cluster's heartbeat read)."""
+        salts = self._salts
+        candidates = []
+        for node in sorted(set(nodes)):
+            nodeSalt = salts.get(node)
+            if nodeSalt is None:
+                nodeSalt = salts[node] = salt(node)
+            candidates.append((node, nodeSalt))
+        self.candidates = candidates
+
+    def preferred(self, room: str) -> str:
+        """
+        The node that should own C{room}: rendezvous hashing of its bare
+        JID over the candidates, this node while none are known.
+        """
+        if not self.candidates:
+            return self.node
+        return choose(room, self.candidates)
+
     def ownerOf(self, room: str) -> defer.Deferred:
         """The node that owns C{room} now according to Redis, or C{None}."""
         return self.leases.owner(roomLease(room))
 
     @defer.inlineCallbacks
-    def claim(self, room: str):
+    def claim(self, room: str, relayed: bool = False):
         """
-        Own C{room} if no other node does (or keep owning it); fires with its
-        owner afterwards, this node's name when the claim succeeded.  A room
-        claimed is renewed until L{release}d or lost.
+        Own C{room} if no other node does (or keep owning it) and this node
+        is its preferred node, or C{relayed} (another node sent the stanza
+        here to be served: see the module docstring); fires with the node
+        to serve the room afterwards: this node's name when the claim
+        succeeded, else its owner, else (free, and not ours to take) the
+        preferred node.  A room claimed is renewed until L{release}d or
+        lost.
         """
         sent = self.clock.seconds()
-        owner = yield self.leases.acquire(roomLease(room))
-        if owner == self.node:
+        preferred = self.preferred(room)
+        take = relayed or preferred == self.node
+        owner = yield self.leases.acquire(roomLease(room), take)
+        if owner is None:
+            owner = preferred
+            if room in self.deadlines:
+                self.lost(room)
+        elif owner == self.node:
             self.deadlines[room] = sent + self.leases.ttl
             self.startRenewing()
         elif room in self.deadlines:

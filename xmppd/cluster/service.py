@@ -104,8 +104,10 @@ class ClusterService(service.Service):
         self.beating = None
         #: When this node's link to Redis last came (back) up; None while down.
         self.calmSince = None
-        #: MUC services of this node whose rooms it owns through leases.
+        #: MUC services of this node whose rooms it owns through leases, and
+        #: their ownerships (L{spreadRooms} tells them the live nodes).
         self.roomServices = []
+        self.ownerships = []
 
     def _connect(self):
         connection = connectRedis(self.address, lazy=True)
@@ -161,6 +163,12 @@ class ClusterService(service.Service):
         # This node's previous life (a crash, a restart within the lease).
         entries = yield self.directory.reap(self.node, force=True)
         yield self._beat()
+        if self.ownerships:
+            # Rooms spread from the first stanza on, not from the first tick.
+            try:
+                yield self.checkNodes()
+            except Exception:
+                self.log.failure("Reading the live nodes failed")
         self.transport.rerouteEntries(entries or [])
         self.transport.start()
         self.beating = task.LoopingCall(self._tick)
@@ -208,7 +216,9 @@ class ClusterService(service.Service):
 
     def _ownRooms(self, muc) -> None:
         leases = Leases(self.directory.redis, self.node, self.lease)
-        muc.useOwnership(RoomOwnership(leases, self.clock),
+        ownership = RoomOwnership(leases, self.clock)
+        self.ownerships.append(ownership)
+        muc.useOwnership(ownership,
                          forward=lambda stanza, node: self.transport.relay(node, stanza))
 
     def _beat(self):
@@ -241,20 +251,36 @@ class ClusterService(service.Service):
         (re)connection to Redis: after Redis was away (restarted, or
         unreachable from here), the other nodes' heartbeats may have
         expired meanwhile without their nodes being dead, and they get one
-        lease to beat again.
+        lease to beat again.  The same read tells the room ownerships which
+        nodes are live (L{spreadRooms}).
         """
-        if not self.mayReap():
+        if not self.mayReap() and not self.ownerships:
             return
         redis = self.directory.redis
         nodes = [n for n in (yield redis.smembers(keys.NODES)) if n != self.node]
-        if not nodes:
+        beats = (yield redis.mget([keys.heartbeatKey(n) for n in nodes])) if nodes else []
+        if self.ownerships:
+            yield self.spreadRooms([n for n, beat in zip(nodes, beats) if beat is not None])
+        if not self.mayReap():
             return
-        beats = yield redis.mget([keys.heartbeatKey(n) for n in nodes])
         for node, beat in zip(nodes, beats):
             if beat is None:
                 entries = yield self.directory.reap(node)
                 if entries is not None:
                     self.transport.rerouteEntries(entries)
+
+    @defer.inlineCallbacks
+    def spreadRooms(self, alive):
+        """
+        Tell the room ownerships the candidates for rooms: this node and the
+        other nodes C{alive} (heartbeat present), less the draining ones
+        (one more command a heartbeat, only on a node with an in-process
+        MUC service).  See L{xmppd.cluster.lease}.
+        """
+        draining = set((yield self.directory.redis.smembers(keys.DRAINING)))
+        candidates = [n for n in [self.node, *alive] if n not in draining]
+        for ownership in self.ownerships:
+            ownership.setNodes(candidates)
 
     def relayProbe(self, event):
         """

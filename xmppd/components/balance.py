@@ -9,8 +9,10 @@ to every node.  For a room to live in one process, every stanza to the
 room's bare JID must reach the same process, from whichever node it
 enters.  So the choice is a pure function of the bare JID and of the set
 of connected instances, computed alike on every node: rendezvous
-(highest-random-weight) hashing.  Each instance gets a weight for the bare
-JID, a keyed hash of it with the instance's name; the heaviest wins.  When
+(highest-random-weight) hashing (L{xmppd.core.rendezvous}, which the
+cluster also uses to spread rooms over nodes).  Each instance gets a
+weight for the bare JID, a keyed hash of it with the instance's name; the
+heaviest wins.  When
 an instance disconnects, only the rooms it won move, each to its runner-up;
 when one connects, it wins about 1/N of the rooms and nothing else moves.
 
@@ -26,15 +28,13 @@ are hashed by that domain like any bare JID, and so go to one instance.
 
 from __future__ import annotations
 
-import hashlib
-from typing import Iterable
-
 from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from twisted.words.xish import domish
 from zope.interface import implementer
 
 from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.core.rendezvous import choose, salt, weight  # noqa: F401  (re-exported)
 from xmppd.core.router import IAddressedRoute
 
 #: The namespace of the stream-header attribute C{instance} by which a
@@ -47,29 +47,8 @@ MAX_INSTANCE_LENGTH = 200
 
 
 def instanceSalt(instance: str) -> bytes:
-    """The key of an instance's weights (at most 64 bytes, as BLAKE2b takes)."""
-    return hashlib.blake2b(instance.encode("utf-8"), digest_size=32).digest()
-
-
-def weight(salt: bytes, key: bytes) -> int:
-    """The weight of C{key} (a bare JID, UTF-8) for the instance of C{salt}."""
-    return int.from_bytes(hashlib.blake2b(key, key=salt, digest_size=8).digest(), "big")
-
-
-def choose(key: str, instances: Iterable[tuple[str, bytes]]) -> str | None:
-    """
-    The instance (of C{(name, salt)} pairs) that C{key} belongs to: the
-    highest weight, ties (vanishingly rare) to the smallest name; C{None}
-    when there is none.
-    """
-    data = key.encode("utf-8")
-    best = None
-    bestWeight = -1
-    for name, salt in instances:
-        w = weight(salt, data)
-        if w > bestWeight or (w == bestWeight and name < best):
-            best, bestWeight = name, w
-    return best
+    """The key of an instance's weights (L{xmppd.core.rendezvous.salt})."""
+    return salt(instance)
 
 
 @implementer(IAddressedRoute)

@@ -37,7 +37,7 @@ from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.modules import loadFeature
 from xmppd.core.presencestate import PresenceState
 from xmppd.core.router import IAddressedRoute
-from xmppd.core.stanzas import StanzaText, errorReply
+from xmppd.core.stanzas import errorReply
 
 def leavesDomain(router, stanza: domish.Element, sender, recipient, proceed) -> bool:
     """
@@ -243,7 +243,7 @@ class LocalDomain(service.Service):
             if not self.hooks.has(STANZA_PREPARED) or not self.hooks.fire(
                     STANZA_PREPARED,
                     StanzaEvent(prepared.element, prepared.sender, recipient, self)):
-                session.send(StanzaText(prepared.textFor(recipient.full())))
+                session.sendPrepared(prepared, recipient.full())
                 return
         self.deliver(prepared.elementFor(recipient.full()))
 

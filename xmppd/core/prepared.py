@@ -40,6 +40,19 @@ class Prepared:
         self.head = text[:cut]
         self.tail = text[cut:]
 
+    @classmethod
+    def fromText(cls, head: str, tail: str) -> "Prepared":
+        """
+        A prepared stanza known only as text, C{head} and C{tail} as
+        L{textFor} joins them (a room's fan-out carried to another node of
+        a cluster, L{xmppd.cluster.transport}): L{textFor} only, no element.
+        """
+        prepared = cls.__new__(cls)
+        prepared.element = prepared.sender = None
+        prepared.head = head
+        prepared.tail = tail
+        return prepared
+
     def textFor(self, to: str) -> str:
         """The stanza as a client stream writes it, addressed to C{to}."""
         return "%s to='%s'%s" % (self.head, escapeToXml(to, 1), self.tail)

@@ -32,6 +32,8 @@ from twisted.logger import Logger
 from twisted.words.protocols.jabber.jid import JID
 from zope.interface import Attribute, Interface, implementer
 
+from xmppd.core.stanzas import StanzaText
+
 
 class IBoundStream(Protocol):
     """What the session directory needs of the stream holding a binding."""
@@ -88,6 +90,17 @@ class ISessionView(Interface):
         decided: only the core (L{xmppd.core.local.LocalDomain}) calls it;
         a feature routes stanzas, or asks the domain to deliver
         (C{LocalDomain.deliverToSession}).
+        """
+
+    def sendPrepared(prepared, to):
+        """
+        Hand the holder's stream the stanza C{prepared} (an
+        L{xmppd.core.prepared.Prepared}, serialized once for many) addressed
+        to C{to} (this binding's full JID, as text): the same as
+        C{send(StanzaText(prepared.textFor(to)))}, but a view whose holder
+        is elsewhere may carry the text once for all its node's recipients
+        (L{xmppd.cluster.transport}).  Only the core
+        (C{LocalDomain.deliverPrepared}) calls it.
         """
 
 
@@ -234,6 +247,10 @@ class SessionView:
                 " (ISessionDirectory.setAvailability, setCarbons)" % (name,))
         _setSlot(self, name, value)
 
+    def sendPrepared(self, prepared, to: str) -> None:
+        """L{ISessionView.sendPrepared}: the text for C{to}, through C{send}."""
+        self.send(StanzaText(prepared.textFor(to)))
+
 
 @implementer(ISessionView)
 class Session(SessionView):
@@ -252,6 +269,10 @@ class Session(SessionView):
 
     def send(self, stanza) -> None:
         self.stream.send(stanza)
+
+    def sendPrepared(self, prepared, to: str) -> None:
+        # Straight to the stream: one call, as send was (the fan-out path).
+        self.stream.send(StanzaText(prepared.textFor(to)))
 
 
 class AccountSessions:
