@@ -63,8 +63,8 @@ class _HeldProxy(portforward.ProxyServer):
 @pytest_twisted.ensureDeferred
 async def test_noListenerBeforeTheClusterSecret(redisServer, tmp_path):
     """
-    A node does not listen for servers (nor clients) before it knows the
-    cluster's secret: until then it would make dialback keys that no other
+    A node does not listen for servers (nor clients, over TCP or HTTP's
+    WebSocket) before it knows the cluster's secret: until then it would make dialback keys that no other
     node verifies, and call the other nodes' keys invalid when a remote
     server asks it.  Here the cluster's Redis answers only once the node's
     storage (memory) is open, so the secret comes last.
@@ -87,12 +87,12 @@ async def test_noListenerBeforeTheClusterSecret(redisServer, tmp_path):
         # Time for the listeners to listen, were they to listen now.
         await task.deferLater(reactor, 0.2, lambda: None)
         assert node.service.secret != cluster
-        for name in ("s2s", "c2s"):
+        for name in ("s2s", "c2s", "http"):
             assert node.service.getServiceNamed(name).ports == [], name + " listens"
         proxy.gate.callback(None)
         await started.addTimeout(TIMEOUT, reactor)
         assert node.service.secret == cluster
-        assert node.s2sPort and node.c2sPort
+        assert node.s2sPort and node.c2sPort and node.httpPort
     finally:
         await node.close()
         await port.stopListening()

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import secrets
 
-from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -25,7 +24,7 @@ from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 
 from xmppd.c2s.stream import ClientStream
 from xmppd.stream.closing import CLOSE_TIMEOUT
-from xmppd.stream.listening import listenOn
+from xmppd.stream.listening import ListeningService
 from xmppd.stream.elements import NS_CLIENT, PREFIXES, PREFIXES_IN_SCOPE, streamErrorElement
 from xmppd.config.hosts import allHostSettings
 from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
@@ -134,7 +133,7 @@ class C2SFactory(protocol.ServerFactory):
         self.peers.release(stream.peerKey)
 
 
-class C2SService(service.Service):
+class C2SService(ListeningService):
     """
     The c2s listeners: STARTTLS on C{c2s.endpoint}, direct TLS (XEP-0368) on
     C{c2s.direct_tls_endpoint}.  Listening starts only once storage is open,
@@ -154,12 +153,11 @@ class C2SService(service.Service):
         self.server = server
         self.tlsOptions = tlsOptions
         self.reactor = reactor
-        self.ports = []
+        ListeningService.__init__(self)
         self.factories: list[C2SFactory] = []
         #: The factories of client streams that come over other transports
         #: (L{transportFactory}).
         self.transports: list[C2SFactory] = []
-        self.ready = defer.Deferred()
         limits = server.config.limits
         self.peers = PeerCounter(limits.connections_per_ip)
         self.authFailures = AuthFailureTracker(
@@ -186,30 +184,16 @@ class C2SService(service.Service):
         self.transports.append(factory)
         return factory
 
-    def startService(self):
-        service.Service.startService(self)
-        if self.ready.called:
-            self.ready = defer.Deferred()
-        # Storage, and in a cluster the cluster's secret (fake SCRAM salts).
-        d = self.server.whenReady()
-        d.addCallback(lambda _: self.listen())
-        d.addCallbacks(self.ready.callback, self.startFailed)
-
-    @defer.inlineCallbacks
     def listen(self):
-        for key, description, factory in self.listeners():
-            port = yield listenOn(self, key, description, factory)
-            if port is None:
-                break
-            self.ports.append(port)
-            self.factories.append(getattr(factory, "wrappedFactory", factory))
-        self.factories.extend(self.transports)
-        return self.ports
+        """Open the listeners; their streams and the other transports' are then drained and shut down together."""
+        return ListeningService.listen(self).addCallback(self._withTransports)
 
-    def startFailed(self, failure):
-        """Storage did not open or a port could not be bound: the node cannot run."""
-        self.server.fatal(failure.getErrorMessage())
-        self.ready.errback(failure)
+    def _withTransports(self, ports):
+        self.factories.extend(self.transports)
+        return ports
+
+    def listened(self, port, factory) -> None:
+        self.factories.append(getattr(factory, "wrappedFactory", factory))
 
     @defer.inlineCallbacks
     def stopService(self):
@@ -218,9 +202,7 @@ class C2SService(service.Service):
         (RFC 6120 §4.9.3.22) and wait, boundedly, for them to go, so storage
         (stopped after us) closes only once no session can still use it.
         """
-        service.Service.stopService(self)
-        ports, self.ports = self.ports, []
-        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield self.stopListening()
         factories, self.factories = self.factories, []
         gone = []
         for factory in factories:

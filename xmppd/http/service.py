@@ -33,14 +33,13 @@ from __future__ import annotations
 
 import ipaddress
 
-from twisted.application import service
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
 from twisted.web import http, resource, server
 
 from xmppd.stream.limits import PeerCounter
-from xmppd.stream.listening import listenOn
+from xmppd.stream.listening import ListeningService
 
 
 class WebRequest(server.Request):
@@ -270,7 +269,7 @@ class WebSite(server.Site):
         pass
 
 
-class HTTPService(service.Service):
+class HTTPService(ListeningService):
     """
     The HTTP listeners of a node; see the module docstring.  C{ready}
     fires with the listening ports once they listen (tests use port 0).
@@ -286,8 +285,7 @@ class HTTPService(service.Service):
         self.config = server.config.http
         self.tlsOptions = tlsOptions
         self.reactor = reactor
-        self.ports = []
-        self.ready = defer.Deferred()
+        ListeningService.__init__(self)
         self.root = resource.Resource()
         #: (rel, path, plain scheme, TLS scheme) of the XEP-0156 links, in order.
         self.links: list[tuple[str, str, str, str]] = []
@@ -315,28 +313,6 @@ class HTTPService(service.Service):
             yield ("http.tls_endpoint", self.config.tls_endpoint,
                    TLSMemoryBIOFactory(self.tlsOptions, False, self.site))
 
-    def startService(self):
-        service.Service.startService(self)
-        if self.ready.called:
-            self.ready = defer.Deferred()
-        d = self.server.storageService.whenReady()
-        d.addCallback(lambda _: self.listen())
-        d.addCallbacks(self.ready.callback, self.startFailed)
-
-    @defer.inlineCallbacks
-    def listen(self):
-        for key, description, factory in self.listeners():
-            port = yield listenOn(self, key, description, factory)
-            if port is None:
-                break
-            self.ports.append(port)
-        return self.ports
-
-    def startFailed(self, failure):
-        """Storage did not open or a port could not be bound: the node cannot run."""
-        self.server.fatal(failure.getErrorMessage())
-        self.ready.errback(failure)
-
     @defer.inlineCallbacks
     def stopService(self):
         """
@@ -344,8 +320,6 @@ class HTTPService(service.Service):
         that became client streams are the client listeners' to close
         (with C{system-shutdown}).
         """
-        service.Service.stopService(self)
-        ports, self.ports = self.ports, []
-        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield self.stopListening()
         for channel in list(self.site.channels):
             channel.transport.abortConnection()

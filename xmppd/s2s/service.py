@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import secrets as randomness
 
-from twisted.application import service
 from twisted.internet import defer, endpoints
 from twisted.logger import Logger
 from twisted.protocols.tls import TLSMemoryBIOFactory
@@ -39,7 +38,7 @@ from zope.interface import implementer
 
 from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.stream.listening import listenOn
+from xmppd.stream.listening import ListeningService
 from xmppd.core.local import leavesDomain
 from xmppd.core.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream
@@ -50,7 +49,7 @@ from xmppd.s2s.verify import CertificateCheck, ClientCreator, ServerCreator, Tru
 
 
 @implementer(IRoute)
-class S2SService(service.Service):
+class S2SService(ListeningService):
     """
     Federation: see the module docstring.  C{ready} fires with the listening
     ports once they listen (tests use port 0 and read them).
@@ -99,8 +98,7 @@ class S2SService(service.Service):
         self.outgoing: set[OutgoingStream] = set()
         self.streamCounter = 0
         self.previousDefault = None
-        self.ports: list = []
-        self.ready = defer.Deferred()
+        ListeningService.__init__(self)
 
     @property
     def secret(self) -> bytes:
@@ -114,15 +112,9 @@ class S2SService(service.Service):
     # -- service -----------------------------------------------------------
 
     def startService(self) -> None:
-        service.Service.startService(self)
         self.previousDefault = self.router.defaultRoute
         self.router.defaultRoute = self
-        if self.ready.called:
-            self.ready = defer.Deferred()
-        # Storage, and in a cluster the cluster's secret (dialback keys).
-        d = self.server.whenReady()
-        d.addCallback(lambda _: self.listen())
-        d.addCallbacks(self.ready.callback, self.startFailed)
+        ListeningService.startService(self)
 
     def listeners(self):
         if self.listenOn:
@@ -132,30 +124,15 @@ class S2SService(service.Service):
                    TLSMemoryBIOFactory(self.serverTLS, False, IncomingFactory(self, True)))
 
     @defer.inlineCallbacks
-    def listen(self):
-        for key, description, factory in self.listeners():
-            port = yield listenOn(self, key, description, factory)
-            if port is None:
-                break
-            self.ports.append(port)
-        return self.ports
-
-    def startFailed(self, failure) -> None:
-        self.server.fatal(failure.getErrorMessage())
-        self.ready.errback(failure)
-
-    @defer.inlineCallbacks
     def stopService(self):
         """
         Stop listening, give the default route back, bounce what waits, and
         close every stream with C{system-shutdown} (RFC 6120 §4.9.3.22),
         waiting for them boundedly.
         """
-        service.Service.stopService(self)
         if self.router.defaultRoute is self:
             self.router.defaultRoute = self.previousDefault
-        ports, self.ports = self.ports, []
-        yield defer.gatherResults([defer.maybeDeferred(p.stopListening) for p in ports])
+        yield self.stopListening()
         routes, self.routes = self.routes, {}
         for route in routes.values():
             route.stop()
