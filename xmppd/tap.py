@@ -77,5 +77,13 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     # BOSH (XEP-0206) will be served the same way:
     #   web.putChild("http-bind", ...)
     #   web.addLink("urn:xmpp:alt-connections:xbosh", "/http-bind")
+    if server.config.http.conversejs_dir:
+        # The chat page, like ejabberd's mod_conversejs (off by default).
+        from xmppd.http import chat
+        try:
+            chat.checkDirectory(server.config.http.conversejs_dir)
+        except chat.ConverseDirectoryError as e:
+            raise ConfigError(str(e)) from None
+        web.putChild(chat.PATH, chat.ChatPage(web, server.config.http.conversejs_dir))
     web.setServiceParent(server)
 

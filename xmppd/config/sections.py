@@ -240,6 +240,10 @@ class HTTPConfig:
         ("127.0.0.1", "::1"), addressList(),
         "reverse proxies whose X-Forwarded-For (client address) and "
         "X-Forwarded-Proto: https (TLS) are believed, on the plain listener")
+    conversejs_dir: str = option(
+        "", filePath(allowEmpty=True),
+        "Converse.js's dist directory (npm converse.js): serve a chat page at /chat "
+        "that logs in to this node; \"\" (off) serves none")
 
     def validate(self) -> None:
         args, _ = splitEndpoint(self.endpoint) if self.endpoint else ([], {})
