@@ -624,6 +624,25 @@ def test_shutdownEndsDetachedSessions(node):
     assert bodies(stored) == ["unacked"]
 
 
+def test_streamLostDuringShutdownEndsItsSession(node):
+    """
+    A stream whose connection goes only after the shutdown notice (it was
+    still closing) ends its session at once instead of keeping it for a
+    resumption that cannot come: its logout and what it never acknowledged
+    are written while storage is still open, not at a timeout after.
+    """
+    stored, closed = [], []
+    node.server.hooks.add("message/offline", lambda event: stored.append(event.stanza) or True)
+    node.server.hooks.add("session/closed", closed.append)
+    client = node.login(sm=True)
+    node.message(BALCONY, "unacked")
+    node.server.hooks.notify("c2s/shutdown", None)
+    client.disconnect()
+    assert node.sessions.get(parseJID(BALCONY)) is None
+    assert [session.jid.full() for session in closed] == [BALCONY]
+    assert bodies(stored) == ["unacked"]
+
+
 # -- settling, for a sender that forgets a stanza only then (the cluster's inbox) --
 
 

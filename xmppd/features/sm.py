@@ -387,7 +387,7 @@ class StreamManagement:
 
     def streamLost(self) -> bool:
         """The stream's connection broke: keep the session for resumption?"""
-        if self.id is None or self.ended:
+        if self.id is None or self.ended or self.handler.stopping:
             return False
         self.detach()
         self.timer = self.clock.callLater(self.timeout, self.end)
@@ -489,6 +489,10 @@ class StreamManagementHandler(XMPPHandler):
         self.domain = domain
         #: SM-ID -> the resumable sessions of this domain, attached or not.
         self.resumable: dict[str, StreamManagement] = {}
+        #: The listeners are stopping (C{c2s/shutdown}): a stream lost from
+        #: now on ends its session instead of keeping it for a resumption
+        #: that cannot come, while storage is still open.
+        self.stopping = False
 
     @property
     def maxUnacked(self) -> int:
@@ -498,7 +502,7 @@ class StreamManagementHandler(XMPPHandler):
         hooks = self.domain.hooks
         hooks.add("c2s/features", self.onFeatures, DELIVER)
         hooks.add("c2s/nonza", self.onNonza, DELIVER)
-        hooks.add("c2s/shutdown", self.onShutdown, DELIVER)
+        hooks.add("c2s/shutdown", self.onStopping, DELIVER)
         # A draining node's clients go elsewhere and cannot resume here.
         hooks.add("c2s/draining", self.onShutdown, DELIVER)
 
@@ -585,6 +589,15 @@ class StreamManagementHandler(XMPPHandler):
     def forget(self, sm: StreamManagement) -> None:
         if self.resumable.get(sm.id) is sm:
             del self.resumable[sm.id]
+
+    def onStopping(self, event) -> None:
+        """
+        The server stops: detached sessions end now, and so does every
+        session whose stream is lost from now on (streams still closing
+        when this is notified), while storage is still there.
+        """
+        self.stopping = True
+        self.onShutdown(event)
 
     def onShutdown(self, event) -> None:
         """
