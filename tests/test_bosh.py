@@ -202,6 +202,35 @@ def test_retransmissionOfAHeldRequest(tmp_path):
     assert "still there" in again.answer.text
 
 
+def test_repeatedRequestHeldOnce(tmp_path):
+    """A request repeated while held keeps one copy: the older connection is closed."""
+    web = BOSHNode(tmp_path)
+    client = web.login()
+    first = client.post()
+    second = client.post(rid=client.rid)
+    assert first.transport.disconnecting and not second.transport.disconnecting
+    [held] = web.session.held
+    assert len(held.requests) == 1
+    web.clock.advance(60)
+    assert second.answer.payloads == []
+
+
+def test_secureSessionNeverInTheClear(tmp_path):
+    """A session made over TLS (here through a trusted proxy) ignores requests without it."""
+    web = BOSHNode(tmp_path)
+    client = web.client(host="127.0.0.1")
+    https = [("X-Forwarded-Proto", "https")]
+    created = client.create(headers=https, wait="5")
+    assert created.get("secure") == "true"
+    clear = client.post()
+    assert clear.answer is None and clear.transport.disconnecting
+    assert web.resource.sessions
+    # The same rid over TLS is the session's next request, held as any.
+    again = client.post(headers=https, rid=client.rid)
+    web.clock.advance(5)
+    assert again.answer.payloads == []
+
+
 def test_answerNoLongerKept(tmp_path):
     """A rid whose answer is forgotten (older than the window) gets item-not-found."""
     web = BOSHNode(tmp_path)

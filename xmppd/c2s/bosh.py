@@ -269,9 +269,8 @@ class BOSHSession:
             raise BOSHError("item-not-found", "rid out of the window")
         entry = self.early.get(rid)
         if entry is not None:
-            # The same request again before its turn: it answers both.
-            entry[2].requests.append(request)
-            return self.watch(request, entry[2])
+            # The same request again before its turn.
+            return self.attach(request, entry[2])
         pause = body.getAttribute("pause")
         terminate = body.getAttribute("type") == "terminate"
         unanswered = len(self.held) + len(self.early) + 1
@@ -297,9 +296,21 @@ class BOSHSession:
             return self.owner.finish(request, kept[0])
         for held in self.held:
             if held.rid == rid:
-                held.requests.append(request)
-                return self.watch(request, held)
+                return self.attach(request, held)
         raise BOSHError("item-not-found", "that answer is no longer kept")
+
+    def attach(self, request, held: _Held) -> None:
+        """
+        A request sent again while its first copy is held: the new copy
+        gets the answer, and the old one's connection, which the client
+        gave up on, is closed (however often a client repeats itself, one
+        request per rid is held).
+        """
+        old, held.requests = held.requests, []
+        for previous in old:
+            previous.loseConnection()
+        held.requests.append(request)
+        self.watch(request, held)
 
     def watch(self, request, held: _Held) -> None:
         """A held request whose connection breaks waits for the client to send it again."""
