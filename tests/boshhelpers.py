@@ -3,21 +3,18 @@
 BOSH (XEP-0124, XEP-0206) for tests: L{MemoryBOSH}, a client in memory
 that posts each request on a connection of its own to a site
 (L{xmppd.http.service.WebSite}) over a L{tests.streamhelpers.FakeTransport},
-and L{BOSHClient}, a raw HTTP client over the network (Twisted's C{Agent})
-for the end-to-end tests; both read answers as L{Answer}s.
+and what it and the end-to-end tests' raw HTTP client read: L{Answer}s.
 """
 
 from __future__ import annotations
 
 import base64
-import re
 import xml.etree.ElementTree as ET
 
 NS_HTTPBIND = "http://jabber.org/protocol/httpbind"
 NS_XBOSH = "urn:xmpp:xbosh"
 NS_SASL = "urn:ietf:params:xml:ns:xmpp-sasl"
 NS_BIND = "urn:ietf:params:xml:ns:xmpp-bind"
-TIMEOUT = 10.0
 
 
 def body(payload: str = "", **attrs) -> str:
