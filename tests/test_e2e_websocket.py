@@ -149,8 +149,8 @@ async def test_hostMetaListsTheWebSocket(makeServer):
         Headers({b"host": [b"localhost:%d" % port]})).addTimeout(TIMEOUT, reactor())
     body = json.loads(await readBody(response))
     assert response.code == 200
-    assert body == {"links": [{"rel": "urn:xmpp:alt-connections:websocket",
-                               "href": "ws://localhost:%d/xmpp-websocket" % port}]}
+    assert {"rel": "urn:xmpp:alt-connections:websocket",
+            "href": "ws://localhost:%d/xmpp-websocket" % port} in body["links"]
     response = await agent.request(
         b"GET", b"http://127.0.0.1:%d/.well-known/host-meta" % port,
         Headers({b"host": [b"elsewhere.example"]})).addTimeout(TIMEOUT, reactor())

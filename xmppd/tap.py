@@ -59,8 +59,8 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
 def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     """
     The HTTP service (L{xmppd.http}) and what it serves: the WebSocket
-    transport of client streams (RFC 7395) and connection discovery
-    (XEP-0156).  Added after the client listeners, so it stops first.
+    and BOSH transports of client streams (RFC 7395, XEP-0206) and
+    connection discovery (XEP-0156).  Added after the client listeners, so it stops first.
     """
     try:
         from xmppd.c2s import websocket
@@ -74,9 +74,9 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     web.putChild(websocket.PATH, websocket.XMPPWebSocketResource(
         c2s.transportFactory(), server.config.http.websocket_origins))
     web.addLink(websocket.LINK_REL, "/" + websocket.PATH, ("ws", "wss"))
-    # BOSH (XEP-0206) will be served the same way:
-    #   web.putChild("http-bind", ...)
-    #   web.addLink("urn:xmpp:alt-connections:xbosh", "/http-bind")
+    from xmppd.c2s import bosh
+    web.putChild(bosh.PATH, bosh.BOSHResource(c2s.transportFactory(), server.config.http))
+    web.addLink(bosh.LINK_REL, "/" + bosh.PATH)
     if server.config.http.conversejs_dir:
         # The chat page, like ejabberd's mod_conversejs (off by default).
         from xmppd.http import chat

@@ -202,8 +202,8 @@ def addressList() -> Check:
 @dataclasses.dataclass(frozen=True)
 class HTTPConfig:
     """
-    The web listeners (L{xmppd.http}): WebSocket (RFC 7395) and connection
-    discovery (XEP-0156).  The defaults are Prosody's and ejabberd's: plain
+    The web listeners (L{xmppd.http}): WebSocket (RFC 7395), BOSH
+    (XEP-0124, XEP-0206) and connection discovery (XEP-0156).  The defaults are Prosody's and ejabberd's: plain
     HTTP on loopback only (Prosody 0.12's C{http_interfaces}), for a reverse
     proxy on the same machine that terminates TLS; HTTPS on every interface
     at ejabberd's port 5443, with the certificates of C{[tls]} and
@@ -235,6 +235,28 @@ class HTTPConfig:
     websocket_origins: tuple[str, ...] = option(
         (), originList(),
         "origins (\"https://chat.example.org\") whose pages may open a WebSocket; "
+        "[] allows any")
+    bosh_max_wait: int = option(
+        60, integer(minimum=1, maximum=3600),
+        "longest a BOSH request is held waiting for something to carry, in seconds "
+        "(a client asking for more gets this)")
+    bosh_max_hold: int = option(
+        1, integer(minimum=0, maximum=5),
+        "most BOSH requests held at once per session (a client asking for more gets "
+        "this; it may send one more: requests = hold + 1)")
+    bosh_max_inactivity: int = option(
+        60, integer(minimum=5, maximum=3600),
+        "seconds a BOSH session may go without a request before it ends (the client is gone)")
+    bosh_max_pause: int = option(
+        120, integer(minimum=0, maximum=86400),
+        "longest pause, in seconds, a BOSH client may ask for (XEP-0124 section 10)")
+    bosh_polling: int = option(
+        2, integer(minimum=0, maximum=60),
+        "shortest interval, in seconds, between two empty requests of a polling "
+        "BOSH session (hold = 0); faster ones end it with policy-violation")
+    bosh_origins: tuple[str, ...] = option(
+        (), originList(),
+        "origins (\"https://chat.example.org\") whose pages may use BOSH (CORS); "
         "[] allows any")
     trusted_proxies: tuple[str, ...] = option(
         ("127.0.0.1", "::1"), addressList(),

@@ -3,7 +3,7 @@
 Connection discovery over HTTP (XEP-0156 §3): C{/.well-known/host-meta}
 (XRD, RFC 6415) and C{/.well-known/host-meta.json} (JRD) list where a
 browser client of a served domain connects: the WebSocket URL (RFC 7395
-§4), and BOSH's once it exists, each added by its owner with
+§4) and the BOSH one (XEP-0206), each added by its owner with
 L{xmppd.http.service.HTTPService.addLink}.
 
 The domain is the request's C{Host} (virtual hosting: one listener serves

@@ -9,9 +9,9 @@ once storage is open, like the client listeners.
 What it serves is added with L{HTTPService.putChild} (a path under the
 root and the C{twisted.web} resource that answers it), and what connection
 discovery (XEP-0156, L{xmppd.http.discovery}) lists with
-L{HTTPService.addLink}; the WebSocket transport (L{xmppd.c2s.websocket}) is
-the first such resource, BOSH and file upload are meant to follow the same
-way.
+L{HTTPService.addLink}; the WebSocket and BOSH transports
+(L{xmppd.c2s.websocket}, L{xmppd.c2s.bosh}) are such resources, and file
+upload is meant to follow the same way.
 
 Every connection is bounded before any resource sees it
 (L{WebChannel}): the request head (line and headers) must arrive whole
