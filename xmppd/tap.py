@@ -59,8 +59,9 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
 def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     """
     The HTTP service (L{xmppd.http}) and what it serves: the WebSocket
-    transport of client streams (RFC 7395) and connection discovery
-    (XEP-0156).  Added after the client listeners, so it stops first.
+    transport of client streams (RFC 7395), connection discovery
+    (XEP-0156) and, with the feature C{"upload"}, HTTP File Upload
+    (XEP-0363, L{xmppd.http.upload}).  Added after the client listeners, so it stops first.
     """
     try:
         from xmppd.c2s import websocket
@@ -78,4 +79,11 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     #   web.putChild("http-bind", ...)
     #   web.addLink("urn:xmpp:alt-connections:xbosh", "/http-bind")
     web.setServiceParent(server)
+    if "upload" in server.config.server.modules:
+        # HTTP File Upload (XEP-0363): the files of the upload services' slots.
+        from xmppd.features.upload.service import makeStore
+        from xmppd.features.upload.store import PATH
+        from xmppd.http.upload import addUpload
+        sweeper = addUpload(web, makeStore(server), PATH, clock=server.clock)
+        sweeper.setServiceParent(server)
 
