@@ -11,7 +11,9 @@ from __future__ import annotations
 import dataclasses
 
 from twisted.internet.address import IPv4Address
+from twisted.internet.error import ConnectionDone
 from twisted.internet.task import Clock
+from twisted.python.failure import Failure
 from twisted.web.resource import Resource
 
 from tests.helpers import parse
@@ -126,7 +128,9 @@ class Web:
         if body is not None and b"Content-Length" not in (headers or {}):
             head.append(b"Content-Length: %d" % len(body))
         channel.dataReceived(b"\r\n".join(head) + b"\r\n\r\n" + (body or b""))
-        return Response(transport.value())
+        response = Response(transport.value())
+        channel.connectionLost(Failure(ConnectionDone()))
+        return response
 
     def put(self, url: str, body: bytes, contentType: bytes = b"image/png",
             headers: dict[bytes, bytes] | None = None) -> Response:

@@ -26,11 +26,14 @@ L{UploadSweeper} removes expired files every so often.
 
 from __future__ import annotations
 
+import os
 from urllib.parse import quote, unquote_to_bytes
 
 from twisted.application import internet
 from twisted.logger import Logger
-from twisted.web import resource, static
+from twisted.web import resource, server
+from zope.interface import implementer
+from twisted.internet.interfaces import IPushProducer
 
 
 CORS = (
@@ -156,12 +159,17 @@ class UploadResource(resource.Resource):
         request.setHeader(b"X-Content-Type-Options", b"nosniff")
         request.setHeader(b"Content-Security-Policy", CSP)
         request.setHeader(b"Cache-Control", b"private, max-age=86400, immutable")
-        f = static.File(self.store.filePath(owner, id))
-        f.type = contentType if inline else "application/octet-stream"
-        f.encoding = None
-        if not f.isfile():
+        try:
+            f = open(self.store.filePath(owner, id), "rb")
+        except OSError:
             return self.notFound(request)
-        return f.render(request)
+        request.setHeader(b"Content-Type", contentType if inline else "application/octet-stream")
+        request.setHeader(b"Content-Length", b"%d" % os.fstat(f.fileno()).st_size)
+        if request.method == b"HEAD":
+            f.close()
+            return b""
+        FileProducer(f, request).start()
+        return server.NOT_DONE_YET
 
     render_HEAD = render_GET
 
@@ -169,6 +177,57 @@ class UploadResource(resource.Resource):
         request.setResponseCode(404)
         request.setHeader(b"Content-Type", b"text/plain")
         return b"Not found\n"
+
+
+@implementer(IPushProducer)
+class FileProducer:
+    """
+    Writes a file to a response a piece at a time, as fast as the client
+    reads it: the connection pauses it when its buffer is full, so memory
+    stays bounded however large the file.
+    """
+
+    CHUNK = 65536
+
+    def __init__(self, f, request):
+        self.file = f
+        self.request = request
+        self.paused = False
+        self.done = False
+        request.notifyFinish().addBoth(self.stop)
+
+    def start(self) -> None:
+        self.request.registerProducer(self, True)
+        self.produce()
+
+    def produce(self) -> None:
+        while not self.paused and not self.done:
+            data = self.file.read(self.CHUNK)
+            if not data:
+                self.done = True
+                self.file.close()
+                self.request.unregisterProducer()
+                self.request.finish()
+                return
+            self.request.write(data)
+
+    def pauseProducing(self) -> None:
+        self.paused = True
+
+    def resumeProducing(self) -> None:
+        if self.paused:
+            self.paused = False
+            self.produce()
+
+    def stopProducing(self) -> None:
+        self.stop(None)
+
+    def stop(self, _) -> None:
+        """The response ended (finished, or the client went away)."""
+        if not self.done:
+            self.done = True
+            self.file.close()
+        return _
 
 
 class UploadSweeper(internet.TimerService):
