@@ -15,8 +15,7 @@ import pytest
 from twisted.internet.task import Clock
 
 from tests.uploadhelpers import (
-    ALICE, BASE, BOB, MERCUTIO, NS_UPLOAD, SERVICE, Service, condition, makeStore,
-    settingsWith)
+    ALICE, BASE, BOB, MERCUTIO, NS_UPLOAD, SERVICE, Service, condition, makeStore)
 from xmppd.config import ConfigError, configFromDict
 from xmppd.features.upload.service import makeHandler, makeService, uploadDomainOf
 from xmppd.features.upload.store import SlotRefused, checkFilename

@@ -298,7 +298,6 @@ def test_sweeperExpiresFiles(env):
 
 def test_servedOnTheHTTPService(tmp_path):
     """The wiring: the node's HTTP service serves /upload/ and tells the upload service its URL."""
-    from twisted.internet.task import Clock
     from xmppd.config import configFromDict
     from xmppd.tap import makeService
     config = configFromDict({"server": {"domains": ["example.org"],

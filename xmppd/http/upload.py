@@ -233,6 +233,8 @@ class FileProducer:
 class UploadSweeper(internet.TimerService):
     """Calls the store's C{sweep} every C{interval} seconds (first at start)."""
 
+    name = "upload-sweeper"
+
     def __init__(self, store, interval: float, clock=None):
         internet.TimerService.__init__(self, interval, self.sweep)
         if clock is not None:
