@@ -299,6 +299,7 @@ def test_sweeperExpiresFiles(env):
 def test_servedOnTheHTTPService(tmp_path):
     """The wiring: the node's HTTP service serves /upload/ and tells the upload service its URL."""
     from xmppd.config import configFromDict
+    from xmppd.features.upload.service import baseURLOf
     from xmppd.tap import makeService
     config = configFromDict({"server": {"domains": ["example.org"],
                                         "data_dir": str(tmp_path)},
@@ -309,5 +310,37 @@ def test_servedOnTheHTTPService(tmp_path):
     assert isinstance(web.root.children[b"upload"], Resource)
     assert b"upload" in web.site.bodyHandlers
     assert web.publicURL("example.org") is None  # not listening
+
+    class Port:
+        def __init__(self, port):
+            self.port = port
+
+        def getHost(self):
+            return self
+
+    web.ports = [Port(5280), Port(5443)]  # in the order of listeners(): plain, then TLS
+    assert web.publicURL("example.org") == "https://example.org:5443"
+    baseURL = baseURLOf(server)
+    assert baseURL("example.org") == "https://example.org:5443"
     upload = [s for s in server if getattr(s, "name", None) == "upload.example.org"]
     assert len(upload) == 1
+
+
+def test_refusedBeforeContinue(env):
+    """A client that waits for 100 Continue (curl) is refused without sending its body."""
+    store, service, web = env
+    put, _ = slot(service)
+    channel, transport = web.connect()
+    channel.dataReceived(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: image/jpeg\r\n"
+                         b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                         % (path(put), len(PNG)))
+    assert transport.value().startswith(b"HTTP/1.1 415 ")
+    assert b"100 Continue" not in transport.value()
+    assert b"Access-Control-Allow-Origin: *" in transport.value()
+    channel, transport = web.connect()
+    channel.dataReceived(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: image/png\r\n"
+                         b"Content-Length: %d\r\nExpect: 100-continue\r\n\r\n"
+                         % (path(put), len(PNG)))
+    assert transport.value() == b"HTTP/1.1 100 Continue\r\n\r\n"
+    channel.dataReceived(PNG)
+    assert Response(transport.value().split(b"\r\n\r\n", 1)[1]).status == 201
