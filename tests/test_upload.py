@@ -286,3 +286,14 @@ def test_expireZeroKeepsFiles(tmp_path):
     assert store.sweep() == 0
     assert store.used(store.ownerKey("alice@example.org")) == 10
     assert store.retryAt(store.ownerKey("alice@example.org")) is None
+
+
+def test_publicURLGivesTheBase(tmp_path):
+    """upload.public_url, when set, starts every URL (a reverse proxy's address)."""
+    from xmppd.core.server import XMPPServer
+    from xmppd.features.upload.service import baseURLOf
+    config = configFromDict({"server": {"domains": ["example.org"], "data_dir": str(tmp_path)},
+                             "upload": {"public_url": "https://files.{domain}/"}})
+    assert baseURLOf(XMPPServer(config))("example.org") == "https://files.example.org"
+    config = configFromDict({"server": {"domains": ["example.org"], "data_dir": str(tmp_path)}})
+    assert baseURLOf(XMPPServer(config))("example.org") is None  # no HTTP service yet
