@@ -221,6 +221,20 @@ def test_quotaAtPut(env, tmp_path):
     assert condition(service.request(size="1000")) == "resource-constraint"
 
 
+def test_quotaCountsUploadsUnderWay(env, tmp_path):
+    """Two uploads at once that together exceed the quota: the second is refused (413)."""
+    store = makeStore(tmp_path / "q", quota=1500)
+    service, web = Service(store), Web(store)
+    first, _ = slot(service, 1000, "text/plain")
+    second, _ = slot(service, 1000, "text/plain")
+    channel, transport = web.connect()
+    channel.dataReceived(b"PUT %s HTTP/1.1\r\nHost: x\r\nContent-Type: text/plain\r\n"
+                         b"Content-Length: 1000\r\n\r\n%s" % (path(first), b"x" * 10))
+    assert web.put(second, b"x" * 1000, b"text/plain").status == 413
+    channel.dataReceived(b"x" * 990)
+    assert Response(transport.value()).status == 201
+
+
 @pytest.mark.parametrize("target", [
     b"/upload/../server-secret",
     b"/upload/%2e%2e/%2e%2e/server-secret",

@@ -98,8 +98,10 @@ class UploadBodies:
             return (b"415 Unsupported Media Type", CORS_LINES)
         if self.store.exists(slot):
             return (b"409 Conflict", CORS_LINES)
-        if self.store.used(slot.owner) + slot.size > self.store.settings.quota:
-            # Other slots of the same owner were filled since this one was given.
+        used = self.store.used(slot.owner) + self.store.pending(slot.owner)
+        if used + slot.size > self.store.settings.quota:
+            # Other slots of the same owner were filled (or are being filled)
+            # since this one was given.
             return (b"413 Content Too Large", CORS_LINES)
         try:
             return self.store.open(slot)

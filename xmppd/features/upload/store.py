@@ -138,8 +138,9 @@ class UploadStore:
         self.secret = secret
         self.clock = clock
         self.settings = settings
-        #: The partial directories being written now (the sweep spares them).
-        self.writing: set[str] = set()
+        #: The partial directories being written now (the sweep spares
+        #: them) and the slot of each (their sizes count against quotas).
+        self.writing: dict[str, Slot] = {}
 
     # -- signatures ------------------------------------------------------------------
 
@@ -269,6 +270,10 @@ class UploadStore:
         """Bytes C{owner}'s files take (their quota's use)."""
         return sum(int(meta.get("size", 0)) for _, meta in self.files(owner))
 
+    def pending(self, owner: str) -> int:
+        """Bytes of C{owner}'s uploads under way (they count against the quota too)."""
+        return sum(slot.size for slot in self.writing.values() if slot.owner == owner)
+
     def retryAt(self, owner: str) -> float | None:
         """When C{owner}'s oldest file expires (room in the quota again), if ever."""
         if not self.settings.expire:
@@ -282,7 +287,7 @@ class UploadStore:
         os.makedirs(ownerDir, mode=0o700, exist_ok=True)
         partial = os.path.join(ownerDir, ".%s.%s.part" % (slot.id, secrets.token_hex(4)))
         os.mkdir(partial, 0o700)
-        self.writing.add(partial)
+        self.writing[partial] = slot
         return Upload(self, slot, partial)
 
     def sweep(self) -> int:
@@ -363,7 +368,7 @@ class Upload:
             self.abort()
             return "used"
         self.done = True
-        self.store.writing.discard(self.partial)
+        self.store.writing.pop(self.partial, None)
         return "ok"
 
     def abort(self) -> None:
@@ -373,4 +378,4 @@ class Upload:
         self.done = True
         self.file.close()
         shutil.rmtree(self.partial, ignore_errors=True)
-        self.store.writing.discard(self.partial)
+        self.store.writing.pop(self.partial, None)
