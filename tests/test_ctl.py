@@ -222,7 +222,7 @@ async def test_checkGoodConfig(configPath, capsys):
     checked = [line.split()[1] for line in lines]
     assert checked == ["config:", "server.data_dir:", "tls", "storage:",
                        "c2s.endpoint", "c2s.direct_tls_endpoint", "http.endpoint",
-                       "http.tls_endpoint"]
+                       "http.tls_endpoint", "upload:"]
     assert "will be generated" in lines[2]
 
 

@@ -44,14 +44,16 @@ def repoEnvironment(**extra):
 
 def test_treeOrder(tmp_path):
     """
-    Storage starts first, the admin socket, each served domain with its MUC
-    and pubsub services, the listeners; HTTP after c2s, so it stops before.
+    Storage starts first, the admin socket, each served domain with its MUC,
+    pubsub and upload services, the listeners; HTTP after c2s, so it stops
+    before, and the sweeper of uploaded files with it.
     """
     server = makeService(loadConfig(writeConfig(tmp_path)))
     names = [child.name for child in server]
     assert names == ["storage", "admin", "localhost", "conference.localhost", "pubsub.localhost",
-                     "example.org", "conference.example.org", "pubsub.example.org", "s2s", "c2s",
-                     "http"]
+                     "upload.localhost", "example.org", "conference.example.org",
+                     "pubsub.example.org", "upload.example.org", "s2s", "c2s", "http",
+                     "upload-sweeper"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 
 

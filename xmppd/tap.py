@@ -59,8 +59,10 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
 def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     """
     The HTTP service (L{xmppd.http}) and what it serves: the WebSocket
-    and BOSH transports of client streams (RFC 7395, XEP-0206) and
-    connection discovery (XEP-0156).  Added after the client listeners, so it stops first.
+    and BOSH transports of client streams (RFC 7395, XEP-0206), connection
+    discovery (XEP-0156), the Converse.js page when configured and, with the
+    feature C{"upload"}, HTTP File Upload (XEP-0363, L{xmppd.http.upload}).
+    Added after the client listeners, so it stops first.
     """
     try:
         from xmppd.c2s import websocket
@@ -86,4 +88,11 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
             raise ConfigError(str(e)) from None
         web.putChild(chat.PATH, chat.ChatPage(web, server.config.http.conversejs_dir))
     web.setServiceParent(server)
+    if "upload" in server.config.server.modules:
+        # HTTP File Upload (XEP-0363): the files of the upload services' slots.
+        from xmppd.features.upload.service import makeStore
+        from xmppd.features.upload.store import PATH
+        from xmppd.http.upload import addUpload
+        sweeper = addUpload(web, makeStore(server), PATH, clock=server.clock)
+        sweeper.setServiceParent(server)
 

@@ -4,7 +4,8 @@ C{xmppctl check}: whether the server could start with this configuration.
 
 One line per thing checked (the configuration, C{server.data_dir}, the TLS
 certificate, the store (for Redis, whether it keeps what it acknowledges) and
-the accounts' SCRAM keys, each client listener),
+the accounts' SCRAM keys, each client listener, whether HTTP File Upload
+can run),
 each C{ok}, C{warning} or C{error}; any error makes the exit status 1.  Listeners are checked by
 listening on them for a moment, the only reliable test that the server
 could.
@@ -56,7 +57,23 @@ async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
         if description:
             await _checkListener(f"{section}.{key} {description}", description, reactor,
                                  report)
+    _checkUpload(config, report)
     return FAILED if report.failed else OK
+
+
+def _checkUpload(config: Config, report: _Report) -> None:
+    """HTTP File Upload needs the HTTP service: say when it is switched off by that."""
+    if "upload" not in config.server.modules:
+        return
+    if not (config.http.endpoint or config.http.tls_endpoint):
+        report.warning("upload", "off: HTTP is off (http.endpoint and http.tls_endpoint are "
+                       "empty), so no upload service runs")
+    elif not config.upload.public_url and not config.http.tls_endpoint:
+        report.warning("upload", "upload URLs will be plain http:// (no http.tls_endpoint); "
+                       "behind a TLS proxy, set upload.public_url")
+    else:
+        report.ok("upload", f"files up to {config.upload.max_file_size} bytes in "
+                  f"{os.path.join(config.server.data_dir, 'upload')}")
 
 
 class _Report:

@@ -45,6 +45,7 @@ FEATURES: dict[str, str] = {
     "avatars": "xmppd.features.avatars",
     "nickname": "xmppd.features.nickname",
     "bookmarks": "xmppd.features.bookmarks",
+    "upload": "xmppd.features.upload.service",
 }
 
 #: Core modules that declare a configuration section but are not features of

@@ -27,10 +27,20 @@ address from C{X-Forwarded-For} and counts as TLS when C{X-Forwarded-Proto}
 says C{https} (L{WebRequest}), as Prosody's C{trusted_proxies} does.
 Resources read the outcome from the request (C{clientHost}, C{viaTLS},
 C{directTLS}), so they need not import this module.
+
+A path whose requests carry large bodies (file upload) registers a body
+handler with L{HTTPService.putBodyHandler}: its requests may be as large as
+the handler's C{maxBody} instead of C{http.max_request_size}, and the
+handler sees each one as soon as its head is complete
+(C{openBody(request, method, path, length)}), so it can refuse it before
+a byte of the body is read, or give the sink (C{write(data)} returning
+whether to go on, C{abort()}) that takes the body as it arrives, bounded
+in memory; the resource then finds it as C{request.bodySink}.
 """
 
 from __future__ import annotations
 
+import io
 import ipaddress
 
 from twisted.internet import defer, protocol
@@ -55,6 +65,8 @@ class WebRequest(server.Request):
     viaTLS = False
     directTLS = False
     bodySize = 0
+    #: Where a body handler's body goes (see the module docstring).
+    bodySink = None
 
     def process(self):
         self.directTLS = self.viaTLS = self.isSecure()
@@ -75,16 +87,40 @@ class WebRequest(server.Request):
                 self.viaTLS = True
         return super().process()
 
+    def gotLength(self, length):
+        channel = self.channel
+        handler = channel.site.bodyHandlerFor(channel._path)
+        if handler is None:
+            super().gotLength(length)
+            return
+        self.content = io.BytesIO()
+        outcome = handler.openBody(self, channel._command, channel._path, length)
+        if isinstance(outcome, tuple):
+            status, headers = outcome
+            channel.refuse(status, headers)
+        else:
+            self.bodySink = outcome
+
     def handleContentChunk(self, data: bytes) -> None:
         # A chunked body has no length to check up front: count it.
         self.bodySize += len(data)
         channel = self.channel
         if channel is None or channel.refused:
             return
-        if self.bodySize > channel.site.config.max_request_size:
+        if self.bodySize > channel.site.bodyLimit(channel._path):
             channel.refuse(b"413 Content Too Large")
             return
+        if self.bodySink is not None:
+            if not self.bodySink.write(data):
+                channel.refuse(b"413 Content Too Large")
+            return
         super().handleContentChunk(data)
+
+    def connectionLost(self, reason):
+        # A body cut short is forgotten by whoever was taking it.
+        if self.bodySink is not None:
+            self.bodySink.abort()
+        super().connectionLost(reason)
 
 
 class WebChannel(http.HTTPChannel):
@@ -128,14 +164,17 @@ class WebChannel(http.HTTPChannel):
             self.loseConnection()
             self.scheduleAbort()
 
-    def refuse(self, status: bytes) -> None:
-        """Answer C{status} ("413 Content Too Large") and close; ignore the rest."""
+    def refuse(self, status: bytes, headers: bytes = b"") -> None:
+        """
+        Answer C{status} ("413 Content Too Large") and close; ignore the
+        rest.  C{headers} are more header lines, each ending in CRLF.
+        """
         if self.refused:
             return
         self.refused = True
         self.cancelHeadDeadline()
-        self.transport.write(b"HTTP/1.1 " + status +
-                             b"\r\nConnection: close\r\nContent-Length: 0\r\n\r\n")
+        self.transport.write(b"HTTP/1.1 " + status + b"\r\n" + headers +
+                             b"Connection: close\r\nContent-Length: 0\r\n\r\n")
         self.loseConnection()
         self.scheduleAbort()
 
@@ -164,7 +203,7 @@ class WebChannel(http.HTTPChannel):
         if self.refused:
             return False
         ok = super().headerReceived(line)
-        if ok and self.length is not None and self.length > self.site.config.max_request_size:
+        if ok and self.length is not None and self.length > self.site.bodyLimit(self._path):
             self.refuse(b"413 Content Too Large")
             return False
         return ok and not self.refused
@@ -174,6 +213,10 @@ class WebChannel(http.HTTPChannel):
             return
         self.cancelHeadDeadline()
         super().allHeadersReceived()
+
+    def _send100Continue(self):
+        if not self.refused:
+            super()._send100Continue()
 
     def allContentReceived(self):
         if self.refused:
@@ -243,6 +286,20 @@ class WebSite(server.Site):
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies]
         self.peers = PeerCounter(connectionsPerIP)
         self.channels: set[WebChannel] = set()
+        #: First path segment -> body handler (see the module docstring).
+        self.bodyHandlers: dict[bytes, object] = {}
+
+    def bodyHandlerFor(self, target: bytes):
+        """The body handler of a request target's first segment, if any."""
+        if not target.startswith(b"/"):
+            return None
+        segment = target.split(b"?", 1)[0].split(b"/", 2)[1]
+        return self.bodyHandlers.get(segment)
+
+    def bodyLimit(self, target: bytes) -> int:
+        """The largest body a request for C{target} may have."""
+        handler = self.bodyHandlerFor(target)
+        return self.config.max_request_size if handler is None else handler.maxBody
 
     def trusts(self, host: str) -> bool:
         """Whether C{host} is one of C{http.trusted_proxies}."""
@@ -297,6 +354,30 @@ class HTTPService(ListeningService):
     def putChild(self, path: str, child) -> None:
         """Serve C{child} (a C{twisted.web} resource) at C{/path}."""
         self.root.putChild(path.encode("ascii"), child)
+
+    def putBodyHandler(self, path: str, handler) -> None:
+        """
+        Requests under C{/path} go to C{handler} as their head arrives
+        (large bodies streamed to it; see the module docstring).
+        """
+        self.site.bodyHandlers[path.encode("ascii")] = handler
+
+    def publicURL(self, host: str) -> str | None:
+        """
+        The URL of this service for a client of C{host} as far as this
+        node knows it: the HTTPS listener's port, else the plain one's
+        (behind a proxy an operator names the public URL instead); C{None}
+        before listening.
+        """
+        keys = [key for key, description in (("http.endpoint", self.config.endpoint),
+                                             ("http.tls_endpoint", self.config.tls_endpoint))
+                if description]
+        byKey = dict(zip(keys, self.ports))
+        for key, scheme in (("http.tls_endpoint", "https"), ("http.endpoint", "http")):
+            port = byKey.get(key)
+            if port is not None:
+                return "%s://%s:%d" % (scheme, host, port.getHost().port)
+        return None
 
     def addLink(self, rel: str, path: str, schemes: tuple[str, str] = ("http", "https")) -> None:
         """
