@@ -6,7 +6,10 @@ storage or another asynchronous step on its way.
 
 The rule: an element is still being processed while something holds it
 (L{xmppd.core.stanzas.hold}; a hook chain that waits holds its stanza, a
-route that queues a stanza holds it).  While an element of an input is still
+route that queues a stanza holds it).  A L{Confirmation} is not a hold
+here: it delays only stream management's acknowledgement (a stanza
+forwarded to another node of a cluster, confirmed by Redis after the
+reactor turn), and the sender's next stanzas go on meanwhile.  While an element of an input is still
 being processed, the input's later elements wait in a L{Backlog}, and are
 processed, in order, once every holder has let go.  So a join presence
 whose hook chain reads storage is in the room before the groupchat message
@@ -41,7 +44,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppd.core.stanzas import hold, holders
+from xmppd.core.stanzas import Confirmation, hold, holders
 
 #: Elements one input may have waiting before its stream is closed.
 MAX_BACKLOG = 1000
@@ -57,7 +60,10 @@ def unfinished(element: domish.Element) -> list[defer.Deferred] | None:
     acceptance = holders(element)
     if not acceptance:
         return None
-    pending = [held for held in acceptance if not held.called]
+    # A Confirmation is for stream management's acknowledgement only
+    # (L{xmppd.core.stanzas.acknowledgeAfter}): the stanza is processed.
+    pending = [held for held in acceptance
+               if not held.called and type(held) is not Confirmation]
     return pending or None
 
 
