@@ -148,3 +148,23 @@ def test_closedStreamGetsNoLateAck(node):
     client.received()
     forwarding.confirm()
     assert acks(client.received()) == []
+
+
+def test_fastSenderWaitsInsteadOfLosingItsStream(tmp_path):
+    """
+    Past a quarter of max_unacked unconfirmed stanzas the stream stops
+    reading, and reads again once they are confirmed: a client faster
+    than Redis is slowed down, not closed with resource-constraint.
+    """
+    node = SMNode(tmp_path, max_unacked=8)
+    forwarding = Forwarding(node, "far")
+    node.login("romeo", "orchard")
+    client = node.login(available=False, sm=True)
+    sendMessages(client, "far", to=ROMEO)
+    assert client.transport.producerState == "producing"
+    sendMessages(client, "far", to=ROMEO)
+    assert client.transport.producerState == "paused"
+    forwarding.confirm()
+    assert client.transport.producerState == "producing"
+    assert acks(client.request()) == [2]
+    assert client.reply().streamError is None
