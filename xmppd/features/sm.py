@@ -247,6 +247,7 @@ class StreamManagement:
         # The list itself is kept: a taker may still add to it later on,
         # from within the processing of one that is already there.
         pending = self.pending
+        behind = bool(pending)
         pending.append(acceptance if acceptance is not None else [])
         if len(pending) > self.handler.maxUnacked:
             self.stream.streamError("resource-constraint",
@@ -255,7 +256,12 @@ class StreamManagement:
         if len(pending) >= self.handler.maxUnacked // HOLD_READING and isinstance(
                 self.stream, ClientStream):
             self.stream.holdReading()
-        self.advance()
+        if not behind:
+            self.advance()
+        # Else the first pending stanza is not complete, and one of its
+        # Deferreds is watched: when it fires, advance() looks at the rest
+        # (a burst of forwards waiting for one confirmation costs an append
+        # each, not a walk).
 
     def advance(self) -> None:
         """Move C{handled} over the pending stanzas that have completed, in order."""
