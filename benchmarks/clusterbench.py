@@ -11,7 +11,12 @@ node b (cross node), and prints the CPU seconds this process and Redis
 spent per 1000 delivered messages in each case.  The clients' cost is in
 both numbers; the difference is what the cluster adds.
 
-    .venv/bin/python benchmarks/clusterbench.py [N]
+    .venv/bin/python benchmarks/clusterbench.py [N] [--sm]
+
+With C{--sm} the sender enables stream management (XEP-0198) and asks for
+an acknowledgement (C{<r/>}) at the end of each run, which then also waits
+for that answer: the cost of counting forwarded stanzas as handled only
+once Redis took them.
 """
 
 from __future__ import annotations
@@ -69,15 +74,35 @@ def redisCPU(port: int) -> float:
     return float(fields["used_cpu_sys"]) + float(fields["used_cpu_user"])
 
 
-def config(url: str, node: str) -> dict:
+def config(url: str, node: str, sm: bool = False) -> dict:
     return {"storage": {"backend": "memory"},
-            "server": {"modules": ["presence", "roster", "messages", "disco", "offline"]},
+            "server": {"modules": ["presence", "roster", "messages", "disco", "offline"]
+                       + (["sm"] if sm else [])},
             "limits": {"stanzas_per_second": 0, "bytes_per_second": 0},
             "cluster": {"node": node, "redis": url}}
 
 
+NS_SM = "urn:xmpp:sm:3"
+
+
+async def enableSM(reactor, stream) -> None:
+    """Enable stream management on C{stream} (no resumption); fires once enabled."""
+    enabled = defer.Deferred()
+    stream.addOnetimeObserver("/enabled", enabled.callback)
+    stream.send(domish.Element((NS_SM, "enable")))
+    await enabled.addTimeout(10, reactor)
+
+
+async def acknowledged(reactor, stream) -> int:
+    """Ask C{stream}'s server for an acknowledgement; its 'h'."""
+    answer = defer.Deferred()
+    stream.addOnetimeObserver("/a", answer.callback)
+    stream.send(domish.Element((NS_SM, "r")))
+    return int((await answer.addTimeout(120, reactor))["h"])
+
+
 async def measure(reactor, sender, receiver, count: int, redisPid: int,
-                  paced: bool = False) -> tuple[float, float]:
+                  paced: bool = False, sm: bool = False) -> tuple[float, float]:
     """
     CPU of this process and of Redis for C{count} messages: sent in bursts
     of 200 per reactor turn, or, C{paced}, each only once the one before
@@ -108,12 +133,14 @@ async def measure(reactor, sender, receiver, count: int, redisPid: int,
         elif i % 200 == 199:
             await task.deferLater(reactor, 0, lambda: None)
     await done.addTimeout(120, reactor)
+    if sm:
+        await acknowledged(reactor, sender)
     cpu, redis = time.process_time() - cpu0, redisCPU(redisPid) - redis0
     receiver.removeObserver("/message", arrived)
     return cpu, redis
 
 
-async def main(reactor, count: int):
+async def main(reactor, count: int, sm: bool = False):
     directory = tempfile.mkdtemp(prefix="xmppd-clusterbench-")
     redis, port = startRedis(directory)
     url = "redis://127.0.0.1:%d/0" % port
@@ -121,7 +148,7 @@ async def main(reactor, count: int):
     try:
         accounts = {"romeo": "r", "juliet": "j", "nurse": "n"}
         for name in ("a", "b"):
-            fixture = ServerFixture(dict(accounts), config=config(url, name))
+            fixture = ServerFixture(dict(accounts), config=config(url, name, sm))
             await fixture.start()
             await fixture.service.getServiceNamed("cluster").started
             nodes.append(fixture)
@@ -129,13 +156,16 @@ async def main(reactor, count: int):
         romeo = await a.login("romeo", resource="r")
         julietA = await a.login("juliet", resource="same")
         nurseB = await b.login("nurse", resource="cross")
+        if sm:
+            await enableSM(reactor, romeo)
         await task.deferLater(reactor, 0.5, lambda: None)
-        await measure(reactor, romeo, julietA, 500, port)  # warm up
-        await measure(reactor, romeo, nurseB, 500, port)
-        print("messages: %d each way, one process holding both nodes and the clients" % count)
+        await measure(reactor, romeo, julietA, 500, port, sm=sm)  # warm up
+        await measure(reactor, romeo, nurseB, 500, port, sm=sm)
+        print("messages: %d each way, one process holding both nodes and the clients%s"
+              % (count, ", sender under stream management" if sm else ""))
         for paced in (False, True):
-            same = await measure(reactor, romeo, julietA, count, port, paced)
-            cross = await measure(reactor, romeo, nurseB, count, port, paced)
+            same = await measure(reactor, romeo, julietA, count, port, paced, sm)
+            cross = await measure(reactor, romeo, nurseB, count, port, paced, sm)
             per = 1000.0 / count
             print("-- %s" % ("paced (one at a time)" if paced else "bursts of 200"))
             print("same node : %.0f CPU-ms per 1000 (process), Redis %.0f" % (
@@ -160,5 +190,6 @@ async def main(reactor, count: int):
 
 
 if __name__ == "__main__":
+    arguments = [a for a in sys.argv[1:] if a != "--sm"]
     task.react(lambda reactor: defer.ensureDeferred(
-        main(reactor, int(sys.argv[1]) if len(sys.argv) > 1 else 5000)))
+        main(reactor, int(arguments[0]) if arguments else 5000, "--sm" in sys.argv[1:])))

@@ -944,9 +944,9 @@ def spyForwards(fixture) -> list:
     original = transport._send
     sent = []
 
-    def send(node, records):
+    def send(node, records, *rest):
         sent.append((node, list(records)))
-        original(node, records)
+        original(node, records, *rest)
 
     transport._send = send
     return sent

@@ -16,8 +16,8 @@ from twisted.words.xish import domish
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 
 from xmppd.core.ordering import (MAX_BACKLOG, PROCESSING_TIMEOUT, Backlog, Senders, unfinished,
-                                  whenProcessed)
-from xmppd.core.stanzas import hold, holders
+                                  whenLetGo)
+from xmppd.core.stanzas import Confirmation, acknowledgeAfter, hold, holders
 from tests.helpers import parse
 from tests.muchelpers import MUC, NS_MUC, ROOM
 from tests.s2shelpers import REMOTE, Harness as S2SHarness
@@ -380,15 +380,15 @@ def test_pepRequestAnsweredLaterHoldsTheNextStanza(tmp_path):
     assert domain.stream.answering.pending == {}
 
 
-def test_whenProcessedAtOnce():
+def test_whenLetGoAtOnce():
     """Elements nobody holds (or none at all) are processed: the callback runs at once."""
     called = []
-    whenProcessed([stanza("a"), stanza("b")], lambda: called.append(1))
-    whenProcessed([], lambda: called.append(2))
+    whenLetGo([stanza("a"), stanza("b")], lambda: called.append(1))
+    whenLetGo([], lambda: called.append(2))
     assert called == [1, 2]
 
 
-def test_whenProcessedWaitsForEveryHolder():
+def test_whenLetGoWaitsForEveryHolder():
     """
     The callback waits for every holder of every element, including one
     added while an earlier holder let go, and a holder's failure passes on.
@@ -398,7 +398,7 @@ def test_whenProcessedWaitsForEveryHolder():
     # A taker of the first one holds it again as it lets go.
     one.addCallback(lambda _: hold(first) and None)
     called = []
-    whenProcessed([first, second], lambda: called.append(True))
+    whenLetGo([first, second], lambda: called.append(True))
     one.callback(None)
     assert len(holders(first)) == 2
     assert called == []
@@ -410,3 +410,20 @@ def test_whenProcessedWaitsForEveryHolder():
     two.errback(RuntimeError("refused"))
     assert called == [True]
     assert len(failures) == 1
+
+
+def test_whenLetGoWaitsForConfirmations():
+    """
+    Unlike in-order processing (L{unfinished}), letting go waits for stream
+    management's confirmations too: a stanza handed on to another node is
+    kept until that node's inbox has it.
+    """
+    element = stanza("a")
+    confirmation = Confirmation()
+    acknowledgeAfter(element, confirmation)
+    assert unfinished(element) is None
+    called = []
+    whenLetGo([element], lambda: called.append(True))
+    assert called == []
+    confirmation.callback(None)
+    assert called == [True]

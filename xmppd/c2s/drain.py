@@ -15,9 +15,12 @@ No accepted stanza is lost on the way:
     stays unread, unacknowledged, and the client sends it again on its
     new connection).  What it has already read is still handled, in order
     (L{xmppd.core.ordering}), and, with stream management (XEP-0198), what
-    is being stored completes.  Only then does the stream end: an C{<a/>}
+    is being stored completes and what was forwarded to another node of a
+    cluster is confirmed by Redis.  Only then does the stream end: an C{<a/>}
     with the final count tells the client which of its stanzas the server
-    took (so it sends none twice and drops none), the session is unbound
+    took (so it sends none twice and drops none; a forward still unconfirmed
+    when the wait runs out is not counted, the client sends it again), the
+    session is unbound
     (whatever arrives for it from now on goes to the account's other
     resources or to offline storage, RFC 6121 §8.5), and the stanzas the
     client never acknowledged follow stream management's rules for a
@@ -137,7 +140,7 @@ class Drain:
 
     @staticmethod
     def finished(stream) -> bool:
-        """Has C{stream} handled all it read (and stored what it took)?"""
+        """Has C{stream} handled all it read (stored what it took, had its forwards confirmed)?"""
         sm = stream.sm
         return stream.backlog is None and (sm is None or not sm.pending)
 

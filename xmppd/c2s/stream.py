@@ -83,6 +83,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     #: processed (RFC 6120 §10.1, L{xmppd.core.ordering}); None, the class
     #: attribute, whenever nothing waits.
     backlog = None
+    #: Whether stream management stopped reading: too many of the client's
+    #: stanzas are processed but not yet safe (L{holdReading}).
+    ackPaused = False
 
     # Settings every stream of a listener shares, read from the factory
     # rather than copied into each stream: per-session memory is a feature.
@@ -235,8 +238,27 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 
     def resumeReading(self) -> None:
         self.readPaused = False
-        if not self.closing and self.backlog is None:
+        if not self.closing and self.backlog is None and not self.ackPaused:
             self.transport.resumeProducing()
+
+    def holdReading(self) -> None:
+        """
+        Stop reading until L{releaseReading}: stream management has many of
+        the client's stanzas processed but not yet safe (forwards to another
+        node of a cluster whose script has not answered), and a client that
+        outruns Redis waits for it instead of piling up unconfirmed
+        stanzas until C{[sm] max_unacked} closes its stream.
+        """
+        if not self.ackPaused and not self.closing:
+            self.ackPaused = True
+            self.transport.pauseProducing()
+
+    def releaseReading(self) -> None:
+        """Read again after L{holdReading}, unless something else still pauses."""
+        if self.ackPaused:
+            self.ackPaused = False
+            if not self.closing and not self.readPaused and self.backlog is None:
+                self.transport.resumeProducing()
 
     def onSendQueueOverflow(self) -> None:
         self.log.info("Dropping {peer}: over {limit} bytes queued unread",
@@ -442,7 +464,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     def backlogDrained(self) -> None:
         backlog, self.backlog = self.backlog, None
         if backlog is not None and backlog.paused and not self.closing \
-                and not self.readPaused:
+                and not self.readPaused and not self.ackPaused:
             self.transport.resumeProducing()
 
     def onBacklogOverflow(self) -> None:

@@ -15,6 +15,18 @@ than per stanza: the Redis round trip, txredisapi's per-command work and
 its parsing of every bulk string of a reply are most of the cost
 (measured: see the README's cluster section).
 
+Stream management (XEP-0198) counts a forwarded stanza as handled only
+once that script answered (L{Transport.forward}): the turn's stanzas for a
+node share one L{Confirmation}, so the wait costs one Deferred per node and
+turn, and nothing on a lone node, which has no transport.  The sender's
+later stanzas are processed meanwhile; only its C{h} waits.  So a sender
+never hears "handled" for a stanza that a Redis failure, or a SIGKILL of
+this node before the script's answer, then loses.  Measured with
+C{benchmarks/clusterbench.py --sm} (CPU-ms per 1000 cross-node messages,
+before / after): bursts 52 / 46-52, no difference above the noise; one
+message per reactor turn, the worst case, 42-53 / 55-61.  Holding each
+forward instead (issue 5's L{hold}) measured 7x a same-node message.
+
 The holder reads its inbox with C{XREAD BLOCK} on a connection of its own,
 hands each stanza of an entry to the binding named by its token (as L{StanzaText}:
 nothing is parsed again on the way to a client), and deletes an entry
@@ -77,9 +89,10 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppd.cluster import keys
-from xmppd.core.ordering import unfinished, whenProcessed
+from xmppd.core.ordering import whenLetGo
 from xmppd.core.prepared import Prepared
-from xmppd.core.stanzas import StanzaText, errorReply, meta, marks
+from xmppd.core.stanzas import (Confirmation, StanzaText, acknowledgeAfter, errorReply, meta,
+                                 marks)
 from xmppd.stream.serializer import serialize
 from xmppd.stream.xmlparser import parseStored
 
@@ -198,6 +211,12 @@ class _Entry:
             self.transport.settled(self.id)
 
 
+def confirm(confirmation: Confirmation | None) -> None:
+    """Fire C{confirmation} (if any, and once): its stanzas may be acknowledged."""
+    if confirmation is not None and not confirmation.called:
+        confirmation.callback(None)
+
+
 class Transport:
     """
     Forwards stanzas to remote views and reads this node's inbox.  C{redis}
@@ -218,8 +237,11 @@ class Transport:
         self.inbox = keys.inboxKey(node)
         self.running = False
         self.reading = None
-        #: node -> [(token, full JID, text), ...] waiting for the end of this turn.
-        self.queued: dict[str, list[str]] = {}
+        #: node -> [(token, full JID, text, stanza), ...] waiting for the end of this turn.
+        self.queued: dict[str, list[tuple]] = {}
+        #: node -> the L{Confirmation} of this turn's stanzas for it: fired
+        #: once their script has answered (see L{forward}).
+        self.confirming: dict[str, Confirmation] = {}
         self.flushing = None
         #: Whether a node without heartbeat may be taken for dead now (the
         #: cluster service's judgement), and how long to wait otherwise.
@@ -242,13 +264,21 @@ class Transport:
 
     def forward(self, view, stanza) -> None:
         """
-        Queue C{stanza} for C{view}'s node.  Not held (issue 5's L{hold}):
-        holding would make each sender's next stanza wait for Redis's
-        answer (in-order processing), one script per stanza instead of one
-        per turn, measured at 7x the CPU of a same-node message.  So stream
-        management may acknowledge a forwarded stanza before Redis took
-        it; if Redis then fails, the sender gets an C{internal-server-error}
-        for it (L{_failed}): refused with a clear error, never silently lost.
+        Queue C{stanza} for C{view}'s node.  Stream management does not
+        acknowledge it to its sender before Redis has it (issue 14: never
+        acknowledged and then lost), but it is not held either (issue 5's
+        L{hold}): holding would make each sender's next stanza wait for
+        Redis's answer (in-order processing), one script per stanza instead
+        of one per turn, measured at 7x the CPU of a same-node message.
+        Instead the stanza's acknowledgement waits for its turn's
+        L{Confirmation} (L{acknowledgeAfter}), one per node and turn, fired
+        when the script has answered (L{_forwarded}); the sender's next
+        stanzas are processed meanwhile, and its C{h} stops before the
+        first unconfirmed one.  If Redis fails, the sender gets an
+        C{internal-server-error} for it (L{_failed}), then the count goes
+        on (the stanza was answered); a stanza refused by a dead node
+        counts once it was routed again (L{_reaped}) and whatever took it
+        then let go (an offline write on disk).
         """
         self.forwarded += 1
         text = stanza if isinstance(stanza, str) else serialize(stanza)
@@ -284,7 +314,8 @@ class Transport:
     def _queue(self, node: str, record: tuple) -> None:
         """
         Add C{record} (binding token, full JID, text, the stanza) to what
-        this reactor turn hands to C{node}.
+        this reactor turn hands to C{node}; a stanza (not text) is not
+        acknowledged to its sender before that turn's script answered.
         """
         queued = self.queued.get(node)
         if queued is None:
@@ -292,41 +323,62 @@ class Transport:
             if self.flushing is None:
                 self.flushing = self.clock.callLater(0, self.flush)
         queued.append(record)
+        if type(record) is FanOut:
+            return  # Text serialized once for many: no sender waits for it.
+        stanza = record[3]
+        if not isinstance(stanza, str):
+            confirmation = self.confirming.get(node)
+            if confirmation is None:
+                confirmation = self.confirming[node] = Confirmation()
+            acknowledgeAfter(stanza, confirmation)
 
     def flush(self) -> None:
         """Hand what this reactor turn queued to the nodes' inboxes, one script per node."""
         self.flushing = None
         queued, self.queued = self.queued, {}
+        confirming, self.confirming = self.confirming, {}
         for node, records in queued.items():
-            self._send(node, records)
+            self._send(node, records, confirming.get(node))
 
-    def _send(self, node: str, records) -> None:
-        """One script: append C{records} to C{node}'s inbox if its heartbeat lives."""
+    def _send(self, node: str, records, confirmation: Confirmation | None = None) -> None:
+        """
+        One script: append C{records} to C{node}'s inbox if its heartbeat
+        lives; C{confirmation} fires once they are there, answered, or
+        routed again.
+        """
         d = self.redis.eval(FORWARD, [keys.heartbeatKey(node), keys.inboxKey(node)],
                             [pack(records), self.inboxLimit])
-        d.addCallback(self._forwarded, node, records)
-        d.addErrback(self._failed, node, records)
+        d.addCallback(self._forwarded, node, records, confirmation)
+        d.addErrback(self._failed, node, records, confirmation)
 
-    def _forwarded(self, accepted, node: str, records):
+    def _forwarded(self, accepted, node: str, records, confirmation=None):
         accepted = int(accepted)
         if accepted == 1:
+            # In the node's inbox (and in Redis's append-only file):
+            # stream management may count these stanzas now.
+            confirm(confirmation)
             return None
         if accepted == 2:
             self._refused(node, records)
+            # Answered with an error: a count that goes past them claims nothing.
+            confirm(confirmation)
             return None
         if not self.mayReap():
             # Redis was away from this node lately: the holder may be alive
             # and about to beat again.  Try again in a heartbeat (the one
             # case where a sender's stanzas may overtake each other).
-            self.clock.callLater(self.retryDelay, self._send, node, records)
+            self.clock.callLater(self.retryDelay, self._send, node, records, confirmation)
             return None
         # The holder's heartbeat expired: take its sessions and inbox, then these.
-        return self.directory.reap(node).addCallback(self._reaped, records)
+        return self.directory.reap(node).addCallback(self._reaped, records, confirmation)
 
-    def _reaped(self, entries, records) -> None:
+    def _reaped(self, entries, records, confirmation=None) -> None:
         self.rerouteEntries(entries or [])
-        for record in copies(records):
-            self.reroute(record[2])
+        rerouted = [self.reroute(record[2]) for record in copies(records)]
+        # Counted once routed again and let go by whatever took them (an
+        # offline write on disk, another node's confirmation).
+        whenLetGo([element for element in rerouted if element is not None],
+                  lambda: confirm(confirmation))
 
     def _refused(self, node: str, records) -> None:
         """
@@ -351,7 +403,7 @@ class Transport:
                       node=node, limit=self.inboxLimit, count=count, texts=texts,
                       total=self.refused)
 
-    def _failed(self, failure, node: str, records) -> None:
+    def _failed(self, failure, node: str, records, confirmation=None) -> None:
         # Redis is away: the stanzas cannot be handed on.  Their senders
         # hear it (RFC 6120 §8.3.3.8).  A copy of a fan-out serialized once
         # for many (a room's message, text only) has no sender to tell: the
@@ -366,6 +418,8 @@ class Transport:
                                    "the cluster cannot reach the recipient's node")
                 if reply is not None:
                     self.route(reply)
+        # Answered with an error: a count that goes past them claims nothing.
+        confirm(confirmation)
 
     def rerouteEntries(self, entries) -> None:
         """Route again the stanzas of a reaped inbox, in their order."""
@@ -377,7 +431,7 @@ class Transport:
     def reroute(self, text: str):
         """
         Route the stanza C{text} again (its binding went): RFC 6121 §8.5
-        decides.  The stanza routed, for its holders; None if it does not parse.
+        decides.  The stanza routed, or C{None} if C{text} does not parse.
         """
         try:
             [element] = parseStored(text)
@@ -448,9 +502,9 @@ class Transport:
             self.delivered += 1
             if session is None:
                 element = self.reroute(text)
-                if element is not None and unfinished(element):
+                if element is not None:
                     entry.unsettled += 1
-                    whenProcessed([element], entry.settle)
+                    whenLetGo([element], entry.settle)
                 continue
             sm = getattr(session.stream, "sm", None)
             if sm is not None and sm.settleAfterNext(entry):

@@ -6,7 +6,10 @@ storage or another asynchronous step on its way.
 
 The rule: an element is still being processed while something holds it
 (L{xmppd.core.stanzas.hold}; a hook chain that waits holds its stanza, a
-route that queues a stanza holds it).  While an element of an input is still
+route that queues a stanza holds it).  A L{Confirmation} is not a hold
+here: it delays only stream management's acknowledgement (a stanza
+forwarded to another node of a cluster, confirmed by Redis after the
+reactor turn), and the sender's next stanzas go on meanwhile.  While an element of an input is still
 being processed, the input's later elements wait in a L{Backlog}, and are
 processed, in order, once every holder has let go.  So a join presence
 whose hook chain reads storage is in the room before the groupchat message
@@ -41,7 +44,7 @@ from twisted.internet import defer
 from twisted.logger import Logger
 from twisted.words.xish import domish
 
-from xmppd.core.stanzas import hold, holders
+from xmppd.core.stanzas import Confirmation, hold, holders
 
 #: Elements one input may have waiting before its stream is closed.
 MAX_BACKLOG = 1000
@@ -57,27 +60,32 @@ def unfinished(element: domish.Element) -> list[defer.Deferred] | None:
     acceptance = holders(element)
     if not acceptance:
         return None
-    pending = [held for held in acceptance if not held.called]
+    # A Confirmation is for stream management's acknowledgement only
+    # (L{xmppd.core.stanzas.acknowledgeAfter}): the stanza is processed.
+    pending = [held for held in acceptance
+               if not held.called and type(held) is not Confirmation]
     return pending or None
 
 
-def whenProcessed(elements, callback: Callable[[], None]) -> None:
+def whenLetGo(elements, callback: Callable[[], None]) -> None:
     """
-    Call C{callback()} once no element of C{elements} is L{unfinished} any
-    more (holders added meanwhile count too), at once when none is: what
-    hands a stanza on and may forget it only once its takers have it (the
-    cluster's inbox, L{xmppd.cluster.transport}).  A holder's failure is
-    passed on untouched: by the contract its sender was answered.
+    Call C{callback()} once every holder of each of C{elements} has let go,
+    stream management's L{Confirmation}s included, and holders added
+    meanwhile (a hook chain's next write) too; at once when none holds
+    one.  For what hands a stanza on and may forget it only once its takers
+    have it for good (the cluster's inbox, L{xmppd.cluster.transport}): an
+    offline write on disk, another node's inbox in Redis.  A holder's
+    failure is passed on untouched: by the contract its sender was answered.
     """
     index = 0
 
     def check(result=None):
         nonlocal index
         while index < len(elements):
-            pending = unfinished(elements[index])
-            if pending:
-                pending[0].addBoth(check)
-                return result
+            for held in holders(elements[index]) or ():
+                if not held.called:
+                    held.addBoth(check)
+                    return result
             index += 1
         callback()
         return result

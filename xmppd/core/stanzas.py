@@ -220,9 +220,10 @@ class StanzaMeta:
                  "clusterRelayed")
 
     def __init__(self):
-        #: Issue 5: the Deferreds of everything holding the stanza (L{hold});
-        #: stream management acknowledges it once all have fired.  None
-        #: until something holds it.
+        #: Issue 5: the Deferreds of everything holding the stanza (L{hold}),
+        #: and of the confirmations its acknowledgement waits for
+        #: (L{acknowledgeAfter}); stream management acknowledges it once
+        #: all have fired.  None until something holds it.
         self.acceptance: list[defer.Deferred] | None = None
         #: C{(account bare JID, archive id)}: the sender's own archive id of a
         #: message it sent (XEP-0313 §3.5), for the sent carbon copies.
@@ -305,6 +306,33 @@ def hold(stanza: domish.Element) -> defer.Deferred:
     else:
         data.acceptance.append(waiter)
     return waiter
+
+
+class Confirmation(defer.Deferred):
+    """
+    A holder that only stream management waits for (L{acknowledgeAfter}),
+    not in-order processing (L{xmppd.core.ordering.unfinished} skips it).
+    Fired with C{None} once the stanzas it covers are safe elsewhere, or
+    were answered with an error; never errbacked, so nobody has to consume
+    a failure.
+    """
+
+
+def acknowledgeAfter(stanza: domish.Element, confirmation: Confirmation) -> None:
+    """
+    Stream management does not acknowledge C{stanza} to its sender before
+    C{confirmation} has fired, but the sender's next stanzas are processed
+    meanwhile (unlike L{hold}).  For a stanza already passed on whose
+    safety is confirmed later, in a batch (a forward to another node of a
+    cluster: one Redis script per node and reactor turn carries many
+    stanzas, and one C{Confirmation} covers them all).  Issue 5's contract
+    holds as for L{hold}: C{h} never counts the stanza before it is safe.
+    """
+    data = meta(stanza)
+    if data.acceptance is None:
+        data.acceptance = [confirmation]
+    else:
+        data.acceptance.append(confirmation)
 
 
 def holders(stanza: domish.Element) -> list[defer.Deferred] | None:

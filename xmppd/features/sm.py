@@ -20,7 +20,12 @@ writes are pending is answered when the stanzas before it have completed
 (withholding the answer until then is the point; storage bounds the wait).
 An acceptance Deferred that fails counts as handled too: by the contract,
 its feature has already bounced the stanza to its sender with an error,
-which is taking responsibility for it.
+which is taking responsibility for it.  A stanza forwarded to another node
+of a cluster is complete once Redis confirmed the script that carried it
+(L{xmppd.core.stanzas.acknowledgeAfter}); the client's next stanzas are
+processed meanwhile, so C{h} may lag behind what was processed.  Past a
+quarter of C{max_unacked} such stanzas the stream stops reading until
+they are down to an eighth (a client faster than Redis waits).
 
 Every stanza the server sends the client is kept, serialized, until an
 C{<a/>} covers it; the server asks for one (C{<r/>}) whenever stanzas are
@@ -87,7 +92,7 @@ from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
 from xmppd.core.hooks import DELIVER
-from xmppd.core.ordering import whenProcessed
+from xmppd.core.ordering import whenLetGo
 from xmppd.c2s.stream import ClientStream
 from xmppd.stream.elements import serialize
 from xmppd.config import integer, number, option, section
@@ -102,6 +107,13 @@ NS_STREAMS = "http://etherx.jabber.org/streams"
 
 #: §4: 'h' is an xs:unsignedInt that wraps to zero after 2^32 - 1.
 MODULO = 2 ** 32
+#: Once C{max_unacked / HOLD_READING} of a client's stanzas are processed
+#: but not yet complete (forwards Redis has not confirmed: they do not
+#: hold the sender's next stanzas), the stream stops reading, and reads
+#: again at C{max_unacked / RELEASE_READING}: a client faster than Redis
+#: waits rather than reaching C{max_unacked} and losing its stream.
+HOLD_READING = 4
+RELEASE_READING = 8
 
 
 @section("sm")
@@ -164,6 +176,8 @@ class DetachedStream:
 
     #: It takes stanzas until the session ends.
     closing = False
+    #: Nothing is read, so nothing is paused (L{ClientStream.holdReading}).
+    ackPaused = False
 
     def __init__(self, sm: "StreamManagement"):
         self.sm = sm
@@ -244,12 +258,22 @@ class StreamManagement:
             return
         # The list itself is kept: a taker may still add to it later on,
         # from within the processing of one that is already there.
-        self.pending.append(acceptance if acceptance is not None else [])
-        if len(self.pending) > self.handler.maxUnacked:
+        pending = self.pending
+        behind = bool(pending)
+        pending.append(acceptance if acceptance is not None else [])
+        if len(pending) > self.handler.maxUnacked:
             self.stream.streamError("resource-constraint",
                                     "too many stanzas waiting to be stored")
             return
-        self.advance()
+        if len(pending) >= self.handler.maxUnacked // HOLD_READING and isinstance(
+                self.stream, ClientStream):
+            self.stream.holdReading()
+        if not behind:
+            self.advance()
+        # Else the first pending stanza is not complete, and one of its
+        # Deferreds is watched: when it fires, advance() looks at the rest
+        # (a burst of forwards waiting for one confirmation costs an append
+        # each, not a walk).
 
     def advance(self) -> None:
         """Move C{handled} over the pending stanzas that have completed, in order."""
@@ -272,6 +296,9 @@ class StreamManagement:
                 self.handled += 1
         finally:
             self.advancing = False
+        stream = self.stream
+        if stream.ackPaused and len(self.pending) <= self.handler.maxUnacked // RELEASE_READING:
+            stream.releaseReading()
         self.answerDue()
 
     def settled(self, result):
@@ -476,7 +503,7 @@ class StreamManagement:
         if settling:
             # What waited for an acknowledgement is settled once what was
             # re-routed is accepted where it went (offline storage written).
-            whenProcessed(rerouted, lambda: [waiter.settle() for _, waiter in settling])
+            whenLetGo(rerouted, lambda: [waiter.settle() for _, waiter in settling])
 
 
 class StreamManagementHandler(XMPPHandler):
