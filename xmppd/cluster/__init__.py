@@ -19,7 +19,11 @@ The design (DESIGN §6), in short:
     order of scripts is the order every node sees.
   - L{xmppd.cluster.transport}: a stanza for a binding on another node
     goes to that node's inbox, a Redis stream, and the node reads it with
-    a blocking C{XREAD} and deletes what it delivered.  Chosen over direct
+    a blocking C{XREAD} and deletes an entry once each of its stanzas is
+    settled (acknowledged by the client's stream management, or handed
+    on), so a node's crash loses nothing it had accepted (at least once);
+    the sender's stream management counts a forwarded stanza only once
+    Redis has it.  Chosen over direct
     node-to-node streams because the stanzas of a dead node stay where a
     survivor can take them and route them again (never lost, never
     silently dropped), and because, batched per reactor turn, the
@@ -28,6 +32,8 @@ The design (DESIGN §6), in short:
     not the parsing, and would lose what was in flight when a node died.
   - L{xmppd.cluster.service}: heartbeat (a key with a TTL), the watch
     over the other nodes' heartbeats, the subscription, the inbox reader.
+  - L{xmppd.cluster.lease}: who owns a room (a lease in Redis), and which
+    node should claim a free one (rendezvous hashing over the live nodes).
   - L{xmppd.cluster.invalidation}: caches of account data dropped on the
     other nodes when one node writes.
 """
