@@ -86,6 +86,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
+from xmppd.core.events import SESSION_QUEUED, QueuedEvent
 from xmppd.core.hooks import DELIVER
 from xmppd.core.ordering import whenProcessed
 from xmppd.c2s.stream import ClientStream
@@ -178,6 +179,13 @@ class DetachedStream:
             self.sm.stanzaSent(serialize(obj))
         elif type(obj) is StanzaText:
             self.sm.stanzaSent(obj)
+        else:
+            return
+        # Someone (push notifications, XEP-0357) wants to know what the
+        # client is missing; nobody listening costs one lookup.
+        hooks = self.sm.handler.domain.hooks
+        if hooks.has(SESSION_QUEUED):
+            hooks.notify(SESSION_QUEUED, QueuedEvent(self.sm.session, obj))
 
     def streamError(self, condition: str, text: str | None = None, appCondition=None) -> None:
         self.sm.end()
