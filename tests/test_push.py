@@ -311,6 +311,7 @@ def test_tooManyRegistrations(domain):
     domain.send(enable("one-too-many"))
     [reply] = juliet.take()
     assert errorCondition(reply) == "policy-violation"
+    assert "type='modify'" in reply.toXml()  # Serializable: the error has its type.
     assert len(stored(domain)) == 5
 
 
@@ -338,6 +339,7 @@ def test_malformed(domain, xml):
     domain.send(xml)
     [reply] = juliet.take()
     assert errorCondition(reply) == "bad-request"
+    assert "type='modify'" in reply.toXml()
     assert stored(domain) == []
 
 
@@ -379,3 +381,20 @@ def test_detachedSessionPushes(tmp_path):
     other.disconnect()
     node.message("romeo@example.org/orchard", "hello", sender="juliet@example.org/balcony")
     assert app.take() == []
+
+
+def test_unacknowledgedAtDetachPushes(tmp_path):
+    """A message the client had not acknowledged when its connection broke pushes too."""
+    node = SMNode(tmp_path, features=SM_FEATURES + ("offline", "push"))
+    app = AppServer()
+    node.server.router.addRoute(APP, app)
+    client = node.login(sm=True)
+    client.send("<iq type='set' id='e'><enable xmlns='urn:xmpp:push:0' jid='%s' node='n'/>"
+                "</iq>" % APP)
+    client.received()
+    node.message("juliet@example.org/balcony", "did you get this?")
+    assert [e.name for e in client.received() if e.name == "message"] == ["message"]
+    assert app.take() == []
+    client.disconnect()
+    [iq] = app.take()
+    assert summary(iq)["message-count"] == ["1"]

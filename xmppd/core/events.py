@@ -76,7 +76,9 @@ Client streams (fired by L{xmppd.c2s.stream}):
   - C{"session/queued"} (L{QueuedEvent}, C{notify}; fired by stream
     management, and only while someone listens): a stanza is kept for a
     session whose connection broke and that waits to be resumed (XEP-0198
-    §5), so its client does not have it yet (push notifications wake it).
+    §5), so its client does not have it yet (push notifications wake it);
+    also, when the connection breaks, for each message it had not
+    acknowledged.
 
 Durability (issue 5): a stanza kept while something asynchronous decides
 its fate is held (L{xmppd.core.stanzas.hold}); stream management

@@ -27,8 +27,9 @@ When to push (§6, Prosody's mod_cloud_notify rules for what matters):
     registration of the account;
   - a message is queued for a session whose connection broke while stream
     management keeps it for resumption (hook C{"session/queued"}, fired by
-    L{xmppd.features.sm} only for detached sessions): the registrations
-    that session enabled (a phone re-enables push on every connection, and
+    L{xmppd.features.sm} only for detached sessions, and at the break for
+    the messages the client had not acknowledged): the registrations that
+    session enabled (a phone re-enables push on every connection, and
     another device's registration is not woken by traffic for this one).
 
 Only important messages push: a body that is not empty, or end-to-end
@@ -332,7 +333,8 @@ class PushHandler(XMPPHandler, IQHandlerMixin):
         account = sender.userhostJID()
         registrations = [r for r in await self.load(account) if r.key != registration.key]
         if len(registrations) >= self.settings.max_registrations:
-            raise StanzaError("policy-violation",
+            # RFC 6120 §8.3.3.12; Twisted's table predates it, so the type is given.
+            raise StanzaError("policy-violation", type="modify",
                               text="at most %d push registrations per account"
                               % (self.settings.max_registrations,))
         registrations.append(registration)

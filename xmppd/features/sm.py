@@ -399,6 +399,15 @@ class StreamManagement:
             return False
         self.detach()
         self.timer = self.clock.callLater(self.timeout, self.end)
+        hooks = self.handler.domain.hooks
+        if self.unacked and hooks.has(SESSION_QUEUED):
+            # The messages the client never acknowledged are missed as much
+            # as those that come from now on (push notifications).
+            for _, text in list(self.unacked):
+                if text.startswith("<message"):
+                    stanza = parseStanza(text)
+                    if stanza is not None:
+                        hooks.notify(SESSION_QUEUED, QueuedEvent(self.session, stanza))
         return True
 
     def detach(self) -> None:
