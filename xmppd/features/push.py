@@ -502,7 +502,7 @@ class PushHandler(XMPPHandler, IQHandlerMixin):
             waiting.timer.cancel()
         if kind == "result":
             return True
-        error = _child(stanza, stanza.uri, "error") or _child(stanza, None, "error")
+        error = next((child for child in stanza.elements() if child.name == "error"), None)
         errorType = None if error is None else error.getAttribute("type")
         condition = None
         if error is not None:
