@@ -94,7 +94,9 @@ async def test_xmppctlHooks(makeServer):
     assert listening(lines, "message/bare") == [
         "privacy.policy.Policy.onStanza", "mam.archive.MAMHandler.onIncoming",
         "carbons.CarbonsHandler.onReceived", "messages.MessageHandler.onBareMessage"]
-    assert listening(lines, "message/offline") == ["offline.handler.OfflineHandler.onOffline"]
+    # Push notifications hear of the message before offline storage takes it.
+    assert listening(lines, "message/offline") == [
+        "push.PushHandler.onOffline", "offline.handler.OfflineHandler.onOffline"]
     assert any(line.startswith("node-wide ") for line in lines)
     assert (asJSON.status, asJSON.err) == (0, ""), asJSON
     answer = json.loads(asJSON.out)

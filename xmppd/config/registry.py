@@ -46,6 +46,8 @@ FEATURES: dict[str, str] = {
     "nickname": "xmppd.features.nickname",
     "bookmarks": "xmppd.features.bookmarks",
     "upload": "xmppd.features.upload.service",
+    "push": "xmppd.features.push",
+    "extdisco": "xmppd.features.extdisco",
 }
 
 #: Core modules that declare a configuration section but are not features of

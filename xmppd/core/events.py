@@ -84,6 +84,12 @@ Client streams (fired by L{xmppd.c2s.stream}):
     is about to be unbound.  Features forget what they keep for the full
     JID on C{session/closed}; for a replaced session it fires after the new
     bind took the JID and before the new holder hears its bind settled.
+  - C{"session/queued"} (L{QueuedEvent}, C{notify}; fired by stream
+    management, and only while someone listens): a stanza is kept for a
+    session whose connection broke and that waits to be resumed (XEP-0198
+    §5), so its client does not have it yet (push notifications wake it);
+    also, when the connection breaks, for each message it had not
+    acknowledged.
 
 Durability (issue 5): a stanza kept while something asynchronous decides
 its fate is held (L{xmppd.core.stanzas.hold}); stream management
@@ -146,6 +152,20 @@ class OutgoingEvent:
 class FeaturesEvent:
     stream: Any
     features: domish.Element
+
+
+class QueuedEvent:
+    """
+    A stanza kept for a detached session (C{"session/queued"}): C{stanza}
+    is an element, or a L{xmppd.core.stanzas.StanzaText} for a stanza
+    serialized once for many (a room's fan-out).
+    """
+
+    __slots__ = ("session", "stanza")
+
+    def __init__(self, session: Any, stanza: Any):
+        self.session = session
+        self.stanza = stanza
 
 
 @dataclass
@@ -289,6 +309,8 @@ C2S_DRAINING = declare("c2s/draining", None, False,
 
 SESSION_BOUND = declare("session/bound", None, False, "a resource was bound (a Session)")
 SESSION_CLOSED = declare("session/closed", None, False, "a session ends (a Session)")
+SESSION_QUEUED = declare("session/queued", QueuedEvent, False,
+                         "a stanza is kept for a detached session (stream management)")
 
 ACCOUNT_REMOVED = declare("account/removed", AccountEvent, False,
                           "an account and its stored data are gone")

@@ -92,6 +92,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
+from xmppd.core.events import SESSION_QUEUED, QueuedEvent
 from xmppd.core.hooks import DELIVER
 from xmppd.core.ordering import whenLetGo
 from xmppd.c2s.stream import ClientStream
@@ -193,6 +194,13 @@ class DetachedStream:
             self.sm.stanzaSent(serialize(obj))
         elif type(obj) is StanzaText:
             self.sm.stanzaSent(obj)
+        else:
+            return
+        # Someone (push notifications, XEP-0357) wants to know what the
+        # client is missing; nobody listening costs one lookup.
+        hooks = self.sm.handler.domain.hooks
+        if hooks.has(SESSION_QUEUED):
+            hooks.notify(SESSION_QUEUED, QueuedEvent(self.sm.session, obj))
 
     def streamError(self, condition: str, text: str | None = None, appCondition=None) -> None:
         self.sm.end()
@@ -419,6 +427,15 @@ class StreamManagement:
             return False
         self.detach()
         self.timer = self.clock.callLater(self.timeout, self.end)
+        hooks = self.handler.domain.hooks
+        if self.unacked and hooks.has(SESSION_QUEUED):
+            # The messages the client never acknowledged are missed as much
+            # as those that come from now on (push notifications).
+            for _, text in list(self.unacked):
+                if text.startswith("<message"):
+                    stanza = parseStanza(text)
+                    if stanza is not None:
+                        hooks.notify(SESSION_QUEUED, QueuedEvent(self.session, stanza))
         return True
 
     def detach(self) -> None:
