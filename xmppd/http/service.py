@@ -346,6 +346,9 @@ class HTTPService(ListeningService):
         self.root = resource.Resource()
         #: (rel, path, plain scheme, TLS scheme) of the XEP-0156 links, in order.
         self.links: list[tuple[str, str, str, str]] = []
+        #: Functions of a served domain giving a URL (or C{None}) that pages
+        #: of this service must be allowed to reach (L{addConnectSource}).
+        self.connectSources: list = []
         self.site = WebSite(self.root, self.config,
                             server.config.limits.connections_per_ip, reactor=reactor)
         from xmppd.http.discovery import wellKnown
@@ -386,6 +389,16 @@ class HTTPService(ListeningService):
         with (C{("ws", "wss")} for a WebSocket).
         """
         self.links.append((rel, path, schemes[0], schemes[1]))
+
+    def addConnectSource(self, urlOf) -> None:
+        """
+        Pages served here (the chat page, L{xmppd.http.chat}) talk to
+        C{urlOf(domain)} for a served domain (file upload's URLs, which an
+        operator may put on another origin, even a plain C{http} one): their
+        Content-Security-Policy must name its origin.  C{urlOf} returns a
+        URL or C{None}.
+        """
+        self.connectSources.append(urlOf)
 
     def listeners(self):
         if self.config.endpoint:
