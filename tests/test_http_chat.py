@@ -196,6 +196,11 @@ def test_contentSecurityPolicyAllowsUploads(get):
     assert directives["img-src"] == "'self' data: blob: https: http://files.example.org:8080"
     assert directives["media-src"] == "'self' data: blob: https: http://files.example.org:8080"
     assert directives["default-src"] == "'none'"
+    # Named once: uploads on the HTTPS listener that serves BOSH too.
+    head, _ = get(b"/chat", host=b"example.org:5443", https=True, links=(WEBSOCKET, BOSH),
+                  sources=(lambda domain: "https://example.org:5443",))
+    assert policyOf(head)["connect-src"] == (
+        "'self' https://example.org:5443 wss://example.org:5443 https:")
 
 
 def test_uploadURLsInThePolicy(tmp_path):

@@ -156,6 +156,7 @@ class ChatPage(resource.Resource):
         uploads = sorted({origin(url) for url in (source(domain) for source in
                                                    self.service.connectSources) if url})
         elsewhere = "".join(" " + o for o in uploads)
+        connectElsewhere = "".join(" " + o for o in uploads if o not in origins)
         policy = "; ".join((
             "default-src 'none'",
             "script-src 'self' 'nonce-%s' 'wasm-unsafe-eval'" % (nonce,),
@@ -163,7 +164,7 @@ class ChatPage(resource.Resource):
             "img-src 'self' data: blob: https:%s" % (elsewhere,),
             "media-src 'self' data: blob: https:%s" % (elsewhere,),
             "font-src 'self' data:",
-            "connect-src 'self' %s https:%s" % (" ".join(origins), elsewhere),
+            "connect-src 'self' %s https:%s" % (" ".join(origins), connectElsewhere),
             "worker-src 'self' blob:",
             "manifest-src 'self'",
             "base-uri 'none'",
