@@ -91,8 +91,16 @@ class Browser:
         self.driver.set_script_timeout(TIMEOUT)
 
     def until(self, condition, what: str):
+        """
+        C{condition(driver)} once it is true, within L{TIMEOUT}.  Converse
+        re-renders parts of the page as it learns things (the toolbar once
+        it found the upload service): an element found just before is then
+        stale, and the condition is tried again.
+        """
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
-        return WebDriverWait(self.driver, TIMEOUT, poll_frequency=0.1).until(
+        return WebDriverWait(self.driver, TIMEOUT, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(
             condition, "%s (after %s s)" % (what, TIMEOUT))
 
     def visible(self, css: str, text: str | None = None):
@@ -152,8 +160,12 @@ class Browser:
         """
         from selenium.webdriver.common.by import By
         self.visible("%s converse-chat-toolbar .fa-paperclip" % (box,))
-        self.driver.find_element(
-            By.CSS_SELECTOR, "%s input.fileupload[type=file]" % (box,)).send_keys(path)
+
+        def choose(driver):
+            driver.find_element(
+                By.CSS_SELECTOR, "%s input.fileupload[type=file]" % (box,)).send_keys(path)
+            return True
+        self.until(choose, "no file input in %s" % (box,))
 
     def enterRoom(self, room: str) -> None:
         """Follow a room link (C{#converse/room?jid=}), as a user does."""
