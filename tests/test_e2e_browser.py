@@ -3,16 +3,17 @@ End-to-end in a real browser (issue 15, item 6): Debian's Chromium,
 headless, driven by Selenium through Debian's C{chromedriver}, opens the
 node's chat page (C{/chat}, L{xmppd.http.chat}) with npm's Converse.js
 from C{tests/js} (all three installed by C{scripts/install-test-deps}),
-logs in over the WebSocket, and does what a user does: sees a contact in
-the roster, chats with a slixmpp user both ways, enters a room and reads
-what a slixmpp occupant says there.
+logs in over the WebSocket and over BOSH, and does what a user does: sees
+a contact in the roster, chats with a slixmpp user both ways, enters a
+room and reads what a slixmpp occupant says there, and sends a file with
+HTTP File Upload that the slixmpp user downloads.
 
 Selenium is synchronous, and the node runs in this process on the
 reactor: every browser step runs in a thread (L{step}) while the reactor
 serves the node and slixmpp, and every wait in it is a C{WebDriverWait} of
 at most L{TIMEOUT}.  A screenshot of the page is kept under the test's
 C{tmp_path} (its path is printed): C{failure.png} when a step fails (with
-the browser's console in C{console.log}), C{converse.png} when all passed.
+the browser's console in C{console.log}), C{converse.png} (C{upload.png}) when all passed.
 
 The test skips, saying why, only when Chromium, chromedriver, Converse.js
 or Selenium is not installed; a browser that is installed but does not
@@ -28,7 +29,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import threads
 
-from tests.e2e import DOMAIN, REPO, TIMEOUT, contacts, password
+from tests.e2e import DOMAIN, REPO, TIMEOUT, contacts, password, wait
 
 ensureDeferred = pytest_twisted.ensureDeferred
 
@@ -90,8 +91,16 @@ class Browser:
         self.driver.set_script_timeout(TIMEOUT)
 
     def until(self, condition, what: str):
+        """
+        C{condition(driver)} once it is true, within L{TIMEOUT}.  Converse
+        re-renders parts of the page as it learns things (the toolbar once
+        it found the upload service): an element found just before is then
+        stale, and the condition is tried again.
+        """
+        from selenium.common.exceptions import StaleElementReferenceException
         from selenium.webdriver.support.ui import WebDriverWait
-        return WebDriverWait(self.driver, TIMEOUT, poll_frequency=0.1).until(
+        return WebDriverWait(self.driver, TIMEOUT, poll_frequency=0.1,
+                             ignored_exceptions=(StaleElementReferenceException,)).until(
             condition, "%s (after %s s)" % (what, TIMEOUT))
 
     def visible(self, css: str, text: str | None = None):
@@ -141,6 +150,22 @@ class Browser:
         field = self.visible("%s textarea.chat-textarea" % (box,))
         field.send_keys(text)
         field.send_keys(Keys.ENTER)
+
+    def pickFile(self, box: str, path: str) -> None:
+        """
+        Choose C{path} to send in C{box}, as the paperclip's file dialog
+        would: Converse shows the paperclip (and its hidden file input) only
+        once it found an upload service, and sends the file on the input's
+        change.
+        """
+        from selenium.webdriver.common.by import By
+        self.visible("%s converse-chat-toolbar .fa-paperclip" % (box,))
+
+        def choose(driver):
+            driver.find_element(
+                By.CSS_SELECTOR, "%s input.fileupload[type=file]" % (box,)).send_keys(path)
+            return True
+        self.until(choose, "no file input in %s" % (box,))
 
     def enterRoom(self, room: str) -> None:
         """Follow a room link (C{#converse/room?jid=}), as a user does."""
@@ -196,15 +221,20 @@ async def chatAsAUser(makeServer, tmp_path, transport: str) -> None:
         print("\nscreenshot of the chat page: %s" % (await step(browser.screenshot,
                                                                  "converse.png"),))
     except BaseException:
-        try:
-            shot = await step(browser.screenshot, "failure.png")
-            console = await step(browser.console)
-            print("\nscreenshot of the failure: %s\nbrowser console: %s" % (shot, console))
-        except Exception as e:  # noqa: BLE001 - the test's own failure is what matters
-            print("\nno screenshot of the failure: %r" % (e,))
+        await failed(browser)
         raise
     finally:
         await step(browser.quit)
+
+
+async def failed(browser) -> None:
+    """Keep a screenshot and the console of a failed test (their paths printed)."""
+    try:
+        shot = await step(browser.screenshot, "failure.png")
+        console = await step(browser.console)
+        print("\nscreenshot of the failure: %s\nbrowser console: %s" % (shot, console))
+    except Exception as e:  # noqa: BLE001 - the test's own failure is what matters
+        print("\nno screenshot of the failure: %r" % (e,))
 
 
 async def served(url: str) -> bool:
@@ -240,7 +270,61 @@ async def test_converseOverBOSH(makeServer, tmp_path):
     await chatAsAUser(makeServer, tmp_path, "bosh")
 
 
-@pytest.mark.skip(reason="to do: HTTP file upload (issue 15 item 5) is not on this branch; "
-                         "share a file from Converse.js and fetch it with slixmpp once it is")
-def test_converseUploadsAFile():
-    """Converse.js uploads a file (XEP-0363) and bob receives a link that downloads it."""
+@ensureDeferred
+async def test_converseUploadsAFile(makeServer, tmp_path):
+    """
+    Converse.js uploads a file (XEP-0363): alice picks a file in the chat
+    with bob (the file input of the chat box's toolbar, which Converse
+    shows once it found the upload service through service discovery);
+    the page asks for a slot and PUTs the file from the browser to the
+    node's HTTPS upload URL (same self-signed certificate, CORS, and the
+    page's Content-Security-Policy must allow it), then sends bob the GET
+    URL; bob (slixmpp) gets that URL and downloads the very bytes alice
+    picked, trusting the node's certificate.
+    """
+    needBrowser()
+    from tests.test_e2e_upload import fetch, trusting
+    server = await makeServer({"http": {"conversejs_dir": CONVERSE},
+                               "upload": {"max_file_size": 1_000_000}})
+    url = "https://localhost:%d/chat?transport=websocket" % (server.node.httpsPort,)
+    await contacts(server, "alice", "bob")
+    bob = server.client("bob")
+    bob.xmpp.register_plugin("xep_0066")
+    await bob.login()
+    bob.xmpp.send_presence()
+    picked = tmp_path / "field notes.txt"
+    picked.write_bytes(UPLOADED)
+    box = "converse-chat[jid='bob@%s']" % (DOMAIN,)
+    browser = await step(Browser, tmp_path)
+    try:
+        await step(browser.open, url)
+        await step(browser.logIn, "alice", password("alice"))
+        await step(browser.openChat, "bob@" + DOMAIN)
+        await step(browser.pickFile, box, str(picked))
+
+        message = await bob.nextMessage()
+        assert message["from"].bare == "alice@" + DOMAIN
+        link = message["body"]
+        assert link.startswith("https://localhost:%d/upload/" % (server.node.httpsPort,))
+        assert link.endswith("/field%20notes.txt")
+        assert message["oob"]["url"] == link
+        status, headers, body = await wait(fetch(link, trusting(server)))
+        assert (status, body) == (200, UPLOADED)
+        assert headers["Content-Type"] == "text/plain"
+        # alice sees her upload as a link to the file, not an error.
+        await step(browser.visible, "%s .chat-msg__text a[href='%s']" % (box, link))
+        console = await step(browser.console)
+        with open(console, encoding="utf-8") as f:
+            violations = [line for line in f if "Content Security Policy" in line]
+        assert violations == [], "the page broke its own CSP; see %s" % (console,)
+        print("\nscreenshot of the upload: %s" % (await step(browser.screenshot,
+                                                               "upload.png"),))
+    except BaseException:
+        await failed(browser)
+        raise
+    finally:
+        await step(browser.quit)
+
+
+#: What alice uploads: text, and every byte value, so any mangling shows.
+UPLOADED = ("Field notes, día 1 ✓\n".encode("utf-8") + bytes(range(256))) * 40

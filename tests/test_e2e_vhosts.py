@@ -140,3 +140,36 @@ async def test_certificateBySNI(makeServer, tmp_path, directTLS):
 
     assert romeo.tls.getpeercert(binary_form=True) == certificateOf(node.ownCertificate)
     assert guest.tls.getpeercert(binary_form=True) == certificateOf(str(node.certificatePath))
+
+
+@ensureDeferred
+async def test_httpsCertificateBySNI(makeServer, tmp_path):
+    """
+    The HTTPS listener (C{http.tls_endpoint}: WebSocket, BOSH, uploads, the
+    chat page) has the client listeners' certificates and SNI: a browser of
+    each domain is shown that domain's certificate, and is answered.
+    """
+    import asyncio
+    from tests.e2e import wait
+    node = await twoDomains(makeServer, tmp_path)
+
+    async def certificateFor(name: str) -> tuple[bytes, bytes]:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        reader, writer = await asyncio.open_connection(
+            "127.0.0.1", node.node.httpsPort, ssl=context, server_hostname=name)
+        try:
+            certificate = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+            writer.write(b"GET /.well-known/host-meta.json HTTP/1.1\r\nHost: %s\r\n"
+                         b"Connection: close\r\n\r\n" % (name.encode("ascii"),))
+            return certificate, await reader.read()
+        finally:
+            writer.close()
+
+    certificate, answer = await wait(certificateFor(DOMAIN))
+    assert certificate == certificateOf(node.ownCertificate)
+    assert answer.startswith(b"HTTP/1.1 200 ")
+    certificate, answer = await wait(certificateFor(GUESTS))
+    assert certificate == certificateOf(str(node.certificatePath))
+    assert b'"wss://%s/xmpp-websocket"' % (GUESTS.encode(),) in answer

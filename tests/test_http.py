@@ -137,6 +137,58 @@ def test_slowHead():
     assert transport.aborted
 
 
+@pytest.mark.parametrize("framing", [b"Content-Length: 1000", b"Transfer-Encoding: chunked"])
+def test_slowBody(framing):
+    """
+    A body trickled a byte at a time (a slow POST) must also be whole
+    within C{http.header_timeout} of the request's start: 408, then cut off.
+    """
+    site, clock = makeSite(header_timeout=10.0, request_timeout=60.0)
+    channel, transport = connect(site)
+    channel.dataReceived(b"POST /echo HTTP/1.1\r\nHost: localhost\r\n%s\r\n\r\n" % framing)
+    if framing.startswith(b"Transfer"):
+        channel.dataReceived(b"3e8\r\n")
+    for _ in range(9):
+        clock.advance(1)
+        channel.dataReceived(b"x")
+    assert transport.value() == b""
+    clock.advance(1)
+    assert transport.value().startswith(b"HTTP/1.1 408 ")
+    assert transport.disconnecting
+    clock.advance(channel.abortTimeout)
+    assert transport.aborted
+
+
+def test_bodyInTimeThenKeepAlive():
+    """A body whole in time is answered, and the next request has a deadline of its own."""
+    site, clock = makeSite(header_timeout=10.0)
+    channel, transport = connect(site)
+    channel.dataReceived(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 4\r\n\r\nxx")
+    clock.advance(9)
+    channel.dataReceived(b"xx")
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert transport.value().endswith(b"4")
+    clock.advance(9)
+    assert not transport.disconnecting
+    channel.dataReceived(b"GET /echo HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    assert transport.value().count(b"HTTP/1.1 200 ") == 2
+    assert not transport.disconnecting
+
+
+def test_silentRequestClosed():
+    """
+    A request whose body stops coming is closed after C{http.request_timeout}
+    seconds of silence (an upload, which has no overall deadline, included).
+    """
+    site, clock = makeSite(header_timeout=100.0, request_timeout=5.0)
+    channel, transport = connect(site)
+    channel.dataReceived(b"POST /echo HTTP/1.1\r\nHost: localhost\r\nContent-Length: 10\r\n\r\nx")
+    clock.advance(4.9)
+    assert not transport.disconnecting
+    clock.advance(0.1)
+    assert transport.disconnecting
+
+
 def test_idleKeepAliveClosed():
     """A keep-alive connection with no next request is closed after C{http.header_timeout}."""
     site, clock = makeSite(header_timeout=5.0)

@@ -55,8 +55,10 @@ def get(tmp_path, dist, monkeypatch):
     (tmp_path / "node").mkdir()
     node = Node(tmp_path / "node")
 
-    def get(path, host=b"example.org:5280", https=False, links=(WEBSOCKET,)):
+    def get(path, host=b"example.org:5280", https=False, links=(WEBSOCKET,), sources=()):
         service = HTTPService(node.server, None, reactor=node.clock)
+        for source in sources:
+            service.addConnectSource(source)
         if WEBSOCKET in links:
             service.addLink(WEBSOCKET, "/xmpp-websocket", ("ws", "wss"))
         if BOSH in links:
@@ -167,6 +169,50 @@ def test_contentSecurityPolicy(get):
         assert directives["base-uri"] == "'none'"
         assert b"x-content-type-options: nosniff" in head.lower()
     assert heads[0] != heads[1]
+
+
+def policyOf(head: bytes) -> dict:
+    policy = re.search(rb"(?i)content-security-policy: (.*)\r\n", head).group(1).decode()
+    return dict(d.strip().split(" ", 1) for d in policy.split(";"))
+
+
+def test_contentSecurityPolicyAllowsUploads(get):
+    """
+    File upload's URLs (XEP-0363) may be on another origin, even plain
+    http (C{upload.public_url} behind a proxy): the page may PUT there and
+    show the files, for the domain the page is for.
+    """
+    asked = []
+
+    def upload(domain):
+        asked.append(domain)
+        return "http://files.%s:8080" % (domain,)
+
+    head, _ = get(b"/chat", host=b"chat.example.net", sources=(upload, lambda domain: None))
+    directives = policyOf(head)
+    assert asked == [DOMAIN]
+    assert directives["connect-src"] == (
+        "'self' ws://chat.example.net https: http://files.example.org:8080")
+    assert directives["img-src"] == "'self' data: blob: https: http://files.example.org:8080"
+    assert directives["media-src"] == "'self' data: blob: https: http://files.example.org:8080"
+    assert directives["default-src"] == "'none'"
+    # Named once: uploads on the HTTPS listener that serves BOSH too.
+    head, _ = get(b"/chat", host=b"example.org:5443", https=True, links=(WEBSOCKET, BOSH),
+                  sources=(lambda domain: "https://example.org:5443",))
+    assert policyOf(head)["connect-src"] == (
+        "'self' https://example.org:5443 wss://example.org:5443 https:")
+
+
+def test_uploadURLsInThePolicy(tmp_path):
+    """The node's upload feature tells the HTTP service where its URLs are."""
+    from xmppd.tap import makeService
+    config = configFromDict({"server": {"data_dir": str(tmp_path / "data")},
+                             "storage": {"backend": "memory"},
+                             "http": {"endpoint": "tcp:0", "tls_endpoint": ""},
+                             "upload": {"public_url": "http://{domain}.files.test"}})
+    web = makeService(config).getServiceNamed("http")
+    assert [source("example.org") for source in web.connectSources] == [
+        "http://example.org.files.test"]
 
 
 def test_files(get):

@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from xmppd.config import loadConfig
+from xmppd.config import configFromDict, loadConfig
 from xmppd.launch import Options
 from xmppd.tap import makeService
 
@@ -55,6 +55,47 @@ def test_treeOrder(tmp_path):
                      "pubsub.example.org", "upload.example.org", "s2s", "c2s", "http",
                      "upload-sweeper"]
     assert server.getServiceNamed("localhost").domain == "localhost"
+
+
+def test_storageStopsLast(tmp_path):
+    """
+    Storage closes only once every other service has stopped: the c2s
+    listeners end sessions (and write their last activity, or what a
+    stream-management session never acknowledged) while they stop.
+    """
+    from twisted.application.service import Service
+    from twisted.internet import defer
+    from xmppd.core.server import XMPPServer
+    from xmppd.storage.service import StorageService
+
+    class Store:
+        closed = False
+
+        def open(self):
+            return defer.succeed(None)
+
+        def close(self):
+            self.closed = True
+            return defer.succeed(None)
+
+    class Slow(Service):
+        def stopService(self):
+            Service.stopService(self)
+            self.stopping = defer.Deferred()
+            return self.stopping
+
+    server = XMPPServer(configFromDict({"server": {"data_dir": str(tmp_path)}}))
+    store = Store()
+    server.storageService = StorageService(store)
+    server.storageService.setServiceParent(server)
+    listeners = Slow()
+    listeners.setServiceParent(server)
+    server.startService()
+    stopped = server.stopService()
+    assert not store.closed and not stopped.called
+    listeners.stopping.callback(None)
+    assert store.closed and stopped.called
+    assert not server.running and not server.storageService.running
 
 
 def test_selfSignedCertificateOnFirstBuild(tmp_path):

@@ -200,6 +200,28 @@ def test_streamedToDisk(env):
     assert web.put(put, b"y" * 50_000, b"video/mp4").status == 201  # the slot is still usable
 
 
+def test_uploadNotBoundByTheHeadDeadline(tmp_path):
+    """
+    An upload's body may take longer than C{http.header_timeout} (a large
+    file on a slow link): only silence (C{http.request_timeout}) ends it.
+    """
+    store = makeStore(tmp_path)
+    service = Service(store)
+    web = Web(store, header_timeout=10.0, request_timeout=30.0)
+    put, get = slot(service, 3000, "application/octet-stream", "slow.bin")
+    channel, transport = web.connect()
+    channel.dataReceived(b"PUT %s HTTP/1.1\r\nHost: example.org\r\nContent-Length: 3000\r\n"
+                         b"Content-Type: application/octet-stream\r\n\r\n" % path(put))
+    for _ in range(29):
+        store.clock.advance(10)
+        channel.dataReceived(b"x" * 100)
+    assert transport.value() == b""
+    store.clock.advance(10)
+    channel.dataReceived(b"x" * 100)
+    assert Response(transport.value()).status == 201
+    assert web.get(get).body == b"x" * 3000
+
+
 def test_uploadLimitOnlyForUploads(env):
     """Bodies up to max_file_size reach /upload/ only; elsewhere http.max_request_size holds."""
     store, service, web = env

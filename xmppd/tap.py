@@ -90,9 +90,11 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     web.setServiceParent(server)
     if "upload" in server.config.server.modules:
         # HTTP File Upload (XEP-0363): the files of the upload services' slots.
-        from xmppd.features.upload.service import makeStore
+        from xmppd.features.upload.service import baseURLOf, makeStore
         from xmppd.features.upload.store import PATH
         from xmppd.http.upload import addUpload
         sweeper = addUpload(web, makeStore(server), PATH, clock=server.clock)
+        # The chat page's browser PUTs and GETs there.
+        web.addConnectSource(baseURLOf(server))
         sweeper.setServiceParent(server)
 

@@ -227,8 +227,9 @@ class HTTPConfig:
         "most header fields in one request")
     header_timeout: float = option(
         10.0, number(minimum=0, minimumExclusive=True),
-        "seconds a connection has to send a whole request head (slow clients are "
-        "closed); also how long an idle keep-alive connection stays open")
+        "seconds a connection has to send a whole request head and its body, an "
+        "upload's body excepted (slow clients are closed); also how long an idle "
+        "keep-alive connection stays open")
     request_timeout: float = option(
         60.0, number(minimum=0, minimumExclusive=True),
         "seconds of silence after which a connection with a request being read is closed")

@@ -5,7 +5,11 @@ The node: the root of the service tree (DESIGN §1).
 L{XMPPServer} owns what every part shares (configuration, router, session
 manager, clock) and holds its children in start order: storage first, the
 served domains, the c2s listeners last, so stopping closes listeners first
-and storage last.
+and storage last.  Twisted's C{MultiService} would stop them all at once
+(storage too, while the listeners still end sessions that write to it:
+last activity, stanzas a stream-management session never acknowledged);
+L{XMPPServer.stopService} stops storage only once every other child has
+stopped.
 """
 
 from __future__ import annotations
@@ -81,6 +85,20 @@ class XMPPServer(service.MultiService):
     @property
     def storage(self):
         return self.storageService.storage
+
+    def stopService(self) -> defer.Deferred:
+        """
+        Stop every child but storage, in reverse start order, and storage
+        once all of them have stopped (see the module docstring).
+        """
+        service.Service.stopService(self)
+        storage = self.storageService
+        children = [child for child in reversed(list(self)) if child is not storage]
+        stopping = [defer.maybeDeferred(child.stopService) for child in children]
+        done = defer.DeferredList(stopping)
+        if storage is not None and storage.parent is self:
+            done.addCallback(lambda _: defer.maybeDeferred(storage.stopService))
+        return done
 
     def whenReady(self) -> defer.Deferred:
         """

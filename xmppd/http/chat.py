@@ -18,9 +18,11 @@ of them, so one can try either (Converse prefers the WebSocket).
 
 Its Content-Security-Policy lets the page run only its own inline start-up
 script (a nonce per response) and scripts from C{/chat/dist/}, and connect
-only to this origin, its WebSocket URL and HTTPS (file upload and its
-downloads may live on another host); Converse's OMEMO needs WebAssembly
-(C{'wasm-unsafe-eval'}), its templates inline styles.
+only to this origin, its WebSocket URL, HTTPS, and the origin of file
+upload's URLs (L{xmppd.http.service.HTTPService.addConnectSource}: they
+may live on another host, even over plain HTTP), whose files it may also
+show; Converse's OMEMO needs WebAssembly (C{'wasm-unsafe-eval'}), its
+templates inline styles.
 
 The files are served from the configured directory only: no directory
 listings, no dot files, nothing a symbolic link leads to outside the
@@ -74,6 +76,12 @@ def checkDirectory(directory: str) -> None:
             "http.conversejs_dir: %s has no %s (name Converse.js's dist directory, "
             "e.g. node_modules/converse.js/dist after npm install converse.js)"
             % (directory, " or ".join(missing)))
+
+
+def origin(url: str) -> str:
+    """The origin (C{scheme://host:port}) of an absolute URL, for a CSP source."""
+    scheme, _, rest = url.partition("://")
+    return scheme + "://" + rest.split("/", 1)[0]
 
 
 def _scriptJSON(value) -> str:
@@ -141,16 +149,22 @@ class ChatPage(resource.Resource):
         if isinstance(settings, str):
             return self.refuse(request, 404, settings)
         nonce = secrets.token_urlsafe(16)
-        origins = sorted({url.split("/", 3)[0] + "//" + url.split("/", 3)[2]
-                          for key, url in settings.items() if key.endswith("_url")})
+        origins = sorted({origin(url) for key, url in settings.items()
+                          if key.endswith("_url")})
+        # File upload's URLs (XEP-0363): the page PUTs files there and shows
+        # them from there, wherever the operator put them (even plain http).
+        uploads = sorted({origin(url) for url in (source(domain) for source in
+                                                   self.service.connectSources) if url})
+        elsewhere = "".join(" " + o for o in uploads)
+        connectElsewhere = "".join(" " + o for o in uploads if o not in origins)
         policy = "; ".join((
             "default-src 'none'",
             "script-src 'self' 'nonce-%s' 'wasm-unsafe-eval'" % (nonce,),
             "style-src 'self' 'unsafe-inline'",
-            "img-src 'self' data: blob: https:",
-            "media-src 'self' data: blob: https:",
+            "img-src 'self' data: blob: https:%s" % (elsewhere,),
+            "media-src 'self' data: blob: https:%s" % (elsewhere,),
             "font-src 'self' data:",
-            "connect-src 'self' %s https:" % (" ".join(origins),),
+            "connect-src 'self' %s https:%s" % (" ".join(origins), connectElsewhere),
             "worker-src 'self' blob:",
             "manifest-src 'self'",
             "base-uri 'none'",

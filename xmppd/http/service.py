@@ -14,9 +14,9 @@ L{HTTPService.addLink}; the WebSocket and BOSH transports
 upload is meant to follow the same way.
 
 Every connection is bounded before any resource sees it
-(L{WebChannel}): the request head (line and headers) must arrive whole
-within C{http.header_timeout} seconds and fit C{http.max_header_size} bytes
-and C{http.max_headers} fields; a body larger than C{http.max_request_size}
+(L{WebChannel}): the request head (line and headers), and its body but for
+an upload's, must arrive whole within C{http.header_timeout} seconds, the
+head fit C{http.max_header_size} bytes and C{http.max_headers} fields; a body larger than C{http.max_request_size}
 gets 413 without being read; C{http.request_timeout} seconds of silence
 close a connection; and one address has at most C{limits.connections_per_ip}
 connections open (a trusted proxy excepted: it speaks for many clients).
@@ -211,7 +211,13 @@ class WebChannel(http.HTTPChannel):
     def allHeadersReceived(self):
         if self.refused:
             return
-        self.cancelHeadDeadline()
+        if self.length == 0 or self.site.bodyHandlerFor(self._path) is not None:
+            # Nothing more to come, or an upload: large, as slow as the
+            # uploader's link, and bounded by its slot.
+            self.cancelHeadDeadline()
+        # Otherwise the body (at most http.max_request_size) must come
+        # within the same deadline as the head: a client trickling a byte
+        # now and then (slow POST) would hold the connection for ever.
         super().allHeadersReceived()
 
     def _send100Continue(self):
@@ -221,6 +227,7 @@ class WebChannel(http.HTTPChannel):
     def allContentReceived(self):
         if self.refused:
             return
+        self.cancelHeadDeadline()
         super().allContentReceived()
 
     def requestDone(self, request):
@@ -346,6 +353,9 @@ class HTTPService(ListeningService):
         self.root = resource.Resource()
         #: (rel, path, plain scheme, TLS scheme) of the XEP-0156 links, in order.
         self.links: list[tuple[str, str, str, str]] = []
+        #: Functions of a served domain giving a URL (or C{None}) that pages
+        #: of this service must be allowed to reach (L{addConnectSource}).
+        self.connectSources: list = []
         self.site = WebSite(self.root, self.config,
                             server.config.limits.connections_per_ip, reactor=reactor)
         from xmppd.http.discovery import wellKnown
@@ -386,6 +396,16 @@ class HTTPService(ListeningService):
         with (C{("ws", "wss")} for a WebSocket).
         """
         self.links.append((rel, path, schemes[0], schemes[1]))
+
+    def addConnectSource(self, urlOf) -> None:
+        """
+        Pages served here (the chat page, L{xmppd.http.chat}) talk to
+        C{urlOf(domain)} for a served domain (file upload's URLs, which an
+        operator may put on another origin, even a plain C{http} one): their
+        Content-Security-Policy must name its origin.  C{urlOf} returns a
+        URL or C{None}.
+        """
+        self.connectSources.append(urlOf)
 
     def listeners(self):
         if self.config.endpoint:
