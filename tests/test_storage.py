@@ -763,3 +763,41 @@ async def test_reopenNeverTouchesFileOutsideSQLite(tmp_path, monkeypatch):
     finally:
         await second.close()
         await first.close()
+
+
+class _TriggerRecorder:
+    """The real reactor, but its system event triggers are recorded, not added."""
+
+    def __init__(self, reactor):
+        self._reactor = reactor
+        self.triggers = []
+
+    def addSystemEventTrigger(self, phase, event, callable, *args):
+        self.triggers.append((phase, event, callable))
+        return len(self.triggers)
+
+    def removeSystemEventTrigger(self, trigger):
+        self.triggers[trigger - 1] = None
+
+    def __getattr__(self, name):
+        return getattr(self._reactor, name)
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteClosesAtShutdownOnlyAfterTheServiceTree(tmp_path):
+    """
+    The engine's own safety close runs "during" shutdown: twistd stops the
+    service tree "before" it and waits, and the tree still writes while it
+    stops (logouts, unacknowledged stanzas to offline storage); a close in
+    the same phase ran alongside those writes and lost them.  A store
+    closed normally removes its trigger.
+    """
+    from twisted.internet import reactor
+    from xmppd.storage.sqlite.engine import SQLiteEngine
+    recorder = _TriggerRecorder(reactor)
+    engine = SQLiteEngine(str(tmp_path / "xmppd.sqlite"), reactor=recorder)
+    await engine.open()
+    [(phase, event, _)] = recorder.triggers
+    assert (phase, event) == ("during", "shutdown")
+    await engine.close()
+    assert recorder.triggers == [None]

@@ -107,8 +107,12 @@ class SQLiteEngine:
         self._pool.start()
         # The worker is not a daemon thread: if the reactor stops without
         # close(), this still closes the file and lets the process exit.
+        # "during", not "before": twistd stops the service tree "before"
+        # shutdown and waits for it, and the tree still writes while it
+        # stops (logouts, what sessions never acknowledged, to offline
+        # storage); a close at "before" ran alongside and lost those writes.
         self._shutdownTrigger = self._reactor.addSystemEventTrigger(
-            "before", "shutdown", self._closeAtShutdown)
+            "during", "shutdown", self._closeAtShutdown)
         d = self._inThread(self._openInThread)
         d.addErrback(self._openFailed)
         return d
