@@ -454,3 +454,35 @@ def test_inlineElementThroughNonzaHook(node):
     deliver(node, presence(ROMEO, "away"))
     assert client.received() == []
     assert isInactive(stream)
+
+
+def test_preparedPresenceKeyedLikeElements():
+    """A serialized presence is classified from its start tag, with the same key as the element."""
+    from xmppd.features.csi import Reader, classifyText
+    element = parse("<presence from=\"a@b/o'hara\" type='unavailable'/>")
+    text = Prepared(element).textFor(BALCONY)
+    assert classifyText(text, Reader()) == classify(element) == ("presence", "a@b/o'hara")
+    subscribe = Prepared(parse("<presence from='a@b' type='subscribe'/>")).textFor(BALCONY)
+    assert classifyText(subscribe, Reader()) is None
+
+
+def test_preparedPepCollapses(node):
+    """PEP notifications fanned out as text collapse like the same stanzas as elements."""
+    client = inactive(node)
+    session = node.sessions.get(parseJID(BALCONY))
+    tune = "http://jabber.org/protocol/tune"
+    for itemId in ("a", "b"):
+        event = parse(pep(ROMEO, tune, itemId).replace(" to='%s'" % BALCONY, ""))
+        session.sendPrepared(Prepared(event), BALCONY)
+    assert client.received() == []
+    assert seen(client.exchange(ACTIVE)) == ["pep %s b" % tune]
+
+
+def test_readerRecovers():
+    """Half a stanza, or several, is never held, and the next stanza is read correctly."""
+    from xmppd.features.csi import Reader, classifyText
+    reader = Reader()
+    state = "<message from='a@b/c'><gone xmlns='http://jabber.org/protocol/chatstates'/></message>"
+    for bad in ["<message from='a@b'><x", "<message/><message/>", "<message><x></y></message>"]:
+        assert classifyText(bad, reader) is None
+        assert classifyText(state, reader) == ("chatstate", "a@b/c")
