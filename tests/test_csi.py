@@ -131,6 +131,17 @@ def test_nonzasAreNotAnswered(node):
     assert not isInactive(client.stream)
 
 
+def test_inactiveBeforeBind(node):
+    """A client may say it is inactive before it binds; binding still answers, and the state holds."""
+    client = node.connect()
+    client.client.authenticate("juliet")
+    assert client.exchange(INACTIVE) == []
+    client.client.bind("balcony")
+    deliver(node, presence(ROMEO, "away"))
+    assert client.received() == []
+    assert seen(client.exchange(ACTIVE)) == ["presence romeo away"]
+
+
 def test_nonzasNotCountedByStreamManagement(node):
     """Stream management counts stanzas only: the state changes leave 'h' where it was."""
     client = node.login(available=False, sm=True)
@@ -397,6 +408,7 @@ def test_setState(node):
     "<message><propose xmlns='urn:xmpp:jingle-message:0' id='c'/></message>",
     "<message><received xmlns='urn:xmpp:carbons:2'><forwarded xmlns='urn:xmpp:forward:0'>"
     "<message xmlns='jabber:client'><body>hi</body></message></forwarded></received></message>",
+    "<message><result xmlns='urn:xmpp:mam:2' queryid='q' id='1'/></message>",
     "<presence type='subscribed'/>",
     "<presence type='error'/>",
     "<iq type='result' id='1'/>",

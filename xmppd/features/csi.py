@@ -31,8 +31,8 @@ as its older C{mod_csi_battery_saver} did), see L{classify}:
 
 What goes at once: IQs, messages with a body (also inside a carbon copy),
 a subject (the last step of a room join), invitations, encrypted payloads
-(OMEMO, XEP-0380), call invitations (XEP-0353), errors, subscription
-requests and answers; everything that is not a stanza (stream errors,
+(OMEMO, XEP-0380), call invitations (XEP-0353), archive results the client
+asked for (XEP-0313), errors, subscription requests and answers; everything that is not a stanza (stream errors,
 stream management's C{<a/>} and C{<r/>}).  Before an urgent stanza, what
 was held is sent first, in the order it was held (a collapsed entry takes
 the place of its latest), so the client sees one order.  When the client
@@ -101,6 +101,7 @@ URGENT_PAYLOADS = frozenset((
     ("urn:xmpp:openpgp:0", "openpgp"),                # XEP-0373
     ("urn:xmpp:jingle-message:0", None),              # XEP-0353 calls
     ("urn:xmpp:jingle-message:1", None),
+    ("urn:xmpp:mam:2", "result"),                     # what the client asked for (XEP-0313)
 ))
 
 #: PEP nodes whose single item is the publisher's current value, so an
