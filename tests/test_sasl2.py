@@ -287,6 +287,29 @@ def test_bindEnablesSMAndCarbons(node):
     assert client.stream.sm.sent == 1
 
 
+def test_bindSetsClientState(tmp_path):
+    """
+    CSI (XEP-0352) is offered inline in Bind 2, and <inactive/> inside
+    <bind/> starts the session inactive: a presence is held, a message
+    with a body goes at once, after it.
+    """
+    node = SMNode(tmp_path, features=FEATURES + ("csi",))
+    client, reply = start(node)
+    inline = child(child(reply.features(), NS_SASL2, "authentication"), NS_SASL2, "inline")
+    bindFeature = child(inline, NS_BIND2, "bind")
+    offered = [f["var"] for f in child(bindFeature, NS_BIND2, "inline").elements(NS_BIND2, "feature")]
+    assert "urn:xmpp:csi:0" in offered
+    reply = client.exchange(authenticate(inline=bind(inline="<inactive xmlns='urn:xmpp:csi:0'/>")))
+    jid, _ = bound(reply)
+    assert client.stream.csi is not None
+    presence = domish.Element((None, "presence"))
+    presence["from"], presence["to"] = "romeo@%s/orchard" % DOMAIN, jid
+    node.server.router.route(presence)
+    assert client.received().data == b""
+    node.message(jid, "hello")
+    assert [e.name for e in client.received().elements] == ["presence", "message"]
+
+
 def test_messageWhileBindingWaitsForSuccess(node):
     """What reaches the new session before <success/> is out comes right after it."""
     waiting = defer.Deferred()

@@ -31,6 +31,14 @@ management, XEP-0198, in L{xmppd.features.sm}):
     (C{stanzaSent(data)}), a connection that broke while a session was bound
     (C{streamLost()}: true when the object keeps the session for later), and
     the end of the session, after it is unbound (C{sessionEnded(session)});
+  - the slot C{ClientStream.csi}, C{None} unless a feature puts an object
+    there (client state indication, XEP-0352, in L{xmppd.features.csi}):
+    every object the stream is about to send is first given to its
+    C{hold(obj)}, which returns C{True} when it keeps it for later (and
+    sends it through the stream later, with the slot cleared meanwhile);
+    its C{release()}, which sends what it kept and clears the slot, is
+    called when the connection is lost and when the session leaves or
+    ends, before stream management hears of it;
   - L{ClientStream.attachSession} and L{ClientStream.releaseSession}, which
     move a bound session from one stream to another without a new bind;
   - the hook C{"c2s/shutdown"} (C{notify}, no payload): the listeners are
@@ -79,6 +87,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     #: Stream management's state once a client enables it (see the module
     #: docstring); a class attribute so that streams without it pay nothing.
     sm = None
+    #: What holds back stanzas while the client says it is inactive (see the
+    #: module docstring); a class attribute so active streams pay one test.
+    csi = None
     #: The condition of the stream error we sent, if any.
     errorCondition = None
     #: What the client sent while an earlier element was still being
@@ -191,6 +202,8 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         if self.backlog is not None:
             self.backlog.clear()
             self.backlog = None
+        if self.csi is not None:
+            self.csi.release()
         if broken and self.session is not None and self.sm is not None \
                 and self.sm.streamLost():
             self.releaseSession()
@@ -285,6 +298,8 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     # -- output ----------------------------------------------------------
 
     def send(self, obj) -> None:
+        if self.csi is not None and self.csi.hold(obj):
+            return
         sm = self.sm
         if isinstance(obj, domish.Element):
             if sm is not None and obj.name in STANZA_NAMES:
@@ -721,6 +736,8 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         bound, see L{attachSession}); return it.  Stream management's state
         goes with it.
         """
+        if self.csi is not None:
+            self.csi.release()
         session, self.session = self.session, None
         self.sm = None
         return session
@@ -731,6 +748,8 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         hear it while it is still in the session table (presence broadcasts
         unavailable from it), then it is unbound.
         """
+        if self.csi is not None:
+            self.csi.release()
         session, self.session = self.session, None
         if session is not None:
             self.factory.hooks.notify("session/closed", session, self.domain)

@@ -14,7 +14,8 @@ publish-subscribe engine in L{xmppd.features.pubsub.engine} with the
 modules of that package that list C{__all__}, for PEP; PEP's
 C{"pep/published"} hook and L{xmppd.features.pep.handler.pepOf}, and the
 vCard's C{"vcard/changed"} hook with L{xmppd.features.vcard.loadVCard} and
-L{xmppd.features.vcard.storeVCard}, for avatars and nicknames); another feature
+L{xmppd.features.vcard.storeVCard}, for avatars and nicknames; client state
+indication's L{xmppd.features.csi.setState}, for Bind 2); another feature
 may import only those names, and a module without C{__all__} offers nothing.
 Helpers that several features need and that belong to none (copying a
 stanza, its type, its priority) live in L{xmppd.core.stanzas} instead.  The
