@@ -16,7 +16,8 @@ L{xmppd.config.hosts}): whether TLS comes before authentication, and whether SAS
 ANONYMOUS (XEP-0175) is among the mechanisms.
 
 Implements: RFC 6120 (STARTTLS, SASL, resource binding), RFC 3921 §3 (session),
-XEP-0440 0.4 (SASL channel-binding type capability), XEP-0175 1.2
+XEP-0440 0.4 (SASL channel-binding type capability), XEP-0175 1.2,
+XEP-0474 0.6.0 (the advertised lists for SCRAM's downgrade protection)
 """
 
 from __future__ import annotations
@@ -172,9 +173,14 @@ class SASLInitializer(ReceivingInitializer):
             initial = self.decode(text)
             if initial is None:
                 return
+        # XEP-0474: what the features said (ChannelBindingInitializer sends
+        # the binding types whenever the connection has any).
+        bindings = stream.channelBindings()
+        advertised = (self.offeredMechanisms(), list(bindings) if bindings else None)
         self.mechanism = mechanismClass(stream.domain, stream.lookupCredentials,
                                         stream.factory.saslSecret,
-                                        stream.channelBindings, stream.saveCredentials)
+                                        stream.channelBindings, stream.saveCredentials,
+                                        advertised=advertised)
         self.run(self.mechanism.start(initial))
 
     def onResponse(self, element):
