@@ -75,8 +75,10 @@ def test_sessionCreation(tmp_path):
     assert answer.get("xmpp:version") == "1.0" and answer.get("xmpp:restartlogic") == "true"
     assert answer.get("authid")
     assert answer.names() == ["features"]
-    [mechanisms] = answer.payloads[0]
+    # RFC 6120 SASL, and SASL2 beside it (XEP-0388).
+    mechanisms, authentication = answer.payloads[0]
     assert mechanisms.tag == "{%s}mechanisms" % NS_SASL
+    assert authentication.tag == "{urn:xmpp:sasl:2}authentication"
 
 
 def test_olderVersionAnswered(tmp_path):

@@ -177,7 +177,7 @@ def test_directTLSOffersPlain(tmp_path):
     """A stream that is encrypted from the start offers PLAIN and no STARTTLS."""
     node = Node(tmp_path, secure=True, c2s={"require_tls": True, "plain_without_tls": False})
     reply = node.connect().start()
-    assert reply.featureNames() == [(NS_SASL, "mechanisms")]
+    assert reply.featureNames() == [(NS_SASL, "mechanisms"), ("urn:xmpp:sasl:2", "authentication")]
     assert reply.mechanisms() == ["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"]
 
 

@@ -102,14 +102,16 @@ class SASLInitializer(ReceivingInitializer):
         (NS_SASL, "response"): "onResponse",
         (NS_SASL, "abort"): "onAbort",
     }
-    __slots__ = ("mechanism", "busy", "failures")
+    __slots__ = ("mechanism", "busy")
     log = Logger()
+    #: The namespace of the profile's elements; SASL2 (XEP-0388,
+    #: L{xmppd.c2s.sasl2}) reuses this class with its own.
+    ns = NS_SASL
 
     def __init__(self, stream):
         ReceivingInitializer.__init__(self, stream)
         self.mechanism = None
         self.busy = False
-        self.failures = 0
 
     def offeredMechanisms(self) -> list[str]:
         """
@@ -138,31 +140,65 @@ class SASLInitializer(ReceivingInitializer):
             mechanisms.addElement("mechanism", content=name)
         return mechanisms
 
-    def onAuth(self, element):
+    def refuseAuth(self) -> bool:
+        """
+        Whether an attempt to start authenticating must end the stream: the
+        stream is authenticated, or an attempt (of either profile) is under
+        way (XEP-0388 §2.4: nothing else while authenticating).
+        """
         stream = self.stream
         if stream.username is not None:
             stream.streamError("policy-violation", "already authenticated")
-            return
+            return True
+        if stream.authenticating is not None and stream.authenticating is not self:
+            stream.streamError("policy-violation", "authentication already in progress")
+            return True
         if self.busy:
             stream.streamError("policy-violation", "authentication already in progress")
-            return
-        name = element.getAttribute("mechanism")
+            return True
+        return False
+
+    def mechanismFor(self, name: str | None):
+        """
+        The class of the password (or ANONYMOUS) mechanism C{name}, or a
+        L{SASLFailure} to answer with: unknown, switched off, or not
+        offered on this connection.
+        """
+        stream = self.stream
         mechanismClass = (AnonymousMechanism if name == AnonymousMechanism.name
                           else MECHANISMS.get(name))
         if mechanismClass is None or (mechanismClass is not AnonymousMechanism
                                       and name not in stream.factory.saslMechanisms):
             # Unknown, or switched off by the operator ([sasl] mechanisms).
-            self.fail(SASLFailure("invalid-mechanism"))
-            return
+            return SASLFailure("invalid-mechanism")
         if stream.requireTLS and not stream.secure:
-            self.fail(SASLFailure("encryption-required"))
-            return
+            return SASLFailure("encryption-required")
         if name not in self.offeredMechanisms():
             # A password mechanism held back is one that needs encryption
             # (PLAIN, the -PLUS ones); ANONYMOUS is simply not supported on
             # this domain (RFC 6120 §6.5.5), whatever other domains do.
-            self.fail(SASLFailure("invalid-mechanism" if mechanismClass is AnonymousMechanism
-                                  else "encryption-required"))
+            return SASLFailure("invalid-mechanism" if mechanismClass is AnonymousMechanism
+                               else "encryption-required")
+        return mechanismClass
+
+    def makeMechanism(self, mechanismClass):
+        stream = self.stream
+        # XEP-0474: what the features said, the same in both profiles
+        # (ChannelBindingInitializer lists the binding types whenever the
+        # connection has any).
+        bindings = stream.channelBindings()
+        advertised = (self.offeredMechanisms(), list(bindings) if bindings else None)
+        return mechanismClass(stream.domain, stream.lookupCredentials,
+                              stream.factory.saslSecret,
+                              stream.channelBindings, stream.saveCredentials,
+                              advertised=advertised)
+
+    def onAuth(self, element):
+        if self.refuseAuth():
+            return
+        mechanismClass = self.mechanismFor(element.getAttribute("mechanism"))
+        if isinstance(mechanismClass, SASLFailure):
+            self.fail(mechanismClass)
             return
         text = str(element).strip()
         if not text:
@@ -173,14 +209,7 @@ class SASLInitializer(ReceivingInitializer):
             initial = self.decode(text)
             if initial is None:
                 return
-        # XEP-0474: what the features said (ChannelBindingInitializer sends
-        # the binding types whenever the connection has any).
-        bindings = stream.channelBindings()
-        advertised = (self.offeredMechanisms(), list(bindings) if bindings else None)
-        self.mechanism = mechanismClass(stream.domain, stream.lookupCredentials,
-                                        stream.factory.saslSecret,
-                                        stream.channelBindings, stream.saveCredentials,
-                                        advertised=advertised)
+        self.mechanism = self.makeMechanism(mechanismClass)
         self.run(self.mechanism.start(initial))
 
     def onResponse(self, element):
@@ -207,6 +236,7 @@ class SASLInitializer(ReceivingInitializer):
 
     def run(self, step):
         self.busy = True
+        self.stream.authenticating = self
         d = defer.Deferred.fromCoroutine(step)
         d.addCallbacks(self.stepped, self.failed)
 
@@ -216,14 +246,19 @@ class SASLInitializer(ReceivingInitializer):
         if stream.closing:
             return
         if isinstance(result, Challenge):
-            stream.send(self.withData((NS_SASL, "challenge"), result.data))
+            stream.send(self.withData((self.ns, "challenge"), result.data))
         elif isinstance(result, Success):
             mechanismName, self.mechanism = self.mechanism.name, None
+            stream.authenticating = None
             # The address's failure record is deliberately kept: a success
             # must not let someone with one valid account reset the delay
             # between guesses at others.  Successes are never delayed.
-            stream.send(self.withData((NS_SASL, "success"), result.additionalData))
-            stream.onAuthenticated(result.username, mechanismName)
+            self.succeeded(result, mechanismName)
+
+    def succeeded(self, result: Success, mechanismName: str) -> None:
+        """RFC 6120 §6.4.6: C{<success/>}, then the stream restarts."""
+        self.stream.send(self.withData((NS_SASL, "success"), result.additionalData))
+        self.stream.onAuthenticated(result.username, mechanismName)
 
     def failed(self, failure):
         self.busy = False
@@ -240,7 +275,9 @@ class SASLInitializer(ReceivingInitializer):
         """
         stream = self.stream
         self.mechanism = None
-        self.failures += 1
+        # Counted per connection over both profiles (RFC 6120 SASL and
+        # SASL2): switching between them buys no extra guesses.
+        stream.authFailureCount += 1
         tracker = stream.factory.authFailures
         if failure.condition in ("not-authorized", "invalid-authzid"):
             tracker.recordFailure(stream.peerAddress)
@@ -251,15 +288,21 @@ class SASLInitializer(ReceivingInitializer):
     def sendFailure(self, failure: SASLFailure):
         self.busy = False
         stream = self.stream
+        if stream.authenticating is self:
+            stream.authenticating = None
         if stream.closing:
             return
+        stream.send(self.failureElement(failure))
+        if stream.authFailureCount >= stream.limits.sasl_max_attempts:
+            stream.streamError("policy-violation", "too many failed authentication attempts")
+
+    @staticmethod
+    def failureElement(failure: SASLFailure) -> domish.Element:
         element = domish.Element((NS_SASL, "failure"))
         element.addElement(failure.condition)
         if failure.text:
             element.addElement("text", content=failure.text)
-        stream.send(element)
-        if self.failures >= stream.limits.sasl_max_attempts:
-            stream.streamError("policy-violation", "too many failed authentication attempts")
+        return element
 
     @staticmethod
     def withData(qname, data: bytes | None) -> domish.Element:
@@ -376,6 +419,3 @@ class SessionInitializer(ReceivingInitializer):
         else:
             stream.send(toResponse(iq, "result"))
 
-
-INITIALIZERS = (StartTLSInitializer, SASLInitializer, ChannelBindingInitializer,
-                BindInitializer, SessionInitializer)

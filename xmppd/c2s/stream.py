@@ -58,7 +58,9 @@ from xmppd.stream.limits import SendQueueWatch
 from xmppd.core.events import FeaturesEvent, OutgoingEvent
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.core.ordering import Backlog, unfinished
-from xmppd.c2s.negotiation import INITIALIZERS
+from xmppd.c2s.negotiation import (BindInitializer, ChannelBindingInitializer,
+                                   SASLInitializer, SessionInitializer, StartTLSInitializer)
+from xmppd.c2s.sasl2 import SASL2Initializer
 from xmppd.core.stanzas import StanzaText, errorReply, iqProblem
 from xmppd.stream.xmlparser import HardenedElementStream
 
@@ -92,6 +94,17 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     #: Authenticated with SASL ANONYMOUS (XEP-0175): the account exists only
     #: while this session does, and nothing is stored for it.
     anonymous = False
+    #: The SASL initializer whose attempt is under way, of either profile
+    #: (RFC 6120 or XEP-0388): one at a time.
+    authenticating = None
+    #: Failed authentication attempts on this connection, both profiles.
+    authFailureCount = 0
+    #: The XEP-0388 C{<user-agent/>} the client authenticated with
+    #: (L{xmppd.core.events.UserAgent}), for FAST and Bind 2; None otherwise.
+    userAgent = None
+    #: While a SASL2 C{<success/>} is being prepared, what stands in for the
+    #: stream as its session's C{stream} (L{xmppd.c2s.sasl2.HeldOutput}).
+    heldOutput = None
 
     @property
     def host(self):
@@ -294,7 +307,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 
     def sendFeatures(self) -> None:
         features = domish.Element((NS_STREAMS, "features"))
-        for initializer in self.initializers:
+        for initializer in self.initializers or ():
             feature = initializer.feature()
             if feature is not None:
                 features.addChild(feature)
@@ -621,14 +634,22 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.log.failure("Could not store new SCRAM keys of {user}@{domain}",
                              user=username, domain=self.domain)
 
-    def onAuthenticated(self, username: str, mechanism: str) -> None:
+    def onAuthenticated(self, username: str, mechanism: str, restart: bool = True) -> None:
+        """
+        The client is C{username}: restart the stream (RFC 6120 §6.4.6), or,
+        after SASL2 (XEP-0388 §2.6.1), which has no restart, just let
+        stanzas as large as an authenticated stream's through.
+        """
         self.username = username
         if mechanism == "ANONYMOUS":
             self.anonymous = True
         self.log.info("{user}@{domain} authenticated with {mechanism} from {peer}",
                       user=username, domain=self.domain, mechanism=mechanism,
                       peer=self.peerAddress)
-        self.restart()
+        if restart:
+            self.restart()
+        elif self.parser is not None:
+            self.parser.maxStanzaSize = self.limits.max_stanza_size
 
     #: A bind of this stream is waiting for the session directory.
     binding = False
@@ -663,7 +684,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         client resumes a session another stream left (XEP-0198 §5), which
         is then neither bound again nor announced.
         """
-        session.stream = self
+        session.stream = self if self.heldOutput is None else self.heldOutput
         self.session = session
         self.jid = session.jid
         self.jidText = session.jid.full()
@@ -700,6 +721,10 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.endSession()
         self.streamError("conflict", "replaced by a new connection")
 
+
+#: The negotiation steps, in the order their features are offered.
+INITIALIZERS = (StartTLSInitializer, SASLInitializer, SASL2Initializer,
+                ChannelBindingInitializer, BindInitializer, SessionInitializer)
 
 #: The client's stream footer, queued behind what waits (L{ClientStream.onDocumentEnd}).
 _END = object()

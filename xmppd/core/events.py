@@ -57,6 +57,16 @@ Client streams (fired by L{xmppd.c2s.stream}):
     (blocking, limits, carbons of sent messages...).
   - C{"c2s/features"} (L{FeaturesEvent}, C{notify}): stream features are
     being offered; add elements to C{event.features}.
+  - C{"sasl2/features"} (L{SASL2FeaturesEvent}, C{notify}): SASL2 is
+    offered; add inline features (answer at once, as for C{"c2s/features"}).
+  - C{"sasl2/mechanism"} (L{SASL2MechanismEvent}, C{fire}): a SASL2 request
+    names a mechanism none of the password ones: return its
+    L{xmppd.c2s.sasl.Mechanism} (FAST, XEP-0484).
+  - C{"sasl2/inline"} (L{SASL2InlineEvent}, C{notify}, waited for): SASL2
+    succeeded; act on inline requests, answer into the C{<success/>}.
+  - C{"bind2/inline"} (L{Bind2Event}, C{notify}, waited for): a Bind 2
+    request bound a session; act on its inline requests, answer into
+    C{<bound/>}.
   - C{"c2s/unauthenticated-iq"} (L{OutgoingEvent} with no session, C{fire}):
     an IQ before authentication (in-band registration); unhandled ones close
     the stream with C{not-authorized}.
@@ -92,7 +102,7 @@ Accounts and discovery:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from twisted.words.protocols.jabber.jid import JID
@@ -138,6 +148,95 @@ class FeaturesEvent:
 
 
 @dataclass
+class SASL2FeaturesEvent:
+    """
+    SASL2 (XEP-0388) is offered on C{stream}: add to C{inline} the elements
+    a client may then send inside C{<authenticate/>} (XEP-0198's C{<sm/>},
+    FAST's C{<fast/>}), and to C{bindFeatures} the namespaces a client may
+    enable inside a Bind 2 C{<bind/>} (XEP-0386 §3).  Whatever is not
+    offered here is refused in a request (L{xmppd.c2s.sasl2}).
+    """
+
+    stream: Any
+    inline: domish.Element
+    bindFeatures: list = field(default_factory=list)
+
+
+@dataclass
+class SASL2MechanismEvent:
+    """
+    A SASL2 C{<authenticate/>} names C{name}, which is none of the password
+    mechanisms: a feature that offered it inline (FAST's token mechanisms)
+    returns a L{xmppd.c2s.sasl.Mechanism} for it, or a
+    L{xmppd.c2s.sasl.SASLFailure} to answer with.  C{userAgent} is the
+    request's L{UserAgent} (or None), C{request} the whole element.
+    """
+
+    stream: Any
+    name: str
+    request: domish.Element
+    userAgent: Any
+
+
+@dataclass(frozen=True)
+class UserAgent:
+    """
+    XEP-0388 §2.3 C{<user-agent/>}: C{id} is a UUID in its canonical form
+    (stable per installation: FAST binds tokens to it, Bind 2 derives the
+    resource from it), C{software} and C{device} are free text, or None.
+    """
+
+    id: str | None
+    software: str | None
+    device: str | None
+
+
+@dataclass
+class SASL2InlineEvent:
+    """
+    Authentication by SASL2 succeeded on C{stream} (C{stream.username} is
+    set, nothing sent yet): features act on their children of C{request}
+    (the C{<authenticate/>} element) and put what they answer in the
+    C{<success/>} with L{answer}.  A callback may wait (a Deferred); the
+    C{<success/>} goes out once every callback and the Bind 2 bind are
+    done.  C{resumed} is set by stream management when it resumed a
+    session (XEP-0198 §5 inline): Bind 2 then binds nothing.  Callables
+    given to L{afterSuccess} run once the C{<success/>} and the new stream
+    features are out, before anything else sent to the session meanwhile.
+    """
+
+    stream: Any
+    request: domish.Element
+    userAgent: Any
+    mechanism: str
+    answers: list = field(default_factory=list)
+    after: list = field(default_factory=list)
+    resumed: bool = False
+
+    def answer(self, element: domish.Element) -> None:
+        self.answers.append(element)
+
+    def afterSuccess(self, f) -> None:
+        self.after.append(f)
+
+
+@dataclass
+class Bind2Event:
+    """
+    A Bind 2 (XEP-0386) C{<bind/>} bound C{stream.session}: features act on
+    their children of C{request} (C{<enable xmlns='urn:xmpp:sm:3'/>},
+    carbons' C{<enable/>}, CSI's C{<active/>} or C{<inactive/>}) and add
+    what they answer to C{bound}, the C{<bound/>} of the C{<success/>}.
+    C{sasl2} is the L{SASL2InlineEvent} around it.
+    """
+
+    stream: Any
+    request: domish.Element
+    bound: domish.Element
+    sasl2: SASL2InlineEvent
+
+
+@dataclass
 class AccountEvent:
     username: str
     domain: str
@@ -172,6 +271,14 @@ MESSAGE_OFFLINE = declare("message/offline", StanzaEvent, True,
 C2S_OUTGOING = declare("c2s/outgoing", OutgoingEvent, True,
                        "a bound client's stanza, before it is routed")
 C2S_FEATURES = declare("c2s/features", FeaturesEvent, False, "stream features are offered")
+SASL2_FEATURES = declare("sasl2/features", SASL2FeaturesEvent, False,
+                         "SASL2 is offered: inline features and Bind 2 features are gathered")
+SASL2_MECHANISM = declare("sasl2/mechanism", SASL2MechanismEvent, True,
+                          "a SASL2 request names a mechanism a feature provides (FAST)")
+SASL2_INLINE = declare("sasl2/inline", SASL2InlineEvent, False,
+                       "SASL2 succeeded: inline requests of <authenticate/> are acted on")
+BIND2_INLINE = declare("bind2/inline", Bind2Event, False,
+                       "a Bind 2 request bound a session: its inline requests are acted on")
 C2S_UNAUTHENTICATED_IQ = declare("c2s/unauthenticated-iq", OutgoingEvent, True,
                                  "an IQ before authentication")
 C2S_NONZA = declare("c2s/nonza", OutgoingEvent, True, "a top-level element not a stanza")

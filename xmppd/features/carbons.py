@@ -79,7 +79,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import IQHandlerMixin, XMPPHandler
 from zope.interface import implementer
 
-from xmppd.core.hooks import COPY
+from xmppd.core.hooks import COPY, DELIVER
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.delivery import mostAvailable
 from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, marks, messageType, meta
@@ -176,6 +176,9 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
         hooks.add("message/bare", received, RECEIVED_PRIORITY)
         hooks.add("message/full", received, RECEIVED_PRIORITY)
         hooks.add("c2s/outgoing", self.onSent, SENT_PRIORITY)
+        # Enabling inline in a Bind 2 request (XEP-0386, L{xmppd.c2s.sasl2}).
+        hooks.add("sasl2/features", self.onSASL2Features, DELIVER)
+        hooks.add("bind2/inline", self.onBind2Inline, DELIVER)
 
     # -- enabling (§4, §5) ----------------------------------------------------
 
@@ -198,6 +201,23 @@ class CarbonsHandler(XMPPHandler, IQHandlerMixin):
 
     def onDisable(self, iq: domish.Element):
         return self.domain.sessions.setCarbons(self.requester(iq).jid, False)
+
+    def onSASL2Features(self, event) -> None:
+        if event.stream.domain == self.host:
+            event.bindFeatures.append(NS_CARBONS)
+
+    def onBind2Inline(self, event):
+        """
+        C{<enable xmlns='urn:xmpp:carbons:2'/>} inside C{<bind/>}: the new
+        session gets copies from the start; nothing is answered in
+        C{<bound/>} (XEP-0386 §4 lists no answer for carbons).
+        """
+        stream = event.stream
+        if stream.domain != self.host or stream.session is None:
+            return None
+        if next(event.request.elements(NS_CARBONS, "enable"), None) is None:
+            return None
+        return self.domain.sessions.setCarbons(stream.session.jid, True)
 
     @staticmethod
     def isEnabled(session) -> bool:

@@ -81,6 +81,7 @@ import math
 import secrets
 import time
 
+from twisted.internet.defer import Deferred
 from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
@@ -289,8 +290,8 @@ class StreamManagement:
             due.pop(0)
             self.sendAck()
         if self.resuming is not None and not self.pending:
-            stream, self.resuming = self.resuming, None
-            self.finishResume(stream)
+            (stream, announce), self.resuming = self.resuming, None
+            self.finishResume(stream, announce)
 
     def onRequest(self) -> None:
         """§4: an <r/> is answered with the count of handled stanzas."""
@@ -401,8 +402,13 @@ class StreamManagement:
         self.requested = False
         self.acksDue = None
 
-    def resume(self, stream: ClientStream, h: int) -> None:
-        """A new stream asks for this session (the checks are done)."""
+    def resume(self, stream: ClientStream, h: int, announce=None) -> None:
+        """
+        A new stream asks for this session (the checks are done).  With
+        C{announce}, the resumption was asked inline in SASL2: instead of
+        being sent, C{<resumed/>} goes to C{announce(resumed, resend)}, and
+        the stanzas to send again wait until its caller calls C{resend()}.
+        """
         old = self.stream
         if isinstance(old, ClientStream):
             # §5: the old stream is still open on our side; it loses.
@@ -412,19 +418,19 @@ class StreamManagement:
         self.acknowledge(h)
         if self.resuming is not None:
             # Two resumptions racing: the newer one wins.
-            earlier, self.resuming = self.resuming, None
+            (earlier, _), self.resuming = self.resuming, None
             earlier.streamError("conflict", "the session was resumed again")
         if self.pending:
             # Stanzas received before the break are still being stored: the
             # 'h' of <resumed/> must count them, or the client sends them
             # twice.  The timeout still runs, so the wait is bounded.
-            self.resuming = stream
+            self.resuming = (stream, announce)
             if self.timer is None:
                 self.timer = self.clock.callLater(self.timeout, self.end)
             return
-        self.finishResume(stream)
+        self.finishResume(stream, announce)
 
-    def finishResume(self, stream: ClientStream) -> None:
+    def finishResume(self, stream: ClientStream, announce=None) -> None:
         if stream.closing:
             return  # That connection is gone too; the timeout still runs.
         if self.timer is not None and self.timer.active():
@@ -436,14 +442,22 @@ class StreamManagement:
         resumed = domish.Element((NS_SM, "resumed"))
         resumed["previd"] = self.id
         resumed["h"] = str(self.handled % MODULO)
-        stream.send(resumed)
         self.handler.log.info("{jid} resumed its session with {count} stanzas to send again",
                               jid=self.session.jid.full(), count=len(self.unacked))
-        # §5: what the client did not acknowledge is sent again, once; the
-        # stanzas keep their sequence numbers, so they are not counted again.
-        for _, text in self.unacked:
-            stream.send(text)
-        self.request()
+
+        def resend():
+            # §5: what the client did not acknowledge is sent again, once; the
+            # stanzas keep their sequence numbers, so they are not counted again.
+            if self.stream is not stream:
+                return
+            for _, text in self.unacked:
+                stream.send(text)
+            self.request()
+        if announce is not None:
+            announce(resumed, resend)
+            return
+        stream.send(resumed)
+        resend()
 
     # -- the end -------------------------------------------------------------------
 
@@ -452,7 +466,7 @@ class StreamManagement:
         if self.ended or isinstance(self.stream, ClientStream):
             return
         if self.resuming is not None:
-            stream, self.resuming = self.resuming, None
+            (stream, _), self.resuming = self.resuming, None
             stream.streamError("conflict", "the session ended")
         session = self.session
         hooks = self.handler.domain.hooks
@@ -502,14 +516,20 @@ class StreamManagementHandler(XMPPHandler):
         hooks = self.domain.hooks
         hooks.add("c2s/features", self.onFeatures, DELIVER)
         hooks.add("c2s/nonza", self.onNonza, DELIVER)
+        # Inline in SASL2 and Bind 2 (§5 and §3 "inline"; L{xmppd.c2s.sasl2}).
+        hooks.add("sasl2/features", self.onSASL2Features, DELIVER)
+        hooks.add("sasl2/inline", self.onSASL2Inline, DELIVER)
+        hooks.add("bind2/inline", self.onBind2Inline, DELIVER)
         hooks.add("c2s/shutdown", self.onStopping, DELIVER)
         # A draining node's clients go elsewhere and cannot resume here.
         hooks.add("c2s/draining", self.onShutdown, DELIVER)
 
     def onFeatures(self, event) -> None:
         stream = event.stream
-        # §2: offered only once the client has authenticated.
-        if stream.username is not None and stream.domain == self.domain.domain:
+        # §2: offered only once the client has authenticated, and not
+        # again once it is enabled (inline, in Bind 2).
+        if stream.username is not None and stream.domain == self.domain.domain \
+                and stream.sm is None:
             event.features.addElement((NS_SM, "sm"))
 
     def onNonza(self, event):
@@ -537,10 +557,60 @@ class StreamManagementHandler(XMPPHandler):
             return None
         return True
 
-    def onEnable(self, stream: ClientStream, element: domish.Element) -> None:
+    def onSASL2Features(self, event) -> None:
+        """Offer resumption inside SASL2 and enabling inside Bind 2."""
+        if event.stream.domain == self.domain.domain:
+            event.inline.addElement((NS_SM, "sm"))
+            event.bindFeatures.append(NS_SM)
+
+    def onSASL2Inline(self, event):
+        """
+        A C{<resume/>} inside C{<authenticate/>}: C{<resumed/>} (or
+        C{<failed/>}) goes inside the C{<success/>}, and the stanzas to
+        send again follow it.
+        """
+        stream = event.stream
+        if stream.domain != self.domain.domain:
+            return None
+        element = next(event.request.elements(NS_SM, "resume"), None)
+        if element is None:
+            return None
+        sm = self.resumable.get(element.getAttribute("previd") or "")
+        if sm is None or sm.ended or not self.sameAccount(sm.session, stream):
+            event.answer(failed("item-not-found"))
+            return None
+        h = parseCounter(element.getAttribute("h"))
+        if h is None:
+            event.answer(failed("bad-request"))
+            return None
+        if (h - sm.acked) % MODULO > len(sm.unacked):
+            sm.tooHigh(stream, h)
+            return None
+        done = Deferred()
+
+        def announce(resumed, resend):
+            event.answer(resumed)
+            event.resumed = True
+            event.afterSuccess(resend)
+            done.callback(None)
+        sm.resume(stream, h, announce)
+        return done
+
+    def onBind2Inline(self, event) -> None:
+        """An C{<enable/>} inside a Bind 2 C{<bind/>}: C{<enabled/>} goes in C{<bound/>}."""
+        stream = event.stream
+        if stream.domain != self.domain.domain:
+            return
+        element = next(event.request.elements(NS_SM, "enable"), None)
+        if element is not None:
+            self.onEnable(stream, element, event.bound.addChild)
+
+    def onEnable(self, stream: ClientStream, element: domish.Element, answer=None) -> None:
+        if answer is None:
+            answer = stream.send
         # §3: after resource binding, and once per stream.
         if stream.session is None or stream.sm is not None:
-            stream.send(failed("unexpected-request"))
+            answer(failed("unexpected-request"))
             return
         sm = StreamManagement(self, stream)
         enabled = domish.Element((NS_SM, "enabled"))
@@ -555,7 +625,7 @@ class StreamManagementHandler(XMPPHandler):
             enabled["id"] = sm.id
             enabled["resume"] = "true"
             enabled["max"] = str(math.ceil(timeout))
-        stream.send(enabled)
+        answer(enabled)
         stream.sm = sm
 
     def onResume(self, stream: ClientStream, element: domish.Element) -> None:
