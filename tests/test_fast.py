@@ -195,14 +195,15 @@ def test_offered():
 
 def test_checkRequest():
     """A token request naming no mechanism, one not offered, or without a user agent is refused."""
-    FastTokens.checkRequest("HT-SHA-256-NONE", PHONE, {})
+    offered = offeredHTMechanisms({})
+    FastTokens.checkRequest("HT-SHA-256-NONE", PHONE, offered)
     for mechanism, userAgent, condition in (
             (None, PHONE, "malformed-request"),
             ("HT-SHA-256-EXPR", PHONE, "invalid-mechanism"),
             ("SCRAM-SHA-1", PHONE, "invalid-mechanism"),
             ("HT-SHA-256-NONE", None, "malformed-request")):
         with pytest.raises(SASLFailure) as e:
-            FastTokens.checkRequest(mechanism, userAgent, {})
+            FastTokens.checkRequest(mechanism, userAgent, offered)
         assert e.value.condition == condition
 
 

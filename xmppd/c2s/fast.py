@@ -99,6 +99,7 @@ class HashedTokenMechanism(Mechanism):
         Mechanism.__init__(self, domain, lookup, secret, channelBindings, save)
         self.tokens = tokens
         self.now = now
+        self.matched: FastToken | None = None
 
     async def start(self, initial: bytes | None) -> Challenge | Success:
         if initial is None:
@@ -133,6 +134,8 @@ class HashedTokenMechanism(Mechanism):
                 matched = token
         if matched is None:
             raise SASLFailure("not-authorized")
+        #: What FAST's inline step promotes or rotates (L{FastTokens}).
+        self.matched = matched
         responder = hmac.new(matched.hash, b"Responder" + cbData, self.hashName).digest()
         return TokenSuccess(username, responder, matched)
 
@@ -229,17 +232,17 @@ class FastTokens:
 
     @staticmethod
     def checkRequest(mechanism: str | None, userAgent: str | None,
-                     bindings: dict[str, bytes]) -> None:
+                     offered: list[str]) -> None:
         """
-        Refuse a C{<request-token/>} that cannot be honoured, before
-        authentication starts, with the condition a client can act on.
+        Refuse a C{<request-token/>} that cannot be honoured, given the HT
+        mechanisms C{offered} on the connection.
 
         @raise SASLFailure: no mechanism named, one not offered on this
             connection, or no user agent id to bind the token to.
         """
         if not mechanism:
             raise SASLFailure("malformed-request", "request-token needs a mechanism")
-        if mechanism not in offeredHTMechanisms(bindings):
+        if mechanism not in offered:
             raise SASLFailure("invalid-mechanism",
                               "%s is not a FAST mechanism offered here" % (mechanism,))
         if not userAgent:
