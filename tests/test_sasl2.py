@@ -17,6 +17,7 @@ from tests.smhelpers import SMNode
 from tests.streamhelpers import DOMAIN, NS_BIND, NS_SASL, NS_STREAMS, PASSWORDS, Node, plain
 from tests.test_sasl import clientProof
 from xmppd.core.hooks import DELIVER
+from xmppd.c2s.sasl import Mechanism, SASLFailure, Success
 from xmppd.core.jid import parseJID
 from xmppd.features.sm import NS_SM
 
@@ -348,3 +349,76 @@ def test_headerIgnoredStreamNamespace(node):
     client, _ = start(node)
     reply = client.exchange(authenticate())
     assert (reply.elements[1].uri, reply.elements[1].name) == (NS_STREAMS, "features")
+
+
+# -- the inline seam other features plug into (FAST, XEP-0484) -------------------------
+
+
+NS_FAST = "urn:xmpp:fast:0"
+
+
+class TokenMechanism(Mechanism):
+    """Stands in for FAST's HT-* mechanisms: the initial response is 'user\\0token'."""
+
+    name = "HT-TEST"
+
+    async def start(self, initial):
+        user, _, token = (initial or b"").decode().partition("\0")
+        if token != "good":
+            raise SASLFailure("not-authorized")
+        return Success(user)
+
+
+class FakeFast:
+    """A feature using only the hooks: offers a mechanism and a token request inline."""
+
+    def __init__(self, node):
+        self.agents = []
+        hooks = node.domain.hooks
+        hooks.add("sasl2/features", self.onFeatures, DELIVER)
+        hooks.add("sasl2/mechanism", self.onMechanism, DELIVER)
+        hooks.add("sasl2/inline", self.onInline, DELIVER)
+
+    def onFeatures(self, event):
+        fast = event.inline.addElement((NS_FAST, "fast"))
+        fast.addElement("mechanism", content=TokenMechanism.name)
+
+    def onMechanism(self, event):
+        if event.name == TokenMechanism.name:
+            self.agents.append(event.userAgent)
+            return TokenMechanism(event.stream.domain, None, b"")
+        return None
+
+    def onInline(self, event):
+        if next(event.request.elements(NS_FAST, "request-token"), None) is not None:
+            token = domish.Element((NS_FAST, "token"))
+            token["token"] = "good"
+            event.answer(token)
+
+
+def test_inlineSeamForFast(node):
+    """A feature offers a mechanism and an inline request through hooks; both work in one login."""
+    fast = FakeFast(node)
+    client, reply = start(node)
+    inline = child(child(reply.features(), NS_SASL2, "authentication"), NS_SASL2, "inline")
+    assert str(child(child(inline, NS_FAST, "fast"), NS_FAST, "mechanism")) == "HT-TEST"
+    request = "<request-token xmlns='%s' mechanism='HT-TEST'/>" % NS_FAST
+    reply = client.exchange(authenticate("HT-TEST", b64("juliet\0good"), inline=request + bind()))
+    assert reply.names == ["success", "features"]
+    assert child(reply.elements[0], NS_FAST, "token")["token"] == "good"
+    assert fast.agents[0].id == AGENT
+    assert parseJID(bound(reply)[0]).resource.startswith("AwesomeXMPP.")
+
+
+def test_providedMechanismFailsLikeOthers(tmp_path):
+    """A wrong token is not-authorized after the usual delay; an unknown name stays invalid-mechanism."""
+    node = SMNode(tmp_path, features=FEATURES)
+    FakeFast(node)
+    client, _ = start(node)
+
+    def answer(request):
+        client.send(request)
+        node.clock.advance(node.base.limits.auth_failure_delay_max)
+        return failureOf(client.received())[0]
+    assert answer(authenticate("HT-TEST", b64("juliet\0bad"))) == "not-authorized"
+    assert answer(authenticate("HT-OTHER", "")) == "invalid-mechanism"

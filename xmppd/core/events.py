@@ -61,7 +61,8 @@ Client streams (fired by L{xmppd.c2s.stream}):
     offered; add inline features (answer at once, as for C{"c2s/features"}).
   - C{"sasl2/mechanism"} (L{SASL2MechanismEvent}, C{fire}): a SASL2 request
     names a mechanism none of the password ones: return its
-    L{xmppd.c2s.sasl.Mechanism} (FAST, XEP-0484).
+    L{xmppd.c2s.sasl.Mechanism} (FAST, XEP-0484), at once (no Deferred: a
+    token is looked up inside the mechanism's own C{start}).
   - C{"sasl2/inline"} (L{SASL2InlineEvent}, C{notify}, waited for): SASL2
     succeeded; act on inline requests, answer into the C{<success/>}.
   - C{"bind2/inline"} (L{Bind2Event}, C{notify}, waited for): a Bind 2
