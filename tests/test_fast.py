@@ -188,6 +188,8 @@ def test_offered():
                                                            "HT-SHA-256-NONE"]
     assert offeredHTMechanisms({"tls-unique": b"x"}) == ["HT-SHA-256-UNIQ",
                                                          "HT-SHA-256-NONE"]
+    assert offeredHTMechanisms({"tls-exporter": b"x", "tls-server-end-point": b"y"}) == [
+        "HT-SHA-256-EXPR", "HT-SHA-256-ENDP", "HT-SHA-256-NONE"]
     assert HT_MECHANISMS["HT-SHA-256-NONE"] is HTSHA256NoneMechanism
     assert HTSHA256ExprMechanism.plus and HTSHA256UniqMechanism.plus
     assert not HTSHA256NoneMechanism.plus
@@ -314,3 +316,18 @@ async def test_replayAfterRevocation(setup):
     await storage.users.setCredentials("juliet", DOMAIN, makeCredentials("z", iterations=2))
     with pytest.raises(SASLFailure):
         await login(fast, "juliet", issued.token)
+
+
+@pytest_twisted.ensureDeferred
+async def test_serverEndPointBinding(setup):
+    """HT-SHA-256-ENDP mixes in the tls-server-end-point data, and its token works with no other mechanism."""
+    storage, fast = setup
+    issued = await fast.afterPasswordLogin("juliet", DOMAIN, PHONE, "HT-SHA-256-ENDP")
+    bindings = {"tls-server-end-point": b"C" * 32, "tls-exporter": b"E" * 32}
+    result = await login(fast, "juliet", issued.token, "HT-SHA-256-ENDP", bindings=bindings,
+                         cbData=b"C" * 32)
+    assert result.additionalData == responder(issued.token, b"C" * 32)
+    for name, cbData in (("HT-SHA-256-EXPR", b"E" * 32), ("HT-SHA-256-NONE", b"")):
+        with pytest.raises(SASLFailure) as e:
+            await login(fast, "juliet", issued.token, name, bindings=bindings, cbData=cbData)
+        assert e.value.condition == "not-authorized"
