@@ -4,6 +4,7 @@ byte over a L{StringTransport}, as a client would see them (RFC 6120 §4-§8).
 """
 
 import base64
+import hashlib
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -253,6 +254,21 @@ def test_scramSuccess(node, mechanism, hashName):
     assert (success.uri, success.name) == (NS_SASL, "success")
     assert base64.b64decode(str(success)) == b"v=" + base64.b64encode(serverSignature)
     assert client.start().featureNames()[0] == (NS_BIND, "bind")
+
+
+def test_scramDowngradeProtection(node):
+    """
+    SCRAM's server-first message carries h=, the hash of the mechanisms
+    the features offered (XEP-0474), which a client recomputes from what it
+    saw to detect a stripped list.
+    """
+    client = node.connect()
+    offered = client.start().mechanisms()
+    reply = scramFirst(client, "SCRAM-SHA-256", "juliet")
+    serverFirst = base64.b64decode(str(reply.elements[0])).decode()
+    attrs = dict(part.split("=", 1) for part in serverFirst.split(","))
+    text = "\x1e".join(sorted(offered)).encode()
+    assert attrs["h"] == base64.b64encode(hashlib.sha256(text).digest()).decode()
 
 
 def test_wrongPasswordAndUnknownUserLookAlike(node):
@@ -1141,8 +1157,10 @@ def test_tls13OffersExporterBinding(tmp_path):
     assert clientTLS.get_protocol_version_name() == "TLSv1.3"
     assert b"<mechanism>SCRAM-SHA-256-PLUS</mechanism>" in recorder.data
     assert b"<channel-binding type='tls-exporter'/>" in recorder.data
-    assert stream.channelBindings() == {"tls-exporter": clientTLS.export_keying_material(
-        b"EXPORTER-Channel-Binding", 32)}
+    bindings = stream.channelBindings()
+    assert bindings["tls-exporter"] == clientTLS.export_keying_material(
+        b"EXPORTER-Channel-Binding", 32)
+    assert set(bindings) == {"tls-exporter", "tls-server-end-point"}
 
 
 def test_tls12OffersUniqueBinding(tmp_path):
@@ -1153,7 +1171,67 @@ def test_tls12OffersUniqueBinding(tmp_path):
     [stream] = node.factory.streams
     assert clientTLS.get_protocol_version_name() == "TLSv1.2"
     assert b"<channel-binding type='tls-unique'/>" in recorder.data
-    assert stream.channelBindings() == {"tls-unique": clientTLS.get_finished()}
+    bindings = stream.channelBindings()
+    assert bindings["tls-unique"] == clientTLS.get_finished()
+    assert set(bindings) == {"tls-unique", "tls-server-end-point"}
+
+
+def test_serverEndPointBinding(tmp_path):
+    """
+    tls-server-end-point (RFC 5929 §4.1) is offered on TLS and is the
+    SHA-256 of the certificate the client received (signed with SHA-256).
+    """
+    import hashlib
+    from OpenSSL import crypto
+    node, clientTLS, recorder = connectOverTLS(tmp_path, CertificateOptions())
+    [stream] = node.factory.streams
+    assert b"<channel-binding type='tls-server-end-point'/>" in recorder.data
+    peer = clientTLS.get_peer_certificate()
+    assert b"sha256" in peer.get_signature_algorithm().lower()
+    assert stream.channelBindings()["tls-server-end-point"] == hashlib.sha256(
+        crypto.dump_certificate(crypto.FILETYPE_ASN1, peer)).digest()
+
+
+def test_serverEndPointHashes():
+    """MD5 and SHA-1 signed certificates bind with SHA-256; Ed25519 ones, with no hash, not at all."""
+    import datetime
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+    from cryptography.x509.oid import NameOID
+    from OpenSSL import crypto
+    from xmppd.c2s.stream import serverEndPoint
+
+    def certificate(key, algorithm):
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "example.org")])
+        now = datetime.datetime(2026, 1, 1)
+        built = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+                 .public_key(key.public_key()).serial_number(1)
+                 .not_valid_before(now).not_valid_after(now + datetime.timedelta(days=1))
+                 .sign(key, algorithm))
+        return crypto.X509.from_cryptography(built), built
+
+    import hashlib
+    from cryptography.hazmat.primitives import serialization
+    wrapped, built = certificate(ec.generate_private_key(ec.SECP256R1()), hashes.SHA384())
+    der = built.public_bytes(serialization.Encoding.DER)
+    assert serverEndPoint(wrapped) == hashlib.sha384(der).digest()
+
+    # This cryptography no longer signs with SHA-1: a certificate that says it was.
+    class SHA1Signed:
+        signature_hash_algorithm = hashes.SHA1()
+
+        def public_bytes(self, encoding):
+            return der
+
+    class Wrapped:
+        def to_cryptography(self):
+            return SHA1Signed()
+
+    assert serverEndPoint(Wrapped()) == hashlib.sha256(der).digest()
+    wrapped, _ = certificate(ed25519.Ed25519PrivateKey.generate(), None)
+    assert serverEndPoint(wrapped) is None
+    assert serverEndPoint(None) is None
 
 
 def test_noBindingWithoutTLS(node):

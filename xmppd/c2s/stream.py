@@ -53,7 +53,10 @@ Implements: RFC 6120, XEP-0368
 
 from __future__ import annotations
 
+import hashlib
 import re
+
+from cryptography.hazmat.primitives import serialization
 
 from twisted.internet import defer, protocol
 from twisted.logger import Logger
@@ -629,25 +632,35 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 
     def channelBindings(self) -> dict[str, bytes]:
         """
-        What SCRAM-PLUS can bind to on this connection: C{tls-exporter}
-        (RFC 9266) on TLS 1.3; C{tls-unique} (RFC 5929) on TLS 1.2, which is
-        the client's Finished message because our TLS contexts never resume
-        sessions.  Empty before TLS.
+        What SCRAM-PLUS and FAST's HT mechanisms can bind to on this
+        connection: C{tls-exporter} (RFC 9266) on TLS 1.3; C{tls-unique}
+        (RFC 5929) on TLS 1.2, which is the client's Finished message
+        because our TLS contexts never resume sessions; and on both,
+        C{tls-server-end-point} (RFC 5929 §4), the hash of our certificate,
+        which XEP-0440 has every server offer for clients that can do no
+        other (see L{serverEndPoint}).  Empty before TLS.
         """
         if not self.secure:
             return {}
+        bindings = {}
         try:
             connection = self.transport.getHandle()
             version = connection.get_protocol_version_name()
             if version == "TLSv1.3":
-                return {"tls-exporter": connection.export_keying_material(
-                    b"EXPORTER-Channel-Binding", 32)}
-            if version == "TLSv1.2":
+                bindings["tls-exporter"] = connection.export_keying_material(
+                    b"EXPORTER-Channel-Binding", 32)
+            elif version == "TLSv1.2":
                 finished = connection.get_peer_finished()
-                return {"tls-unique": finished} if finished else {}
+                if finished:
+                    bindings["tls-unique"] = finished
+            else:
+                return {}
+            endPoint = serverEndPoint(connection.get_certificate())
+            if endPoint is not None:
+                bindings["tls-server-end-point"] = endPoint
         except (AttributeError, ValueError):
             pass
-        return {}
+        return bindings
 
     async def lookupCredentials(self, username: str):
         return await self.factory.users.getCredentials(username, self.domain)
@@ -798,3 +811,27 @@ def firstChild(element: domish.Element) -> domish.Element | None:
         if isinstance(child, domish.Element):
             return child
     return None
+
+
+def serverEndPoint(certificate) -> bytes | None:
+    """
+    RFC 5929 §4.1: our certificate (DER) hashed with the hash of its own
+    signature algorithm, SHA-256 when that is MD5 or SHA-1.  C{None} for a
+    certificate whose signature has no separate hash (Ed25519, Ed448: the
+    RFC defines nothing for them) or when there is no certificate.
+    """
+    if certificate is None:
+        return None
+    x509 = certificate.to_cryptography()
+    algorithm = x509.signature_hash_algorithm
+    if algorithm is None:
+        return None
+    name = algorithm.name
+    if name in ("md5", "sha1"):
+        name = "sha256"
+    try:
+        digest = hashlib.new(name)
+    except ValueError:
+        return None
+    digest.update(x509.public_bytes(serialization.Encoding.DER))
+    return digest.digest()

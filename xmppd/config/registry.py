@@ -40,6 +40,7 @@ FEATURES: dict[str, str] = {
     "mam": "xmppd.features.mam.archive",
     "sm": "xmppd.features.sm",
     "csi": "xmppd.features.csi",
+    "fast": "xmppd.features.fast",
     "muc": "muc.service",
     "pubsub": "xmppd.features.pubsub.service",
     "pep": "xmppd.features.pep.handler",
