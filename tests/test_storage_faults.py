@@ -16,7 +16,7 @@ import pytest
 import pytest_twisted
 from twisted.internet import defer
 from twisted.internet.task import Clock
-from twisted.logger import Logger
+from twisted.logger import Logger, globalLogPublisher
 from twisted.python.failure import Failure
 
 from offline.handler import NotStored
@@ -295,6 +295,13 @@ async def test_senderGetsTheErrorAndNothingIsAcknowledged(tmp_path, storeName, k
     features, sections, stanzaFor = STORES[storeName]
     domain = await faultDomain(tmp_path, features, sections)
     fault = Fault(domain.store, kind)
+    tracebacks: list = []
+
+    def observe(event):
+        if "log_failure" in event:
+            tracebacks.append(event)
+
+    globalLogPublisher.addObserver(observe)
     try:
         romeo = domain.bind(ROMEO)
         await fault.start()
@@ -331,7 +338,10 @@ async def test_senderGetsTheErrorAndNothingIsAcknowledged(tmp_path, storeName, k
         else:
             reply = await domain.answer(romeo, "s2")
             assert reply.getAttribute("type") == "result", reply.toXml()
+        # The operator was told by storage, once; no traceback per stanza.
+        assert tracebacks == []
     finally:
+        globalLogPublisher.removeObserver(observe)
         if fault.other is not None:
             await fault.recover()
         await domain.close()

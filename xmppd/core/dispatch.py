@@ -20,7 +20,7 @@ has gone to the router, so its sender's next stanza waits for it (RFC 6120
 §10.1, L{xmppd.core.ordering}: a roster get after a roster set reads what
 the set wrote).
 
-Those requests are answered by L{handleRequest}, wokkel's own with one
+Those requests are answered by L{xmppd.core.ordering.handleRequest}, wokkel's own with one
 difference: a failure that names its stanza error (an exception with a
 C{stanzaCondition}, as storage faults have: L{xmppd.storage.StorageFull}
 gives C{resource-constraint}) is answered with that error and not logged
@@ -33,10 +33,7 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.words.protocols.jabber.error import StanzaError
-from twisted.words.protocols.jabber.xmlstream import toResponse
 from twisted.words.xish import domish, xpath
 from wokkel.subprotocols import IQHandlerMixin
 
@@ -175,13 +172,11 @@ class DomainStream:
 
     def heldRequest(self, handleRequest: Observer) -> Observer:
         """
-        wokkel's C{handleRequest} (as L{handleRequest}), holding the IQ when
+        wokkel's C{handleRequest} (as L{xmppd.core.ordering.handleRequest}), holding the IQ when
         the answer does not come at once, until it has been sent (through
         L{send}, where wokkel's handlers send: their parent is the domain's
         collection).
         """
-        handleRequest = _ours(handleRequest)
-
         def request(iq: domish.Element) -> None:
             self.answering.request(handleRequest, iq)
         return request
@@ -191,69 +186,10 @@ class DomainStream:
         Have a wokkel handler that sends through this stream answer C{iq}
         from a hook (PEP's pubsub requests), held as L{heldRequest} holds.
         """
-        self.answering.request(_ours(handleRequest), iq)
+        self.answering.request(handleRequest, iq)
 
     def removeObserver(self, query, observer):
         self.dispatcher.removeObserver(query, observer)
-
-
-log = Logger()
-
-
-def handleRequest(handler: IQHandlerMixin, iq: domish.Element) -> None:
-    """
-    wokkel's C{IQHandlerMixin.handleRequest} for C{handler}: call the method
-    its C{iqHandlers} name for C{iq} and send the result or the error; a
-    failure with a C{stanzaCondition} is answered with that condition and
-    its C{stanzaText}, without a traceback (see the module docstring).
-    """
-    method = None
-    for queryString, name in handler.iqHandlers.items():
-        if xpath.internQuery(queryString).matches(iq):
-            method = getattr(handler, name)
-    if method is not None:
-        d = defer.maybeDeferred(method, iq)
-    else:
-        d = defer.fail(NotImplementedError())
-
-    def toResult(result):
-        response = toResponse(iq, "result")
-        if result:
-            if isinstance(result, domish.Element):
-                response.addChild(result)
-            else:
-                for element in result:
-                    response.addChild(element)
-        return response
-
-    def toError(failure):
-        if failure.check(NotImplementedError):
-            return StanzaError("feature-not-implemented").toResponse(iq)
-        if failure.check(StanzaError):
-            return failure.value.toResponse(iq)
-        condition = getattr(failure.value, "stanzaCondition", None)
-        if condition is not None:
-            return StanzaError(condition, text=getattr(failure.value, "stanzaText", None)
-                               ).toResponse(iq)
-        log.failure("Unhandled error in iq handler", failure)
-        return StanzaError("internal-server-error").toResponse(iq)
-
-    d.addCallback(toResult)
-    d.addErrback(toError)
-    d.addCallback(handler.send)
-    iq.handled = True
-
-
-def _ours(observer: Observer) -> Observer:
-    """L{handleRequest} for a wokkel C{handleRequest} bound method, else C{observer}."""
-    handler = getattr(observer, "__self__", None)
-    if (getattr(observer, "__name__", None) == "handleRequest"
-            and isinstance(handler, IQHandlerMixin)
-            and getattr(type(handler), "handleRequest", None) is IQHandlerMixin.handleRequest):
-        def request(iq: domish.Element) -> None:
-            handleRequest(handler, iq)
-        return request
-    return observer
 
 
 def _bind(observer, args, kwargs):
