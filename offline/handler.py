@@ -23,7 +23,11 @@ stream management acknowledges it to the sender only then, and fails
     necessary"), which tells the sender the message was refused rather than
     that nobody is there;
   - C{service-unavailable} when the account was removed meanwhile (§8.5.1);
-  - C{internal-server-error} when storage failed.
+  - C{resource-constraint} when the disk or the database is full
+    (L{xmppd.storage.StorageFull}), C{internal-server-error} when storage
+    failed otherwise (locked, read-only, an I/O error): the storage backend
+    has logged the fault for the operator, once, so it is not logged again
+    per message (issue 18).
 
 Messages the policy does not keep are left to the core, which answers
 C{service-unavailable} (RFC 6121 §8.5.2.2.1: not stored means an error).
@@ -96,7 +100,7 @@ from xmppd.core.events import (ACCOUNT_REMOVED, MESSAGE_OFFLINE, PRESENCE_SELF, 
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.stanzas import NS_CLIENT, copyStanza, hold, marks, meta, priorityOf
 from xmppd.stream.xmlparser import parseStored
-from xmppd.storage.interfaces import NoSuchUser, OfflineMessage
+from xmppd.storage.interfaces import NoSuchUser, OfflineMessage, StorageFault
 
 #: XEP-0160 §4: the disco feature of a server that stores offline messages.
 NS_MSGOFFLINE = "msgoffline"
@@ -281,10 +285,10 @@ class OfflineHandler(XMPPHandler):
         mailbox.counting = False
         waiting, mailbox.waiting = mailbox.waiting, []
         if isinstance(result, Failure):
-            self.log.failure("Counting the offline messages of {user} failed", result,
-                             user=username)
+            condition = self.failed(result, "Counting the offline messages of {user} failed",
+                                    username)
             for entry in waiting:
-                self.refuse(entry, "internal-server-error")
+                self.refuse(entry, condition)
         else:
             mailbox.stored = result
             for entry in waiting:
@@ -311,15 +315,24 @@ class OfflineHandler(XMPPHandler):
                 # The account was removed meanwhile (RFC 6121 §8.5.1).
                 self.refuse(entry, "service-unavailable")
             else:
-                self.log.failure("Storing an offline message for {user} failed", result,
-                                 user=username)
-                self.refuse(entry, "internal-server-error")
+                self.refuse(entry, self.failed(
+                    result, "Storing an offline message for {user} failed", username))
         else:
             if mailbox.stored is not None:
                 mailbox.stored += 1
             entry[-1].callback(result)
         self.settle(mailbox)
         self.release(username, mailbox)
+
+    def failed(self, failure: Failure, message: str, username: str) -> str:
+        """
+        The condition to answer a storage failure with; logged here unless
+        it is a storage fault, which the backend has logged.
+        """
+        if failure.check(StorageFault):
+            return failure.value.stanzaCondition
+        self.log.failure(message, failure, user=username)
+        return "internal-server-error"
 
     def refuse(self, entry: tuple, condition: str, text: str | None = None) -> None:
         """Answer the sender with C{condition}, then fail the acceptance."""

@@ -65,7 +65,12 @@ class Domain:
     """
 
     def __init__(self, tmp_path, features=(), sections: dict | None = None,
-                 users=("juliet", "romeo")):
+                 users=("juliet", "romeo"), storage=None):
+        """
+        @param storage: an open storage backend to use instead of a new
+            L{MemoryStorage} (the storage fault tests give SQLite); the
+            accounts are added to it without waiting.
+        """
         tmp_path.mkdir(parents=True, exist_ok=True)
         sections = dict(sections or {})
         lines = ["[server]", "domains = [%s]" % _toml(DOMAIN),
@@ -80,7 +85,8 @@ class Domain:
         self.config = loadConfig(str(path))
         self.clock = Clock()
         self.server = XMPPServer(self.config, clock=self.clock)
-        self.server.storageService = StorageService(MemoryStorage())
+        self.server.storageService = StorageService(
+            storage if storage is not None else MemoryStorage())
         self.server.storageService.startService()
         self.storage = self.server.storage
         for user in users:

@@ -19,6 +19,13 @@ writes to storage) is held (L{xmppd.core.stanzas.hold}) until its answer
 has gone to the router, so its sender's next stanza waits for it (RFC 6120
 §10.1, L{xmppd.core.ordering}: a roster get after a roster set reads what
 the set wrote).
+
+Those requests are answered by L{xmppd.core.ordering.handleRequest}, wokkel's own with one
+difference: a failure that names its stanza error (an exception with a
+C{stanzaCondition}, as storage faults have: L{xmppd.storage.StorageFull}
+gives C{resource-constraint}) is answered with that error and not logged
+with a traceback: whoever raised it has told the operator already, once,
+not once per request (issue 18, storage faults).
 """
 
 from __future__ import annotations
@@ -165,9 +172,10 @@ class DomainStream:
 
     def heldRequest(self, handleRequest: Observer) -> Observer:
         """
-        wokkel's C{handleRequest}, holding the IQ when the answer does not
-        come at once, until it has been sent (through L{send}, where
-        wokkel's handlers send: their parent is the domain's collection).
+        wokkel's C{handleRequest} (as L{xmppd.core.ordering.handleRequest}), holding the IQ when
+        the answer does not come at once, until it has been sent (through
+        L{send}, where wokkel's handlers send: their parent is the domain's
+        collection).
         """
         def request(iq: domish.Element) -> None:
             self.answering.request(handleRequest, iq)

@@ -42,7 +42,10 @@ from typing import Any, Callable, Hashable
 
 from twisted.internet import defer
 from twisted.logger import Logger
-from twisted.words.xish import domish
+from twisted.words.protocols.jabber.error import StanzaError
+from twisted.words.protocols.jabber.xmlstream import toResponse
+from twisted.words.xish import domish, xpath
+from wokkel.subprotocols import IQHandlerMixin
 
 from xmppd.core.stanzas import Confirmation, hold, holders
 
@@ -340,12 +343,16 @@ class Answering:
 
     def request(self, handleRequest: Callable[[domish.Element], Any],
                 iq: domish.Element) -> None:
-        """Call wokkel's C{handleRequest} on C{iq}; hold C{iq} if it is not answered yet."""
+        """
+        Call wokkel's C{handleRequest} on C{iq} (as L{handleRequest}: a
+        storage fault is answered with its own condition); hold C{iq} if it
+        is not answered yet.
+        """
         key = (iq.getAttribute("id"), iq.getAttribute("from"))
         pending = self.pending
         pending[key] = None
         try:
-            handleRequest(iq)
+            answeringRequest(handleRequest)(iq)
         except BaseException:
             pending.pop(key, None)
             raise
@@ -360,3 +367,62 @@ class Answering:
         if self.pending and element.name == "iq":
             return self.pending.pop((element.getAttribute("id"), element.getAttribute("to")), None)
         return None
+
+
+_log = Logger()
+
+
+def handleRequest(handler: IQHandlerMixin, iq: domish.Element) -> None:
+    """
+    wokkel's C{IQHandlerMixin.handleRequest} for C{handler}: call the method
+    its C{iqHandlers} name for C{iq} and send the result or the error; a
+    failure with a C{stanzaCondition} is answered with that condition and
+    its C{stanzaText}, without a traceback (see L{xmppd.core.dispatch}).
+    """
+    method = None
+    for queryString, name in handler.iqHandlers.items():
+        if xpath.internQuery(queryString).matches(iq):
+            method = getattr(handler, name)
+    if method is not None:
+        d = defer.maybeDeferred(method, iq)
+    else:
+        d = defer.fail(NotImplementedError())
+
+    def toResult(result):
+        response = toResponse(iq, "result")
+        if result:
+            if isinstance(result, domish.Element):
+                response.addChild(result)
+            else:
+                for element in result:
+                    response.addChild(element)
+        return response
+
+    def toError(failure):
+        if failure.check(NotImplementedError):
+            return StanzaError("feature-not-implemented").toResponse(iq)
+        if failure.check(StanzaError):
+            return failure.value.toResponse(iq)
+        condition = getattr(failure.value, "stanzaCondition", None)
+        if condition is not None:
+            return StanzaError(condition, text=getattr(failure.value, "stanzaText", None)
+                               ).toResponse(iq)
+        _log.failure("Unhandled error in iq handler", failure)
+        return StanzaError("internal-server-error").toResponse(iq)
+
+    d.addCallback(toResult)
+    d.addErrback(toError)
+    d.addCallback(handler.send)
+    iq.handled = True
+
+
+def answeringRequest(observer: Observer) -> Observer:
+    """L{handleRequest} for a wokkel C{handleRequest} bound method, else C{observer}."""
+    handler = getattr(observer, "__self__", None)
+    if (getattr(observer, "__name__", None) == "handleRequest"
+            and isinstance(handler, IQHandlerMixin)
+            and getattr(type(handler), "handleRequest", None) is IQHandlerMixin.handleRequest):
+        def request(iq: domish.Element) -> None:
+            handleRequest(handler, iq)
+        return request
+    return observer

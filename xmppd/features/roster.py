@@ -42,7 +42,7 @@ from xmppd.core.hooks import DELIVER, OBSERVE
 from xmppd.config import integer, option, section
 from xmppd.core.jid import InvalidJID, makeJID, parseJID
 from xmppd.core.stanzas import subscriptionStanza, unavailableFrom
-from xmppd.storage.interfaces import Roster, RosterItem
+from xmppd.storage.interfaces import Roster, RosterItem, StorageFault
 
 #: The roster's interface to other features (presence, the archive): the
 #: domain's L{RosterManager}.  Anything else here is internal.
@@ -157,10 +157,18 @@ class RosterManager:
         return lock is not None and lock.locked
 
     def runLogged(self, username: str, f: Callable[..., Any], *args, **kwargs) -> defer.Deferred:
-        """L{run} for fire-and-forget work: a failure is logged, not left unhandled."""
+        """
+        L{run} for fire-and-forget work: a failure is logged, not left
+        unhandled; a storage fault only once, by the backend, not here
+        with a traceback per stanza (issue 18).
+        """
         d = self.run(username, f, *args, **kwargs)
-        d.addErrback(lambda failure: self.log.failure(
-            "Roster operation for {user} failed", failure, user=username))
+
+        def failed(failure):
+            if not failure.check(StorageFault):
+                self.log.failure("Roster operation for {user} failed", failure, user=username)
+
+        d.addErrback(failed)
         return d
 
     # -- reading and writing (call these from inside L{run}) ------------------

@@ -14,14 +14,14 @@ from __future__ import annotations
 import os
 
 from xmppd.storage.interfaces import (IStorage, IUserStore, NoSuchUser,
-                                      StorageError, UserExists)
+                                      StorageError, StorageFault, StorageFull, UserExists)
 from xmppd.storage.memory import MemoryStorage
 from xmppd.storage.redis import CannotOpenRedis, RedisNotDurable, RedisStorage
 from xmppd.storage.sqlite import CannotOpenDatabase, SQLiteStorage
 
 __all__ = ["BACKENDS", "CannotOpenDatabase", "CannotOpenRedis", "IStorage", "IUserStore",
            "MemoryStorage", "NoSuchUser", "RedisNotDurable", "RedisStorage",
-           "SQLiteStorage", "StorageError", "UserExists", "makeStorage"]
+           "SQLiteStorage", "StorageError", "StorageFault", "StorageFull", "UserExists", "makeStorage"]
 
 BACKENDS = ("sqlite", "memory", "redis")
 

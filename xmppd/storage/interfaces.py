@@ -19,6 +19,32 @@ class StorageError(Exception):
     """Base of the errors a storage backend raises on purpose."""
 
 
+class StorageFault(StorageError):
+    """
+    A write the backend could not make for a reason outside the request: the
+    database is locked by another process, read-only, or failing to write.
+    Nothing of the write was kept.  The backend has told the operator (once,
+    not once per write); whoever asked answers its sender with
+    L{stanzaCondition} and does not log it again.
+    """
+
+    #: The stanza error (RFC 6120 §8.3.3) for the sender of what was not stored.
+    stanzaCondition = "internal-server-error"
+    #: Its text: what the sender may know, not the file or the reason.
+    stanzaText = "the server cannot store this now"
+
+
+class StorageFull(StorageFault):
+    """
+    The disk or the database is full: nothing of the write was kept.  The
+    sender gets C{resource-constraint} (RFC 6120 §8.3.3.18, "lacks the
+    system resources necessary"), which says try later rather than broken.
+    """
+
+    stanzaCondition = "resource-constraint"
+    stanzaText = "the server's storage is full"
+
+
 class UserExists(StorageError):
     """The account to create exists already."""
 

@@ -34,7 +34,15 @@ storage then refuses (quota) is in the archive nonetheless: the decision
 is made before delivery.
 
 Archive writes never delay delivery: C{storage.archive.append} is called
-and not waited for; a failure is logged.  What may wait is the decision,
+and not waited for; a failure is logged.  When storage fails (the disk is
+full, the database locked or read-only: issue 18), the message is still
+delivered and is missing from the archive: the archive is a copy of what
+went through, and the delivery itself acknowledges the message, so
+refusing a message that can be delivered because its copy cannot be kept
+would lose more than it saves (Prosody and ejabberd do the same).  The
+storage backend logs the fault for the operator once, not per message.
+A message that must be stored to be delivered (to an account with no
+session) is refused by offline storage with the error it says.  What may wait is the decision,
 which needs the account's preferences (XEP-0441, stored as JSON under the
 account-data key C{"mam:prefs"}): those of accounts with a session are kept
 in memory (loaded at bind), a bounded number of others in a least recently
@@ -99,7 +107,7 @@ from xmppd.features.mam.query import (NS_MAM, finElement, firstChild, metadata, 
                                       resultMessage, runQuery)
 from xmppd.features.roster import rosterManager
 from xmppd.core.stanzas import NS_CLIENT, cloneStanza, hasBody, hasChild, marks, messageType, meta
-from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser
+from xmppd.storage.interfaces import ArchivedMessage, NoSuchUser, StorageFault
 
 NS_MAM_EXTENDED = "urn:xmpp:mam:2#extended"
 NS_SID = "urn:xmpp:sid:0"
@@ -412,6 +420,8 @@ class MAMHandler(XMPPHandler, IQHandlerMixin):
         def failed(failure):
             if failure.check(NoSuchUser):
                 return None  # Delivery answers service-unavailable for it.
+            if failure.check(StorageFault):
+                return None  # Delivered all the same; the backend logged it.
             self.log.failure("Archiving a message for {jid} failed", failure,
                              jid=account.userhost())
 

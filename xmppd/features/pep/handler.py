@@ -271,8 +271,12 @@ class PEPHandler(XMPPHandler):
         return True
 
     def failed(self, failure, stanza) -> bool:
-        self.log.failure("PEP failed on a request", failure)
-        self.bounce(stanza, "internal-server-error")
+        condition = getattr(failure.value, "stanzaCondition", None)
+        if condition is None:
+            # A storage fault's condition (issue 18); the backend logged it.
+            self.log.failure("PEP failed on a request", failure)
+            condition = "internal-server-error"
+        self.bounce(stanza, condition)
         return True
 
     def bounce(self, stanza, condition: str) -> None:

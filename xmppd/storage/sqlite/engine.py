@@ -25,6 +25,18 @@ fsync, and each Deferred still fires only after that transaction committed.
 
 Opening a file brings its schema up to date with the steps of
 L{xmppd.storage.sqlite.schema.MIGRATIONS}.
+
+Storage faults (issue 18): a write that fails because the disk or the
+database is full (C{SQLITE_FULL}), the file is locked by another process
+past the busy timeout (C{SQLITE_BUSY}, C{SQLITE_LOCKED}), read-only
+(C{SQLITE_READONLY}) or failing (C{SQLITE_IOERR}, ...) is rolled back whole
+and fails with L{StorageFull} or L{StorageFault}, which tell the caller what
+to answer its sender.  The engine tells the operator: one error line when
+writes start failing (or fail for another reason), at most one reminder
+per L{FAULT_LOG_INTERVAL} with the number refused meanwhile, and one line
+when a write succeeds again.  Nothing is retried and nothing needs a
+restart: the next write after space returns or the lock is released
+simply succeeds.
 """
 
 from __future__ import annotations
@@ -41,10 +53,26 @@ from twisted.logger import Logger
 from twisted.python.failure import Failure
 from twisted.python.threadpool import ThreadPool
 
-from xmppd.storage.interfaces import StorageError
+from xmppd.storage.interfaces import StorageError, StorageFault, StorageFull
 from xmppd.storage.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 
 BUSY_TIMEOUT_MS = 5000
+
+#: Seconds between two reminders that writes are still failing.
+FAULT_LOG_INTERVAL = 60.0
+
+#: Primary SQLite result codes of a write that failed for a reason outside
+#: the request, with what the operator is told.
+_FAULTS = {
+    sqlite3.SQLITE_FULL: "the disk or the database is full",
+    sqlite3.SQLITE_BUSY: "the database is locked by another process",
+    sqlite3.SQLITE_LOCKED: "the database is locked",
+    sqlite3.SQLITE_READONLY: "the database is read-only",
+    sqlite3.SQLITE_IOERR: "a disk I/O error",
+    sqlite3.SQLITE_CANTOPEN: "the database file cannot be opened",
+    sqlite3.SQLITE_CORRUPT: "the database file is malformed",
+    sqlite3.SQLITE_PERM: "access to the database is denied",
+}
 
 
 class CannotOpenDatabase(StorageError):
@@ -92,6 +120,11 @@ class SQLiteEngine:
         self._shutdownTrigger: Any = None
         # Touched only in the worker thread.
         self._connection: sqlite3.Connection | None = None
+        # The write fault under way (its reason), when it was last logged,
+        # and the writes refused since (reactor thread only).
+        self._fault: str | None = None
+        self._faultLogged = 0.0
+        self._refused = 0
 
     def open(self) -> defer.Deferred:
         """
@@ -147,7 +180,8 @@ class SQLiteEngine:
 
         @return: Deferred firing what C{interaction} returns.
         """
-        return self._inThread(self._transact, interaction, *args)
+        d = self._inThread(self._transact, interaction, *args)
+        return d.addBoth(self._noteWrite)
 
     def runGrouped(self, interaction: Callable[..., Any], *args: Any) -> defer.Deferred:
         """
@@ -199,6 +233,30 @@ class SQLiteEngine:
         if self._pool is None:
             return defer.fail(StorageError(f"database {self.path} is not open"))
         return deferToThreadPool(self._reactor, self._pool, f, *args)
+
+    def _noteWrite(self, result: Any) -> Any:
+        """
+        In the reactor thread, for every write's outcome: tell the operator
+        when writes start failing, remind now and then while they do, and
+        say when they succeed again (see the module docstring).
+        """
+        if isinstance(result, Failure) and result.check(StorageFault):
+            reason = str(result.value)
+            now = self.seconds()
+            self._refused += 1
+            if reason != self._fault:
+                self._fault, self._faultLogged, self._refused = reason, now, 0
+                self.log.error("{reason}: writes are refused (senders get an error) until "
+                               "they succeed again", reason=reason)
+            elif now - self._faultLogged >= FAULT_LOG_INTERVAL:
+                self.log.error("{reason}: {count} writes refused in the last {seconds:.0f} s",
+                               reason=reason, count=self._refused,
+                               seconds=now - self._faultLogged)
+                self._faultLogged, self._refused = now, 0
+        elif self._fault is not None and not isinstance(result, Failure):
+            self.log.info("database {path}: writes succeed again", path=self.path)
+            self._fault, self._refused = None, 0
+        return result
 
     def _releasePool(self) -> ThreadPool | None:
         pool, self._pool = self._pool, None
@@ -292,7 +350,13 @@ class SQLiteEngine:
         _transaction(connection, migrate)
 
     def _transact(self, interaction: Callable[..., Any], *args: Any) -> Any:
-        return _transaction(self._connection, interaction, *args)
+        try:
+            return _transaction(self._connection, interaction, *args)
+        except sqlite3.Error as e:
+            fault = _fault(self.path, e)
+            if fault is None:
+                raise
+            raise fault from e
 
     def _read(self, interaction: Callable[..., Any], *args: Any) -> Any:
         connection = self._connection
@@ -310,14 +374,24 @@ class SQLiteEngine:
             return
         try:
             outcomes = _transaction(self._connection, _runGroup, group)
+        except sqlite3.Error as e:
+            # The commit failed, or a write took the whole transaction
+            # with it: none of the group is on disk.
+            fault = _fault(self.path, e)
+            failure = Failure(fault) if fault is not None else Failure()
+            outcomes = [(False, failure)] * len(group)
         except BaseException:
             failure = Failure()
             outcomes = [(False, failure)] * len(group)
+        else:
+            outcomes = [(succeeded, _faultFailure(self.path, result) if not succeeded else result)
+                        for succeeded, result in outcomes]
         self._reactor.callFromThread(self._fireGroup, group, outcomes)
 
     def _fireGroup(self, group, outcomes) -> None:
         """In the reactor thread: fire a committed group's Deferreds, in order."""
         for (_, _, d), (succeeded, result) in zip(group, outcomes):
+            self._noteWrite(result if not succeeded else None)
             try:
                 if succeeded:
                     d.callback(result)
@@ -342,7 +416,14 @@ def _transaction(connection: sqlite3.Connection,
         result = interaction(connection, *args)
         connection.commit()
     except BaseException:
-        connection.rollback()
+        # SQLite may have rolled back already (SQLITE_FULL, SQLITE_IOERR can
+        # end the transaction); a rollback that fails too must not hide
+        # the error that says why.
+        if connection.in_transaction:
+            try:
+                connection.rollback()
+            except sqlite3.Error:
+                pass
         raise
     return result
 
@@ -356,12 +437,37 @@ def _runGroup(connection: sqlite3.Connection,
         try:
             result = interaction(connection, *args)
         except Exception:
+            if not connection.in_transaction:
+                # SQLite rolled back the whole transaction (it may on
+                # SQLITE_FULL or SQLITE_IOERR): the writes before this one
+                # are gone too, so the whole group fails with this error.
+                raise
             outcomes.append((False, Failure()))
             connection.execute("ROLLBACK TO grouped")
         else:
             outcomes.append((True, result))
         connection.execute("RELEASE grouped")
     return outcomes
+
+
+def _fault(path: str, error: sqlite3.Error) -> StorageFault | None:
+    """The L{StorageFault} an SQLite error is, or C{None} when it is none."""
+    code = getattr(error, "sqlite_errorcode", None)
+    if code is None:
+        return None
+    reason = _FAULTS.get(code & 0xFF)
+    if reason is None:
+        return None
+    kind = StorageFull if code & 0xFF == sqlite3.SQLITE_FULL else StorageFault
+    return kind(f"database {path}: {reason} ({error})")
+
+
+def _faultFailure(path: str, failure: Failure) -> Failure:
+    if isinstance(failure.value, sqlite3.Error):
+        fault = _fault(path, failure.value)
+        if fault is not None:
+            return Failure(fault)
+    return failure
 
 
 def _reason(error: OSError) -> str:
