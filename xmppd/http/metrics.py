@@ -145,19 +145,17 @@ class MetricsResource(resource.Resource):
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(NodeCollector(server))
 
-    def refusal(self, request) -> bytes | None:
-        """Why C{request} may not read the page (and its status is set), or C{None}."""
+    def refusal(self, request) -> tuple[int, bytes] | None:
+        """Why C{request} may not read the page (status, text), or C{None}."""
         if self.token:
             header = request.getHeader(b"authorization") or b""
             scheme, _, given = header.partition(b" ")
             if scheme.lower() == b"bearer" and hmac.compare_digest(given.strip(), self.token):
                 return None
-            request.setResponseCode(401)
             request.setHeader(b"www-authenticate", b'Bearer realm="xmppd metrics"')
-            return b"a bearer token is needed\n"
+            return 401, b"a bearer token is needed\n"
         if not self.fromLoopback(request):
-            request.setResponseCode(403)
-            return b"only loopback clients may read /metrics (or set metrics.token)\n"
+            return 403, b"only loopback clients may read /metrics (or set metrics.token)\n"
         return None
 
     def fromLoopback(self, request) -> bool:
@@ -185,10 +183,12 @@ class MetricsResource(resource.Resource):
     def render_GET(self, request):
         refused = self.refusal(request)
         if refused is not None:
+            status, text = refused
             self.log.info("Refused /metrics to {peer} ({status})", peer=request.clientHost,
-                          status=request.code, event="abuse", limit="metrics_access")
+                          status=status, event="abuse", limit="metrics_access")
+            request.setResponseCode(status)
             request.setHeader(b"content-type", b"text/plain; charset=utf-8")
-            return refused
+            return text
         encoder, contentType = choose_encoder(
             (request.getHeader(b"accept") or b"").decode("latin-1"))
         request.setHeader(b"content-type", contentType.encode("ascii"))
