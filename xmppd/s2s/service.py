@@ -281,7 +281,8 @@ class S2SService(ListeningService):
             "s2s {direction} {local} {arrow} {remote} authenticated with {method} "
             "(peer {peer}, {encryption})", direction=stream.direction, local=local,
             arrow="<-" if stream.direction == "in" else "->", remote=remote, method=method,
-            peer=stream.peerAddress, encryption="TLS" if stream.secure else "no TLS")
+            peer=stream.peerAddress, encryption="TLS" if stream.secure else "no TLS",
+            event="s2s-stream")
 
     def metricSamples(self):
         """The s2s streams by direction and the stanzas queued for routes without one (at scrape time)."""
