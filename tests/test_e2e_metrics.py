@@ -162,3 +162,33 @@ async def test_tokenRequired(makeServer):
     status, body = await scrape(server, {"Authorization": "Bearer scrape-me-8f3a"})
     assert status == 200
     assert ("xmppd_c2s_sessions", frozenset({("transport", "tcp")})) in samples(body)
+
+
+@ensureDeferred
+async def test_websocketSessionCounted(makeServer):
+    """A session over the WebSocket counts under its transport, beside a TCP one."""
+    from tests.wshelpers import connectWebSocket, openElement, plainAuth
+    server = await makeServer()
+    await server.addUser("alice")
+    await server.addUser("bob")
+    await server.login("bob")
+    ws = await connectWebSocket(server.node.httpsPort, tls=True)
+    ws.send(openElement())
+    await ws.expect("^<open ")
+    await ws.expect("^<stream:features")
+    ws.send(plainAuth("alice", password("alice")))
+    await ws.expect("^<success ")
+    ws.send(openElement())
+    await ws.expect("^<open ")
+    await ws.expect("^<stream:features")
+    ws.send("<iq type='set' id='b1' xmlns='jabber:client'>"
+            "<bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    await ws.expect("type='result'")
+    values = await scrapeUntil(
+        server, lambda v: value(v, "xmppd_c2s_sessions", transport="websocket") == 1)
+    assert value(values, "xmppd_c2s_sessions", transport="tcp") == 1
+    assert value(values, "xmppd_c2s_sessions_opened_total", transport="websocket") == 1
+    assert value(values, "xmppd_logins_total", mechanism="PLAIN") >= 1
+    ws.transport.loseConnection()
+    await ws.waitClosed()
+    await scrapeUntil(server, lambda v: value(v, "xmppd_c2s_sessions", transport="websocket") == 0)
