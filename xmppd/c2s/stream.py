@@ -320,32 +320,33 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             return
         sm = self.sm
         if isinstance(obj, domish.Element):
-            kind = obj.name
-            if kind in STANZA_NAMES:
-                self.factory.metrics.stanzasOut[kind] += 1
-            if sm is not None and obj.name in STANZA_NAMES:
-                # Counted and kept until the client acknowledges it
-                # (XEP-0198 §4), even when this stream can no longer write
-                # it: the session's end then re-routes it.
-                text = serialize(obj)
-                if not self.closing:
-                    self.write(obj, text)
-                sm.stanzaSent(text)
-                return
+            if obj.name in STANZA_NAMES:
+                self.factory.metrics.stanzasOut[obj.name] += 1
+                if sm is not None:
+                    # Counted and kept until the client acknowledges it
+                    # (XEP-0198 §4), even when this stream can no longer write
+                    # it: the session's end then re-routes it.
+                    text = serialize(obj)
+                    if not self.closing:
+                        self.write(obj, text)
+                    sm.stanzaSent(text)
+                    return
             if self.closing:
                 return
             self.write(obj, serialize(obj))
         elif obj is not None:
             if type(obj) is StanzaText:
                 # Serialized once for many (MUC): "<message", "<presence", "<iq".
-                self.factory.metrics.stanzasOut[_KIND_OF_TEXT[obj[1]]] += 1
-            if sm is not None and type(obj) is StanzaText:
-                if not self.closing:
-                    self.write(obj, obj)
-                sm.stanzaSent(obj)
-                return
-            if self.closing and type(obj) is StanzaText:
-                return
+                kind = _KIND_OF_TEXT.get(obj[1:2])
+                if kind is not None:
+                    self.factory.metrics.stanzasOut[kind] += 1
+                if sm is not None:
+                    if not self.closing:
+                        self.write(obj, obj)
+                    sm.stanzaSent(obj)
+                    return
+                if self.closing:
+                    return
             self.write(obj, obj)
 
     def write(self, obj, text: str) -> None:
