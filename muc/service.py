@@ -55,6 +55,7 @@ from __future__ import annotations
 # the first one loaded (the external component).
 from xmppd.core.hooks import Hooks
 from xmppd.core.jid import InvalidJID, makeJID, parseJID, prepLocalpart
+from xmppd.core.metrics import Sample
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import errorReply, hold, marks
 from xmppd.core.checks import serviceDomain
@@ -141,6 +142,14 @@ class MUCService(service.Service):
         """The room store (L{xmppd.storage.interfaces.IRoomStore})."""
         storage = self._storage() if callable(self._storage) else self._storage
         return storage.rooms
+
+    def metricSamples(self):
+        """The rooms this node holds in memory and their occupants (at scrape time)."""
+        labels = {"domain": self.domain}
+        rooms = list(self.rooms.values())
+        yield Sample("xmppd_muc_rooms", "gauge", "MUC rooms loaded", labels, len(rooms))
+        yield Sample("xmppd_muc_occupants", "gauge", "MUC occupants", labels,
+                     sum(len(room.occupants) for room in rooms))
 
     def startService(self) -> None:
         service.Service.startService(self)

@@ -320,6 +320,7 @@ class OfflineHandler(XMPPHandler):
         else:
             if mailbox.stored is not None:
                 mailbox.stored += 1
+            self.domain.metrics.offlineStored += 1
             entry[-1].callback(result)
         self.settle(mailbox)
         self.release(username, mailbox)
@@ -442,6 +443,7 @@ class OfflineHandler(XMPPHandler):
         meta(stanza).replayed = True
         if self.sessions.get(session.jid) is not session:
             return False
+        self.domain.metrics.offlineDelivered += 1
         self.domain.deliverToSession(session, stanza)
         return True
 

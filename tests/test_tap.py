@@ -53,7 +53,7 @@ def test_treeOrder(tmp_path):
     assert names == ["storage", "admin", "localhost", "conference.localhost", "pubsub.localhost",
                      "upload.localhost", "example.org", "conference.example.org",
                      "pubsub.example.org", "upload.example.org", "s2s", "c2s", "http",
-                     "upload-sweeper"]
+                     "metrics-lag", "upload-sweeper"]
     assert server.getServiceNamed("localhost").domain == "localhost"
 
 

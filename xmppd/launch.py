@@ -26,7 +26,27 @@ def loadOrExit(path: str | None):
         raise SystemExit("xmppd: %s" % (e,))
 
 
-def makeServiceOrExit(config, reactor=None):
+def logFileFor(twistdOptions) -> object:
+    """
+    Where twistd would write its log for C{twistdOptions} (its own options,
+    C{--logfile} and C{--nodaemon}; C{None} when unknown, as under
+    C{xmppd.tac}): standard output, else the file, C{twistd.log} by default.
+    """
+    name = twistdOptions.get("logfile") if twistdOptions is not None else None
+    if name == "-" or twistdOptions is None or (twistdOptions.get("nodaemon") and not name):
+        return sys.stdout
+    from twisted.python.logfile import LogFile
+    return LogFile.fromFullPath(name or "twistd.log")
+
+
+def useLogFormat(server, twistdOptions=None) -> None:
+    """C{log.format = "json"}: the node gives twistd a JSON observer (L{xmppd.core.logformat})."""
+    if server.config.log.format == "json":
+        from xmppd.core.logformat import JSONLineObserver
+        server.logObserver = JSONLineObserver(logFileFor(twistdOptions))
+
+
+def makeServiceOrExit(config, reactor=None, twistdOptions=None):
     """L{makeService} for twistd: configuration-time errors become one line."""
     from xmppd import tap
     from xmppd.stream.tls import TLSConfigError
@@ -35,6 +55,7 @@ def makeServiceOrExit(config, reactor=None):
     except (ConfigError, TLSConfigError, OSError, ValueError) as e:
         raise SystemExit("xmppd: %s" % (e,))
     server.onFatal = lambda message: _stopWithError(reactor, message)
+    useLogFormat(server, twistdOptions)
     return server
 
 
@@ -64,4 +85,4 @@ class Options(usage.Options):
 
 def makeService(options: Options):
     """The twistd entry point (see the module docstring)."""
-    return makeServiceOrExit(options["xmppdConfig"])
+    return makeServiceOrExit(options["xmppdConfig"], twistdOptions=getattr(options, "parent", None))

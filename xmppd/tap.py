@@ -25,6 +25,8 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     server = XMPPServer(config, reactor=reactor, clock=clock)
     storage = makeStorage(config.storage.backend, config.server.data_dir, reactor,
                           config.storage.redis, config.storage.redis_unsafe)
+    # The SQLite engine times its jobs and group commits for /metrics.
+    storage.metrics = server.metrics
     server.storageService = StorageService(storage)
     server.storageService.setServiceParent(server)
     cluster = getattr(config, "sections", {}).get("cluster")
@@ -74,10 +76,10 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     from xmppd.http.service import HTTPService
     web = HTTPService(server, tlsOptions, reactor=reactor)
     web.putChild(websocket.PATH, websocket.XMPPWebSocketResource(
-        c2s.transportFactory(), server.config.http.websocket_origins))
+        c2s.transportFactory("websocket"), server.config.http.websocket_origins))
     web.addLink(websocket.LINK_REL, "/" + websocket.PATH, ("ws", "wss"))
     from xmppd.c2s import bosh
-    web.putChild(bosh.PATH, bosh.BOSHResource(c2s.transportFactory(), server.config.http))
+    web.putChild(bosh.PATH, bosh.BOSHResource(c2s.transportFactory("bosh"), server.config.http))
     web.addLink(bosh.LINK_REL, "/" + bosh.PATH)
     if server.config.http.conversejs_dir:
         # The chat page, like ejabberd's mod_conversejs (off by default).
@@ -88,6 +90,11 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
             raise ConfigError(str(e)) from None
         web.putChild(chat.PATH, chat.ChatPage(web, server.config.http.conversejs_dir))
     web.setServiceParent(server)
+    if server.config.metrics.enabled:
+        # /metrics for operators (loopback or token only), and the reactor's
+        # lag measured for it.
+        from xmppd.http.metrics import addMetrics
+        addMetrics(server, web)
     if "upload" in server.config.server.modules:
         # HTTP File Upload (XEP-0363): the files of the upload services' slots.
         from xmppd.features.upload.service import baseURLOf, makeStore

@@ -784,11 +784,13 @@ class BOSHResource(resource.Resource):
             raise BOSHError("host-unknown", "this server does not serve %s" % (to,))
         host = getattr(request, "clientHost", None) or "local"
         if not factory.peers.acquire(host):
+            factory.metrics.reject("connections_per_ip")
             self.log.info("Refusing BOSH session of {host}: too many connections from it",
-                          host=host)
+                          host=host, event="abuse", limit="connections_per_ip")
             raise BOSHError("policy-violation", "too many connections from your address")
         if factory.newConnections is not None and not factory.newConnections.tryConsume(1):
             factory.peers.release(host)
+            factory.metrics.reject("new_connections_per_second")
             raise BOSHError("policy-violation", "too many new connections, try again later")
         stream = BOSHClientStream(factory, getattr(request, "viaTLS", False))
         stream.peerKey = host

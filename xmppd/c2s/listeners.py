@@ -27,6 +27,7 @@ from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.stream.listening import ListeningService
 from xmppd.stream.elements import NS_CLIENT, PREFIXES, PREFIXES_IN_SCOPE, streamErrorElement
 from xmppd.config.hosts import allHostSettings
+from xmppd.core.metrics import Sample
 from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
 
 
@@ -63,9 +64,13 @@ class C2SFactory(protocol.ServerFactory):
     redirect: str | None = None
 
     def __init__(self, server, tlsOptions, secure: bool, peers: PeerCounter,
-                 authFailures: AuthFailureTracker):
+                 authFailures: AuthFailureTracker, transport: str = "tcp"):
         config = server.config
         self.server = server
+        #: How its clients reach the node ("tcp", "websocket", "bosh"): a
+        #: label of the session metrics and log lines.
+        self.transport = transport
+        self.metrics = server.metrics
         self.clock = server.clock
         self.router = server.router
         self.sessions = server.sessions
@@ -119,11 +124,15 @@ class C2SFactory(protocol.ServerFactory):
         # the listener is refused without using up everyone's new-connection
         # rate.
         if not self.peers.acquire(host):
-            self.log.info("Refusing {host}: too many connections from it", host=host)
+            self.metrics.reject("connections_per_ip")
+            self.log.info("Refusing {host}: too many connections from it", host=host,
+                          event="abuse", limit="connections_per_ip")
             return RefusingProtocol("too many connections from your address")
         if self.newConnections is not None and not self.newConnections.tryConsume(1):
             self.peers.release(host)
-            self.log.info("Refusing {host}: new connections over the limit", host=host)
+            self.metrics.reject("new_connections_per_second")
+            self.log.info("Refusing {host}: new connections over the limit", host=host,
+                          event="abuse", limit="new_connections_per_second")
             return RefusingProtocol("too many new connections, try again later")
         stream = ClientStream(self, self.secure)
         stream.peerKey = host
@@ -172,7 +181,7 @@ class C2SService(ListeningService):
             yield ("c2s.direct_tls_endpoint", c2s.direct_tls_endpoint,
                    TLSMemoryBIOFactory(self.tlsOptions, False, factory))
 
-    def transportFactory(self) -> C2SFactory:
+    def transportFactory(self, transport: str = "websocket") -> C2SFactory:
         """
         The factory of client streams that reach the node another way than
         these listeners (the WebSocket of L{xmppd.c2s.websocket}): it shares
@@ -180,7 +189,8 @@ class C2SService(ListeningService):
         no more connections or guesses by mixing transports, and its
         streams are drained and shut down with theirs.
         """
-        factory = C2SFactory(self.server, None, False, self.peers, self.authFailures)
+        factory = C2SFactory(self.server, None, False, self.peers, self.authFailures,
+                             transport)
         self.transports.append(factory)
         return factory
 
@@ -191,6 +201,20 @@ class C2SService(ListeningService):
     def _withTransports(self, ports):
         self.factories.extend(self.transports)
         return ports
+
+    def metricSamples(self):
+        """
+        The bound client sessions by transport, counted when scraped
+        (L{xmppd.core.metrics}): the streams are the state, no counter
+        to keep in step.
+        """
+        counts = {"tcp": 0, "websocket": 0, "bosh": 0}
+        for factory in set(self.factories) | set(self.transports):
+            bound = sum(1 for stream in factory.streams if stream.session is not None)
+            counts[factory.transport] = counts.get(factory.transport, 0) + bound
+        for transport, n in sorted(counts.items()):
+            yield Sample("xmppd_c2s_sessions", "gauge", "Bound client sessions by transport",
+                         {"transport": transport}, n)
 
     def listened(self, port, factory) -> None:
         self.factories.append(getattr(factory, "wrappedFactory", factory))

@@ -274,13 +274,26 @@ class SASLInitializer(ReceivingInitializer):
         once the attempts are used up.
         """
         stream = self.stream
-        self.mechanism = None
+        mechanism, self.mechanism = self.mechanism, None
+        name = mechanism.name if mechanism is not None else "none"
+        metrics = stream.factory.metrics
+        metrics.count(metrics.loginFailures, name)
+        if failure.condition != "aborted":
+            # The account named, if any, and the address: never the password,
+            # a token or any SASL data.
+            self.log.info("Login failed for {user}@{domain} with {mechanism} from {peer}: "
+                          "{condition}", user=getattr(mechanism, "username", None) or "?",
+                          domain=stream.domain, mechanism=name, peer=stream.peerAddress,
+                          condition=failure.condition, event="login-failure",
+                          transport=stream.factory.transport)
         # Counted per connection over both profiles (RFC 6120 SASL and
         # SASL2): switching between them buys no extra guesses.
         stream.authFailureCount += 1
         tracker = stream.factory.authFailures
         if failure.condition in ("not-authorized", "invalid-authzid"):
             tracker.recordFailure(stream.peerAddress)
+            # A guessed password: answered late (limits.auth_failure_delay).
+            metrics.reject("auth_failures")
         delay = tracker.delayFor(stream.peerAddress)
         self.busy = True
         stream.callLater(delay, self.sendFailure, failure)
@@ -294,6 +307,9 @@ class SASLInitializer(ReceivingInitializer):
             return
         stream.send(self.failureElement(failure))
         if stream.authFailureCount >= stream.limits.sasl_max_attempts:
+            stream.factory.metrics.reject("sasl_max_attempts")
+            self.log.info("Closing the stream of {peer}: too many failed logins",
+                          peer=stream.peerAddress, event="abuse", limit="sasl_max_attempts")
             stream.streamError("policy-violation", "too many failed authentication attempts")
 
     @staticmethod

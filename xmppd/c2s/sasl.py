@@ -124,6 +124,9 @@ class Mechanism:
     name = ""
     #: Whether the mechanism binds to the TLS channel (the -PLUS ones).
     plus = False
+    #: The prepared localpart the client named, once known: the account a
+    #: failed login is logged with (never the password or any SASL data).
+    username = None
 
     def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
                  channelBindings: ChannelBindings = noChannelBindings,
@@ -187,7 +190,7 @@ class PlainMechanism(Mechanism):
             authzid, authcid, password = data.decode("utf-8").split("\0")
         except ValueError:
             raise SASLFailure("malformed-request")
-        username = self.prepareUsername(authcid)
+        username = self.username = self.prepareUsername(authcid)
         credentials = await self.lookup(username) or {}
         for mechanism in self.checkedMechanisms:
             credential = credentials.get(mechanism)

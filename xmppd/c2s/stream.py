@@ -247,6 +247,12 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         try:
             self.parser.parse(data)
         except domish.ParserError as e:
+            limit = getattr(e, "limit", None)
+            if limit is not None:
+                self.factory.metrics.reject(limit)
+                self.log.info("Closing the stream of {peer} ({account}): {limit}",
+                              peer=self.peerAddress, account=self.accountText(), limit=limit,
+                              event="abuse")
             self.streamError(getattr(e, "condition", "not-well-formed"), str(e) or None)
             return
         except Exception:
@@ -261,6 +267,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         """Traffic shaping: stop reading for C{delay} seconds; nothing is dropped."""
         if delay <= 0 or self.readPaused or self.closing:
             return
+        self.factory.metrics.reject("traffic_shaping")
         self.readPaused = True
         self.transport.pauseProducing()
         self.timers["shape"] = self.factory.clock.callLater(delay, self.resumeReading)
@@ -290,10 +297,21 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
                 self.transport.resumeProducing()
 
     def onSendQueueOverflow(self) -> None:
-        self.log.info("Dropping {peer}: over {limit} bytes queued unread",
-                      peer=self.peerAddress, limit=self.limits.send_queue_limit)
+        self.factory.metrics.reject("send_queue_limit")
+        self.log.info("Dropping {peer} ({account}): over {size} bytes queued unread",
+                      peer=self.peerAddress, account=self.accountText(),
+                      size=self.limits.send_queue_limit, event="abuse",
+                      limit="send_queue_limit")
         self.closing = True
         self.transport.abortConnection()
+
+    def accountText(self) -> str:
+        """The account of this stream for a log line: its JID, or C{"-"} before login."""
+        if self.jid is not None:
+            return self.jid.full()
+        if self.username is not None:
+            return "%s@%s" % (self.username, self.domain)
+        return "-"
 
     def onNegotiationTimeout(self) -> None:
         self.streamError("connection-timeout", "negotiation took too long")
@@ -305,26 +323,33 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             return
         sm = self.sm
         if isinstance(obj, domish.Element):
-            if sm is not None and obj.name in STANZA_NAMES:
-                # Counted and kept until the client acknowledges it
-                # (XEP-0198 §4), even when this stream can no longer write
-                # it: the session's end then re-routes it.
-                text = serialize(obj)
-                if not self.closing:
-                    self.write(obj, text)
-                sm.stanzaSent(text)
-                return
+            if obj.name in STANZA_NAMES:
+                self.factory.metrics.stanzasOut[obj.name] += 1
+                if sm is not None:
+                    # Counted and kept until the client acknowledges it
+                    # (XEP-0198 §4), even when this stream can no longer write
+                    # it: the session's end then re-routes it.
+                    text = serialize(obj)
+                    if not self.closing:
+                        self.write(obj, text)
+                    sm.stanzaSent(text)
+                    return
             if self.closing:
                 return
             self.write(obj, serialize(obj))
         elif obj is not None:
-            if sm is not None and type(obj) is StanzaText:
-                if not self.closing:
-                    self.write(obj, obj)
-                sm.stanzaSent(obj)
-                return
-            if self.closing and type(obj) is StanzaText:
-                return
+            if type(obj) is StanzaText:
+                # Serialized once for many (MUC): "<message", "<presence", "<iq".
+                kind = _KIND_OF_TEXT.get(obj[1:2])
+                if kind is not None:
+                    self.factory.metrics.stanzasOut[kind] += 1
+                if sm is not None:
+                    if not self.closing:
+                        self.write(obj, obj)
+                    sm.stanzaSent(obj)
+                    return
+                if self.closing:
+                    return
             self.write(obj, obj)
 
     def write(self, obj, text: str) -> None:
@@ -585,6 +610,7 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         (RFC 6120 §8.1.2.1), C{to} is validated, then the router decides.
         """
         stanza["from"] = sent = self.jidText
+        self.factory.metrics.stanzasIn[stanza.name] += 1
         to = stanza.getAttribute("to")
         recipient = None
         if to is not None:
@@ -693,9 +719,11 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.username = username
         if mechanism == "ANONYMOUS":
             self.anonymous = True
+        metrics = self.factory.metrics
+        metrics.count(metrics.logins, mechanism)
         self.log.info("{user}@{domain} authenticated with {mechanism} from {peer}",
                       user=username, domain=self.domain, mechanism=mechanism,
-                      peer=self.peerAddress)
+                      peer=self.peerAddress, event="login", transport=self.factory.transport)
         if restart:
             self.restart()
         elif self.parser is not None:
@@ -735,6 +763,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         is then neither bound again nor announced.
         """
         session.stream = self if self.heldOutput is None else self.heldOutput
+        if self.session is None and self.jid is None:
+            metrics = self.factory.metrics
+            metrics.count(metrics.sessionsOpened, self.factory.transport)
         self.session = session
         self.jid = session.jid
         self.jidText = session.jid.full()
@@ -765,6 +796,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.csi.release()
         session, self.session = self.session, None
         if session is not None:
+            self.log.info("{jid} logged out from {peer} ({reason})", jid=session.jid.full(),
+                          peer=self.peerAddress, reason=self.errorCondition or "closed",
+                          event="logout", transport=self.factory.transport)
             self.factory.hooks.notify("session/closed", session, self.domain)
             self.factory.sessions.unbind(session)
             if self.sm is not None:
@@ -779,6 +813,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
 #: The negotiation steps, in the order their features are offered.
 INITIALIZERS = (StartTLSInitializer, SASLInitializer, SASL2Initializer,
                 ChannelBindingInitializer, BindInitializer, SessionInitializer)
+
+#: A stanza serialized once (L{StanzaText}) starts "<message", "<presence" or "<iq".
+_KIND_OF_TEXT = {"m": "message", "p": "presence", "i": "iq"}
 
 #: The client's stream footer, queued behind what waits (L{ClientStream.onDocumentEnd}).
 _END = object()

@@ -378,6 +378,38 @@ class LogConfig:
     verbose: bool = option(
         False, boolean(),
         "log every stanza in and out (with a serial per stream); for debugging")
+    format: str = option(
+        "text", choice("text", "json"),
+        "\"text\" (twistd's lines) or \"json\" (one JSON object a line, with the "
+        "event's fields: event, user, peer, mechanism...), for a log collector")
+
+
+@section("metrics")
+@dataclasses.dataclass(frozen=True)
+class MetricsConfig:
+    """
+    The OpenMetrics/Prometheus page C{/metrics} on the HTTP service
+    (L{xmppd.http.metrics}).  Without a token only loopback clients may read
+    it (a trusted proxy's loopback connection does not count: the client
+    behind it is who asks); with one, C{Authorization: Bearer TOKEN} is
+    needed from anywhere.
+    """
+
+    enabled: bool = option(
+        True, boolean(),
+        "serve /metrics on the HTTP service")
+    token: str = option(
+        "", string(),
+        "bearer token scrapers must send (Authorization: Bearer ...); \"\" allows "
+        "loopback clients only")
+    reactor_lag_interval: float = option(
+        1.0, number(minimum=0.05, maximum=60),
+        "seconds between two measurements of the reactor's lag")
+
+    def __repr__(self):
+        # The token is a secret: a configuration that reaches a log shows none.
+        return "MetricsConfig(enabled=%r, token=%s, reactor_lag_interval=%r)" % (
+            self.enabled, "'***'" if self.token else "''", self.reactor_lag_interval)
 
 
 #: Where the cluster's Redis is when neither C{[cluster] redis} nor C{[storage] redis} says.

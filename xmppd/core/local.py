@@ -121,6 +121,11 @@ class LocalDomain(service.Service):
         return self.server.clock
 
     @property
+    def metrics(self):
+        """The node's L{xmppd.core.metrics.Metrics}."""
+        return self.server.metrics
+
+    @property
     def invalidation(self):
         """The node's L{xmppd.core.invalidation.IInvalidation} (cached account data)."""
         return self.server.invalidation
@@ -225,6 +230,10 @@ class LocalDomain(service.Service):
         feature's stanza leaves the router for a session; the directory's
         view takes it to the holder, wherever that is.
         """
+        deliveries = self.server.metrics.deliveries
+        kind = stanza.name
+        if kind in deliveries:
+            deliveries[kind] += 1
         session.send(stanza)
 
     def deliverPrepared(self, recipient, prepared) -> None:

@@ -23,6 +23,7 @@ from twisted.logger import Logger
 
 from xmppd.core.hooks import Hooks
 from xmppd.core.invalidation import LocalInvalidation
+from xmppd.core.metrics import Metrics
 from xmppd.core.router import Router
 from xmppd.core.sessions import SessionManager
 from xmppd.stream.traffic import TrafficLog
@@ -67,6 +68,8 @@ class XMPPServer(service.MultiService):
         self.router = Router()
         self.sessions = SessionManager()
         self.hooks = Hooks()
+        #: What the node counts for its operators (L{xmppd.core.metrics}).
+        self.metrics = Metrics()
         #: Tells other nodes about changed account data (the cluster replaces it).
         self.invalidation = LocalInvalidation()
         self.secret = loadSecret(config.server.data_dir)
@@ -85,6 +88,22 @@ class XMPPServer(service.MultiService):
     @property
     def storage(self):
         return self.storageService.storage
+
+    #: The log observer twistd should use instead of its text one
+    #: (C{log.format = "json"}, set by L{xmppd.launch}); C{None}: twistd's.
+    logObserver = None
+
+    def setServiceParent(self, parent):
+        """
+        Join C{parent}; a twistd application (a C{Componentized}) is also
+        told L{logObserver}, the one way a service can choose twistd's log
+        format: twistd asks the application for an C{ILogObserver} once the
+        service tree is built.
+        """
+        if self.logObserver is not None and hasattr(parent, "setComponent"):
+            from twisted.logger import ILogObserver
+            parent.setComponent(ILogObserver, self.logObserver)
+        return service.MultiService.setServiceParent(self, parent)
 
     def stopService(self) -> defer.Deferred:
         """

@@ -286,6 +286,8 @@ class WebSite(server.Site):
     requestFactory = WebRequest
     displayTracebacks = False
     logger = Logger()
+    #: The node's L{xmppd.core.metrics.Metrics} once C{/metrics} is served.
+    metrics = None
 
     def __init__(self, root, config, connectionsPerIP: int, reactor=None):
         super().__init__(root, timeout=config.request_timeout, reactor=reactor)
@@ -320,6 +322,8 @@ class WebSite(server.Site):
         host = getattr(addr, "host", None) or "local"
         trusted = self.trusts(host)
         if not trusted and not self.peers.acquire(host):
+            if self.metrics is not None:
+                self.metrics.reject("connections_per_ip")
             self.logger.info("Refusing HTTP connection from {host}: too many from it", host=host)
             return TooManyConnections()
         channel = super().buildProtocol(addr)

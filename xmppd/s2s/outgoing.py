@@ -323,6 +323,7 @@ class OutgoingRoute:
             stream.send(stanza)
             return
         if len(self.queue) >= self.service.maxQueue:
+            self.service.server.metrics.reject("s2s_max_queue")
             self.bounce(stanza, "resource-constraint",
                         "too many stanzas are waiting for %s" % (self.remote,))
             return

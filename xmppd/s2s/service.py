@@ -40,6 +40,7 @@ from xmppd.stream.closing import CLOSE_TIMEOUT
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.stream.listening import ListeningService
 from xmppd.core.local import leavesDomain
+from xmppd.core.metrics import Sample
 from xmppd.core.router import IRoute
 from xmppd.s2s.incoming import IncomingFactory, IncomingStream
 from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute, OutgoingStream
@@ -280,7 +281,22 @@ class S2SService(ListeningService):
             "s2s {direction} {local} {arrow} {remote} authenticated with {method} "
             "(peer {peer}, {encryption})", direction=stream.direction, local=local,
             arrow="<-" if stream.direction == "in" else "->", remote=remote, method=method,
-            peer=stream.peerAddress, encryption="TLS" if stream.secure else "no TLS")
+            peer=stream.peerAddress, encryption="TLS" if stream.secure else "no TLS",
+            event="s2s-stream")
+
+    def metricSamples(self):
+        """The s2s streams by direction and the stanzas queued for routes without one (at scrape time)."""
+        yield Sample("xmppd_s2s_streams", "gauge", "Server-to-server streams by direction",
+                     {"direction": "in"}, len(self.incoming))
+        yield Sample("xmppd_s2s_streams", "gauge", "Server-to-server streams by direction",
+                     {"direction": "out"}, len(self.outgoing))
+        routes = list(self.routes.values())
+        yield Sample("xmppd_s2s_queued_stanzas", "gauge",
+                     "Stanzas waiting for an outgoing s2s stream (s2s.max_queue per route)",
+                     {}, sum(len(route.queue) for route in routes))
+        yield Sample("xmppd_s2s_queues", "gauge",
+                     "Outgoing s2s routes with stanzas waiting", {},
+                     sum(1 for route in routes if route.queue))
 
     def connections(self) -> list[dict]:
         """

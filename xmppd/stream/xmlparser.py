@@ -118,9 +118,14 @@ class PolicyViolation(XMLPolicyError):
 class StanzaTooLarge(PolicyViolation):
     """One stanza, or the stream header, is longer than C{maxStanzaSize}."""
 
+    #: The limit it broke, as the metrics and logs name it.
+    limit = "max_stanza_size"
+
 
 class TooDeep(PolicyViolation):
     """Elements are nested more than C{maxDepth} levels inside a stanza."""
+
+    limit = "max_depth"
 
 
 class TooManyElements(PolicyViolation):

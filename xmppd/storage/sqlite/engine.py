@@ -44,6 +44,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -99,6 +100,11 @@ class SQLiteEngine:
     """
 
     log = Logger()
+
+    #: The node's L{xmppd.core.metrics.Metrics} when it is counted: the
+    #: time of each job of the worker (as the reactor sees it, queueing
+    #: included) and the size of each group commit.  Set by the wiring.
+    metrics = None
 
     def __init__(self, path: str, reactor: Any = None, clock: Any = None) -> None:
         """
@@ -232,7 +238,15 @@ class SQLiteEngine:
     def _inThread(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
         if self._pool is None:
             return defer.fail(StorageError(f"database {self.path} is not open"))
-        return deferToThreadPool(self._reactor, self._pool, f, *args)
+        d = deferToThreadPool(self._reactor, self._pool, f, *args)
+        if self.metrics is not None:
+            # Wall time on purpose: latency is what an operator graphs.
+            d.addBoth(self._timed, time.perf_counter())
+        return d
+
+    def _timed(self, result: Any, started: float) -> Any:
+        self.metrics.storageLatency.observe(time.perf_counter() - started)
+        return result
 
     def _noteWrite(self, result: Any) -> Any:
         """
@@ -390,6 +404,8 @@ class SQLiteEngine:
 
     def _fireGroup(self, group, outcomes) -> None:
         """In the reactor thread: fire a committed group's Deferreds, in order."""
+        if self.metrics is not None:
+            self.metrics.groupCommitSize.observe(len(group))
         for (_, _, d), (succeeded, result) in zip(group, outcomes):
             self._noteWrite(result if not succeeded else None)
             try:
