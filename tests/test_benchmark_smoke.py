@@ -232,6 +232,8 @@ class FakeConn:
     def write(self, data):
         self.written.append(data)
 
+    send = write
+
 
 def reflection(sender: int) -> bytes:
     return (b"<message from='bench0@conference.localhost/n%d' type='groupchat'>"
