@@ -223,6 +223,15 @@ class Conn(asyncio.Protocol):
     def send(self, data: bytes):
         self.transport.write(data)
 
+    @staticmethod
+    def standalone(data: bytes) -> bytes:
+        """
+        A pre-rendered stanza as this transport sends it (TCP: unchanged;
+        WebSocket: with its namespace, L{standaloneStanza}), so that a
+        scenario's hot path does not rewrite it on every send.
+        """
+        return data
+
     def close(self):
         if self.transport is not None and not self.closed:
             self.closed = True
@@ -235,6 +244,8 @@ class Conn(asyncio.Protocol):
 WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 FRAMING_OPEN = b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
 FRAMING_CLOSE = b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"
+STANZA_NAMES = (b"<message", b"<presence", b"<iq")
+CLIENT_NS = b" xmlns='jabber:client'"
 _fromLE, _getrandbits = int.from_bytes, random.getrandbits
 
 
@@ -289,6 +300,22 @@ def wsUnframe(buf: bytes) -> tuple[list[tuple[int, bool, bytes]], bytes]:
         frames.append((b0 & 0x0F, bool(b0 & 0x80), payload))
         pos = head + n
     return frames, buf[pos:]
+
+
+def standaloneStanza(data: bytes) -> bytes:
+    """
+    C{data} as a message of its own (RFC 7395 §3.3.3): a stanza written
+    for a TCP stream, whose C{jabber:client} namespace the stream header
+    declared, gets the declaration in its start tag.  Prosody parses each
+    message alone and refuses a stanza without it (unsupported-stanza-type).
+    """
+    for name in STANZA_NAMES:
+        if data.startswith(name):
+            end = len(name)
+            if data[end:end + 1] in (b" ", b">", b"/") and not data.startswith(b" xmlns=", end):
+                return data[:end] + CLIENT_NS + data[end:]
+            break
+    return data
 
 
 def wsAccept(key: bytes) -> bytes:
@@ -387,7 +414,11 @@ class WebSocketConn(Conn):
         self.transport.write(wsFrame(FRAMING_OPEN % self.gen.domain.encode()))
 
     def send(self, data: bytes):
-        self.transport.write(wsFrame(data))
+        self.transport.write(wsFrame(standaloneStanza(data)))
+
+    @staticmethod
+    def standalone(data: bytes) -> bytes:
+        return standaloneStanza(data)
 
     def close(self):
         if self.transport is not None and not self.closed:

@@ -307,7 +307,8 @@ async def scenarioMessages(gen: Generator, args) -> list[dict]:
     senders, receivers = clients[:pairs], clients[pairs:]
     pad = padding(args.body)
     for sender, receiver in zip(senders, receivers):
-        sender.msgHead = b"<message to='" + receiver.bare + b"' type='chat' id='b'><body>XB"
+        sender.msgHead = sender.standalone(
+            b"<message to='" + receiver.bare + b"' type='chat' id='b'><body>XB")
         sender.msgTail = b".%d.%s</body></message>" % (sender.index, pad)
     traffic = Traffic(senders, args.window, args.rate)
     for receiver in receivers:
@@ -346,7 +347,8 @@ async def scenarioMUC(gen: Generator, args) -> list[dict]:
     pad = padding(args.body)
     for room, occupants in zip(roomJIDs, members):
         for sender in occupants[:args.senders]:
-            sender.msgHead = b"<message to='" + room + b"' type='groupchat' id='b'><body>XB"
+            sender.msgHead = sender.standalone(
+                b"<message to='" + room + b"' type='groupchat' id='b'><body>XB")
             sender.msgTail = b".%d.%s</body></message>" % (sender.index, pad)
     traffic = Traffic(senders, args.window, args.rate, echo=True)
 
