@@ -457,7 +457,9 @@ def test_enableWebSocket():
     assert '"disco"; "websocket";' in text and "mod_websocket" in change
     assert wsside.enableWebSocket("prosody.cfg.lua", text) == (text, None)
     text, change = wsside.enableWebSocket("ejabberd.yml", EJABBERD_WS)
-    assert "    request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n      /api:" in text
+    assert ('    ip: "127.0.0.1"\n    backlog: 1024\n    module: ejabberd_http\n'
+            "    request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n      /api:") in text
+    assert text.count("backlog") == 1 and "backlog: 1024" in change
     assert wsside.enableWebSocket("ejabberd.yml", text) == (text, None)
     text, change = wsside.enableWebSocket("xmppd.toml", XMPPD_WS)
     assert '[c2s]\nendpoint = "tcp:5222"' in text and change

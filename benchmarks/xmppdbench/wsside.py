@@ -67,6 +67,10 @@ USERS = {"full": 1000, "quick": 200}
 
 PROSODY_WS = '"websocket";'
 EJABBERD_WS = "      %s: ejabberd_http_ws\n" % WS_PATH
+#: The c2s listener's backlog in the harness's template, given to the HTTP
+#: listener too: with ejabberd's default (5) a storm of WebSocket logins
+#: loses SYNs, and some clients wait out TCP's retransmission back-off.
+EJABBERD_BACKLOG = "backlog: 1024"
 XMPPD_HTTP = 'endpoint = "tcp:{http_port}:interface={host}:backlog=1024"'
 
 
@@ -117,7 +121,14 @@ def enableWebSocket(templateName: str, text: str) -> tuple[str, str | None]:
         if handlers is None:
             raise ValueError("ejabberd.yml: no ejabberd_http listener with request_handlers")
         text = text[:handlers.end()] + EJABBERD_WS + text[handlers.end():]
-        return text, "ejabberd: added %s: ejabberd_http_ws to the ejabberd_http listener" % WS_PATH
+        change = "ejabberd: added %s: ejabberd_http_ws to the ejabberd_http listener" % WS_PATH
+        listener = text[handlers.start():handlers.end()]
+        if "backlog:" not in listener:
+            indent = handlers.group(1).rsplit("\n", 1)[-1]
+            at = handlers.start() + len(handlers.group(1)) - len(indent)
+            text = text[:at] + indent + EJABBERD_BACKLOG + "\n" + text[at:]
+            change += ", with the c2s listener's %s" % EJABBERD_BACKLOG
+        return text, change
     return text, None
 
 
