@@ -432,6 +432,8 @@ def test_webSocketScenarios(tmp_path):
     assert not loadConfig(bench.writeConfig(str(tmp_path), port=5222)).http.endpoint
     args = load.parseArgs(["msg", "--transport", "ws", "--ws-port", "5290"])
     assert (args.transport, args.ws_port, args.ws_path) == ("ws", 5290, "/xmpp-websocket")
+    with pytest.raises(SystemExit):
+        load.parseArgs(["msg", "--transport", "ws", "--port2", "5223"])
 
 
 PROSODY_WS = 'modules_enabled = { "roster"; "disco"; }\nhttp_ports = { 5280 }\n'

@@ -869,7 +869,11 @@ def parseArgs(argv):
     add("--levels", default="1000,5000,10000", help="idle: session counts to step through")
     add("--settle", type=float, default=5, help="idle: seconds after the logins before RSS")
     add("--hold", type=float, default=10, help="idle: seconds of idle CPU measured")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.transport == "ws" and args.port2:
+        parser.error("--transport ws has one --ws-port: clients over WebSocket are not "
+                     "spread over cluster nodes (--port2)")
+    return args
 
 
 async def run(args) -> dict:
