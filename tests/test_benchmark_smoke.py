@@ -19,7 +19,7 @@ import pytest
 import pytest_twisted
 
 from benchmarks.xmppdbench import (bench, client, dataset, load, procstat, redisstat, report,
-                                   stats)
+                                   stats, wsside)
 from tests.test_ctl import xmppctl
 from tests.test_ctl_pie import withStorage
 from xmppd.config import loadConfig
@@ -232,6 +232,8 @@ class FakeConn:
     def write(self, data):
         self.written.append(data)
 
+    send = write
+
 
 def reflection(sender: int) -> bytes:
     return (b"<message from='bench0@conference.localhost/n%d' type='groupchat'>"
@@ -375,3 +377,138 @@ def test_clusterRunEndToEnd(tmp_path):
     assert phase["redis_calls"].get("xadd", 0) > 0, phase["redis_calls"]
     pids = [int(p) for p in run["result"]["args"]["server_pid"]]
     assert not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
+
+
+def test_webSocketFraming():
+    """The generator's WebSocket frames are what wsproto reads as one whole text message each, masked; it reads wsproto's server frames of every length encoding, in pieces."""
+    from wsproto import ConnectionType
+    from wsproto.connection import Connection
+    from wsproto.events import Message, Ping, TextMessage
+    server = Connection(ConnectionType.SERVER)
+    payloads = [b"<presence/>", b"<message>" + b"x" * 300 + b"</message>", b"y" * 70000, b""]
+    wire = b"".join(client.wsFrame(p) for p in payloads)
+    assert all(frame[1] & 0x80 for frame in (client.wsFrame(p) for p in payloads)), "masked"
+    server.receive_data(wire)
+    got = [e for e in server.events() if isinstance(e, TextMessage)]
+    assert [(e.data.encode(), e.frame_finished, e.message_finished) for e in got] == \
+        [(p, True, True) for p in payloads]
+    sent = b"".join(server.send(Message(data=p.decode())) for p in payloads) + \
+        server.send(Ping(b"hi"))
+    frames, rest = [], sent
+    for i in range(0, len(sent), 1000):
+        more, rest = client.wsUnframe((rest if i else b"") + sent[i:i + 1000])
+        frames += more
+    assert rest == b""
+    assert frames == [(1, True, p) for p in payloads] + [(9, True, b"hi")]
+    assert client.wsAccept(b"dGhlIHNhbXBsZSBub25jZQ==") == b"s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
+
+
+def test_standaloneStanzas():
+    """Over WebSocket every stanza declares jabber:client (RFC 7395 §3.3.3), once; other elements and TCP are left alone."""
+    assert client.standaloneStanza(b"<presence/>") == b"<presence xmlns='jabber:client'/>"
+    assert client.standaloneStanza(b"<message to='a'>x</message>") == \
+        b"<message xmlns='jabber:client' to='a'>x</message>"
+    once = b"<iq xmlns='jabber:client' type='get'/>"
+    assert client.standaloneStanza(once) == once
+    sasl = b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='PLAIN'>x</auth>"
+    assert client.standaloneStanza(sasl) == sasl
+    assert client.standaloneStanza(b"<iqx/>") == b"<iqx/>"
+    assert client.Conn.standalone(b"<presence/>") == b"<presence/>"
+    assert client.WebSocketConn.standalone(b"<presence/>") == b"<presence xmlns='jabber:client'/>"
+
+
+def test_webSocketScenarios(tmp_path):
+    """msg_ws and idle_ws are msg and idle over WebSocket, and their configuration has a plain HTTP listener on loopback, the others none."""
+    for scale in ("quick", "full"):
+        table = bench.SCENARIOS[scale]
+        for name in ("msg", "idle"):
+            assert table[name + "_ws"] == table[name] + ["--transport", "ws"]
+        assert wsside.SCENARIOS[scale]["msg"] == table["msg"]
+    assert bench.WS_SCENARIOS == {"msg_ws", "idle_ws"}
+    assert bench.TOPOLOGY["msg_ws"] == (1, "sqlite")
+    ws = loadConfig(bench.writeConfig(str(tmp_path), port=5222, http=5280))
+    assert ws.http.endpoint == "tcp:5280:interface=127.0.0.1:backlog=1024"
+    assert not ws.http.tls_endpoint
+    assert not loadConfig(bench.writeConfig(str(tmp_path), port=5222)).http.endpoint
+    args = load.parseArgs(["msg", "--transport", "ws", "--ws-port", "5290"])
+    assert (args.transport, args.ws_port, args.ws_path) == ("ws", 5290, "/xmpp-websocket")
+    with pytest.raises(SystemExit):
+        load.parseArgs(["msg", "--transport", "ws", "--port2", "5223"])
+
+
+PROSODY_WS = 'modules_enabled = { "roster"; "disco"; }\nhttp_ports = { 5280 }\n'
+EJABBERD_WS = """listen:
+  -
+    port: 5222
+    module: ejabberd_c2s
+  -
+    port: 5280
+    ip: "127.0.0.1"
+    module: ejabberd_http
+    request_handlers:
+      /api: mod_http_api
+modules:
+  mod_disco: {}
+"""
+XMPPD_WS = '[c2s]\nendpoint = "tcp:5222"\n\n[http]\n# none\nendpoint = ""\ntls_endpoint = ""\n'
+
+
+def test_enableWebSocket():
+    """wsbench's copies of the servers' configs serve /xmpp-websocket on their plain HTTP port, once."""
+    text, change = wsside.enableWebSocket("prosody.cfg.lua", PROSODY_WS)
+    assert '"disco"; "websocket";' in text and "mod_websocket" in change
+    assert wsside.enableWebSocket("prosody.cfg.lua", text) == (text, None)
+    text, change = wsside.enableWebSocket("ejabberd.yml", EJABBERD_WS)
+    assert ('    ip: "127.0.0.1"\n    backlog: 1024\n    module: ejabberd_http\n'
+            "    request_handlers:\n      /xmpp-websocket: ejabberd_http_ws\n      /api:") in text
+    assert text.count("backlog") == 1 and "backlog: 1024" in change
+    assert wsside.enableWebSocket("ejabberd.yml", text) == (text, None)
+    text, change = wsside.enableWebSocket("xmppd.toml", XMPPD_WS)
+    assert '[c2s]\nendpoint = "tcp:5222"' in text and change
+    assert '[http]\n# none\nendpoint = "tcp:{http_port}:interface={host}:backlog=1024"\n' in text
+    assert wsside.enableWebSocket("xmppd.toml", text) == (text, None)
+    with open(os.path.join(XBENCH, "xmppd.toml")) as f:
+        template = f.read()
+    text, change = wsside.enableWebSocket("xmppd.toml", template)
+    assert change and tomllib.loads(text.replace("{", "").replace("}", ""))["http"]["endpoint"]
+
+
+def test_webSocketSummary():
+    """The side-by-side table has each server's TCP and WebSocket cost and their ratio, and a failed run under Problems."""
+    def run(server, scenario, rep, cost):
+        return {"server": server, "scenario": scenario, "rep": rep, "result": {"phases": [
+            {"phase": "messages", "count": 100, "server_cpu_ms_per_1k": cost,
+             "rate_per_s": 10.0, "bound": "server"}]}}
+    data = {"meta": {"scale": "quick", "servers": {"a": {}, "b": {}}},
+            "runs": [run("a", "msg", 1, 20.0), run("a", "msg_ws", 1, 30.0),
+                     run("a", "msg", 2, 10.0), run("a", "msg_ws", 2, 12.0),
+                     {"server": "b", "scenario": "msg_ws", "rep": 1,
+                      "result": {"phases": [], "error": "no WebSocket"}}]}
+    table = wsside.render(data)
+    assert "| a | 2 | 15.0 / 10.0 | 21.0 / 12.0 | 1.40x (1.35x) |" in table
+    assert "- b msg_ws rep 1 FAILED: no WebSocket" in table
+
+
+def test_webSocketRunEndToEnd(tmp_path):
+    """benchmarks/run.py runs msg_ws and idle_ws at their smallest: clients log in over WebSocket, every message is delivered, and no process is left behind."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "run.py"), "--scenarios", "msg_ws,idle_ws",
+         "--accounts", "8", "--server-cpus", "", "--gen-cpus", "", "--out", str(out),
+         "--gen-args", "--pairs 4 --window 1 --warmup 0.3 --duration 0.7 --concurrency 8 "
+         "--levels 8 --settle 0.2 --hold 0.2"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out / "results.json") as f:
+        data = json.load(f)
+    msg, idle = data["runs"]
+    [phase] = msg["result"]["phases"]
+    assert msg["result"]["args"]["transport"] == "ws"
+    assert phase["count"] > 0 and not phase["undelivered_after_drain"]
+    assert not phase["lost_connections"]
+    [level] = idle["result"]["phases"]
+    assert level["sessions"] == 8 and not level["errors"]
+    pids = [int(p) for run in data["runs"] for p in run["result"]["args"]["server_pid"]]
+    assert not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
+    with open(out / "logs" / "server.msg_ws.1.1.log") as f:
+        assert "WebSocketClientStream" in f.read()

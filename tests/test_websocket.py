@@ -320,3 +320,47 @@ def test_startTagCutByTheMessageEnd(tmp_path):
     ws.send("<presence xmlns='jabber:client'/><presence", finished=False)
     messages = ws.send("", finished=True)
     assert any("<bad-format " in m for m in messages), messages
+
+
+PING_IQ = "<iq xmlns='jabber:client' type='get' id='%s'><ping xmlns='urn:xmpp:ping'/></iq>"
+
+
+def results(messages: list[str]) -> list[str]:
+    """The ids of the IQ answers (result or error) among C{messages}."""
+    return [re.search(r" id='([^']*)'", m).group(1) for m in messages if m.startswith("<iq")]
+
+
+def test_framesInPieces(tmp_path):
+    """Frames split at every byte and several in one read, with a ping between them: each message is read once and whole, and the ping is answered (the fast path of whole text frames, and control frames through wsproto)."""
+    from wsproto.events import Message, Ping
+    ws = WebNode(tmp_path).login()
+    data = (ws.ws.send(Message(data=PING_IQ % "p1")) + ws.ws.send(Ping(b"hi"))
+            + ws.ws.send(Message(data=PING_IQ % ("p2" + "x" * 300))))
+    for i in range(len(data)):
+        ws.channel.dataReceived(data[i:i + 1])
+    assert b"\x8a\x02hi" in ws.transport.value(), "the ping is answered with its payload"
+    assert results(ws.read()) == ["p1", "p2" + "x" * 300]
+    ws.channel.dataReceived(ws.ws.send(Message(data=PING_IQ % "p3"))
+                            + ws.ws.send(Message(data=PING_IQ % "p4")))
+    assert results(ws.read()) == ["p3", "p4"]
+
+
+def test_framesThePathDoesNotTake(tmp_path):
+    """A fragmented message, and a frame larger than the fast path reads, are wsproto's; the stream goes on the same."""
+    from xmppd.c2s.websocket import FAST_FRAME
+    ws = WebNode(tmp_path).login()
+    assert results(ws.send(PING_IQ % "f1")) == ["f1"]
+    ws.send("<iq xmlns='jabber:client' type='get' id='f2'>", finished=False)
+    assert results(ws.send("<ping xmlns='urn:xmpp:ping'/></iq>")) == ["f2"]
+    big = "b" * (FAST_FRAME + 100)
+    assert results(ws.send(PING_IQ % big)) == [big]
+    assert results(ws.send(PING_IQ % "f3")) == ["f3"]
+
+
+def test_unmaskedFrameRefused(tmp_path):
+    """A client frame without a mask fails the WebSocket (RFC 6455 §5.1: 1002), as wsproto decides."""
+    ws = WebNode(tmp_path).login()
+    payload = (PING_IQ % "u1").encode()
+    ws.channel.dataReceived(b"\x81" + bytes((len(payload),)) + payload)
+    ws.read()
+    assert ws.closeCode == 1002

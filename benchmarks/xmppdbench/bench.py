@@ -88,8 +88,20 @@ def _addRedisScenarios(table: dict) -> None:
         table["cluster_msg_%d" % percent] = table["msg"] + ["--cross", str(percent / 100)]
 
 
+def _addWebSocketScenarios(table: dict) -> None:
+    """
+    C{msg_ws} and C{idle_ws} (issue 15 item 8): C{msg} and C{idle} with
+    every client over WebSocket (RFC 7395, plain C{ws://} to the HTTP
+    listener's C{/xmpp-websocket}), for the WebSocket/TCP cost ratio of one
+    run.
+    """
+    for name in ("msg", "idle"):
+        table[name + "_ws"] = table[name] + ["--transport", "ws"]
+
+
 for _table in SCENARIOS.values():
     _addRedisScenarios(_table)
+    _addWebSocketScenarios(_table)
 #: What runs the scenarios that are not a lone node on SQLite: (nodes, storage).
 TOPOLOGY = {name: (2 if name.startswith("cluster_") else 1,
                    "redis" if name.startswith("cluster_") or name.endswith("_redis") else "sqlite")
@@ -97,6 +109,8 @@ TOPOLOGY = {name: (2 if name.startswith("cluster_") else 1,
 #: The scenarios of C{--cluster}: the cluster ones and their lone baselines, measured in one run.
 CLUSTER_SET = ["msg", "msg_redis", "cluster_msg_0", "cluster_msg_50", "cluster_msg_100",
                "muc", "muc_redis", "cluster_muc", "idle", "idle_redis", "cluster_idle"]
+#: The scenarios whose clients come over WebSocket: their server has an HTTP listener.
+WS_SCENARIOS = frozenset(name for name in SCENARIOS["full"] if name.endswith("_ws"))
 #: The default scenarios: a lone node on SQLite, as the published numbers.
 DEFAULT_SET = ["login", "login_tls", "login_scram", "msg", "msg_fixed", "presence", "muc", "idle"]
 
@@ -126,8 +140,9 @@ plain_without_tls = true
 listen = ""
 
 [http]
-# No web listeners: these scenarios are TCP clients (nothing on 5280, 5443).
-endpoint = ""
+# Plain HTTP on loopback only for the WebSocket scenarios (*_ws, the
+# generator's --transport ws); no web listener at all for the others.
+endpoint = "{httpEndpoint}"
 tls_endpoint = ""
 
 [tls]
@@ -176,16 +191,19 @@ node = "{node}"
 
 
 def writeConfig(directory: str, port: int, domain: str = DOMAIN, muc: bool = False,
-                redis: str = "", node: str = "") -> str:
+                redis: str = "", node: str = "", http: int = 0) -> str:
     """
     Write the benchmark's configuration into C{directory} and return its
     path: C{xmppd.toml}, or with C{muc} C{xmppd-muc.toml}, the same plus
     the MUC service.  Both share one data directory.  With C{redis} (a
     URL) the storage is that Redis, and with C{node} too the server is that
     node of a cluster on it; each node has a data directory of its own
-    (its certificate), named after it.
+    (its certificate), named after it.  With C{http} (a port) the HTTP
+    service listens there on 127.0.0.1, plain, for WebSocket clients
+    (C{xmppd-ws.toml}).
     """
-    stem = "xmppd" + ("-redis" if redis else "") + ("-" + node if node else "")
+    stem = ("xmppd" + ("-redis" if redis else "") + ("-" + node if node else "")
+            + ("-ws" if http else ""))
     path = os.path.join(directory, stem + ("-muc.toml" if muc else ".toml"))
     more = MUC_CONFIG.format(domain=domain) if muc else ""
     if redis:
@@ -195,7 +213,9 @@ def writeConfig(directory: str, port: int, domain: str = DOMAIN, muc: bool = Fal
     with open(path, "w") as f:
         f.write(CONFIG.format(domain=domain, port=port,
                               dataDir=os.path.join(directory, "data" + ("-" + node if node else "")),
-                              moreModules=', "muc"' if muc else "", moreSections=more))
+                              moreModules=', "muc"' if muc else "", moreSections=more,
+                              httpEndpoint="tcp:%d:interface=127.0.0.1:backlog=1024" % http
+                              if http else ""))
     return path
 
 
@@ -476,6 +496,8 @@ def main(argv=None) -> int:
     port = args.port or freePort()
     port2 = freePort()
     config = writeConfig(workdir, port)
+    httpPort = freePort()
+    wsConfig = writeConfig(workdir, port, http=httpPort) if WS_SCENARIOS & set(names) else None
     mucConfig = writeConfig(workdir, port, muc=True) if MUC_SCENARIOS & set(names) else None
     if args.node2_cpus is None:
         args.node2_cpus = args.server_cpus
@@ -489,7 +511,8 @@ def main(argv=None) -> int:
         nodes, storage = TOPOLOGY[name]
         muc = name in MUC_SCENARIOS
         if storage == "sqlite":
-            return [(mucConfig if muc else config, port, args.server_cpus)]
+            chosen = mucConfig if muc else wsConfig if name in WS_SCENARIOS else config
+            return [(chosen, port, args.server_cpus)]
         if nodes == 1:
             return [(writeConfig(workdir, port, muc=muc, redis=redis.url), port, args.server_cpus)]
         return [(writeConfig(workdir, p, muc=muc, redis=redis.url, node=node), p, cpus)
@@ -546,6 +569,8 @@ def main(argv=None) -> int:
                         more += ["--redis-port", str(redis.port)]
                     if len(nodes) > 1:
                         more += ["--port2", str(nodes[1][1])]
+                    if name in WS_SCENARIOS:
+                        more += ["--ws-port", str(httpPort)]
                     generator = pinned(args.gen_cpus, [
                         args.gen_python, "-m", "xmppdbench.load", *table[name],
                         "--port", str(port), "--domain", DOMAIN, "--muc-domain", mucDomain(),

@@ -11,8 +11,9 @@ holds for everything read here.
 
 Implements the client side of RFC 6120 (stream, STARTTLS, SASL, resource
 binding, the RFC 3921 session where still required), RFC 4616 (PLAIN),
-RFC 5802 (SCRAM-SHA-1, without channel binding) and, of XEP-0045, entering
-a room, creating an instant room and groupchat messages.
+RFC 5802 (SCRAM-SHA-1, without channel binding), RFC 7395 (XMPP over
+WebSocket, plain C{ws://}: L{WebSocketConn}) and, of XEP-0045, entering a
+room, creating an instant room and groupchat messages.
 """
 
 import array
@@ -22,6 +23,7 @@ import collections
 import hashlib
 import hmac
 import os
+import random
 import ssl
 import time
 
@@ -209,13 +211,220 @@ class Conn(asyncio.Protocol):
         self._poll()
         return future
 
+    async def connect(self):
+        """Open the connection to the server (TCP: nothing more to it)."""
+        await self.gen.loop.create_connection(lambda: self, self.gen.host,
+                                              self.gen.portFor(self.index))
+
+    def openStream(self):
+        """Send the stream header: at the start, after STARTTLS and after SASL."""
+        self.transport.write(self.gen.header)
+
     def send(self, data: bytes):
         self.transport.write(data)
+
+    @staticmethod
+    def standalone(data: bytes) -> bytes:
+        """
+        A pre-rendered stanza as this transport sends it (TCP: unchanged;
+        WebSocket: with its namespace, L{standaloneStanza}), so that a
+        scenario's hot path does not rewrite it on every send.
+        """
+        return data
 
     def close(self):
         if self.transport is not None and not self.closed:
             self.closed = True
             self.transport.write(b"</stream:stream>")
+            self.transport.close()
+
+
+# XMPP over WebSocket (RFC 7395 on RFC 6455), plain ws://
+
+WS_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+FRAMING_OPEN = b"<open xmlns='urn:ietf:params:xml:ns:xmpp-framing' to='%s' version='1.0'/>"
+FRAMING_CLOSE = b"<close xmlns='urn:ietf:params:xml:ns:xmpp-framing'/>"
+STANZA_NAMES = (b"<message", b"<presence", b"<iq")
+CLIENT_NS = b" xmlns='jabber:client'"
+_fromLE, _getrandbits = int.from_bytes, random.getrandbits
+
+
+def wsFrame(payload: bytes, opcode: int = 1) -> bytes:
+    """
+    One whole client frame (FIN set) of C{payload}: masked as RFC 6455
+    §5.3 requires of a client, the XOR done as one big-integer operation
+    (not a Python loop per byte) so that masking costs the generator little.
+    The key comes from C{random.getrandbits}: unpredictable enough for a
+    load generator on loopback, and no system call per frame.
+    """
+    n = len(payload)
+    if n < 126:
+        head = bytes((0x80 | opcode, 0x80 | n))
+    elif n < 65536:
+        head = bytes((0x80 | opcode, 0xFE)) + n.to_bytes(2, "big")
+    else:
+        head = bytes((0x80 | opcode, 0xFF)) + n.to_bytes(8, "big")
+    key = _getrandbits(32).to_bytes(4, "little")
+    mask = (key * ((n >> 2) + 1))[:n]
+    return head + key + (_fromLE(payload, "little") ^ _fromLE(mask, "little")).to_bytes(
+        n, "little")
+
+
+def wsUnframe(buf: bytes) -> tuple[list[tuple[int, bool, bytes]], bytes]:
+    """
+    The complete server frames at the start of C{buf} as (opcode, fin,
+    payload), and the rest.  Server frames are unmasked (RFC 6455 §5.1); a
+    masked one is unmasked anyway.
+    """
+    frames, pos, end = [], 0, len(buf)
+    while end - pos >= 2:
+        b0, b1 = buf[pos], buf[pos + 1]
+        n, head = b1 & 0x7F, pos + 2
+        if n == 126:
+            if end - head < 2:
+                break
+            n, head = int.from_bytes(buf[head:head + 2], "big"), head + 2
+        elif n == 127:
+            if end - head < 8:
+                break
+            n, head = int.from_bytes(buf[head:head + 8], "big"), head + 8
+        key = None
+        if b1 & 0x80:
+            key, head = buf[head:head + 4], head + 4
+        if end - head < n:
+            break
+        payload = buf[head:head + n]
+        if key is not None and len(key) == 4:
+            mask = (key * ((n >> 2) + 1))[:n]
+            payload = (_fromLE(payload, "little") ^ _fromLE(mask, "little")).to_bytes(n, "little")
+        frames.append((b0 & 0x0F, bool(b0 & 0x80), payload))
+        pos = head + n
+    return frames, buf[pos:]
+
+
+def standaloneStanza(data: bytes) -> bytes:
+    """
+    C{data} as a message of its own (RFC 7395 §3.3.3): a stanza written
+    for a TCP stream, whose C{jabber:client} namespace the stream header
+    declared, gets the declaration in its start tag.  Prosody parses each
+    message alone and refuses a stanza without it (unsupported-stanza-type).
+    """
+    for name in STANZA_NAMES:
+        if data.startswith(name):
+            end = len(name)
+            if data[end:end + 1] in (b" ", b">", b"/") and not data.startswith(b" xmlns=", end):
+                return data[:end] + CLIENT_NS + data[end:]
+            break
+    return data
+
+
+def wsAccept(key: bytes) -> bytes:
+    """The C{Sec-WebSocket-Accept} a server must answer C{key} with (RFC 6455 §4.2.2)."""
+    return base64.b64encode(hashlib.sha1(key + WS_GUID).digest())
+
+
+class WebSocketConn(Conn):
+    """
+    A client connection over WebSocket (RFC 7395): the HTTP upgrade with
+    the C{xmpp} subprotocol, C{<open/>} instead of the stream header (a
+    stream restart is a new C{<open/>}, §3.4), one element per text message
+    both ways, C{<close/>} before the closing frame.
+
+    The payloads of the server's messages are handed on concatenated, as a
+    TCP stream's bytes would be, to the same matchers and C{onData}
+    callbacks: every message is one whole element (§3.3.3), so element
+    boundaries fall on message boundaries and nothing else changes for the
+    scenarios.  Framing is written here rather than with C{wsproto}, whose
+    event objects and per-frame state machine would cost the generator
+    several times what the few lines below do (the framing is checked
+    against C{wsproto} in C{tests/test_benchmark_smoke.py}).
+    """
+
+    __slots__ = ("wsbuf", "fragments", "upgraded", "handshake")
+
+    def __init__(self, gen, index: int, user: str):
+        super().__init__(gen, index, user)
+        self.wsbuf = self.fragments = b""
+        self.upgraded = False
+        self.handshake = None
+
+    async def connect(self):
+        gen = self.gen
+        await gen.loop.create_connection(lambda: self, gen.host, gen.wsPortFor(self.index))
+        key = base64.b64encode(os.urandom(16))
+        self.handshake = gen.loop.create_future()
+        self.transport.write(
+            b"GET %s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
+            b"Sec-WebSocket-Protocol: xmpp\r\n\r\n"
+            % (gen.wsPath.encode(), gen.host.encode(), gen.wsPortFor(self.index), key))
+        head = await self.handshake
+        status = head.split(b"\r\n", 1)[0]
+        if b" 101 " not in status + b" ":
+            raise ProtocolError("WebSocket upgrade refused: " + head[:300].decode(errors="replace"))
+        headers = {}
+        for line in head.split(b"\r\n")[1:]:
+            name, _, value = line.partition(b":")
+            headers[name.strip().lower()] = value.strip()
+        if headers.get(b"sec-websocket-accept") != wsAccept(key):
+            raise ProtocolError("WebSocket upgrade: wrong Sec-WebSocket-Accept")
+        if headers.get(b"sec-websocket-protocol", b"").lower() != b"xmpp":
+            raise ProtocolError("WebSocket upgrade: the server did not choose the xmpp "
+                                "subprotocol (RFC 7395 §3.2)")
+
+    def data_received(self, data):
+        if not self.upgraded:
+            self.wsbuf += data
+            i = self.wsbuf.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            head, data, self.wsbuf = self.wsbuf[:i], self.wsbuf[i + 4:], b""
+            self.upgraded = True
+            self.handshake.set_result(head)
+            if not data:
+                return
+        frames, self.wsbuf = wsUnframe(self.wsbuf + data if self.wsbuf else data)
+        text = []
+        for opcode, fin, payload in frames:
+            if opcode in (0, 1, 2):
+                if not fin:
+                    self.fragments += payload
+                    continue
+                if self.fragments:
+                    payload, self.fragments = self.fragments + payload, b""
+                text.append(payload)
+            elif opcode == 9:  # ping
+                self.transport.write(wsFrame(payload, 10))
+            elif opcode == 8:  # close: answer it, as RFC 6455 §5.5.1 asks
+                if not self.closed:
+                    self.closed = True
+                    self.gen.lost += 1
+                    self.transport.write(wsFrame(payload[:2], 8))
+                    self.transport.close()
+        if text:
+            Conn.data_received(self, text[0] if len(text) == 1 else b"".join(text))
+
+    def connection_lost(self, exc):
+        if self.handshake is not None and not self.handshake.done():
+            self.handshake.set_exception(ConnectionError("connection closed during the "
+                                                         "WebSocket upgrade"))
+        super().connection_lost(exc)
+
+    def openStream(self):
+        self.transport.write(wsFrame(FRAMING_OPEN % self.gen.domain.encode()))
+
+    def send(self, data: bytes):
+        self.transport.write(wsFrame(standaloneStanza(data)))
+
+    @staticmethod
+    def standalone(data: bytes) -> bytes:
+        return standaloneStanza(data)
+
+    def close(self):
+        if self.transport is not None and not self.closed:
+            self.closed = True
+            if self.upgraded:
+                self.transport.write(wsFrame(FRAMING_CLOSE) + wsFrame(b"\x03\xe8", 8))
             self.transport.close()
 
 
@@ -225,9 +434,14 @@ class Generator:
     connected clients; the load module adds its meter and arguments.
     """
 
-    def __init__(self, host: str, port: int, domain: str):
+    def __init__(self, host: str, port: int, domain: str, transport: str = "tcp",
+                 wsPort: int = 0, wsPath: str = "/xmpp-websocket"):
         self.loop = asyncio.get_running_loop()
         self.host, self.port, self.domain = host, port, domain
+        if transport not in ("tcp", "ws"):
+            raise ValueError("transport must be tcp or ws, not %r" % transport)
+        self.connClass = WebSocketConn if transport == "ws" else Conn
+        self.wsPort, self.wsPath = wsPort, wsPath
         self.header = ("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
                        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
                        % domain).encode()
@@ -243,6 +457,14 @@ class Generator:
         load module spreads the clients over the nodes of a cluster.
         """
         return self.port
+
+    def wsPortFor(self, index: int) -> int:
+        """The HTTP port client C{index} opens its WebSocket on."""
+        return self.wsPort
+
+    def newConn(self, index: int, user: str) -> Conn:
+        """A client connection of this run's transport (TCP or WebSocket)."""
+        return self.connClass(self, index, user)
 
     def closeAll(self):
         for conn in self.clients:
@@ -318,8 +540,8 @@ async def learnSalt(gen: Generator, conn: Conn) -> None:
     Start SCRAM-SHA-1, derive SaltedPassword from the server's salt into
     L{SALTED}, and abort the exchange (RFC 6120 §6.4.4).
     """
-    await gen.loop.create_connection(lambda: conn, gen.host, gen.portFor(conn.index))
-    conn.send(gen.header)
+    await conn.connect()
+    conn.openStream()
     await conn.expect(FEATURES)
     nonce = base64.b64encode(os.urandom(18)).decode()
     conn.send(b"<auth xmlns='urn:ietf:params:xml:ns:xmpp-sasl' mechanism='SCRAM-SHA-1'>"
@@ -338,10 +560,12 @@ async def login(gen: Generator, conn: Conn, tls=False, mechanism="PLAIN", roster
                 presence=True) -> float:
     """Connect, negotiate, bind; optionally get the roster and go online. Seconds taken."""
     started = time.perf_counter()
-    await gen.loop.create_connection(lambda: conn, gen.host, gen.portFor(conn.index))
-    conn.send(gen.header)
+    await conn.connect()
+    conn.openStream()
     _, features = await conn.expect(FEATURES)
     if tls:
+        if isinstance(conn, WebSocketConn):
+            raise ProtocolError("no STARTTLS over WebSocket (RFC 7395 §3.7: TLS is wss://)")
         conn.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         name, _ = await conn.expect(TLS_REPLY)
         if name != b"proceed":
@@ -349,10 +573,10 @@ async def login(gen: Generator, conn: Conn, tls=False, mechanism="PLAIN", roster
         conn.buf = b""
         conn.transport = await gen.loop.start_tls(conn.transport, conn, gen.tls,
                                                   server_hostname=gen.domain)
-        conn.send(gen.header)
+        conn.openStream()
         _, features = await conn.expect(FEATURES)
     await authenticate(gen, conn, features, mechanism)
-    conn.send(gen.header)
+    conn.openStream()
     _, features = await conn.expect(FEATURES)
     conn.send(b"<iq type='set' id='bind'><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'>"
               b"<resource>r%d</resource></bind></iq>" % conn.index)
@@ -388,7 +612,7 @@ async def loginMany(gen: Generator, users: list[str], firstIndex=0, concurrency=
 
     async def worker():
         for index, user in pending:
-            conn = Conn(gen, index, user)
+            conn = gen.newConn(index, user)
             try:
                 latencies.append(await asyncio.wait_for(login(gen, conn, **kw), LOGIN_TIMEOUT))
             except Exception as e:  # noqa: BLE001 - counted and reported
@@ -412,7 +636,7 @@ async def learnSalts(gen: Generator, users: list[str], concurrency=100) -> None:
 
     async def worker():
         for index, user in pending:
-            conn = Conn(gen, index, user)
+            conn = gen.newConn(index, user)
             try:
                 await asyncio.wait_for(learnSalt(gen, conn), LOGIN_TIMEOUT)
             except Exception:  # noqa: BLE001 - the measured login reports it

@@ -176,7 +176,7 @@ class Traffic:
         self.inflight += 1
         if self.measuring:
             self.sent += 1
-        sender.transport.write(sender.msgHead + b"%d" % perfNs() + sender.msgTail)
+        sender.send(sender.msgHead + b"%d" % perfNs() + sender.msgTail)
 
     def onDelivery(self, conn, data: bytes):
         """A connection's C{onData}: every marked message in C{data}, and nothing else."""
@@ -307,7 +307,8 @@ async def scenarioMessages(gen: Generator, args) -> list[dict]:
     senders, receivers = clients[:pairs], clients[pairs:]
     pad = padding(args.body)
     for sender, receiver in zip(senders, receivers):
-        sender.msgHead = b"<message to='" + receiver.bare + b"' type='chat' id='b'><body>XB"
+        sender.msgHead = sender.standalone(
+            b"<message to='" + receiver.bare + b"' type='chat' id='b'><body>XB")
         sender.msgTail = b".%d.%s</body></message>" % (sender.index, pad)
     traffic = Traffic(senders, args.window, args.rate)
     for receiver in receivers:
@@ -346,7 +347,8 @@ async def scenarioMUC(gen: Generator, args) -> list[dict]:
     pad = padding(args.body)
     for room, occupants in zip(roomJIDs, members):
         for sender in occupants[:args.senders]:
-            sender.msgHead = b"<message to='" + room + b"' type='groupchat' id='b'><body>XB"
+            sender.msgHead = sender.standalone(
+                b"<message to='" + room + b"' type='groupchat' id='b'><body>XB")
             sender.msgTail = b".%d.%s</body></message>" % (sender.index, pad)
     traffic = Traffic(senders, args.window, args.rate, echo=True)
 
@@ -429,7 +431,7 @@ async def scenarioPresence(gen: Generator, args) -> list[dict]:
     async with Phase(gen, "presence") as phase:
         for conn in clients:
             conn.sentAt = perfNs()
-            conn.transport.write(b"<presence/>")
+            conn.send(b"<presence/>")
         try:
             await asyncio.wait_for(done.wait(), args.timeout)
         except asyncio.TimeoutError:
@@ -578,7 +580,7 @@ class PEPTraffic:
             for conn in pending:
                 for attempt in range(attempts):
                     waiter = self.creating[conn.index] = asyncio.get_running_loop().create_future()
-                    conn.transport.write(head.replace(b"id='pub'", b"id='pre'", 1)
+                    conn.send(head.replace(b"id='pub'", b"id='pre'", 1)
                                          + b"XB0.%d." % conn.index + pad + PUBLISH_TAIL)
                     try:
                         error = await asyncio.wait_for(waiter, JOIN_TIMEOUT)
@@ -621,10 +623,10 @@ class PEPTraffic:
                 node = attribute(childTag, b"node")
                 self.queries += 1
                 self.queryNodes[(node or b"").decode(errors="replace")] += 1
-                conn.transport.write(self.caps.infoResult(iqId, sender, node))
+                conn.send(self.caps.infoResult(iqId, sender, node))
                 return
             self.otherRequests["%s %s" % (kind.decode(), (namespace or b"?").decode())] += 1
-            conn.transport.write(
+            conn.send(
                 b"<iq type='error' id='" + iqId + b"'" + (b" to='" + sender + b"'" if sender else b"")
                 + b"><error type='cancel'><service-unavailable "
                   b"xmlns='urn:ietf:params:xml:ns:xmpp-stanzas'/></error></iq>")
@@ -717,7 +719,7 @@ async def scenarioPEP(gen: Generator, args) -> list[dict]:
         # many users): these go online first, so the others' ver is known.
         for conn in warm:
             traffic.presenceSentAt[conn.index] = perfNs()
-            conn.transport.write(caps.presence)
+            conn.send(caps.presence)
         deadline = time.monotonic() + min(10.0, args.timeout)
         while time.monotonic() < deadline and not (
                 traffic.queries and all(conn.index in traffic.selfSeen for conn in warm)):
@@ -729,7 +731,7 @@ async def scenarioPEP(gen: Generator, args) -> list[dict]:
         for conn in clients:
             traffic.presenceSentAt[conn.index] = perfNs()
             if conn not in warm:
-                conn.transport.write(caps.presence)
+                conn.send(caps.presence)
         try:
             await asyncio.wait_for(traffic.presenceDone.wait(), args.timeout)
         except asyncio.TimeoutError:
@@ -752,7 +754,7 @@ async def scenarioPEP(gen: Generator, args) -> list[dict]:
     async with Phase(gen, "pep") as phase:
         started = perfNs()
         for conn in clients:
-            conn.transport.write(head + b"XB%d.%d." % (perfNs(), conn.index) + pad + PUBLISH_TAIL)
+            conn.send(head + b"XB%d.%d." % (perfNs(), conn.index) + pad + PUBLISH_TAIL)
         try:
             await asyncio.wait_for(traffic.allIn.wait(), args.timeout)
         except asyncio.TimeoutError:
@@ -822,6 +824,11 @@ def parseArgs(argv):
     add("--redis-port", type=int, default=0,
         help="count the Redis commands of each phase (INFO commandstats) at this port")
     add("--domain", default="localhost")
+    add("--transport", default="tcp", choices=["tcp", "ws"],
+        help="the clients' transport: XMPP over TCP (--port), or over WebSocket (RFC 7395, "
+             "plain ws:// to --ws-port and --ws-path)")
+    add("--ws-port", type=int, default=5280, help="ws: the server's HTTP port")
+    add("--ws-path", default="/xmpp-websocket", help="ws: the WebSocket endpoint's path")
     add("--muc-domain", default="conference.localhost", help="muc: the rooms' service")
     add("--server-pid", type=int, action="append", default=[],
         help="root PID of the server process tree to measure (repeatable)")
@@ -862,11 +869,16 @@ def parseArgs(argv):
     add("--levels", default="1000,5000,10000", help="idle: session counts to step through")
     add("--settle", type=float, default=5, help="idle: seconds after the logins before RSS")
     add("--hold", type=float, default=10, help="idle: seconds of idle CPU measured")
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    if args.transport == "ws" and args.port2:
+        parser.error("--transport ws has one --ws-port: clients over WebSocket are not "
+                     "spread over cluster nodes (--port2)")
+    return args
 
 
 async def run(args) -> dict:
-    gen = Generator(args.host, args.port, args.domain)
+    gen = Generator(args.host, args.port, args.domain, transport=args.transport,
+                    wsPort=args.ws_port, wsPath=args.ws_path)
     gen.args, gen.meter = args, procstat.Meter(args.server_pid)
     try:
         phases, error = await SCENARIOS[args.scenario](gen, args), None

@@ -30,6 +30,16 @@ our own: the size, depth and name limits of a TCP stream apply to a message
 before it is whole (an oversized message gets C{policy-violation} without
 being buffered), and the end of a message must fall between two elements.
 
+The common case takes no detour (issue 15 item 8: a message over WebSocket
+may cost at most 1.5 times one over TCP): a whole, masked, unfragmented
+text frame of up to L{FAST_FRAME} bytes is unmasked here and its UTF-8
+bytes go straight to the parser, and every message is sent as one frame
+built here around the serialized stanza's bytes, without C{wsproto}'s
+per-frame event objects or a decode to C{str} and an encode back.
+Everything else (control frames, fragments, binary, larger or malformed
+frames, and all traffic once the WebSocket is closing) is C{wsproto}'s,
+always handed to it at a frame boundary.
+
 The handshake (L{XMPPWebSocketResource}) requires the C{xmpp} subprotocol
 (400 without it, RFC 6455 §4.2.1), answers it (RFC 7395 §3.2), checks the
 C{Origin} against C{http.websocket_origins} (403) and admits the connection
@@ -54,6 +64,7 @@ from twisted.web.websocket import WebSocketResource
 from twisted.words.protocols.jabber.xmlstream import NS_STREAMS
 from twisted.words.xish import domish
 from wsproto import ConnectionType
+from wsproto.connection import ConnectionState
 from wsproto.events import AcceptConnection, BytesMessage, TextMessage
 from wsproto.handshake import H11Handshake
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
@@ -73,6 +84,13 @@ LINK_REL = "urn:xmpp:alt-connections:websocket"
 _ROOT = b"<xmpp xmlns='jabber:client'>"
 _STREAM_DECLARATION = " xmlns:stream='%s'" % (NS_STREAMS,)
 _CLIENT_DECLARATION = " xmlns='%s'" % (NS_CLIENT,)
+#: The largest frame read by L{_MessageWire}'s fast path.  Larger frames go
+#: to C{wsproto}, which hands their payload on in pieces as they arrive, so
+#: the parser's limits apply before such a frame is whole; this bounds what
+#: the fast path buffers per connection.
+FAST_FRAME = 16384
+_OPEN = ConnectionState.OPEN
+_fromLE = int.from_bytes
 
 
 def standalone(text: str) -> str:
@@ -116,9 +134,12 @@ class WebSocketClientStream(ClientStream):
         if self.closing:
             return
         parser = self.parser
-        stripped = data.rstrip()
-        if stripped:
-            self.messageEnd = stripped[-1:]
+        if data[-1:] == b">":
+            self.messageEnd = b">"
+        else:
+            stripped = data.rstrip()
+            if stripped:
+                self.messageEnd = stripped[-1:]
         self.dataReceived(data)
         if finished and not self.closing:
             elements, self.messageElements = self.messageElements, 0
@@ -242,6 +263,10 @@ class WebSocketConnection:
     def textChunk(self, data: str, finished: bool) -> None:
         self.stream.messageChunk(data.encode("utf-8"), finished)
 
+    def textMessage(self, data: bytes) -> None:
+        """A whole text message, its UTF-8 bytes as they came (the fast path)."""
+        self.stream.messageChunk(data, True)
+
     def bytesChunk(self) -> None:
         self.stream.binaryMessage()
 
@@ -254,12 +279,25 @@ class WebSocketConnection:
     # -- the stream's transport --------------------------------------------
 
     def sendText(self, text: str) -> int:
-        """Send one message; the bytes it took (0 once the WebSocket is closing)."""
-        try:
-            self.wire.sendTextMessage(text)
-        except LocalProtocolError:
+        """
+        Send one message; the bytes it took (0 once the WebSocket is closing).
+        It is one unmasked text frame (RFC 6455 §5.2, §5.6), built here:
+        C{wsproto} would build the same bytes (no extension is negotiated)
+        with an event object and a copy more.
+        """
+        wire = self.wire
+        if wire._wsconn.state is not _OPEN:
             return 0
-        return len(text)
+        payload = text.encode("utf-8")
+        n = len(payload)
+        if n < 126:
+            head = b"\x81" + bytes((n,))
+        elif n < 65536:
+            head = b"\x81\x7e" + n.to_bytes(2, "big")
+        else:
+            head = b"\x81\x7f" + n.to_bytes(8, "big")
+        wire.transport.write(head + payload)
+        return n
 
     def write(self, data: bytes) -> None:
         self.sendText(data.decode("utf-8"))
@@ -309,10 +347,65 @@ class _MessageWire(_WebSocketWireProtocol):
     """
     Twisted's wire protocol, but a message's pieces go to the application
     as they come (Twisted buffers a whole message, however large, before
-    delivering it); everything else is Twisted's.
+    delivering it), and the common frame takes the fast path of the module
+    docstring; everything else is Twisted's and C{wsproto}'s.
     """
 
+    #: The start of a frame the fast path waits for the rest of (at most
+    #: L{FAST_FRAME} and a header).
+    _pending = b""
+    #: Once set, every byte goes to C{wsproto}: a frame the fast path does
+    #: not take has been handed to it, and it may be in the middle of it.
+    _slow = False
+
     def dataReceived(self, data: bytes) -> None:
+        if self._slow:
+            return self._viaWsproto(data)
+        buf = self._pending + data if self._pending else data
+        end, pos = len(buf), 0
+        wsconn, app = self._wsconn, self._wsp
+        while end - pos >= 2:
+            b0, b1 = buf[pos], buf[pos + 1]
+            n = b1 & 0x7F
+            if not b1 & 0x80 or n == 127:
+                break  # unmasked (refused by wsproto), or a 64-bit length: not ours
+            if n < 126:
+                head = pos + 2
+            elif end - pos >= 4:
+                n, head = _fromLE(buf[pos + 2:pos + 4], "big"), pos + 4
+            else:
+                self._pending = buf[pos:]
+                return
+            start = head + 4
+            if b0 == 0x81 and n <= FAST_FRAME and wsconn.state is _OPEN:
+                # FIN, no RSV bit, text, masked (RFC 6455 §5.2): the fast path
+                if end - start < n:
+                    self._pending = buf[pos:]  # the rest of it is still to come
+                    return
+                key, stop = buf[head:start], start + n
+                mask = (key * ((n >> 2) + 1))[:n]
+                pos = stop
+                app.textMessage((_fromLE(buf[start:stop], "little")
+                                 ^ _fromLE(mask, "little")).to_bytes(n, "little"))
+            elif b0 in (0x88, 0x89, 0x8A) and n < 126:
+                # a whole control frame (close, ping, pong) goes to wsproto
+                stop = start + n
+                if end < stop:
+                    self._pending = buf[pos:]
+                    return
+                self._viaWsproto(buf[pos:stop])
+                pos = stop
+            else:
+                break
+        else:
+            self._pending = buf[pos:]
+            return
+        # A frame the fast path does not take: wsproto reads from here on.
+        self._slow = True
+        self._pending = b""
+        self._viaWsproto(buf[pos:])
+
+    def _viaWsproto(self, data: bytes) -> None:
         self._wsconn.receive_data(data)
         for event in self._wsconn.events():
             if isinstance(event, TextMessage):
