@@ -51,7 +51,8 @@ async def test_fastLoginsAcrossRestartAndRevocation(makeServer, tmp_path):
     logins: list[str] = []
 
     def observe(event):
-        if event.get("user") == "alice" and event.get("mechanism"):
+        # Successful logins only (a refused one is logged as "login-failure").
+        if event.get("user") == "alice" and event.get("mechanism") and event.get("event") == "login":
             logins.append(event["mechanism"])
     globalLogPublisher.addObserver(observe)
     tokenFile = tmp_path / "alice.token"
