@@ -287,7 +287,7 @@ COMMANDS: tuple[Command, ...] = (
         "Changing a User Password", "Fill out this form to change a user's password.",
         jids("accountjid", "The Jabber ID for this account", False),
         text("password", "The password for this account", "text-private")), changePassword),
-    Command(admin("get-user-stats"), "Get User Statistics", lambda ctx: adminForm(
+    Command(admin("user-stats"), "Get User Statistics", lambda ctx: adminForm(
         "Get User Statistics", "Fill out this form to gather user statistics.",
         jids("accountjid", "The Jabber ID for statistics", False)), userStats),
     Command(admin("get-registered-users-num"), "Get Number of Registered Users", None,
