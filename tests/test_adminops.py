@@ -188,15 +188,19 @@ def test_motdStoredAndSentAtLogin(node, tmp_path):
     client.authenticate("romeo")
     reply = client.exchange("<iq type='set' id='b'><bind xmlns="
                             "'urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
-    messages = [e for e in reply.elements if e.name == "message"]
-    assert [str(m.body) for m in messages] == ["Welcome back"]
+    assert reply.names == ["iq"]
+    node.clock.advance(0)
+    [message] = client.received().elements
+    assert (message["from"], str(message.body)) == (DOMAIN, "Welcome back")
     assert node.ops.deleteMOTD(DOMAIN) is True
     assert node.ops.deleteMOTD(DOMAIN) is False
     other = node.connect()
     other.authenticate("juliet")
     reply = other.exchange("<iq type='set' id='b'><bind xmlns="
                            "'urn:ietf:params:xml:ns:xmpp-bind'/></iq>")
+    node.clock.advance(0)
     assert [e.name for e in reply.elements] == ["iq"]
+    assert other.received().elements == []
 
 
 def test_reloadWithoutReloader(node):

@@ -383,10 +383,18 @@ class AdminOperations:
         return had
 
     def onSessionBound(self, session) -> None:
-        """C{session/bound}: the new session gets its domain's message of the day."""
+        """
+        C{session/bound}: the new session gets its domain's message of the
+        day, on the next turn of the reactor, so after the bind's result
+        (nothing reaches a client before its resource is bound, RFC 6120 §7).
+        """
+        if session.jid.host in self._loadMOTD():
+            self.server.clock.callLater(0, self._sendMOTD, session)
+
+    def _sendMOTD(self, session) -> None:
         domain = session.jid.host
         text = self._loadMOTD().get(domain)
-        if text is None:
+        if text is None or self.server.sessions.get(session.jid) is not session:
             return
         try:
             local = self.server.getServiceNamed(domain)
