@@ -22,7 +22,7 @@ an idle connection is closed after L{IDLE_TIMEOUT} seconds, one that does
 not read its answers once L{SEND_QUEUE_LIMIT} bytes wait for it, and at
 most L{MAX_CONNECTIONS} are served at once, so no client can hold the node
 or the other clients up.  Answers are built from what the node holds in
-memory: nothing here waits on storage or the network.
+memory, but for C{stats} (below); nothing waits on the network.
 
 C{connections} answers::
 
@@ -57,6 +57,28 @@ A callback is named by its module and qualified name
 (L{xmppd.core.hooks.describe}); hooks nobody listens to are left out.  With
 C{"domain": "example.org"} in the request, only that domain is listed, and
 C{node} is left out; a domain that is not served is an error.
+
+C{sessions}, C{kick}, C{announce}, C{stats} and C{rooms} (issue 17) call
+the node's admin operations (L{xmppd.admin.operations}), the same ones the
+ad-hoc commands call, and answer with what they return:
+
+    {"command": "sessions", "domain": "example.org"}  (domain optional)
+      -> {"ok": true, "time": ..., "sessions": [{"jid": "romeo@example.org/phone",
+          "available": true, "priority": 0, "peer": "192.0.2.1", "encrypted": true,
+          "transport": "..."}]}
+    {"command": "kick", "jid": "romeo@example.org"}  (a full JID: that session)
+      -> {"ok": true, "jid": "romeo@example.org", "ended": 2}
+    {"command": "announce", "domain": "example.org", "text": "...", "subject": "..."}
+      -> {"ok": true, "domain": "example.org", "sent": 12}
+    {"command": "stats"} -> {"ok": true, "users": {"registered": ..., "online": ...,
+          "sessions": ..., "domains": {...}}, "rooms": 3, "occupants": 7, "s2s": 1, ...}
+    {"command": "rooms"} -> {"ok": true, "rooms": [{"jid": "...", "occupants": 2,
+          "persistent": false}]}
+
+C{stats} waits on storage (the number of accounts): a command may answer
+later, and answers still go out in the order the requests came.  A
+refusal of an operation (L{xmppd.admin.operations.OperationError}) is
+C{{"ok": false, "error": "one line"}}.
 
 Starting: a socket file left by a node that was killed is removed, but only
 once connecting to it is refused (nobody answers); when another node
