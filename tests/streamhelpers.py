@@ -235,13 +235,14 @@ class Node:
 
     def __init__(self, tmp_path, secure: bool = False, c2s: dict | None = None,
                  limits: dict | None = None, verbose: bool = False,
-                 sasl: dict | None = None, features: tuple = ()):
+                 sasl: dict | None = None, features: tuple = (), server: dict | None = None):
         c2s = {"require_tls": False, "plain_without_tls": True, **(c2s or {})}
         limits = {**UNSHAPED, **(limits or {})}
         path = tmp_path / "xmppd.toml"
         lines = ["[server]", "domains = [%s]" % _toml(DOMAIN),
-                 "data_dir = %s" % _toml(str(tmp_path / "data")),
-                 "[storage]", 'backend = "memory"', "[c2s]"]
+                 "data_dir = %s" % _toml(str(tmp_path / "data"))]
+        lines += ["%s = %s" % (k, _toml(v)) for k, v in (server or {}).items()]
+        lines += ["[storage]", 'backend = "memory"', "[c2s]"]
         lines += ["%s = %s" % (k, _toml(v)) for k, v in c2s.items()]
         lines += ["[limits]"]
         lines += ["%s = %s" % (k, _toml(v)) for k, v in limits.items()]
@@ -256,7 +257,10 @@ class Node:
         self.server.storageService.startService()
         for name, password in PASSWORDS.items():
             self.server.storage.users.addUser(name, DOMAIN, makeCredentials(password))
-        LocalDomain(DOMAIN, self.server, features=features).startService()
+        #: The served domain, a child of the server (found by its name).
+        self.local = LocalDomain(DOMAIN, self.server, features=features)
+        self.local.setServiceParent(self.server)
+        self.local.startService()
         self.limits = self.config.limits
         self.peers = PeerCounter(self.limits.connections_per_ip)
         self.authFailures = AuthFailureTracker(

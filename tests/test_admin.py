@@ -197,7 +197,7 @@ async def test_badRequests(nodes):
     client = await nodes.connect(server)
     answer = await client.ask({"command": "shutdown"})
     assert answer == {"ok": False,
-                      "error": 'unknown command "shutdown" (known: connections, hooks)'}
+                      "error": 'unknown command "shutdown" (known: announce, connections, hooks, kick, rooms, sessions, stats)'}
     client.transport.write(b"{not json\n[1, 2]\n\xff\n{}\n")
     for expected in ("not JSON", "expected an object", "must be UTF-8", "expected an object"):
         answer = await client.nextAnswer()
@@ -403,7 +403,10 @@ def hooksNode(tmp_path):
 
 def ask(adminService, request) -> dict:
     """What the admin service answers to C{request}, as a client reads it."""
-    return json.loads(admin.encode(adminService.handle(json.dumps(request).encode())))
+    answers = []
+    adminService.handle(json.dumps(request).encode()).addCallback(answers.append)
+    [answer] = answers
+    return json.loads(admin.encode(answer))
 
 
 NAME = "tests.test_admin.Listener."

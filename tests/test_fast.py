@@ -331,3 +331,21 @@ async def test_serverEndPointBinding(setup):
         with pytest.raises(SASLFailure) as e:
             await login(fast, "juliet", issued.token, name, bindings=bindings, cbData=cbData)
         assert e.value.condition == "not-authorized"
+
+
+@pytest_twisted.ensureDeferred
+async def test_disabledAccountRefusedWithAGoodToken(setup):
+    """
+    A token login goes through the account's own checks, as a password
+    login does: an account an administrator disabled (XEP-0133) is refused
+    with account-disabled even with a valid token.
+    """
+    storage, fast = setup
+    issued = await fast.afterPasswordLogin("juliet", DOMAIN, PHONE, "HT-SHA-256-NONE")
+
+    async def lookup(username):
+        raise SASLFailure("account-disabled", "this account is disabled")
+    refusing = fast.makeMechanism("HT-SHA-256-NONE", DOMAIN, PHONE, lookup, SECRET, lambda: {})
+    with pytest.raises(SASLFailure) as caught:
+        await refusing.start(initiator("juliet", issued.token))
+    assert caught.value.condition == "account-disabled"

@@ -37,9 +37,13 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
         # Its control channel (xmppctl drain) drives the client listeners.
         from xmppd.admin.control import ControlService
         ControlService(server).setServiceParent(server)
-    AdminService(server, reactor=reactor).setServiceParent(server)
+    admin = AdminService(server, reactor=reactor)
+    admin.setServiceParent(server)
     for domain in config.server.domains:
-        LocalDomain(domain, server).setServiceParent(server)
+        local = LocalDomain(domain, server)
+        local.setServiceParent(server)
+        # Ad-hoc commands (XEP-0050/0133) at the domain's JID.
+        admin.serveDomain(local)
         for featureService in featureServices(server, domain):
             featureService.setServiceParent(server)
     certificate, key = ensureCertificate(config)

@@ -22,7 +22,7 @@ an idle connection is closed after L{IDLE_TIMEOUT} seconds, one that does
 not read its answers once L{SEND_QUEUE_LIMIT} bytes wait for it, and at
 most L{MAX_CONNECTIONS} are served at once, so no client can hold the node
 or the other clients up.  Answers are built from what the node holds in
-memory: nothing here waits on storage or the network.
+memory, but for C{stats} (below); nothing waits on the network.
 
 C{connections} answers::
 
@@ -58,6 +58,28 @@ A callback is named by its module and qualified name
 C{"domain": "example.org"} in the request, only that domain is listed, and
 C{node} is left out; a domain that is not served is an error.
 
+C{sessions}, C{kick}, C{announce}, C{stats} and C{rooms} (issue 17) call
+the node's admin operations (L{xmppd.admin.operations}), the same ones the
+ad-hoc commands call, and answer with what they return:
+
+    {"command": "sessions", "domain": "example.org"}  (domain optional)
+      -> {"ok": true, "time": ..., "sessions": [{"jid": "romeo@example.org/phone",
+          "available": true, "priority": 0, "peer": "192.0.2.1", "encrypted": true,
+          "transport": "..."}]}
+    {"command": "kick", "jid": "romeo@example.org"}  (a full JID: that session)
+      -> {"ok": true, "jid": "romeo@example.org", "ended": 2}
+    {"command": "announce", "domain": "example.org", "text": "...", "subject": "..."}
+      -> {"ok": true, "domain": "example.org", "sent": 12}
+    {"command": "stats"} -> {"ok": true, "users": {"registered": ..., "online": ...,
+          "sessions": ..., "domains": {...}}, "rooms": 3, "occupants": 7, "s2s": 1, ...}
+    {"command": "rooms"} -> {"ok": true, "rooms": [{"jid": "...", "occupants": 2,
+          "persistent": false}]}
+
+C{stats} waits on storage (the number of accounts): a command may answer
+later, and answers still go out in the order the requests came.  A
+refusal of an operation (L{xmppd.admin.operations.OperationError}) is
+C{{"ok": false, "error": "one line"}}.
+
 Starting: a socket file left by a node that was killed is removed, but only
 once connecting to it is refused (nobody answers); when another node
 answers there, this one does not start (one line, see
@@ -84,7 +106,10 @@ from twisted.logger import Logger
 from twisted.protocols.basic import LineOnlyReceiver
 from twisted.protocols.policies import TimeoutMixin
 
+from xmppd.admin.adhoc import AdHocHandler
+from xmppd.admin.operations import AdminOperations, OperationError
 from xmppd.config import Config, ConfigError, describe, normalizeDomain, option, section
+from xmppd.core.hooks import OBSERVE
 from xmppd.core.hooks import describe as callbackName
 from xmppd.stream.limits import SendQueueWatch
 
@@ -178,6 +203,8 @@ class AdminProtocol(LineOnlyReceiver, TimeoutMixin):
         self.factory = factory
         self.callLater = factory.service.clock.callLater
         self.closing = False
+        #: The last answer under way; the next request's waits for it.
+        self.pending = defer.succeed(None)
 
     def connectionMade(self) -> None:
         self.sendQueue = SendQueueWatch(SEND_QUEUE_LIMIT, self.onSendQueueOverflow)
@@ -201,7 +228,13 @@ class AdminProtocol(LineOnlyReceiver, TimeoutMixin):
         self.resetTimeout()
         line = line.strip()
         if line:
-            self.answer(self.factory.service.handle(line))
+            # Answers go out in order even when one waits (on storage).
+            self.pending.addCallback(lambda _: self.factory.service.handle(line))
+            self.pending.addCallback(self.answerUnlessClosed)
+
+    def answerUnlessClosed(self, answer: dict) -> None:
+        if not self.closing:
+            self.answer(answer)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self.closing:
@@ -263,13 +296,29 @@ class AdminService(service.Service):
         self.factory = AdminFactory(self)
         self.port = None
         self.ready = defer.Deferred()
-        self.commands: dict[str, Callable[[dict], dict]] = {
+        #: The node's admin operations, which every way in calls (DESIGN §7).
+        self.operations = server.adminOperations = AdminOperations(server)
+        self.hooked = False
+        self.commands: dict[str, Callable[[dict], Any]] = {
             "connections": self.connections,
             "hooks": self.hooks,
+            "sessions": self.sessions,
+            "kick": self.kick,
+            "announce": self.announce,
+            "stats": self.stats,
+            "rooms": self.rooms,
         }
+
+    def serveDomain(self, local) -> None:
+        """Answer the ad-hoc commands (XEP-0050/0133) at the served domain C{local}."""
+        local.addHandler(AdHocHandler(local.domain, self.operations, self.clock))
 
     def startService(self) -> None:
         service.Service.startService(self)
+        if not self.hooked:
+            # The message of the day, at login (once per session).
+            self.hooked = True
+            self.server.hooks.add("session/bound", self.operations.onSessionBound, OBSERVE)
         if self.ready.called:
             self.ready = defer.Deferred()
         d = defer.Deferred.fromCoroutine(self.listen())
@@ -352,8 +401,11 @@ class AdminService(service.Service):
 
     # -- requests ------------------------------------------------------------
 
-    def handle(self, line: bytes) -> dict:
-        """The answer to one request line; never raises."""
+    def handle(self, line: bytes) -> defer.Deferred:
+        """A Deferred of the answer to one request line; never fails."""
+        return defer.ensureDeferred(self.handleAsync(line))
+
+    async def handleAsync(self, line: bytes) -> dict:
         try:
             request = json.loads(line.decode("utf-8"))
         except UnicodeDecodeError:
@@ -368,9 +420,9 @@ class AdminService(service.Service):
             return {"ok": False, "error": f"unknown command {json.dumps(command[:100])} "
                                           f"(known: {', '.join(sorted(self.commands))})"}
         try:
-            answer = {"ok": True, **handler(request)}
+            answer = {"ok": True, **(await defer.maybeDeferred(handler, request))}
             encode(answer)
-        except Refused as e:
+        except (Refused, OperationError) as e:
             return {"ok": False, "error": str(e)}
         except Exception:
             self.log.failure("Admin command {command} failed", command=command)
@@ -403,6 +455,33 @@ class AdminService(service.Service):
         if wanted is None:
             answer["node"] = listing(hooks.listeners(None, own=True))
         return answer
+
+    def sessions(self, request: dict) -> dict:
+        """The client sessions bound here (of C{domain} when given)."""
+        domain = request.get("domain")
+        if domain is not None:
+            domain = self.operations.servedDomain(domain)
+        return {"time": self.clock.seconds(), "sessions": self.operations.sessions(domain)}
+
+    def kick(self, request: dict) -> dict:
+        """End the sessions of C{jid} (a bare JID: all of them) with a stream error."""
+        jid = self.operations.fullOrBare(request.get("jid"))
+        return {"jid": jid.full(), "ended": self.operations.endSessions(jid)}
+
+    def announce(self, request: dict) -> dict:
+        """Send C{text} from C{domain} to every session of that domain."""
+        domain = self.operations.servedDomain(request.get("domain"))
+        subject = request.get("subject")
+        return {"domain": domain, "sent": self.operations.announce(
+            domain, request.get("text"), subject if isinstance(subject, str) else None)}
+
+    async def stats(self, request: dict) -> dict:
+        """Users, sessions, rooms, s2s and components of the node."""
+        return await self.operations.stats()
+
+    def rooms(self, request: dict) -> dict:
+        """The MUC rooms held here, with their numbers of occupants."""
+        return {"rooms": self.operations.rooms()}
 
     @staticmethod
     def servedDomain(wanted: Any, domains: list[str]) -> str:

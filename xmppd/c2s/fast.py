@@ -134,6 +134,9 @@ class HashedTokenMechanism(Mechanism):
                 matched = token
         if matched is None:
             raise SASLFailure("not-authorized")
+        # The account's own checks, as for a password login: one an
+        # administrator disabled (XEP-0133) is refused whatever the token.
+        await self.lookup(username)
         #: What FAST's inline step promotes or rotates (L{FastTokens}).
         self.matched = matched
         responder = hmac.new(matched.hash, b"Responder" + cbData, self.hashName).digest()

@@ -71,8 +71,10 @@ from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.core.ordering import Backlog, unfinished
 from xmppd.c2s.negotiation import (BindInitializer, ChannelBindingInitializer,
                                    SASLInitializer, SessionInitializer, StartTLSInitializer)
+from xmppd.c2s.sasl import SASLFailure
 from xmppd.c2s.sasl2 import SASL2Initializer
 from xmppd.core.stanzas import StanzaText, errorReply, iqProblem
+from xmppd.storage.interfaces import DISABLED
 from xmppd.stream.xmlparser import HardenedElementStream
 
 NS_XML = "http://www.w3.org/XML/1998/namespace"
@@ -689,7 +691,18 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         return bindings
 
     async def lookupCredentials(self, username: str):
-        return await self.factory.users.getCredentials(username, self.domain)
+        """
+        The account's stored credentials; an account an administrator
+        disabled (XEP-0133 §4.3) is refused with C{account-disabled}
+        (RFC 6120 §6.5.1) whatever the password.
+        """
+        credentials = await self.factory.users.getCredentials(username, self.domain)
+        if credentials and await self.factory.server.storage.accountData.get(
+                username, self.domain, DISABLED) is not None:
+            self.log.info("{user}@{domain}: login refused, the account is disabled",
+                          user=username, domain=self.domain)
+            raise SASLFailure("account-disabled", "this account is disabled")
+        return credentials
 
     async def saveCredentials(self, username: str, seen: dict, credentials: dict) -> None:
         """

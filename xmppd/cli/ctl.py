@@ -6,7 +6,7 @@ This module builds the command line from the areas of C{xmppctl}, one
 module each, and runs the reactor: L{xmppd.cli.accounts} (C{adduser},
 C{passwd}, C{deluser}, C{users}), L{xmppd.cli.fast}, L{xmppd.cli.portability} (C{import},
 C{export}), L{xmppd.cli.check}, L{xmppd.cli.connections} and
-L{xmppd.cli.hooks} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.common}.
+L{xmppd.cli.hooks}, L{xmppd.cli.operate} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.common}.
 
     xmppctl [--config FILE] adduser romeo@example.org [--password P]
     xmppctl [--config FILE] passwd romeo@example.org [--password P]
@@ -19,6 +19,11 @@ L{xmppd.cli.hooks} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.c
     xmppctl [--config FILE] check
     xmppctl [--config FILE] connections [--json]
     xmppctl [--config FILE] hooks [--json] [--domain example.org]
+    xmppctl [--config FILE] sessions [--json] [--domain example.org]
+    xmppctl [--config FILE] kick JID [--json]
+    xmppctl [--config FILE] announce DOMAIN TEXT [--subject S] [--json]
+    xmppctl [--config FILE] stats [--json]
+    xmppctl [--config FILE] rooms [--json]
     xmppctl [--config FILE] cluster [--json]
     xmppctl [--config FILE] drain NODE [--undo] [--timeout SECONDS]
 
@@ -63,6 +68,10 @@ which hook, per served domain (or only C{--domain}) and node-wide, and
 prints each hook with its callbacks in the order they run, one a line, or
 with C{--json} the server's answer.
 
+C{sessions}, C{kick}, C{announce}, C{stats} and C{rooms} steer the
+running server the same way, calling the admin operations the ad-hoc
+commands call (L{xmppd.cli.operate}).
+
 C{cluster} lists the nodes of the cluster on the configuration's Redis,
 their sessions and rooms; C{drain NODE} makes node NODE send its clients to
 another node (see-other-host) and take no new ones (L{xmppd.cli.cluster}).
@@ -84,7 +93,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import accounts, check, cluster, connections, fast, hooks, portability
+from xmppd.cli import accounts, check, cluster, connections, fast, hooks, operate, portability
 from xmppd.cli.common import FAILED, OK, PROG, USAGE, CtlError, fail
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig)
@@ -96,7 +105,7 @@ __all__ = ["AREAS", "FAILED", "OK", "USAGE", "CtlError", "buildParser", "main",
 #: C{--help}.  Each is a module with C{COMMANDS} (the names it runs),
 #: C{PERSISTENT} (whether they need a store that outlives the process),
 #: C{addCommands(subparsers)} and C{async run(args, config, reactor)}.
-AREAS = (accounts, fast, portability, check, connections, hooks, cluster)
+AREAS = (accounts, fast, portability, check, connections, hooks, operate, cluster)
 
 
 def buildParser() -> argparse.ArgumentParser:

@@ -28,7 +28,9 @@ came from:
   - C{maxUsers}: most accounts of the domain, 0 for no limit;
   - C{anonymous}: SASL ANONYMOUS (RFC 4505, XEP-0175) is offered;
   - C{certificate}, C{privateKey}: the domain's own credentials, chosen by
-    SNI (L{xmppd.stream.tls.serverContextFactory}); empty for the node's.
+    SNI (L{xmppd.stream.tls.serverContextFactory}); empty for the node's;
+  - C{admins}: who may run the admin commands (XEP-0133) on the domain:
+    C{server.admins} and the domain's own C{admins}.
 """
 
 from __future__ import annotations
@@ -39,8 +41,8 @@ from collections.abc import Mapping
 from types import MappingProxyType
 from typing import Any
 
-from xmppd.config.schema import (ConfigError, boolean, describe, filePath, integer, normalizeDomain,
-                                 option, options, unknownKey)
+from xmppd.config.schema import (ConfigError, bareJIDList, boolean, describe, filePath, integer,
+                                 normalizeDomain, option, options, unknownKey)
 
 #: The table of per-domain tables, C{[hosts."example.org"]}.
 HOSTS = "hosts"
@@ -81,6 +83,10 @@ class HostConfig:
     private_key: str | None = option(
         None, filePath(allowEmpty=True),
         "PEM private key (unencrypted) of that certificate; \"\" with certificate \"\"")
+    admins: tuple[str, ...] | None = option(
+        None, bareJIDList(),
+        "administrators of this domain only (ad-hoc commands, XEP-0133), as bare JIDs; "
+        "added to server.admins, who administer every domain")
 
     def validate(self, name: str) -> None:
         # Keys left out mean "the node's", like an empty string.
@@ -148,6 +154,9 @@ class HostSettings:
     anonymous: bool = False
     certificate: str = ""
     privateKey: str = ""
+    #: Who may run the admin commands on this domain: C{server.admins} and
+    #: the domain's own C{admins}.
+    admins: frozenset = frozenset()
 
 
 def defaultRegistration(registerConfig: Any, domain: str) -> bool:
@@ -179,6 +188,7 @@ def hostSettings(config, domain: str, registerConfig: Any = None) -> HostSetting
         anonymous=bool(host.anonymous),
         certificate=host.certificate or "",
         privateKey=host.private_key or "",
+        admins=frozenset(config.server.admins) | frozenset(host.admins or ()),
     )
 
 

@@ -62,8 +62,9 @@ class ServerConfig:
         "leave one out to switch it off")
     admins: tuple[str, ...] = option(
         (), bareJIDList(),
-        "the server's administrators, as bare JIDs like [\"admin@example.org\"]; "
-        "published as the XEP-0157 admin addresses unless contact.admin says otherwise")
+        "the server's administrators, as bare JIDs like [\"admin@example.org\"]: they run "
+        "the admin commands (XEP-0133) on every domain; published as the XEP-0157 admin "
+        "addresses unless contact.admin says otherwise")
 
 
 @section("c2s")

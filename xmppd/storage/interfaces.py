@@ -165,11 +165,19 @@ class IRosterStore(Interface):
         """
 
 
+#: The account-data key that marks an account an administrator disabled
+#: (XEP-0133 §4.3): its value (JSON: who and when) is kept for the operator;
+#: present means the account cannot log in.  Kept as account data rather
+#: than a column so every backend has it, and it goes with the account.
+DISABLED = "account-disabled"
+
+
 class IAccountDataStore(Interface):
     """
     Small per-account documents under string keys, for features whose data
     is one value or a handful (vCard "vcard", private XML
-    "private:<namespace>", block list "blocklist", last activity "last").
+    "private:<namespace>", block list "blocklist", last activity "last",
+    and L{DISABLED}, the mark of an account an administrator disabled).
     Values are strings (serialized XML or JSON); removed with the account.
     Writes for an account that does not exist fail with L{NoSuchUser}.
     """
