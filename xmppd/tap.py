@@ -11,8 +11,7 @@ from xmppd.admin.service import AdminService
 from xmppd.components.server import ComponentService
 from xmppd.c2s.listeners import C2SService
 from xmppd.config import ConfigError
-from xmppd.core.local import LocalDomain
-from xmppd.core.modules import featureServices
+from xmppd.core.local import addDomain
 from xmppd.s2s.service import S2SService
 from xmppd.core.server import XMPPServer
 from xmppd.storage import makeStorage
@@ -37,9 +36,7 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
         ControlService(server).setServiceParent(server)
     AdminService(server, reactor=reactor).setServiceParent(server)
     for domain in config.server.domains:
-        LocalDomain(domain, server).setServiceParent(server)
-        for featureService in featureServices(server, domain):
-            featureService.setServiceParent(server)
+        addDomain(server, domain)
     certificate, key = ensureCertificate(config)
     tlsOptions = serverContextFactory(certificate, key, hostCertificates(config))
     if config.s2s.listen:
@@ -48,6 +45,8 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
                    reactor=reactor).setServiceParent(server)
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)
+    #: What a live reload (L{xmppd.admin.reload}) gives a new certificate.
+    server.tlsOptions = tlsOptions
     c2s = C2SService(server, tlsOptions, reactor=reactor)
     c2s.setServiceParent(server)
     if config.http.endpoint or config.http.tls_endpoint:

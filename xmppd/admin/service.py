@@ -178,6 +178,8 @@ class AdminProtocol(LineOnlyReceiver, TimeoutMixin):
         self.factory = factory
         self.callLater = factory.service.clock.callLater
         self.closing = False
+        #: The answers still being worked out, in the order they were asked.
+        self.queue = defer.succeed(None)
 
     def connectionMade(self) -> None:
         self.sendQueue = SendQueueWatch(SEND_QUEUE_LIMIT, self.onSendQueueOverflow)
@@ -201,13 +203,19 @@ class AdminProtocol(LineOnlyReceiver, TimeoutMixin):
         self.resetTimeout()
         line = line.strip()
         if line:
-            self.answer(self.factory.service.handle(line))
+            # Answers go out in order even when one (reload) takes a while.
+            self.queue.addCallback(lambda _: self.factory.service.handle(line))
+            self.queue.addCallback(self.answerIfOpen)
 
     def lineLengthExceeded(self, line: bytes) -> None:
         if self.closing:
             return
         self.answer({"ok": False, "error": f"request longer than {MAX_REQUEST} bytes"})
         self.close()
+
+    def answerIfOpen(self, answer: dict) -> None:
+        if not self.closing:
+            self.answer(answer)
 
     def answer(self, answer: dict) -> None:
         data = encode(answer) + self.delimiter
@@ -266,6 +274,7 @@ class AdminService(service.Service):
         self.commands: dict[str, Callable[[dict], dict]] = {
             "connections": self.connections,
             "hooks": self.hooks,
+            "reload": self.reload,
         }
 
     def startService(self) -> None:
@@ -368,14 +377,37 @@ class AdminService(service.Service):
             return {"ok": False, "error": f"unknown command {json.dumps(command[:100])} "
                                           f"(known: {', '.join(sorted(self.commands))})"}
         try:
-            answer = {"ok": True, **handler(request)}
-            encode(answer)
-        except Refused as e:
-            return {"ok": False, "error": str(e)}
+            result = handler(request)
         except Exception:
-            self.log.failure("Admin command {command} failed", command=command)
-            return {"ok": False, "error": f"{command} failed; see the server's log"}
+            return self.failed(command)
+        if isinstance(result, defer.Deferred):
+            # A command that waits (reload): its answer, or its one-line refusal.
+            return result.addCallbacks(lambda result: self.answered(command, result),
+                                       lambda failure: self.failed(command, failure))
+        return self.answered(command, result)
+
+    def answered(self, command: str, result: dict) -> dict:
+        try:
+            answer = {"ok": True, **result}
+            encode(answer)
+        except Exception:
+            return self.failed(command)
         return answer
+
+    def failed(self, command: str, failure=None) -> dict:
+        """The answer to a command that raised: its refusal, or a pointer to the log."""
+        from twisted.python.failure import Failure
+        from xmppd.admin.reload import ReloadRefused
+        failure = failure if failure is not None else Failure()
+        if failure.check(Refused, ReloadRefused):
+            return {"ok": False, "error": failure.getErrorMessage()}
+        self.log.failure("Admin command {command} failed", failure, command=command)
+        return {"ok": False, "error": f"{command} failed; see the server's log"}
+
+    def reload(self, request: dict) -> defer.Deferred:
+        """Read the configuration file again and apply it (L{xmppd.admin.reload})."""
+        from xmppd.admin.reload import reload
+        return reload(self.server).addCallback(lambda changes: {"changes": changes})
 
     def connections(self, request: dict) -> dict:
         """The component and s2s connections, and how many clients are online."""
