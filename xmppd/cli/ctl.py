@@ -15,6 +15,8 @@ L{xmppd.cli.hooks} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.c
     xmppctl [--config FILE] import FILE... [--replace] [--dry-run]
     xmppctl [--config FILE] export FILE [--domain example.org]
     xmppctl [--config FILE] check
+    xmppctl [--config FILE] check certs [--json] [--trust-store FILE]
+    xmppctl [--config FILE] check dns DOMAIN [--json] [--resolver HOST:PORT]
     xmppctl [--config FILE] connections [--json]
     xmppctl [--config FILE] hooks [--json] [--domain example.org]
     xmppctl [--config FILE] cluster [--json]
