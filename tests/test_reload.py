@@ -186,6 +186,27 @@ async def test_hostAddedThenRemoved(makeServer):
 
 
 @ensureDeferred
+async def test_moduleOptionAndLimits(makeServer):
+    """
+    A MUC option and a limit change live: the MUC service's name in service
+    discovery is the new one, and new streams get the new limit.
+    """
+    from tests.e2e import wait
+    node = await makeServer()
+    await node.addUser("romeo")
+    romeo = await node.login("romeo")
+    romeo.xmpp.register_plugin("xep_0030")
+    rewrite(node, {"muc": {"name": "Balconies"}, "limits": {"max_stanza_size": 20000}})
+    result = await node.xmppctl("reload")
+    assert (result.status, result.out) == (0, "limits.max_stanza_size\nmuc.name\n")
+    info = await wait(romeo.xmpp.plugin["xep_0030"].get_info(jid=f"conference.{DOMAIN}"))
+    names = [identity[3] for identity in info["disco_info"]["identities"]]
+    assert names == ["Balconies"]
+    factories = node.service.getServiceNamed("c2s").factories
+    assert {factory.limits.max_stanza_size for factory in factories} == {20000}
+
+
+@ensureDeferred
 async def test_brokenConfigRefused(makeServer):
     """
     A file that does not validate is refused with the one-line error the

@@ -15,7 +15,10 @@ its configuration.  Otherwise:
     present the new one; connections already made keep theirs;
   - C{[limits]}: new streams get the new limits;
   - C{[log]}: C{verbose} switches the traffic log on or off;
-  - options of features: the new values are what features read from then on;
+  - options of features: the services beside each domain (MUC, pubsub,
+    upload) get the new section, and features that read their options when
+    used (through C{domain.config}) see the new values; what a feature
+    copied when it started stays until a restart;
   - C{server.domains}: a new host starts (its domain, its MUC, pubsub and
     upload services) and the listeners serve it; a removed host's streams
     are closed with C{host-gone} and its routes removed.
@@ -50,6 +53,8 @@ RESTART_ONLY: frozenset[tuple[str, str | None]] = frozenset({
     ("c2s", "endpoint"), ("c2s", "direct_tls_endpoint"),
     ("http", None), ("s2s", None), ("components", None),
     ("storage", None), ("cluster", None), ("admin", None),
+    # The domains of the services beside each served domain.
+    ("muc", "domain"), ("pubsub", "domain"), ("upload", "domain"),
 })
 
 
@@ -194,6 +199,14 @@ def apply(server, reloadPlan: Plan, tls: dict) -> defer.Deferred:
     http = _child(server, "http")
     if http is not None:
         http.site.peers.maxPerPeer = limits.connections_per_ip
+    byType = {type(section): section for section in config.sections.values()}
+    for services in server.domainServices.values():
+        for each in services:
+            # A feature's service (MUC, pubsub, upload) reads its options
+            # from the section it was given: give it the new one.
+            settings = getattr(each, "settings", None)
+            if type(settings) in byType:
+                each.settings = byType[type(settings)]
     for domain in reloadPlan.added:
         addDomain(server, domain)
     stopping = []
