@@ -35,27 +35,10 @@ def makeServiceOrExit(config, reactor=None):
     except (ConfigError, TLSConfigError, OSError, ValueError) as e:
         raise SystemExit("xmppd: %s" % (e,))
     server.onFatal = lambda message: _stopWithError(reactor, message)
-    _reloadOnHangup(server, reactor)
+    # SIGHUP reloads the configuration, as daemons do (xmppd.admin.reload).
+    from xmppd.admin.reload import HangupService
+    HangupService(server, reactor).setServiceParent(server)
     return server
-
-
-def _reloadOnHangup(server, reactor=None) -> None:
-    """
-    SIGHUP reloads the configuration (L{xmppd.admin.reload}), as daemons
-    do; the outcome is logged.  The signal handler only schedules the
-    reload: it runs in the reactor like everything else.
-    """
-    import signal
-    if reactor is None:
-        from twisted.internet import reactor
-    if not hasattr(signal, "SIGHUP"):
-        return
-    from xmppd.admin.reload import reload
-
-    def hangup(signum, frame):
-        reactor.callFromThread(lambda: reload(server).addErrback(lambda _: None))
-
-    signal.signal(signal.SIGHUP, hangup)
 
 
 def _stopWithError(reactor, message: str) -> None:

@@ -34,6 +34,7 @@ import dataclasses
 from types import MappingProxyType
 from typing import Any
 
+from twisted.application import service
 from twisted.internet import defer
 from twisted.logger import Logger
 
@@ -245,3 +246,37 @@ def reload(server) -> defer.Deferred:
         return lines
 
     return d.addCallback(done)
+
+
+class HangupService(service.Service):
+    """
+    SIGHUP reloads the configuration while the node runs (twistd adds this
+    service; a program embedding xmppd keeps its own signal handling).  The
+    handler only schedules L{reload} in the reactor, and the one it
+    replaced is put back when the node stops.
+    """
+
+    def __init__(self, server, reactor=None):
+        if reactor is None:
+            from twisted.internet import reactor
+        self.server = server
+        self.reactor = reactor
+        self.previous = None
+
+    def startService(self) -> None:
+        import signal
+        service.Service.startService(self)
+        if hasattr(signal, "SIGHUP"):
+            self.previous = signal.signal(signal.SIGHUP, self.hangup)
+
+    def stopService(self):
+        import signal
+        service.Service.stopService(self)
+        if self.previous is not None:
+            signal.signal(signal.SIGHUP, self.previous)
+            self.previous = None
+
+    def hangup(self, signum, frame) -> None:
+        # Refusals are logged by reload itself.
+        self.reactor.callFromThread(
+            lambda: reload(self.server).addErrback(lambda failure: failure.trap(ReloadRefused)))

@@ -7,9 +7,9 @@ certificate, the store (for Redis, whether it keeps what it acknowledges) and
 the accounts' SCRAM keys, each client listener, whether HTTP File Upload
 can run),
 each C{ok}, C{warning} or C{error}; any error makes the exit status 1.
-C{check certs} and C{check dns DOMAIN} are L{xmppd.cli.checkmore}.  Listeners are checked by
-listening on them for a moment, the only reliable test that the server
-could.
+Listeners are checked by listening on them for a moment, the only reliable
+test that the server could.  C{check certs} and C{check dns DOMAIN} are
+L{xmppd.cli.checkmore}.
 """
 
 from __future__ import annotations
