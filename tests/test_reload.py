@@ -230,6 +230,20 @@ async def test_brokenConfigRefused(makeServer):
 
 
 @ensureDeferred
+async def test_hostOfAComponentRefused(makeServer):
+    """A domain that an external component serves cannot become a host."""
+    node = await makeServer({"components": {"secrets": {SECOND: "a long secret"}}})
+    rewrite(node, {"server": {"domains": [DOMAIN, SECOND]},
+                   "components": {"secrets": {SECOND: "a long secret"}}})
+    result = await node.xmppctl("reload")
+    assert (result.status, result.out) == (1, "")
+    assert result.err == (f"xmppctl: the server refused: components.secrets: '{SECOND}' is "
+                          f"in server.domains too; a domain is served by this server or by "
+                          f"a component, not both\n")
+    assert SECOND not in node.service.domainServices
+
+
+@ensureDeferred
 async def test_restartOnlyReported(makeServer):
     """Changing a listener's endpoint is reported, not applied."""
     node = await makeServer()

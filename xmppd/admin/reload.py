@@ -142,6 +142,12 @@ def prepare(server, path: str | None) -> tuple[Plan, dict]:
     except ConfigError as e:
         raise ReloadRefused(str(e)) from None
     reloadPlan = plan(server.config, new)
+    components = reloadPlan.config.sections.get("components")
+    clash = [d for d in reloadPlan.added if d in (getattr(components, "secrets", None) or {})]
+    if clash:
+        # The check the component service makes at start (L{xmppd.components.server}).
+        raise ReloadRefused(f"components.secrets: {clash[0]!r} is in server.domains too; "
+                            f"a domain is served by this server or by a component, not both")
     tls: dict[str, Any] = {}
     try:
         certificate, key = ensureCertificate(reloadPlan.config)
