@@ -205,10 +205,24 @@ def test_motdStoredAndSentAtLogin(node, tmp_path):
 
 def test_reloadWithoutReloader(node):
     """Reload is refused until the node has a reload; then it is called."""
+    ops = AdminOperations(node.server)
     with pytest.raises(OperationError, match="cannot reload"):
+        succeed(ops.reload())
+    ops.reloader = lambda: "nothing changed"
+    assert succeed(ops.reload()) == "nothing changed"
+
+
+def test_adminServiceReloadsLive(node):
+    """
+    The admin service gives the operations the node's live reload
+    (L{xmppd.admin.reload}, whose applying is tested in tests/test_reload.py):
+    a broken file is the operation's one-line refusal.
+    """
+    path = node.server.config.path
+    with open(path, "a") as f:
+        f.write("\n[[broken\n")
+    with pytest.raises(OperationError, match="xmppd.toml: "):
         succeed(node.ops.reload())
-    node.ops.reloader = lambda: "nothing changed"
-    assert succeed(node.ops.reload()) == "nothing changed"
 
 
 def test_hostAdmins(tmp_path):
@@ -341,6 +355,7 @@ def test_unknownNodeAndReload(node):
     client = adminClient(node)
     iq = command(client, "urn:nothing")
     assert iq.error.firstChildElement().name == "item-not-found"
+    node.ops.reloader = None
     first = command(client, "urn:xmppd:admin#reload").command
     assert note(first) == ("error", "this node cannot reload its configuration; restart it")
     node.ops.reloader = lambda: None

@@ -11,8 +11,7 @@ from xmppd.admin.service import AdminService
 from xmppd.components.server import ComponentService
 from xmppd.c2s.listeners import C2SService
 from xmppd.config import ConfigError
-from xmppd.core.local import LocalDomain
-from xmppd.core.modules import featureServices
+from xmppd.core.local import addDomain
 from xmppd.s2s.service import S2SService
 from xmppd.core.server import XMPPServer
 from xmppd.storage import makeStorage
@@ -40,12 +39,9 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
     admin = AdminService(server, reactor=reactor)
     admin.setServiceParent(server)
     for domain in config.server.domains:
-        local = LocalDomain(domain, server)
-        local.setServiceParent(server)
+        local = addDomain(server, domain)[0]
         # Ad-hoc commands (XEP-0050/0133) at the domain's JID.
         admin.serveDomain(local)
-        for featureService in featureServices(server, domain):
-            featureService.setServiceParent(server)
     certificate, key = ensureCertificate(config)
     tlsOptions = serverContextFactory(certificate, key, hostCertificates(config))
     if config.s2s.listen:
@@ -54,6 +50,8 @@ def makeService(config, reactor=None, clock=None) -> XMPPServer:
                    reactor=reactor).setServiceParent(server)
     if config.components.listen or config.components.secrets:
         ComponentService(server, reactor=reactor).setServiceParent(server)
+    #: What a live reload (L{xmppd.admin.reload}) gives a new certificate.
+    server.tlsOptions = tlsOptions
     c2s = C2SService(server, tlsOptions, reactor=reactor)
     c2s.setServiceParent(server)
     if config.http.endpoint or config.http.tls_endpoint:

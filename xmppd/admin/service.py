@@ -108,6 +108,7 @@ from twisted.protocols.policies import TimeoutMixin
 
 from xmppd.admin.adhoc import AdHocHandler
 from xmppd.admin.operations import AdminOperations, OperationError
+from xmppd.admin.reload import ReloadRefused, reload
 from xmppd.config import Config, ConfigError, describe, normalizeDomain, option, section
 from xmppd.core.hooks import OBSERVE
 from xmppd.core.hooks import describe as callbackName
@@ -298,6 +299,8 @@ class AdminService(service.Service):
         self.ready = defer.Deferred()
         #: The node's admin operations, which every way in calls (DESIGN §7).
         self.operations = server.adminOperations = AdminOperations(server)
+        # The ad-hoc command's reload (XEP-0133) is this node's live reload.
+        self.operations.reloader = self.reloadForCommand
         self.hooked = False
         self.commands: dict[str, Callable[[dict], Any]] = {
             "connections": self.connections,
@@ -307,6 +310,7 @@ class AdminService(service.Service):
             "announce": self.announce,
             "stats": self.stats,
             "rooms": self.rooms,
+            "reload": self.reload,
         }
 
     def serveDomain(self, local) -> None:
@@ -422,12 +426,27 @@ class AdminService(service.Service):
         try:
             answer = {"ok": True, **(await defer.maybeDeferred(handler, request))}
             encode(answer)
-        except (Refused, OperationError) as e:
+        except (Refused, OperationError, ReloadRefused) as e:
             return {"ok": False, "error": str(e)}
         except Exception:
             self.log.failure("Admin command {command} failed", command=command)
             return {"ok": False, "error": f"{command} failed; see the server's log"}
         return answer
+
+    def reloadForCommand(self) -> defer.Deferred:
+        """
+        The live reload for the ad-hoc command: what changed in one line,
+        or the file's one-line refusal as the operation's refusal.
+        """
+        def refused(failure):
+            failure.trap(ReloadRefused)
+            raise OperationError(failure.getErrorMessage())
+        return reload(self.server).addCallbacks(
+            lambda changes: "; ".join(changes) or "nothing changed", refused)
+
+    def reload(self, request: dict) -> defer.Deferred:
+        """Read the configuration file again and apply it (L{xmppd.admin.reload})."""
+        return reload(self.server).addCallback(lambda changes: {"changes": changes})
 
     def connections(self, request: dict) -> dict:
         """The component and s2s connections, and how many clients are online."""

@@ -65,7 +65,6 @@ class C2SFactory(protocol.ServerFactory):
 
     def __init__(self, server, tlsOptions, secure: bool, peers: PeerCounter,
                  authFailures: AuthFailureTracker, transport: str = "tcp"):
-        config = server.config
         self.server = server
         #: How its clients reach the node ("tcp", "websocket", "bosh"): a
         #: label of the session metrics and log lines.
@@ -74,6 +73,24 @@ class C2SFactory(protocol.ServerFactory):
         self.clock = server.clock
         self.router = server.router
         self.sessions = server.sessions
+        self.configure(server.config)
+        self.tlsOptions = tlsOptions
+        self.secure = secure
+        self.peers = peers
+        self.authFailures = authFailures
+        #: Every open client stream of this listener, so a stopping server
+        #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
+        self.streams: set[ClientStream] = set()
+        self.streamCounter = 0
+        self.traffic = server.traffic
+        self.hooks = server.hooks
+
+    def configure(self, config) -> None:
+        """
+        Take what new streams depend on from C{config}: at start, and again
+        on a live reload (L{xmppd.admin.reload}); streams already open keep
+        the limits they started with.
+        """
         self.domains = frozenset(config.server.domains)
         #: Served domain -> its L{xmppd.config.hosts.HostSettings}: what a stream
         #: of that domain offers (TLS required, ANONYMOUS) depends on it.
@@ -84,17 +101,7 @@ class C2SFactory(protocol.ServerFactory):
         self.plainWithoutTLS = config.c2s.plain_without_tls
         #: The password mechanisms offered, in order ([sasl] mechanisms).
         self.saslMechanisms = config.sasl.mechanisms
-        self.tlsOptions = tlsOptions
-        self.secure = secure
-        self.peers = peers
-        self.authFailures = authFailures
         self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
-        #: Every open client stream of this listener, so a stopping server
-        #: can tell each one (RFC 6120 §4.9.3.22 system-shutdown).
-        self.streams: set[ClientStream] = set()
-        self.streamCounter = 0
-        self.traffic = server.traffic
-        self.hooks = server.hooks
 
     @property
     def saslSecret(self) -> bytes:

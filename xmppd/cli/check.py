@@ -6,9 +6,10 @@ One line per thing checked (the configuration, C{server.data_dir}, the TLS
 certificate, the store (for Redis, whether it keeps what it acknowledges) and
 the accounts' SCRAM keys, each client listener, whether HTTP File Upload
 can run),
-each C{ok}, C{warning} or C{error}; any error makes the exit status 1.  Listeners are checked by
-listening on them for a moment, the only reliable test that the server
-could.
+each C{ok}, C{warning} or C{error}; any error makes the exit status 1.
+Listeners are checked by listening on them for a moment, the only reliable
+test that the server could.  C{check certs} and C{check dns DOMAIN} are
+L{xmppd.cli.checkmore}.
 """
 
 from __future__ import annotations
@@ -39,12 +40,28 @@ PIPELINE = 32
 
 def addCommands(commands: Any) -> None:
     """Add this area's commands to the C{add_subparsers()} result C{commands}."""
-    commands.add_parser("check", help="check the configuration, certificate, "
-                        "storage and listeners")
+    check = commands.add_parser(
+        "check", help="check the configuration, certificate, storage and listeners; "
+        "'check certs': the certificates; 'check dns DOMAIN': the DNS records")
+    check.add_argument("what", nargs="?", choices=("certs", "dns"),
+                       help="certs: expiry, names and chain of each domain's certificate; "
+                       "dns: SRV and A/AAAA records of DOMAIN against the listeners")
+    check.add_argument("domain", nargs="?", metavar="DOMAIN", help="the domain of check dns")
+    check.add_argument("--json", action="store_true",
+                       help="print the findings of check certs or check dns as JSON")
+    check.add_argument("--resolver", metavar="HOST:PORT",
+                       help="check dns: ask this DNS server instead of /etc/resolv.conf's")
+    check.add_argument("--trust-store", metavar="FILE",
+                       help="check certs: verify chains against this PEM bundle instead "
+                       "of the system's trust store")
 
 
 async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
     """Check C{config}, one line per thing checked; 1 if anything is wrong."""
+    if getattr(args, "what", None):
+        # check certs, check dns DOMAIN (L{xmppd.cli.checkmore}).
+        from xmppd.cli import checkmore
+        return await checkmore.run(args, config, reactor)
     report = _Report()
     report.ok("config", f"{config.path or 'built-in defaults'} "
               f"(serving {', '.join(config.server.domains)})")

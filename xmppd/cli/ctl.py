@@ -17,6 +17,8 @@ L{xmppd.cli.hooks}, L{xmppd.cli.operate} and L{xmppd.cli.cluster}; what they sha
     xmppctl [--config FILE] import FILE... [--replace] [--dry-run]
     xmppctl [--config FILE] export FILE [--domain example.org]
     xmppctl [--config FILE] check
+    xmppctl [--config FILE] check certs [--json] [--trust-store FILE]
+    xmppctl [--config FILE] check dns DOMAIN [--json] [--resolver HOST:PORT]
     xmppctl [--config FILE] connections [--json]
     xmppctl [--config FILE] hooks [--json] [--domain example.org]
     xmppctl [--config FILE] sessions [--json] [--domain example.org]
@@ -26,6 +28,7 @@ L{xmppd.cli.hooks}, L{xmppd.cli.operate} and L{xmppd.cli.cluster}; what they sha
     xmppctl [--config FILE] rooms [--json]
     xmppctl [--config FILE] cluster [--json]
     xmppctl [--config FILE] drain NODE [--undo] [--timeout SECONDS]
+    xmppctl [--config FILE] reload [--json]
 
 The configuration is the server's own (C{--config}, else C{$XMPPD_CONFIG},
 else C{./xmppd.toml} when it exists, else the built-in defaults), so
@@ -76,6 +79,9 @@ C{cluster} lists the nodes of the cluster on the configuration's Redis,
 their sessions and rooms; C{drain NODE} makes node NODE send its clients to
 another node (see-other-host) and take no new ones (L{xmppd.cli.cluster}).
 
+C{reload} makes the running server read its configuration again
+(L{xmppd.cli.reload}).
+
 Exit status: 0 done; 1 the operation was refused or failed (the account
 exists or does not, the address or password is invalid, C{check} found an
 error); 2 the command line or the configuration cannot be used.  Every error
@@ -93,7 +99,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import accounts, check, cluster, connections, fast, hooks, operate, portability
+from xmppd.cli import accounts, check, cluster, connections, fast, hooks, operate, portability, reload
 from xmppd.cli.common import FAILED, OK, PROG, USAGE, CtlError, fail
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig)
@@ -105,7 +111,7 @@ __all__ = ["AREAS", "FAILED", "OK", "USAGE", "CtlError", "buildParser", "main",
 #: C{--help}.  Each is a module with C{COMMANDS} (the names it runs),
 #: C{PERSISTENT} (whether they need a store that outlives the process),
 #: C{addCommands(subparsers)} and C{async run(args, config, reactor)}.
-AREAS = (accounts, fast, portability, check, connections, hooks, operate, cluster)
+AREAS = (accounts, fast, portability, check, connections, hooks, operate, cluster, reload)
 
 
 def buildParser() -> argparse.ArgumentParser:
@@ -158,8 +164,13 @@ def main(argv: list[str] | None = None) -> int:
         config = loadConfig(findConfigFile(args.config))
         accounts.askBeforeRunning(args)
     except ConfigError as e:
-        fail(str(e))
-        return USAGE
+        # A broken file is what reload must hear about from the server
+        # itself (and log there): ask it where its admin socket is.
+        config = reload.socketConfig(findConfigFile(args.config)) \
+            if args.command in reload.COMMANDS else None
+        if config is None:
+            fail(str(e))
+            return USAGE
     except CtlError as e:
         fail(str(e))
         return e.status

@@ -34,7 +34,7 @@ from zope.interface import implementer
 from xmppd.core.dispatch import DomainStream, StanzaDispatcher
 from xmppd.core.events import CATALOGUE, STANZA_OUTBOUND, STANZA_PREPARED, StanzaEvent
 from xmppd.core.jid import InvalidJID, parseJID
-from xmppd.core.modules import loadFeature
+from xmppd.core.modules import featureServices, loadFeature
 from xmppd.core.presencestate import PresenceState
 from xmppd.core.router import IAddressedRoute
 from xmppd.core.stanzas import errorReply
@@ -290,3 +290,31 @@ class LocalDomain(service.Service):
         reply = errorReply(stanza, condition, text)
         if reply is not None:
             self.router.route(reply)
+
+
+def addDomain(server, domain: str) -> list:
+    """
+    Serve C{domain} on C{server}: its L{xmppd.core.local.LocalDomain} and
+    the services of its features (L{xmppd.core.modules.featureServices}), added to the node
+    (started at once when it runs: a live reload adds hosts this way).
+    They are remembered in C{server.domainServices}, so the domain can be
+    taken away again (L{removeDomain}).
+    """
+    services = [LocalDomain(domain, server)]
+    services[0].setServiceParent(server)
+    for featureService in featureServices(server, domain):
+        featureService.setServiceParent(server)
+        services.append(featureService)
+    server.domainServices[domain] = services
+    return services
+
+
+def removeDomain(server, domain: str):
+    """
+    Stop serving C{domain}: its feature services, then the domain (whose
+    route goes with it), in the reverse order of L{addDomain}.  A Deferred
+    firing once they have stopped.
+    """
+    stopping = [defer.maybeDeferred(each.disownServiceParent)
+                for each in reversed(server.domainServices.pop(domain, []))]
+    return defer.gatherResults(stopping, consumeErrors=True)

@@ -43,3 +43,4 @@ def featureServices(server, domain: str) -> list:
             if made is not None:
                 services.append(made)
     return services
+

@@ -75,6 +75,12 @@ class XMPPServer(service.MultiService):
         self.secret = loadSecret(config.server.data_dir)
         self.nodeId = secrets.token_hex(4)
         self.storageService = None
+        #: Served domain -> its LocalDomain and feature services
+        #: (L{xmppd.core.local.addDomain}), so a reload can remove a host.
+        self.domainServices: dict[str, list] = {}
+        #: The c2s and HTTP TLS options (an L{xmppd.stream.tls.SNICertificateOptions}),
+        #: set by the wiring; a reload swaps their certificates.
+        self.tlsOptions = None
         #: What must be settled, besides storage, before the node listens
         #: (L{whenReady}): callables each returning a Deferred of its own.
         #: A cluster node adds the fetching of the cluster's secret.

@@ -152,6 +152,10 @@ class ClientCreator:
         self.default = _context(certPath, keyPath)
         self.contexts = {domain: _context(*paths) for domain, paths in (hosts or {}).items()}
 
+    def adopt(self, other: "ClientCreator") -> None:
+        """Present C{other}'s certificates on new connections (a live reload)."""
+        self.default, self.contexts = other.default, other.contexts
+
     def forDomain(self, remote: str, local: str | None = None,
                   directTLS: bool = False) -> "_DomainCreator":
         """The creator of connections from C{local} to C{remote}'s server."""
@@ -232,6 +236,10 @@ class ServerCreator:
         context = self.byServerName.get(name.lower().rstrip(b".")) if name else None
         if context is not None:
             connection.set_context(context)
+
+    def adopt(self, other: "ServerCreator") -> None:
+        """Present C{other}'s certificates on new connections (a live reload)."""
+        self.default, self.byServerName = other.default, other.byServerName
 
     def serverConnectionForTLS(self, tlsProtocol) -> SSL.Connection:
         return SSL.Connection(self.default, None)

@@ -385,6 +385,9 @@ class SNICertificateOptions(CertificateOptions):
         CertificateOptions.__init__(self, **kwargs)
         self.byServerName = byServerName
         self.callbackInstalled = False
+        #: What presents which certificate (C{"tls"}, C{'hosts."d".certificate'})
+        #: -> its SHA-256 fingerprint, so a reload tells which ones changed.
+        self.fingerprints: dict[str, bytes] = {}
 
     def getContext(self) -> SSL.Context:
         context = CertificateOptions.getContext(self)
@@ -395,6 +398,17 @@ class SNICertificateOptions(CertificateOptions):
                 each.set_alpn_select_callback(selectClientProtocol)
             self.callbackInstalled = True
         return context
+
+    def adopt(self, other: "SNICertificateOptions") -> None:
+        """
+        Serve C{other}'s certificates from now on (a live reload): the
+        listeners and STARTTLS ask L{getContext} for every new connection,
+        while connections already made keep the context they were made with.
+        """
+        self._context = other.getContext()
+        self.byServerName = other.byServerName
+        self.fingerprints = other.fingerprints
+        self.callbackInstalled = True
 
     def onServerName(self, connection: SSL.Connection) -> None:
         """Switch to the named domain's context; an unknown name keeps the node's."""
@@ -455,10 +469,14 @@ def serverContextFactory(certPath: str, keyPath: str,
     """
     credentials = loadCertificate(certPath, keyPath)
     byServerName: dict[bytes, SSL.Context] = {}
+    fingerprints = {"tls": credentials.certificate.fingerprint(hashes.SHA256())}
     for domain, (hostCert, hostKeyPath) in (hosts or {}).items():
         keys = (hostKey(domain, "certificate"), hostKey(domain, "private_key"))
         hostCredentials = loadCertificate(hostCert, hostKeyPath, keys)
         for problem in certificateProblems(hostCredentials, [domain], key=keys[0]):
             log.warn("{problem}", problem=problem)
         byServerName[serverNameOf(domain)] = _options(hostCredentials).getContext()
-    return _options(credentials, SNICertificateOptions, byServerName=byServerName)
+        fingerprints[keys[0]] = hostCredentials.certificate.fingerprint(hashes.SHA256())
+    options = _options(credentials, SNICertificateOptions, byServerName=byServerName)
+    options.fingerprints = fingerprints
+    return options
