@@ -4,6 +4,7 @@ byte over a L{StringTransport}, as a client would see them (RFC 6120 §4-§8).
 """
 
 import base64
+import hashlib
 
 import pytest
 from twisted.internet.address import IPv4Address
@@ -253,6 +254,21 @@ def test_scramSuccess(node, mechanism, hashName):
     assert (success.uri, success.name) == (NS_SASL, "success")
     assert base64.b64decode(str(success)) == b"v=" + base64.b64encode(serverSignature)
     assert client.start().featureNames()[0] == (NS_BIND, "bind")
+
+
+def test_scramDowngradeProtection(node):
+    """
+    SCRAM's server-first message carries h=, the hash of the mechanisms
+    the features offered (XEP-0474), which a client recomputes from what it
+    saw to detect a stripped list.
+    """
+    client = node.connect()
+    offered = client.start().mechanisms()
+    reply = scramFirst(client, "SCRAM-SHA-256", "juliet")
+    serverFirst = base64.b64decode(str(reply.elements[0])).decode()
+    attrs = dict(part.split("=", 1) for part in serverFirst.split(","))
+    text = "\x1e".join(sorted(offered)).encode()
+    assert attrs["h"] == base64.b64encode(hashlib.sha256(text).digest()).decode()
 
 
 def test_wrongPasswordAndUnknownUserLookAlike(node):

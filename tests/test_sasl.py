@@ -332,3 +332,50 @@ def test_missingCredentials():
     assert list(missing) == ["SCRAM-SHA-256"]
     assert missing["SCRAM-SHA-256"].iterations == scram.DEFAULT_ITERATIONS
     assert scram.missingCredentials("pw", scram.makeCredentials("pw")) == {}
+
+
+# SCRAM downgrade protection (XEP-0474).
+
+def test_downgradeHashOfXEPExample():
+    """The hash of XEP-0474's example lists is the example's h= value."""
+    from xmppd.c2s.sasl import downgradeHash
+    assert downgradeHash("sha1", ["SCRAM-SHA-1-PLUS", "SCRAM-SHA-1"],
+                         ["tls-server-end-point", "tls-exporter"]) == \
+        "G6k/rBLDqgOhRRaCuuatSDFkJ08="
+    # Without a XEP-0440 list, no %x1F and nothing after it.
+    assert downgradeHash("sha256", ["SCRAM-SHA-256", "PLAIN"], None) == \
+        base64.b64encode(hashlib.sha256(b"PLAIN\x1eSCRAM-SHA-256").digest()).decode()
+
+
+@pytest.mark.parametrize("username", ["juliet", "nobody"])
+@pytest_twisted.ensureDeferred
+async def test_serverFirstCarriesDowngradeHash(username):
+    """
+    Given what the stream advertised, the server-first message ends with
+    h=, for an unknown user too; the client's proof signs it and the login
+    succeeds.
+    """
+    from xmppd.c2s.sasl import downgradeHash
+    advertised = (["SCRAM-SHA-256", "SCRAM-SHA-1", "PLAIN"], None)
+    mechanism = ScramSHA256Mechanism(DOMAIN, lookup, SECRET, advertised=advertised)
+    challenge = await mechanism.start(b"n,,n=%s,r=clientnonce" % username.encode())
+    assert challenge.data.decode().endswith(
+        ",h=" + downgradeHash("sha256", *advertised))
+
+    class Advertising(ScramSHA256Mechanism):
+        def __init__(self, *args, **kwargs):
+            ScramSHA256Mechanism.__init__(self, *args, advertised=advertised, **kwargs)
+
+    if username == "juliet":
+        result, serverSignature, serverFirst = await scramExchange(
+            Advertising, "juliet", "r0m30myr0m30")
+        assert isinstance(result, Success)
+        assert ",h=" in serverFirst
+
+
+@pytest_twisted.ensureDeferred
+async def test_noDowngradeHashWithoutAdvertised():
+    """A mechanism not told what was advertised sends no h= (nothing to protect)."""
+    mechanism = ScramSHA256Mechanism(DOMAIN, lookup, SECRET)
+    challenge = await mechanism.start(b"n,,n=juliet,r=clientnonce")
+    assert ",h=" not in challenge.data.decode()

@@ -53,8 +53,16 @@ xmpp.on("online", async (address) => {
   // @xmpp/client goes online before it reads <bound/>'s <enabled/>.
   say({ event: "sent", sm: xmpp.streamManagement.enabled, smId: xmpp.streamManagement.id });
 });
+// With FAST the reconnect logs in with a token, whose proof @xmpp/client
+// checks asynchronously (WebCrypto): the message resent after <resumed/>
+// can then reach the handler below before the client has finished
+// resuming, and stopping at that point would make it write to a closing
+// connection.  So stop only once resumption is done.
+let resumedDone;
+const resumption = new Promise((resolve) => (resumedDone = resolve));
 xmpp.streamManagement.on("resumed", () => {
   say({ event: "resumed", sm: xmpp.streamManagement.enabled });
+  resumedDone();
 });
 xmpp.on("stanza", async (stanza) => {
   if (!(stanza.is("message") && stanza.getChild("body"))) return;
@@ -66,6 +74,7 @@ xmpp.on("stanza", async (stanza) => {
     say({ event: "broken" });
     return;
   }
+  if (mode === "resume") await resumption;
   await xmpp.stop();
   say({ event: "offline" });
   process.exit(0);

@@ -16,7 +16,8 @@ L{xmppd.config.hosts}): whether TLS comes before authentication, and whether SAS
 ANONYMOUS (XEP-0175) is among the mechanisms.
 
 Implements: RFC 6120 (STARTTLS, SASL, resource binding), RFC 3921 §3 (session),
-XEP-0440 0.4 (SASL channel-binding type capability), XEP-0175 1.2
+XEP-0440 0.4 (SASL channel-binding type capability), XEP-0175 1.2,
+XEP-0474 0.6.0 (the advertised lists for SCRAM's downgrade protection)
 """
 
 from __future__ import annotations
@@ -182,9 +183,15 @@ class SASLInitializer(ReceivingInitializer):
 
     def makeMechanism(self, mechanismClass):
         stream = self.stream
+        # XEP-0474: what the features said, the same in both profiles
+        # (ChannelBindingInitializer lists the binding types whenever the
+        # connection has any).
+        bindings = stream.channelBindings()
+        advertised = (self.offeredMechanisms(), list(bindings) if bindings else None)
         return mechanismClass(stream.domain, stream.lookupCredentials,
                               stream.factory.saslSecret,
-                              stream.channelBindings, stream.saveCredentials)
+                              stream.channelBindings, stream.saveCredentials,
+                              advertised=advertised)
 
     def onAuth(self, element):
         if self.refuseAuth():

@@ -29,6 +29,14 @@ supported, here for this account); slixmpp then tries the next one it
 knows.  This tells a guesser that such an account exists and has not been
 upgraded yet, a smaller leak than locking its owner out.
 
+SCRAM downgrade protection (XEP-0474): the server-first message carries
+C{h=}, the hash (with the mechanism's own hash function) of the mechanisms
+and channel-binding types the server advertised, which the client checks
+against what it saw and which its proof then signs.  A man in the middle
+who struck the strong mechanisms or binding types from the features is
+caught even without channel binding.  The stream code passes what it
+advertised (C{advertised}); a mechanism given nothing sends no C{h=}.
+
 ANONYMOUS (RFC 4505) is not a password mechanism and is kept apart from
 L{MECHANISMS}: a served domain offers it only when its C{[hosts]} table says
 C{anonymous = true} (XEP-0175 §3: never enabled by default).  It gives the
@@ -37,7 +45,7 @@ no stored account can have, since UUIDs are not guessable in advance.
 
 Implements: RFC 4616 (PLAIN), RFC 5802 (SCRAM-SHA-1, SCRAM-SHA-1-PLUS),
 RFC 7677 (SCRAM-SHA-256, SCRAM-SHA-256-PLUS), RFC 5929, RFC 9266,
-RFC 4505 (ANONYMOUS), XEP-0175 1.2
+RFC 4505 (ANONYMOUS), XEP-0175 1.2, XEP-0474 0.6.0
 """
 
 from __future__ import annotations
@@ -48,7 +56,7 @@ import hmac
 import os
 import uuid
 from dataclasses import dataclass
-from typing import Awaitable, Callable
+from typing import Awaitable, Callable, Sequence
 
 from xmppd.core import scram
 from xmppd.core.jid import InvalidJID, prepLocalpart
@@ -60,6 +68,24 @@ CredentialSave = Callable[[str, "dict[str, scram.ScramCredential]",
                            "dict[str, scram.ScramCredential]"], Awaitable[None]]
 #: Channel binding type -> binding data of the current TLS connection.
 ChannelBindings = Callable[[], "dict[str, bytes]"]
+#: What the stream advertised before this exchange (XEP-0474): the SASL
+#: mechanisms, and the channel-binding types if it sent a XEP-0440 list.
+Advertised = "tuple[Sequence[str], Sequence[str] | None]"
+
+
+def downgradeHash(hashName: str, mechanisms: Sequence[str],
+                  bindingTypes: Sequence[str] | None) -> str:
+    """
+    XEP-0474 §4.1: the sorted mechanisms joined by %x1E, then, when
+    channel-binding types were advertised, %x1F and the sorted types joined
+    by %x1E; hashed with C{hashName} and in base64.  Sorting is "i;octet"
+    (RFC 4790 §9.3): by UTF-8 bytes.
+    """
+    octets = lambda names: sorted(name.encode("utf-8") for name in names)  # noqa: E731
+    text = b"\x1e".join(octets(mechanisms))
+    if bindingTypes is not None:
+        text += b"\x1f" + b"\x1e".join(octets(bindingTypes))
+    return base64.b64encode(hashlib.new(hashName, text).digest()).decode("ascii")
 
 
 def noChannelBindings() -> dict[str, bytes]:
@@ -90,7 +116,9 @@ class Mechanism:
     """
     One authentication exchange.  C{lookup} fetches the stored credentials of
     a prepared localpart on C{domain}; C{secret} seeds plausible fake salts;
-    C{save}, when given, stores credentials a login completed.
+    C{save}, when given, stores credentials a login completed;
+    C{advertised} is what the stream offered (L{Advertised}), for the
+    mechanisms that protect it (SCRAM, XEP-0474).
     """
 
     name = ""
@@ -99,12 +127,13 @@ class Mechanism:
 
     def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
                  channelBindings: ChannelBindings = noChannelBindings,
-                 save: CredentialSave | None = None):
+                 save: CredentialSave | None = None, *, advertised=None):
         self.domain = domain
         self.lookup = lookup
         self.secret = secret
         self.channelBindings = channelBindings
         self.save = save
+        self.advertised = advertised
 
     async def start(self, initial: bytes | None) -> Challenge | Success:
         raise NotImplementedError
@@ -213,8 +242,9 @@ class ScramMechanism(Mechanism):
 
     def __init__(self, domain: str, lookup: CredentialLookup, secret: bytes,
                  channelBindings: ChannelBindings = noChannelBindings,
-                 save: CredentialSave | None = None):
-        Mechanism.__init__(self, domain, lookup, secret, channelBindings, save)
+                 save: CredentialSave | None = None, *, advertised=None):
+        Mechanism.__init__(self, domain, lookup, secret, channelBindings, save,
+                           advertised=advertised)
         self.step = self.clientFirst
         self.bindingData = b""
 
@@ -265,6 +295,9 @@ class ScramMechanism(Mechanism):
         self.serverFirst = "r=%s,s=%s,i=%d" % (
             self.nonce, base64.b64encode(credential.salt).decode("ascii"),
             credential.iterations)
+        if self.advertised is not None:
+            # XEP-0474: the same for an unknown user, who must look real.
+            self.serverFirst += ",h=" + downgradeHash(self.hashName, *self.advertised)
         self.step = self.clientFinal
         return Challenge(self.serverFirst.encode("utf-8"))
 

@@ -17,10 +17,10 @@ import getpass
 import sys
 from typing import Any, TextIO
 
-from xmppd.cli.common import OK, USAGE, CtlError, say, servedDomain, withStorage
+from xmppd.cli.common import (OK, USAGE, CtlError, parseAccount, say, servedDomain,
+                               withStorage)
 from xmppd.config import Config
 from xmppd.config.hosts import hostKey, hostSettings
-from xmppd.core.jid import InvalidJID, prepLocalpart
 from xmppd.core.scram import InvalidPassword, makeCredentials
 from xmppd.storage.interfaces import NoSuchUser, UserExists
 
@@ -56,26 +56,6 @@ def askBeforeRunning(args: argparse.Namespace) -> None:
     """
     if args.command in ("adduser", "passwd") and args.password is None:
         args.password = readPassword(args.jid)
-
-
-def parseAccount(text: str, config: Config) -> tuple[str, str]:
-    """
-    Split and prepare C{user@domain} (RFC 7622): the localpart with the
-    UsernameCaseMapped profile, the domain as L{xmppd.config} prepares
-    served domains.  The domain must be served here.
-
-    @raise CtlError: the address is not a valid bare JID of a served domain.
-    """
-    localpart, at, domainpart = text.partition("@")
-    if not at or not localpart or not domainpart or "@" in domainpart or "/" in domainpart:
-        raise CtlError(f"{text!r} is not an account address like romeo@"
-                       f"{config.server.domains[0]}")
-    try:
-        username = prepLocalpart(localpart)
-    except InvalidJID:
-        raise CtlError(f"{localpart!r} is not a valid username (RFC 7622 "
-                       f"localpart)") from None
-    return username, servedDomain(domainpart, config)
 
 
 def readPassword(jid: str, stdin: TextIO | None = None) -> str:

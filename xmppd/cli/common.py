@@ -18,6 +18,7 @@ import sys
 from typing import Any, TextIO
 
 from xmppd.config import Config, normalizeDomain
+from xmppd.core.jid import InvalidJID, prepLocalpart
 from xmppd.storage import StorageError, makeStorage
 from xmppd.storage.interfaces import NoSuchUser, UserExists
 
@@ -55,6 +56,26 @@ def servedDomain(text: str, config: Config) -> str:
         raise CtlError(f"{text} is not served here (server.domains: "
                        f"{', '.join(config.server.domains)})")
     return domain
+
+
+def parseAccount(text: str, config: Config) -> tuple[str, str]:
+    """
+    Split and prepare C{user@domain} (RFC 7622): the localpart with the
+    UsernameCaseMapped profile, the domain as L{xmppd.config} prepares
+    served domains.  The domain must be served here.
+
+    @raise CtlError: the address is not a valid bare JID of a served domain.
+    """
+    localpart, at, domainpart = text.partition("@")
+    if not at or not localpart or not domainpart or "@" in domainpart or "/" in domainpart:
+        raise CtlError(f"{text!r} is not an account address like romeo@"
+                       f"{config.server.domains[0]}")
+    try:
+        username = prepLocalpart(localpart)
+    except InvalidJID:
+        raise CtlError(f"{localpart!r} is not a valid username (RFC 7622 "
+                       f"localpart)") from None
+    return username, servedDomain(domainpart, config)
 
 
 async def withStorage(config: Config, reactor: Any, operation) -> Any:

@@ -4,7 +4,7 @@ C{xmppctl}: manage accounts and check a configuration from the command line.
 
 This module builds the command line from the areas of C{xmppctl}, one
 module each, and runs the reactor: L{xmppd.cli.accounts} (C{adduser},
-C{passwd}, C{deluser}, C{users}), L{xmppd.cli.portability} (C{import},
+C{passwd}, C{deluser}, C{users}), L{xmppd.cli.fast}, L{xmppd.cli.portability} (C{import},
 C{export}), L{xmppd.cli.check}, L{xmppd.cli.connections} and
 L{xmppd.cli.hooks} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.common}.
 
@@ -12,6 +12,8 @@ L{xmppd.cli.hooks} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.c
     xmppctl [--config FILE] passwd romeo@example.org [--password P]
     xmppctl [--config FILE] deluser romeo@example.org
     xmppctl [--config FILE] users [example.org]
+    xmppctl [--config FILE] fast list romeo@example.org [--json]
+    xmppctl [--config FILE] fast revoke romeo@example.org (USER-AGENT-ID | --all) [--json]
     xmppctl [--config FILE] import FILE... [--replace] [--dry-run]
     xmppctl [--config FILE] export FILE [--domain example.org]
     xmppctl [--config FILE] check
@@ -27,6 +29,9 @@ once.  Without C{--password}, C{adduser} and C{passwd} ask twice on a
 terminal, and otherwise read one line from standard input as the password,
 for scripts (C{echo "$PW" | xmppctl adduser ...}) that should keep
 passwords out of the process list.
+
+C{fast list} and C{fast revoke} show and remove the FAST login tokens
+(XEP-0484) of an account, per client (L{xmppd.cli.fast}).
 
 C{import} and C{export} move accounts in the XEP-0227 format (see
 L{xmppd.cli.pie}): from Prosody (C{prosody-migrator}'s xep0227 store, one file
@@ -79,7 +84,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import accounts, check, cluster, connections, hooks, portability
+from xmppd.cli import accounts, check, cluster, connections, fast, hooks, portability
 from xmppd.cli.common import FAILED, OK, PROG, USAGE, CtlError, fail
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig)
@@ -91,7 +96,7 @@ __all__ = ["AREAS", "FAILED", "OK", "USAGE", "CtlError", "buildParser", "main",
 #: C{--help}.  Each is a module with C{COMMANDS} (the names it runs),
 #: C{PERSISTENT} (whether they need a store that outlives the process),
 #: C{addCommands(subparsers)} and C{async run(args, config, reactor)}.
-AREAS = (accounts, portability, check, connections, hooks, cluster)
+AREAS = (accounts, fast, portability, check, connections, hooks, cluster)
 
 
 def buildParser() -> argparse.ArgumentParser:

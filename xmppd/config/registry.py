@@ -39,6 +39,7 @@ FEATURES: dict[str, str] = {
     "carbons": "xmppd.features.carbons",
     "mam": "xmppd.features.mam.archive",
     "sm": "xmppd.features.sm",
+    "fast": "xmppd.features.fast",
     "muc": "muc.service",
     "pubsub": "xmppd.features.pubsub.service",
     "pep": "xmppd.features.pep.handler",

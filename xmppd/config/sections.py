@@ -136,6 +136,21 @@ class SASLConfig:
         "strongest they know); leave SCRAM-SHA-256 and SCRAM-SHA-256-PLUS out while "
         "accounts imported with SCRAM-SHA-1 keys only remain (xmppctl check counts "
         "them), for clients that never retry another mechanism")
+    fast_token_lifetime: int = option(
+        21 * 86400, integer(minimum=60, maximum=366 * 86400),
+        "seconds a FAST token (XEP-0484) stays valid after it is issued: how long "
+        "a client may stay away and still log in without its password")
+    fast_rotate_after: int = option(
+        86400, integer(minimum=0),
+        "seconds after which a FAST login gets a fresh token in its success (the "
+        "old one stays valid until the new one is used); 0 rotates at every FAST "
+        "login")
+
+    def validate(self) -> None:
+        if self.fast_rotate_after >= self.fast_token_lifetime:
+            raise ConfigError("sasl.fast_rotate_after: must be less than "
+                              "sasl.fast_token_lifetime, or tokens expire before "
+                              "they are rotated")
 
 
 @section("tls")

@@ -46,7 +46,12 @@ class IUserStore(Interface):
         """
 
     def setCredentials(username, domain, credentials):
-        """Replace all credentials; fails with L{NoSuchUser}."""
+        """
+        Replace all credentials; fails with L{NoSuchUser}.  When a stored
+        credential is dropped or changed (a new password), the account's
+        FAST tokens (L{IFastTokenStore}) go in the same step; credentials
+        that only add keys for another hash keep them.
+        """
 
     def removeUser(username, domain):
         """
@@ -566,6 +571,97 @@ class PubSubNodeRecord:
                                  f"({subscription.jid})")
 
 
+#: The two token slots of one client (XEP-0484 §5.1): the token in use,
+#: and the one issued last, not used yet.
+FAST_SLOTS = ("current", "new")
+
+
+@dataclass(frozen=True)
+class FastToken:
+    """
+    One FAST token (XEP-0484) as it is stored: never the token, only its
+    SHA-256 hash, bound to the client (the SASL2 user-agent id) and to the
+    mechanism it was requested for.
+    """
+
+    #: The SASL2 C{<user-agent id=.../>} of the client it was issued to.
+    userAgent: str
+    #: The HT mechanism (C{HT-SHA-256-NONE}, ...) it may be used with.
+    mechanism: str
+    #: SHA-256 of the token's UTF-8 text (32 bytes).
+    hash: bytes
+    #: Epoch seconds of issue and of expiry.
+    issued: float
+    expiry: float
+    #: C{"new"} until it is first used, then C{"current"} (L{FAST_SLOTS}).
+    slot: str = "new"
+
+
+def credentialsChanged(old: dict | None, new: dict) -> bool:
+    """
+    Whether replacing C{old} credentials by C{new} changes the password (so
+    the account's FAST tokens must go): a stored credential is dropped or
+    different.  Only adding keys for another hash, as a PLAIN login does
+    for an imported account, is not.
+    """
+    return any(new.get(mechanism) != credential
+               for mechanism, credential in (old or {}).items())
+
+
+class IFastTokenStore(Interface):
+    """
+    FAST tokens (XEP-0484), two slots per client of an account (§5.1, the
+    implementation note): C{"new"} holds the token issued last until it is
+    used once, C{"current"} the token in use.  So a client that lost the
+    answer carrying a new token still logs in with the one it has, and at
+    most two tokens per client are ever valid.
+
+    Tokens belong to their account: removing the account removes them, and
+    so does a password change (L{IUserStore.setCredentials} with
+    credentials that drop or change a stored one; adding keys for another
+    hash, as a PLAIN login does for imported accounts, is no change of
+    password and keeps them).  Expired tokens stay until replaced or
+    revoked; whoever checks a token checks its expiry.
+    """
+
+    def issue(username, domain, token):
+        """
+        Put the L{FastToken} C{token} in its client's C{"new"} slot,
+        replacing a token issued before and never used (§3.5: tokens not
+        used are invalidated by a new one); Deferred firing C{None}.
+        Fails with L{NoSuchUser}.
+        """
+
+    def get(username, domain, userAgent):
+        """
+        @return: Deferred firing the C{list} of the client's L{FastToken}s,
+            the C{"new"} one first (the order a login tries them in);
+            empty for an unknown account or client.
+        """
+
+    def promote(username, domain, userAgent, hash):
+        """
+        The token of the C{"new"} slot whose hash is C{hash} was used: make
+        it the client's C{"current"} token, which invalidates the one there
+        (§3.5: tokens with an earlier expiry go once a later one is used).
+        Nothing happens when the C{"new"} slot holds another hash.  Deferred
+        firing whether it moved.
+        """
+
+    def revoke(username, domain, userAgent=None, hash=None):
+        """
+        Remove the tokens of one client (C{userAgent}), only the one with
+        C{hash} if given, or with neither every token of the account;
+        Deferred firing how many went.
+        """
+
+    def list(username, domain):
+        """
+        @return: Deferred firing the account's L{FastToken}s sorted by
+            (user agent, slot), for C{xmppctl fast list}.
+        """
+
+
 @dataclass(frozen=True)
 class AccountRecord:
     """A whole new account for L{IStorage.importAccounts}."""
@@ -589,6 +685,7 @@ class IStorage(Interface):
     archive = Attribute("L{IArchiveStore}")
     rooms = Attribute("L{IRoomStore}")
     pubsub = Attribute("L{IPubSubStore}")
+    fast = Attribute("L{IFastTokenStore}")
 
     def importAccounts(records):
         """

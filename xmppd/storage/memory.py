@@ -27,18 +27,23 @@ from xmppd.storage.interfaces import (ArchivedMessage, ArchivePage, IAccountData
                                       IArchiveStore, IOfflineStore, IRoomStore,
                                       IRosterStore, IStorage, IUserStore, ItemNotFound,
                                       NoSuchUser, OfflineMessage, RoomRecord, Roster,
-                                      RosterItem, StorageError, UserExists)
+                                      RosterItem, StorageError, UserExists,
+                                      credentialsChanged)
+from xmppd.storage.memoryfast import MemoryFastTokenStore
 
 
 @implementer(IUserStore)
 class MemoryUserStore:
     """Accounts in a dict keyed by C{(username, domain)}."""
 
-    def __init__(self, onRemove=None) -> None:
+    def __init__(self, onRemove=None, onNewPassword=None) -> None:
         self._accounts: dict[tuple[str, str], dict[str, ScramCredential]] = {}
         #: Called with (username, domain) when an account goes, so the other
         #: stores drop its data as SQLite's cascades do.
         self._onRemove = onRemove or (lambda username, domain: None)
+        #: Called with (username, domain) when its password changes
+        #: (L{credentialsChanged}): its FAST tokens go.
+        self._onNewPassword = onNewPassword or (lambda username, domain: None)
 
     # ScramCredential is frozen, so a new dict is a complete copy.
 
@@ -59,7 +64,10 @@ class MemoryUserStore:
         key = (username, domain)
         if key not in self._accounts:
             return defer.fail(NoSuchUser(f"{username}@{domain}"))
+        changed = credentialsChanged(self._accounts[key], credentials)
         self._accounts[key] = dict(credentials)
+        if changed:
+            self._onNewPassword(username, domain)
         return defer.succeed(None)
 
     def removeUser(self, username: str, domain: str) -> defer.Deferred:
@@ -381,7 +389,8 @@ class MemoryStorage:
         @param clock: where L{RoomRecord.updated} comes from; the system
             time when not given.
         """
-        self.users = MemoryUserStore(onRemove=self._forget)
+        self.users = MemoryUserStore(onRemove=self._forget,
+                                     onNewPassword=lambda u, d: self.fast.forget(u, d))
         self.rosters = MemoryRosterStore(self.users)
         self.accountData = MemoryAccountDataStore(self.users)
         self.offline = MemoryOfflineStore(self.users)
@@ -389,6 +398,7 @@ class MemoryStorage:
         seconds = time.time if clock is None else clock.seconds
         self.rooms = MemoryRoomStore(seconds)
         self.pubsub = MemoryPubSubStore(seconds)
+        self.fast = MemoryFastTokenStore(self.users)
 
     def importAccounts(self, records) -> defer.Deferred:
         for record in records:
@@ -416,6 +426,7 @@ class MemoryStorage:
         self.accountData.forget(username, domain)
         self.offline.forget(username, domain)
         self.archive.forget(username, domain)
+        self.fast.forget(username, domain)
         account = f"{username}@{domain}"
         self.pubsub.forgetService(account)
         self.pubsub.forgetEntity(account)

@@ -44,6 +44,17 @@ SET_CREDENTIALS = Script("setCredentials", keys.LUA + r"""
 local user, domain = ARGV[1], ARGV[2]
 local e = requireUser(user, domain) if e then return e end
 local acct = user .. "@" .. domain
+-- A stored credential dropped or changed is a new password: the FAST
+-- tokens go (credentialsChanged); only added keys keep them.
+local new = {}
+for i = 3, #ARGV, 2 do new[ARGV[i]] = ARGV[i + 1] end
+local old = redis.call("HGETALL", kCred(acct))
+for i = 1, #old, 2 do
+  if new[old[i]] ~= old[i + 1] then
+    redis.call("DEL", kFast(acct))
+    break
+  end
+end
 redis.call("DEL", kCred(acct))
 for i = 3, #ARGV, 2 do
   redis.call("HSET", kCred(acct), ARGV[i], ARGV[i + 1])
@@ -72,7 +83,8 @@ local function forgetAccount(user, domain)
   local acct = user .. "@" .. domain
   redis.call("ZREM", kUsers(), user .. "\0" .. domain)
   redis.call("ZREM", kDomain(domain), user)
-  redis.call("DEL", kCred(acct), kRoster(acct), kRosterVer(acct), kData(acct), kOffline(acct))
+  redis.call("DEL", kCred(acct), kRoster(acct), kRosterVer(acct), kData(acct), kOffline(acct),
+             kFast(acct))
   dropArchive("u:" .. acct)
   removeService(acct)
   removeEntity(acct)

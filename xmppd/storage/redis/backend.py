@@ -21,6 +21,7 @@ from xmppd.storage.redis.accountdata import RedisAccountDataStore
 from xmppd.storage.redis.accounts import RedisUserStore, credentialArgs
 from xmppd.storage.redis.archive import RedisArchiveStore
 from xmppd.storage.redis.engine import RedisEngine, Script
+from xmppd.storage.redis.fast import RedisFastTokenStore
 from xmppd.storage.redis.offline import RedisOfflineStore
 from xmppd.storage.redis.pubsub import PUBSUB_LUA, RedisPubSubStore, dumpItem, dumpsDict
 from xmppd.storage.redis.rooms import RedisRoomStore
@@ -74,6 +75,7 @@ class RedisStorage(RedisEngine):
         self.archive = RedisArchiveStore(self)
         self.rooms = RedisRoomStore(self)
         self.pubsub = RedisPubSubStore(self)
+        self.fast = RedisFastTokenStore(self)
 
     def importAccounts(self, records) -> defer.Deferred:
         return defer.Deferred.fromCoroutine(self._import(list(records)))

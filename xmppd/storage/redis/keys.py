@@ -22,6 +22,8 @@ functions), so Python and Lua cannot disagree on them.
     xmppd:s:roster:ACCT               hash    contact bare JID -> JSON roster item
     xmppd:s:rosterver:ACCT            string  roster version (INCR)
     xmppd:s:data:ACCT                 hash    key -> value (vCard, private XML, blocklist, ...)
+    xmppd:s:fast:ACCT                 hash    "USERAGENT NUL SLOT" -> JSON [mechanism, SHA-256 (base64),
+                                              issued, expiry] (FAST tokens, XEP-0484)
     xmppd:s:offline:ACCT              list    "ID STAMP XML", oldest first (RPUSH)
     xmppd:s:offline:nextid            string  offline message ids, never reused (INCR)
     xmppd:s:mam:seq                   string  archive order, for every archive (INCR)
@@ -86,6 +88,10 @@ def data(acct: str) -> str:
     return PREFIX + "data:" + acct
 
 
+def fastTokens(acct: str) -> str:
+    return PREFIX + "fast:" + acct
+
+
 def offline(acct: str) -> str:
     return PREFIX + "offline:" + acct
 
@@ -118,6 +124,7 @@ local function kRoster(a) return P .. "roster:" .. a end
 local function kRosterVer(a) return P .. "rosterver:" .. a end
 local function kData(a) return P .. "data:" .. a end
 local function kOffline(a) return P .. "offline:" .. a end
+local function kFast(a) return P .. "fast:" .. a end
 local function kMamOrder(o) return P .. "mam:order:" .. o end
 local function kMamStamp(o) return P .. "mam:stamp:" .. o end
 local function kMamMsg(o) return P .. "mam:msg:" .. o end

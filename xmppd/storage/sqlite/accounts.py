@@ -18,7 +18,7 @@ from twisted.internet import defer
 from zope.interface import implementer
 
 from xmppd.core.scram import ScramCredential
-from xmppd.storage.interfaces import IUserStore, NoSuchUser, UserExists
+from xmppd.storage.interfaces import IUserStore, NoSuchUser, UserExists, credentialsChanged
 from xmppd.storage.sqlite.engine import SQLiteEngine
 from xmppd.storage.sqlite.pubsub import forgetAccount
 
@@ -96,6 +96,13 @@ def _setCredentials(connection: sqlite3.Connection, username: str, domain: str,
     if connection.execute("SELECT 1 FROM users WHERE username = ? AND domain = ?",
                           (username, domain)).fetchone() is None:
         raise NoSuchUser(f"{username}@{domain}")
+    old = _credentialsFromRows(connection.execute(
+        "SELECT mechanism, salt, iterations, stored_key, server_key FROM scram_credentials"
+        " WHERE username = ? AND domain = ?", (username, domain)).fetchall())
+    if credentialsChanged(old, credentials):
+        # A new password: the FAST tokens issued under the old one go too.
+        connection.execute("DELETE FROM fast_tokens WHERE username = ? AND domain = ?",
+                           (username, domain))
     connection.execute("DELETE FROM scram_credentials WHERE username = ? AND domain = ?",
                        (username, domain))
     _insertCredentials(connection, username, domain, credentials)

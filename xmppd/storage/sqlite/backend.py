@@ -23,6 +23,7 @@ from xmppd.storage.sqlite.accountdata import SQLiteAccountDataStore
 from xmppd.storage.sqlite.accounts import SQLiteUserStore
 from xmppd.storage.sqlite.archive import SQLiteArchiveStore
 from xmppd.storage.sqlite.engine import SQLiteEngine
+from xmppd.storage.sqlite.fast import SQLiteFastTokenStore
 from xmppd.storage.sqlite.offline import SQLiteOfflineStore
 from xmppd.storage.sqlite.pubsub import SQLitePubSubStore, loadServiceRows, pepRows
 from xmppd.storage.sqlite.rooms import SQLiteRoomStore
@@ -54,6 +55,7 @@ class SQLiteStorage(SQLiteEngine):
         self.archive = SQLiteArchiveStore(self)
         self.rooms = SQLiteRoomStore(self)
         self.pubsub = SQLitePubSubStore(self)
+        self.fast = SQLiteFastTokenStore(self)
 
     def importAccounts(self, records) -> defer.Deferred:
         # Rows are built here, on the reactor thread, like setItem's.

@@ -195,6 +195,23 @@ MIGRATIONS: list[tuple[str, ...]] = [
         # §3.1.3): its extension children, as XML text, beside its status.
         "ALTER TABLE roster_items ADD COLUMN pending_in_extensions TEXT",
     ),
+    (
+        # FAST tokens (XEP-0484): two slots per client ("current", "new"),
+        # the token's SHA-256 only, never the token.
+        """CREATE TABLE fast_tokens (
+               username TEXT NOT NULL,
+               domain TEXT NOT NULL,
+               user_agent TEXT NOT NULL,
+               slot TEXT NOT NULL CHECK (slot IN ('current', 'new')),
+               mechanism TEXT NOT NULL,
+               hash BLOB NOT NULL,
+               issued REAL NOT NULL,
+               expiry REAL NOT NULL,
+               PRIMARY KEY (username, domain, user_agent, slot),
+               FOREIGN KEY (username, domain) REFERENCES users (username, domain)
+                   ON DELETE CASCADE
+           ) WITHOUT ROWID""",
+    ),
 ]
 
 SCHEMA_VERSION = len(MIGRATIONS)
