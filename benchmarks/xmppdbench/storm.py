@@ -31,7 +31,13 @@ Kinds (what a reconnect is):
   - C{fast}: as C{sasl2}, but the first login asks for a FAST token
     (XEP-0484, C{<request-token mechanism='HT-SHA-256-NONE'/>}) and the
     reconnect is one C{<authenticate mechanism='HT-SHA-256-NONE'>} with
-    C{<fast/>} and Bind 2 inline;
+    C{<fast/>} and Bind 2 inline.  Before the storm every client logs in
+    once more with its token (unmeasured), as a phone that has reconnected
+    before: a token's first use moves it from the server's "new" slot to
+    "current" (a storage write, XEP-0484 §3.5's rotation), later uses only
+    read it;
+  - C{fast_new}: as C{fast} without that warm-up: every reconnect is its
+    token's first use (the first reconnect after the token was issued);
   - C{resume}: the first login enables stream management (XEP-0198) with
     resumption; the reconnect is SCRAM (as C{scram}), stream restart and
     C{<resume/>}, done at C{<resumed/>} (no presence: the session is back);
@@ -71,9 +77,11 @@ NS_BIND2 = b"urn:xmpp:bind:0"
 NS_SM = b"urn:xmpp:sm:3"
 NS_FAST = b"urn:xmpp:fast:0"
 HT = "HT-SHA-256-NONE"
-KINDS = ("scram", "plain", "sasl2", "fast", "resume", "fast_resume")
+KINDS = ("scram", "plain", "sasl2", "fast", "fast_new", "resume", "fast_resume")
+FAST_KINDS = ("fast", "fast_new", "fast_resume")
+WARM_KINDS = ("fast", "fast_resume")
 RESUME_KINDS = ("resume", "fast_resume")
-SASL2_KINDS = ("sasl2", "fast", "fast_resume")
+SASL2_KINDS = ("sasl2",) + FAST_KINDS
 SM_REPLY = takeFirst(b"enabled", b"failed")
 RESUME_REPLY = takeFirst(b"resumed", b"failed")
 HASHES = {"SCRAM-SHA-256": "sha256", "SCRAM-SHA-1": "sha1"}
@@ -83,12 +91,24 @@ SALTED: dict[tuple, bytes] = {}
 class Client(Conn):
     """A storm client: what it must remember across the reconnect."""
 
-    __slots__ = ("agent", "token", "smid", "mechanism")
+    __slots__ = ("agent", "token", "smid", "mechanism", "gone")
 
     def __init__(self, gen, index: int, user: str):
         Conn.__init__(self, gen, index, user)
         self.agent = str(uuid.UUID(int=index + 1, version=4))
-        self.token = self.smid = self.mechanism = None
+        self.token = self.smid = self.mechanism = self.gone = None
+
+    def connection_lost(self, exc):
+        Conn.connection_lost(self, exc)
+        if self.gone is not None and not self.gone.done():
+            self.gone.set_result(None)
+
+    async def closeAndWait(self):
+        """Close the stream and wait until the connection is gone."""
+        self.gone = self.gen.loop.create_future()
+        self.close()
+        await self.gone
+        self.gone = None
 
     def reset(self):
         """A fresh connection for the same client (its state survives)."""
@@ -214,7 +234,7 @@ async def sasl2(conn: Client, features: bytes, mechanism: str, first: bool) -> b
         nonce, firstMessage = scramFirst(conn.user)
         initial = firstMessage.encode()
         inline = b""
-        if conn.gen.args.kind in ("fast", "fast_resume") and first:
+        if conn.gen.args.kind in FAST_KINDS and first:
             inline = b"<request-token xmlns='" + NS_FAST + b"' mechanism='" + HT.encode() + b"'/>"
     if first or conn.smid is None:
         inline += (b"<bind xmlns='" + NS_BIND2 + b"'><tag>xbench</tag>"
@@ -267,8 +287,15 @@ async def firstLogin(conn: Client) -> None:
     features = await connect(conn)
     if kind in SASL2_KINDS:
         await sasl2(conn, features, "SCRAM", first=True)
-        if kind in ("fast", "fast_resume") and conn.token is None:
+        if kind in FAST_KINDS and conn.token is None:
             raise ProtocolError("no FAST token in <success/>")
+        if kind in WARM_KINDS:
+            # one token login before the storm: the token is "current" now
+            await presence(conn)
+            await conn.closeAndWait()
+            conn.smid = None
+            features = await connect(conn)
+            await sasl2(conn, features, HT, first=True)
         if kind == "fast_resume" and conn.smid is None:
             raise ProtocolError("no <enabled/> in Bind 2's <bound/>")
     else:
@@ -286,7 +313,7 @@ async def reconnect(conn: Client) -> float:
     kind = conn.gen.args.kind
     started = time.perf_counter()
     features = await connect(conn)
-    if kind in ("sasl2", "fast", "fast_resume"):
+    if kind in SASL2_KINDS:
         element = await sasl2(conn, features, HT if kind != "sasl2" else "SCRAM", first=False)
         if kind == "fast_resume":
             if findElement(element, b"resumed") is None:

@@ -98,13 +98,17 @@ PLAN = {
     "prosody-hashed": ["scram", "resume"],
     "ejabberd-scram": ["scram", "resume"],
     "ejabberd-plain": ["plain"],
-    "xmppd": ["scram", "sasl2", "fast", "resume", "fast_resume"],
+    "xmppd": ["scram", "sasl2", "fast", "fast_new", "resume", "fast_resume"],
 }
-RESTART_KINDS = ("scram", "plain", "sasl2", "fast")
+RESTART_KINDS = ("scram", "plain", "sasl2", "fast", "fast_new")
 
 
-def stormAdapter(name: str, into: str, overrides: dict, log) -> str:
-    """A copy of the harness adapter for C{name} with L{STORM_SERVERS}'s edits."""
+def stormAdapter(name: str, into: str, overrides: dict, log, profile: bool = False) -> str:
+    """
+    A copy of the harness adapter for C{name} with L{STORM_SERVERS}'s edits;
+    with C{profile}, an xmppd runs under twistd's cProfile and dumps its
+    statistics to C{log/xmppd.prof} in its workdir when stopped.
+    """
     from xbench import adapters
     spec, offset, edits, _ = STORM_SERVERS[name]
     source = adapters.find_adapter(spec)
@@ -124,6 +128,9 @@ def stormAdapter(name: str, into: str, overrides: dict, log) -> str:
     text = re.sub(r'^workdir\s*=\s*"[^"]*"', 'workdir = "/tmp/xbench/servers/storm-%s"' % name,
                   text, flags=re.M)
     text = shiftPorts(text, offset)
+    if profile and "twistd -n" in text:
+        text = text.replace("twistd -n", "twistd -n --profile={workdir}/log/xmppd.prof "
+                            "--profiler=cprofile --savestats")
     path = os.path.join(target, "adapter.toml")
     with open(path, "w") as f:
         f.write(text)
@@ -184,6 +191,10 @@ def runOne(args, server, kind: str, clients: int, jsonPath: str, log) -> tuple:
         log("  " + note)
     finally:
         server.stop()
+    profile = os.path.join(server.workdir, "log", "xmppd.prof")
+    if os.path.exists(profile):
+        # the last start's: the server the storm came to
+        shutil.move(profile, jsonPath[:-len(".json")] + ".prof")
     for line in output[-12:]:
         log("  | " + line)
     result = None
@@ -209,6 +220,7 @@ KIND_NAMES = {
     "plain": "PLAIN, plaintext passwords, after a restart (the reference)",
     "sasl2": "SASL2 SCRAM-SHA-256 + Bind 2, after a restart",
     "fast": "(b) SASL2 + Bind 2 + FAST (HT-SHA-256-NONE), after a restart",
+    "fast_new": "(b) the same, each token's first use (promoted: a write)",
     "resume": "(c) SCRAM + XEP-0198 resume, connections broken",
     "fast_resume": "(c) SASL2 + FAST + inline XEP-0198 resume, connections broken",
 }
@@ -294,6 +306,9 @@ def parseArgs(argv):
     add("--set", action="append", default=[], metavar="SERVER.KEY=VALUE",
         help="override a top-level adapter key, e.g. xmppd.xmppd_bin=/venv/bin")
     add("--timeout", type=float, default=900, help="per generator run, seconds")
+    add("--profile-xmppd", action="store_true",
+        help="run xmppd under cProfile (twistd --profile): NAME.KIND.REP.prof beside the JSON, "
+             "the profile of the server the storm reconnected to (its start included)")
     return parser.parse_args(argv)
 
 
@@ -336,7 +351,8 @@ def main(argv=None) -> int:
             "loadavg": open("/proc/loadavg").read().strip(), "servers": {}}
     servers = []
     for name in args.servers.split(","):
-        path = stormAdapter(name, os.path.join(out, "adapters"), overrides.get(name), log)
+        path = stormAdapter(name, os.path.join(out, "adapters"), overrides.get(name), log,
+                            args.profile_xmppd)
         server = adapters.Adapter(path, runId, overrides.get(name), log=log)
         servers.append(server)
         meta["servers"][name] = {"adapter": path, "version": server.version(),
