@@ -103,6 +103,31 @@ PLAN = {
 RESTART_KINDS = ("scram", "plain", "sasl2", "fast", "fast_new")
 
 
+#: ejabberd imports this many accounts per C{import_piefxis} call: one call
+#: with 5000 passwords to hash into SCRAM outlasts ejabberdctl's 60 s RPC
+#: timeout on a loaded machine.
+EJABBERD_CHUNK = 500
+EJABBERD_CHUNKED = ('provision = "for f in {dataset}/chunks/*.xml; do {ctl} import_piefxis $f '
+                    '|| exit 1; done; {ctl} registered_users {domain} | wc -l"')
+
+
+def splitPIE(dataset: str, size: int = EJABBERD_CHUNK) -> int:
+    """
+    C{dataset}/xep227.xml (accounts without rosters, one C{<user>} a line,
+    as C{xbench.provision} writes it) as files of C{size} accounts in
+    C{dataset}/chunks; returns how many.
+    """
+    with open(os.path.join(dataset, "xep227.xml")) as f:
+        lines = f.read().splitlines()
+    users = [line for line in lines if line.startswith("<user ")]
+    head = [line for line in lines[:3] if not line.startswith("<user ")]
+    os.makedirs(os.path.join(dataset, "chunks"), exist_ok=True)
+    for n, start in enumerate(range(0, len(users), size)):
+        with open(os.path.join(dataset, "chunks", "%04d.xml" % n), "w") as f:
+            f.write("\n".join(head + users[start:start + size] + ["</host>", "</server-data>", ""]))
+    return (len(users) + size - 1) // size
+
+
 def stormAdapter(name: str, into: str, overrides: dict, log, profile: bool = False) -> str:
     """
     A copy of the harness adapter for C{name} with L{STORM_SERVERS}'s edits;
@@ -128,6 +153,10 @@ def stormAdapter(name: str, into: str, overrides: dict, log, profile: bool = Fal
     text = re.sub(r'^workdir\s*=\s*"[^"]*"', 'workdir = "/tmp/xbench/servers/storm-%s"' % name,
                   text, flags=re.M)
     text = shiftPorts(text, offset)
+    if name == "ejabberd-scram":
+        text, n = re.subn(r"^provision\s*=.*$", EJABBERD_CHUNKED.replace("\\", "\\\\"), text,
+                          count=1, flags=re.M)
+        assert n == 1, "ejabberd adapter without a provision command"
     if profile and "twistd -n" in text:
         text = text.replace("twistd -n", "twistd -n --profile={workdir}/log/xmppd.prof "
                             "--profiler=cprofile --savestats")
@@ -375,8 +404,9 @@ def main(argv=None) -> int:
     signal.signal(signal.SIGTERM, onSignal)
     try:
         dataset = os.path.join(out, "dataset")
-        log("dataset %s: %s" % (dataset, provision.make(dataset, servers[0].domain, clients,
-                                                        0, 20)))
+        log("dataset %s: %s, %d chunks for ejabberd-scram" % (
+            dataset, provision.make(dataset, servers[0].domain, clients, 0, 20),
+            splitPIE(dataset)))
         for rep in range(args.repeat):
             order = servers if rep % 2 == 0 else list(reversed(servers))
             for server in order:
