@@ -473,3 +473,20 @@ def test_stormRunEndToEnd(tmp_path):
     assert "| (b) SASL2 + Bind 2 + FAST" in (out / "summary.md").read_text()
     pids = [int(p) for run in data["runs"] for p in run["result"]["args"]["server_pid"]]
     assert pids and not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
+
+
+def test_stormSplitsEjabberdImport(tmp_path):
+    """ejabberd-scram imports the harness's data set in XEP-0227 files of a few accounts each, every account once, each file whole."""
+    sys.path.insert(0, stormside.DEFAULT_BENCH)
+    try:
+        from xbench import provision
+    finally:
+        sys.path.remove(stormside.DEFAULT_BENCH)
+    provision.make(str(tmp_path), "localhost", 7, 0, 20)
+    assert stormside.splitPIE(str(tmp_path), size=3) == 3
+    names = []
+    for chunk in sorted((tmp_path / "chunks").iterdir()):
+        text = chunk.read_text()
+        assert text.startswith("<?xml") and text.rstrip().endswith("</server-data>")
+        names += re.findall(r'<user name="(u\d+)"', text)
+    assert names == ["u%d" % i for i in range(1, 8)]
