@@ -7,6 +7,7 @@ separately (C{python3 benchmarks/run.py}).
 """
 
 import base64
+import hmac
 import json
 import os
 import re
@@ -19,7 +20,7 @@ import pytest
 import pytest_twisted
 
 from benchmarks.xmppdbench import (bench, client, dataset, load, procstat, redisstat, report,
-                                   stats, wsside)
+                                   stats, storm, stormside, wsside)
 from tests.test_ctl import xmppctl
 from tests.test_ctl_pie import withStorage
 from xmppd.config import loadConfig
@@ -512,3 +513,116 @@ def test_webSocketRunEndToEnd(tmp_path):
     assert not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
     with open(out / "logs" / "server.msg_ws.1.1.log") as f:
         assert "WebSocketClientStream" in f.read()
+
+# The reconnect storm (issue 16, item 7): benchmarks/stormbench.py
+
+
+def test_stormScramSHA256():
+    """The storm generator's SCRAM client matches the SCRAM-SHA-256 exchange of RFC 7677 §3, and SHA-1's of RFC 5802 §5."""
+    final, serverFinal = storm.scramFinal(
+        "SCRAM-SHA-256", "user", "pencil", "rOprNGfwEbeRWgbNEkqO",
+        "r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,s=W22ZaJ0SNY7soEsUEjb6gQ==,i=4096")
+    assert final == ("c=biws,r=rOprNGfwEbeRWgbNEkqO%hvYDpWUa2RaTCAfuxFIlj)hNlF$k0,"
+                     "p=dHzbZapWIk4jUhN+Ute9ytag9zjfMHgsqmmiz7AndVQ=")
+    assert serverFinal == "v=6rriTRBi23WpRR/wtup+mMhUZUn/dB5nLTJRsjl95G4="
+    final, serverFinal = storm.scramFinal(
+        "SCRAM-SHA-1", "user", "pencil", "fyko+d2lbbFgONRv9qkxdawL",
+        "r=fyko+d2lbbFgONRv9qkxdawL3rfcNHYJY1ZVvWVs7j,s=QSXCR+Q6sek8bf92,i=4096")
+    assert serverFinal == "v=rmF9pqV8S7suAoZWja4dJRkFsKQ="
+    assert storm.pickScram(b"<mechanism>SCRAM-SHA-1</mechanism><mechanism>SCRAM-SHA-256"
+                           b"</mechanism>") == "SCRAM-SHA-256"
+    with pytest.raises(client.ProtocolError):
+        storm.pickScram(b"<mechanism>PLAIN</mechanism>")
+
+
+def test_stormFastProof():
+    """The generator's HT-SHA-256-NONE proof, HMAC keyed on the token text, is what xmppd checks with the SHA-256 of the token it stores (XEP-0484, HMAC keys longer than the block are hashed)."""
+    from xmppd.c2s.fast import newToken, tokenHash
+    token = newToken().encode()
+    assert hmac.digest(token, b"Initiator", "sha256") == hmac.digest(
+        tokenHash(token.decode()), b"Initiator", "sha256")
+
+
+def test_stormServerConfigurations():
+    """Every storm server's config edit applies to the harness's template it edits: stream management everywhere, SCRAM storage for ejabberd, FAST for xmppd."""
+    sys.path.insert(0, stormside.DEFAULT_BENCH)
+    try:
+        from xbench import adapters
+    finally:
+        sys.path.remove(stormside.DEFAULT_BENCH)
+    assert {"sm", "fast"} <= set(FEATURES)
+    for name, (spec, _, edits, _) in stormside.STORM_SERVERS.items():
+        directory = os.path.dirname(adapters.find_adapter(spec))
+        for template, edit in edits.items():
+            with open(os.path.join(directory, template)) as f:
+                text = edit(f.read())
+            assert {"prosody.cfg.lua": '"smacks";', "ejabberd.yml": "mod_stream_mgmt:",
+                    "xmppd.toml": '"sm", "fast"'}[template] in text, name
+        assert set(stormside.PLAN[name]) <= set(storm.KINDS)
+    with open(os.path.join(stormside.DEFAULT_BENCH, "servers", "ejabberd", "ejabberd.yml")) as f:
+        assert "auth_scram_hash: sha256" in stormside.ejabberdScram(f.read())
+
+
+def test_stormReport():
+    """The storm's table has one row per (kind, server) with the reconnects' cost, and lists failed runs."""
+    phase = {"phase": "reconnect", "count": 5, "clients": 5, "server_cpu_ms_per_1k": 420.0,
+             "all_back_s": 0.5, "latency": {"p50_ms": 10.0, "p99_ms": 20.0},
+             "mechanisms": {"HT-SHA-256-NONE": 5}, "bound": "server"}
+    data = {"meta": {"scale": "smoke", "clients": 5, "servers": {}},
+            "runs": [{"server": "xmppd", "kind": "fast", "rep": 1,
+                      "result": {"phases": [phase], "error": None}},
+                     {"server": "prosody-hashed", "kind": "resume", "rep": 1,
+                      "result": None, "note": "generator timed out"}]}
+    text = stormside.render(data)
+    assert "| (b) SASL2 + Bind 2 + FAST (HT-SHA-256-NONE), after a restart | xmppd | " \
+           "HT-SHA-256-NONE | 1 | 5/5 | 420 / 420 | 0.50 | 10.0 | 20.0 |" in text
+    assert "prosody-hashed resume rep 1 FAILED: generator timed out" in text
+
+
+def freePort() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.mark.skipif(not os.path.isdir(stormside.DEFAULT_BENCH) or not shutil.which("openssl"),
+                    reason="the team's harness (../shared/bench) or openssl is missing")
+def test_stormRunEndToEnd(tmp_path):
+    """benchmarks/stormbench.py at its smallest: xmppd with 5 clients, SASL2 SCRAM with a FAST token request first, then all five log in again with the token after a restart, and resume inline after their connections broke; nothing is left running."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "stormbench.py"), "--servers", "xmppd",
+         "--kinds", "fast,fast_resume", "--clients", "5", "--server-cpus", "",
+         "--gen-cpus", "", "--gen-python", sys.executable, "--timeout", "120",
+         "--set", "xmppd.port=%d" % freePort(), "--set", "xmppd.workdir=%s" % (tmp_path / "w"),
+         "--set", "xmppd.xmppd_bin=%s" % os.path.dirname(sys.executable), "--out", str(out)],
+        capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out / "summary.json") as f:
+        data = json.load(f)
+    byKind = {run["kind"]: run["result"]["phases"][-1] for run in data["runs"]}
+    assert sorted(byKind) == ["fast", "fast_resume"]
+    for kind, phase in byKind.items():
+        assert phase["count"] == 5 and not phase["errors"], (kind, phase)
+        assert phase["mechanisms"] == {"HT-SHA-256-NONE": 5}
+    assert "| (b) SASL2 + Bind 2 + FAST" in (out / "summary.md").read_text()
+    pids = [int(p) for run in data["runs"] for p in run["result"]["args"]["server_pid"]]
+    assert pids and not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
+
+
+def test_stormSplitsEjabberdImport(tmp_path):
+    """ejabberd-scram imports the harness's data set in XEP-0227 files of a few accounts each, every account once, each file whole."""
+    sys.path.insert(0, stormside.DEFAULT_BENCH)
+    try:
+        from xbench import provision
+    finally:
+        sys.path.remove(stormside.DEFAULT_BENCH)
+    provision.make(str(tmp_path), "localhost", 7, 0, 20)
+    assert stormside.splitPIE(str(tmp_path), size=3) == 3
+    names = []
+    for chunk in sorted((tmp_path / "chunks").iterdir()):
+        text = chunk.read_text()
+        assert text.startswith("<?xml") and text.rstrip().endswith("</server-data>")
+        names += re.findall(r'<user name="(u\d+)"', text)
+    assert names == ["u%d" % i for i in range(1, 8)]
