@@ -40,6 +40,26 @@ def target(data: bytes) -> None:
     assert run([data[:cut], data[cut:]], **LIMITS) == whole
 
 
+#: Where the search starts when no corpus directory is given: a control
+#: byte pair (split point, header flag), then stanzas using what the parser
+#: handles (namespaces, prefixes, references, nesting, whitespace, footer).
+SEEDS = [
+    b"\x80\x01<message to='a@b' type='chat'><body>x &amp; y &#65;</body></message>",
+    b"\x40\x01<iq xmlns:p='urn:p' p:a='1'><query xmlns='urn:q'><p:item><x/></p:item></query></iq> ",
+    b"\x10\x00<?xml version='1.0'?><stream:stream xmlns:stream='http://etherx.jabber.org/streams'"
+    b" xmlns='jabber:client'><presence/></stream:stream>",
+    b"\x20\x01<a><a><a><a><a><a><a><a></a></a></a></a></a></a></a></a>",
+]
+
+
 if __name__ == "__main__":
-    atheris.Setup(sys.argv, target)
+    argv = sys.argv
+    if not [a for a in argv[1:] if not a.startswith("-")]:
+        import tempfile
+        corpus = tempfile.mkdtemp(prefix="xmppd-fuzz-corpus-")
+        for number, seed in enumerate(SEEDS):
+            with open(os.path.join(corpus, "seed%d" % number), "wb") as f:
+                f.write(seed)
+        argv = argv + [corpus]
+    atheris.Setup(argv, target)
     atheris.Fuzz()

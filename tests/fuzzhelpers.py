@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, settings
 _QUIET = [HealthCheck.too_slow, HealthCheck.data_too_large, HealthCheck.filter_too_much,
           HealthCheck.function_scoped_fixture]
 
-settings.register_profile("ci", max_examples=150, deadline=None, derandomize=True,
+settings.register_profile("ci", max_examples=100, deadline=None, derandomize=True,
                           suppress_health_check=_QUIET, print_blob=True)
 settings.register_profile("long", max_examples=int(os.environ.get("FUZZ_EXAMPLES", "20000")),
                           deadline=None, suppress_health_check=_QUIET, print_blob=True)
