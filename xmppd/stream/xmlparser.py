@@ -180,6 +180,9 @@ class HardenedElementStream:
         self.DocumentEndEvent: Optional[Callable[[], object]] = None
         self.failed: Optional[BaseException] = None
         self.bytesFed = 0
+        # The stream's first bytes, held back until there are enough of
+        # them to tell the encoding (see L{_sniff}).
+        self._held = b""
 
         self._names: dict = {}
         parser = pyexpat.ParserCreate("UTF-8", " ", intern=self._names)
@@ -249,7 +252,16 @@ class HardenedElementStream:
             data = data.encode("utf-8")
         try:
             if self.bytesFed < _SNIFFED:
+                if self._held:
+                    data, self._held = self._held + data, b""
                 self._sniff(data)
+                if not self.bytesFed and len(data) < _SNIFFED:
+                    # Too few bytes to tell the encoding yet: expat would call
+                    # them not well-formed (as it does the start of EBCDIC),
+                    # and which error the peer gets would depend on how its
+                    # bytes were split.
+                    self._held = data
+                    return
             if len(data) <= PARSE_SLICE:
                 self._feed(data)
             else:
