@@ -330,6 +330,36 @@ class AdminOperations:
                       count=sent, domain=domain)
         return sent
 
+    def sendMessage(self, to: Any, body: Any, type: Any = "chat", subject: Any = None,
+                    sender: Any = None) -> None:
+        """
+        Send a message to C{to} (any JID, local or remote) from C{sender}:
+        a served domain or an account's JID of one (the domain of C{to}
+        when local, else the first served domain, when C{None}); the HTTP
+        API's C{send} (L{xmppd.admin.api}).
+        """
+        if type not in ("chat", "headline", "normal"):
+            raise OperationError("type is one of chat, headline, normal")
+        text = self._text(body, "message")
+        if subject is not None and not isinstance(subject, str):
+            raise OperationError("expected the subject as text")
+        if not isinstance(to, str) or not to.strip():
+            raise OperationError("expected the recipient's JID")
+        try:
+            recipient = parseJID(to.strip())
+        except InvalidJID:
+            raise OperationError(f"{to[:100]!r} is not a valid JID") from None
+        if sender is None:
+            origin = recipient.host if recipient.host in self.domains else self.domains[0]
+        elif isinstance(sender, str) and "@" not in sender and "/" not in sender:
+            origin = self.servedDomain(sender)
+        else:
+            origin = self.fullOrBare(sender).full()
+        message = self._message(origin, recipient, text, subject, type)
+        self.server.router.route(message)
+        self.log.info("admin: sent a {type} message from {sender} to {to}",
+                      type=type, sender=origin, to=recipient.full())
+
     def _domain(self, domain: str):
         try:
             return self.server.getServiceNamed(domain)

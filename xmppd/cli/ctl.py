@@ -6,7 +6,7 @@ This module builds the command line from the areas of C{xmppctl}, one
 module each, and runs the reactor: L{xmppd.cli.accounts} (C{adduser},
 C{passwd}, C{deluser}, C{users}), L{xmppd.cli.fast}, L{xmppd.cli.portability} (C{import},
 C{export}), L{xmppd.cli.check}, L{xmppd.cli.connections} and
-L{xmppd.cli.hooks}, L{xmppd.cli.operate} and L{xmppd.cli.cluster}; what they share is in L{xmppd.cli.common}.
+L{xmppd.cli.hooks}, L{xmppd.cli.operate}, L{xmppd.cli.cluster} and L{xmppd.cli.api}; what they share is in L{xmppd.cli.common}.
 
     xmppctl [--config FILE] adduser romeo@example.org [--password P]
     xmppctl [--config FILE] passwd romeo@example.org [--password P]
@@ -29,6 +29,9 @@ L{xmppd.cli.hooks}, L{xmppd.cli.operate} and L{xmppd.cli.cluster}; what they sha
     xmppctl [--config FILE] cluster [--json]
     xmppctl [--config FILE] drain NODE [--undo] [--timeout SECONDS]
     xmppctl [--config FILE] reload [--json]
+    xmppctl [--config FILE] api token create NAME --scope send|admin
+    xmppctl [--config FILE] api token list [--json]
+    xmppctl [--config FILE] api token revoke NAME
 
 The configuration is the server's own (C{--config}, else C{$XMPPD_CONFIG},
 else C{./xmppd.toml} when it exists, else the built-in defaults), so
@@ -81,6 +84,8 @@ another node (see-other-host) and take no new ones (L{xmppd.cli.cluster}).
 
 C{reload} makes the running server read its configuration again
 (L{xmppd.cli.reload}).
+C{api token} makes, lists and revokes the tokens of the HTTP API
+(L{xmppd.cli.api}).
 
 Exit status: 0 done; 1 the operation was refused or failed (the account
 exists or does not, the address or password is invalid, C{check} found an
@@ -99,7 +104,7 @@ from typing import Any
 
 from twisted.internet import defer
 
-from xmppd.cli import accounts, check, cluster, connections, fast, hooks, operate, portability, reload
+from xmppd.cli import accounts, api, check, cluster, connections, fast, hooks, operate, portability, reload
 from xmppd.cli.common import FAILED, OK, PROG, USAGE, CtlError, fail
 from xmppd.config import (CONFIG_ENVIRONMENT, DEFAULT_CONFIG, Config, ConfigError,
                           findConfigFile, loadConfig)
@@ -111,7 +116,7 @@ __all__ = ["AREAS", "FAILED", "OK", "USAGE", "CtlError", "buildParser", "main",
 #: C{--help}.  Each is a module with C{COMMANDS} (the names it runs),
 #: C{PERSISTENT} (whether they need a store that outlives the process),
 #: C{addCommands(subparsers)} and C{async run(args, config, reactor)}.
-AREAS = (accounts, fast, portability, check, connections, hooks, operate, cluster, reload)
+AREAS = (accounts, fast, portability, check, connections, hooks, operate, cluster, reload, api)
 
 
 def buildParser() -> argparse.ArgumentParser:
