@@ -627,15 +627,46 @@ class BoshConn(Conn):
             self.closed = True
             self.gen.lost += 1
             for leg in self.legs:
-                leg.transport.close()
+                if leg.transport is not None:
+                    leg.transport.close()
         if self.waiter is not None:
             future, self.waiter = self.waiter[0], None
             if not future.done():
                 future.set_exception(ConnectionError(why))
 
     def legLost(self, leg):
-        if not self.closed:
-            self._lose("BOSH: the server closed an HTTP connection")
+        """
+        A connection closed by the server: with a request on it the session
+        is lost; an idle one (a server closes keep-alive connections that
+        stay silent, as a receiver's second one does) is opened again, as
+        a browser would.
+        """
+        if self.closed:
+            return
+        if leg.busy:
+            self._lose("BOSH: the server closed an HTTP connection with a request on it")
+            return
+        fresh = HttpLeg(self)
+        fresh.busy = True  # until connected
+        self.legs[self.legs.index(leg)] = fresh
+        self.gen.loop.create_task(self._reopen(fresh))
+
+    async def _reopen(self, leg):
+        gen = self.gen
+        try:
+            await gen.loop.create_connection(lambda: leg, gen.host, gen.wsPortFor(self.index))
+        except OSError as e:
+            self._lose("BOSH: reconnecting: %s" % e)
+            return
+        leg.busy = False
+        if self.closed:
+            leg.transport.close()
+        elif self.pending is not None:
+            leg.post(self.pending)
+            self.pending = None
+        elif self.outbox and self.sid is not None:
+            leg.post(self._request(b"", b"".join(self.outbox)))
+            self.outbox.clear()
 
     def data_received(self, data):  # the legs take the bytes
         raise AssertionError("BoshConn is not a transport's protocol")
