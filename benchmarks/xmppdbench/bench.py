@@ -143,8 +143,8 @@ plain_without_tls = true
 listen = ""
 
 [http]
-# Plain HTTP on loopback only for the WebSocket scenarios (*_ws, the
-# generator's --transport ws); no web listener at all for the others.
+# Plain HTTP on loopback only for the WebSocket and BOSH scenarios (*_ws, *_bosh, the
+# generator's --transport ws or bosh); no web listener at all for the others.
 endpoint = "{httpEndpoint}"
 tls_endpoint = ""
 
