@@ -425,7 +425,7 @@ def test_webSocketScenarios(tmp_path):
         for name in ("msg", "idle"):
             assert table[name + "_ws"] == table[name] + ["--transport", "ws"]
         assert wsside.SCENARIOS[scale]["msg"] == table["msg"]
-    assert bench.WS_SCENARIOS == {"msg_ws", "idle_ws"}
+    assert bench.WS_SCENARIOS == {"msg_ws", "idle_ws", "msg_bosh", "idle_bosh"}
     assert bench.TOPOLOGY["msg_ws"] == (1, "sqlite")
     ws = loadConfig(bench.writeConfig(str(tmp_path), port=5222, http=5280))
     assert ws.http.endpoint == "tcp:5280:interface=127.0.0.1:backlog=1024"
@@ -513,6 +513,67 @@ def test_webSocketRunEndToEnd(tmp_path):
     assert not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
     with open(out / "logs" / "server.msg_ws.1.1.log") as f:
         assert "WebSocketClientStream" in f.read()
+
+
+def test_boshScenarios():
+    """msg_bosh and idle_bosh are msg and idle over BOSH, in the generator's table and wsbench's; --transport bosh takes the HTTP port and /http-bind."""
+    for scale in ("quick", "full"):
+        for table in (bench.SCENARIOS[scale], wsside.SCENARIOS[scale]):
+            for name in ("msg", "idle"):
+                assert table[name + "_bosh"] == table[name] + ["--transport", "bosh"]
+    assert bench.TOPOLOGY["msg_bosh"] == (1, "sqlite")
+    args = load.parseArgs(["msg", "--transport", "bosh", "--ws-port", "5290"])
+    assert (args.transport, args.ws_port, args.bosh_path) == ("bosh", 5290, "/http-bind")
+    with pytest.raises(SystemExit):
+        load.parseArgs(["msg", "--transport", "bosh", "--port2", "5223"])
+
+
+def test_bodyPayload():
+    """A BOSH answer's <body/> gives its start tag and children, empty or not, with or without an XML declaration."""
+    tag, payload = client.bodyPayload(
+        b"<body xmlns='http://jabber.org/protocol/httpbind' sid='s1'><message to='a'/></body>")
+    assert client.attribute(tag, b"sid") == b"s1" and payload == b"<message to='a'/>"
+    assert client.bodyPayload(b"<?xml version='1.0'?>\n<body sid='x'/>") == (b"<body sid='x'/>", b"")
+    with pytest.raises(client.ProtocolError):
+        client.bodyPayload(b"<html>502</html>")
+
+
+def test_enableBosh():
+    """wsbench's copies of the servers' configs serve /http-bind on their plain HTTP port, once."""
+    text, change = wsside.enableBosh("prosody.cfg.lua", PROSODY_WS)
+    assert '"disco"; "bosh";' in text and "mod_bosh" in change
+    assert wsside.enableBosh("prosody.cfg.lua", text) == (text, None)
+    text, change = wsside.enableBosh("ejabberd.yml", EJABBERD_WS)
+    assert "    request_handlers:\n      /http-bind: mod_bosh\n      /api:" in text
+    assert "modules:\n  mod_bosh: {}\n  mod_disco: {}\n" in text and change
+    assert wsside.enableBosh("ejabberd.yml", text) == (text, None)
+    assert wsside.enableBosh("xmppd.toml", XMPPD_WS) == (XMPPD_WS, None)
+
+
+def test_boshRunEndToEnd(tmp_path):
+    """benchmarks/run.py runs msg_bosh and idle_bosh at their smallest: clients log in over BOSH, every message is delivered, no connection is lost, and no process is left behind."""
+    out = tmp_path / "out"
+    done = subprocess.run(
+        [sys.executable, os.path.join(BENCHMARKS, "run.py"), "--scenarios", "msg_bosh,idle_bosh",
+         "--accounts", "8", "--server-cpus", "", "--gen-cpus", "", "--out", str(out),
+         "--gen-args", "--pairs 4 --window 1 --warmup 0.3 --duration 0.7 --concurrency 8 "
+         "--levels 8 --settle 0.2 --hold 0.2"],
+        capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    with open(out / "results.json") as f:
+        data = json.load(f)
+    msg, idle = data["runs"]
+    [phase] = msg["result"]["phases"]
+    assert msg["result"]["args"]["transport"] == "bosh"
+    assert phase["count"] > 0 and not phase["undelivered_after_drain"]
+    assert not phase["lost_connections"]
+    [level] = idle["result"]["phases"]
+    assert level["sessions"] == 8 and not level["errors"]
+    pids = [int(p) for run in data["runs"] for p in run["result"]["args"]["server_pid"]]
+    assert not [pid for pid in pids if os.path.exists("/proc/%d" % pid)]
+    with open(out / "logs" / "server.msg_bosh.1.1.log") as f:
+        assert "BOSH session" in f.read()
+
 
 # The reconnect storm (issue 16, item 7): benchmarks/stormbench.py
 

@@ -93,10 +93,12 @@ def _addWebSocketScenarios(table: dict) -> None:
     C{msg_ws} and C{idle_ws} (issue 15 item 8): C{msg} and C{idle} with
     every client over WebSocket (RFC 7395, plain C{ws://} to the HTTP
     listener's C{/xmpp-websocket}), for the WebSocket/TCP cost ratio of one
-    run.
+    run; C{msg_bosh} and C{idle_bosh} the same over BOSH (XEP-0206, plain
+    C{http://} to C{/http-bind} on the same listener).
     """
     for name in ("msg", "idle"):
         table[name + "_ws"] = table[name] + ["--transport", "ws"]
+        table[name + "_bosh"] = table[name] + ["--transport", "bosh"]
 
 
 for _table in SCENARIOS.values():
@@ -110,7 +112,8 @@ TOPOLOGY = {name: (2 if name.startswith("cluster_") else 1,
 CLUSTER_SET = ["msg", "msg_redis", "cluster_msg_0", "cluster_msg_50", "cluster_msg_100",
                "muc", "muc_redis", "cluster_muc", "idle", "idle_redis", "cluster_idle"]
 #: The scenarios whose clients come over WebSocket: their server has an HTTP listener.
-WS_SCENARIOS = frozenset(name for name in SCENARIOS["full"] if name.endswith("_ws"))
+WS_SCENARIOS = frozenset(name for name in SCENARIOS["full"]
+                         if name.endswith("_ws") or name.endswith("_bosh"))
 #: The default scenarios: a lone node on SQLite, as the published numbers.
 DEFAULT_SET = ["login", "login_tls", "login_scram", "msg", "msg_fixed", "presence", "muc", "idle"]
 
@@ -140,8 +143,8 @@ plain_without_tls = true
 listen = ""
 
 [http]
-# Plain HTTP on loopback only for the WebSocket scenarios (*_ws, the
-# generator's --transport ws); no web listener at all for the others.
+# Plain HTTP on loopback only for the WebSocket and BOSH scenarios (*_ws, *_bosh, the
+# generator's --transport ws or bosh); no web listener at all for the others.
 endpoint = "{httpEndpoint}"
 tls_endpoint = ""
 

@@ -12,7 +12,8 @@ holds for everything read here.
 Implements the client side of RFC 6120 (stream, STARTTLS, SASL, resource
 binding, the RFC 3921 session where still required), RFC 4616 (PLAIN),
 RFC 5802 (SCRAM-SHA-1, without channel binding), RFC 7395 (XMPP over
-WebSocket, plain C{ws://}: L{WebSocketConn}) and, of XEP-0045, entering a
+WebSocket, plain C{ws://}: L{WebSocketConn}), XEP-0124/XEP-0206 (BOSH,
+plain C{http://}: L{BoshConn}) and, of XEP-0045, entering a
 room, creating an instant room and groupchat messages.
 """
 
@@ -428,6 +429,261 @@ class WebSocketConn(Conn):
             self.transport.close()
 
 
+# XMPP over BOSH (XEP-0124, XEP-0206), plain http://
+
+NS_HTTPBIND = b"http://jabber.org/protocol/httpbind"
+BOSH_WAIT = 30
+
+
+def bodyPayload(body: bytes) -> tuple[bytes, bytes]:
+    """(start tag, children) of a C{<body/>} wrapper as one answer carries it."""
+    if body.startswith(b"<?xml"):
+        body = body[body.find(b"?>") + 2:].lstrip()
+    close = body.find(b">")
+    if not body.startswith(b"<body") or close < 0:
+        raise ProtocolError("BOSH: not a <body/>: " + body[:200].decode(errors="replace"))
+    if body[close - 1] == 0x2F:  # "/>"
+        return body[:close + 1], b""
+    return body[:close + 1], body[close + 1:body.rfind(b"</body>")]
+
+
+class HttpLeg(asyncio.Protocol):
+    """
+    One keep-alive HTTP/1.1 connection of a L{BoshConn}, with at most one
+    request on it at a time (no pipelining: XEP-0124 §14 advises against
+    it); the answer's body goes to L{BoshConn.answered}.
+    """
+
+    __slots__ = ("owner", "transport", "buf", "busy", "closed")
+
+    def __init__(self, owner):
+        self.owner, self.transport, self.buf = owner, None, b""
+        self.busy = self.closed = False
+
+    def connection_made(self, transport):
+        self.transport = transport
+
+    def post(self, body: bytes):
+        self.busy = True
+        gen = self.owner.gen
+        self.transport.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; "
+                             b"charset=utf-8\r\nContent-Length: %d\r\n\r\n%s"
+                             % (gen.boshPathB, gen.hostB, len(body), body))
+
+    def data_received(self, data):
+        self.buf += data
+        while True:
+            i = self.buf.find(b"\r\n\r\n")
+            if i < 0:
+                return
+            head = self.buf[:i].lower()
+            k = head.find(b"content-length:")
+            if k >= 0:
+                n = int(head[k + 15:head.find(b"\r\n", k) if head.find(b"\r\n", k) > 0
+                             else len(head)])
+                if len(self.buf) < i + 4 + n:
+                    return
+                body, self.buf = self.buf[i + 4:i + 4 + n], self.buf[i + 4 + n:]
+            elif b"transfer-encoding: chunked" in head:
+                body, pos = b"", i + 4
+                while True:
+                    j = self.buf.find(b"\r\n", pos)
+                    if j < 0:
+                        return
+                    size = int(self.buf[pos:j].split(b";")[0], 16)
+                    if len(self.buf) < j + 2 + size + 2:
+                        return
+                    body += self.buf[j + 2:j + 2 + size]
+                    pos = j + 2 + size + 2
+                    if size == 0:
+                        break
+                self.buf = self.buf[pos:]
+            else:
+                raise ProtocolError("BOSH: an answer without a length: " + head[:300].decode())
+            status = head[:head.find(b"\r\n")]
+            self.busy = False
+            self.owner.answered(self, status, body)
+
+    def eof_received(self):
+        return False
+
+    def connection_lost(self, exc):
+        self.closed = True
+        self.owner.legLost(self)
+
+
+class BoshConn(Conn):
+    """
+    A client session over BOSH (XEP-0206): two keep-alive HTTP/1.1
+    connections, each carrying one request at a time, so that at most
+    C{requests} = 2 are in flight (C{hold='1'}: one held by the server,
+    one to send with); C{rid} goes up by one per request.  The session
+    creation request stands for the stream header, C{xmpp:restart} for a
+    restart; what the client sends while both requests are out waits for
+    the next answer and leaves in one C{<body/>}.  After the session is
+    created there is always one request out, so the server can answer
+    with whatever it has for us.
+
+    The children of each answer's C{<body/>} are handed on as a TCP
+    stream's bytes would be, to the same matchers and C{onData}.
+    """
+
+    __slots__ = ("legs", "rid", "sid", "outbox", "started", "pending", "ready")
+
+    def __init__(self, gen, index: int, user: str):
+        super().__init__(gen, index, user)
+        self.legs = []
+        self.rid = random.randrange(1 << 32, 1 << 40)
+        self.sid = None
+        self.outbox = []
+        self.started = False
+        self.pending = None  # a request waiting for a free leg (creation, restart)
+
+    async def connect(self):
+        gen = self.gen
+        for _ in range(2):
+            leg = HttpLeg(self)
+            await gen.loop.create_connection(lambda: leg, gen.host, gen.wsPortFor(self.index))
+            self.legs.append(leg)
+        self.transport = self.legs[0].transport
+
+    def _request(self, attrs: bytes, payload: bytes = b"") -> bytes:
+        self.rid += 1
+        if self.sid is not None:
+            attrs = b" sid='%s'%s" % (self.sid, attrs)
+        if payload:
+            return b"<body rid='%d'%s xmlns='%s'>%s</body>" % (self.rid, attrs, NS_HTTPBIND,
+                                                                payload)
+        return b"<body rid='%d'%s xmlns='%s'/>" % (self.rid, attrs, NS_HTTPBIND)
+
+    def _free(self):
+        for leg in self.legs:
+            if not leg.busy and not leg.closed:
+                return leg
+        return None
+
+    def openStream(self):
+        domain = self.gen.domain.encode()
+        if self.sid is None:
+            body = self._request(
+                b" to='%s' xml:lang='en' wait='%d' hold='1' content='text/xml; charset=utf-8' "
+                b"ver='1.6' xmpp:version='1.0' xmlns:xmpp='urn:xmpp:xbosh'" % (domain, BOSH_WAIT))
+        else:
+            body = self._request(b" to='%s' xml:lang='en' xmpp:restart='true' "
+                                 b"xmlns:xmpp='urn:xmpp:xbosh'" % domain)
+        leg = self._free()
+        if leg is None:  # both out: it goes when one comes back
+            self.pending = body
+        else:
+            leg.post(body)
+
+    def send(self, data: bytes):
+        self.outbox.append(standaloneStanza(data))
+        if self.sid is not None and self.pending is None:
+            leg = self._free()
+            if leg is not None:
+                leg.post(self._request(b"", b"".join(self.outbox)))
+                self.outbox.clear()
+
+    @staticmethod
+    def standalone(data: bytes) -> bytes:
+        return standaloneStanza(data)
+
+    def answered(self, leg, status: bytes, body: bytes):
+        if self.closed:
+            return
+        if b" 200 " not in status + b" ":
+            self._lose("BOSH: HTTP " + status.decode(errors="replace"))
+            return
+        try:
+            tag, payload = bodyPayload(body)
+        except ProtocolError as e:
+            self._lose(str(e))
+            return
+        if self.sid is None:
+            self.sid = attribute(tag, b"sid")
+            if self.sid is None:
+                self._lose("BOSH: session refused: " + body[:300].decode(errors="replace"))
+                return
+        if attribute(tag, b"type") == b"terminate":
+            self._lose("BOSH: session terminated (%s): %s" % (
+                (attribute(tag, b"condition") or b"").decode(),
+                (payload or tag)[:300].decode(errors="replace")))
+            return
+        # Keep one request out: what is queued, else an empty one to be held.
+        if self.pending is not None:
+            leg.post(self.pending)
+            self.pending = None
+        elif self.outbox:
+            leg.post(self._request(b"", b"".join(self.outbox)))
+            self.outbox.clear()
+        elif not any(other.busy for other in self.legs):
+            leg.post(self._request(b""))
+        if payload:
+            Conn.data_received(self, payload)
+
+    def _lose(self, why: str):
+        if not self.closed:
+            self.closed = True
+            self.gen.lost += 1
+            for leg in self.legs:
+                if leg.transport is not None:
+                    leg.transport.close()
+        if self.waiter is not None:
+            future, self.waiter = self.waiter[0], None
+            if not future.done():
+                future.set_exception(ConnectionError(why))
+
+    def legLost(self, leg):
+        """
+        A connection closed by the server: with a request on it the session
+        is lost; an idle one (a server closes keep-alive connections that
+        stay silent, as a receiver's second one does) is opened again, as
+        a browser would.
+        """
+        if self.closed:
+            return
+        if leg.busy:
+            self._lose("BOSH: the server closed an HTTP connection with a request on it")
+            return
+        fresh = HttpLeg(self)
+        fresh.busy = True  # until connected
+        self.legs[self.legs.index(leg)] = fresh
+        self.gen.loop.create_task(self._reopen(fresh))
+
+    async def _reopen(self, leg):
+        gen = self.gen
+        try:
+            await gen.loop.create_connection(lambda: leg, gen.host, gen.wsPortFor(self.index))
+        except OSError as e:
+            self._lose("BOSH: reconnecting: %s" % e)
+            return
+        leg.busy = False
+        if self.closed:
+            leg.transport.close()
+        elif self.pending is not None:
+            leg.post(self.pending)
+            self.pending = None
+        elif self.outbox and self.sid is not None:
+            leg.post(self._request(b"", b"".join(self.outbox)))
+            self.outbox.clear()
+
+    def data_received(self, data):  # the legs take the bytes
+        raise AssertionError("BoshConn is not a transport's protocol")
+
+    def close(self):
+        if not self.closed:
+            self.closed = True
+            if self.sid is not None:
+                leg = self._free()
+                if leg is not None:
+                    leg.post(self._request(b" type='terminate'",
+                                           b"<presence type='unavailable' xmlns='jabber:client'/>"))
+            for leg in self.legs:
+                if leg.transport is not None:
+                    leg.transport.close()
+
+
 class Generator:
     """
     Shared state of one run: the server's address, the TLS context, the
@@ -435,13 +691,14 @@ class Generator:
     """
 
     def __init__(self, host: str, port: int, domain: str, transport: str = "tcp",
-                 wsPort: int = 0, wsPath: str = "/xmpp-websocket"):
+                 wsPort: int = 0, wsPath: str = "/xmpp-websocket", boshPath: str = "/http-bind"):
         self.loop = asyncio.get_running_loop()
         self.host, self.port, self.domain = host, port, domain
-        if transport not in ("tcp", "ws"):
-            raise ValueError("transport must be tcp or ws, not %r" % transport)
-        self.connClass = WebSocketConn if transport == "ws" else Conn
+        if transport not in ("tcp", "ws", "bosh"):
+            raise ValueError("transport must be tcp, ws or bosh, not %r" % transport)
+        self.connClass = {"tcp": Conn, "ws": WebSocketConn, "bosh": BoshConn}[transport]
         self.wsPort, self.wsPath = wsPort, wsPath
+        self.boshPathB, self.hostB = boshPath.encode(), ("%s:%d" % (host, wsPort)).encode()
         self.header = ("<?xml version='1.0'?><stream:stream to='%s' xmlns='jabber:client' "
                        "xmlns:stream='http://etherx.jabber.org/streams' version='1.0'>"
                        % domain).encode()
@@ -459,7 +716,7 @@ class Generator:
         return self.port
 
     def wsPortFor(self, index: int) -> int:
-        """The HTTP port client C{index} opens its WebSocket on."""
+        """The HTTP port client C{index} opens its WebSocket (or BOSH connections) on."""
         return self.wsPort
 
     def newConn(self, index: int, user: str) -> Conn:
@@ -564,8 +821,8 @@ async def login(gen: Generator, conn: Conn, tls=False, mechanism="PLAIN", roster
     conn.openStream()
     _, features = await conn.expect(FEATURES)
     if tls:
-        if isinstance(conn, WebSocketConn):
-            raise ProtocolError("no STARTTLS over WebSocket (RFC 7395 §3.7: TLS is wss://)")
+        if isinstance(conn, (WebSocketConn, BoshConn)):
+            raise ProtocolError("no STARTTLS over WebSocket or BOSH (TLS is wss:// or https://)")
         conn.send(b"<starttls xmlns='urn:ietf:params:xml:ns:xmpp-tls'/>")
         name, _ = await conn.expect(TLS_REPLY)
         if name != b"proceed":

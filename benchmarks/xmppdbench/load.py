@@ -824,11 +824,13 @@ def parseArgs(argv):
     add("--redis-port", type=int, default=0,
         help="count the Redis commands of each phase (INFO commandstats) at this port")
     add("--domain", default="localhost")
-    add("--transport", default="tcp", choices=["tcp", "ws"],
-        help="the clients' transport: XMPP over TCP (--port), or over WebSocket (RFC 7395, "
-             "plain ws:// to --ws-port and --ws-path)")
-    add("--ws-port", type=int, default=5280, help="ws: the server's HTTP port")
+    add("--transport", default="tcp", choices=["tcp", "ws", "bosh"],
+        help="the clients' transport: XMPP over TCP (--port), over WebSocket (RFC 7395, "
+             "plain ws:// to --ws-port and --ws-path) or over BOSH (XEP-0206, plain http:// "
+             "to --ws-port and --bosh-path; hold 1, wait 30, two keep-alive connections)")
+    add("--ws-port", type=int, default=5280, help="ws, bosh: the server's HTTP port")
     add("--ws-path", default="/xmpp-websocket", help="ws: the WebSocket endpoint's path")
+    add("--bosh-path", default="/http-bind", help="bosh: the BOSH endpoint's path")
     add("--muc-domain", default="conference.localhost", help="muc: the rooms' service")
     add("--server-pid", type=int, action="append", default=[],
         help="root PID of the server process tree to measure (repeatable)")
@@ -870,15 +872,15 @@ def parseArgs(argv):
     add("--settle", type=float, default=5, help="idle: seconds after the logins before RSS")
     add("--hold", type=float, default=10, help="idle: seconds of idle CPU measured")
     args = parser.parse_args(argv)
-    if args.transport == "ws" and args.port2:
-        parser.error("--transport ws has one --ws-port: clients over WebSocket are not "
+    if args.transport in ("ws", "bosh") and args.port2:
+        parser.error("--transport ws/bosh has one --ws-port: clients over HTTP are not "
                      "spread over cluster nodes (--port2)")
     return args
 
 
 async def run(args) -> dict:
     gen = Generator(args.host, args.port, args.domain, transport=args.transport,
-                    wsPort=args.ws_port, wsPath=args.ws_path)
+                    wsPort=args.ws_port, wsPath=args.ws_path, boshPath=args.bosh_path)
     gen.args, gen.meter = args, procstat.Meter(args.server_pid)
     try:
         phases, error = await SCENARIOS[args.scenario](gen, args), None

@@ -61,7 +61,8 @@ SCENARIOS = {
 for _table in SCENARIOS.values():
     for _name in list(_table):
         _table[_name + "_ws"] = _table[_name] + ["--transport", "ws"]
-ORDER = ["msg", "msg_ws", "idle", "idle_ws"]
+        _table[_name + "_bosh"] = _table[_name] + ["--transport", "bosh"]
+ORDER = ["msg", "msg_ws", "msg_bosh", "idle", "idle_ws", "idle_bosh"]
 #: u1..uN the data set needs: both sides of every pair, every idle session.
 USERS = {"full": 1000, "quick": 200}
 
@@ -71,6 +72,10 @@ EJABBERD_WS = "      %s: ejabberd_http_ws\n" % WS_PATH
 #: listener too: with ejabberd's default (5) a storm of WebSocket logins
 #: loses SYNs, and some clients wait out TCP's retransmission back-off.
 EJABBERD_BACKLOG = "backlog: 1024"
+BOSH_PATH = "/http-bind"
+PROSODY_BOSH = '"bosh";'
+EJABBERD_BOSH = "      %s: mod_bosh\n" % BOSH_PATH
+EJABBERD_BOSH_MODULE = "  mod_bosh: {}\n"
 XMPPD_HTTP = 'endpoint = "tcp:{http_port}:interface={host}:backlog=1024"'
 
 
@@ -132,6 +137,40 @@ def enableWebSocket(templateName: str, text: str) -> tuple[str, str | None]:
     return text, None
 
 
+def enableBosh(templateName: str, text: str) -> tuple[str, str | None]:
+    """
+    The config C{text} (WebSocket already on, L{enableWebSocket}) with BOSH
+    (XEP-0206) at C{/http-bind} on the same plain HTTP port, and what was
+    changed (None if nothing had to be).
+
+    Prosody: C{"bosh"} (mod_bosh) joins C{modules_enabled}.  ejabberd:
+    C{/http-bind: mod_bosh} joins the C{ejabberd_http} listener's
+    C{request_handlers} and C{mod_bosh: {}} the C{modules}.  xmppd serves
+    C{/http-bind} wherever its C{[http]} endpoint listens: nothing to do.
+    """
+    if templateName.endswith(".cfg.lua"):
+        enabled = re.search(r"^modules_enabled\s*=\s*\{([^}]*)\}", text, re.M)
+        if enabled is None:
+            raise ValueError("%s: no modules_enabled list to add mod_bosh to" % templateName)
+        if re.search(r"""["']bosh["']""", enabled.group(1)):
+            return text, None
+        text = (text[:enabled.start(1)] + enabled.group(1).rstrip() + " " + PROSODY_BOSH + " "
+                + text[enabled.end(1):])
+        return text, 'Prosody: added "bosh" (mod_bosh) to modules_enabled'
+    if templateName == "ejabberd.yml":
+        if "mod_bosh" in text:
+            return text, None
+        handlers = re.search(r"^(\s+)request_handlers:\s*\n", text, re.M)
+        modules = re.search(r"^modules:\s*\n", text, re.M)
+        if handlers is None or modules is None:
+            raise ValueError("ejabberd.yml: no request_handlers or modules to add mod_bosh to")
+        text = (text[:handlers.end()] + EJABBERD_BOSH + text[handlers.end():modules.end()]
+                + EJABBERD_BOSH_MODULE + text[modules.end():])
+        return text, "ejabberd: added %s: mod_bosh to the ejabberd_http listener, mod_bosh: {}" \
+            % BOSH_PATH
+    return text, None
+
+
 def wsAdapter(source: str, into: str, offset: int, log) -> tuple[str, list[str]]:
     """
     A copy of the adapter at C{source} in C{into}/NAME with WebSocket on in
@@ -146,8 +185,9 @@ def wsAdapter(source: str, into: str, offset: int, log) -> tuple[str, list[str]]
     for template in config.get("templates", []):
         with open(os.path.join(directory, template)) as f:
             text, change = enableWebSocket(os.path.basename(template), f.read())
-        if change:
-            changes.append(change)
+        text, boshChange = enableBosh(os.path.basename(template), text)
+        changes += [c for c in (change, boshChange) if c]
+        if change or boshChange:
             rendered[template] = text
     target = os.path.join(into, config["name"])
     if os.path.exists(target):
@@ -184,6 +224,7 @@ def generatorCommand(args, adapter, scenario: str, pids: list[int], jsonPath: st
             + [args.gen_python, "-m", "xmppdbench.load", *SCENARIOS[args.scale][scenario],
                "--host", adapter.host, "--port", str(adapter.port), "--domain", adapter.domain,
                "--ws-port", str(adapter.values["http_port"]), "--ws-path", WS_PATH,
+               "--bosh-path", BOSH_PATH,
                "--json-out", jsonPath]
             + sum((["--server-pid", str(pid)] for pid in pids), [])
             + args.gen_args.split())
@@ -200,12 +241,51 @@ LEGEND = (
     "(connect, stream, SASL PLAIN, bind, presence and its echo) while stepping up.")
 
 
+#: The transports compared with TCP: scenario suffix, name in the tables.
+TRANSPORTS = [("_ws", "WebSocket"), ("_bosh", "BOSH")]
+
+
+def transportTable(meta: dict, values, ratio, suffix: str, label: str) -> list[str]:
+    """The rows of one transport (C{suffix}) next to TCP, one per server."""
+    short = label if label == "BOSH" else "ws"
+    lines = ["", "| server | reps | TCP: CPU ms/1k (med / min) | %s: CPU ms/1k (med / min) "
+             "| %s/tcp | TCP rate /s | %s rate /s | gen CPU ms/1k tcp / %s | bound tcp / %s "
+             "| KB/session tcp / %s | login CPU ms/1k tcp / %s |"
+             % ((label,) + (short.lower(),) * 6),
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name in meta.get("servers", {}):
+        tcp, ws = values(name, "msg", "server_cpu_ms_per_1k"), \
+            values(name, "msg" + suffix, "server_cpu_ms_per_1k")
+        tcpMed, wsMed = median(tcp), median(ws)
+        cleanT, cleanW = [v for v in tcp if v], [v for v in ws if v]
+        lines.append("| %s | %d | %s / %s | %s / %s | %s (%s) | %s | %s | %s / %s | %s / %s "
+                     "| %s / %s | %s / %s |" % (
+                         name, max(len(tcp), len(ws)),
+                         fmt(tcpMed, "%.1f"), fmt(min(cleanT) if cleanT else None, "%.1f"),
+                         fmt(wsMed, "%.1f"), fmt(min(cleanW) if cleanW else None, "%.1f"),
+                         fmt(wsMed / tcpMed if tcpMed and wsMed else None, "%.2fx"),
+                         fmt(ratio(name, suffix), "%.2fx"),
+                         fmt(median(values(name, "msg", "rate_per_s"))),
+                         fmt(median(values(name, "msg" + suffix, "rate_per_s"))),
+                         fmt(median(values(name, "msg", "gen_cpu_ms_per_1k")), "%.1f"),
+                         fmt(median(values(name, "msg" + suffix, "gen_cpu_ms_per_1k")), "%.1f"),
+                         ",".join(sorted({b for b in values(name, "msg", "bound") if b})) or "-",
+                         ",".join(sorted({b for b in values(name, "msg" + suffix, "bound")
+                                          if b})) or "-",
+                         fmt(median(values(name, "idle", "kb_per_session")), "%.1f"),
+                         fmt(median(values(name, "idle" + suffix, "kb_per_session")), "%.1f"),
+                         fmt(median(values(name, "idle", "server_cpu_ms_per_1k")), "%.0f"),
+                         fmt(median(values(name, "idle" + suffix, "server_cpu_ms_per_1k")),
+                             "%.0f")))
+    return lines
+
+
 def render(data: dict) -> str:
     """summary.json -> markdown: one row per server, then the failures."""
     meta = data.get("meta", {})
-    lines = ["# 1:1 messages over WebSocket and TCP side by side (%s scale)" % meta.get("scale"),
-             "", "%s; load before %s; server on CPUs `%s`, generator on `%s`; plain TCP and "
-             "plain ws:// on 127.0.0.1, no TLS for any server" % (
+    lines = ["# 1:1 messages over WebSocket, BOSH and TCP side by side (%s scale)" % meta.get("scale"),
+             "", "%s; load before %s; server on CPUs `%s`, generator on `%s`; plain TCP, "
+             "plain ws:// and plain http:// (BOSH) on 127.0.0.1, no TLS for any server" % (
                  meta.get("time"), meta.get("loadavg"), meta.get("server_cpus"),
                  meta.get("gen_cpus")), ""]
     for name, server in meta.get("servers", {}).items():
@@ -232,38 +312,16 @@ def render(data: dict) -> str:
     def values(server, scenario, key):
         return [p.get(key) for _, p in phases.get((server, scenario), [])]
 
-    def ratio(server, key="server_cpu_ms_per_1k"):
-        tcp, ws = dict(phases.get((server, "msg"), [])), dict(phases.get((server, "msg_ws"), []))
+    def ratio(server, suffix="_ws", key="server_cpu_ms_per_1k"):
+        tcp = dict(phases.get((server, "msg"), []))
+        ws = dict(phases.get((server, "msg" + suffix), []))
         return median([ws[r][key] / tcp[r][key] for r in tcp if r in ws
                        and tcp[r].get(key) and ws[r].get(key)])
 
-    lines += ["", "| server | reps | TCP: CPU ms/1k (med / min) | WebSocket: CPU ms/1k (med / min) "
-              "| ws/tcp | TCP rate /s | ws rate /s | gen CPU ms/1k tcp / ws | bound tcp / ws "
-              "| KB/session tcp / ws | login CPU ms/1k tcp / ws |",
-              "|---|---|---|---|---|---|---|---|---|---|---|"]
-    for name in meta.get("servers", {}):
-        tcp, ws = values(name, "msg", "server_cpu_ms_per_1k"), \
-            values(name, "msg_ws", "server_cpu_ms_per_1k")
-        tcpMed, wsMed = median(tcp), median(ws)
-        cleanT, cleanW = [v for v in tcp if v], [v for v in ws if v]
-        lines.append("| %s | %d | %s / %s | %s / %s | %s (%s) | %s | %s | %s / %s | %s / %s "
-                     "| %s / %s | %s / %s |" % (
-                         name, max(len(tcp), len(ws)),
-                         fmt(tcpMed, "%.1f"), fmt(min(cleanT) if cleanT else None, "%.1f"),
-                         fmt(wsMed, "%.1f"), fmt(min(cleanW) if cleanW else None, "%.1f"),
-                         fmt(wsMed / tcpMed if tcpMed and wsMed else None, "%.2fx"),
-                         fmt(ratio(name), "%.2fx"),
-                         fmt(median(values(name, "msg", "rate_per_s"))),
-                         fmt(median(values(name, "msg_ws", "rate_per_s"))),
-                         fmt(median(values(name, "msg", "gen_cpu_ms_per_1k")), "%.1f"),
-                         fmt(median(values(name, "msg_ws", "gen_cpu_ms_per_1k")), "%.1f"),
-                         ",".join(sorted({b for b in values(name, "msg", "bound") if b})) or "-",
-                         ",".join(sorted({b for b in values(name, "msg_ws", "bound") if b}))
-                         or "-",
-                         fmt(median(values(name, "idle", "kb_per_session")), "%.1f"),
-                         fmt(median(values(name, "idle_ws", "kb_per_session")), "%.1f"),
-                         fmt(median(values(name, "idle", "server_cpu_ms_per_1k")), "%.0f"),
-                         fmt(median(values(name, "idle_ws", "server_cpu_ms_per_1k")), "%.0f")))
+    for suffix, label in TRANSPORTS:
+        if not any(run.get("scenario", "").endswith(suffix) for run in data.get("runs", [])):
+            continue
+        lines += transportTable(meta, values, ratio, suffix, label)
     if problems:
         lines += ["", "Problems:"] + problems
     lines += ["", LEGEND, ""]
