@@ -66,7 +66,8 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     """
     The HTTP service (L{xmppd.http}) and what it serves: the WebSocket
     and BOSH transports of client streams (RFC 7395, XEP-0206), connection
-    discovery (XEP-0156), the Converse.js page when configured and, with the
+    discovery (XEP-0156), the admins' web console (C{/admin}), the Converse.js
+    page when configured and, with the
     feature C{"upload"}, HTTP File Upload (XEP-0363, L{xmppd.http.upload}).
     Added after the client listeners, so it stops first.
     """
@@ -93,6 +94,9 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
         except chat.ConverseDirectoryError as e:
             raise ConfigError(str(e)) from None
         web.putChild(chat.PATH, chat.ChatPage(web, server.config.http.conversejs_dir))
+    # The web console for the node's admins (L{xmppd.admin.console}).
+    from xmppd.admin.console import PATH as CONSOLE, AdminConsole
+    web.putChild(CONSOLE, AdminConsole(server))
     web.setServiceParent(server)
     if server.config.metrics.enabled:
         # /metrics for operators (loopback or token only), and the reactor's
