@@ -511,7 +511,7 @@ SCRIPT = """'use strict';
       context.strokeStyle = series[1];
       context.beginPath();
       samples.forEach(function (s, i) {
-        var x = samples.length < 2 ? 0 : i * (w - 1) / (LIMIT - 1);
+        var x = i * (w - 1) / Math.max(samples.length - 1, 1);
         var y = h - 2 - (h - 4) * s[series[0]] / top;
         if (i === 0) { context.moveTo(x, y); } else { context.lineTo(x, y); }
       });
