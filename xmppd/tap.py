@@ -64,7 +64,8 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     """
     The HTTP service (L{xmppd.http}) and what it serves: the WebSocket
     and BOSH transports of client streams (RFC 7395, XEP-0206), connection
-    discovery (XEP-0156), the HTTP API (L{xmppd.admin.api}), the Converse.js
+    discovery (XEP-0156), the HTTP API (L{xmppd.admin.api}), the admins' web
+    console (C{/admin}), the Converse.js
     page when configured and, with the
     feature C{"upload"}, HTTP File Upload (XEP-0363, L{xmppd.http.upload}).
     Added after the client listeners, so it stops first.
@@ -95,6 +96,9 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
     # The HTTP API for integrators: the admin operations, token-authenticated.
     from xmppd.admin.api import addAPI
     addAPI(server, web)
+    # The web console for the node's admins (L{xmppd.admin.console}).
+    from xmppd.admin.console import PATH as CONSOLE, AdminConsole
+    web.putChild(CONSOLE, AdminConsole(server))
     web.setServiceParent(server)
     if server.config.metrics.enabled:
         # /metrics for operators (loopback or token only), and the reactor's
