@@ -10,7 +10,9 @@ of C{components.secrets} (else C{host-unknown}); we answer with a header
 carrying a fresh stream id, and it proves it knows the domain's secret by
 sending C{<handshake/>} with the lowercase hex SHA-1 of the stream id
 followed by the secret (XEP-0114 §3), compared in constant time.  A wrong
-handshake, or anything else before it, is C{not-authorized}; taking longer
+handshake, or anything else before it, is C{not-authorized} (a wrong one
+answered after C{limits.auth_failure_delay}, doubling per failure from the
+address, as for client logins, so that guessing the secret is slow); taking longer
 than C{limits.negotiation_timeout} is C{connection-timeout}.  Success is an
 empty C{<handshake/>}, and the stream becomes the router's route for the
 domain.
@@ -190,6 +192,7 @@ class ComponentStream(SharedInput, StreamBase):
             host = getattr(self.transport.getPeer(), "host", None) or "local"
             tracker = self.factory.service.authFailures
             tracker.recordFailure(host)
+            self.factory.service.server.metrics.reject("auth_failures")
             self.refused = True
             self.parser.halt()
             self.timers["refuse"] = self.clock.callLater(

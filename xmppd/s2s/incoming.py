@@ -24,6 +24,11 @@ whether a key is ours (C{<db:verify/>}); keys are checked without state
 Stanzas are then accepted as L{xmppd.s2s.streams} says: C{to} a domain we
 serve, C{from} a domain authenticated on this stream for it.
 
+One address may hold at most C{limits.connections_per_ip} incoming
+connections at once, counted apart from clients'; the next one gets our
+header and C{policy-violation}, so a peer flooding us with sockets cannot
+starve the node of them.
+
 When C{s2s.bidi} is on, the peer is offered a bidirectional stream
 (XEP-0288) once TLS is up: if it sends C{<bidi xmlns='urn:xmpp:bidi'/>},
 every pair it authenticates also carries our stanzas the other way, from
