@@ -206,9 +206,38 @@ def test_handshakeCaseInsensitive(harness):
 def test_wrongSecret(harness, secret):
     """A wrong digest (another component's secret included) is not-authorized, and nothing is routed."""
     component = harness.connect()
-    reply = component.handshake(secret)
-    assertStreamError(component, reply, "not-authorized")
+    assert component.handshake(secret).streamError is None  # answered late, see below
+    harness.reactor.advance(harness.config.limits.auth_failure_delay)
+    assertStreamError(component, component.received(), "not-authorized")
     assert harness.router.routes[COMPONENT] is harness.service.placeholders[COMPONENT]
+
+
+def test_handshakeGuessesAnsweredLater(harness):
+    """
+    Each wrong handshake from an address is answered later than the last
+    (limits.auth_failure_delay doubling up to auth_failure_delay_max), what
+    follows a wrong guess on its connection is not read, and a right
+    handshake from the address forgets its failures.
+    """
+    limits = harness.config.limits
+    expected = [min(limits.auth_failure_delay * 2 ** n, limits.auth_failure_delay_max)
+                for n in range(6)]
+    assert expected[-1] == limits.auth_failure_delay_max
+    for delay in expected:
+        component = harness.connect()
+        component.start()
+        digest = handshakeDigest(component.streamId, "guess")
+        # A stanza right after the guess must not get its own, quicker, answer.
+        reply = component.exchange("<handshake>%s</handshake><message from='x@%s' "
+                                   "to='juliet@%s'/>" % (digest, COMPONENT, DOMAIN))
+        assert reply.data == b""
+        harness.reactor.advance(delay - 0.01)
+        assert component.received().data == b""
+        harness.reactor.advance(0.01)
+        assertStreamError(component, component.received(), "not-authorized")
+    assert harness.local.stanzas == []
+    harness.connect().login()
+    assert harness.service.authFailures.delayFor("127.0.0.1") == 0
 
 
 def test_digestOfAnotherStream(harness):
@@ -216,8 +245,9 @@ def test_digestOfAnotherStream(harness):
     component = harness.connect()
     component.start()
     replayed = handshakeDigest("some-other-stream", SECRET)
-    assertStreamError(component, component.exchange("<handshake>%s</handshake>" % replayed),
-                      "not-authorized")
+    component.exchange("<handshake>%s</handshake>" % replayed)
+    harness.reactor.advance(harness.config.limits.auth_failure_delay)
+    assertStreamError(component, component.received(), "not-authorized")
 
 
 @pytest.mark.parametrize("data", [

@@ -506,3 +506,71 @@ def test_stopSaysSystemShutdown(harness):
     peer = harness.incoming().authenticate()
     harness.service.stopService()
     assertStreamError(peer, peer.received(), "system-shutdown")
+
+
+# -- abuse: floods, a peer that never reads, too many connections ----------------
+
+
+def test_oversizedStanzaBeforeAuthentication(harness):
+    """Before authentication a stanza over limits.max_stanza_size_unauthenticated is a policy-violation."""
+    peer = harness.incoming()
+    peer.starttls()
+    limit = harness.config.limits.max_stanza_size_unauthenticated
+    reply = peer.exchange(message(body="x" * 2 * limit))
+    assertStreamError(peer, reply, "policy-violation")
+
+
+def test_oversizedStanzaAfterAuthentication(harness):
+    """
+    Once authenticated a stanza may be up to limits.max_stanza_size, not
+    beyond: a bigger one is a policy-violation and nothing is routed.
+    """
+    peer = harness.incoming().authenticate()
+    limit = harness.config.limits.max_stanza_size
+    assert not peer.exchange(message(body="x" * (limit // 2))).closed
+    assert len(harness.stanzasFor(DOMAIN)) == 1
+    assertStreamError(peer, peer.exchange(message(body="x" * 2 * limit)), "policy-violation")
+    assert harness.stanzasFor(DOMAIN) == []
+
+
+def test_tooDeep(harness):
+    """An element nested deeper than limits.max_depth is a policy-violation."""
+    peer = harness.incoming().authenticate()
+    depth = harness.config.limits.max_depth
+    assertStreamError(peer, peer.exchange(message(body="<x>" * depth + "</x>" * depth)),
+                      "policy-violation")
+
+
+def test_peerThatDoesNotReadIsDropped(tmp_path):
+    """More than limits.send_queue_limit bytes waiting for a peer that does not read: aborted."""
+    harness = Harness(tmp_path, limits={"max_stanza_size": 10240, "send_queue_limit": 10240})
+    peer = harness.incoming().authenticate()
+    peer.stream.sendQueue.pauseProducing()  # its socket buffer is full
+    peer.received()
+    verify = ("<db:verify from='%s' to='%s' id='some-stream'>%s</db:verify>"
+              % (REMOTE, DOMAIN, "k" * 100))
+    for _ in range(200):
+        if peer.closed:
+            break
+        peer.exchange(verify)
+    assert peer.transport.aborted
+
+
+def test_connectionsPerAddress(tmp_path):
+    """
+    Past limits.connections_per_ip connections from one address the next
+    gets a header and policy-violation; another address still connects, and
+    a closed connection frees its place.
+    """
+    harness = Harness(tmp_path, limits={"connections_per_ip": 2})
+    first, second = harness.incoming(), harness.incoming()
+    third = harness.incoming()
+    reply = third.received()
+    assert reply.header is not None
+    assertStreamError(third, reply, "policy-violation")
+    third.disconnect()
+    other = harness.incoming(host="198.51.100.1")
+    assert other.start().streamError is None
+    first.disconnect()
+    assert harness.incoming().start().streamError is None
+    assert second.start().streamError is None

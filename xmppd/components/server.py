@@ -10,7 +10,9 @@ of C{components.secrets} (else C{host-unknown}); we answer with a header
 carrying a fresh stream id, and it proves it knows the domain's secret by
 sending C{<handshake/>} with the lowercase hex SHA-1 of the stream id
 followed by the secret (XEP-0114 §3), compared in constant time.  A wrong
-handshake, or anything else before it, is C{not-authorized}; taking longer
+handshake, or anything else before it, is C{not-authorized} (a wrong one
+answered after C{limits.auth_failure_delay}, doubling per failure from the
+address, as for client logins, so that guessing the secret is slow); taking longer
 than C{limits.negotiation_timeout} is C{connection-timeout}.  Success is an
 empty C{<handshake/>}, and the stream becomes the router's route for the
 domain.
@@ -75,6 +77,7 @@ from xmppd.core.ordering import SharedInput
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import NS_CLIENT, errorReply, iqProblem
 from xmppd.stream.base import StreamBase, StreamLimits
+from xmppd.stream.limits import AuthFailureTracker
 
 
 
@@ -137,6 +140,9 @@ class ComponentStream(SharedInput, StreamBase):
         #: The name the component gave itself in its header, or C{None}
         #: (L{xmppd.components.balance}).
         self.instance: str | None = None
+        #: A wrong handshake was given: nothing more is read while its
+        #: C{not-authorized} waits (see L{onHandshake}).
+        self.refused = False
 
     def connectionMade(self) -> None:
         StreamBase.connectionMade(self)
@@ -178,9 +184,22 @@ class ComponentStream(SharedInput, StreamBase):
         given = str(element).strip().lower()
         if not hmac.compare_digest(expected.encode("ascii"), given.encode("utf-8")):
             self.log.info("Refused component {domain} from {peer}: wrong handshake",
-                          domain=self.domain, peer=self.peerAddress)
-            self.streamError("not-authorized")
+                          domain=self.domain, peer=self.peerAddress, event="abuse",
+                          limit="auth_failures")
+            # Answered late, later at each wrong guess from the address, and
+            # nothing after the guess is read meanwhile: what follows must
+            # not tell a right secret from a wrong one sooner.
+            host = getattr(self.transport.getPeer(), "host", None) or "local"
+            tracker = self.factory.service.authFailures
+            tracker.recordFailure(host)
+            self.factory.service.server.metrics.reject("auth_failures")
+            self.refused = True
+            self.parser.halt()
+            self.timers["refuse"] = self.clock.callLater(
+                tracker.delayFor(host), self.streamError, "not-authorized")
             return
+        self.factory.service.authFailures.recordSuccess(
+            getattr(self.transport.getPeer(), "host", None) or "local")
         self.factory.service.componentAuthenticated(self)
 
     def accept(self, since: float) -> None:
@@ -195,6 +214,14 @@ class ComponentStream(SharedInput, StreamBase):
             self.factory.service.routeAfter(self).deliver(stanza)
         else:
             self.send(stanza)
+
+    def dataReceived(self, data: bytes) -> None:
+        if not self.refused:
+            StreamBase.dataReceived(self, data)
+
+    def onElement(self, element: domish.Element) -> None:
+        if not self.refused:
+            StreamBase.onElement(self, element)
 
     def onStanza(self, stanza: domish.Element) -> None:
         sent = stanza.getAttribute("from")
@@ -344,6 +371,12 @@ class ComponentService(service.Service):
         self.balanced: dict[str, BalancedRoute] = {}
         self.balance = frozenset(components.balance)
         self.placeholders = {domain: UnavailableRoute(self.router) for domain in self.secrets}
+        #: Wrong handshakes per address, each answered later than the last
+        #: (limits.auth_failure_delay, as for client logins): guessing a
+        #: secret costs time, however many connections it takes.
+        self.authFailures = AuthFailureTracker(config.limits.auth_failure_delay,
+                                               config.limits.auth_failure_delay_max,
+                                               server.clock)
         self.factory = ComponentFactory(self)
         self.port = None
         self.ready = defer.Deferred()

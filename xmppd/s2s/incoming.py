@@ -24,6 +24,11 @@ whether a key is ours (C{<db:verify/>}); keys are checked without state
 Stanzas are then accepted as L{xmppd.s2s.streams} says: C{to} a domain we
 serve, C{from} a domain authenticated on this stream for it.
 
+One address may hold at most C{limits.connections_per_ip} incoming
+connections at once, counted apart from clients'; the next one gets our
+header and C{policy-violation}, so a peer flooding us with sockets cannot
+starve the node of them.
+
 When C{s2s.bidi} is on, the peer is offered a bidirectional stream
 (XEP-0288) once TLS is up: if it sends C{<bidi xmlns='urn:xmpp:bidi'/>},
 every pair it authenticates also carries our stanzas the other way, from
@@ -85,13 +90,26 @@ class IncomingStream(S2SStream):
 
     # -- connection --------------------------------------------------------
 
+    #: The address counted in C{service.peers} for this connection, or
+    #: C{None}; set by L{IncomingFactory}.
+    peerKey: str | None = None
+    #: Why the connection is refused as soon as it is made (too many from
+    #: its address), or C{None}.
+    refusal: str | None = None
+
     def connectionMade(self) -> None:
         S2SStream.connectionMade(self)
+        if self.refusal is not None:
+            # The header first, then the error (RFC 6120 §4.9.1.2).
+            return self.streamError("policy-violation", self.refusal)
         self.service.incoming.add(self)
 
     def connectionLost(self, reason) -> None:
         S2SStream.connectionLost(self, reason)
         self.service.incoming.discard(self)
+        if self.peerKey is not None:
+            self.service.peers.release(self.peerKey)
+            self.peerKey = None
         pending, self.pending = self.pending, {}
         for verification in pending.values():
             verification.cancel()
@@ -361,10 +379,20 @@ class IncomingFactory(protocol.ServerFactory):
     """
 
     noisy = False
+    log = Logger()
 
     def __init__(self, service, secure: bool = False):
         self.service = service
         self.secure = secure
 
     def buildProtocol(self, addr) -> IncomingStream:
-        return IncomingStream(self.service, self.secure)
+        stream = IncomingStream(self.service, self.secure)
+        host = getattr(addr, "host", None) or "local"
+        if self.service.peers.acquire(host):
+            stream.peerKey = host
+        else:
+            self.service.server.metrics.reject("connections_per_ip")
+            self.log.info("Refusing s2s connection from {host}: too many connections "
+                          "from it", host=host, event="abuse", limit="connections_per_ip")
+            stream.refusal = "too many connections from your address"
+        return stream

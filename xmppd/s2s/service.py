@@ -46,6 +46,7 @@ from xmppd.s2s.incoming import IncomingFactory, IncomingStream
 from xmppd.s2s.outgoing import NegotiationFailed, OutgoingFactory, OutgoingRoute, OutgoingStream
 from xmppd.s2s.resolver import DomainNotFound, Resolver, Target
 from xmppd.s2s.streams import StreamLimits
+from xmppd.stream.limits import PeerCounter
 from xmppd.s2s.verify import CertificateCheck, ClientCreator, ServerCreator, TrustStore, peerChain
 
 
@@ -85,6 +86,9 @@ class S2SService(ListeningService):
             maxDepth=limits.max_depth,
             negotiationTimeout=limits.negotiation_timeout,
             sendQueueLimit=limits.send_queue_limit)
+        #: Incoming connections per address (limits.connections_per_ip, as
+        #: for clients): one address cannot hold every socket of the node.
+        self.peers = PeerCounter(limits.connections_per_ip)
         self.trust = TrustStore(s2s.ca_file)
         if certificate and key:
             # Contexts of their own, not c2s's (see ServerCreator for why).
