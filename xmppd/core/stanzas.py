@@ -191,6 +191,17 @@ def ownAccountSender(iq: domish.Element, host: str) -> JID:
     return sender
 
 
+def iqResult(iq: domish.Element) -> domish.Element:
+    """An empty C{result} answering C{iq}: addresses swapped, its id kept."""
+    reply = domish.Element((None, "iq"))
+    reply["type"] = "result"
+    reply["from"] = iq["to"]
+    reply["to"] = iq["from"]
+    if iq.getAttribute("id") is not None:
+        reply["id"] = iq["id"]
+    return reply
+
+
 def errorReply(stanza: domish.Element, condition: str, text: str | None = None,
                errorType: str | None = None) -> domish.Element | None:
     """

@@ -44,7 +44,7 @@ from zope.interface import implementer
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.ordering import Answering
 from xmppd.core.router import IRoute
-from xmppd.core.stanzas import errorReply
+from xmppd.core.stanzas import errorReply, iqResult
 from xmppd.features.pubsub.access import Access, storageRosterLookup
 from xmppd.features.pubsub.engine import NS_AUTHORIZATION, PubSubEngine
 from xmppd.features.pubsub.errors import StanzaError
@@ -189,14 +189,8 @@ def firstElement(parent: domish.Element) -> domish.Element | None:
     return None
 
 
-def result(iq: domish.Element) -> domish.Element:
-    reply = domish.Element((None, "iq"))
-    reply["type"] = "result"
-    reply["from"] = iq["to"]
-    reply["to"] = iq["from"]
-    if iq.getAttribute("id") is not None:
-        reply["id"] = iq["id"]
-    return reply
+#: The empty result of an IQ (one helper for every service).
+result = iqResult
 
 
 @implementer(IDisco)

@@ -40,7 +40,7 @@ from zope.interface import implementer
 from xmppd.core.checks import serviceDomain
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.router import IRoute
-from xmppd.core.stanzas import errorReply
+from xmppd.core.stanzas import errorReply, iqResult
 from xmppd.features.disco import ServiceItemHandler
 # Importing UploadConfig declares the [upload] section (xmppd.config @section).
 from xmppd.features.upload.settings import UploadConfig
@@ -224,14 +224,8 @@ class UploadService(application.Service):
             self.send(reply)
 
 
-def result(iq: domish.Element) -> domish.Element:
-    reply = domish.Element((None, "iq"))
-    reply["type"] = "result"
-    reply["from"] = iq["to"]
-    reply["to"] = iq["from"]
-    if iq.getAttribute("id") is not None:
-        reply["id"] = iq["id"]
-    return reply
+#: The empty result of an IQ (one helper for every service).
+result = iqResult
 
 
 # -- in-process wiring -------------------------------------------------------------
