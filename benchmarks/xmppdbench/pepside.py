@@ -231,6 +231,29 @@ LEGEND = (
     "Medians over repetitions; CPU also the minimum (the least-disturbed run).")
 
 
+
+def stopOnSIGTERM() -> list:
+    """
+    Make SIGTERM end the run like Ctrl-C (servers stopped, results kept);
+    the list it returns holds the signal once one came (exit status 1).
+    """
+    stopping: list = []
+
+    def onSignal(signum, frame):
+        stopping.append(signum)
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGTERM, onSignal)
+    return stopping
+
+
+def saveSummary(out: str, meta: dict, runs: list, render) -> None:
+    """Write C{summary.json} and its markdown (C{render}) into C{out}."""
+    data = {"meta": meta, "runs": runs}
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(data, f, indent=1)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(render(data))
+
 def render(data: dict) -> str:
     """summary.json -> markdown: one row per server (medians), then failures."""
     meta = data.get("meta", {})
@@ -364,21 +387,12 @@ def main(argv=None) -> int:
         server.pepChanges = changes
         servers.append(server)
 
-    stopping = []
-
-    def onSignal(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, onSignal)
+    stopping = stopOnSIGTERM()
 
     runs = []
 
     def save():
-        data = {"meta": meta, "runs": runs}
-        with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump(data, f, indent=1)
-        with open(os.path.join(out, "summary.md"), "w") as f:
-            f.write(render(data))
+        saveSummary(out, meta, runs, render)
 
     try:
         dataset = os.path.join("/tmp/xbench", "dataset-pep-%s" % args.scale)

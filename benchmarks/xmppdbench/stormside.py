@@ -34,14 +34,13 @@ import json
 import os
 import re
 import shutil
-import signal
-import statistics
 import subprocess
 import sys
 import time
 import tomllib
 
-from .pepside import BENCHMARKS, DEFAULT_BENCH, REPOSITORY, fmt, median, shiftPorts
+from .pepside import (BENCHMARKS, DEFAULT_BENCH, REPOSITORY, fmt, median, saveSummary, shiftPorts,
+                      stopOnSIGTERM)
 
 SCALES = {"full": 5000, "quick": 500, "smoke": 50}
 
@@ -390,18 +389,9 @@ def main(argv=None) -> int:
     runs = []
 
     def save():
-        data = {"meta": meta, "runs": runs}
-        with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump(data, f, indent=1)
-        with open(os.path.join(out, "summary.md"), "w") as f:
-            f.write(render(data))
+        saveSummary(out, meta, runs, render)
 
-    stopping = []
-
-    def onSignal(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, onSignal)
+    stopping = stopOnSIGTERM()
     try:
         dataset = os.path.join(out, "dataset")
         log("dataset %s: %s, %d chunks for ejabberd-scram" % (

@@ -34,13 +34,12 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import sys
 import time
 import tomllib
 
-from .pepside import fmt, median, shiftPorts
+from .pepside import fmt, median, saveSummary, shiftPorts, stopOnSIGTERM
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = os.path.dirname(HERE)
@@ -399,20 +398,11 @@ def main(argv=None) -> int:
         server.wsChanges = changes
         servers.append(server)
 
-    stopping = []
-
-    def onSignal(signum, frame):
-        stopping.append(signum)
-        raise KeyboardInterrupt
-    signal.signal(signal.SIGTERM, onSignal)
+    stopping = stopOnSIGTERM()
     runs = []
 
     def save():
-        data = {"meta": meta, "runs": runs}
-        with open(os.path.join(out, "summary.json"), "w") as f:
-            json.dump(data, f, indent=1)
-        with open(os.path.join(out, "summary.md"), "w") as f:
-            f.write(render(data))
+        saveSummary(out, meta, runs, render)
 
     try:
         dataset = os.path.join("/tmp/xbench", "dataset-ws-%s" % args.scale)
