@@ -863,6 +863,73 @@ async def test_cachesDroppedWhenSubscriptionComesBack(redisServer):
         await nodes.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_rosterOfRemoteOnlyAccountNotCached(redisServer):
+    """
+    Juliet's only session is on node b: node a, which routes stanzas for
+    her, reads her roster from storage and keeps no copy that only b's
+    invalidation, a moment late, would keep right.
+    """
+    from xmppd.features.roster import rosterManager
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        b.service.storageService.storage = a.service.storage
+        await b.login("juliet", resource="balcony")
+        await waitFor(lambda: a.service.sessions.sessionsOf(parseJID("juliet@localhost")))
+        rostersA = rosterManager(a.service.getServiceNamed("localhost"))
+        await rostersA.run("juliet", rostersA.getRoster, "juliet")
+        assert rostersA.cachedRoster("juliet") is None
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_subscriptionStateReadFromStorage(redisServer):
+    """
+    Juliet, on node b, asks Romeo for his presence; Romeo, on node a,
+    approves before a has heard b's invalidation (here: never), while a
+    holds a copy of Juliet's roster (she has a session there too).  The
+    approval still finds her request (RFC 6121 §3.1.6), reaches her on b
+    and makes her subscription "to": the subscription state machine reads
+    storage in a cluster.  This is the race the interoperability test with
+    ejabberd lost once, where the approval came back through the foreign
+    server faster than b's invalidation.
+    """
+    from xmppd.features.roster import rosterManager
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        b.service.storageService.storage = a.service.storage
+        rostersA = rosterManager(a.service.getServiceNamed("localhost"))
+        window = await a.login("juliet", resource="window")
+        window.send(rosterGet())
+        await waitFor(lambda: rostersA.cachedRoster("juliet") is not None)
+        balcony = await b.login("juliet", resource="balcony")
+        romeo = await a.login("romeo", resource="orchard")
+        heard = collect(balcony, "presence")
+        clusterA = a.service.getServiceNamed("cluster")
+        lost = []
+        clusterA.invalidation.received = lost.append
+
+        def presence(to, kind):
+            stanza = domish.Element((None, "presence"))
+            stanza["to"], stanza["type"] = to, kind
+            return stanza
+
+        balcony.send(domish.Element((None, "presence")))
+        await waitFor(lambda: a.service.sessions.availableSessionsOf(parseJID("juliet@localhost")))
+        balcony.send(presence("romeo@localhost", "subscribe"))
+        await waitFor(lambda: lost)
+        assert "romeo@localhost" not in rostersA.cachedRoster("juliet").items
+        romeo.send(presence("juliet@localhost", "subscribed"))
+        await waitFor(lambda: any(p.getAttribute("type") == "subscribed" for p in heard))
+        item = await a.service.storage.rosters.getItem("juliet", "localhost", "romeo@localhost")
+        assert item.subscription == "to"
+    finally:
+        await nodes.close()
+
+
 def test_reapSpeaksForViewsItsNotificationsRemovedFirst():
     """
     The reap script's notifications (on the subscription) may come before

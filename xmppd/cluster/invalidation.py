@@ -31,6 +31,7 @@ class ClusterInvalidation:
     """See the module docstring; C{publish(channel, message)} is Redis's."""
 
     log = Logger()
+    shared = True
 
     def __init__(self, node: str):
         self.node = node

@@ -21,11 +21,17 @@ from __future__ import annotations
 
 from typing import Callable
 
-from zope.interface import Interface, implementer
+from zope.interface import Attribute, Interface, implementer
 
 
 class IInvalidation(Interface):
     """Cache invalidation between the nodes of a cluster."""
+
+    shared = Attribute(
+        "True when other nodes write the same accounts (a cluster): a cached"
+        " value may then be a moment behind storage, so a read-modify-write"
+        " whose result another node's reply depends on (a roster item's"
+        " subscription state) reads storage instead.")
 
     def changed(kind, account):
         """
@@ -49,6 +55,8 @@ class IInvalidation(Interface):
 @implementer(IInvalidation)
 class LocalInvalidation:
     """One node: there is nobody to tell."""
+
+    shared = False
 
     def changed(self, kind: str, account: str) -> None:
         pass

@@ -354,7 +354,7 @@ class PresenceHandler(XMPPHandler):
         # §3.1.2, §3.1.5, §3.2.2, §3.3.2: the server stamps the bare JIDs.
         stanza["from"] = bare
         stanza["to"] = contact
-        old = await self.rosters.getItem(username, contact)
+        old = await self.rosters.getItem(username, contact, fresh=True)
         state = stateOf(old)
         route, newState = OUTBOUND[stanzaType][state]
         new = old
@@ -582,7 +582,7 @@ class PresenceHandler(XMPPHandler):
             return
         username = user.user
         contactText = contact.full()
-        old = await self.rosters.getItem(username, contactText)
+        old = await self.rosters.getItem(username, contactText, fresh=True)
         state = stateOf(old)
         deliver, newState = INBOUND[stanzaType][state]
         if stanzaType == "subscribe":

@@ -174,11 +174,18 @@ class RosterManager:
     # -- reading and writing (call these from inside L{run}) ------------------
 
     async def getRoster(self, username: str) -> Roster:
-        """The account's roster, from memory while the account is online."""
+        """
+        The account's roster, from memory while the account has a session
+        on this node.  Not for an account whose sessions are all on other
+        nodes of a cluster: those nodes write its roster, and this node
+        would hold a copy only their invalidation keeps right, a moment
+        late, for nobody here to read.
+        """
         roster = self._cache.get(username)
         if roster is None:
             roster = await self._store.getRoster(username, self.domain.domain)
-            if self.domain.sessions.sessionsOf(self.bareJID(username)):
+            if any(session.stream is not None
+                   for session in self.domain.sessions.sessionsOf(self.bareJID(username))):
                 self._cache[username] = roster
         return roster
 
@@ -186,9 +193,18 @@ class RosterManager:
         """The account's roster if it is in memory (the account has a session), else None."""
         return self._cache.get(username)
 
-    async def getItem(self, username: str, jid: str) -> RosterItem | None:
+    async def getItem(self, username: str, jid: str, fresh: bool = False) -> RosterItem | None:
+        """
+        The item for C{jid}, from memory when the roster is cached.
+        C{fresh}: the subscription state machine's read, which must see
+        what another node of a cluster wrote just before the stanza that
+        depends on it left (a "subscribed" answering a request sent from
+        the other node can come back here faster than that node's
+        invalidation): storage in a cluster (L{IInvalidation.shared}),
+        the cache on a lone node, where every write goes through it.
+        """
         roster = self._cache.get(username)
-        if roster is not None:
+        if roster is not None and not (fresh and self.domain.invalidation.shared):
             return roster.items.get(jid)
         return await self._store.getItem(username, self.domain.domain, jid)
 
