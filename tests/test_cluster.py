@@ -930,6 +930,36 @@ async def test_subscriptionStateReadFromStorage(redisServer):
         await nodes.close()
 
 
+@pytest_twisted.ensureDeferred
+async def test_adminSeesAndReachesEveryNode(redisServer):
+    """
+    An operator asking node a (xmppctl sessions, announce, stats) sees the
+    sessions held by node b too, with the node that holds each, and an
+    announcement reaches them.
+    """
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        romeo = await a.login("romeo", resource="orchard")
+        juliet = await b.login("juliet", resource="balcony")
+        await waitFor(lambda: a.service.sessions.get(parseJID("juliet@localhost/balcony")))
+        ops = a.service.adminOperations
+        rows = {row["jid"]: row for row in ops.sessions("localhost")}
+        assert set(rows) == {"romeo@localhost/orchard", "juliet@localhost/balcony"}
+        assert (rows["romeo@localhost/orchard"]["node"], rows["juliet@localhost/balcony"]["node"]) \
+            == ("a", "b")
+        assert ops.onlineUsers("localhost") == ["juliet@localhost", "romeo@localhost"]
+        assert (await ops.userStats("localhost"))["sessions"] == 2
+        heard = collect(juliet), collect(romeo)
+        assert ops.announce("localhost", "The prince is coming") == 2
+        for got in heard:
+            await waitFor(lambda got=got: got)
+            assert [str(m.body) for m in got] == ["The prince is coming"]
+            assert got[0].getAttribute("type") == "headline"
+    finally:
+        await nodes.close()
+
+
 def test_reapSpeaksForViewsItsNotificationsRemovedFirst():
     """
     The reap script's notifications (on the subscription) may come before

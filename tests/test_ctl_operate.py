@@ -105,6 +105,13 @@ async def test_serverNotRunning(makeServer, command):
 def test_formats():
     """The readable forms of the answers."""
     assert formatSessions({"sessions": []}) == ["sessions: 0"]
+    # A cluster: another node's session has no peer or TLS known here, and a NODE column.
+    lines = formatSessions({"sessions": [
+        {"jid": "a@x/1", "available": True, "peer": "127.0.0.1", "encrypted": True, "node": "n1"},
+        {"jid": "b@x/2", "available": False, "peer": None, "encrypted": None, "node": "n2"}]})
+    assert [line.split() for line in lines[1:]] == [
+        ["JID", "PRESENCE", "PEER", "TLS", "NODE"], ["a@x/1", "available", "127.0.0.1", "yes", "n1"],
+        ["b@x/2", "unavailable", "-", "-", "n2"]]
     assert formatRooms({"rooms": [{"jid": ROOM, "occupants": 3}]})[2].split() == [ROOM, "3"]
     lines = formatStats({"users": {"registered": 1, "online": 1, "sessions": 1, "domains": {
         DOMAIN: {"registered": 1, "online": 1, "sessions": 1}}}, "rooms": 2, "occupants": 1,

@@ -204,10 +204,28 @@ class AdminOperations:
                 unique.append((stream, session))
         return unique
 
+    def bindings(self, domain: str | None = None) -> list:
+        """
+        The session views of C{domain} (or of every domain) that the
+        session directory knows: this node's, and in a cluster the other
+        nodes' too, so that an operator's listing and announcement cover
+        the whole service whichever node answers.
+        """
+        return [view for view in self.server.sessions.bindings()
+                if domain is None or view.jid.host == domain]
+
     def sessions(self, domain: str | None = None) -> list[dict]:
-        """The bound client sessions of this node, sorted by JID."""
-        rows = []
+        """
+        The bound client sessions, sorted by JID: this node's with their
+        connection's details, and in a cluster the other nodes' with what
+        the directory knows of them (C{node}: the cluster node holding
+        each, C{None} on a lone server).
+        """
+        cluster = getattr(self.server, "cluster", None)
+        node = cluster.node if cluster is not None else None
+        rows, local = [], set()
         for stream, session in self.localSessions(domain):
+            local.add(session.jid.full())
             rows.append({
                 "jid": session.jid.full(),
                 "available": bool(session.available),
@@ -215,12 +233,24 @@ class AdminOperations:
                 "peer": getattr(stream, "peerAddress", None),
                 "encrypted": bool(getattr(stream, "secure", False)),
                 "transport": type(stream.transport).__name__ if stream.transport else None,
+                "node": node,
             })
+        for view in self.bindings(domain):
+            if view.stream is None and view.jid.full() not in local:
+                rows.append({
+                    "jid": view.jid.full(),
+                    "available": bool(view.available),
+                    "priority": view.priority,
+                    "peer": None,
+                    "encrypted": None,
+                    "transport": None,
+                    "node": getattr(view, "node", None),
+                })
         return sorted(rows, key=lambda row: row["jid"])
 
     def onlineUsers(self, domain: str | None = None) -> list[str]:
-        """The bare JIDs with at least one session here, sorted."""
-        return sorted({session.jid.userhost() for _, session in self.localSessions(domain)})
+        """The bare JIDs with at least one session (on any node of a cluster), sorted."""
+        return sorted({view.jid.userhost() for view in self.bindings(domain)})
 
     def endSessions(self, jid: JID, text: str = "ended by an administrator",
                     condition: str = KICK_CONDITION) -> int:
@@ -251,7 +281,7 @@ class AdminOperations:
             registered = len(await self.storage.users.listUsers(name))
             online = self.onlineUsers(name)
             perDomain[name] = {"registered": registered, "online": len(online),
-                               "sessions": len(self.localSessions(name))}
+                               "sessions": len(self.bindings(name))}
         return {"registered": sum(d["registered"] for d in perDomain.values()),
                 "online": sum(d["online"] for d in perDomain.values()),
                 "sessions": sum(d["sessions"] for d in perDomain.values()),
@@ -317,12 +347,14 @@ class AdminOperations:
     def announce(self, domain: str, text: str, subject: str | None = None) -> int:
         """
         Send C{text} from the domain, as a headline, to every session of
-        the domain bound on this node (Openfire's broadcast); how many.
+        the domain (Openfire's broadcast), on every node of a cluster:
+        another node's sessions get it through the cluster's transport,
+        as any stanza for them; how many.
         """
         text = self._text(text, "announcement")
         local = self._domain(domain)
         sent = 0
-        for _, session in self.localSessions(domain):
+        for session in self.bindings(domain):
             local.deliverToSession(
                 session, self._message(domain, session.jid, text, subject, "headline"))
             sent += 1

@@ -81,8 +81,15 @@ def formatSessions(answer: dict) -> list[str]:
     sessions = answer.get("sessions") or []
     lines = [f"sessions: {len(sessions)}"]
     rows = [[s.get("jid"), "available" if s.get("available") else "unavailable",
-             s.get("peer"), "yes" if s.get("encrypted") else "no"] for s in sessions]
-    lines.extend(table(["JID", "PRESENCE", "PEER", "TLS"], rows))
+             s.get("peer"), {True: "yes", False: "no"}.get(s.get("encrypted"), "-")]
+            for s in sessions]
+    headers = ["JID", "PRESENCE", "PEER", "TLS"]
+    if any(s.get("node") for s in sessions):
+        # A cluster: which node holds each (another node's show no peer).
+        headers.append("NODE")
+        for row, s in zip(rows, sessions):
+            row.append(s.get("node"))
+    lines.extend(table(headers, rows))
     return lines
 
 

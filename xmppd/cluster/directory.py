@@ -318,6 +318,11 @@ class ClusterDirectory:
         """The bindings held on this node."""
         return len(self._local)
 
+    def bindings(self):
+        """Every binding in the replica, this node's and the others' (L{ISessionDirectory.bindings})."""
+        for account in list(self._byBare.values()):
+            yield from account.all
+
     def local(self, token: str) -> LocalSession | None:
         """This node's current binding with C{token}, if any (the transport's look-up)."""
         return self._local.get(token)

@@ -215,6 +215,14 @@ class ISessionDirectory(Interface):
     def __len__():
         """How many resources are bound on this node (C{xmppctl status})."""
 
+    def bindings():
+        """
+        Every binding known here, held by this node or (in a cluster) by
+        another, as views.  A scan over every account: for an operator's
+        listings and announcements (L{xmppd.admin.operations}), never for
+        the stanza path.
+        """
+
 
 #: Writes a slot of a L{Session} past its C{__setattr__} guard (the directory's own).
 _setSlot = object.__setattr__
@@ -399,3 +407,7 @@ class SessionManager:
 
     def __len__(self) -> int:
         return self._count
+
+    def bindings(self):
+        for account in list(self._byBare.values()):
+            yield from account.all
