@@ -445,6 +445,8 @@ class AdminConsole(resource.Resource):
             '<td>%s</td></tr>' % (esc(c["domain"]), esc(c["peer"]), esc(c["method"]),
                                   esc(since(c["since"])))
             for c in answer["components"])
+        s2s = s2s or '<tr><td colspan="8">none</td></tr>'
+        components = components or '<tr><td colspan="4">none</td></tr>'
         body = ('<h1>Server-to-server and components</h1>'
                 '<h2>s2s streams (%d)</h2><table id="s2s"><tr><th>Direction</th><th>Local</th>'
                 '<th>Remote</th><th>Auth</th><th>Encrypted</th><th>Bidi</th><th>Peer</th>'
