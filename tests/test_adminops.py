@@ -485,6 +485,41 @@ def test_destroyRoomRefused(node):
         succeed(ops.destroyRoom(ops.room(HALL), "x" * 20000))
 
 
+def test_destroyStoredRoomInCluster(node):
+    """In a cluster a stored room no node holds is claimed, destroyed, and its lease let go."""
+    muc = addMUC(node)
+    [romeo] = persistentHall(node)
+    romeo.exchange(f"<presence type='unavailable' to='{HALL}/Romeo'/>")
+    node.clock.advance(muc.settings.idle_unload + 1)
+
+    class Free:
+        """A cluster's room ownership where this node, a, may take any room."""
+
+        node = "a"
+
+        def __init__(self):
+            self.calls = []
+
+        def owns(self, room):
+            return False
+
+        def claim(self, room, relayed=False):
+            self.calls.append(("claim", room, relayed))
+            return defer.succeed("a")
+
+        def release(self, room):
+            self.calls.append(("release", room))
+            return defer.succeed(True)
+
+    muc.ownership = Free()
+    assert succeed(node.ops.destroyRoom(node.ops.room(HALL))) == 0
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is None
+    assert muc.ownership.calls == [("claim", HALL, True), ("release", HALL)]
+    with pytest.raises(OperationError, match=f"there is no room {HALL}"):
+        succeed(node.ops.destroyRoom(node.ops.room(HALL)))
+    assert muc.ownership.calls[-1] == ("release", HALL)
+
+
 def test_destroyRoomCommandAndSocket(node):
     """The ad-hoc command and the admin socket's destroy-room reach the same operation."""
     addMUC(node)
