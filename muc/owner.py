@@ -130,8 +130,12 @@ def applyForm(room, form: data_form.Form) -> str | None:
     return None
 
 
-def destroyRoom(room, alternate: str | None, reason: str | None) -> None:
-    """§10.9: everyone leaves with the reason and where to go instead."""
+def destroyRoom(room, alternate: str | None, reason: str | None):
+    """
+    §10.9: everyone leaves with the reason and where to go instead; the
+    room is forgotten.  Returns the Deferred of its removal from storage
+    (L{muc.service.MUCService.roomDestroyed}), for a caller that waits.
+    """
     for occupant in list(room.occupants.values()):
         presence = element("presence", **{"from": occupant.roomJID.full(),
                                           "type": "unavailable"})
@@ -150,6 +154,6 @@ def destroyRoom(room, alternate: str | None, reason: str | None) -> None:
     room.occupants.clear()
     room.byJID.clear()
     room.destroyed = True
-    room.service.roomDestroyed(room)
+    return room.service.roomDestroyed(room)
 
 

@@ -56,6 +56,7 @@ from __future__ import annotations
 from xmppd.core.hooks import Hooks
 from xmppd.core.jid import InvalidJID, makeJID, parseJID, prepLocalpart
 from xmppd.core.metrics import Sample
+from xmppd.core.modules import ServiceRefused
 from xmppd.core.router import IRoute
 from xmppd.core.stanzas import errorReply, hold, marks
 from xmppd.core.checks import serviceDomain
@@ -121,6 +122,9 @@ class MUCService(service.Service):
         #: In a cluster, C{forward(stanza, node)} hands a stanza for a room
         #: another node owns to that node; C{None}: answered service-unavailable.
         self.forward = None
+        #: In-process, the served domain this service is beside (L{makeService}),
+        #: whose administrators administer its rooms; C{None} as a component.
+        self.servedDomain: str | None = None
 
     def useOwnership(self, ownership, forward=None) -> None:
         """Run in a cluster: own rooms through C{ownership}'s leases (see the module docstring)."""
@@ -228,8 +232,8 @@ class MUCService(service.Service):
         self.unloadCalls[room.name] = self.clock.callLater(
             self.settings.idle_unload, self.unload, room.name)
 
-    def roomDestroyed(self, room: Room) -> None:
-        self.forget(room, delete=True)
+    def roomDestroyed(self, room: Room) -> defer.Deferred:
+        return self.forget(room, delete=True)
 
     def onUserX(self, room, stanza, sender, x) -> None:
         invites.onUserX(room, stanza, sender, x)
@@ -257,7 +261,8 @@ class MUCService(service.Service):
             saved.addCallback(lambda _: self.ownership.release(room.jidText))
         self.log.debug("Unloaded idle room {room}", room=room.jidText)
 
-    def forget(self, room: Room, delete: bool) -> None:
+    def forget(self, room: Room, delete: bool) -> defer.Deferred:
+        """Drop C{room} from memory (and storage when C{delete}); fires once it is gone."""
         room.destroyed = True
         if self.rooms.get(room.name) is room:
             del self.rooms[room.name]
@@ -271,6 +276,61 @@ class MUCService(service.Service):
                 lambda f: self.log.failure("Deleting room {room}", f, room=room.jidText))
         if self.ownership is not None:
             done.addCallback(lambda _: self.ownership.release(room.jidText))
+        return done
+
+    async def destroyRoom(self, name: str, reason: str | None = None,
+                          alternate: str | None = None) -> int:
+        """
+        Destroy room C{name} for the node's administrators (issue 17,
+        L{xmppd.admin.operations.AdminOperations.destroyRoom}) as its owner
+        would (§10.9, L{muc.owner.destroyRoom}): every occupant gets
+        unavailable presence with C{<destroy/>}, C{reason} and the
+        C{alternate} venue, and the room leaves memory and storage.  A
+        persistent room that is not loaded has no occupants: it is deleted
+        from storage.  Returns how many occupants were told, once the room
+        is gone from storage.
+
+        In a cluster the room's lease is claimed first: a room another node
+        holds is refused (naming that node), since only its owner may act
+        on it.
+
+        @raise ServiceRefused: there is no such room, it is being loaded,
+            or another node holds it.
+        """
+        jid = makeJID(name, self.domain).full()
+        if not self.running:
+            raise ServiceRefused(f"the MUC service {self.domain} is not running")
+        if name in self.loading:
+            raise ServiceRefused(f"room {jid} is being loaded; try again in a moment")
+        room = self.rooms.get(name)
+        if room is not None and (self.ownership is None or self.ownership.owns(jid)):
+            told = sum(len(o.sessions) for o in room.occupants.values())
+            self.log.info("Room {room} destroyed by an administrator", room=jid)
+            await owner.destroyRoom(room, alternate, reason)
+            return told
+        if self.ownership is not None:
+            holder = await self.ownership.claim(jid, relayed=True)
+            if holder != self.ownership.node:
+                raise ServiceRefused(
+                    f"room {jid} is held by cluster node {holder}: destroy it there "
+                    f"(its xmppctl or console), or as the room's owner from a client")
+            room = self.rooms.get(name)
+            if room is not None and not room.destroyed:
+                # Loaded meanwhile (the claim waited on Redis): told as above.
+                told = sum(len(o.sessions) for o in room.occupants.values())
+                await owner.destroyRoom(room, alternate, reason)
+                return told
+        try:
+            record = await self.storage.get(self.domain, name)
+            if record is None:
+                raise ServiceRefused(f"there is no room {jid}")
+            await self.storage.delete(self.domain, name)
+        finally:
+            if self.ownership is not None and name not in self.rooms:
+                self.ownership.release(jid)
+        self.stored.discard(name)
+        self.log.info("Stored room {room} destroyed by an administrator", room=jid)
+        return 0
 
     def roomLost(self, jid: str) -> None:
         """Another node owns room C{jid} now: drop it from memory, unsaved (see the docstring)."""
@@ -628,6 +688,7 @@ def makeService(server, domain: str) -> MUCService:
     muc = MUCService(mucDomainOf(settings, domain), server.router, lambda: server.storage,
                      server.clock, settings, lambda: server.secret,
                      localDomains=server.config.server.domains)
+    muc.servedDomain = domain
     cluster = getattr(server, "cluster", None)
     if cluster is not None:
         # In a cluster each room is owned by one node at a time (a lease).

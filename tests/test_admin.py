@@ -197,7 +197,7 @@ async def test_badRequests(nodes):
     client = await nodes.connect(server)
     answer = await client.ask({"command": "shutdown"})
     assert answer == {"ok": False,
-                      "error": 'unknown command "shutdown" (known: announce, connections, hooks, kick, reload, rooms, sessions, stats)'}
+                      "error": 'unknown command "shutdown" (known: announce, connections, destroy-room, hooks, kick, reload, rooms, sessions, stats)'}
     client.transport.write(b"{not json\n[1, 2]\n\xff\n{}\n")
     for expected in ("not JSON", "expected an object", "must be UTF-8", "expected an object"):
         answer = await client.nextAnswer()

@@ -21,6 +21,7 @@ from xmppd.admin.console import COOKIE, PATH, REFUSED, SESSION_IDLE, AdminConsol
 from xmppd.admin.service import AdminService
 from xmppd.http.service import HTTPService
 from tests.streamhelpers import DOMAIN, PASSWORDS, Node
+from tests.test_adminops import HALL, SERVICE, addMUC, destroyPresence, persistentHall, succeed
 from tests.test_http import connect
 
 ADMIN = f"juliet@{DOMAIN}"
@@ -306,10 +307,97 @@ def test_hostileNamesEscaped(browser):
 
 
 def test_roomsListed(browser, monkeypatch):
-    """Rooms are listed (escaped); destroying one is not offered, and the page says so."""
+    """Rooms of the admin's domains are listed (escaped), each with a Destroy form."""
     monkeypatch.setattr(browser.node.ops, "rooms", lambda: [
-        {"jid": "<b>bad</b>@conference.example.org", "occupants": 2, "persistent": True}])
+        {"jid": "<b>bad</b>@conference.example.org", "occupants": 2, "persistent": True,
+         "domain": DOMAIN},
+        {"jid": "hidden@conference.elsewhere.test", "occupants": 1, "persistent": False,
+         "domain": "elsewhere.test"}])
     browser.logIn()
     page = browser.request("GET", "/admin/rooms").text
     assert "&lt;b&gt;bad&lt;/b&gt;@conference.example.org" in page and "<b>bad" not in page
-    assert "not an admin operation" in page
+    assert "hidden@" not in page
+    assert page.count('action="/admin/rooms/destroy"') == 2  # The row's, and by address.
+
+
+def test_destroyRoom(browser):
+    """Destroy sends the occupants out with the reason and removes the room; CSRF-checked."""
+    node = browser.node
+    muc = addMUC(node)
+    [romeo] = persistentHall(node)
+    browser.logIn()
+    assert HALL in browser.request("GET", "/admin/rooms").text
+    for fields in ({}, {"csrf": "wrong"}):
+        response = browser.request("POST", "/admin/rooms/destroy", dict(fields, room=HALL))
+        assert response.code == 403
+    response = browser.request("POST", "/admin/rooms/destroy", {"room": HALL},
+                               origin="https://evil.example")
+    assert response.code == 403
+    assert "hall" in muc.rooms and romeo.received().elements == []
+    assert browser.post("/admin/rooms/destroy", room=HALL, reason="curtain").code == 303
+    destroy = destroyPresence(romeo, "Romeo")
+    assert [str(r) for r in destroy.elements(destroy.uri, "reason")] == ["curtain"]
+    page = browser.request("GET", "/admin/rooms").text
+    assert f"Destroyed {HALL} (1 occupant(s) told)." in page
+    assert "hall" not in muc.rooms
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is None
+    browser.post("/admin/rooms/destroy", room=HALL)
+    assert f"Refused: there is no room {HALL}" in browser.request("GET", "/admin/rooms").text
+
+
+def test_destroyRoomRefused(browser):
+    """Logged out, or not an admin of the room's domain: the room stays."""
+    node = browser.node
+    muc = addMUC(node)
+    persistentHall(node)
+    response = browser.request("POST", "/admin/rooms/destroy", {"room": HALL, "csrf": "x"})
+    assert response.code == 403 and b"log in first" in response.body
+    # The service beside a domain this admin does not administer.
+    muc.servedDomain = "elsewhere.test"
+    browser.logIn()
+    browser.post("/admin/rooms/destroy", room=HALL)
+    page = browser.request("GET", "/admin/rooms").text
+    assert f"Refused: you do not administer the rooms of {SERVICE}" in page
+    browser.post("/admin/logout")
+    # A user who is no admin gets no session to post with.
+    assert browser.logIn(f"romeo@{DOMAIN}", PASSWORDS["romeo"]).code == 403
+    response = browser.request("POST", "/admin/rooms/destroy", {"room": HALL, "csrf": "x"})
+    assert response.code == 403 and b"log in first" in response.body
+    assert "hall" in muc.rooms
+
+
+def test_connectionsPage(browser):
+    """The s2s streams and components, as xmppctl connections lists them, escaped."""
+
+    class S2S(service.Service):
+        name = "s2s"
+
+        def connections(self):
+            return [{"direction": "in", "local": DOMAIN, "remote": "<i>x</i>.example",
+                     "method": "EXTERNAL", "peer": "192.0.2.7:5269", "since": 0.0,
+                     "encrypted": True, "bidi": False},
+                    {"direction": "out", "local": DOMAIN, "remote": "example.net",
+                     "method": "dialback", "peer": "192.0.2.8:5269", "since": 60.0,
+                     "encrypted": True, "bidi": True}]
+
+    class Components(service.Service):
+        name = "components"
+
+        def connections(self):
+            return [("muc.example.org", "127.0.0.1:4000", 0.0)]
+
+    S2S().setServiceParent(browser.node.server)
+    Components().setServiceParent(browser.node.server)
+    assert browser.request("GET", "/admin/connections").code == 303
+    browser.logIn()
+    page = browser.request("GET", "/admin/connections").text
+    assert 'href="/admin/connections"' in page
+    rows = re.findall(r'<tr class="s2s">(.*?)</tr>', page)
+    cells = [re.findall(r"<td[^>]*>(.*?)</td>", row) for row in rows]
+    assert cells == [
+        ["in", DOMAIN, "&lt;i&gt;x&lt;/i&gt;.example", "EXTERNAL", "yes", "no",
+         "192.0.2.7:5269", "1970-01-01 00:00:00"],
+        ["out", DOMAIN, "example.net", "dialback", "yes", "yes", "192.0.2.8:5269",
+         "1970-01-01 00:01:00"]]
+    assert re.findall(r'<tr class="component"><td class="domain">(.*?)</td>', page) == [
+        "muc.example.org"]

@@ -82,12 +82,13 @@ def submit(**fields) -> str:
 
 
 def run(client, name, **fields):
-    """Execute C{name}, then submit C{fields}: the completed answer's <command/>."""
-    first = command(client, adhoc.admin(name))
+    """Execute C{name} (XEP-0133's, or a whole node), then submit C{fields}: the <command/> done."""
+    node = name if ":" in name else adhoc.admin(name)
+    first = command(client, node)
     assert first["type"] == "result", first.toXml()
     answer = first.command
     if answer["status"] == "executing":
-        done = command(client, adhoc.admin(name), sessionid=answer["sessionid"],
+        done = command(client, node, sessionid=answer["sessionid"],
                        form=submit(**fields), id="c2")
         assert done["type"] == "result", done.toXml()
         answer = done.command
@@ -361,3 +362,177 @@ def test_unknownNodeAndReload(node):
     node.ops.reloader = lambda: None
     assert note(command(client, "urn:xmppd:admin#reload", id="r2").command) == (
         "info", "reloaded")
+
+
+# -- rooms ----------------------------------------------------------------------
+
+SERVICE = f"conference.{DOMAIN}"
+HALL = f"hall@{SERVICE}"
+NS_MUC = "http://jabber.org/protocol/muc"
+
+
+def addMUC(node):
+    """The in-process MUC service beside the node's domain, as the "muc" feature adds it."""
+    from muc.service import makeService
+    muc = makeService(node.server, DOMAIN)
+    muc.setServiceParent(node.server)
+    muc.startService()
+    return muc
+
+
+def persistentHall(node, *guests):
+    """Romeo's persistent room HALL, with each of C{guests} (name, resource) in it too."""
+    romeo = node.connect().login("romeo", "orchard")
+    romeo.exchange(f"<presence to='{HALL}/Romeo'><x xmlns='{NS_MUC}'/></presence>")
+    reply = romeo.exchange(
+        f"<iq type='set' id='cfg' to='{HALL}'><query xmlns='{NS_MUC}#owner'>"
+        f"<x xmlns='{NS_DATA}' type='submit'><field var='FORM_TYPE'>"
+        f"<value>{NS_MUC}#roomconfig</value></field>"
+        f"<field var='muc#roomconfig_persistentroom'><value>1</value></field></x>"
+        f"</query></iq>")
+    assert any(e.name == "iq" and e["type"] == "result" for e in reply.elements), reply
+    clients = [romeo]
+    for name, resource in guests:
+        client = node.connect().login(name, resource)
+        client.exchange(f"<presence to='{HALL}/{name}'><x xmlns='{NS_MUC}'/></presence>")
+        clients.append(client)
+    for client in clients:
+        client.received()
+    return clients
+
+
+def destroyPresence(client, nick) -> domish.Element:
+    """The unavailable presence from the room's C{nick} that C{client} got, with <destroy/>."""
+    [presence] = [e for e in client.received().elements
+                  if e.name == "presence" and e.getAttribute("from") == f"{HALL}/{nick}"]
+    assert presence["type"] == "unavailable"
+    [x] = presence.elements(f"{NS_MUC}#user", "x")
+    [destroy] = x.elements(f"{NS_MUC}#user", "destroy")
+    return destroy
+
+
+def test_destroyRoom(node):
+    """Destroying a room sends every occupant the destroy presence and reason; storage forgets."""
+    muc = addMUC(node)
+    romeo, juliet = persistentHall(node, ("juliet", "balcony"))
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is not None
+    assert [r["jid"] for r in node.ops.rooms()] == [HALL]
+    told = succeed(node.ops.destroyRoom(node.ops.room("Hall@Conference.Example.org"),
+                                        "the play is over"))
+    assert told == 2
+    for client, nick in ((romeo, "Romeo"), (juliet, "juliet")):
+        destroy = destroyPresence(client, nick)
+        assert [str(r) for r in destroy.elements(f"{NS_MUC}#user", "reason")] == [
+            "the play is over"]
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is None
+    assert node.ops.rooms() == [] and "hall" not in muc.rooms
+    with pytest.raises(OperationError, match=f"there is no room {HALL}"):
+        succeed(node.ops.destroyRoom(node.ops.room(HALL)))
+
+
+def test_destroyStoredRoom(node):
+    """A persistent room unloaded from memory is destroyed in storage; nobody is told."""
+    muc = addMUC(node)
+    [romeo] = persistentHall(node)
+    romeo.exchange(f"<presence type='unavailable' to='{HALL}/Romeo'/>")
+    node.clock.advance(muc.settings.idle_unload + 1)
+    assert "hall" not in muc.rooms
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is not None
+    assert succeed(node.ops.destroyRoom(node.ops.room(HALL))) == 0
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is None
+
+
+def test_destroyRoomRefused(node):
+    """No such room, no such service, a component's room, a room elsewhere: one clear line each."""
+    muc = addMUC(node)
+    ops = node.ops
+    with pytest.raises(OperationError, match=f"there is no room nowhere@{SERVICE}"):
+        succeed(ops.destroyRoom(ops.room(f"nowhere@{SERVICE}")))
+    for text in ("", SERVICE, f"hall@{SERVICE}/nick", "@@"):
+        with pytest.raises(OperationError):
+            ops.room(text)
+    with pytest.raises(OperationError, match="there is no MUC service muc.example.com"):
+        succeed(ops.destroyRoom(ops.room("hall@muc.example.com")))
+
+    class Components(service.Service):
+        name = "components"
+
+        def connections(self):
+            return [("rooms.example.org", "127.0.0.1:4000", 0.0)]
+
+    Components().setServiceParent(node.server)
+    with pytest.raises(OperationError, match="rooms.example.org is an external component"):
+        succeed(ops.destroyRoom(ops.room("hall@rooms.example.org")))
+
+    class Elsewhere:
+        """A cluster's room ownership where node b holds every room."""
+
+        node = "a"
+
+        def owns(self, room):
+            return False
+
+        def claim(self, room, relayed=False):
+            return defer.succeed("b")
+
+        def release(self, room):
+            return defer.succeed(False)
+
+    muc.ownership = Elsewhere()
+    with pytest.raises(OperationError, match=f"room {HALL} is held by cluster node b"):
+        succeed(ops.destroyRoom(ops.room(HALL)))
+    with pytest.raises(OperationError, match="longer than"):
+        succeed(ops.destroyRoom(ops.room(HALL), "x" * 20000))
+
+
+def test_destroyStoredRoomInCluster(node):
+    """In a cluster a stored room no node holds is claimed, destroyed, and its lease let go."""
+    muc = addMUC(node)
+    [romeo] = persistentHall(node)
+    romeo.exchange(f"<presence type='unavailable' to='{HALL}/Romeo'/>")
+    node.clock.advance(muc.settings.idle_unload + 1)
+
+    class Free:
+        """A cluster's room ownership where this node, a, may take any room."""
+
+        node = "a"
+
+        def __init__(self):
+            self.calls = []
+
+        def owns(self, room):
+            return False
+
+        def claim(self, room, relayed=False):
+            self.calls.append(("claim", room, relayed))
+            return defer.succeed("a")
+
+        def release(self, room):
+            self.calls.append(("release", room))
+            return defer.succeed(True)
+
+    muc.ownership = Free()
+    assert succeed(node.ops.destroyRoom(node.ops.room(HALL))) == 0
+    assert succeed(node.server.storage.rooms.get(SERVICE, "hall")) is None
+    assert muc.ownership.calls == [("claim", HALL, True), ("release", HALL)]
+    with pytest.raises(OperationError, match=f"there is no room {HALL}"):
+        succeed(node.ops.destroyRoom(node.ops.room(HALL)))
+    assert muc.ownership.calls[-1] == ("release", HALL)
+
+
+def test_destroyRoomCommandAndSocket(node):
+    """The ad-hoc command and the admin socket's destroy-room reach the same operation."""
+    addMUC(node)
+    romeo, = persistentHall(node)
+    answer = run(adminClient(node), "urn:xmppd:admin#destroy-room", roomjid=HALL, reason="closing")
+    assert note(answer) == ("info", f"destroyed {HALL} (1 occupant told)")
+    assert str(next(destroyPresence(romeo, "Romeo").elements(
+        f"{NS_MUC}#user", "reason"))) == "closing"
+    answer = run(adminClient(node, "other"), "urn:xmppd:admin#destroy-room", roomjid=HALL)
+    assert note(answer) == ("error", f"there is no room {HALL}")
+    persistentHall(node)
+    reply = succeed(node.admin.handle(json.dumps(
+        {"command": "destroy-room", "room": HALL}).encode()))
+    assert reply == {"ok": True, "room": HALL, "destroyed": True, "occupants": 1}
+    reply = succeed(node.admin.handle(b'{"command": "destroy-room", "room": "x@nowhere.test"}'))
+    assert reply == {"ok": False, "error": "there is no MUC service nowhere.test on this node"}

@@ -1,6 +1,6 @@
 """
 Tests for L{xmppd.cli.operate}: C{xmppctl sessions}, C{kick}, C{announce},
-C{stats} and C{rooms} against a running node (its admin socket), with
+C{stats}, C{rooms} and C{rooms destroy} against a running node (its admin socket), with
 slixmpp clients that see the kick and the announcement, and the one line
 printed when no node runs.
 """
@@ -12,9 +12,9 @@ import json
 import pytest
 import pytest_twisted
 
-from xmppd.cli.operate import formatRooms, formatSessions, formatStats
+from xmppd.cli.operate import formatDestroyed, formatRooms, formatSessions, formatStats
 from tests.e2e import DOMAIN
-from tests.test_e2e_muc import join, mucClient
+from tests.test_e2e_muc import NS_MUC_USER, createRoom, join, mucClient
 
 ROOM = f"chapel@conference.{DOMAIN}"
 
@@ -87,7 +87,37 @@ async def test_rooms(makeServer):
     assert result.out.splitlines()[0] == "rooms: 1"
     assert result.out.splitlines()[2].split() == [ROOM, "1"]
     assert json.loads((await node.xmppctl("rooms", "--json")).out)["rooms"] == [
-        {"jid": ROOM, "occupants": 1, "persistent": False}]
+        {"jid": ROOM, "occupants": 1, "persistent": False, "domain": DOMAIN}]
+
+
+@pytest_twisted.ensureDeferred
+async def test_roomsDestroy(makeServer):
+    """rooms destroy sends a slixmpp occupant out with <destroy/> and the reason; then it is gone."""
+    node = await makeServer()
+    await node.addUser("romeo")
+    await node.addUser("juliet")
+    romeo = await mucClient(node, "romeo", "orchard")
+    juliet = await mucClient(node, "juliet", "balcony")
+    # Persistent: asking again below reads storage, which must have forgotten it.
+    await createRoom(romeo, ROOM, "Romeo", persistentroom="1")
+    await join(juliet, ROOM, "Juliet")
+    result = await node.xmppctl("rooms", "destroy", ROOM, "--reason", "The chapel closes",
+                                "--json")
+    assert result.status == 0, result
+    assert json.loads(result.out) == {"ok": True, "room": ROOM, "destroyed": True,
+                                      "occupants": 2}
+    for client, nick in ((romeo, "Romeo"), (juliet, "Juliet")):
+        gone = await client.inbox.presence(f"{ROOM}/{nick}", "unavailable")
+        destroy = gone.xml.find("{%s}x/{%s}destroy" % (NS_MUC_USER, NS_MUC_USER))
+        assert destroy is not None, gone
+        assert destroy.findtext("{%s}reason" % NS_MUC_USER) == "The chapel closes"
+    assert (await node.xmppctl("rooms")).out == "rooms: 0\n"
+    again = await node.xmppctl("rooms", "destroy", ROOM)
+    assert (again.status, again.out, again.err) == (
+        1, "", f"xmppctl: the server refused: there is no room {ROOM}\n")
+    other = await node.xmppctl("rooms", "destroy", f"hall@rooms.{DOMAIN}")
+    assert other.err == (f"xmppctl: the server refused: there is no MUC service "
+                         f"rooms.{DOMAIN} on this node\n")
 
 
 @pytest.mark.parametrize("command", [["sessions"], ["kick", f"romeo@{DOMAIN}"],
@@ -113,6 +143,8 @@ def test_formats():
         ["JID", "PRESENCE", "PEER", "TLS", "NODE"], ["a@x/1", "available", "127.0.0.1", "yes", "n1"],
         ["b@x/2", "unavailable", "-", "-", "n2"]]
     assert formatRooms({"rooms": [{"jid": ROOM, "occupants": 3}]})[2].split() == [ROOM, "3"]
+    assert formatDestroyed({"room": ROOM, "occupants": 1}) == [
+        f"destroyed {ROOM} (1 occupant told)"]
     lines = formatStats({"users": {"registered": 1, "online": 1, "sessions": 1, "domains": {
         DOMAIN: {"registered": 1, "online": 1, "sessions": 1}}}, "rooms": 2, "occupants": 1,
         "s2s": 0, "components": 0})

@@ -19,7 +19,8 @@ from twisted.logger import formatEvent, globalLogPublisher
 from twisted.web.resource import Resource
 from twisted.web.test.requesthelper import DummyRequest
 
-from tests.test_adminops import C2S, succeed
+from tests.test_adminops import (
+    C2S, HALL, SERVICE, addMUC, destroyPresence, persistentHall, succeed)
 from tests.streamhelpers import DOMAIN, Node
 from tests.test_http import connect
 from xmppd.admin.api import APIResource
@@ -149,6 +150,23 @@ def test_usersAndSessions(node):
     assert romeo.received().streamError == "not-authorized"
     status, answer, _ = call(node, "DELETE", f"users/romeo@{DOMAIN}", token=node.admin)
     assert status == 400 and "no account" in answer["error"]
+
+
+def test_destroyRoom(node):
+    """DELETE /api/rooms/<jid> destroys the room with the reason; a send token may not."""
+    addMUC(node)
+    [romeo] = persistentHall(node)
+    status, _, _ = call(node, "DELETE", f"rooms/{HALL}", token=node.send)
+    assert status == 403
+    status, answer, _ = call(node, "DELETE", f"rooms/hall%40{SERVICE}", {"reason": "closed"},
+                             token=node.admin)
+    assert (status, answer) == (200, {"destroyed": HALL, "occupants": 1})
+    destroy = destroyPresence(romeo, "Romeo")
+    assert [str(r) for r in destroy.elements(destroy.uri, "reason")] == ["closed"]
+    status, answer, _ = call(node, "DELETE", f"rooms/{HALL}", raw=b"", token=node.admin)
+    assert (status, answer) == (400, {"error": f"there is no room {HALL}"})
+    status, answer, _ = call(node, "DELETE", f"rooms/{HALL}", raw=b"[1]", token=node.admin)
+    assert (status, answer) == (400, {"error": "the body must be a JSON object"})
 
 
 def test_announce(node):

@@ -23,7 +23,10 @@ seconds (then C{bad-request}/C{session-expired}).
 
 C{urn:xmppd:admin#reload} reloads the configuration through
 L{AdminOperations.reload}: it answers with an error note while the node
-has no reload.
+has no reload.  C{urn:xmppd:admin#destroy-room} (XEP-0133 has no such
+command) destroys a room of the domain's in-process MUC service through
+L{AdminOperations.destroyRoom}, as the room's owner would (XEP-0045
+§10.9), with the reason the form gives.
 """
 
 from __future__ import annotations
@@ -251,6 +254,14 @@ async def reload(ctx, values):
     return Step(note=f"reloaded{': ' + str(outcome) if outcome else ''}")
 
 
+async def destroyRoom(ctx, values):
+    room = ctx.ops.room(single(values, "roomjid"))
+    if ctx.ops.roomDomain(room) != ctx.domain:
+        raise OperationError(f"the rooms of {room.host} are not administered from {ctx.domain}")
+    told = await ctx.ops.destroyRoom(room, values.get("reason") or None)
+    return Step(note=f"destroyed {room.full()} ({told} occupant{'' if told == 1 else 's'} told)")
+
+
 def motdForm(title, current=False):
     def ask(ctx):
         now = ctx.ops.motd(ctx.domain) if current else None
@@ -317,6 +328,11 @@ COMMANDS: tuple[Command, ...] = (
             motdForm("Editing the MOTD", current=True), setMOTD),
     Command(admin("delete-motd"), "Delete Message of the Day", None, deleteMOTD),
     Command("urn:xmppd:admin#reload", "Reload the Configuration", None, reload),
+    Command("urn:xmppd:admin#destroy-room", "Destroy a Room", lambda ctx: adminForm(
+        "Destroying a Room", "Fill out this form to destroy a room; its occupants are "
+        "told the reason (XEP-0045 §10.9).",
+        jids("roomjid", "The room's address", False),
+        text("reason", "Reason", required=False)), destroyRoom),
 )
 
 

@@ -12,7 +12,12 @@ C{xmppctl} do:
   - C{DELETE /api/users/<jid>}: remove one;
   - C{GET /api/sessions}: the client sessions of this node;
   - C{POST /api/announce} C{{"domain", "text", "subject"?}}: a headline to
-    every session of the domain.
+    every session of the domain;
+  - C{DELETE /api/rooms/<room JID>} with an optional body
+    C{{"reason"}}: destroy a MUC room of this node as its owner would
+    (XEP-0045 §10.9), answered C{{"destroyed", "occupants"}} (how many
+    were told); a room of an external component or of another cluster node
+    is a 400 saying where to destroy it.
 
 Every call but C{send} needs an C{admin} token.  A request carries its
 token as C{Authorization: Bearer <token>}; tokens are made and revoked
@@ -73,6 +78,7 @@ class APIResource(resource.Resource):
             (b"DELETE", "users/*"): ("admin", self.deleteUser),
             (b"GET", "sessions"): ("admin", self.sessions),
             (b"POST", "announce"): ("admin", self.announce),
+            (b"DELETE", "rooms/*"): ("admin", self.destroyRoom),
         }
 
     def render(self, request):
@@ -109,8 +115,8 @@ class APIResource(resource.Resource):
         parts = [unquote(p.decode("utf-8", "replace")) for p in request.postpath]
         while parts and parts[-1] == "":
             parts.pop()
-        if len(parts) == 2 and parts[0] == "users":
-            key, argument = "users/*", parts[1]
+        if len(parts) == 2 and parts[0] in ("users", "rooms"):
+            key, argument = parts[0] + "/*", parts[1]
         elif len(parts) == 1:
             key, argument = parts[0], None
         else:
@@ -144,9 +150,10 @@ class APIResource(resource.Resource):
         (scope, handler), argument = self.route(request)
         name = self.authorize(request, scope)
         body = {}
-        if request.method == b"POST":
-            request.content.seek(0)
-            raw = request.content.read()
+        request.content.seek(0)
+        raw = request.content.read()
+        # A DELETE may carry a JSON object too (a room's reason), or nothing.
+        if request.method == b"POST" or (request.method == b"DELETE" and raw.strip()):
             try:
                 body = json.loads(raw.decode("utf-8"))
             except (UnicodeDecodeError, ValueError):
@@ -175,6 +182,11 @@ class APIResource(resource.Resource):
 
     async def sessions(self, body: dict, argument) -> dict:
         return {"sessions": self.operations.sessions()}
+
+    async def destroyRoom(self, body: dict, argument) -> dict:
+        room = self.operations.room(argument)
+        told = await self.operations.destroyRoom(room, _field(body, "reason", False))
+        return {"destroyed": room.full(), "occupants": told}
 
     async def announce(self, body: dict, argument) -> dict:
         domain = self.operations.servedDomain(_field(body, "domain"))

@@ -27,6 +27,13 @@ CSRF: every POST carries the session's token in a hidden field, compared
 in constant time; the cookie is C{SameSite=Strict}; and a POST whose
 C{Origin} (or, without one, C{Referer}) is not this very origin is refused.
 
+Pages: the status with its live graph; users (search, add, delete, reset
+a password); sessions (kick); rooms (list, and destroy one as its owner
+would, XEP-0045 §10.9, for the admins of the domain the MUC service is
+beside); the s2s streams and components (read-only, what C{xmppctl
+connections} prints); announcements.  A page lists what the admin's
+domains hold, but the s2s and components page, which is the node's.
+
 Pages are rendered here, escaped throughout (a JID, room or nick is data,
 never markup), under a Content-Security-Policy of C{default-src 'self'}
 with no inline script: the live graph of the status page is
@@ -40,6 +47,7 @@ import html
 import ipaddress
 import json
 import secrets
+import time
 from urllib.parse import urlsplit
 
 from twisted.internet import defer, task
@@ -78,6 +86,13 @@ POLICY = ("default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inlin
 def esc(value) -> str:
     """Any value as HTML text or attribute (quotes too)."""
     return html.escape(str(value), quote=True)
+
+
+def since(when) -> str:
+    """A connection's start (the node's clock, epoch seconds) as UTC text."""
+    if not isinstance(when, (int, float)):
+        return "-"
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(when))
 
 
 def loopback(host: str) -> bool:
@@ -304,6 +319,7 @@ class AdminConsole(resource.Resource):
         flash, session.flash = session.flash, ""
         nav = ('<nav><a href="/admin/">Status</a> <a href="/admin/users">Users</a> '
                '<a href="/admin/sessions">Sessions</a> <a href="/admin/rooms">Rooms</a> '
+               '<a href="/admin/connections">s2s and components</a> '
                '<a href="/admin/announce">Announcements</a> '
                '<form method="post" action="/admin/logout" class="inline">%s'
                '<button type="submit">Log out %s</button></form></nav>'
@@ -344,7 +360,7 @@ class AdminConsole(resource.Resource):
         domains = self.adminDomains(session.jid)
         sample = {
             "time": self.clock.seconds(),
-            "sessions": sum(len(self.ops.localSessions(d)) for d in domains),
+            "sessions": sum(len(self.ops.bindings(d)) for d in domains),
             "stanzas": sum(metrics.stanzasIn.values()) + sum(metrics.stanzasOut.values()),
             "lag": metrics.reactorLag,
         }
@@ -381,8 +397,11 @@ class AdminConsole(resource.Resource):
         rows = []
         for domain in self.adminDomains(session.jid):
             for row in self.ops.sessions(domain):
+                # Another cluster node's session: only its node knows the peer.
+                peer = row["peer"] if row["peer"] is not None else (
+                    "on node %s" % row["node"] if row.get("node") else "-")
                 rows.append('<tr><td class="jid">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
-                    esc(row["jid"]), esc(row["peer"]), esc(row["transport"]),
+                    esc(row["jid"]), esc(peer), esc(row["transport"] or "-"),
                     self.form(session, "sessions/kick",
                               '<input type="hidden" name="jid" value="%s">' % esc(row["jid"]),
                               "Kick")))
@@ -391,14 +410,56 @@ class AdminConsole(resource.Resource):
         return self.page(request, session, "Sessions", body)
 
     async def roomsPage(self, request, session) -> bytes:
-        rows = "".join('<tr><td class="jid">%s</td><td>%s</td><td>%s</td></tr>' % (
-            esc(room["jid"]), esc(room["occupants"]), "yes" if room["persistent"] else "no")
-            for room in self.ops.rooms())
-        body = ('<h1>Rooms</h1><p>Rooms in memory on this node. Destroying a room is not an '
-                'admin operation yet: the room\'s owners destroy it from their client.</p>'
-                '<table id="rooms"><tr><th>Room</th><th>Occupants</th><th>Persistent</th></tr>'
-                '%s</table>' % rows)
+        domains = set(self.adminDomains(session.jid))
+        rows = "".join(
+            '<tr><td class="jid">%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                esc(room["jid"]), esc(room["occupants"]), "yes" if room["persistent"] else "no",
+                self.form(session, "rooms/destroy",
+                          '<input type="hidden" name="room" value="%s">'
+                          '<input name="reason" placeholder="reason (optional)">'
+                          % esc(room["jid"]), "Destroy"))
+            for room in self.ops.rooms() if room.get("domain") in domains)
+        body = ('<h1>Rooms</h1><p>Rooms in memory on this node. Destroying a room sends its '
+                'occupants out with the reason (XEP-0045 &sect;10.9) and removes it from '
+                'storage.</p>'
+                '<table id="rooms"><tr><th>Room</th><th>Occupants</th><th>Persistent</th>'
+                '<th></th></tr>%s</table>'
+                '<h2>Destroy a room by its address</h2><p>For a stored room not in memory '
+                'now, too.</p>%s' % (rows, self.form(
+                    session, "rooms/destroy",
+                    '<input name="room" id="destroy-room" placeholder="room@conference.%s" '
+                    'required> <input name="reason" id="destroy-reason" '
+                    'placeholder="reason (optional)">'
+                    % esc(sorted(domains)[0] if domains else "example.org"), "Destroy")))
         return self.page(request, session, "Rooms", body)
+
+    async def connectionsPage(self, request, session) -> bytes:
+        """The s2s streams and components, as C{xmppctl connections} lists them (read-only)."""
+        answer = self.ops.connections()
+        s2s = "".join(
+            '<tr class="s2s"><td>%s</td><td>%s</td><td class="remote">%s</td><td>%s</td>'
+            '<td>%s</td><td>%s</td><td>%s</td><td>%s</td></tr>' % (
+                esc(c.get("direction")), esc(c.get("local")), esc(c.get("remote")),
+                esc(c.get("method") or "(not yet)"), "yes" if c.get("encrypted") else "no",
+                "yes" if c.get("bidi") else "no", esc(c.get("peer")), esc(since(c.get("since"))))
+            for c in answer["s2s"])
+        components = "".join(
+            '<tr class="component"><td class="domain">%s</td><td>%s</td><td>%s</td>'
+            '<td>%s</td></tr>' % (esc(c["domain"]), esc(c["peer"]), esc(c["method"]),
+                                  esc(since(c["since"])))
+            for c in answer["components"])
+        s2s = s2s or '<tr><td colspan="8">none</td></tr>'
+        components = components or '<tr><td colspan="4">none</td></tr>'
+        body = ('<h1>Server-to-server and components</h1>'
+                '<h2>s2s streams (%d)</h2><table id="s2s"><tr><th>Direction</th><th>Local</th>'
+                '<th>Remote</th><th>Auth</th><th>Encrypted</th><th>Bidi</th><th>Peer</th>'
+                '<th>Since (UTC)</th></tr>%s</table>'
+                '<h2>Components (%d)</h2><table id="components"><tr><th>Domain</th>'
+                '<th>Peer</th><th>Auth</th><th>Since (UTC)</th></tr>%s</table>'
+                '<p>Clients: %d session(s) on %d connection(s).</p>'
+                % (len(answer["s2s"]), s2s, len(answer["components"]), components,
+                   answer["c2s"]["sessions"], answer["c2s"]["connections"]))
+        return self.page(request, session, "s2s and components", body)
 
     async def announcePage(self, request, session) -> bytes:
         options = "".join('<option value="%s">%s</option>' % (esc(d), esc(d))
@@ -456,6 +517,14 @@ class AdminConsole(resource.Resource):
         count = self.ops.endSessions(jid)
         return "Ended %d session(s) of %s." % (count, jid.full())
 
+    async def destroyRoom(self, request, session) -> str:
+        room = self.ops.room(self.field(request, "room"))
+        domain = self.ops.roomDomain(room)
+        if domain is None or not self.ops.isAdmin(session.jid, domain):
+            raise OperationError("you do not administer the rooms of %s" % (room.host,))
+        told = await self.ops.destroyRoom(room, self.field(request, "reason").strip() or None)
+        return "Destroyed %s (%d occupant(s) told)." % (room.full(), told)
+
     async def announce(self, request, session) -> str:
         domain = self.ops.servedDomain(self.field(request, "domain"))
         if not self.ops.isAdmin(session.jid, domain):
@@ -467,7 +536,8 @@ class AdminConsole(resource.Resource):
 
 #: GET paths and the method that renders each.
 PAGES = {"": "statusPage", "status.json": "statusJSON", "users": "usersPage",
-         "sessions": "sessionsPage", "rooms": "roomsPage", "announce": "announcePage"}
+         "sessions": "sessionsPage", "rooms": "roomsPage", "connections": "connectionsPage",
+         "announce": "announcePage"}
 
 #: POST paths: the method that acts, and the page to go back to.
 ACTIONS = {
@@ -476,6 +546,7 @@ ACTIONS = {
     "users/delete": ("deleteUser", "/admin/users"),
     "users/password": ("changePassword", "/admin/users"),
     "sessions/kick": ("kick", "/admin/sessions"),
+    "rooms/destroy": ("destroyRoom", "/admin/rooms"),
     "announce": ("announce", "/admin/announce"),
 }
 

@@ -21,6 +21,13 @@ Where things live:
     node keeps its own (set it on each node);
   - sessions, rooms and counters: what this node holds in memory.
 
+Rooms are the in-process MUC services' (C{"muc"} in C{server.modules}),
+reached without importing the feature: L{AdminOperations.destroyRoom}
+destroys a room of this process as its owner would (XEP-0045 §10.9), and
+refuses, saying where to go instead, a room of an external MUC component
+(XEP-0114: its occupants and storage are that process's) or one another
+cluster node holds.
+
 C{reloader}: the node's configuration reload, when one exists, is a
 callable set here (C{operations.reloader = f}, returning a Deferred or a
 value describing what changed); L{reload} calls it, and refuses while it
@@ -41,6 +48,7 @@ from twisted.words.xish import domish
 from xmppd.config.hosts import hostKey, hostSettings
 from xmppd.core.events import AccountEvent
 from xmppd.core.jid import InvalidJID, parseJID
+from xmppd.core.modules import ServiceRefused
 from xmppd.core.scram import InvalidPassword, makeCredentials
 from xmppd.storage.interfaces import DISABLED, NoSuchUser, UserExists
 
@@ -309,19 +317,112 @@ class AdminOperations:
             return []
         return list(ask(child))
 
+    def connections(self) -> dict:
+        """
+        The node's component and s2s connections, and how many clients are
+        online: what C{xmppctl connections} prints (see
+        L{xmppd.admin.service} for the shape) and the console's s2s page
+        shows.
+        """
+        return {
+            "time": self.server.clock.seconds(),
+            "components": [
+                {"domain": domain, "peer": peer, "method": "handshake", "since": since}
+                for domain, peer, since in self._child("components", lambda s: s.connections())],
+            "s2s": [dict(c) for c in self._child("s2s", lambda s: s.connections())],
+            "c2s": {"sessions": len(self.server.sessions),
+                    "connections": sum(
+                        len(f.streams) for f in self._child("c2s", lambda s: s.factories))},
+        }
+
+    # -- rooms -------------------------------------------------------------
+
+    def mucServices(self) -> list:
+        """
+        The MUC services running in this process (the C{"muc"} feature's,
+        one beside each served domain), found by what they offer: the core
+        never imports a feature (DESIGN §3).
+        """
+        return [child for child in self.server
+                if isinstance(getattr(child, "rooms", None), dict)
+                and callable(getattr(child, "destroyRoom", None))]
+
     def rooms(self) -> list[dict]:
-        """The MUC rooms this node holds in memory, with how many occupants each has."""
+        """
+        The MUC rooms this node holds in memory, with how many occupants
+        each has, and C{domain}: the served domain whose admins administer
+        the room.
+        """
         rows = []
-        for child in self.server:
-            rooms = getattr(child, "rooms", None)
-            if not isinstance(rooms, dict) or not hasattr(child, "settings"):
-                continue
-            for name, room in list(rooms.items()):
+        for child in self.mucServices():
+            for name, room in list(child.rooms.items()):
                 occupants = getattr(room, "occupants", {})
                 rows.append({"jid": f"{name}@{child.domain}", "occupants": len(occupants),
-                             "persistent": bool(getattr(getattr(room, "config", None),
-                                                        "persistent", False))})
+                             "persistent": bool(getattr(room, "config", {}).get(
+                                 "persistent", False)),
+                             "domain": getattr(child, "servedDomain", None)})
         return sorted(rows, key=lambda row: row["jid"])
+
+    def room(self, text: Any) -> JID:
+        """C{text} as a room's bare JID (room@conference.example.org)."""
+        if not isinstance(text, str) or not text.strip():
+            raise OperationError("expected a room's JID like room@conference.example.org")
+        try:
+            jid = parseJID(text.strip())
+        except InvalidJID:
+            raise OperationError(f"{text[:100]!r} is not a valid JID") from None
+        if not jid.user or jid.resource:
+            raise OperationError(f"{text[:100]} is not a room's JID "
+                                 f"(room@conference.example.org)")
+        return JID(tuple=(jid.user, jid.host, None))
+
+    def mucService(self, room: JID):
+        """
+        The in-process MUC service of C{room}'s domain; refused, saying
+        why, when its rooms are not this process's to destroy.
+        """
+        for child in self.mucServices():
+            if child.domain == room.host:
+                return child
+        components = self.server.config.components
+        if room.host in components.secrets or any(
+                domain == room.host
+                for domain, _, _ in self._child("components", lambda s: s.connections())):
+            raise OperationError(
+                f"{room.host} is an external component (XEP-0114): its rooms live in that "
+                f"process; destroy the room there, or as its owner from a client "
+                f"(XEP-0045 §10.9)")
+        raise OperationError(f"there is no MUC service {room.host} on this node")
+
+    def roomDomain(self, room: JID) -> str | None:
+        """The served domain whose admins administer C{room} (see L{mucService})."""
+        return getattr(self.mucService(room), "servedDomain", None)
+
+    async def destroyRoom(self, room: JID, reason: str | None = None,
+                          alternate: str | None = None) -> int:
+        """
+        Destroy C{room} as its owner would (XEP-0045 §10.9): its occupants
+        get unavailable presence with C{<destroy/>} and C{reason}, and it is
+        removed from memory and storage; how many occupants were told.
+
+        Only a MUC service of this process can do it: a room of an external
+        MUC component, or one another cluster node holds, is refused with
+        a line saying where to destroy it (never a silent no-op).
+        """
+        if reason is not None and not isinstance(reason, str):
+            raise OperationError("expected the reason as text")
+        if reason is not None and len(reason) > MAX_TEXT:
+            raise OperationError(f"the reason is longer than {MAX_TEXT} characters")
+        if alternate is not None:
+            alternate = self.room(alternate).full()
+        service = self.mucService(room)
+        try:
+            told = await service.destroyRoom(room.user, reason or None, alternate)
+        except ServiceRefused as e:
+            raise OperationError(str(e)) from None
+        self.log.info("admin: destroyed room {room} ({count} occupant(s) told)",
+                      room=room.full(), count=told)
+        return told
 
     # -- announcements and the message of the day --------------------------
 

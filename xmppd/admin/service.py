@@ -58,7 +58,7 @@ A callback is named by its module and qualified name
 C{"domain": "example.org"} in the request, only that domain is listed, and
 C{node} is left out; a domain that is not served is an error.
 
-C{sessions}, C{kick}, C{announce}, C{stats} and C{rooms} (issue 17) call
+C{sessions}, C{kick}, C{announce}, C{stats}, C{rooms} and C{destroy-room} (issue 17) call
 the node's admin operations (L{xmppd.admin.operations}), the same ones the
 ad-hoc commands call, and answer with what they return:
 
@@ -73,7 +73,15 @@ ad-hoc commands call, and answer with what they return:
     {"command": "stats"} -> {"ok": true, "users": {"registered": ..., "online": ...,
           "sessions": ..., "domains": {...}}, "rooms": 3, "occupants": 7, "s2s": 1, ...}
     {"command": "rooms"} -> {"ok": true, "rooms": [{"jid": "...", "occupants": 2,
-          "persistent": false}]}
+          "persistent": false, "domain": "example.org"}]}
+    {"command": "destroy-room", "room": "room@conference.example.org", "reason": "..."}
+      (reason optional) -> {"ok": true, "room": "...", "destroyed": true, "occupants": 2}
+
+C{destroy-room} destroys a room of this process's MUC service as its
+owner would (XEP-0045 §10.9: occupants get unavailable presence with
+C{<destroy/>} and the reason, the room leaves storage); a room of an
+external MUC component or held by another cluster node is refused, with
+where to destroy it instead (L{xmppd.admin.operations}).
 
 C{stats} waits on storage (the number of accounts): a command may answer
 later, and answers still go out in the order the requests came.  A
@@ -310,6 +318,7 @@ class AdminService(service.Service):
             "announce": self.announce,
             "stats": self.stats,
             "rooms": self.rooms,
+            "destroy-room": self.destroyRoom,
             "reload": self.reload,
         }
 
@@ -450,16 +459,7 @@ class AdminService(service.Service):
 
     def connections(self, request: dict) -> dict:
         """The component and s2s connections, and how many clients are online."""
-        return {
-            "time": self.clock.seconds(),
-            "components": [
-                {"domain": domain, "peer": peer, "method": "handshake", "since": since}
-                for domain, peer, since in self.child("components", lambda s: s.connections())],
-            "s2s": [dict(c) for c in self.child("s2s", lambda s: s.connections())],
-            "c2s": {"sessions": len(self.server.sessions),
-                    "connections": sum(
-                        len(f.streams) for f in self.child("c2s", lambda s: s.factories))},
-        }
+        return self.operations.connections()
 
     def hooks(self, request: dict) -> dict:
         """Who listens to which hook, in order: per served domain, and node-wide."""
@@ -501,6 +501,15 @@ class AdminService(service.Service):
     def rooms(self, request: dict) -> dict:
         """The MUC rooms held here, with their numbers of occupants."""
         return {"rooms": self.operations.rooms()}
+
+    async def destroyRoom(self, request: dict) -> dict:
+        """Destroy room C{room} (XEP-0045 §10.9), telling its occupants C{reason}."""
+        room = self.operations.room(request.get("room"))
+        reason = request.get("reason")
+        if reason is not None and not isinstance(reason, str):
+            raise Refused("reason: expected a string")
+        told = await self.operations.destroyRoom(room, reason)
+        return {"room": room.full(), "destroyed": True, "occupants": told}
 
     @staticmethod
     def servedDomain(wanted: Any, domains: list[str]) -> str:

@@ -26,6 +26,7 @@ L{xmppd.cli.hooks}, L{xmppd.cli.operate}, L{xmppd.cli.cluster} and L{xmppd.cli.a
     xmppctl [--config FILE] announce DOMAIN TEXT [--subject S] [--json]
     xmppctl [--config FILE] stats [--json]
     xmppctl [--config FILE] rooms [--json]
+    xmppctl [--config FILE] rooms destroy ROOMJID [--reason TEXT] [--json]
     xmppctl [--config FILE] cluster [--json]
     xmppctl [--config FILE] drain NODE [--undo] [--timeout SECONDS]
     xmppctl [--config FILE] reload [--json]
@@ -74,8 +75,8 @@ which hook, per served domain (or only C{--domain}) and node-wide, and
 prints each hook with its callbacks in the order they run, one a line, or
 with C{--json} the server's answer.
 
-C{sessions}, C{kick}, C{announce}, C{stats} and C{rooms} steer the
-running server the same way, calling the admin operations the ad-hoc
+C{sessions}, C{kick}, C{announce}, C{stats}, C{rooms} and C{rooms
+destroy} steer the running server the same way, calling the admin operations the ad-hoc
 commands call (L{xmppd.cli.operate}).
 
 C{cluster} lists the nodes of the cluster on the configuration's Redis,

@@ -1,7 +1,7 @@
 # -*- test-case-name: tests.test_ctl_operate -*-
 """
-C{xmppctl sessions}, C{kick JID}, C{announce DOMAIN TEXT}, C{stats} and
-C{rooms}: the running server, steered through its admin socket
+C{xmppctl sessions}, C{kick JID}, C{announce DOMAIN TEXT}, C{stats},
+C{rooms} and C{rooms destroy ROOMJID}: the running server, steered through its admin socket
 (C{admin.socket}, see L{xmppd.admin.service}), which calls the same admin
 operations as the ad-hoc commands (L{xmppd.admin.operations}).
 
@@ -10,6 +10,13 @@ operations as the ad-hoc commands (L{xmppd.admin.operations}).
     xmppctl announce DOMAIN TEXT [--subject S] [--json]
     xmppctl stats [--json]
     xmppctl rooms [--json]
+    xmppctl rooms destroy ROOMJID [--reason TEXT] [--json]
+
+C{rooms destroy} destroys a room of the server's in-process MUC service as
+its owner would (XEP-0045 §10.9): its occupants get unavailable presence
+with the reason, and it is removed from storage.  A room of an external
+MUC component, or one another cluster node holds, is refused with where to
+destroy it instead.
 
 Each prints readable lines, or with C{--json} the server's answer, one
 line.  When no server runs with this configuration it says so in one line
@@ -51,8 +58,18 @@ def addCommands(commands: Any) -> None:
     announce.add_argument("--subject", help="the message's subject")
     withJSON(commands.add_parser(
         "stats", help="users, sessions, rooms and connections of the running server"))
-    withJSON(commands.add_parser(
-        "rooms", help="the MUC rooms of the running server, with their occupants"))
+    rooms = withJSON(commands.add_parser(
+        "rooms", help="the MUC rooms of the running server, with their occupants; "
+                      "rooms destroy ROOMJID destroys one"))
+    actions = rooms.add_subparsers(dest="action", metavar="ACTION")
+    destroy = actions.add_parser(
+        "destroy", help="destroy a room: its occupants are sent out with the reason "
+                        "(XEP-0045 §10.9) and it is removed from storage")
+    # SUPPRESS: "rooms --json destroy R" keeps the --json given before the action.
+    destroy.add_argument("--json", action="store_true", default=argparse.SUPPRESS,
+                         help="print the server's answer as JSON")
+    destroy.add_argument("room", metavar="ROOMJID")
+    destroy.add_argument("--reason", metavar="TEXT", help="the reason its occupants are told")
 
 
 async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
@@ -66,8 +83,12 @@ async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
         request.update(domain=args.domain, text=args.text)
         if args.subject is not None:
             request["subject"] = args.subject
+    elif args.command == "rooms" and getattr(args, "action", None) == "destroy":
+        request = {"command": "destroy-room", "room": args.room}
+        if args.reason is not None:
+            request["reason"] = args.reason
     answer, raw = await askServer(config, reactor, request)
-    lines = [raw.decode("utf-8")] if args.json else FORMATS[args.command](answer)
+    lines = [raw.decode("utf-8")] if args.json else FORMATS[request["command"]](answer)
     for line in lines:
         say(line)
     return OK
@@ -125,6 +146,11 @@ def formatRooms(answer: dict) -> list[str]:
     return lines
 
 
+def formatDestroyed(answer: dict) -> list[str]:
+    return [f"destroyed {answer.get('room')} "
+            f"({_plural(answer.get('occupants', 0), 'occupant')} told)"]
+
+
 def table(header: list[str], rows: list[list[Any]]) -> list[str]:
     if not rows:
         return []
@@ -135,4 +161,4 @@ def table(header: list[str], rows: list[list[Any]]) -> list[str]:
 
 
 FORMATS = {"sessions": formatSessions, "kick": formatKick, "announce": formatAnnounce,
-           "stats": formatStats, "rooms": formatRooms}
+           "stats": formatStats, "rooms": formatRooms, "destroy-room": formatDestroyed}

@@ -23,6 +23,14 @@ from types import ModuleType
 from xmppd.config.registry import FEATURES
 
 
+class ServiceRefused(Exception):
+    """
+    A feature's service cannot do what the node's administrators asked of
+    it (L{xmppd.admin.operations} calls such services without importing
+    their feature); C{str()} is one line for the operator.
+    """
+
+
 def loadFeature(name: str) -> ModuleType:
     return importlib.import_module(FEATURES[name])
 
