@@ -11,6 +11,12 @@ top-level elements through a table, and the idle timeout: a stream with no
 traffic either way for C{s2s.idle_timeout} seconds is closed with the
 footer, as a stream that is simply no longer needed (RFC 6120 §4.4).
 
+What the peer sends is shaped (C{s2s.bytes_per_second},
+C{s2s.stanzas_per_second}, per stream, either direction): past them
+reading pauses until the bucket is out of debt, as for clients.  A
+server's rates are those of all its users talking to ours, so they are
+ten times a client's by default.
+
 Stanzas are accepted the same way in both directions (an outgoing stream
 carries stanzas back only when it is bidirectional, XEP-0288): each must
 be addressed C{to} a domain we serve (else C{host-unknown}, RFC 6120
@@ -122,6 +128,15 @@ class S2SStream(SharedInput, StreamBase):
             self.log.failure("Unexpected error on s2s stream {stream!r} ({peer})",
                              stream=self, peer=self.peerAddress)
             self.streamError("internal-server-error")
+            return
+        if self.byteBucket is not None and not self.closing:
+            self.shape(self.byteBucket.consume(len(data)))
+
+    def describeStream(self) -> str:
+        return "s2s stream %r" % (self,)
+
+    def onShaped(self) -> None:
+        self.service.server.metrics.reject("traffic_shaping")
 
     def onSendQueueOverflow(self) -> None:
         self.log.warn("Dropping s2s stream {stream!r} ({peer}): over {limit} bytes queued "
@@ -199,6 +214,8 @@ class S2SStream(SharedInput, StreamBase):
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
+        if self.stanzaBucket is not None:
+            self.shape(self.stanzaBucket.consume(1))
         key = (element.uri, element.name)
         method = self.elements.get(key)
         if method is not None:
