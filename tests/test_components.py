@@ -515,6 +515,23 @@ def test_shapingDefaults(harness):
     assert len(harness.local.stanzas) == 1000
 
 
+def test_componentThatDoesNotReadIsDropped(tmp_path):
+    """More than components.send_queue_limit bytes waiting for a component that does not read: aborted, counted."""
+    harness = Harness(tmp_path, {"max_stanza_size": 10000, "send_queue_limit": 10000},
+                      {"max_stanza_size": 10000, "max_stanza_size_unauthenticated": 8192,
+                       "send_queue_limit": 10000})
+    component = harness.connect().login()
+    component.stream.sendQueue.pauseProducing()  # its socket buffer is full
+    message = ("<message from='juliet@example.org/balcony' to='room@muc.example.org'>"
+               "<body>%s</body></message>" % ("x" * 4000,))
+    harness.router.route(parse(message))
+    harness.router.route(parse(message))
+    assert not component.transport.aborted
+    harness.router.route(parse(message))
+    assert component.transport.aborted
+    assert harness.server.metrics.rejected["send_queue_limit"] == 1
+
+
 def test_otherComponentNotDelivered(harness):
     """Each component gets only the stanzas for its own domain."""
     muc = harness.connect().login()

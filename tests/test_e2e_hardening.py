@@ -246,6 +246,38 @@ async def test_s2sSpoofedFrom(makeServer):
 
 
 @pytest_twisted.ensureDeferred
+async def test_s2sPeerThatNeverReadsIsDropped(makeServer):
+    """
+    A server that asks and asks (dialback verifications, answered without
+    state) and never reads the answers: once more than
+    limits.send_queue_limit bytes wait for it beyond the socket's buffers,
+    its connection is aborted instead of the node's memory growing.
+    """
+    node = await makeServer({
+        "s2s": {"listen": "tcp:0:interface=127.0.0.1", "require_encryption": False,
+                "bytes_per_second": 0, "stanzas_per_second": 0},
+        "limits": {"max_stanza_size": 10000, "max_stanza_size_unauthenticated": 8192,
+                   "send_queue_limit": 10000}})
+    service = node.service.getServiceNamed("s2s")
+    port = (await service.ready.addTimeout(TIMEOUT, reactor()))[0].getHost().port
+    peer = await connect(port, s2sHeader())
+    await peer.header()
+    [stream] = service.incoming
+    peer.transport.pauseProducing()  # never reads again
+    # Each answer repeats the id asked about: 4 KB out for each 4 KB in.
+    verify = (b"<db:verify from='%s' to='%s' id='%s'>k</db:verify>"
+              % (REMOTE.encode(), DOMAIN.encode(), b"i" * 4000))
+    for _ in range(int(TIMEOUT * 10)):
+        if stream not in service.incoming:
+            break
+        peer.transport.write(verify * 100)
+        await sleep(0.1)
+    assert stream not in service.incoming
+    assert service.server.metrics.rejected["send_queue_limit"] == 1
+    assert stream.transport.disconnected or stream.closing
+
+
+@pytest_twisted.ensureDeferred
 async def test_s2sConnectionsPerAddress(makeServer):
     """One connection more than limits.connections_per_ip from an address: a header, policy-violation."""
     node, port = await s2sNode(makeServer, connections_per_ip=2)
@@ -327,3 +359,36 @@ async def test_componentFloodIsSlowed(makeServer):
                             lambda: flood(peer, "bot@" + COMPONENT))
     assert not peer.closed.called
     assert stream.errorCondition is None
+
+
+# -- the HTTP service ---------------------------------------------------------------
+
+
+async def httpNode(makeServer, **http):
+    node = await makeServer({"http": http})
+    return node, node.node.httpPort
+
+
+@pytest_twisted.ensureDeferred
+async def test_httpSlowloris(makeServer):
+    """
+    A request head trickled a byte at a time (slowloris) gets 408 once
+    http.header_timeout has passed since it began, and the connection closes.
+    """
+    node, port = await httpNode(makeServer, header_timeout=1.0)
+    peer = await connect(port, b"GET /metrics HTTP/1.1\r\n")
+    while not peer.closed.called:
+        peer.transport.write(b"X")
+        await sleep(0.1)
+    data = await peer.closed.addTimeout(TIMEOUT, reactor())
+    assert data.startswith(b"HTTP/1.1 408 "), data
+
+
+@pytest_twisted.ensureDeferred
+async def test_httpOversizedBody(makeServer):
+    """A body announced over http.max_request_size gets 413 before it is read, and the connection closes."""
+    node, port = await httpNode(makeServer, max_request_size=1024)
+    peer = await connect(port, b"POST /metrics HTTP/1.1\r\nHost: localhost\r\n"
+                               b"Content-Length: 100000000\r\n\r\n")
+    data = await peer.closed.addTimeout(TIMEOUT, reactor())
+    assert data.startswith(b"HTTP/1.1 413 "), data

@@ -165,8 +165,8 @@ class ComponentStream(SharedInput, StreamBase):
     def streamClosing(self) -> None:
         self.factory.service.streamGone(self)
 
-    def onShaped(self) -> None:
-        self.factory.service.server.metrics.reject("traffic_shaping")
+    def rejected(self, limit: str) -> None:
+        self.factory.service.server.metrics.reject(limit)
 
     def sendHeader(self) -> None:
         self.streamId = self.factory.newStreamId()

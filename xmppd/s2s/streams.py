@@ -135,10 +135,11 @@ class S2SStream(SharedInput, StreamBase):
     def describeStream(self) -> str:
         return "s2s stream %r" % (self,)
 
-    def onShaped(self) -> None:
-        self.service.server.metrics.reject("traffic_shaping")
+    def rejected(self, limit: str) -> None:
+        self.service.server.metrics.reject(limit)
 
     def onSendQueueOverflow(self) -> None:
+        self.rejected("send_queue_limit")
         self.log.warn("Dropping s2s stream {stream!r} ({peer}): over {limit} bytes queued "
                       "unread", stream=self, peer=self.peerAddress,
                       limit=self.limits.sendQueueLimit)

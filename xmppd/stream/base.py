@@ -167,7 +167,7 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
                           bytes=self.limits.bytesPerSecond or "any",
                           stanzas=self.limits.stanzasPerSecond or "any",
                           event="abuse", limit="traffic_shaping")
-        self.onShaped()
+        self.rejected("traffic_shaping")
         self.pauseReading("shaping")
         self.timers["shape"] = self.clock.callLater(delay, self.endShaping)
 
@@ -185,8 +185,8 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
             return
         self.resumeReading("shaping")
 
-    def onShaped(self) -> None:
-        """Reading is paused by shaping (counted by the metrics of the stream's service)."""
+    def rejected(self, limit: str) -> None:
+        """Abuse caught by C{limit}, for the metrics of the stream's service (C{xmppd_rejected_total})."""
 
     def describeStream(self) -> str:
         """The stream, for a log line."""
@@ -209,6 +209,7 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
             self.transport.resumeProducing()
 
     def onSendQueueOverflow(self) -> None:
+        self.rejected("send_queue_limit")
         self.log.warn("Dropping component stream {domain} ({peer}): over {limit} bytes "
                       "queued unread", domain=self.domain, peer=self.peerAddress,
                       limit=self.limits.sendQueueLimit)
