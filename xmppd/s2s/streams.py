@@ -129,8 +129,8 @@ class S2SStream(SharedInput, StreamBase):
                              stream=self, peer=self.peerAddress)
             self.streamError("internal-server-error")
             return
-        if self.byteBucket is not None and not self.closing:
-            self.shape(self.byteBucket.consume(len(data)))
+        if not self.closing:
+            self.shapeRead(len(data))
 
     def describeStream(self) -> str:
         return "s2s stream %r" % (self,)
@@ -215,8 +215,7 @@ class S2SStream(SharedInput, StreamBase):
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
-        if self.stanzaBucket is not None:
-            self.shape(self.stanzaBucket.consume(1))
+        self.stanzasRead += 1
         key = (element.uri, element.name)
         method = self.elements.get(key)
         if method is not None:

@@ -12,8 +12,8 @@ C{s2s.*} or C{components.*} keys) works as for clients: a peer that sends
 faster than its rates has reading paused until its token bucket is out of
 debt, so it is slowed, never disconnected, and what it sent is all
 processed in order; what it can have in flight is what one read brings
-plus the kernel's buffers.  The cost is a counter per read and per
-stanza.  Reading is paused for several reasons at once (shaping, a
+plus the kernel's buffers.  The cost is an addition per stanza and a look
+at the buckets per read.  Reading is paused for several reasons at once (shaping, a
 sender's stanza still being processed); it resumes once none is left
 (L{pauseReading}, L{resumeReading}).
 """
@@ -103,6 +103,8 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
         self.stanzaBucket = rateBucket(limits.stanzasPerSecond, clock)
         #: Whether this stream was shaped at least once (logged once).
         self.shaped = False
+        #: Stanzas parsed from the read being handled (see L{shapeRead}).
+        self.stanzasRead = 0
 
     # -- connection ------------------------------------------------------
 
@@ -150,10 +152,26 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
                              domain=self.domain, peer=self.peerAddress)
             self.streamError("internal-server-error")
             return
-        if self.byteBucket is not None and not self.closing:
-            self.shape(self.byteBucket.consume(len(data)))
+        if not self.closing:
+            self.shapeRead(len(data))
 
     # -- traffic shaping -------------------------------------------------
+
+    def shapeRead(self, size: int) -> None:
+        """
+        After each read: take its C{size} bytes and the stanzas it held
+        (counted by L{onElement}, one addition each) from the buckets, and
+        pause reading while they are in debt.
+        """
+        delay = 0.0
+        if self.byteBucket is not None:
+            delay = self.byteBucket.consume(size)
+        if self.stanzasRead:
+            if self.stanzaBucket is not None:
+                delay = max(delay, self.stanzaBucket.consume(self.stanzasRead))
+            self.stanzasRead = 0
+        if delay > 0:
+            self.shape(delay)
 
     def shape(self, delay: float) -> None:
         """Stop reading for C{delay} seconds (the debt of a token bucket); nothing is dropped."""
@@ -307,8 +325,7 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
-        if self.stanzaBucket is not None:
-            self.shape(self.stanzaBucket.consume(1))
+        self.stanzasRead += 1
         if (element.uri, element.name) == (NS_STREAMS, "error"):
             self.onPeerStreamError(element)
             self.closeStream()
