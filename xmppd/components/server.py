@@ -38,6 +38,12 @@ the component's namespace is rewritten on the way in, and stanzas go out
 serialized without a namespace of their own, which on this stream means
 C{jabber:component:accept}.
 
+What a component sends is shaped like a client's, at its own rates
+(C{components.bytes_per_second}, C{components.stanzas_per_second}, a
+hundred times a client's): past them reading pauses until the bucket is
+out of debt, so a flooding component is slowed, never dropped
+(L{xmppd.stream.base}).
+
 A configured domain whose component is not connected has a placeholder
 route answering C{service-unavailable} (type C{wait}, as Prosody does),
 instead of the C{remote-server-not-found} of a domain nobody serves
