@@ -458,6 +458,80 @@ def test_stanzaDelivered(harness):
                     b"<body>hi</body></message>")
 
 
+def flood(count: int) -> str:
+    return "".join("<message from='room@muc.example.org' to='juliet@example.org'>"
+                   "<body>%d</body></message>" % n for n in range(count))
+
+
+def test_stanzaShaping(tmp_path, logged):
+    """
+    Past components.stanzas_per_second reading pauses (logged once per
+    stream, counted each time) and resumes when the bucket is out of debt;
+    every stanza is routed, in order, and the component stays connected.
+    """
+    harness = Harness(tmp_path, {"stanzas_per_second": 2})
+    component = harness.connect().login()
+    harness.reactor.advance(10)
+    component.send(flood(10))
+    assert [str(s.body) for s in harness.local.stanzas] == [str(n) for n in range(10)]
+    assert component.transport.producerState == "paused"
+    harness.reactor.advance(2.9)  # 10 stanzas, a burst of 4 at 2 a second: 3 s
+    assert component.transport.producerState == "paused"
+    harness.reactor.advance(0.2)
+    assert component.transport.producerState == "producing"
+    component.send(flood(10))
+    harness.reactor.advance(10)
+    assert component.transport.producerState == "producing"
+    assert not component.transport.disconnecting
+    assert harness.server.metrics.rejected["traffic_shaping"] == 2
+    [line] = [line for line in text(logged) if line.startswith("Slowing")]
+    assert line == ("Slowing component stream muc.example.org from 127.0.0.1:40001: it "
+                    "sends faster than 10485760 bytes or 2 stanzas a second (reading pauses)")
+
+
+def test_byteShaping(tmp_path):
+    """Past components.bytes_per_second reading pauses, before the handshake too."""
+    harness = Harness(tmp_path, {"bytes_per_second": 1024})
+    component = harness.connect()
+    component.start()
+    harness.reactor.advance(10)
+    component.send(b" " * 3048)
+    assert component.transport.producerState == "paused"
+    harness.reactor.advance(1)
+    assert component.transport.producerState == "producing"
+    reply = component.exchange("<handshake>%s</handshake>"
+                               % handshakeDigest(component.streamId, SECRET))
+    assert reply.names == ["handshake"]
+
+
+def test_shapingDefaults(harness):
+    """By default a component may send a hundred times a client's rates before it is slowed."""
+    limits, components = harness.config.limits, harness.config.components
+    assert (components.bytes_per_second, components.stanzas_per_second) == (10485760, 20000)
+    assert components.stanzas_per_second == 100 * limits.stanzas_per_second
+    component = harness.connect().login()
+    component.send(flood(1000))
+    assert component.transport.producerState == "producing"
+    assert len(harness.local.stanzas) == 1000
+
+
+def test_componentThatDoesNotReadIsDropped(tmp_path):
+    """More than components.send_queue_limit bytes waiting for a component that does not read: aborted, counted."""
+    harness = Harness(tmp_path, {"max_stanza_size": 10000, "send_queue_limit": 10000},
+                      {"max_stanza_size": 10000, "max_stanza_size_unauthenticated": 8192,
+                       "send_queue_limit": 10000})
+    component = harness.connect().login()
+    component.stream.sendQueue.pauseProducing()  # its socket buffer is full
+    message = ("<message from='juliet@example.org/balcony' to='room@muc.example.org'>"
+               "<body>%s</body></message>" % ("x" * 4000,))
+    harness.router.route(parse(message))
+    harness.router.route(parse(message))
+    assert not component.transport.aborted
+    harness.router.route(parse(message))
+    assert component.transport.aborted
+    assert harness.server.metrics.rejected["send_queue_limit"] == 1
+
+
 def test_otherComponentNotDelivered(harness):
     """Each component gets only the stanzas for its own domain."""
     muc = harness.connect().login()

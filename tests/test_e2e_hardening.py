@@ -16,8 +16,10 @@ import pytest_twisted
 from twisted.internet import defer, protocol
 from twisted.internet.endpoints import TCP4ClientEndpoint, connectProtocol
 
-from tests.e2e import DOMAIN, TIMEOUT, reactor
+from tests.e2e import DOMAIN, TIMEOUT, reactor, sleep
+from tests.s2shelpers import S2SReply
 from tests.streamhelpers import Reply
+from xmppd.components.server import handshakeDigest
 
 COMPONENT = "echo." + DOMAIN
 SECRET = "the echo component's secret"
@@ -49,10 +51,18 @@ class RawPeer(protocol.Protocol):
         return Reply(self.data[:self.data.index(b">", self.data.index(b"<stream:stream")) + 1]
                      ).header
 
+    async def until(self, needle: bytes) -> None:
+        """Wait (bounded) until the server has written C{needle}."""
+        while needle not in self.data:
+            if self.closed.called:
+                raise AssertionError("closed before %r: %r" % (needle, self.data))
+            self.more = defer.Deferred()
+            await self.more.addTimeout(TIMEOUT, reactor())
+
     async def streamError(self) -> str | None:
         """Wait (bounded) for the server to close; the condition of its stream error."""
         data = await self.closed.addTimeout(TIMEOUT, reactor())
-        reply = Reply(data)
+        reply = S2SReply(data)
         assert reply.closed, data
         return reply.streamError
 
@@ -81,6 +91,80 @@ async def s2sNode(makeServer, **limits):
                              "limits": limits})
     ports = await node.service.getServiceNamed("s2s").ready.addTimeout(TIMEOUT, reactor())
     return node, ports[0].getHost().port
+
+
+async def federatedNode(makeServer, **s2s):
+    """
+    A node whose s2s listener takes dialback without TLS, and whose
+    dialback questions are answered "valid" by a stub instead of the
+    authoritative server of L{REMOTE} (which does not exist): a raw peer
+    can then authenticate as L{REMOTE}.  Returns (node, s2s service, port).
+    """
+    node = await makeServer({"s2s": {"listen": "tcp:0:interface=127.0.0.1",
+                                     "require_encryption": False, **s2s}})
+    service = node.service.getServiceNamed("s2s")
+    ports = await service.ready.addTimeout(TIMEOUT, reactor())
+    service.verifyDialback = lambda local, remote, streamId, key: defer.succeed(True)
+    return node, service, ports[0].getHost().port
+
+
+async def dialbackPeer(port: int) -> RawPeer:
+    """A raw peer authenticated as L{REMOTE} to L{DOMAIN} with dialback."""
+    peer = await connect(port, s2sHeader())
+    await peer.header()
+    peer.transport.write(b"<db:result from='%s' to='%s'>a-key</db:result>"
+                         % (REMOTE.encode(), DOMAIN.encode()))
+    await peer.until(b"type='valid'")
+    return peer
+
+
+def counting(stream) -> list[int]:
+    """Count the stanzas C{stream} processes (routes) from now on, in C{[0]}."""
+    processed = [0]
+    process = stream.processStanza
+
+    def counted(stanza):
+        processed[0] += 1
+        process(stanza)
+    stream.processStanza = counted
+    return processed
+
+
+async def flowsWhileFlooded(node, service, processed: list[int], flood) -> None:
+    """
+    While a flood of stanzas (C{flood()} starts it, and returns how many)
+    is being read slowly, a user's message reaches another user: the flood
+    is slowed (reading paused, counted under traffic_shaping) and not all
+    processed yet, and it goes on.
+    """
+    await node.addUser("romeo")
+    await node.addUser("juliet")
+    romeo = await node.login("romeo")
+    juliet = await node.login("juliet", "balcony")
+    total = flood()
+    romeo.send(f"juliet@{DOMAIN}/balcony", "the flood does not drown me")
+    assert (await juliet.nextMessage())["body"] == "the flood does not drown me"
+    before = processed[0]
+    assert 0 < before < total
+    assert service.server.metrics.rejected["traffic_shaping"] >= 1
+    # Slowed, not stopped: more of the flood is read as time passes.
+    for _ in range(int(TIMEOUT * 10)):
+        if processed[0] > before:
+            break
+        await sleep(0.1)
+    assert processed[0] > before
+
+
+def flood(peer: RawPeer, sender: str, count: int = 10000) -> int:
+    """
+    Write C{count} headlines from C{sender} at once, to an account that
+    does not exist (each is dropped without a word once read): at 200 a
+    second they take the server most of a minute to read.
+    """
+    peer.transport.write(b"".join(
+        b"<message type='headline' from='%s' to='nobody@%s'><body>%d</body></message>"
+        % (sender.encode(), DOMAIN.encode(), n) for n in range(count)))
+    return count
 
 
 async def componentNode(makeServer, **limits):
@@ -112,6 +196,85 @@ async def test_s2sFloodBeforeAuthentication(makeServer):
     peer.transport.write(b"<message from='a@%s' to='b@%s'><body>%s</body></message>"
                          % (REMOTE.encode(), DOMAIN.encode(), b"x" * 30000))
     assert await peer.streamError() == "policy-violation"
+
+
+@pytest_twisted.ensureDeferred
+async def test_s2sFloodAfterDialbackIsSlowed(makeServer):
+    """
+    A server that floods stanzas after dialback is slowed to
+    s2s.stanzas_per_second (reading paused, not disconnected) while the
+    node's users keep talking; every stanza it sent is still read, slowly.
+    """
+    node, service, port = await federatedNode(makeServer, stanzas_per_second=200)
+    peer = await dialbackPeer(port)
+    [stream] = service.incoming
+    processed = counting(stream)
+    await flowsWhileFlooded(node, service, processed,
+                            lambda: flood(peer, "romeo@" + REMOTE))
+    assert not peer.closed.called
+    assert stream.errorCondition is None
+
+
+@pytest_twisted.ensureDeferred
+async def test_s2sByteFloodBeforeAuthenticationIsSlowed(makeServer):
+    """
+    Bytes that make no stanza (whitespace) before authentication are
+    shaped by s2s.bytes_per_second too: the peer is slowed, not dropped.
+    """
+    node, service, port = await federatedNode(makeServer, bytes_per_second=1024)
+    peer = await connect(port, s2sHeader())
+    await peer.header()
+    peer.transport.write(b" " * 65536)
+    metrics = service.server.metrics
+    for _ in range(int(TIMEOUT * 10)):
+        if metrics.rejected.get("traffic_shaping"):
+            break
+        await sleep(0.1)
+    [stream] = service.incoming
+    assert "shaping" in stream.readPauses
+    assert not peer.closed.called
+
+
+@pytest_twisted.ensureDeferred
+async def test_s2sSpoofedFrom(makeServer):
+    """A stanza from a domain not authenticated on the stream: invalid-from, then closed."""
+    node, service, port = await federatedNode(makeServer)
+    peer = await dialbackPeer(port)
+    peer.transport.write(b"<message from='mallory@elsewhere.example' to='juliet@%s'>"
+                         b"<body>trust me</body></message>" % (DOMAIN.encode(),))
+    assert await peer.streamError() == "invalid-from"
+
+
+@pytest_twisted.ensureDeferred
+async def test_s2sPeerThatNeverReadsIsDropped(makeServer):
+    """
+    A server that asks and asks (dialback verifications, answered without
+    state) and never reads the answers: once more than
+    limits.send_queue_limit bytes wait for it beyond the socket's buffers,
+    its connection is aborted instead of the node's memory growing.
+    """
+    node = await makeServer({
+        "s2s": {"listen": "tcp:0:interface=127.0.0.1", "require_encryption": False,
+                "bytes_per_second": 0, "stanzas_per_second": 0},
+        "limits": {"max_stanza_size": 10000, "max_stanza_size_unauthenticated": 8192,
+                   "send_queue_limit": 10000}})
+    service = node.service.getServiceNamed("s2s")
+    port = (await service.ready.addTimeout(TIMEOUT, reactor()))[0].getHost().port
+    peer = await connect(port, s2sHeader())
+    await peer.header()
+    [stream] = service.incoming
+    peer.transport.pauseProducing()  # never reads again
+    # Each answer repeats the id asked about: 4 KB out for each 4 KB in.
+    verify = (b"<db:verify from='%s' to='%s' id='%s'>k</db:verify>"
+              % (REMOTE.encode(), DOMAIN.encode(), b"i" * 4000))
+    for _ in range(int(TIMEOUT * 10)):
+        if stream not in service.incoming:
+            break
+        peer.transport.write(verify * 100)
+        await sleep(0.1)
+    assert stream not in service.incoming
+    assert service.server.metrics.rejected["send_queue_limit"] == 1
+    assert stream.transport.disconnected or stream.closing
 
 
 @pytest_twisted.ensureDeferred
@@ -167,3 +330,65 @@ async def test_componentNegotiationDeadline(makeServer):
     peer = await connect(port, componentHeader())
     assert re.match(r"\S+-c", (await peer.header())["id"])
     assert await peer.streamError() == "connection-timeout"
+
+
+async def componentLogin(port: int) -> RawPeer:
+    """A raw component authenticated for L{COMPONENT} with the right handshake."""
+    peer = await connect(port, componentHeader())
+    streamId = (await peer.header())["id"]
+    peer.transport.write(b"<handshake>%s</handshake>" % handshakeDigest(streamId, SECRET).encode())
+    await peer.until(b"<handshake/>")
+    return peer
+
+
+@pytest_twisted.ensureDeferred
+async def test_componentFloodIsSlowed(makeServer):
+    """
+    A component that floods is slowed to components.stanzas_per_second
+    (reading paused, not disconnected) while the node's users keep talking.
+    """
+    node = await makeServer({"components": {"listen": "tcp:0:interface=127.0.0.1",
+                                            "secrets": {COMPONENT: SECRET},
+                                            "stanzas_per_second": 200}})
+    service = node.service.getServiceNamed("components")
+    port = (await service.ready.addTimeout(TIMEOUT, reactor())).getHost().port
+    peer = await componentLogin(port)
+    stream = service.streams[COMPONENT]
+    processed = counting(stream)
+    await flowsWhileFlooded(node, service, processed,
+                            lambda: flood(peer, "bot@" + COMPONENT))
+    assert not peer.closed.called
+    assert stream.errorCondition is None
+
+
+# -- the HTTP service ---------------------------------------------------------------
+
+
+async def httpNode(makeServer, **http):
+    node = await makeServer({"http": http})
+    return node, node.node.httpPort
+
+
+@pytest_twisted.ensureDeferred
+async def test_httpSlowloris(makeServer):
+    """
+    A request head trickled a byte at a time (slowloris) gets 408 once
+    http.header_timeout has passed since it began, and the connection closes.
+    """
+    node, port = await httpNode(makeServer, header_timeout=1.0)
+    peer = await connect(port, b"GET /metrics HTTP/1.1\r\n")
+    while not peer.closed.called:
+        peer.transport.write(b"X")
+        await sleep(0.1)
+    data = await peer.closed.addTimeout(TIMEOUT, reactor())
+    assert data.startswith(b"HTTP/1.1 408 "), data
+
+
+@pytest_twisted.ensureDeferred
+async def test_httpOversizedBody(makeServer):
+    """A body announced over http.max_request_size gets 413 before it is read, and the connection closes."""
+    node, port = await httpNode(makeServer, max_request_size=1024)
+    peer = await connect(port, b"POST /metrics HTTP/1.1\r\nHost: localhost\r\n"
+                               b"Content-Length: 100000000\r\n\r\n")
+    data = await peer.closed.addTimeout(TIMEOUT, reactor())
+    assert data.startswith(b"HTTP/1.1 413 "), data

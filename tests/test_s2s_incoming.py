@@ -574,3 +574,86 @@ def test_connectionsPerAddress(tmp_path):
     first.disconnect()
     assert harness.incoming().start().streamError is None
     assert second.start().streamError is None
+
+
+# -- traffic shaping (s2s.bytes_per_second, s2s.stanzas_per_second) -----------
+
+
+def test_byteShapingBeforeAuthentication(tmp_path):
+    """
+    A peer sending more than s2s.bytes_per_second before it authenticates
+    (whitespace costs nothing else) has reading paused until its bucket is
+    out of debt, then resumed: slowed, not disconnected.
+    """
+    harness = Harness(tmp_path, s2s={"bytes_per_second": 1024})
+    peer = harness.incoming()
+    peer.start()
+    harness.clock.advance(10)  # a full bucket: 2048 bytes
+    peer.send(b" " * 5048)
+    assert peer.transport.producerState == "paused"
+    assert harness.server.metrics.rejected["traffic_shaping"] == 1
+    harness.clock.advance(2.9)
+    assert peer.transport.producerState == "paused"
+    harness.clock.advance(0.2)
+    assert peer.transport.producerState == "producing"
+    assert not peer.closed
+    assert peer.exchange(message()).streamError == "not-authorized"
+
+
+def test_stanzaShapingAfterAuthentication(tmp_path):
+    """Past s2s.stanzas_per_second an authenticated peer is paused; every stanza it sent is routed."""
+    harness = Harness(tmp_path, s2s={"stanzas_per_second": 1})
+    peer = harness.incoming().authenticate()
+    harness.clock.advance(10)
+    peer.send(message(body="1") + message(body="2") + message(body="3") + message(body="4"))
+    assert [str(s.body) for s in harness.stanzasFor(DOMAIN)] == ["1", "2", "3", "4"]
+    assert peer.transport.producerState == "paused"
+    harness.clock.advance(2)
+    assert peer.transport.producerState == "producing"
+    assert not peer.closed
+
+
+def test_shapingDefaults(harness):
+    """By default a server may send ten times a client's rates before it is slowed."""
+    limits, s2s = harness.config.limits, harness.config.s2s
+    assert (s2s.bytes_per_second, s2s.stanzas_per_second) == (1048576, 2000)
+    assert s2s.bytes_per_second >= 10 * limits.bytes_per_second
+    assert s2s.stanzas_per_second == 10 * limits.stanzas_per_second
+    peer = harness.incoming().authenticate()
+    peer.send(message() * 100)
+    assert peer.transport.producerState == "producing"
+    assert len(harness.stanzasFor(DOMAIN)) == 100
+
+
+def test_shapingDisabled(tmp_path):
+    """0 switches shaping off: no bucket, nothing counted."""
+    harness = Harness(tmp_path, s2s={"bytes_per_second": 0, "stanzas_per_second": 0})
+    peer = harness.incoming().authenticate()
+    assert peer.stream.byteBucket is None and peer.stream.stanzaBucket is None
+    peer.send(message() * 5000)
+    assert peer.transport.producerState == "producing"
+    assert "traffic_shaping" not in harness.server.metrics.rejected
+
+
+def test_shapingEndsWhileStanzasWait(tmp_path):
+    """
+    Reading paused by shaping and by a sender's stanzas still being
+    processed resumes only once neither holds it back, whichever ends first.
+    """
+    harness = Harness(tmp_path, s2s={"stanzas_per_second": 1})
+    peer = harness.incoming().authenticate()
+    stream = peer.stream
+    harness.clock.advance(10)
+    stream.pauseInput()  # a sender's stanza is being processed
+    peer.send(message() * 4)
+    assert stream.readPauses == {"backlog", "shaping"}
+    harness.clock.advance(5)
+    assert peer.transport.producerState == "paused"
+    stream.resumeInput()
+    assert peer.transport.producerState == "producing"
+    peer.send(message() * 4)
+    stream.pauseInput()
+    stream.resumeInput()
+    assert peer.transport.producerState == "paused"
+    harness.clock.advance(5)
+    assert peer.transport.producerState == "producing"

@@ -44,7 +44,7 @@ from twisted.python.failure import Failure
 from xmppd.c2s.drain import Drain
 from xmppd.cluster import keys
 from xmppd.config.schema import splitEndpoint
-from xmppd.storage.redisclient import CONNECT_TIMEOUT
+from xmppd.storage.redisclient import CONNECT_TIMEOUT, RECONNECT_MAX_DELAY, watchLink
 
 #: Seconds an answer waits in Redis for the C{xmppctl} that asked.
 REPLY_TTL = 60
@@ -157,6 +157,8 @@ class ControlService(service.Service):
                                      username=address.username, convertNumbers=False)
         factory.control = self
         factory.reconnect = True
+        factory.maxDelay = RECONNECT_MAX_DELAY
+        watchLink(factory, address)
         self.subscriber = factory
         factory.startConnecting(txredisapi._makeEndpoint(
             address.host, address.port, CONNECT_TIMEOUT,

@@ -41,7 +41,6 @@ from twisted.logger import Logger
 from xmppd.config import Config, ConfigError, loadConfig
 from xmppd.config.schema import options
 from xmppd.core.local import addDomain, removeDomain
-from xmppd.stream.base import StreamLimits
 from xmppd.stream.tls import (TLSConfigError, ensureCertificate, hostCertificates,
                               serverContextFactory)
 
@@ -187,11 +186,8 @@ def apply(server, reloadPlan: Plan, tls: dict) -> defer.Deferred:
         s2s.clientTLS.adopt(tls["s2s"][1])
     limits = config.limits
     if s2s is not None:
-        s2s.limits = StreamLimits(
-            maxStanzaSize=limits.max_stanza_size,
-            maxStanzaSizeUnauthenticated=limits.max_stanza_size_unauthenticated,
-            maxDepth=limits.max_depth, negotiationTimeout=limits.negotiation_timeout,
-            sendQueueLimit=limits.send_queue_limit)
+        from xmppd.s2s.service import streamLimits
+        s2s.limits = streamLimits(config)
     if config.log.verbose != (server.traffic is not None):
         from xmppd.stream.traffic import TrafficLog
         server.traffic = TrafficLog() if config.log.verbose else None

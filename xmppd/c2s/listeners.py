@@ -28,7 +28,7 @@ from xmppd.stream.listening import ListeningService
 from xmppd.stream.elements import NS_CLIENT, PREFIXES, PREFIXES_IN_SCOPE, streamErrorElement
 from xmppd.config.hosts import allHostSettings
 from xmppd.core.metrics import Sample
-from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket
+from xmppd.stream.limits import AuthFailureTracker, PeerCounter, TokenBucket, rateBucket
 
 
 class RefusingProtocol(protocol.Protocol):
@@ -117,7 +117,7 @@ class C2SFactory(protocol.ServerFactory):
 
     def makeBucket(self, rate: float) -> TokenBucket | None:
         # A burst of two seconds' worth lets normal traffic through unshaped.
-        return TokenBucket(rate, 2 * rate, self.clock) if rate else None
+        return rateBucket(rate, self.clock)
 
     def newStreamId(self) -> str:
         # RFC 6120 §4.7.3: unpredictable (the random part) and non-repeating

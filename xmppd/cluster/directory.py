@@ -60,6 +60,7 @@ from zope.interface import implementer
 from xmppd.cluster import keys
 from xmppd.core.jid import InvalidJID, parseJID
 from xmppd.core.sessions import AccountSessions, ISessionDirectory, ISessionView, Session, SessionView
+from xmppd.storage.redisclient import logFailure
 
 _setSlot = object.__setattr__
 
@@ -242,7 +243,7 @@ class ClusterDirectory:
         def failed(failure):
             waiting = self._waiting.pop(token, None)
             if waiting is not None:
-                self.log.failure("Binding {jid} in Redis failed", failure, jid=jid.full())
+                logFailure(self.log, failure, "Binding {jid} in Redis failed", jid=jid.full())
                 waiting[1].errback(failure)
 
         self.whenReady().addCallback(claim).addErrback(failed)
@@ -254,8 +255,8 @@ class ClusterDirectory:
         self._remove(session)
         self._eval(UNBIND, (keys.SESSIONS, keys.SEQ),
                    self._changeArgs(session.jid.full(), session.token)).addErrback(
-            lambda f: self.log.failure("Unbinding {jid} in Redis failed", f,
-                                       jid=session.jid.full()))
+            lambda f: logFailure(self.log, f, "Unbinding {jid} in Redis failed",
+                                  jid=session.jid.full()))
 
     def get(self, jid: JID):
         account = self._byBare.get(jid.userhost())
@@ -295,8 +296,8 @@ class ClusterDirectory:
         d = self._eval(STATE, (keys.SESSIONS, keys.SEQ),
                        self._changeArgs(session.jid.full(), session.token)
                        + [int(session.available), session.priority, int(session.carbons)])
-        d.addCallbacks(lambda _: None, lambda f: self.log.failure(
-            "Writing the state of {jid} in Redis failed", f, jid=session.jid.full()))
+        d.addCallbacks(lambda _: None, lambda f: logFailure(
+            self.log, f, "Writing the state of {jid} in Redis failed", jid=session.jid.full()))
         return d
 
     def terminate(self, session, condition: str, text: str | None = None) -> None:
@@ -397,7 +398,7 @@ class ClusterDirectory:
         self._buffer = []
         d = self._eval(SNAPSHOT, (keys.SESSIONS, keys.SEQ), ())
         d.addCallback(self._snapshot)
-        d.addErrback(lambda f: self.log.failure("Directory snapshot failed", f))
+        d.addErrback(lambda f: logFailure(self.log, f, "Directory snapshot failed"))
         return d
 
     def unsubscribed(self) -> None:

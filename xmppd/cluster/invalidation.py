@@ -24,6 +24,7 @@ from zope.interface import implementer
 
 from xmppd.cluster import keys
 from xmppd.core.invalidation import IInvalidation
+from xmppd.storage.redisclient import logFailure
 
 
 @implementer(IInvalidation)
@@ -46,7 +47,7 @@ class ClusterInvalidation:
             return
         self.redis.publish(keys.INVALIDATE_CHANNEL,
                            "%s %s %s" % (self.node, kind, account)).addErrback(
-            lambda f: self.log.failure("Publishing a change of {kind} failed", f, kind=kind))
+            lambda f: logFailure(self.log, f, "Publishing a change of {kind} failed", kind=kind))
 
     def listen(self, kind: str, callback: Callable[[str], None]) -> None:
         self.listeners.setdefault(kind, []).append(callback)

@@ -48,6 +48,7 @@ from twisted.internet import defer, task
 from twisted.logger import Logger
 
 from xmppd.core.rendezvous import choose, salt
+from xmppd.storage.redisclient import logFailure
 
 #: Every lease key starts with this (the cluster's keys are under "xmppd:").
 LEASE_PREFIX = "xmppd:lease:"
@@ -271,7 +272,7 @@ class RoomOwnership:
     def _renewRound(self):
         # A failing round must not stop the loop (LoopingCall stops on an error).
         return self.renewAll().addErrback(
-            lambda f: self.log.failure("Renewing room leases", f))
+            lambda f: logFailure(self.log, f, "Renewing room leases"))
 
     @defer.inlineCallbacks
     def stop(self):

@@ -31,7 +31,7 @@ from xmppd.cluster.transport import Transport, relayed
 from xmppd.config.redisurl import RedisAddress, parseRedisURL
 from xmppd.config.sections import DEFAULT_CLUSTER_REDIS
 from xmppd.core.hooks import COPY
-from xmppd.storage.redisclient import CONNECT_TIMEOUT, connectRedis
+from xmppd.storage.redisclient import CONNECT_TIMEOUT, connectRedis, logFailure, watchLink
 
 
 #: What L{ClusterService.secretResult} is while the secret is being read.
@@ -54,7 +54,7 @@ class _Subscriber(txredisapi.SubscriberProtocol):
         d = defer.maybeDeferred(txredisapi.SubscriberProtocol.connectionMade, self)
         d.addCallback(lambda _: self.subscribe([keys.DIRECTORY_CHANNEL, keys.INVALIDATE_CHANNEL]))
         d.addCallback(lambda _: self.factory.cluster.subscribed(self))
-        d.addErrback(lambda f: self.factory.cluster.log.failure("Subscribing failed", f))
+        d.addErrback(lambda f: logFailure(self.factory.cluster.log, f, "Subscribing failed"))
         return d
 
     def messageReceived(self, pattern, channel, message):
@@ -140,6 +140,7 @@ class ClusterService(service.Service):
         factory.cluster = self
         factory.reconnect = True
         self._paceReconnection(factory)
+        watchLink(factory, self.address)
         self.subscriber = factory
         factory.startConnecting(txredisapi._makeEndpoint(
             self.address.host, self.address.port, CONNECT_TIMEOUT,
@@ -168,7 +169,7 @@ class ClusterService(service.Service):
             try:
                 yield self.checkNodes()
             except Exception:
-                self.log.failure("Reading the live nodes failed")
+                logFailure(self.log, Failure(), "Reading the live nodes failed")
         self.transport.rerouteEntries(entries or [])
         self.transport.start()
         self.beating = task.LoopingCall(self._tick)
@@ -240,7 +241,7 @@ class ClusterService(service.Service):
         d = self._beat()
         d.addErrback(self._beatFailed)
         d.addCallback(lambda _: self.checkNodes())
-        d.addErrback(lambda f: self.log.failure("Cluster heartbeat failed", f))
+        d.addErrback(lambda f: logFailure(self.log, f, "Cluster heartbeat failed"))
         # Never return the Deferred: a slow Redis must not stop the loop.
 
     @defer.inlineCallbacks
@@ -343,13 +344,13 @@ class ClusterService(service.Service):
                 # Settled inbox entries go before the heartbeat does.
                 yield self.transport.stop()
             except Exception:
-                self.log.failure("Stopping the cluster transport failed")
+                logFailure(self.log, Failure(), "Stopping the cluster transport failed")
         redis = self.directory.redis
         try:
             # Others reap this node at their next check and route its inbox again.
             yield redis.delete(keys.heartbeatKey(self.node))
         except Exception:
-            self.log.failure("Removing the heartbeat failed")
+            logFailure(self.log, Failure(), "Removing the heartbeat failed")
         if self.subscriber is not None:
             yield self.subscriber.disconnect()
         for connection in self.connections:

@@ -87,12 +87,14 @@ from __future__ import annotations
 
 from twisted.internet import defer, task
 from twisted.logger import Logger
+from twisted.python.failure import Failure
 
 from xmppd.cluster import keys
 from xmppd.core.ordering import whenLetGo
 from xmppd.core.prepared import Prepared
 from xmppd.core.stanzas import (Confirmation, StanzaText, acknowledgeAfter, errorReply, meta,
                                  marks)
+from xmppd.storage.redisclient import logFailure
 from xmppd.stream.serializer import serialize
 from xmppd.stream.xmlparser import parseStored
 
@@ -409,8 +411,8 @@ class Transport:
         # for many (a room's message, text only) has no sender to tell: the
         # log line counts it.
         records = list(copies(records))
-        self.log.failure("{count} stanza(s) for node {node} could not be forwarded",
-                         failure, count=len(records), node=node)
+        logFailure(self.log, failure, "{count} stanza(s) for node {node} could not be forwarded",
+                   count=len(records), node=node)
         for record in records:
             stanza = record[3]
             if not isinstance(stanza, str):
@@ -474,7 +476,8 @@ class Transport:
             except Exception:
                 if not self.running:
                     return
-                self.log.failure("Reading inbox {inbox} failed; retrying", inbox=self.inbox)
+                logFailure(self.log, Failure(), "Reading inbox {inbox} failed; retrying",
+                           inbox=self.inbox)
                 yield task.deferLater(self.clock, 1.0, lambda: None)
                 continue
             if not reply or not self.running:
@@ -528,6 +531,6 @@ class Transport:
         if not ids:
             return defer.succeed(None)
         d = self.redis.execute_command("XDEL", self.inbox, *ids)
-        d.addErrback(lambda f: self.log.failure(
-            "Deleting settled entries of {inbox} failed", f, inbox=self.inbox))
+        d.addErrback(lambda f: logFailure(
+            self.log, f, "Deleting settled entries of {inbox} failed", inbox=self.inbox))
         return d

@@ -38,6 +38,12 @@ the component's namespace is rewritten on the way in, and stanzas go out
 serialized without a namespace of their own, which on this stream means
 C{jabber:component:accept}.
 
+What a component sends is shaped like a client's, at its own rates
+(C{components.bytes_per_second}, C{components.stanzas_per_second}, a
+hundred times a client's): past them reading pauses until the bucket is
+out of debt, so a flooding component is slowed, never dropped
+(L{xmppd.stream.base}).
+
 A configured domain whose component is not connected has a placeholder
 route answering C{service-unavailable} (type C{wait}, as Prosody does),
 instead of the C{remote-server-not-found} of a domain nobody serves
@@ -110,6 +116,16 @@ class ComponentsConfig:
     send_queue_limit: int = option(
         16777216, integer(minimum=10000),
         "bytes queued for a component that does not read before it is disconnected")
+    # A component (a MUC service, a gateway) speaks for many users, and is
+    # usually on loopback: a hundred times a client's rates.
+    bytes_per_second: int = option(
+        10485760, integer(minimum=1024, zeroDisables=True),
+        "bytes read per second on one component connection (reading pauses, "
+        "nothing is dropped); 0 disables")
+    stanzas_per_second: int = option(
+        20000, integer(minimum=1, zeroDisables=True),
+        "stanzas read per second on one component connection (reading pauses); "
+        "0 disables")
 
     def validate(self) -> None:
         for domain in self.balance:
@@ -154,6 +170,9 @@ class ComponentStream(SharedInput, StreamBase):
 
     def streamClosing(self) -> None:
         self.factory.service.streamGone(self)
+
+    def rejected(self, limit: str) -> None:
+        self.factory.service.server.metrics.reject(limit)
 
     def sendHeader(self) -> None:
         self.streamId = self.factory.newStreamId()
@@ -364,7 +383,9 @@ class ComponentService(service.Service):
             maxStanzaSizeUnauthenticated=config.limits.max_stanza_size_unauthenticated,
             maxDepth=config.limits.max_depth,
             negotiationTimeout=config.limits.negotiation_timeout,
-            sendQueueLimit=components.send_queue_limit)
+            sendQueueLimit=components.send_queue_limit,
+            bytesPerSecond=components.bytes_per_second,
+            stanzasPerSecond=components.stanzas_per_second)
         #: Domain -> its authenticated stream (domains not balanced).
         self.streams: dict[str, ComponentStream] = {}
         #: Balanced domain -> the route over its connections, while any is up.

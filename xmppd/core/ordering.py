@@ -288,7 +288,9 @@ class SharedInput:
     components) mixes in to process each sender's stanzas in order
     (L{Senders}): it calls L{processInOrder} where it used to route a
     checked stanza, and provides C{processStanza} (the routing), C{clock},
-    C{closing}, C{transport} and C{streamError}.  The L{Senders} is made
+    C{closing}, C{pauseReading} and C{resumeReading} (reading paused for
+    several reasons at once, L{xmppd.stream.base.StreamBase}) and
+    C{streamError}.  The L{Senders} is made
     at the first stanza; stanzas that wait are dropped on a stream error.
     """
 
@@ -307,12 +309,11 @@ class SharedInput:
         senders.receive(sender, stanza)
 
     def pauseInput(self) -> None:
-        if not self.closing:
-            self.transport.pauseProducing()
+        self.pauseReading("backlog")
 
     def resumeInput(self) -> None:
-        if not self.closing:
-            self.transport.resumeProducing()
+        # Traffic shaping may still hold reading back.
+        self.resumeReading("backlog")
 
     def onInputOverflow(self) -> None:
         self.streamError("policy-violation", "too many stanzas sent while some are processed")

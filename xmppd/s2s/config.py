@@ -97,6 +97,16 @@ class S2SConfig:
     idle_timeout: float = option(
         600.0, number(minimum=0),
         "seconds without traffic after which a stream is closed; 0 never closes one")
+    # A server speaks for all its users who talk to ours: ten times a
+    # client's rates (limits.bytes_per_second, limits.stanzas_per_second).
+    bytes_per_second: int = option(
+        1048576, integer(minimum=1024, zeroDisables=True),
+        "bytes read per second on one server-to-server stream (reading pauses, "
+        "nothing is dropped); 0 disables")
+    stanzas_per_second: int = option(
+        2000, integer(minimum=1, zeroDisables=True),
+        "stanzas read per second on one server-to-server stream (reading "
+        "pauses); 0 disables")
     bidi: bool = option(
         True, boolean(),
         "bidirectional streams (XEP-0288): offer them to other servers and ask "

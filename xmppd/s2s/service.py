@@ -50,6 +50,19 @@ from xmppd.stream.limits import PeerCounter
 from xmppd.s2s.verify import CertificateCheck, ClientCreator, ServerCreator, TrustStore, peerChain
 
 
+def streamLimits(config) -> StreamLimits:
+    """What one s2s stream may cost: C{[limits]} as for clients, C{s2s.*} rates."""
+    limits = config.limits
+    return StreamLimits(
+        maxStanzaSize=limits.max_stanza_size,
+        maxStanzaSizeUnauthenticated=limits.max_stanza_size_unauthenticated,
+        maxDepth=limits.max_depth,
+        negotiationTimeout=limits.negotiation_timeout,
+        sendQueueLimit=limits.send_queue_limit,
+        bytesPerSecond=config.s2s.bytes_per_second,
+        stanzasPerSecond=config.s2s.stanzas_per_second)
+
+
 @implementer(IRoute)
 class S2SService(ListeningService):
     """
@@ -80,12 +93,7 @@ class S2SService(ListeningService):
         self.connectTimeout = s2s.connect_timeout
         self.idleTimeout = s2s.idle_timeout
         self.bidi = s2s.bidi
-        self.limits = StreamLimits(
-            maxStanzaSize=limits.max_stanza_size,
-            maxStanzaSizeUnauthenticated=limits.max_stanza_size_unauthenticated,
-            maxDepth=limits.max_depth,
-            negotiationTimeout=limits.negotiation_timeout,
-            sendQueueLimit=limits.send_queue_limit)
+        self.limits = streamLimits(config)
         #: Incoming connections per address (limits.connections_per_ip, as
         #: for clients): one address cannot hold every socket of the node.
         self.peers = PeerCounter(limits.connections_per_ip)

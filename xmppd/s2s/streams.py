@@ -11,6 +11,12 @@ top-level elements through a table, and the idle timeout: a stream with no
 traffic either way for C{s2s.idle_timeout} seconds is closed with the
 footer, as a stream that is simply no longer needed (RFC 6120 §4.4).
 
+What the peer sends is shaped (C{s2s.bytes_per_second},
+C{s2s.stanzas_per_second}, per stream, either direction): past them
+reading pauses until the bucket is out of debt, as for clients.  A
+server's rates are those of all its users talking to ours, so they are
+ten times a client's by default.
+
 Stanzas are accepted the same way in both directions (an outgoing stream
 carries stanzas back only when it is bidirectional, XEP-0288): each must
 be addressed C{to} a domain we serve (else C{host-unknown}, RFC 6120
@@ -122,8 +128,18 @@ class S2SStream(SharedInput, StreamBase):
             self.log.failure("Unexpected error on s2s stream {stream!r} ({peer})",
                              stream=self, peer=self.peerAddress)
             self.streamError("internal-server-error")
+            return
+        if not self.closing:
+            self.shapeRead(len(data))
+
+    def describeStream(self) -> str:
+        return "s2s stream %r" % (self,)
+
+    def rejected(self, limit: str) -> None:
+        self.service.server.metrics.reject(limit)
 
     def onSendQueueOverflow(self) -> None:
+        self.rejected("send_queue_limit")
         self.log.warn("Dropping s2s stream {stream!r} ({peer}): over {limit} bytes queued "
                       "unread", stream=self, peer=self.peerAddress,
                       limit=self.limits.sendQueueLimit)
@@ -199,6 +215,7 @@ class S2SStream(SharedInput, StreamBase):
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
+        self.stanzasRead += 1
         key = (element.uri, element.name)
         method = self.elements.get(key)
         if method is not None:

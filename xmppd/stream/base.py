@@ -3,8 +3,19 @@
 The stream machinery that component streams (XEP-0114, both ends) and
 server-to-server streams share: the hardened parser with its limits, a
 negotiation deadline, a bound on what is queued for a peer that does not
-read, header checks, and stream errors (RFC 6120 §4.9) that end in a
-clean close.  Client streams (L{xmppd.c2s.stream}) predate it and keep their own.
+read, traffic shaping of what the peer sends, header checks, and stream
+errors (RFC 6120 §4.9) that end in a clean close.  Client streams
+(L{xmppd.c2s.stream}) predate it and keep their own.
+
+Traffic shaping (C{bytesPerSecond}, C{stanzasPerSecond}; the listener's
+C{s2s.*} or C{components.*} keys) works as for clients: a peer that sends
+faster than its rates has reading paused until its token bucket is out of
+debt, so it is slowed, never disconnected, and what it sent is all
+processed in order; what it can have in flight is what one read brings
+plus the kernel's buffers.  The cost is an addition per stanza and a look
+at the buckets per read.  Reading is paused for several reasons at once (shaping, a
+sender's stanza still being processed); it resumes once none is left
+(L{pauseReading}, L{resumeReading}).
 """
 
 from __future__ import annotations
@@ -18,7 +29,7 @@ from twisted.words.xish import domish
 
 from xmppd.stream.closing import CLOSE_TIMEOUT, ClosedWaiters
 from xmppd.stream.elements import NS_CLIENT, STANZA_NAMES, serialize, streamErrorElement
-from xmppd.stream.limits import SendQueueWatch
+from xmppd.stream.limits import SendQueueWatch, rateBucket
 from xmppd.stream.xmlparser import HardenedElementStream
 
 NS_COMPONENT = "jabber:component:accept"
@@ -52,6 +63,10 @@ class StreamLimits:
     maxDepth: int = 48
     negotiationTimeout: float = 60.0
     sendQueueLimit: int = 16777216
+    #: Bytes and stanzas read per second on one stream before reading
+    #: pauses (traffic shaping); 0: no limit (the client side of a component).
+    bytesPerSecond: int = 0
+    stanzasPerSecond: int = 0
 
 
 class StreamBase(ClosedWaiters, protocol.Protocol):
@@ -82,6 +97,14 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
         self.closing = False
         self.peerAddress = "local"
         self.timers: dict[str, object] = {}
+        #: Why reading is paused (C{"shaping"}, C{"backlog"}); empty: reading.
+        self.readPauses: set[str] = set()
+        self.byteBucket = rateBucket(limits.bytesPerSecond, clock)
+        self.stanzaBucket = rateBucket(limits.stanzasPerSecond, clock)
+        #: Whether this stream was shaped at least once (logged once).
+        self.shaped = False
+        #: Stanzas parsed from the read being handled (see L{shapeRead}).
+        self.stanzasRead = 0
 
     # -- connection ------------------------------------------------------
 
@@ -128,8 +151,83 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
             self.log.failure("Unexpected error on component stream {domain} from {peer}",
                              domain=self.domain, peer=self.peerAddress)
             self.streamError("internal-server-error")
+            return
+        if not self.closing:
+            self.shapeRead(len(data))
+
+    # -- traffic shaping -------------------------------------------------
+
+    def shapeRead(self, size: int) -> None:
+        """
+        After each read: take its C{size} bytes and the stanzas it held
+        (counted by L{onElement}, one addition each) from the buckets, and
+        pause reading while they are in debt.
+        """
+        delay = 0.0
+        if self.byteBucket is not None:
+            delay = self.byteBucket.consume(size)
+        if self.stanzasRead:
+            if self.stanzaBucket is not None:
+                delay = max(delay, self.stanzaBucket.consume(self.stanzasRead))
+            self.stanzasRead = 0
+        if delay > 0:
+            self.shape(delay)
+
+    def shape(self, delay: float) -> None:
+        """Stop reading for C{delay} seconds (the debt of a token bucket); nothing is dropped."""
+        if delay <= 0 or "shaping" in self.readPauses or self.closing:
+            return
+        if not self.shaped:
+            self.shaped = True
+            self.log.info("Slowing {stream} from {peer}: it sends faster than "
+                          "{bytes} bytes or {stanzas} stanzas a second (reading pauses)",
+                          stream=self.describeStream(), peer=self.peerAddress,
+                          bytes=self.limits.bytesPerSecond or "any",
+                          stanzas=self.limits.stanzasPerSecond or "any",
+                          event="abuse", limit="traffic_shaping")
+        self.rejected("traffic_shaping")
+        self.pauseReading("shaping")
+        self.timers["shape"] = self.clock.callLater(delay, self.endShaping)
+
+    def endShaping(self) -> None:
+        """
+        The first debt is paid; what was read in the same chunk after it
+        may have added more, so reading waits until every bucket is out of
+        debt (one look at each, not one timer per stanza).
+        """
+        self.timers.pop("shape", None)
+        delay = max(bucket.consume(0) if bucket is not None else 0.0
+                    for bucket in (self.byteBucket, self.stanzaBucket))
+        if delay > 0.001 and not self.closing:
+            self.timers["shape"] = self.clock.callLater(delay, self.endShaping)
+            return
+        self.resumeReading("shaping")
+
+    def rejected(self, limit: str) -> None:
+        """Abuse caught by C{limit}, for the metrics of the stream's service (C{xmppd_rejected_total})."""
+
+    def describeStream(self) -> str:
+        """The stream, for a log line."""
+        return "component stream %s" % (self.domain,)
+
+    def pauseReading(self, reason: str) -> None:
+        """Stop reading from the peer until L{resumeReading} for every reason given."""
+        if self.closing:
+            return
+        if not self.readPauses:
+            self.transport.pauseProducing()
+        self.readPauses.add(reason)
+
+    def resumeReading(self, reason: str) -> None:
+        """C{reason} no longer holds reading back; read again if nothing else does."""
+        if reason not in self.readPauses:
+            return
+        self.readPauses.discard(reason)
+        if not self.readPauses and not self.closing:
+            self.transport.resumeProducing()
 
     def onSendQueueOverflow(self) -> None:
+        self.rejected("send_queue_limit")
         self.log.warn("Dropping component stream {domain} ({peer}): over {limit} bytes "
                       "queued unread", domain=self.domain, peer=self.peerAddress,
                       limit=self.limits.sendQueueLimit)
@@ -227,6 +325,7 @@ class StreamBase(ClosedWaiters, protocol.Protocol):
     def onElement(self, element: domish.Element) -> None:
         if self.closing:
             return
+        self.stanzasRead += 1
         if (element.uri, element.name) == (NS_STREAMS, "error"):
             self.onPeerStreamError(element)
             self.closeStream()

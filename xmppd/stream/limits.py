@@ -81,6 +81,15 @@ class TokenBucket:
         return True
 
 
+def rateBucket(rate: float, clock: Optional[IReactorTime] = None) -> TokenBucket | None:
+    """
+    The L{TokenBucket} that shapes a stream to C{rate} a second, with a
+    burst of two seconds' worth; C{None} for 0 (no limit), so that an
+    unlimited stream pays nothing.
+    """
+    return TokenBucket(rate, 2 * rate, clock) if rate else None
+
+
 class PeerCounter:
     """
     Count open connections per peer and refuse those beyond C{maxPerPeer}.

@@ -41,7 +41,7 @@ from twisted.logger import Logger
 
 from xmppd.config.redisurl import RedisAddress
 from xmppd.storage.interfaces import (ItemNotFound, NodeExists, NoSuchNode, NoSuchUser,
-                                      StorageError, UserExists)
+                                      StorageError, StorageFault, UserExists)
 
 #: Seconds L{RedisEngine.open} waits for Redis to answer.
 OPEN_TIMEOUT = 10
@@ -61,6 +61,16 @@ class RedisNotDurable(StorageError):
 
 class CannotOpenRedis(StorageError):
     """Redis could not be reached or refused us."""
+
+
+class RedisUnreachable(StorageFault):
+    """
+    The connection to Redis was lost while an operation was under way:
+    nothing of it was kept (a write unanswered is not acknowledged).  An
+    expected fault: the connection's loss and return are logged once each
+    (L{xmppd.storage.redisclient.watchLink}), so whoever asked answers its
+    sender and logs no traceback.
+    """
 
 
 class Script:
@@ -238,8 +248,9 @@ class RedisEngine:
 
     def _failed(self, failure):
         import txredisapi
-        if failure.check(txredisapi.ConnectionError):
-            raise StorageError(f"Redis at {self.address} is unreachable: {failure.value}")
+        from xmppd.storage.redisclient import isUnreachable
+        if isUnreachable(failure):
+            raise RedisUnreachable(f"Redis at {self.address} is unreachable: {failure.value}")
         if failure.check(txredisapi.ResponseError):
             raise _error(str(failure.value))
         return failure
