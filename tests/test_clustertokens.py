@@ -265,3 +265,20 @@ def test_redisDownKeepsTheCopy(tmp_path):
     assert tokens.check("secret-2") is None
     tokens.stopService()
     assert not server.clock.getDelayedCalls()
+
+
+def test_stopCancelsReads(tmp_path):
+    """A read in flight when the node stops is cancelled: no log line, no call left."""
+    server = FakeServer(tmp_path)
+    tokens = clustertokens.ClusterTokens(server)
+    ready = server.startGates[0]()
+    tokens.startService()
+    logged = []
+    globalLogPublisher.addObserver(logged.append)
+    try:
+        tokens.stopService()
+    finally:
+        globalLogPublisher.removeObserver(logged.append)
+    assert ready.called and not tokens.reading
+    assert server.cluster.directory.redis.reads[0].called
+    assert not server.clock.getDelayedCalls() and not logged

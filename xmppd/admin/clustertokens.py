@@ -165,6 +165,8 @@ class ClusterTokens(service.Service):
         self.started = 0
         self.applied = 0
         self.retrying = None
+        #: Reads not answered yet, cancelled at stop (each has a timeout).
+        self.reading: set[defer.Deferred] = set()
         self.waiters: list[defer.Deferred] = []
         invalidation = self.cluster.invalidation
         invalidation.listen(KIND, lambda name: self.reload())
@@ -196,6 +198,8 @@ class ClusterTokens(service.Service):
         if self.retrying is not None and self.retrying.active():
             self.retrying.cancel()
         self.retrying = None
+        for d in list(self.reading):
+            d.cancel()
         self._loaded()
 
     def whenLoaded(self) -> defer.Deferred:
@@ -222,10 +226,16 @@ class ClusterTokens(service.Service):
         self.retrying = None
         self.started += 1
         d = redis.hgetall(keys.API_TOKENS)
+        self.reading.add(d)
         d.addTimeout(READ_TIMEOUT, self.clock)
+        d.addBoth(self._answered, d)
         d.addCallbacks(self._read, self._failed, callbackArgs=(self.started,),
                        errbackArgs=(self.started,))
         return d
+
+    def _answered(self, result, d):
+        self.reading.discard(d)
+        return result
 
     def _read(self, rows: dict, number: int) -> None:
         if number > self.applied:
@@ -243,6 +253,10 @@ class ClusterTokens(service.Service):
         self._loaded()
 
     def _failed(self, failure, number: int) -> None:
+        if not self.running:
+            # Stopping: the read was cancelled, or Redis's connection closed.
+            self._loaded()
+            return
         if not self.failing:
             self.failing = True
             error = failure.value
@@ -255,7 +269,7 @@ class ClusterTokens(service.Service):
                 if isinstance(error, defer.TimeoutError) else (str(error) or
                                                                type(error).__name__),
                 count=counted(len(self.byDigest)), retry=RETRY)
-        if self.running and self.retrying is None:
+        if self.retrying is None:
             self.retrying = self.clock.callLater(RETRY, self._retry)
         self._loaded()
 
