@@ -3,7 +3,8 @@ End to end (issue 17, item 6): tokens made with C{xmppctl api token} in a
 process of its own, then the HTTP API (L{xmppd.admin.api}) called over
 real HTTP on a real node: a message sent with a send-only token reaches a
 slixmpp client, an admin call with that token is refused, and an account
-made with an admin token logs in with slixmpp.
+made with an admin token logs in with slixmpp.  On a cluster, a token made
+once works on both nodes and a revoke reaches both.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from pytest_twisted import ensureDeferred
 from twisted.web.client import Agent, FileBodyProducer, readBody
 from twisted.web.http_headers import Headers
 
-from tests.e2e import TIMEOUT, reactor
+from tests.clusterhelpers import clusterServer
+from tests.e2e import TIMEOUT, reactor, sleep
+from tests.redisserver import redisServer, _moduleRedis  # noqa: F401  (fixtures)
 from tests.test_e2e_messages import available
 
 
@@ -93,3 +96,48 @@ async def test_adminTokenCreatesAUserWhoLogsIn(makeServer):
     assert (status, answer) == (200, {"sent": 1})
     message = await eve.nextMessage()
     assert (message["type"], message["body"]) == ("headline", "Maintenance at noon")
+
+
+@ensureDeferred
+async def test_clusterTokensOnEveryNode(makeServer, redisServer):
+    """
+    On a cluster of two nodes, tokens made with the real C{xmppctl} against
+    the cluster's Redis work on both nodes' C{/api}: a send-only token on
+    node b sends a message to a slixmpp client on node a; once revoked
+    (with the other node's C{xmppctl}), both nodes refuse it.
+    """
+    a = await clusterServer(makeServer, redisServer, "a", users=("romeo",))
+    b = await clusterServer(makeServer, redisServer, "b")
+    await a.start()
+    await b.start()
+    made = await a.xmppctl("api", "token", "create", "crm", "--scope", "send")
+    assert made.status == 0, made.err
+    [send] = made.out.splitlines()
+    assert "the cluster's Redis" in made.err
+    admin = await token(a, "ops", "admin")
+    for server in (a, b):
+        assert (await eventually(server, "GET", "sessions", admin, 200))[0] == 200
+        status, answer = await call(server, "GET", "sessions", send)
+        assert status == 403
+    romeo = await a.login("romeo", "phone")
+    await available(romeo)
+    status, answer = await call(b, "POST", "send", send, {
+        "to": f"romeo@{a.domain}", "body": "Sent through node b"})
+    assert (status, answer) == (200, {"sent": True})
+    message = await romeo.nextMessage()
+    assert message["body"] == "Sent through node b"
+
+    revoked = await b.xmppctl("api", "token", "revoke", "ops")
+    assert (revoked.status, revoked.out) == (0, "revoked API token 'ops' on every node\n")
+    for server in (a, b):
+        await eventually(server, "GET", "sessions", admin, 401)
+
+
+async def eventually(server, method: str, path: str, token: str, expected: int):
+    """Call until the answer has status C{expected} (bounded): pub/sub is asynchronous."""
+    for _ in range(200):
+        status, answer = await call(server, method, path, token)
+        if status == expected:
+            return status, answer
+        await sleep(0.02)
+    raise AssertionError(f"{method} /api/{path} still answers {status}, not {expected}")

@@ -21,7 +21,8 @@ C{xmppctl} do:
 
 Every call but C{send} needs an C{admin} token.  A request carries its
 token as C{Authorization: Bearer <token>}; tokens are made and revoked
-with C{xmppctl api token} and kept hashed (L{xmppd.admin.apitokens}).
+with C{xmppctl api token} and kept hashed (L{xmppd.admin.apitokens}; on a
+cluster in its Redis, L{xmppd.admin.clustertokens}).
 Answers are JSON objects; a refusal is C{{"error": "<one line>"}} with
 401 (no token, or an unknown one), 403 (the token's scope does not allow
 the call), 400 (bad JSON or fields), 404, 405 or 413 (the HTTP service's
@@ -67,7 +68,7 @@ class APIResource(resource.Resource):
     isLeaf = True
     log = Logger()
 
-    def __init__(self, operations, tokens: TokenFile):
+    def __init__(self, operations, tokens):
         super().__init__()
         self.operations = operations
         self.tokens = tokens
@@ -196,6 +197,16 @@ class APIResource(resource.Resource):
 
 
 def addAPI(server, web) -> None:
-    """Mount C{/api} on the HTTP service C{web} of the node C{server}."""
-    web.putChild(PATH, APIResource(server.adminOperations,
-                                   TokenFile(server.config.server.data_dir)))
+    """
+    Mount C{/api} on the HTTP service C{web} of the node C{server}, with the
+    tokens of its data directory's file, or, on a cluster, the cluster's
+    (L{xmppd.admin.clustertokens}, a service of the node's that starts
+    before the HTTP service does).
+    """
+    if getattr(server, "cluster", None) is not None:
+        from xmppd.admin.clustertokens import ClusterTokens
+        tokens = ClusterTokens(server)
+        tokens.setServiceParent(server)
+    else:
+        tokens = TokenFile(server.config.server.data_dir)
+    web.putChild(PATH, APIResource(server.adminOperations, tokens))

@@ -11,9 +11,12 @@ A file and not the store, so tokens work the same on every storage
 backend, including C{memory} (whose data no C{xmppctl} could reach).
 The server reads the file again when it changes (its modification time
 and size), so a token made or revoked with C{xmppctl} counts from the next
-request, without a reload.  On a cluster each node has its own data
-directory and so its own tokens: make the token on each node an
-integrator calls (or share the file).
+request, without a reload.
+
+On a cluster (a C{[cluster]} section) the tokens are the cluster's, not a
+node's: they live in its Redis and every node keeps a copy in memory
+(L{xmppd.admin.clustertokens}), so an integrator behind a load balancer
+uses one token on every node; the file is then ignored.
 """
 
 from __future__ import annotations
@@ -46,6 +49,19 @@ class Token:
 
 def digestOf(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def checkNew(name: str, scope: str) -> None:
+    """Refuse, in one line, a name or a scope a new token may not have."""
+    if not name or len(name) > 100 or not name.isprintable() or name.strip() != name:
+        raise TokenError("a token's name is 1 to 100 printable characters")
+    if scope not in SCOPES:
+        raise TokenError(f"the scope is one of {', '.join(SCOPES)}, not {scope!r}")
+
+
+def newToken() -> str:
+    """A new token: 32 random bytes, URL-safe base64."""
+    return secrets.token_urlsafe(32)
 
 
 class TokenFile:
@@ -95,14 +111,11 @@ class TokenFile:
 
     def create(self, name: str, scope: str) -> str:
         """Make the token C{name}; the token itself, which is kept nowhere."""
-        if not name or len(name) > 100 or not name.isprintable() or name.strip() != name:
-            raise TokenError("a token's name is 1 to 100 printable characters")
-        if scope not in SCOPES:
-            raise TokenError(f"the scope is one of {', '.join(SCOPES)}, not {scope!r}")
+        checkNew(name, scope)
         tokens = self.load()
         if any(t.name == name for t in tokens):
             raise TokenError(f"there is a token {name!r} already; revoke it first")
-        token = secrets.token_urlsafe(32)
+        token = newToken()
         self._save([*tokens, Token(name, scope, time.time(), digestOf(token))])
         return token
 

@@ -6,12 +6,21 @@ HTTP API (L{xmppd.admin.api}), in the data directory's token file
 (L{xmppd.admin.apitokens}).  C{create} prints the token once, on its own
 line; only its SHA-256 is kept, so a lost token is revoked and made
 again.  A running server sees the change at its next request.
+
+With a C{[cluster]} section the tokens are the cluster's, in its Redis
+(L{xmppd.admin.clustertokens}): the same commands work from any machine
+that reaches it, every node sees a change within the pub/sub delay, and
+each command says so in one line on standard error (standard output stays
+the token, or the list, for scripts).  C{xmppctl api token import} copies
+this node's token file into the cluster's Redis once (a node of a cluster
+ignores the file and says so at start).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
 from typing import Any
 
@@ -39,6 +48,8 @@ def addCommands(commands: Any) -> None:
     listing.add_argument("--json", action="store_true", help="print one JSON object")
     revoke = actions.add_parser("revoke", help="remove a token")
     revoke.add_argument("name", metavar="NAME")
+    actions.add_parser("import", help="on a cluster: copy this node's token file "
+                       "(data_dir/api_tokens.json) into the cluster's Redis")
 
 
 def stamp(seconds: float) -> str:
@@ -46,6 +57,11 @@ def stamp(seconds: float) -> str:
 
 
 async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
+    if config.cluster.enabled:
+        return await runOnCluster(args, config, reactor)
+    if args.action == "import":
+        raise CtlError("there is no [cluster] section: the tokens are in %s already"
+                       % (TokenFile(config.server.data_dir).path,))
     tokens = TokenFile(config.server.data_dir)
     try:
         if args.action == "create":
@@ -53,16 +69,65 @@ async def run(args: argparse.Namespace, config: Config, reactor: Any) -> int:
         elif args.action == "revoke":
             tokens.revoke(args.name)
             say(f"revoked API token {args.name!r}")
-        elif args.json:
-            say(json.dumps({"tokens": [{"name": t.name, "scope": t.scope,
-                                        "created": stamp(t.created)}
-                                       for t in tokens.load()]}))
         else:
-            rows = tokens.load()
-            if not rows:
-                say("no API tokens")
-            for t in rows:
-                say(f"{t.name}\t{t.scope}\tcreated {stamp(t.created)}")
+            listTokens(tokens.load(), args.json)
     except TokenError as e:
         raise CtlError(str(e)) from None
+    return OK
+
+
+def listTokens(rows: list, asJSON: bool) -> None:
+    if asJSON:
+        say(json.dumps({"tokens": [{"name": t.name, "scope": t.scope,
+                                    "created": stamp(t.created)} for t in rows]}))
+        return
+    if not rows:
+        say("no API tokens")
+    for t in rows:
+        say(f"{t.name}\t{t.scope}\tcreated {stamp(t.created)}")
+
+
+async def runOnCluster(args: argparse.Namespace, config: Config, reactor: Any) -> int:
+    """The same commands on the cluster's Redis (see the module docstring)."""
+    # Imported here: only a cluster's configuration needs Redis.
+    from xmppd.admin import clustertokens
+    from xmppd.cluster import keys
+    from xmppd.cluster.service import clusterAddress
+    from xmppd.storage.redisclient import CONNECT_TIMEOUT, connectRedis
+    address = clusterAddress(config)
+    where = "the cluster's Redis at %s:%s" % (address.host, address.port)
+    try:
+        redis = await connectRedis(address, reconnect=False).addTimeout(CONNECT_TIMEOUT,
+                                                                         reactor)
+    except Exception as e:
+        raise CtlError("cannot reach %s: %s" % (where, e or type(e).__name__)) from None
+    try:
+        say("API tokens of the whole cluster, in %s (%s)" % (where, keys.API_TOKENS),
+            sys.stderr)
+        if args.action == "create":
+            say(await clustertokens.createToken(redis, args.name, args.scope))
+        elif args.action == "revoke":
+            await clustertokens.revokeToken(redis, args.name)
+            say(f"revoked API token {args.name!r} on every node")
+        elif args.action == "import":
+            path = TokenFile(config.server.data_dir).path
+            copied, skipped = await clustertokens.importTokens(redis, config.server.data_dir)
+            say("copied %d API token%s from %s%s" % (
+                len(copied), "" if len(copied) == 1 else "s", path,
+                ": " + ", ".join(copied) if copied else ""))
+            if skipped:
+                raise CtlError("not copied, the cluster has other tokens of these names "
+                               "(revoke them there first, or leave them): %s"
+                               % (", ".join(skipped),))
+            say(f"{path} is not read on a cluster; remove it")
+        else:
+            listTokens(await clustertokens.listTokens(redis), args.json)
+    except TokenError as e:
+        raise CtlError(str(e)) from None
+    except CtlError:
+        raise
+    except Exception as e:
+        raise CtlError("%s: %s" % (where, e or type(e).__name__)) from None
+    finally:
+        await redis.disconnect()
     return OK

@@ -33,6 +33,7 @@ L{xmppd.cli.hooks}, L{xmppd.cli.operate}, L{xmppd.cli.cluster} and L{xmppd.cli.a
     xmppctl [--config FILE] api token create NAME --scope send|admin
     xmppctl [--config FILE] api token list [--json]
     xmppctl [--config FILE] api token revoke NAME
+    xmppctl [--config FILE] api token import
 
 The configuration is the server's own (C{--config}, else C{$XMPPD_CONFIG},
 else C{./xmppd.toml} when it exists, else the built-in defaults), so
@@ -86,7 +87,8 @@ another node (see-other-host) and take no new ones (L{xmppd.cli.cluster}).
 C{reload} makes the running server read its configuration again
 (L{xmppd.cli.reload}).
 C{api token} makes, lists and revokes the tokens of the HTTP API
-(L{xmppd.cli.api}).
+(L{xmppd.cli.api}); on a cluster, in its Redis, for every node, and
+C{api token import} copies a node's token file there.
 
 Exit status: 0 done; 1 the operation was refused or failed (the account
 exists or does not, the address or password is invalid, C{check} found an

@@ -23,6 +23,10 @@ read at a glance:
     of NODE, where a draining node sends its clients (RFC 6120
     §4.9.3.19 see-other-host); C{xmppd:c:draining}: set of the nodes
     draining (L{xmppd.admin.control}).
+  - C{xmppd:c:api_tokens}: hash, an HTTP API token's name -> JSON
+    C{{"sha256", "scope", "created"}} (L{xmppd.admin.clustertokens}); a
+    change is published on C{xmppd:c:invalidate} as C{"(xmppctl)
+    api_tokens NAME"}.  Never a token itself.
   - channel C{xmppd:c:control:NODE}: operations for NODE (C{xmppctl
     drain}); each request names a list C{xmppd:c:reply:TOKEN} where NODE
     pushes its answer.
@@ -36,6 +40,7 @@ SESSIONS = PREFIX + "sessions"
 SEQ = PREFIX + "seq"
 DIRECTORY_CHANNEL = PREFIX + "directory"
 INVALIDATE_CHANNEL = PREFIX + "invalidate"
+API_TOKENS = PREFIX + "api_tokens"
 
 
 def heartbeatKey(node: str) -> str:
