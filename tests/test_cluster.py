@@ -931,6 +931,47 @@ async def test_subscriptionStateReadFromStorage(redisServer):
 
 
 @pytest_twisted.ensureDeferred
+async def test_rosterGetReadsStorage(redisServer):
+    """
+    Node a changes Juliet's roster and node b has not heard its
+    invalidation yet (here: never): when her resource on b asks for the
+    roster it gets what storage holds, and her other resource on b that
+    asked before is pushed the change (RFC 6121 §2.1.6).  A client asks
+    right after a stanza another node's write caused (its contact's
+    "subscribed"), which can overtake the invalidation.
+    """
+    from xmppd.features.roster import rosterManager
+    from xmppd.storage.interfaces import RosterItem
+    nodes = Nodes()
+    try:
+        a, b = await nodes.start(redisServer.url, "a", "b")
+        b.service.storageService.storage = a.service.storage
+        rostersA = rosterManager(a.service.getServiceNamed("localhost"))
+        balcony = await b.login("juliet", resource="balcony")
+        garden = await b.login("juliet", resource="garden")
+        onBalcony, onGarden = collect(balcony, "iq"), collect(garden, "iq")
+        for stream in (balcony, garden):
+            stream.send(rosterGet())
+        await waitFor(lambda: any(iq.getAttribute("type") == "result" for iq in onGarden)
+                      and any(iq.getAttribute("type") == "result" for iq in onBalcony))
+        lost = []
+        b.service.getServiceNamed("cluster").invalidation.received = lost.append
+        await rostersA.run("juliet", rostersA.update, "juliet", None,
+                           RosterItem(jid="romeo@localhost"))
+        await waitFor(lambda: lost)
+        del onBalcony[:]
+        balcony.send(rosterGet())
+        await waitFor(lambda: any(iq.getAttribute("type") == "result" for iq in onBalcony))
+        [result] = [iq for iq in onBalcony if iq.getAttribute("type") == "result"]
+        assert [item["jid"] for item in result.query.elements()] == ["romeo@localhost"]
+        await waitFor(lambda: any(iq.getAttribute("type") == "set" for iq in onGarden))
+        [push] = [iq for iq in onGarden if iq.getAttribute("type") == "set"]
+        assert push.query.item["jid"] == "romeo@localhost"
+    finally:
+        await nodes.close()
+
+
+@pytest_twisted.ensureDeferred
 async def test_adminSeesAndReachesEveryNode(redisServer):
     """
     An operator asking node a (xmppctl sessions, announce, stats) sees the

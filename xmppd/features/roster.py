@@ -189,6 +189,19 @@ class RosterManager:
                 self._cache[username] = roster
         return roster
 
+    async def currentRoster(self, username: str) -> Roster:
+        """
+        The roster a client is shown when it asks (RFC 6121 §2.2).  In a
+        cluster, read again from storage first, as if another node had
+        said it changed (L{_reloadAndPush}, so this node's other interested
+        resources get pushed what changed): the client may ask right after
+        a stanza that another node's write caused (its contact's
+        "subscribed"), which can arrive before that node's invalidation.
+        """
+        if self.domain.invalidation.shared:
+            await self._reloadAndPush(username)
+        return await self.getRoster(username)
+
     def cachedRoster(self, username: str) -> Roster | None:
         """The account's roster if it is in memory (the account has a session), else None."""
         return self._cache.get(username)
@@ -435,7 +448,7 @@ class RosterHandler(XMPPHandler, IQHandlerMixin):
         sender = self.owner(iq, "service-unavailable")
         if self.domain.sessions.isBound(sender):
             self.rosters.markInterested(sender)  # §2.1.6: now an interested resource
-        roster = await self.rosters.run(sender.user, self.rosters.getRoster, sender.user)
+        roster = await self.rosters.run(sender.user, self.rosters.currentRoster, sender.user)
         clientVersion = iq.query.getAttribute("ver")
         if clientVersion is not None and clientVersion == str(roster.version):
             # §2.6.3: the client's copy is current; pushes bring what follows.
