@@ -59,6 +59,11 @@ def makeServiceOrExit(config, reactor=None, twistdOptions=None):
     # SIGHUP reloads the configuration, as daemons do (xmppd.admin.reload).
     from xmppd.admin.reload import HangupService
     HangupService(server, reactor).setServiceParent(server)
+    # Start-up objects out of the collector's way once the node listens.
+    from xmppd.core.collector import FreezeAfterStart
+    if reactor is None:
+        from twisted.internet import reactor
+    FreezeAfterStart(server, reactor).setServiceParent(server)
     return server
 
 
