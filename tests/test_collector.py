@@ -3,7 +3,7 @@
 from twisted.internet import defer
 from twisted.internet.task import Clock
 
-from xmppd.core.collector import FreezeAfterStart
+from xmppd.core.collector import FULL_AFTER, FreezeAfterStart
 
 
 class FakeGC:
@@ -19,6 +19,12 @@ class FakeGC:
     def get_freeze_count(self):
         return 1
 
+    def get_threshold(self):
+        return (700, 10, 10)
+
+    def set_threshold(self, *thresholds):
+        self.calls.append(thresholds)
+
 
 class FakeServer:
     def __init__(self):
@@ -31,7 +37,7 @@ class FakeServer:
 
 
 def test_freezesOnceReady():
-    """Nothing is frozen before the node is ready; a turn later, one collection and a freeze."""
+    """Nothing is frozen before the node is ready; a turn later: collect, freeze, rarer fulls."""
     gc, server, clock = FakeGC(), FakeServer(), Clock()
     service = FreezeAfterStart(server, clock, gc)
     service.startService()
@@ -40,7 +46,7 @@ def test_freezesOnceReady():
     server.ready.callback(None)
     assert gc.calls == []
     clock.advance(0)
-    assert gc.calls == ["collect", "freeze"]
+    assert gc.calls == ["collect", "freeze", (700, 10, FULL_AFTER)]
 
 
 def test_stoppedBeforeReady():
