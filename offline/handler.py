@@ -69,7 +69,8 @@ under the account-data key C{"offline-import"} (see
 L{xmppd.cli.portability}); the first delivery after that moves them into the
 offline store (in order, outside the quota), deletes the key, and delivers
 them with the rest.  A message without a C{<delay/>} of its own is stamped
-with the time of that move.
+with the time of that move.  A delivery reads the key only for accounts
+that may have it (L{offline.imports}: listed once, again after an import).
 
 Disco (XEP-0160 §4): the domain announces C{msgoffline}.
 
@@ -92,6 +93,7 @@ from wokkel.iwokkel import IDisco
 from wokkel.subprotocols import XMPPHandler
 from zope.interface import implementer
 
+from offline.imports import OFFLINE_IMPORT_KEY, PendingImports
 from offline.policy import NS_DELAY, shouldStore
 from xmppd.core.hooks import DELIVER, FIRST
 from xmppd.config import integer, option, section
@@ -105,10 +107,6 @@ from xmppd.storage.interfaces import NoSuchUser, OfflineMessage, StorageFault
 #: XEP-0160 §4: the disco feature of a server that stores offline messages.
 NS_MSGOFFLINE = "msgoffline"
 
-#: The account-data key C{xmppctl import} leaves offline messages under
-#: (L{xmppd.cli.portability.OFFLINE_IMPORT_KEY}; not imported from there, which
-#: would load the command-line tool into the server).
-OFFLINE_IMPORT_KEY = "offline-import"
 
 #: Before the presence feature (delivery), which marks the session
 #: available, so the hook can still tell an initial presence; after the
@@ -204,6 +202,17 @@ class OfflineHandler(XMPPHandler):
         self.maxMessages = maxMessages
         #: username -> Mailbox, for accounts with storage work under way.
         self.mailboxes: dict[str, Mailbox] = {}
+        self._imports: PendingImports | None = None
+
+    @property
+    def imports(self) -> PendingImports:
+        """Which accounts may have imported messages (L{offline.imports}), once storage is up."""
+        if self._imports is None:
+            domain = self.domain
+            self._imports = PendingImports(domain.storage.accountData, domain.domain,
+                                           domain.config.server.data_dir,
+                                           domain.invalidation.shared)
+        return self._imports
 
     def register(self) -> None:
         hooks = self.domain.hooks
@@ -452,6 +461,8 @@ class OfflineHandler(XMPPHandler):
     async def importMessages(self, username: str, mailbox: Mailbox) -> None:
         """Move the messages C{xmppctl import} left for the account into the store."""
         domain = self.domain.domain
+        if not self.imports.mayHave(username):
+            return
         data = self.domain.storage.accountData
         raw = await data.get(username, domain, OFFLINE_IMPORT_KEY)
         if raw is None:
@@ -482,6 +493,7 @@ class OfflineHandler(XMPPHandler):
         # A crash before this line moves them again at the next login (a
         # duplicate, never a loss): storage has no transaction across stores.
         await data.delete(username, domain, OFFLINE_IMPORT_KEY)
+        self.imports.moved(username)
         self.log.info("Moved {count} imported offline messages of {user} into storage",
                       count=moved, user=username)
 

@@ -98,6 +98,44 @@ def test_headerAndFeatures(node):
     assert not reply.closed and not client.transport.disconnecting
 
 
+def test_featuresKeptPerState(node):
+    """Streams in one state get the same features, built once; a hook may refuse the keeping."""
+    calls = []
+
+    def offer(event):
+        calls.append(event.stream)
+        event.features.addElement(("urn:example:test", "extra"))
+
+    node.server.hooks.add("c2s/features", offer, scope=DOMAIN)
+    first, second = node.connect(), node.connect()
+    assert first.exchange(header()).data.split(b">", 2)[2] == \
+        second.exchange(header()).data.split(b">", 2)[2]
+    assert len(calls) == 1
+    # Authenticated: another state, built again once, and kept.
+    node.connect().authenticate()
+    node.connect().authenticate()
+    assert len(calls) == 2
+
+    def dynamic(event):
+        event.cacheable = False
+
+    node.server.hooks.add("c2s/features", dynamic, scope=DOMAIN)
+    reply = node.connect().exchange(header())
+    assert "extra" in reply.elements[0].toXml()
+    node.connect().exchange(header())
+    assert len(calls) == 4
+
+
+def test_featuresRebuiltAfterReconfiguring(node):
+    """A listener configured again (a reload) builds its features anew."""
+    calls = []
+    node.server.hooks.add("c2s/features", calls.append, scope=DOMAIN)
+    node.connect().exchange(header())
+    node.factory.configure(node.config)
+    node.connect().exchange(header())
+    assert len(calls) == 2
+
+
 def test_streamIdsUnpredictable(node):
     """Stream ids never repeat and cannot be guessed from an earlier one (RFC 6120 §4.7.3)."""
     first, second = (node.connect().start().header["id"] for _ in range(2))

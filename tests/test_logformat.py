@@ -92,3 +92,28 @@ def test_tacLogsJSON(tmp_path):
         repoEnvironment(XMPPD_CONFIG=writeConfig(tmp_path, extra='[log]\nformat = "json"\n')))
     assertJSONLog(output)
     assertCleanShutdown(output, returncode)
+
+
+def test_cachedTimeStampsUnchanged():
+    """Text log lines carry the same time stamps when they are made once per second."""
+    import random
+    from twisted.logger import formatTime, timeFormatRFC3339
+    from xmppd.core.logformat import cachedFormatTime
+    rng = random.Random(7)
+    moments = [0.0, 0.999, 1.0, 1e9 + 0.25, 1234567890.999999] + [
+        rng.uniform(0, 2e9) for _ in range(200)]
+    for when in moments:
+        for timeFormat in (timeFormatRFC3339, "%Y/%W", None):
+            assert cachedFormatTime(when, timeFormat) == formatTime(when, timeFormat)
+    assert cachedFormatTime(None) == formatTime(None) == "-"
+
+
+def test_twistdUsesCachedTimeStamps(monkeypatch):
+    """twistd's text observer gets the cached time stamps; a Twisted without the seam is left be."""
+    from twisted.logger import _file, _format
+    from xmppd.core import logformat
+    monkeypatch.setattr(_file, "formatTime", _format.formatTime)
+    assert logformat.useCachedTimeStamps()
+    assert _file.formatTime is logformat.cachedFormatTime
+    monkeypatch.setattr(_file, "formatTime", lambda *args: "-")
+    assert not logformat.useCachedTimeStamps()

@@ -568,6 +568,56 @@ def test_importedMessagesDelivered(domain):
     assert messages(balcony) == []
 
 
+def countingKeyReads(domain):
+    """The reads of the import key, counted."""
+    data = domain.storage.accountData
+    reads = []
+    get = data.get
+
+    def counting(username, host, key):
+        if key == OFFLINE_IMPORT_KEY:
+            reads.append(username)
+        return get(username, host, key)
+
+    data.get = counting
+    return reads
+
+
+def test_importKeyReadOnlyWhenImported(domain):
+    """A login reads the import key only for accounts an import left messages for."""
+    reads = countingKeyReads(domain)
+    balcony = domain.bind(BALCONY)
+    comeOnline(domain)
+    # The first delivery reads it while the accounts with the key are listed.
+    assert reads == ["juliet"]
+    domain.unbind(BALCONY)
+    balcony = domain.bind(BALCONY)
+    comeOnline(domain)
+    assert reads == ["juliet"]
+    assert messages(balcony) == []
+
+
+def test_importWhileRunningDelivered(domain, tmp_path):
+    """Messages xmppctl import leaves while the server runs arrive at the next login."""
+    reads = countingKeyReads(domain)
+    balcony = domain.bind(BALCONY)
+    comeOnline(domain)
+    domain.unbind(BALCONY)
+    imported = ["<message xmlns='jabber:client' from='nurse@example.org/x' type='chat'>"
+                "<body>imported</body></message>"]
+    domain.storage.accountData.set("juliet", DOMAIN, OFFLINE_IMPORT_KEY, json.dumps(imported))
+    portability._markOfflineImport(str(tmp_path / "data"))
+    balcony = domain.bind(BALCONY)
+    comeOnline(domain)
+    assert [str(m.body) for m in messages(balcony)] == ["imported"]
+    assert reads == ["juliet", "juliet"]
+    # Moved: not read again.
+    domain.unbind(BALCONY)
+    balcony = domain.bind(BALCONY)
+    comeOnline(domain)
+    assert reads == ["juliet", "juliet"]
+
+
 def test_importNotJSON(domain):
     """A damaged import key is dropped rather than blocking delivery forever."""
     domain.storage.accountData.set("juliet", DOMAIN, OFFLINE_IMPORT_KEY, "{not json")

@@ -195,3 +195,36 @@ async def test_sqliteKeepsTokens(tmp_path):
         assert await store.fast.get("romeo", DOMAIN, PHONE) == [_token("one")]
     finally:
         await store.close()
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqlitePromotionsShareACommit(tmp_path):
+    """The first uses of many clients' tokens at once are written in one transaction."""
+    import threading
+    from twisted.internet import defer
+    store = SQLiteStorage(str(tmp_path / "xmppd.sqlite"))
+    await store.open()
+    try:
+        await store.users.addUser("romeo", DOMAIN, makeCredentials("x", iterations=2))
+        agents = ["%08d-4d72-4749-b3d3-740edbf87770" % n for n in range(5)]
+        await defer.gatherResults([store.fast.issue("romeo", DOMAIN, _token(a, a))
+                                   for a in agents])
+        jobs = []
+        inThread = store._inThread
+
+        def counting(f, *args):
+            jobs.append(f.__name__)
+            return inThread(f, *args)
+
+        store._inThread = counting
+        release = threading.Event()
+        busy = store.runInteraction(lambda connection: release.wait(10))
+        promoted = [store.fast.promote("romeo", DOMAIN, a, _token(a, a).hash) for a in agents]
+        release.set()
+        await busy
+        assert await defer.gatherResults(promoted) == [True] * 5
+        assert jobs.count("_commitGroup") == 1
+        assert [t.slot for a in agents for t in await store.fast.get("romeo", DOMAIN, a)] \
+            == ["current"] * 5
+    finally:
+        await store.close()

@@ -711,3 +711,45 @@ async def test_sqliteArchiveQueriesUseIndexes(sqliteStorage):
             f"EXPLAIN QUERY PLAN SELECT seq, xml FROM archive WHERE {where}", params)
         plans.append(" ".join(row[-1] for row in rows))
     assert all("INDEX" in plan for plan in plans), plans
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteReadsBatched(sqliteStorage):
+    """Reads asked for while the worker is busy run as one job, in order; a bad one fails alone."""
+    await sqliteStorage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    jobs = []
+    runReads = sqliteStorage._runReads
+
+    def counting(batch):
+        jobs.append(len(batch))
+        return runReads(batch)
+
+    sqliteStorage._runReads = counting
+    release = threading.Event()
+    busy = sqliteStorage.runInteraction(lambda connection: release.wait(10))
+    reads = [sqliteStorage.runQuery("SELECT ?", (n,)) for n in range(5)]
+    reads.insert(2, sqliteStorage.runQuery("SELECT FROM nowhere"))
+    release.set()
+    await busy
+    results = await defer.DeferredList(reads, consumeErrors=True)
+    assert jobs == [6]
+    ok, failure = results.pop(2)
+    assert not ok and failure.check(sqlite3.Error)
+    assert results == [(True, [(n,)]) for n in range(5)]
+
+
+@pytest_twisted.ensureDeferred
+async def test_sqliteReadsKeepOrderWithWrites(sqliteStorage):
+    """A read asked for before a write does not see it; one asked for after it does."""
+    await sqliteStorage.users.addUser("romeo", DOMAIN, CREDENTIALS)
+    release = threading.Event()
+    busy = sqliteStorage.runInteraction(lambda connection: release.wait(10))
+    before = sqliteStorage.offline.count("romeo", DOMAIN)
+    write = sqliteStorage.runInteraction(lambda connection: connection.execute(
+        "INSERT INTO offline_messages (username, domain, xml, stamp)"
+        " VALUES ('romeo', ?, '<message/>', 1)", (DOMAIN,)))
+    after = sqliteStorage.offline.count("romeo", DOMAIN)
+    release.set()
+    await busy
+    await write
+    assert (await before, await after) == (0, 1)

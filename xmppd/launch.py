@@ -56,9 +56,17 @@ def makeServiceOrExit(config, reactor=None, twistdOptions=None):
         raise SystemExit("xmppd: %s" % (e,))
     server.onFatal = lambda message: _stopWithError(reactor, message)
     useLogFormat(server, twistdOptions)
+    # twistd's text lines, with their time stamps made once per second.
+    from xmppd.core.logformat import useCachedTimeStamps
+    useCachedTimeStamps()
     # SIGHUP reloads the configuration, as daemons do (xmppd.admin.reload).
     from xmppd.admin.reload import HangupService
     HangupService(server, reactor).setServiceParent(server)
+    # Start-up objects out of the collector's way once the node listens.
+    from xmppd.core.collector import FreezeAfterStart
+    if reactor is None:
+        from twisted.internet import reactor
+    FreezeAfterStart(server, reactor).setServiceParent(server)
     return server
 
 

@@ -39,8 +39,8 @@ import sys
 import time
 import tomllib
 
-from .pepside import (BENCHMARKS, DEFAULT_BENCH, REPOSITORY, fmt, median, saveSummary, shiftPorts,
-                      stopOnSIGTERM)
+from .pepside import (BENCHMARKS, DEFAULT_BENCH, HERE, REPOSITORY, fmt, median, saveSummary,
+                      shiftPorts, stopOnSIGTERM)
 
 SCALES = {"full": 5000, "quick": 500, "smoke": 50}
 
@@ -127,11 +127,12 @@ def splitPIE(dataset: str, size: int = EJABBERD_CHUNK) -> int:
     return (len(users) + size - 1) // size
 
 
-def stormAdapter(name: str, into: str, overrides: dict, log, profile: bool = False) -> str:
+def stormAdapter(name: str, into: str, overrides: dict, log, profile: str = "") -> str:
     """
     A copy of the harness adapter for C{name} with L{STORM_SERVERS}'s edits;
-    with C{profile}, an xmppd runs under twistd's cProfile and dumps its
-    statistics to C{log/xmppd.prof} in its workdir when stopped.
+    with C{profile} (C{"cpu"} or C{"wall"}), an xmppd runs under cProfile
+    timed by that clock (L{xmppdbench.cpuprofile}) and dumps its statistics to
+    C{log/xmppd.prof} in its workdir when stopped.
     """
     from xbench import adapters
     spec, offset, edits, _ = STORM_SERVERS[name]
@@ -156,9 +157,11 @@ def stormAdapter(name: str, into: str, overrides: dict, log, profile: bool = Fal
         text, n = re.subn(r"^provision\s*=.*$", EJABBERD_CHUNKED.replace("\\", "\\\\"), text,
                           count=1, flags=re.M)
         assert n == 1, "ejabberd adapter without a provision command"
-    if profile and "twistd -n" in text:
-        text = text.replace("twistd -n", "twistd -n --profile={workdir}/log/xmppd.prof "
-                            "--profiler=cprofile --savestats")
+    if profile and "{xmppd_bin}/twistd -n" in text:
+        # CPU time, from the reactor's start (L{xmppdbench.cpuprofile})
+        wrapper = "{xmppd_bin}/python %s%s {workdir}/log/xmppd.prof " % (
+            os.path.join(HERE, "cpuprofile.py"), " --wall" if profile == "wall" else "")
+        text = text.replace("{xmppd_bin}/twistd -n", wrapper + "{xmppd_bin}/twistd -n")
     path = os.path.join(target, "adapter.toml")
     with open(path, "w") as f:
         f.write(text)
@@ -223,6 +226,8 @@ def runOne(args, server, kind: str, clients: int, jsonPath: str, log) -> tuple:
     if os.path.exists(profile):
         # the last start's: the server the storm came to
         shutil.move(profile, jsonPath[:-len(".json")] + ".prof")
+        if os.path.exists(profile + ".gc.json"):
+            shutil.move(profile + ".gc.json", jsonPath[:-len(".json")] + ".gc.json")
     for line in output[-12:]:
         log("  | " + line)
     result = None
@@ -334,9 +339,11 @@ def parseArgs(argv):
     add("--set", action="append", default=[], metavar="SERVER.KEY=VALUE",
         help="override a top-level adapter key, e.g. xmppd.xmppd_bin=/venv/bin")
     add("--timeout", type=float, default=900, help="per generator run, seconds")
-    add("--profile-xmppd", action="store_true",
-        help="run xmppd under cProfile (twistd --profile): NAME.KIND.REP.prof beside the JSON, "
-             "the profile of the server the storm reconnected to (its start included)")
+    add("--profile-xmppd", nargs="?", const="cpu", default="", choices=["cpu", "wall"],
+        help="run xmppd under cProfile timed by CPU time (or the wall clock: cheaper, right "
+             "on a quiet machine; xmppdbench/cpuprofile.py): NAME.KIND.REP.prof beside the "
+             "JSON, the profile of the server the storm reconnected to, from its reactor's "
+             "start")
     return parser.parse_args(argv)
 
 

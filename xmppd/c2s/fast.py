@@ -277,6 +277,17 @@ class FastTokens:
         asked (§3.6; a new token then only if requested as well), else
         promote it if it was new (§5.1), and rotate it when it is old
         enough or the client asked for a new one (§3.5).
+
+        The promotion is durable before the C{<success/>} goes out: were
+        the success sent first and the server to crash before the write,
+        the token it rotated out would be valid again after the restart
+        (a rotated-out token working twice), while the client, told of
+        success, has dropped it.  Written the other way round, a crash
+        between the write and the success leaves the client with both
+        tokens and the server with the new one, which the client tries
+        next: never locked out.  The write is grouped with the other logins'
+        (the store's C{promote}), so a storm of first uses shares its
+        commits and fsyncs instead of paying one each.
         """
         if invalidate:
             await self.store.revoke(username, domain, userAgent, used.hash)

@@ -101,6 +101,9 @@ class C2SFactory(protocol.ServerFactory):
         self.plainWithoutTLS = config.c2s.plain_without_tls
         #: The password mechanisms offered, in order ([sasl] mechanisms).
         self.saslMechanisms = config.sasl.mechanisms
+        #: Serialized stream features by stream state (L{ClientStream.sendFeatures}),
+        #: which depend on all of the above.
+        self.featuresCache: dict[tuple, str] = {}
         self.newConnections = self.makeBucket(self.limits.new_connections_per_second)
 
     @property

@@ -144,7 +144,8 @@ class Request:
 
     __slots__ = ("element", "initial", "userAgent", "bind", "tag")
 
-    def __init__(self, element: domish.Element, offered: set[str], bindFeatures: set[str]):
+    def __init__(self, element: domish.Element, offered: frozenset[str],
+                 bindFeatures: frozenset[str]):
         self.element = element
         self.initial: bytes | None = None
         self.userAgent: UserAgent | None = None
@@ -226,6 +227,24 @@ class SASL2Initializer(SASLInitializer):
         stream.factory.hooks.notify("sasl2/features", event, stream.domain)
         return event
 
+    def offeredNamespaces(self) -> tuple[frozenset[str], frozenset[str]]:
+        """
+        The namespaces of what L{offer} offers inside C{<authenticate/>}
+        and inside Bind 2's C{<bind/>}: asked at every request, and kept
+        per stream state with the stream features
+        (L{xmppd.c2s.stream.ClientStream.featuresKey}).
+        """
+        stream = self.stream
+        cache = stream.factory.featuresCache
+        key = ("sasl2",) + stream.featuresKey()
+        namespaces = cache.get(key)
+        if namespaces is None:
+            event = self.offer()
+            namespaces = (frozenset({child.uri for child in event.inline.elements()}
+                                    | {NS_BIND2}), frozenset(event.bindFeatures))
+            cache[key] = namespaces
+        return namespaces
+
     def feature(self):
         stream = self.stream
         if stream.username is not None or (stream.requireTLS and not stream.secure):
@@ -252,14 +271,13 @@ class SASL2Initializer(SASLInitializer):
         if self.refuseAuth():
             return
         stream = self.stream
-        if self.feature() is None:
+        if (stream.requireTLS and not stream.secure) or not self.offeredMechanisms():
             # Not offered now (TLS first): the same answer as RFC 6120's.
             self.fail(SASLFailure("encryption-required"))
             return
-        event = self.offer()
-        offered = {child.uri for child in event.inline.elements()} | {NS_BIND2}
+        offered, bindFeatures = self.offeredNamespaces()
         try:
-            request = Request(element, offered, set(event.bindFeatures))
+            request = Request(element, offered, bindFeatures)
         except SASLFailure as failure:
             self.fail(failure)
             return

@@ -373,13 +373,46 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.headerSent = True
 
     def sendFeatures(self) -> None:
-        features = domish.Element((NS_STREAMS, "features"))
-        for initializer in self.initializers or ():
-            feature = initializer.feature()
-            if feature is not None:
-                features.addChild(feature)
-        self.factory.hooks.notify("c2s/features", FeaturesEvent(self, features), self.domain)
-        self.send(features)
+        """
+        The C{<stream:features/>} for the stream's state, serialized once
+        per state and listener (L{featuresKey}): every login asks for them
+        once or twice, and building them (the initializers' offers, the
+        C{"c2s/features"} and C{"sasl2/features"} hooks) cost more than a
+        tenth of a millisecond each time.
+        """
+        cache = self.factory.featuresCache
+        key = self.featuresKey()
+        text = cache.get(key)
+        if text is None:
+            features = domish.Element((NS_STREAMS, "features"))
+            for initializer in self.initializers or ():
+                feature = initializer.feature()
+                if feature is not None:
+                    features.addChild(feature)
+            event = FeaturesEvent(self, features)
+            self.factory.hooks.notify("c2s/features", event, self.domain)
+            text = serialize(features)
+            if event.cacheable:
+                if len(cache) >= FEATURES_CACHE_SIZE:
+                    cache.clear()
+                cache[key] = text
+        self.send(text)
+
+    def featuresKey(self) -> tuple:
+        """
+        Everything the features offered on this stream depend on besides
+        the listener's configuration (the cache is the listener's, emptied
+        when it is configured again): the domain, TLS and what it can bind
+        to, the negotiation state, and the callbacks of the hooks that add
+        features (a new tuple whenever one is added or removed).  A hook
+        whose offer depends on anything else says so (C{event.cacheable}).
+        """
+        hooks, domain = self.factory.hooks, self.domain
+        return (domain, self.secure, tuple(self.channelBindings()) if self.secure else (),
+                self.username is None, self.anonymous, self.session is None,
+                self.initializers is None, self.sm is None,
+                hooks.callbacks("c2s/features", domain),
+                hooks.callbacks("sasl2/features", domain))
 
     def sendError(self, stanza: domish.Element, condition: str, text: str | None = None) -> None:
         """Answer C{stanza} on this stream with a stanza error (if it may be answered)."""
@@ -822,6 +855,10 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
         self.endSession()
         self.streamError("conflict", "replaced by a new connection")
 
+
+#: Serialized stream features one listener keeps (L{ClientStream.sendFeatures}):
+#: a handful of states per served domain.
+FEATURES_CACHE_SIZE = 256
 
 #: The negotiation steps, in the order their features are offered.
 INITIALIZERS = (StartTLSInitializer, SASLInitializer, SASL2Initializer,

@@ -40,6 +40,9 @@ PERSISTENT = True
 #: Account-data key under which imported offline messages wait for the
 #: offline feature: a JSON list of serialized C{<message/>}s, oldest first.
 OFFLINE_IMPORT_KEY = "offline-import"
+#: The file in C{server.data_dir} an import appends to once it stored offline
+#: messages, which tells a running server to look for them (L{offline.imports}).
+OFFLINE_IMPORT_MARKER = "offline-import.marker"
 NS_DELAY = "urn:xmpp:delay"
 VCARD_KEY = "vcard"
 PRIVATE_PREFIX = "private:"
@@ -173,7 +176,11 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
         if args.dry_run:
             return existing, sum(account.password is not None for account in accounts)
         hashed = pie.deriveCredentials(accounts)
-        await _writeAccounts(storage, accounts, existing)
+        try:
+            await _writeAccounts(storage, accounts, existing)
+        finally:
+            if any(account.offline for account in accounts):
+                _markOfflineImport(config.server.data_dir)
         return existing, hashed
 
     existing, hashed = await withWholeStorage(config, reactor, run)
@@ -195,6 +202,21 @@ async def runImport(args: argparse.Namespace, config: Config, reactor: Any) -> i
         say(f"{_count(len(doubleEncoded), 'account')}: SCRAM values were base64-encoded "
             f"twice (ejabberd export_piefxis); corrected")
     return OK
+
+
+def _markOfflineImport(dataDir: str) -> None:
+    """
+    Tell a running server that accounts may have imported offline messages
+    now (it looks for them again when this file changes; L{offline.imports}).
+    Also after a failed import: replaced accounts may have them.
+    """
+    try:
+        os.makedirs(dataDir, mode=0o700, exist_ok=True)
+        with open(os.path.join(dataDir, OFFLINE_IMPORT_MARKER), "a") as f:
+            f.write("imported\n")
+    except OSError as e:
+        fail(f"warning: could not tell a running server about the imported offline "
+             f"messages ({e.strerror or e}); it delivers them after its next start")
 
 
 async def _writeAccounts(storage, accounts: list[pie.Account], existing: set) -> None:

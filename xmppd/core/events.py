@@ -56,7 +56,9 @@ Client streams (fired by L{xmppd.c2s.stream}):
     C{from} already stamped, before it is routed; return C{True} to stop it
     (blocking, limits, carbons of sent messages...).
   - C{"c2s/features"} (L{FeaturesEvent}, C{notify}): stream features are
-    being offered; add elements to C{event.features}.
+    being offered; add elements to C{event.features}.  The result is kept
+    per stream state (see L{FeaturesEvent}), so an offer must depend on
+    that state only, or say it does not (C{event.cacheable = False}).
   - C{"sasl2/features"} (L{SASL2FeaturesEvent}, C{notify}): SASL2 is
     offered; add inline features (answer at once, as for C{"c2s/features"}).
   - C{"sasl2/mechanism"} (L{SASL2MechanismEvent}, C{fire}): a SASL2 request
@@ -150,8 +152,17 @@ class OutgoingEvent:
 
 @dataclass
 class FeaturesEvent:
+    """
+    Stream features are offered on C{stream}: add elements to C{features}.
+    What is offered is kept and offered again to streams in the same state
+    (L{xmppd.c2s.stream.ClientStream.featuresKey}: domain, TLS, negotiation
+    state, listener configuration); a callback whose offer depends on
+    anything else sets C{cacheable} to False.
+    """
+
     stream: Any
     features: domish.Element
+    cacheable: bool = True
 
 
 class QueuedEvent:

@@ -1,7 +1,8 @@
 # -*- test-case-name: tests.test_logformat -*-
 """
 C{log.format = "json"} (issue 17, item 7): one JSON object a line, for a
-log collector, instead of twistd's text lines.
+log collector, instead of twistd's text lines; and, for those text lines,
+time stamps made once per second (L{useCachedTimeStamps}).
 
 Each line has C{time} (UTC, ISO 8601), C{level}, C{namespace}, C{text} (the
 line the text format would show) and the event's own fields when they are
@@ -17,7 +18,7 @@ from __future__ import annotations
 import json
 import time
 
-from twisted.logger import ILogObserver, formatEvent
+from twisted.logger import ILogObserver, formatEvent, formatTime, timeFormatRFC3339
 from zope.interface import implementer
 
 #: Parts of a field name that mark it as secret: never written.
@@ -68,3 +69,39 @@ class JSONLineObserver:
         flush = getattr(self.outFile, "flush", None)
         if flush is not None:
             flush()
+
+
+def cachedFormatTime(when, timeFormat=timeFormatRFC3339, default: str = "-") -> str:
+    """
+    Twisted's C{formatTime}, computed once per second and format: the time
+    stamp of a text log line has a resolution of one second, and Twisted
+    finds the local time zone and formats the stamp anew for every event
+    (half the cost of a login's log line, ~5 % of a FAST login in the
+    reconnect storm, benchmarks/RESULTS.md).
+    """
+    if when is None or timeFormat is None:
+        return default
+    key = (int(when // 1), timeFormat)
+    text = _stamps.get(key)
+    if text is None:
+        if len(_stamps) > 8:
+            _stamps.clear()
+        text = _stamps[key] = formatTime(when // 1, timeFormat, default)
+    return text
+
+
+_stamps: dict = {}
+
+
+def useCachedTimeStamps() -> bool:
+    """
+    Make twistd's text log observer (C{twisted.logger.textFileLogObserver},
+    which looks C{formatTime} up in its module at every event) use
+    L{cachedFormatTime}; whether it could.  Called for a node run by
+    twistd (L{xmppd.launch}); the lines are unchanged.
+    """
+    from twisted.logger import _file, _format
+    if getattr(_file, "formatTime", None) is not _format.formatTime:
+        return False
+    _file.formatTime = cachedFormatTime
+    return True

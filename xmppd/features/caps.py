@@ -123,6 +123,8 @@ class CapsHandler(XMPPHandler):
             return
         ver = self.currentVer()
         if ver is None:
+            # Offered as soon as it is known: do not keep features without it.
+            event.cacheable = False
             return
         c = event.features.addElement((NS_CAPS, "c"))
         c["hash"] = "sha-1"

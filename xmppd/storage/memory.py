@@ -160,6 +160,11 @@ class MemoryAccountDataStore:
         return defer.succeed({k: v for k, v in self._data.get((username, domain), {}).items()
                               if k.startswith(prefix)})
 
+    def usersWithKey(self, domain: str, key: str) -> defer.Deferred:
+        """As L{xmppd.storage.sqlite.accountdata.SQLiteAccountDataStore.usersWithKey}."""
+        return defer.succeed({username for (username, host), data in self._data.items()
+                              if host == domain and key in data})
+
     def forget(self, username: str, domain: str) -> None:
         self._data.pop((username, domain), None)
 

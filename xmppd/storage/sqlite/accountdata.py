@@ -48,6 +48,18 @@ class SQLiteAccountDataStore:
         return d.addCallback(dict)
 
 
+    def usersWithKey(self, domain: str, key: str) -> defer.Deferred:
+        """
+        The accounts of C{domain} that have C{key}: a scan of the table,
+        for what is rare and looked for once (L{offline.imports}).  Not in
+        L{IAccountDataStore}: a backend without it (Redis) is read per
+        account instead.
+        """
+        d = self._storage.runQuery(
+            "SELECT username FROM account_data WHERE domain = ? AND key = ?", (domain, key))
+        return d.addCallback(lambda rows: {username for (username,) in rows})
+
+
 def _setAccountData(connection: sqlite3.Connection, username: str, domain: str,
                     key: str, value: str) -> None:
     requireUser(connection, username, domain)

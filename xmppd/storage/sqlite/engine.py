@@ -23,6 +23,12 @@ group commit (L{SQLiteEngine.runGrouped}):
 the writes queued while the worker is busy share one transaction and one
 fsync, and each Deferred still fires only after that transaction committed.
 
+Reads are batched the same way (L{SQLiteEngine._readLater}): the reads
+asked for while no other job was queued after them share one job of the
+worker and one wake-up of the reactor, still in the order they were asked
+for relative to everything else.  A login reads several times, and in a
+reconnect storm the thread hand-offs cost several times the reads.
+
 Opening a file brings its schema up to date with the steps of
 L{xmppd.storage.sqlite.schema.MIGRATIONS}.
 
@@ -122,6 +128,11 @@ class SQLiteEngine:
         # Whether a job that will take the group is queued and has not yet
         # taken it (under the lock, with the group).
         self._groupQueued = False
+        # The reads waiting for a job of their own that was the last job
+        # queued (see L{_readLater}); None once another job was queued after
+        # it or the worker took it.  Under C{_readLock}.
+        self._readBatch: list | None = None
+        self._readLock = threading.Lock()
         self._pool: ThreadPool | None = None
         self._shutdownTrigger: Any = None
         # Touched only in the worker thread.
@@ -225,7 +236,7 @@ class SQLiteEngine:
 
         @return: Deferred firing what C{interaction} returns.
         """
-        return self._inThread(self._read, interaction, *args)
+        return self._readLater(self._read, interaction, *args)
 
     def runQuery(self, sql: str, params: tuple = ()) -> defer.Deferred:
         """
@@ -233,11 +244,42 @@ class SQLiteEngine:
 
         @return: Deferred firing the C{list} of row tuples.
         """
-        return self._inThread(self._query, sql, params)
+        return self._readLater(self._query, sql, params)
+
+    def _readLater(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
+        """
+        Run the read C{f(*args)} in the worker thread, batched: the reads
+        asked for while no other job was queued after theirs share one job
+        of the worker and one wake-up of the reactor (a login makes several
+        reads and a reconnect storm makes thousands of logins at once; the
+        thread hand-offs cost several times the reads themselves).  Order
+        is kept: a read joins a batch only if that batch's job is the last
+        one queued, so it still runs after everything asked for before it
+        and before everything asked for after it.  Each read fails alone.
+        """
+        if self._pool is None:
+            return defer.fail(StorageError(f"database {self.path} is not open"))
+        d: defer.Deferred = defer.Deferred()
+        if self.metrics is not None:
+            d.addBoth(self._timed, time.perf_counter())
+        with self._readLock:
+            batch = self._readBatch
+            if batch is None:
+                batch = self._readBatch = []
+                new = True
+            else:
+                new = False
+            batch.append((f, args, d))
+        if new:
+            self._pool.callInThread(self._runReads, batch)
+        return d
 
     def _inThread(self, f: Callable[..., Any], *args: Any) -> defer.Deferred:
         if self._pool is None:
             return defer.fail(StorageError(f"database {self.path} is not open"))
+        with self._readLock:
+            # Reads asked for from now on run after this job (L{_readLater}).
+            self._readBatch = None
         d = deferToThreadPool(self._reactor, self._pool, f, *args)
         if self.metrics is not None:
             # Wall time on purpose: latency is what an operator graphs.
@@ -415,6 +457,29 @@ class SQLiteEngine:
                     d.errback(result)
             except Exception:
                 self.log.failure("firing a grouped write's Deferred")
+
+    def _runReads(self, batch: list) -> None:
+        with self._readLock:
+            if self._readBatch is batch:
+                self._readBatch = None
+        outcomes = []
+        for f, args, _ in batch:
+            try:
+                outcomes.append((True, f(*args)))
+            except BaseException:
+                outcomes.append((False, Failure()))
+        self._reactor.callFromThread(self._fireReads, batch, outcomes)
+
+    def _fireReads(self, batch: list, outcomes: list) -> None:
+        """In the reactor thread: fire a batch of reads' Deferreds, in order."""
+        for (_, _, d), (succeeded, result) in zip(batch, outcomes):
+            try:
+                if succeeded:
+                    d.callback(result)
+                else:
+                    d.errback(result)
+            except Exception:
+                self.log.failure("firing a read's Deferred")
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         return self._connection.execute(sql, params).fetchall()

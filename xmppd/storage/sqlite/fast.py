@@ -30,7 +30,9 @@ class SQLiteFastTokenStore:
     def issue(self, username: str, domain: str, token: FastToken) -> defer.Deferred:
         row = (username, domain, token.userAgent, token.mechanism, bytes(token.hash),
                float(token.issued), float(token.expiry))
-        return self._storage.runInteraction(_issue, row)
+        # Grouped (L{SQLiteEngine.runGrouped}): durable when it fires, but
+        # the tokens of a storm of logins share one commit and one fsync.
+        return self._storage.runGrouped(_issue, row)
 
     def get(self, username: str, domain: str, userAgent: str) -> defer.Deferred:
         # "new" sorts after "current": descending puts it first.
@@ -41,8 +43,12 @@ class SQLiteFastTokenStore:
 
     def promote(self, username: str, domain: str, userAgent: str,
                 hash: bytes) -> defer.Deferred:
-        return self._storage.runInteraction(_promote, username, domain, userAgent,
-                                            bytes(hash))
+        # XEP-0484's rotation on a token's first use, before the login's
+        # <success/>: grouped with the other logins' (one fsync for all of
+        # them), and durable before the success goes out, so a crash can
+        # never bring back the token it rotated out (see
+        # L{xmppd.c2s.fast.FastTokens.afterTokenLogin}).
+        return self._storage.runGrouped(_promote, username, domain, userAgent, bytes(hash))
 
     def revoke(self, username: str, domain: str, userAgent: str | None = None,
                hash: bytes | None = None) -> defer.Deferred:
