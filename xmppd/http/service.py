@@ -72,8 +72,11 @@ class WebRequest(server.Request):
         self.directTLS = self.viaTLS = self.isSecure()
         peer = self.getClientAddress()
         self.clientHost = getattr(peer, "host", None) or "local"
-        site = self.channel.site
-        if not self.directTLS and site.trusts(self.clientHost):
+        channel = self.channel
+        trusted = getattr(channel, "trustedPeer", None)
+        if trusted is None:  # a channel not made by WebSite.buildProtocol (tests)
+            trusted = channel.site.trusts(self.clientHost)
+        if not self.directTLS and trusted:
             forwarded = self.getHeader(b"x-forwarded-for")
             if forwarded:
                 # The address the proxy itself saw is the last one it added.
@@ -133,6 +136,10 @@ class WebChannel(http.HTTPChannel):
     refused = False
     headDeadline = None
     peerKey = None
+    #: Whether the peer is one of C{http.trusted_proxies}: learnt once per
+    #: connection (L{WebSite.buildProtocol}), not once per request.
+    trustedPeer = None
+    _secure = None
 
     def connectionMade(self):
         config = self.site.config
@@ -142,6 +149,13 @@ class WebChannel(http.HTTPChannel):
         super().connectionMade()
         self.site.channels.add(self)
         self.armHeadDeadline()
+
+    def isSecure(self) -> bool:
+        # Asked by every request (WebRequest.process); the transport of a
+        # connection does not change, so the answer is learnt once.
+        if self._secure is None:
+            self._secure = super().isSecure()
+        return self._secure
 
     def armHeadDeadline(self) -> None:
         """The next request head must be complete within C{http.header_timeout} (slowloris)."""
@@ -290,7 +304,12 @@ class WebSite(server.Site):
     metrics = None
 
     def __init__(self, root, config, connectionsPerIP: int, reactor=None):
-        super().__init__(root, timeout=config.request_timeout, reactor=reactor)
+        # No resource here reads a form: a POST body is never parsed into
+        # request.args (Twisted would otherwise parse the Content-Type of
+        # every POST with the email package, a quarter of a BOSH request's
+        # cost, and a form or multipart body of any path in memory).
+        super().__init__(root, timeout=config.request_timeout, reactor=reactor,
+                         parsePOSTFormSubmission=False)
         self.config = config
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies]
         self.peers = PeerCounter(connectionsPerIP)
@@ -300,7 +319,7 @@ class WebSite(server.Site):
 
     def bodyHandlerFor(self, target: bytes):
         """The body handler of a request target's first segment, if any."""
-        if not target.startswith(b"/"):
+        if not self.bodyHandlers or not target.startswith(b"/"):
             return None
         segment = target.split(b"?", 1)[0].split(b"/", 2)[1]
         return self.bodyHandlers.get(segment)
@@ -327,6 +346,7 @@ class WebSite(server.Site):
             self.logger.info("Refusing HTTP connection from {host}: too many from it", host=host)
             return TooManyConnections()
         channel = super().buildProtocol(addr)
+        channel.trustedPeer = trusted
         if not trusted:
             channel.peerKey = host
         return channel
