@@ -90,6 +90,15 @@ class WebRequest(server.Request):
                 self.viaTLS = True
         return super().process()
 
+    def requestReceived(self, command, path, version):
+        # A path whose POST bodies are never forms (BOSH's XML) skips
+        # Twisted's form parsing, which reads the Content-Type of every POST
+        # with the email package: a quarter of a BOSH request's cost.
+        formless = getattr(self.channel.site, "formless", None)
+        if formless and firstSegment(path) in formless:
+            self._parsePOSTFormSubmission = False
+        super().requestReceived(command, path, version)
+
     def gotLength(self, length):
         channel = self.channel
         handler = channel.site.bodyHandlerFor(channel._path)
@@ -124,6 +133,13 @@ class WebRequest(server.Request):
         if self.bodySink is not None:
             self.bodySink.abort()
         super().connectionLost(reason)
+
+
+def firstSegment(target: bytes) -> bytes | None:
+    """The first segment of a request target's path (C{b"http-bind"}), if any."""
+    if not target.startswith(b"/"):
+        return None
+    return target.split(b"?", 1)[0].split(b"/", 2)[1]
 
 
 class WebChannel(http.HTTPChannel):
@@ -304,25 +320,22 @@ class WebSite(server.Site):
     metrics = None
 
     def __init__(self, root, config, connectionsPerIP: int, reactor=None):
-        # No resource here reads a form: a POST body is never parsed into
-        # request.args (Twisted would otherwise parse the Content-Type of
-        # every POST with the email package, a quarter of a BOSH request's
-        # cost, and a form or multipart body of any path in memory).
-        super().__init__(root, timeout=config.request_timeout, reactor=reactor,
-                         parsePOSTFormSubmission=False)
+        super().__init__(root, timeout=config.request_timeout, reactor=reactor)
         self.config = config
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in config.trusted_proxies]
         self.peers = PeerCounter(connectionsPerIP)
         self.channels: set[WebChannel] = set()
         #: First path segment -> body handler (see the module docstring).
         self.bodyHandlers: dict[bytes, object] = {}
+        #: First path segments whose POST bodies are never forms
+        #: (L{HTTPService.putChild} with C{forms=False}).
+        self.formless: set[bytes] = set()
 
     def bodyHandlerFor(self, target: bytes):
         """The body handler of a request target's first segment, if any."""
-        if not self.bodyHandlers or not target.startswith(b"/"):
+        if not self.bodyHandlers:
             return None
-        segment = target.split(b"?", 1)[0].split(b"/", 2)[1]
-        return self.bodyHandlers.get(segment)
+        return self.bodyHandlers.get(firstSegment(target))
 
     def bodyLimit(self, target: bytes) -> int:
         """The largest body a request for C{target} may have."""
@@ -385,9 +398,15 @@ class HTTPService(ListeningService):
         from xmppd.http.discovery import wellKnown
         self.putChild(".well-known", wellKnown(self))
 
-    def putChild(self, path: str, child) -> None:
-        """Serve C{child} (a C{twisted.web} resource) at C{/path}."""
+    def putChild(self, path: str, child, forms: bool = True) -> None:
+        """
+        Serve C{child} (a C{twisted.web} resource) at C{/path}.  With
+        C{forms=False} its POST bodies are left unparsed (not read into
+        C{request.args} as a form, whatever their C{Content-Type} says).
+        """
         self.root.putChild(path.encode("ascii"), child)
+        if not forms:
+            self.site.formless.add(path.encode("ascii"))
 
     def putBodyHandler(self, path: str, handler) -> None:
         """
