@@ -6,7 +6,9 @@ No load is generated and nothing is timed: the benchmark itself runs
 separately (C{python3 benchmarks/run.py}).
 """
 
+import asyncio
 import base64
+import concurrent.futures
 import hmac
 import json
 import os
@@ -548,6 +550,104 @@ def test_enableBosh():
     assert "modules:\n  mod_bosh: {}\n  mod_disco: {}\n" in text and change
     assert wsside.enableBosh("ejabberd.yml", text) == (text, None)
     assert wsside.enableBosh("xmppd.toml", XMPPD_WS) == (XMPPD_WS, None)
+
+
+class _Wire:
+    """A fake transport: what a BOSH leg writes, and whether it was closed."""
+
+    def __init__(self):
+        self.written, self.closed = [], False
+
+    def write(self, data):
+        self.written.append(data)
+
+    def close(self):
+        self.closed = True
+
+
+class _Loop:
+    """
+    The generator's loop with connections that open when the test says
+    (C{gate}), so that a leg can be caught while it reconnects.
+    """
+
+    def __init__(self, loop):
+        self.loop, self.gate = loop, None
+
+    def __getattr__(self, name):
+        return getattr(self.loop, name)
+
+    async def create_connection(self, factory, host, port):
+        if self.gate is not None:
+            await self.gate
+        protocol = factory()
+        wire = _Wire()
+        protocol.connection_made(wire)
+        return wire, protocol
+
+
+def _answer(payload: bytes) -> bytes:
+    body = b"<body xmlns='http://jabber.org/protocol/httpbind'>%s</body>" % payload
+    return b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
+
+
+def _rids(leg) -> list[bytes]:
+    return [re.search(rb"rid='(\d+)'", w).group(1) for w in leg.transport.written]
+
+
+def test_boshKeepsARequestOutWhileReconnecting():
+    """The generator's BOSH session always has a request out (msg_bosh's undelivered messages were sessions left with none): an answer that comes while the other connection reopens is followed by a new request; a reopened connection sends one when none is out; a request whose connection the server closed before any answer is sent again with the same rid."""
+    async def scenario():
+        gen = client.Generator("127.0.0.1", 5222, "localhost", transport="bosh", wsPort=5280)
+        loop = gen.loop = _Loop(gen.loop)
+        conn = gen.newConn(1, "u1")
+        await conn.connect()
+        conn.sid = b"s1"
+        held, idle = conn.legs
+        held.post(conn._request(b""))
+        # The server closes the idle connection (its keep-alive timeout),
+        # and the held request is answered while it reconnects.
+        loop.gate = loop.create_future()
+        idle.connection_lost(None)
+        await asyncio.sleep(0)
+        delivered = []
+        conn.onData = lambda c, data: delivered.append(data)
+        held.data_received(_answer(b"<message xmlns='jabber:client'>hi</message>"))
+        assert delivered == [b"<message xmlns='jabber:client'>hi</message>"]
+        assert held.busy and len(held.transport.written) == 2, "a request is out again"
+        loop.gate.set_result(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        fresh = conn.legs[1]
+        assert fresh is not idle and fresh.transport.written == [] and not fresh.busy
+        assert gen.boshReconnects == 1 and gen.boshRetries == 0
+        # Both idle at once (the answer came back, then the other one
+        # closed): the reopened connection sends the request.
+        held.data_received(_answer(b""))
+        assert held.busy
+        held.busy, held.sent = False, None  # as if its answer had come and nothing followed
+        loop.gate = None
+        fresh.connection_lost(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        again = conn.legs[1]
+        assert again.busy and len(again.transport.written) == 1
+        # That request's connection closes before a byte of the answer:
+        # the same rid again, on a new connection.
+        again.connection_lost(None)
+        for _ in range(3):
+            await asyncio.sleep(0)
+        retried = conn.legs[1]
+        assert _rids(retried) == _rids(again) and retried.busy
+        assert not conn.closed and gen.lost == 0 and gen.boshRetries == 1
+        # In the middle of an answer it is the session that is lost.
+        retried.data_received(b"HTTP/1.1 200 OK\r\nContent-Length: 500\r\n\r\n<body")
+        retried.connection_lost(None)
+        assert conn.closed and gen.lost == 1
+
+    # pytest-twisted's reactor runs an asyncio loop in this thread
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, scenario()).result(timeout=30)
 
 
 def test_boshRunEndToEnd(tmp_path):

@@ -115,6 +115,24 @@ def test_payloadsWithoutNamespace(tmp_path):
     assert answer.payloads[0].tag == "{jabber:client}iq" and answer.payloads[0].get("id") == "p1"
 
 
+def test_clientNamespaceOnlyWhereInherited():
+    """Elements that inherited the body's namespace become jabber:client, with their children that inherited it too; other namespaces, below or in a stanza that declares its own, are left alone."""
+    from twisted.words.xish import domish
+
+    from xmppd.c2s.bosh import NS_HTTPBIND, _clientNamespace
+    inherited = domish.Element((NS_HTTPBIND, "message"), defaultUri=NS_HTTPBIND)
+    text = inherited.addElement("body")
+    extension = inherited.addElement(("urn:example:x", "x"), defaultUri="urn:example:x")
+    item = extension.addElement("item")
+    _clientNamespace(inherited)
+    assert (inherited.uri, inherited.defaultUri, text.uri) == ("jabber:client",) * 3
+    assert (extension.uri, item.uri) == ("urn:example:x",) * 2
+    declared = domish.Element(("jabber:client", "message"), defaultUri="jabber:client")
+    odd = declared.addElement((NS_HTTPBIND, "body"))
+    _clientNamespace(declared)
+    assert declared.uri == "jabber:client" and odd.uri == NS_HTTPBIND
+
+
 def test_waitGivesAnEmptyAnswer(tmp_path):
     """A held request is answered empty after C{wait} seconds, not before."""
     web = BOSHNode(tmp_path)

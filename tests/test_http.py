@@ -98,6 +98,62 @@ def test_bodyWithinLimit():
     assert transport.value().endswith(b"1024")
 
 
+class Args(Resource):
+    """Answers a POST with the form arguments Twisted found and the body."""
+
+    isLeaf = True
+
+    def render_POST(self, request):
+        return b"%r %s" % (sorted(request.args), request.content.read())
+
+
+def test_formlessPathsLeavePostBodiesUnparsed():
+    """A path served with forms=False (BOSH) gets its POST bodies unparsed, whatever their Content-Type says: only the query string makes request.args (Twisted's form parsing read each POST's Content-Type with the email package, a quarter of a BOSH request); other paths (the admin console's forms) still get their forms parsed."""
+    site, clock = makeSite()
+    site.resource.putChild(b"raw", Args())
+    site.resource.putChild(b"form", Args())
+    site.formless.add(b"raw")
+    channel, transport = connect(site)
+    body = b"a=1&b=2"
+    request = (b"POST /%s?q=1 HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+               b"application/x-www-form-urlencoded\r\nContent-Length: %d\r\n\r\n%s")
+    channel.dataReceived(request % (b"raw", len(body), body))
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert transport.value().endswith(b"[b'q'] a=1&b=2")
+    transport.clear()
+    channel.dataReceived(request % (b"form", len(body), body))
+    assert transport.value().endswith(b"[b'a', b'b', b'q'] a=1&b=2")
+    transport.clear()
+    body = b"--x\r\nContent-Disposition: form-data; name=\"f\"\r\n\r\nv\r\n--x--\r\n"
+    channel.dataReceived(b"POST /raw HTTP/1.1\r\nHost: localhost\r\nContent-Type: "
+                         b"multipart/form-data; boundary=x\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+    assert transport.value().startswith(b"HTTP/1.1 200 ")
+    assert transport.value().endswith(b"[] " + body)
+
+
+def test_onlyBoshIsFormless(tmp_path):
+    """The node serves /http-bind with forms=False, and every other path with forms parsed (the admin console reads its forms from request.args)."""
+    script = (
+        "from xmppd.config import configFromDict\n"
+        "from xmppd.tap import makeService\n"
+        "from xmppd.http.service import HTTPService\n"
+        "def find(service):\n"
+        "    if isinstance(service, HTTPService):\n"
+        "        return service\n"
+        "    for child in getattr(service, 'services', []):\n"
+        "        found = find(child)\n"
+        "        if found is not None:\n"
+        "            return found\n"
+        "web = find(makeService(configFromDict({'server': {'data_dir': %r},"
+        " 'http': {'endpoint': 'tcp:0:interface=127.0.0.1', 'tls_endpoint': ''}})))\n"
+        "print(sorted(web.site.formless))\n" % str(tmp_path / "data"))
+    out = subprocess.run([sys.executable, "-c", script], cwd=REPO, capture_output=True,
+                         text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[b'http-bind']"
+
+
 def test_headersTooLarge():
     """A request head over C{http.max_header_size} gets 400."""
     site, clock = makeSite(max_header_size=1024)

@@ -83,7 +83,8 @@ def addHTTP(server, c2s, tlsOptions, reactor=None) -> None:
         c2s.transportFactory("websocket"), server.config.http.websocket_origins))
     web.addLink(websocket.LINK_REL, "/" + websocket.PATH, ("ws", "wss"))
     from xmppd.c2s import bosh
-    web.putChild(bosh.PATH, bosh.BOSHResource(c2s.transportFactory("bosh"), server.config.http))
+    web.putChild(bosh.PATH, bosh.BOSHResource(c2s.transportFactory("bosh"), server.config.http),
+                 forms=False)
     web.addLink(bosh.LINK_REL, "/" + bosh.PATH)
     if server.config.http.conversejs_dir:
         # The chat page, like ejabberd's mod_conversejs (off by default).

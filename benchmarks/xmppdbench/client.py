@@ -451,20 +451,25 @@ class HttpLeg(asyncio.Protocol):
     """
     One keep-alive HTTP/1.1 connection of a L{BoshConn}, with at most one
     request on it at a time (no pipelining: XEP-0124 §14 advises against
-    it); the answer's body goes to L{BoshConn.answered}.
+    it); the answer's body goes to L{BoshConn.answered}.  C{busy}: a
+    request is out on it (C{sent}, kept until its answer comes, for
+    L{BoshConn.legLost} to send again); a leg still connecting has no
+    C{transport} yet and is not busy.
     """
 
-    __slots__ = ("owner", "transport", "buf", "busy", "closed")
+    __slots__ = ("owner", "transport", "buf", "busy", "closed", "sent")
 
     def __init__(self, owner):
         self.owner, self.transport, self.buf = owner, None, b""
         self.busy = self.closed = False
+        self.sent = None
 
     def connection_made(self, transport):
         self.transport = transport
 
     def post(self, body: bytes):
         self.busy = True
+        self.sent = body
         gen = self.owner.gen
         self.transport.write(b"POST %s HTTP/1.1\r\nHost: %s\r\nContent-Type: text/xml; "
                              b"charset=utf-8\r\nContent-Length: %d\r\n\r\n%s"
@@ -502,6 +507,7 @@ class HttpLeg(asyncio.Protocol):
                 raise ProtocolError("BOSH: an answer without a length: " + head[:300].decode())
             status = head[:head.find(b"\r\n")]
             self.busy = False
+            self.sent = None
             self.owner.answered(self, status, body)
 
     def eof_received(self):
@@ -558,7 +564,7 @@ class BoshConn(Conn):
 
     def _free(self):
         for leg in self.legs:
-            if not leg.busy and not leg.closed:
+            if not leg.busy and not leg.closed and leg.transport is not None:
                 return leg
         return None
 
@@ -636,35 +642,51 @@ class BoshConn(Conn):
 
     def legLost(self, leg):
         """
-        A connection closed by the server: with a request on it the session
-        is lost; an idle one (a server closes keep-alive connections that
-        stay silent, as a receiver's second one does) is opened again, as
-        a browser would.
+        A connection closed by the server is opened again, as a browser
+        would: an idle one (a server closes keep-alive connections that
+        stay silent, as a receiver's second one does), or one whose request
+        got no byte of an answer (the server closed it as the request
+        left, racing its idle timeout): that request is sent again, same
+        C{rid} (XEP-0124 §9.2: the server answers it, or gives the answer
+        it kept).  A connection lost in the middle of an answer loses the
+        session.
         """
         if self.closed:
             return
+        retry = None
         if leg.busy:
-            self._lose("BOSH: the server closed an HTTP connection with a request on it")
-            return
+            if leg.buf or leg.sent is None:
+                self._lose("BOSH: the server closed an HTTP connection in an answer")
+                return
+            retry = leg.sent
+            self.gen.boshRetries += 1
+        self.gen.boshReconnects += 1
         fresh = HttpLeg(self)
-        fresh.busy = True  # until connected
         self.legs[self.legs.index(leg)] = fresh
-        self.gen.loop.create_task(self._reopen(fresh))
+        self.gen.loop.create_task(self._reopen(fresh, retry))
 
-    async def _reopen(self, leg):
+    async def _reopen(self, leg, retry: bytes | None):
+        """
+        Connect C{leg} again; then send C{retry}, or what waits, or an
+        empty request if no other is out: after every change there must be
+        a request out for the server to answer with what it has for us.
+        (While the leg was connecting, an answer on the other leg may have
+        found no free leg to keep a request out with.)
+        """
         gen = self.gen
         try:
             await gen.loop.create_connection(lambda: leg, gen.host, gen.wsPortFor(self.index))
         except OSError as e:
             self._lose("BOSH: reconnecting: %s" % e)
             return
-        leg.busy = False
         if self.closed:
             leg.transport.close()
+        elif retry is not None:
+            leg.post(retry)
         elif self.pending is not None:
             leg.post(self.pending)
             self.pending = None
-        elif self.outbox and self.sid is not None:
+        elif self.sid is not None and (self.outbox or not any(o.busy for o in self.legs)):
             leg.post(self._request(b"", b"".join(self.outbox)))
             self.outbox.clear()
 
@@ -706,6 +728,9 @@ class Generator:
         self.tls.check_hostname = False
         self.tls.verify_mode = ssl.CERT_NONE  # the server's certificate is self-signed
         self.lost = 0
+        #: BOSH: HTTP connections the server closed that were opened again,
+        #: and requests sent again on them (L{BoshConn.legLost}).
+        self.boshReconnects = self.boshRetries = 0
         self.clients: list[Conn] = []
 
     def portFor(self, index: int) -> int:

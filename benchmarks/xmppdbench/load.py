@@ -244,6 +244,10 @@ class Traffic:
                 await asyncio.wait_for(self.drained.wait(), DRAIN_TIMEOUT)
             except asyncio.TimeoutError:
                 pass
+        if gen.boshReconnects:
+            # what the server's closing of idle keep-alive connections cost
+            # the BOSH clients, over the whole run (login included)
+            extra.update(bosh_reconnects=gen.boshReconnects, bosh_retries=gen.boshRetries)
         return phase.result(self.count, unit, latency=stats.latencySummary(self.latencies, 1e-6),
                             sent_in_phase=self.sent,
                             undelivered_after_drain=max(0, self.inflight),

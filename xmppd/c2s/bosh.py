@@ -183,7 +183,13 @@ class BOSHClientStream(ClientStream):
 
 
 class _Held:
-    """A request waiting for its answer: its rid, its HTTP requests, its timer."""
+    """
+    A request waiting for its answer: its rid, its HTTP requests, its timer.
+    A request whose connection broke stays until the answer, which is kept
+    (L{BOSHSession.keep}) for the client to ask again (§9.2), and written by
+    L{BOSHResource.finish} only to a connection still open: nothing is
+    watched per request.
+    """
 
     __slots__ = ("rid", "requests", "timer", "pause")
 
@@ -278,7 +284,6 @@ class BOSHSession:
             raise BOSHError("policy-violation", "too many simultaneous requests")
         self.noteAck(body)
         held = _Held(rid, request)
-        self.watch(request, held)
         self.early[rid] = (body, payloads, held)
         while self.lastRid + 1 in self.early:
             self.lastRid += 1
@@ -310,14 +315,6 @@ class BOSHSession:
         for previous in old:
             previous.loseConnection()
         held.requests.append(request)
-        self.watch(request, held)
-
-    def watch(self, request, held: _Held) -> None:
-        """A held request whose connection breaks waits for the client to send it again."""
-        def lost(_):
-            if request in held.requests:
-                held.requests.remove(request)
-        request.notifyFinish().addErrback(lost)
 
     def noteAck(self, body: domish.Element) -> None:
         """The client's ack (§8.2): forget what it has, report what it lost."""
@@ -604,12 +601,16 @@ def _integer(value: str | None) -> int | None:
 def _clientNamespace(element: domish.Element) -> None:
     """
     Payloads written without a namespace of their own inherit the body's;
-    they mean C{jabber:client} (XEP-0206 §6, as Prosody reads them).
+    they mean C{jabber:client} (XEP-0206 §6, as Prosody reads them).  Only
+    the children of an element that inherited it can have inherited it too:
+    a stanza that declares its namespace (as most clients write them) is
+    left alone without a walk through its children.
     """
-    if element.uri == NS_HTTPBIND:
-        element.uri = NS_CLIENT
-        if element.defaultUri == NS_HTTPBIND:
-            element.defaultUri = NS_CLIENT
+    if element.uri != NS_HTTPBIND:
+        return
+    element.uri = NS_CLIENT
+    if element.defaultUri == NS_HTTPBIND:
+        element.defaultUri = NS_CLIENT
     for child in element.elements():
         _clientNamespace(child)
 
