@@ -318,6 +318,34 @@ def test_inactivity(tmp_path):
     assert web.factory.streams == set() and stream.session is None
 
 
+def test_inactivityHandsOnWhatWasNeverSent(tmp_path):
+    """
+    Messages that waited for a request that never came are not lost with a
+    session that times out without stream management: the server knows
+    they never left, so they go on to the account (here offline storage),
+    with a <delay/>, as unacknowledged ones do.
+    """
+    for enableSM in (False, True):
+        (tmp_path / str(enableSM)).mkdir()
+        web = BOSHNode(tmp_path / str(enableSM), features=("messages", "sm"))
+        client = web.login()
+        if enableSM:
+            # Stream management's own queue hands them on: once, not twice.
+            assert client.request("<enable xmlns='urn:xmpp:sm:3'/>").names() == ["enabled"]
+        stored = []
+        web.node.server.hooks.add("message/offline",
+                                  lambda event, stored=stored: stored.append(event.stanza) or True)
+        tcp = web.node.connect("5.6.7.8").login("romeo", "orchard")
+        for text in ("one", "two"):
+            tcp.send("<message to='juliet@%s/web' type='chat'><body>%s</body></message>"
+                     % (DOMAIN, text))
+        assert stored == []
+        web.clock.advance(61)
+        assert web.resource.sessions == {}
+        assert [str(m.body) for m in stored] == ["one", "two"]
+        assert all(m.delay is not None and m["to"] == "juliet@" + DOMAIN for m in stored)
+
+
 def test_heldRequestKeepsTheSessionAlive(tmp_path):
     """A long-poll is not inactivity: the session lives across many waits."""
     web = BOSHNode(tmp_path)

@@ -452,7 +452,18 @@ class BOSHSession:
         self.owner.forget(self)
         if not self.ended:
             self.ended = True
+            self.handOnOutbox()
             self.stream.connectionLost(Failure(error.ConnectionLost("BOSH inactivity")))
+
+    def handOnOutbox(self) -> None:
+        """
+        What waited for a request that never came is the stream's unsent
+        (L{xmppd.c2s.stream.ClientStream.unsent}): with stream management
+        it is in the unacknowledged queue already, and without it the
+        session hands it on as it ends, rather than losing it.
+        """
+        if self.outbox:
+            self.stream.unsent, self.outbox = self.outbox, []
 
     # -- the end -------------------------------------------------------------
 
@@ -508,6 +519,7 @@ class BOSHSession:
         """A binding error of this session's client: it ends, the stream as if broken."""
         if self.ended:
             return
+        self.handOnOutbox()
         self.terminate(condition)
         self.owner.forget(self)
         self.terminal = None

@@ -66,7 +66,7 @@ from twisted.words.xish import domish
 from xmppd.stream.closing import CLOSE_TIMEOUT, ClosedWaiters
 from xmppd.stream.elements import NS_CLIENT, STANZA_NAMES, serialize, streamErrorElement
 from xmppd.stream.limits import SendQueueWatch
-from xmppd.core.events import FeaturesEvent, OutgoingEvent
+from xmppd.core.events import FeaturesEvent, OutgoingEvent, UnsentEvent
 from xmppd.core.jid import InvalidJID, parseJID, prepDomainpart
 from xmppd.core.ordering import Backlog, unfinished
 from xmppd.c2s.negotiation import (BindInitializer, ChannelBindingInitializer,
@@ -95,6 +95,9 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
     #: What holds back stanzas while the client says it is inactive (see the
     #: module docstring); a class attribute so active streams pay one test.
     csi = None
+    #: Stanzas the transport never put on the wire when the connection
+    #: went (a BOSH session's outbox): the session hands them on as it ends.
+    unsent = None
     #: The condition of the stream error we sent, if any.
     errorCondition = None
     #: What the client sent while an earlier element was still being
@@ -849,6 +852,13 @@ class ClientStream(ClosedWaiters, protocol.Protocol):
             self.factory.sessions.unbind(session)
             if self.sm is not None:
                 self.sm.sessionEnded(session)
+            elif self.unsent:
+                # Without stream management nothing else knows they never
+                # left: handed on as unacknowledged ones are (features.sm).
+                unsent, self.unsent = self.unsent, None
+                self.factory.hooks.notify(
+                    "session/unsent", UnsentEvent(session, unsent, self.factory.clock.seconds()),
+                    self.domain)
 
     def replaceSession(self) -> None:
         """Another stream bound our full JID (RFC 6120 §7.7.2.2)."""

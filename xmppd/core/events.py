@@ -165,6 +165,22 @@ class FeaturesEvent:
     cacheable: bool = True
 
 
+class UnsentEvent:
+    """
+    A session ended while its transport still held stanzas it had never
+    put on the wire (C{"session/unsent"}): a BOSH session that timed out
+    or was dropped before the client came back for them.  C{texts}: the
+    serialized stanzas, in order; C{when}: the time they count from.
+    """
+
+    __slots__ = ("session", "texts", "when")
+
+    def __init__(self, session: Any, texts: list[str], when: float):
+        self.session = session
+        self.texts = texts
+        self.when = when
+
+
 class QueuedEvent:
     """
     A stanza kept for a detached session (C{"session/queued"}): C{stanza}
@@ -322,6 +338,8 @@ SESSION_BOUND = declare("session/bound", None, False, "a resource was bound (a S
 SESSION_CLOSED = declare("session/closed", None, False, "a session ends (a Session)")
 SESSION_QUEUED = declare("session/queued", QueuedEvent, False,
                          "a stanza is kept for a detached session (stream management)")
+SESSION_UNSENT = declare("session/unsent", UnsentEvent, False,
+                         "a session ended with stanzas its transport never sent (BOSH)")
 
 ACCOUNT_REMOVED = declare("account/removed", AccountEvent, False,
                           "an account and its stored data are gone")

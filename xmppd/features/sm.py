@@ -92,7 +92,7 @@ from twisted.python.failure import Failure
 from twisted.words.protocols.jabber.xmlstream import XMPPHandler
 from twisted.words.xish import domish
 
-from xmppd.core.events import SESSION_QUEUED, QueuedEvent
+from xmppd.core.events import SESSION_QUEUED, QueuedEvent, UnsentEvent
 from xmppd.core.hooks import DELIVER
 from xmppd.core.ordering import whenLetGo
 from xmppd.c2s.stream import ClientStream
@@ -565,6 +565,8 @@ class StreamManagementHandler(XMPPHandler):
         hooks.add("sasl2/inline", self.onSASL2Inline, DELIVER)
         hooks.add("bind2/inline", self.onBind2Inline, DELIVER)
         hooks.add("c2s/shutdown", self.onStopping, DELIVER)
+        # A BOSH session that ended with stanzas never sent, without XEP-0198.
+        hooks.add("session/unsent", self.onUnsent, DELIVER)
         # A draining node's clients go elsewhere and cannot resume here.
         hooks.add("c2s/draining", self.onShutdown, DELIVER)
 
@@ -722,6 +724,15 @@ class StreamManagementHandler(XMPPHandler):
             sm.end()
 
     # -- what the client never acknowledged -----------------------------------------
+
+    def onUnsent(self, event: UnsentEvent) -> None:
+        """
+        A session without stream management ended with stanzas its
+        transport never sent (a BOSH session that timed out): the server
+        knows for certain they were not delivered, so they go on as
+        unacknowledged ones do, not lost with the session.
+        """
+        self.reroute(event.session, [(event.when, text) for text in event.texts])
 
     def reroute(self, session, unacked) -> list[domish.Element]:
         """
