@@ -34,19 +34,21 @@ def test_splitCountsNestedMessages():
 
 def test_svgAndIntervals():
     rows = [{"t_s": t, "phase": "mix", "rss_kb": 1000 + t, "server_cpu_pct": 5.0,
-             "chat_p99_ms": 3.0, "gc_p99_ms": None, "reactor_lag_s": 0.001,
+             "chat_p99_ms": 3.0, "chat_n": 100, "gc_p99_ms": None, "reactor_lag_s": 0.001,
              "offline_stored": 1.0} for t in range(10, 700, 10)]
     picture = soak.svg(rows, 5, 650, "test")
     assert picture.startswith("<svg") and picture.count("<polyline") == 2
-    table = soak.intervals(rows, 5)
+    table = soak.intervals(rows, 5, end=650, exact={0: [0.001, 0.002, 0.004]})
     assert [r["from_min"] for r in table] == [0, 5, 10]
-    assert table[0]["chat_p99_ms_worst"] == 3.0
+    assert table[-1]["to_min"] == 10.8
+    assert table[0]["chat_p99_ms_worst"] == 3.0 and table[0]["chat_p99_ms"] == 4.0
+    assert table[1]["chat_p99_ms"] is None and table[0]["samples_p99_over_100ms"] == 0
 
 
 @pytest.mark.skipif(not os.access(os.path.join(BIN, "twistd"), os.X_OK),
                     reason="twistd is not next to this Python")
 def test_soakRunLosesNothing(tmp_path):
-    """The smallest soak: logins, rooms, chat, presence, archive queries and reconnects; zero lost."""
+    """The smallest soak: logins, rooms, chat, presence, archives, reconnects; zero lost."""
     out = tmp_path / "soak"
     done = subprocess.run(
         [sys.executable, os.path.join(BENCHMARKS, "soakbench.py"), "--sessions", "20",

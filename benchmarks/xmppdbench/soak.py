@@ -78,7 +78,7 @@ import tempfile
 import time
 
 from . import bench, dataset, procstat, stats
-from .client import FEATURES, IQ, SASL_REPLY, Conn, Generator, ProtocolError, attribute, takeFirst
+from .client import FEATURES, IQ, SASL_REPLY, Conn, Generator, ProtocolError, attribute
 from .storm import NS_SM, RESUME_REPLY, SM_REPLY, breakConnection
 
 NAME = re.compile(rb"<([A-Za-z][\w:.-]*)")
@@ -224,6 +224,7 @@ class Soak:
         self.gcRoom: dict[int, int] = {}          # groupchat gid -> room number
         self.rooms: list[list[Client]] = []
         self.chatLat = array.array("d")           # both ends online throughout
+        self.chatAt = array.array("d")            # their send times
         self.lateLat = array.array("d")           # either end reconnected meanwhile
         self.resent: set[int] = set()             # gids a sender had to send again
         self.gcLat = array.array("d")
@@ -289,6 +290,7 @@ class Soak:
                     self.lateLat.append(now - sent)
                 else:
                     self.chatLat.append(now - sent)
+                    self.chatAt.append(sent)
         elif mid.startswith(b"sg") and kind == b"groupchat":
             gid = int(mid[2:])
             seen = self.gcSeen.get(gid)
@@ -501,8 +503,8 @@ class Soak:
         self.gcRoom[gid] = room
         self.count["groupchat_sent"] += 1
         conn.stanza(b"<message to='" + conn.room + b"' type='groupchat' id='sg%d'><body>room "
-                    b"message %d, of ordinary length for a group chat</body></message>" % (gid, gid),
-                    "gc", gid, ask=True)
+                    b"message %d, of ordinary length for a group chat</body></message>"
+                    % (gid, gid), "gc", gid, ask=True)
 
     def sendPresence(self):
         conn = self.pick(self.clients)
@@ -621,7 +623,8 @@ METRIC_COLUMNS = {
 async def sampler(soak: Soak, pid: int, httpPort: int, out: str, t0: float, rows: list):
     """Every C{--sample} seconds one row: the server, its metrics, the generator."""
     path = os.path.join(out, "samples.jsonl")
-    lastCPU, lastGen, lastT = procstat.cpuSeconds(pid), procstat.ownCPUSeconds(), time.perf_counter()
+    lastCPU, lastGen = procstat.cpuSeconds(pid), procstat.ownCPUSeconds()
+    lastT = time.perf_counter()
     marks = {"chat": 0, "gc": 0, "mam": 0}
     with open(path, "a") as jsonl:
         while True:
@@ -694,7 +697,7 @@ async def soakRun(args, port: int, httpPort: int, pid: int, out: str) -> dict:
     gen.soak = soak
     soak.phase = "login"
     rows: list[dict] = []
-    t0 = time.perf_counter()
+    t0, wallT0 = time.perf_counter(), time.time()
     sampling = gen.loop.create_task(sampler(soak, pid, httpPort, out, t0, rows))
     result = {"phases": {}}
     try:
@@ -756,6 +759,12 @@ async def soakRun(args, port: int, httpPort: int, pid: int, out: str) -> dict:
     result.update(account(soak))
     result["samples"] = rows
     result["mix_start_s"] = round(getattr(soak, "mixStart", 0), 1)
+    result["wall_t0"] = wallT0
+    # exact 1:1 latency percentiles per 5 minutes of the mix, by send time
+    exact: dict[int, list] = {}
+    for sent, latency in zip(soak.chatAt, soak.chatLat):
+        exact.setdefault(int((sent - t0 - result["mix_start_s"]) // 300), []).append(latency)
+    result["exact"] = exact
     result["mix_end_s"] = round(getattr(soak, "mixEnd", 0), 1)
     for conn in clients:
         if conn.transport is not None and not conn.closed:
@@ -861,21 +870,34 @@ def svg(rows: list[dict], mixStart: float, mixEnd: float, title: str) -> str:
             % (width, total, left, title, "\n".join(body), left, total - 8))
 
 
-def intervals(rows: list[dict], start: float, minutes: int = 5) -> list[dict]:
-    """The samples of the mix grouped per C{minutes}: RSS at the end, p99, CPU."""
+def intervals(rows: list[dict], start: float, minutes: int = 5, end: float = 0,
+              exact: dict | None = None) -> list[dict]:
+    """
+    The samples of the mix grouped per C{minutes}: RSS at the end, CPU, the
+    median and worst of the samples' p99 and how many samples had one over
+    100 ms; with C{exact} ({interval: latencies}) the interval's own p50/p99.
+    """
     groups = collections.OrderedDict()
     for row in rows:
-        if row["phase"] != "mix":
+        if row["phase"] != "mix" or row["t_s"] < start:
             continue
         groups.setdefault(int((row["t_s"] - start) // (60 * minutes)), []).append(row)
     out = []
     for k, group in groups.items():
         p99 = [r["chat_p99_ms"] for r in group if r.get("chat_p99_ms") is not None]
         gp99 = [r["gc_p99_ms"] for r in group if r.get("gc_p99_ms") is not None]
-        out.append({"from_min": k * minutes, "to_min": (k + 1) * minutes,
+        exactK = stats.latencySummary((exact or {}).get(k, ()), 1e3)
+        out.append({"from_min": k * minutes,
+                    "to_min": round(min((k + 1) * minutes, (end - start) / 60 if end > start
+                                        else (k + 1) * minutes), 1),
+                    "chat_n": sum(r["chat_n"] for r in group),
+                    "chat_p50_ms": exactK.get("p50_ms"), "chat_p99_ms": exactK.get("p99_ms"),
+                    "samples_p99_over_100ms": len([v for v in p99 if v > 100]),
+                    "samples": len(group),
                     "rss_mb_end": round(group[-1]["rss_kb"] / 1024, 1),
                     "rss_mb_max": round(max(r["rss_kb"] for r in group) / 1024, 1),
-                    "server_cpu_pct": round(sum(r["server_cpu_pct"] for r in group) / len(group), 1),
+                    "server_cpu_pct": round(sum(r["server_cpu_pct"] for r in group)
+                                            / len(group), 1),
                     "chat_p99_ms_worst": max(p99) if p99 else None,
                     "chat_p99_ms_median": sorted(p99)[len(p99) // 2] if p99 else None,
                     "gc_p99_ms_worst": max(gp99) if gp99 else None,
@@ -891,12 +913,20 @@ def markdown(result: dict) -> str:
                                                           result["args"]["minutes"]), "",
              "xmppd %s, %s; generator: %s" % (result["xmppd"], result["machine"]["cpu_model"],
                                               result["generator"]), "",
-             "| from | to | RSS end (MB) | RSS max (MB) | server CPU | chat p99 median / worst "
-             "(ms) | groupchat p99 worst (ms) | reactor lag max (ms) | offline stored |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "Per %d minutes of the mix (minute 0 = its start; a sample = %g s):"
+             % (5, result["args"]["sample"]), "",
+             "| from | to | RSS end (MB) | RSS max (MB) | server CPU | chat p50 / p99 (ms) "
+             "| samples' chat p99: median / worst (ms) | samples with p99 > 100 ms "
+             "| groupchat p99 worst (ms) | reactor lag max (ms) | offline stored |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in result["intervals"]:
-        lines.append("| %(from_min)d min | %(to_min)d min | %(rss_mb_end)s | %(rss_mb_max)s | "
-                     "%(server_cpu_pct)s %% | %(chat_p99_ms_median)s / %(chat_p99_ms_worst)s | "
+        r = dict({"chat_p50_ms": None, "chat_p99_ms": None, "samples_p99_over_100ms": "?",
+                  "samples": "?"}, **r)
+        r = {k: "–" if v is None else v for k, v in r.items()}
+        lines.append("| %(from_min)s min | %(to_min)s min | %(rss_mb_end)s | %(rss_mb_max)s | "
+                     "%(server_cpu_pct)s %% | %(chat_p50_ms)s / %(chat_p99_ms)s | "
+                     "%(chat_p99_ms_median)s / %(chat_p99_ms_worst)s | "
+                     "%(samples_p99_over_100ms)s of %(samples)s | "
                      "%(gc_p99_ms_worst)s | %(reactor_lag_ms_max)s | %(offline_stored)s |" % r)
     lines += ["",
               "| counter | value |", "|---|---|",
@@ -934,9 +964,33 @@ def markdown(result: dict) -> str:
               "| server log: lines with Traceback / error level | %d / %d |"
               % (result["server_log"]["tracebacks"], result["server_log"]["errors"]),
               ""]
+    if result.get("gc"):
+        g = result["gc"]
+        lines += ["Full (generation 2) garbage collections of the server during the mix: %d, "
+                  "median %s ms, longest %s ms, at %s s." % (
+                      g["gen2_in_mix"], g["gen2_ms_median"], g["gen2_ms_max"],
+                      ", ".join(str(c["t_s"]) for c in g["gen2"])), ""]
     if result["errors"]:
-        lines += ["Errors:", ""] + ["- %d × %s" % (n, e) for e, n in result["errors"].items()] + [""]
+        lines += (["Errors:", ""] + ["- %d × %s" % (n, e) for e, n in result["errors"].items()]
+                  + [""])
     return "\n".join(lines)
+
+
+def gcSummary(path: str, wallT0: float, mixStart: float, mixEnd: float) -> dict:
+    """The generation-2 collections during the mix: how many, how long, when."""
+    full = []
+    try:
+        with open(path) as f:
+            for line in f:
+                stamp, generation, ms, collected = line.split()
+                t = float(stamp) - wallT0
+                if generation == "2" and mixStart <= t <= mixEnd:
+                    full.append({"t_s": round(t, 1), "ms": float(ms), "collected": int(collected)})
+    except (OSError, ValueError):
+        return {}
+    return {"gen2_in_mix": len(full), "gen2_ms_max": max((c["ms"] for c in full), default=None),
+            "gen2_ms_median": sorted(c["ms"] for c in full)[len(full) // 2] if full else None,
+            "gen2": full}
 
 
 def scanLog(path: str) -> dict:
@@ -981,8 +1035,13 @@ def parseArgs(argv):
     add("--gen-cpus", default="1", help="CPU list this generator pins itself to ('' = unpinned)")
     add("--xmppd-bin", default=os.path.dirname(sys.executable),
         help="directory holding twistd and xmppctl")
+    add("--gc-log", action="store_true",
+        help="log the server's slow and generation-2 garbage collections (gc.log) and "
+        "put them in the summary")
     add("--no-uvloop", action="store_true")
     add("--keep-workdir", action="store_true")
+    add("--report", metavar="DIR", help="only write summary.md and soak.svg again from DIR's "
+        "summary.json and samples.jsonl")
     args = parser.parse_args(argv)
     if args.sessions < 2 * args.clique or args.clique < 2:
         parser.error("--sessions must be at least twice --clique (and --clique at least 2)")
@@ -990,8 +1049,34 @@ def parseArgs(argv):
     return args
 
 
+def rerender(out: str) -> int:
+    """C{--report DIR}: summary.md and soak.svg again from a run's saved files."""
+    with open(os.path.join(out, "summary.json")) as f:
+        result = json.load(f)
+    with open(os.path.join(out, "samples.jsonl")) as f:
+        rows = [json.loads(line) for line in f if line.strip()]
+    old = {r["from_min"]: r for r in result.get("intervals", [])}
+    result["intervals"] = intervals(rows, result["mix_start_s"], end=result["mix_end_s"])
+    for r in result["intervals"]:
+        for key in ("chat_p50_ms", "chat_p99_ms"):
+            r[key] = old.get(r["from_min"], {}).get(key)
+    with open(os.path.join(out, "soak.svg"), "w") as f:
+        f.write(svg(rows, result["mix_start_s"], result["mix_end_s"],
+                    "xmppd soak: %d sessions" % result["args"]["sessions"]))
+    with open(os.path.join(out, "summary.json"), "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    text = markdown(result)
+    with open(os.path.join(out, "summary.md"), "w") as f:
+        f.write(text)
+    print(text)
+    return 0
+
+
 def main(argv=None) -> int:
-    args = parseArgs(sys.argv[1:] if argv is None else argv)
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--report"] and len(argv) == 2:
+        return rerender(argv[1])
+    args = parseArgs(argv)
     twistd = os.path.join(args.xmppd_bin, "twistd")
     xmppctl = os.path.join(args.xmppd_bin, "xmppctl")
     for tool in (twistd, xmppctl):
@@ -1015,6 +1100,13 @@ def main(argv=None) -> int:
     def log(message):
         print("%s %s" % (time.strftime("%H:%M:%S"), message), flush=True)
 
+    if args.gc_log:
+        # the server's interpreter imports gclog/sitecustomize.py (bench.Server's
+        # environment is this one's, with the checkout first on the path)
+        os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [
+            os.path.join(os.path.dirname(os.path.abspath(__file__)), "gclog"),
+            os.environ.get("PYTHONPATH")]))
+        os.environ["XMPPD_GC_LOG"] = os.path.join(out, "gc.log")
     server = bench.Server(twistd, config, port, args.server_cpus, logPath)
     result = {"args": vars(args), "xmppd": bench.xmppdVersion(), "machine": bench.machine(),
               "config": open(config).read()}
@@ -1050,6 +1142,9 @@ def main(argv=None) -> int:
         else:
             shutil.rmtree(workdir, ignore_errors=True)
     result["server_log"] = scanLog(logPath)
+    if args.gc_log:
+        result["gc"] = gcSummary(os.path.join(out, "gc.log"), result.get("wall_t0", 0),
+                                 result.get("mix_start_s", 0), result.get("mix_end_s", 0))
     result["machine_after"] = bench.machine()
     rows = result.pop("samples", [])
     if rows:
@@ -1057,10 +1152,13 @@ def main(argv=None) -> int:
             writer = csv.DictWriter(f, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        result["intervals"] = intervals(rows, result.get("mix_start_s", 0))
+        result["intervals"] = intervals(rows, result.get("mix_start_s", 0),
+                                        end=result.get("mix_end_s", 0),
+                                        exact=result.pop("exact", None))
         with open(os.path.join(out, "soak.svg"), "w") as f:
             f.write(svg(rows, result.get("mix_start_s", 0), result.get("mix_end_s", 0),
                         "xmppd soak: %d sessions" % args.sessions))
+    result.pop("exact", None)
     with open(os.path.join(out, "summary.json"), "w") as f:
         json.dump(result, f, indent=1, default=str)
     if "chat" in result:
