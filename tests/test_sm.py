@@ -707,3 +707,30 @@ def test_groupchatSettledAtSessionEnd(node):
                  kind="groupchat")
     client.close()
     assert waiter.settled == 1
+
+
+def test_resumeSendsSharedTextAgainOnce(node):
+    """
+    A stanza serialized once for many (MUC's fan-out, L{StanzaText}) and
+    not acknowledged is sent again once on resumption, like any other, and
+    counted once: the soak (issue 18) found the resumption failing there
+    ("deque mutated during iteration") and the room's messages dropped.
+    """
+    from xmppd.core.stanzas import StanzaText
+    client = node.login(sm=True)
+    previd = client.stream.sm.id
+    client.received()
+    client.disconnect()
+    session = node.sessions.get(parseJID(BALCONY))
+    for n in (1, 2):
+        session.stream.send(StanzaText(
+            "<message from='room@conference.%s/nick' to='%s' type='groupchat'>"
+            "<body>room %d</body></message>" % (DOMAIN, BALCONY, n)))
+    node.message(BALCONY, "three")
+    new, reply = resume(node, previd, 1)
+    assert reply[0].name == "resumed"
+    assert bodies(reply) == ["room 1", "room 2", "three"]
+    assert reply[-1].name == "r"
+    # the three are counted once: acknowledging them all is not too high
+    assert [e.name for e in new.ack(4)] == []
+    assert not new.transport.disconnecting

@@ -256,13 +256,16 @@ def pinned(cpus: str, argv: list[str]) -> list[str]:
 
 
 def provision(xmppctl: str, config: str, workdir: str, scale: str, log,
-              accounts: int = 0) -> dict:
+              accounts: int = 0, population: tuple[int, int, int] | None = None) -> dict:
     """
     Write the data set as XEP-0227 and import it with C{xmppctl import};
     timed.  C{accounts}: only that many C{uN} accounts and no C{pN} (a
-    smoke run of the scenarios that need no rosters).
+    smoke run of the scenarios that need no rosters); C{population}: (uN
+    accounts, pN accounts, contacts per pN account) instead of the
+    scale's (the soak's own).
     """
-    users, presenceUsers, rosterSize = (accounts, 0, 0) if accounts else DATASETS[scale]
+    users, presenceUsers, rosterSize = (population if population else (accounts, 0, 0)
+                                        if accounts else DATASETS[scale])
     pie = os.path.join(workdir, "dataset.xml")
     started = time.perf_counter()
     accountCount = dataset.writePIE(pie, DOMAIN, users, presenceUsers, rosterSize)

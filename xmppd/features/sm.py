@@ -491,11 +491,13 @@ class StreamManagement:
 
         def resend():
             # §5: what the client did not acknowledge is sent again, once; the
-            # stanzas keep their sequence numbers, so they are not counted again.
+            # stanzas keep their sequence numbers, so they are not counted again:
+            # sent as plain text, which a stream writes without counting (a
+            # StanzaText would be counted, and appended to the deque read here).
             if self.stream is not stream:
                 return
-            for _, text in self.unacked:
-                stream.send(text)
+            for _, text in list(self.unacked):
+                stream.send(str(text))
             self.request()
         if announce is not None:
             announce(resumed, resend)
