@@ -450,13 +450,7 @@ class SQLiteEngine:
             self.metrics.groupCommitSize.observe(len(group))
         for (_, _, d), (succeeded, result) in zip(group, outcomes):
             self._noteWrite(result if not succeeded else None)
-            try:
-                if succeeded:
-                    d.callback(result)
-                else:
-                    d.errback(result)
-            except Exception:
-                self.log.failure("firing a grouped write's Deferred")
+            self._fire(d, succeeded, result, "a grouped write's")
 
     def _runReads(self, batch: list) -> None:
         with self._readLock:
@@ -473,13 +467,17 @@ class SQLiteEngine:
     def _fireReads(self, batch: list, outcomes: list) -> None:
         """In the reactor thread: fire a batch of reads' Deferreds, in order."""
         for (_, _, d), (succeeded, result) in zip(batch, outcomes):
-            try:
-                if succeeded:
-                    d.callback(result)
-                else:
-                    d.errback(result)
-            except Exception:
-                self.log.failure("firing a read's Deferred")
+            self._fire(d, succeeded, result, "a read's")
+
+    def _fire(self, d: defer.Deferred, succeeded: bool, result, what: str) -> None:
+        """Fire one job's Deferred with its outcome; what its callbacks raise is logged."""
+        try:
+            if succeeded:
+                d.callback(result)
+            else:
+                d.errback(result)
+        except Exception:
+            self.log.failure("firing {what} Deferred", what=what)
 
     def _query(self, sql: str, params: tuple) -> list[tuple]:
         return self._connection.execute(sql, params).fetchall()
