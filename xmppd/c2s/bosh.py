@@ -458,7 +458,7 @@ class BOSHSession:
     def handOnOutbox(self) -> None:
         """
         What waited for a request that never came is the stream's unsent
-        (L{xmppd.c2s.stream.ClientStream.unsent}): with stream management
+        (C{unsent} of L{xmppd.c2s.stream.ClientStream}): with stream management
         it is in the unacknowledged queue already, and without it the
         session hands it on as it ends, rather than losing it.
         """
