@@ -155,7 +155,8 @@ async def test_cachesAndQueuesAfterTraffic(makeServer):
     for name, bound in capacity.items():
         assert caches[name] <= bound, name
     for name in ("sm_unacked", "csi_held", "sqlite_writes", "sqlite_reads", "muc_history",
-                 "mam_decisions", "pep_fanout", "bosh_outbox"):
+                 "mam_decisions", "pep_fanout", "bosh_outbox", "c2s_input_backlog",
+                 "message_lookups"):
         assert name in queues, name
     assert set(longest) == set(queues)
     assert all(longest[name] <= queues[name] for name in queues)

@@ -643,6 +643,7 @@ BOUND_NOTES = {
     "bosh_inbox": "per session: its requests (hold + 1)",
     "bosh_held_requests": "per session: hold", "bosh_answers": "per session: hold + 1",
     "csi_held": "per stream: [csi] queue_size",
+    "c2s_input_backlog": "per stream: 1000",
     "cluster_forward": "one reactor turn",
 }
 

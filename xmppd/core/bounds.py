@@ -173,6 +173,9 @@ def handlerStructures(tally: Tally, handler) -> None:
         from xmppd.features.push import MAX_PENDING, MAX_RATE_ENTRIES
         tally.queue("push_pending", (len(handler.pending),), MAX_PENDING)
         tally.cache("push_rates", len(handler.rates), MAX_RATE_ENTRIES)
+    elif kind == "MessageHandler":
+        from xmppd.features.messages import MAX_WAITING as WAITING
+        tally.queue("message_lookups", (len(w) for w in list(handler.waiting.values())), WAITING)
     elif kind == "StreamManagementHandler":
         smStructures(tally, handler)
 
@@ -216,10 +219,20 @@ def c2sStructures(tally: Tally, c2s) -> None:
     failures = getattr(c2s, "authFailures", None)
     if failures is not None:
         tally.cache("auth_failures", len(failures._failures), failures.maxEntries)
-    unacked, pending, csi = [], [], []
-    smLimit = csiLimit = None
+    from xmppd.core.ordering import MAX_BACKLOG
+    unacked, pending, csi, backlog = [], [], [], []
+    smLimit = None
+    backlogLimit = MAX_BACKLOG
+    try:
+        csiLimit = c2s.server.config.csi.queue_size
+    except AttributeError:
+        csiLimit = None
     for factory in factories:
         for stream in list(factory.streams):
+            waiting = stream.backlog
+            if waiting is not None:
+                backlog.append(len(waiting.queue))
+                backlogLimit = waiting.limit
             sm = stream.sm
             if sm is not None and sm.id is None:
                 # not resumable: not in the SM handler's table
@@ -233,6 +246,7 @@ def c2sStructures(tally: Tally, c2s) -> None:
     tally.queue("sm_unacked", unacked, smLimit)
     tally.queue("sm_pending", pending)
     tally.queue("csi_held", csi, csiLimit)
+    tally.queue("c2s_input_backlog", backlog, backlogLimit)
     for factory in factories:
         bosh = getattr(factory, "bosh", None)
         if bosh is not None:
