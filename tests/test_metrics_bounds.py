@@ -160,3 +160,29 @@ async def test_cachesAndQueuesAfterTraffic(makeServer):
         assert name in queues, name
     assert set(longest) == set(queues)
     assert all(longest[name] <= queues[name] for name in queues)
+
+
+def test_unreadableOwnerCostsOnlyItsGauges(tmp_path):
+    """
+    A domain whose structures cannot be read (a feature that changed its
+    internals) is logged once; the other gauges are still reported.
+    """
+    from twisted.logger import globalLogPublisher
+
+    from xmppd.core import bounds
+    bounds._failed.clear()
+    node, _ = smNode(tmp_path)
+    node.base.local.presence = None  # not a PresenceState any more
+    seen = []
+    globalLogPublisher.addObserver(seen.append)
+    try:
+        samples = {(s.name, next(iter(s.labels.values()))) for s in boundSamples(node.server)}
+        boundSamples(node.server)
+    finally:
+        globalLogPublisher.removeObserver(seen.append)
+    assert ("xmppd_cache_entries", "jid_parse") in samples
+    assert ("xmppd_cache_entries", "presence_resources") not in samples
+    failures = [e for e in seen if "log_failure" in e]
+    assert len(failures) == 1
+    for event in failures:
+        event["log_failure"].cleanFailure()

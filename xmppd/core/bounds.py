@@ -34,7 +34,11 @@ from __future__ import annotations
 import sys
 from collections import defaultdict
 
+from twisted.logger import Logger
+
 from xmppd.core.metrics import Sample
+
+log = Logger()
 
 CACHE_HELP = "Entries an in-memory cache holds now, by cache"
 CAPACITY_HELP = "The most entries an in-memory cache keeps, by cache"
@@ -94,13 +98,32 @@ def boundSamples(server):
     processWide(tally)
     for child in list(server):
         if hasattr(child, "presence") and hasattr(child, "handlers"):
-            domainStructures(tally, child)
+            _guarded(domainStructures, tally, child)
         else:
-            serviceStructures(tally, child)
+            _guarded(serviceStructures, tally, child)
     storage = server.storageService
     if storage is not None and hasattr(storage.storage, "_group"):
-        sqliteStructures(tally, storage.storage)
+        _guarded(sqliteStructures, tally, storage.storage)
     return list(tally.samples())
+
+
+#: The owners whose reading failed once (logged once, not at every scrape).
+_failed: set[str] = set()
+
+
+def _guarded(read, tally: Tally, owner) -> None:
+    """
+    C{read(tally, owner)}; a structure that cannot be read (a feature
+    changed its internals) costs its own gauges, never the page: logged
+    once per kind of owner.
+    """
+    try:
+        read(tally, owner)
+    except Exception:  # noqa: BLE001 - logged; the rest of the page is still served
+        kind = "%s %s" % (read.__name__, type(owner).__name__)
+        if kind not in _failed:
+            _failed.add(kind)
+            log.failure("Cannot read the caches and queues of {owner}", owner=kind)
 
 
 def processWide(tally: Tally) -> None:
