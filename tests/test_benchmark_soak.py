@@ -131,3 +131,6 @@ def test_boundsTableWithMissingSamples():
     assert "| cache | `jid_parse` | – | 7 | – |  | 65536 |" in text
     assert "| queue | `sm_unacked` | 4 | 9 | 1 | 5 | 1000 |" in text
     assert "No cache or queue gauges" in "\n".join(soak.boundsMarkdown([]))
+    # no sample before the mix: its first one stands for the end of the warm-up
+    table = {r["name"]: r for r in soak.boundsTable(samples, mixStart=5)}
+    assert table["roster"]["warm"] == 10

@@ -662,7 +662,8 @@ def boundsOf(metrics: dict) -> dict:
 def boundsTable(samples: list, mixStart: float) -> list[dict]:
     """
     Per cache and queue over the run's samples ((t_s, {"cache/NAME": value})):
-    the value at the end of the warm-up (the last sample before the mix), the
+    the value at the end of the warm-up (the last sample before the mix, or
+    its first when the logins took less than a sample interval), the
     largest during and after the mix, the value at the end (the last
     sample), the longest single queue seen, and the bound.  Missing values
     (an older server, a scrape that failed) are C{None}.
@@ -672,6 +673,9 @@ def boundsTable(samples: list, mixStart: float) -> list[dict]:
                    key=lambda k: (k.split("/")[0], k.split("/", 1)[1]))
     warm = [values for t, values in samples if t <= mixStart and values]
     after = [values for t, values in samples if t > mixStart and values]
+    if not warm and after:
+        # logins faster than one sample interval: the mix's first sample
+        warm = after[:1]
     last = ([values for _, values in samples if values] or [{}])[-1]
     table = []
     for key in names:

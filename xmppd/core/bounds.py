@@ -26,7 +26,9 @@ Four families, every value summed over the node's domains:
 
 This module knows where each structure lives (the owners stay free of
 metrics code); a feature that is not running on the node is simply not
-reported.  The README's metrics table lists every name and its bound.
+reported.  It imports no feature, listener or MUC module (the core sits
+below them, C{setup.cfg}'s layers): it reads their objects by duck typing
+and their constants from the modules already loaded (L{_ownConstant}).  The README's metrics table lists every name and its bound.
 """
 
 from __future__ import annotations
@@ -181,24 +183,22 @@ def handlerStructures(tally: Tally, handler) -> None:
     """The caches and queues of one feature handler of a domain, by its class."""
     kind = type(handler).__name__
     if kind == "MAMHandler":
-        from xmppd.features.mam.archive import MAX_WAITING
         _accountData(tally, "mam_prefs", handler.cache)
         tally.queue("mam_decisions", (len(q) for q in list(handler.queues.values())),
-                    MAX_WAITING)
+                    _ownConstant(handler, "MAX_WAITING"))
     elif kind == "AvatarsHandler":
         tally.cache("avatar_hashes", len(handler.hashes), handler.maxCached)
     elif kind == "NicknameHandler":
         tally.cache("nicknames", len(handler.nicks), handler.maxCached)
     elif kind == "BookmarksHandler":
-        from xmppd.features.bookmarks import REMEMBERED
-        tally.cache("bookmarks_checked", len(handler.checked), REMEMBERED)
+        tally.cache("bookmarks_checked", len(handler.checked),
+                    _ownConstant(handler, "REMEMBERED"))
     elif kind == "PushHandler":
-        from xmppd.features.push import MAX_PENDING, MAX_RATE_ENTRIES
-        tally.queue("push_pending", (len(handler.pending),), MAX_PENDING)
-        tally.cache("push_rates", len(handler.rates), MAX_RATE_ENTRIES)
+        tally.queue("push_pending", (len(handler.pending),), _ownConstant(handler, "MAX_PENDING"))
+        tally.cache("push_rates", len(handler.rates), _ownConstant(handler, "MAX_RATE_ENTRIES"))
     elif kind == "MessageHandler":
-        from xmppd.features.messages import MAX_WAITING as WAITING
-        tally.queue("message_lookups", (len(w) for w in list(handler.waiting.values())), WAITING)
+        tally.queue("message_lookups", (len(w) for w in list(handler.waiting.values())),
+                    _ownConstant(handler, "MAX_WAITING"))
     elif kind == "StreamManagementHandler":
         smStructures(tally, handler)
 
@@ -235,10 +235,10 @@ def serviceStructures(tally: Tally, child) -> None:
 
 def c2sStructures(tally: Tally, c2s) -> None:
     """The client listeners: stream features, login failures, and per-stream queues."""
-    from xmppd.c2s.stream import FEATURES_CACHE_SIZE
+    featuresCacheSize = _constant("xmppd.c2s.stream", "FEATURES_CACHE_SIZE")
     factories = list({id(f): f for f in list(c2s.factories) + list(c2s.transports)}.values())
     for factory in factories:
-        tally.cache("c2s_features", len(factory.featuresCache), FEATURES_CACHE_SIZE)
+        tally.cache("c2s_features", len(factory.featuresCache), featuresCacheSize)
     failures = getattr(c2s, "authFailures", None)
     if failures is not None:
         tally.cache("auth_failures", len(failures._failures), failures.maxEntries)
@@ -291,8 +291,8 @@ def mucStructures(tally: Tally, muc) -> None:
     rooms = list(muc.rooms.values())
     tally.queue("muc_history", (len(room.history.entries) for room in rooms),
                 muc.settings.history_length)
-    from muc.service import MAX_WAITING
-    tally.queue("muc_loading", (len(w) for w in list(muc.loading.values())), MAX_WAITING)
+    tally.queue("muc_loading", (len(w) for w in list(muc.loading.values())),
+                _ownConstant(muc, "MAX_WAITING"))
 
 
 def sqliteStructures(tally: Tally, engine) -> None:
@@ -315,4 +315,10 @@ def _registered(module: str, table: str, domain):
 
 
 def _constant(module: str, name: str):
+    """A module's constant, read from the loaded module (see the module docstring)."""
     return getattr(sys.modules[module], name)
+
+
+def _ownConstant(owner, name: str):
+    """A constant of the module that defines C{owner}'s class."""
+    return getattr(sys.modules[type(owner).__module__], name)
