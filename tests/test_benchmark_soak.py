@@ -69,3 +69,68 @@ def test_soakRunLosesNothing(tmp_path):
     assert result["errors"] == {}
     assert result["server_log"]["tracebacks"] == 0
     assert (out / "samples.csv").exists() and (out / "soak.svg").exists()
+    # the caches and queues of the server, with their bounds, in the summary
+    bounds = {(r["kind"], r["name"]): r for r in result["bounds"]}
+    for key in (("cache", "jid_parse"), ("cache", "roster"), ("queue", "sm_unacked"),
+                ("queue", "muc_history"), ("queue", "sqlite_writes")):
+        assert bounds[key]["end"] is not None, key
+    assert bounds[("cache", "roster")]["max"] > 0
+    assert bounds[("cache", "jid_parse")]["bound"] == 65536
+    assert bounds[("queue", "sm_unacked")]["longest_max"] <= bounds[("queue", "sm_unacked")][
+        "bound"]
+    assert all(r["max"] <= r["bound"] for r in result["bounds"]
+               if r["kind"] == "cache" and r["bound"] is not None and r["max"] is not None)
+    summary = (out / "summary.md").read_text()
+    assert "| cache | `roster` |" in summary and "| queue | `sm_unacked` |" in summary
+    # --report on a run from before the gauges: the table says so, nothing fails
+    rows = [json.loads(line) for line in (out / "samples.jsonl").read_text().splitlines()]
+    with open(out / "samples.jsonl", "w") as f:
+        for row in rows:
+            row["metrics"] = {k: v for k, v in row["metrics"].items()
+                              if not k.startswith(("xmppd_cache_", "xmppd_queue_"))}
+            f.write(json.dumps(row) + "\n")
+    result.pop("bounds")
+    (out / "summary.json").write_text(json.dumps(result))
+    assert soak.rerender(str(out)) == 0
+    assert "No cache or queue gauges" in (out / "summary.md").read_text()
+
+
+def test_boundsTableWithMissingSamples():
+    """
+    The caches-and-queues table: at the end of the warm-up, the largest
+    after it, at the end, the longest single queue and the bound; a sample
+    without the gauges (a failed scrape) is skipped, a name missing from
+    one shows as "–".
+    """
+    metrics = [
+        {'xmppd_cache_entries{cache="roster"}': 10.0,
+         'xmppd_queue_items{queue="sm_unacked"}': 4.0,
+         'xmppd_queue_longest{queue="sm_unacked"}': 2.0,
+         'xmppd_queue_capacity{queue="sm_unacked"}': 1000.0},
+        {},
+        {'xmppd_cache_entries{cache="roster"}': 12.0,
+         'xmppd_cache_entries{cache="jid_parse"}': 7.0,
+         'xmppd_cache_capacity{cache="jid_parse"}': 65536.0,
+         'xmppd_queue_items{queue="sm_unacked"}': 9.0,
+         'xmppd_queue_longest{queue="sm_unacked"}': 5.0,
+         'xmppd_queue_capacity{queue="sm_unacked"}': 1000.0,
+         'xmppd_c2s_sessions{transport="tcp"}': 3.0},
+        {'xmppd_cache_entries{cache="roster"}': 11.0,
+         'xmppd_queue_items{queue="sm_unacked"}': 1.0,
+         'xmppd_queue_longest{queue="sm_unacked"}': 1.0,
+         'xmppd_queue_capacity{queue="sm_unacked"}': 1000.0}]
+    samples = [(t, soak.boundsOf(m)) for t, m in zip((10, 20, 30, 40), metrics)]
+    table = {r["name"]: r for r in soak.boundsTable(samples, mixStart=15)}
+    assert set(table) == {"roster", "jid_parse", "sm_unacked"}
+    assert (table["roster"]["warm"], table["roster"]["max"], table["roster"]["end"]) == (
+        10, 12, 11)
+    assert table["roster"]["bound"] is None and table["roster"]["bound_note"]
+    assert (table["jid_parse"]["warm"], table["jid_parse"]["end"]) == (None, None)
+    assert table["sm_unacked"]["longest_max"] == 5 and table["sm_unacked"]["max"] == 9
+    text = "\n".join(soak.boundsMarkdown(soak.boundsTable(samples, 15)))
+    assert "| cache | `jid_parse` | – | 7 | – |  | 65536 |" in text
+    assert "| queue | `sm_unacked` | 4 | 9 | 1 | 5 | 1000 |" in text
+    assert "No cache or queue gauges" in "\n".join(soak.boundsMarkdown([]))
+    # no sample before the mix: its first one stands for the end of the warm-up
+    table = {r["name"]: r for r in soak.boundsTable(samples, mixStart=5)}
+    assert table["roster"]["warm"] == 10

@@ -53,7 +53,9 @@ counted apart and are not losses.
 
 Every C{--sample} seconds: server RSS and CPU (/proc), the server's
 C{/metrics} (sessions, rooms, occupants, offline store, rejections,
-reactor lag, storage latency), the generator's own figures (messages in
+reactor lag, storage latency, and every in-memory cache and queue with its
+bound: the summary's table of them, at the end of the warm-up, at most and
+at the end, shows none grew past it), the generator's own figures (messages in
 flight, unacknowledged stanzas) and the latency percentiles of the
 interval.  Output in C{--out}: C{samples.csv}, C{samples.jsonl} (with
 every metric), C{summary.json}, C{summary.md}, C{soak.svg} (RSS and p99 over
@@ -214,6 +216,8 @@ class Soak:
         self.gen, self.args, self.clients = gen, args, clients
         self.count = collections.Counter()
         self.errors = collections.Counter()
+        #: (t_s, the cache and queue gauges of that sample), see L{boundsOf}.
+        self.bounds: list[tuple[float, dict]] = []
         self.nextId = 0
         self.sentAt: dict[int, float] = {}        # gid -> send time (perf_counter)
         self.chatTo: dict[int, int] = {}          # gid -> recipient index
@@ -620,6 +624,99 @@ METRIC_COLUMNS = {
 }
 
 
+#: The server's cache and queue gauges (xmppd/core/bounds.py) a sample keeps,
+#: by family: what "cache/NAME", "queue/NAME"... mean in L{boundsOf}.
+BOUND_FAMILIES = {"xmppd_cache_entries": "cache", "xmppd_cache_capacity": "cache_capacity",
+                  "xmppd_queue_items": "queue", "xmppd_queue_longest": "queue_longest",
+                  "xmppd_queue_capacity": "queue_capacity"}
+
+#: What bounds the caches and queues that have no number of their own.
+BOUND_NOTES = {
+    "roster": "accounts with a session", "presence_resources": "available resources",
+    "presence_invisible": "invisible resources", "blocklist_sessions": "accounts with a session",
+    "privacy_sessions": "accounts with a session", "mam_prefs_sessions": "accounts with a session",
+    "sm_resumable": "sessions (+ resume_timeout)", "bosh_sessions": "BOSH sessions",
+    "sm_pending": "per session: its unanswered stanzas (reading paused)",
+    "pep_fanout": "one publish's recipients", "sqlite_writes": "one group commit",
+    "sqlite_reads": "one read batch", "sqlite_thread_jobs": "jobs in flight",
+    "bosh_outbox": "per session: until its next request",
+    "bosh_inbox": "per session: its requests (hold + 1)",
+    "bosh_held_requests": "per session: hold", "bosh_answers": "per session: hold + 1",
+    "csi_held": "per stream: [csi] queue_size",
+    "c2s_input_backlog": "per stream: 1000",
+    "cluster_forward": "one reactor turn",
+}
+
+
+def boundsOf(metrics: dict) -> dict:
+    """The cache and queue gauges of one scrape, as {"cache/NAME": value, ...}."""
+    out = {}
+    for key, value in metrics.items():
+        name, _, labels = key.partition("{")
+        kind = BOUND_FAMILIES.get(name)
+        if kind is not None and labels.count('"') == 2:
+            out[kind + "/" + labels.split('"')[1]] = value
+    return out
+
+
+def boundsTable(samples: list, mixStart: float) -> list[dict]:
+    """
+    Per cache and queue over the run's samples ((t_s, {"cache/NAME": value})):
+    the value at the end of the warm-up (the last sample before the mix, or
+    its first when the logins took less than a sample interval), the
+    largest during and after the mix, the value at the end (the last
+    sample), the longest single queue seen, and the bound.  Missing values
+    (an older server, a scrape that failed) are C{None}.
+    """
+    names = sorted({key for _, values in samples for key in values
+                    if key.split("/")[0] in ("cache", "queue")},
+                   key=lambda k: (k.split("/")[0], k.split("/", 1)[1]))
+    warm = [values for t, values in samples if t <= mixStart and values]
+    after = [values for t, values in samples if t > mixStart and values]
+    if not warm and after:
+        # logins faster than one sample interval: the mix's first sample
+        warm = after[:1]
+    last = ([values for _, values in samples if values] or [{}])[-1]
+    table = []
+    for key in names:
+        kind, name = key.split("/", 1)
+        seen = [v[key] for v in after if key in v]
+        longest = [v["queue_longest/" + name] for v in after if "queue_longest/" + name in v]
+        bounds = [v[kind + "_capacity/" + name] for _, v in samples
+                  if kind + "_capacity/" + name in v]
+        bound = bounds[-1] if bounds else None
+        table.append({"kind": kind, "name": name,
+                      "warm": warm[-1].get(key) if warm else None,
+                      "max": max(seen) if seen else None, "end": last.get(key),
+                      "longest_max": max(longest) if longest else None,
+                      "bound": bound, "bound_note": BOUND_NOTES.get(name)})
+    return table
+
+
+def boundsMarkdown(table: list[dict]) -> list[str]:
+    """The caches-and-queues table of the summary (C{–} where a value is missing)."""
+    if not table:
+        return ["No cache or queue gauges in this run's samples (a server from before "
+                "`xmppd_cache_entries`): their bounds show only through RSS.", ""]
+
+    def show(v):
+        if v is None:
+            return "–"
+        return "%d" % v if float(v).is_integer() else "%g" % v
+
+    lines = ["Caches and queues (`xmppd_cache_*`, `xmppd_queue_*` on /metrics; queues are "
+             "summed over their owners, \"longest\" is the longest single one; a bound "
+             "of a queue is per owner, of a cache summed over domains):", "",
+             "| kind | name | at warm-up end | max after | at end | longest queue (max) "
+             "| bound |", "|---|---|---|---|---|---|---|"]
+    for r in table:
+        bound = show(r["bound"]) if r["bound"] is not None else (r["bound_note"] or "–")
+        lines.append("| %s | `%s` | %s | %s | %s | %s | %s |" % (
+            r["kind"], r["name"], show(r["warm"]), show(r["max"]), show(r["end"]),
+            show(r["longest_max"]) if r["kind"] == "queue" else "", bound))
+    return lines + [""]
+
+
 async def sampler(soak: Soak, pid: int, httpPort: int, out: str, t0: float, rows: list):
     """Every C{--sample} seconds one row: the server, its metrics, the generator."""
     path = os.path.join(out, "samples.jsonl")
@@ -660,6 +757,7 @@ async def sampler(soak: Soak, pid: int, httpPort: int, out: str, t0: float, rows
             row.update(latencyFields("mam", soak.mamLat[marks["mam"]:]))
             marks = {"chat": len(soak.chatLat), "gc": len(soak.gcLat), "mam": len(soak.mamLat)}
             rows.append(row)
+            soak.bounds.append((row["t_s"], boundsOf(metrics)))
             jsonl.write(json.dumps(dict(row, metrics=metrics)) + "\n")
             jsonl.flush()
             print("%(t_s)7.0fs %(phase)-7s rss %(rss_kb)7d KB cpu %(server_cpu_pct)5.1f%% "
@@ -766,6 +864,7 @@ async def soakRun(args, port: int, httpPort: int, pid: int, out: str) -> dict:
         exact.setdefault(int((sent - t0 - result["mix_start_s"]) // 300), []).append(latency)
     result["exact"] = exact
     result["mix_end_s"] = round(getattr(soak, "mixEnd", 0), 1)
+    result["bounds"] = boundsTable(soak.bounds, result["mix_start_s"])
     for conn in clients:
         if conn.transport is not None and not conn.closed:
             conn.closed = True
@@ -964,6 +1063,7 @@ def markdown(result: dict) -> str:
               "| server log: lines with Traceback / error level | %d / %d |"
               % (result["server_log"]["tracebacks"], result["server_log"]["errors"]),
               ""]
+    lines += boundsMarkdown(result.get("bounds") or [])
     if result.get("gc"):
         g = result["gc"]
         lines += ["Full (generation 2) garbage collections of the server during the mix: %d, "
@@ -1057,6 +1157,8 @@ def rerender(out: str) -> int:
         rows = [json.loads(line) for line in f if line.strip()]
     old = {r["from_min"]: r for r in result.get("intervals", [])}
     result["intervals"] = intervals(rows, result["mix_start_s"], end=result["mix_end_s"])
+    result["bounds"] = boundsTable([(r["t_s"], boundsOf(r.get("metrics") or {})) for r in rows],
+                                   result["mix_start_s"])
     for r in result["intervals"]:
         for key in ("chat_p50_ms", "chat_p99_ms"):
             r[key] = old.get(r["from_min"], {}).get(key)

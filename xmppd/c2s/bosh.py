@@ -655,6 +655,8 @@ class BOSHResource(resource.Resource):
         self.config = config
         self.origins = frozenset(config.bosh_origins)
         self.sessions: dict[str, BOSHSession] = {}
+        #: So the scrape of /metrics finds the sessions (L{xmppd.core.bounds}).
+        factory.bosh = self
 
     # -- CORS -----------------------------------------------------------------
 

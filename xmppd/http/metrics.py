@@ -7,7 +7,8 @@ the HTTP service.
 What is counted lives in L{xmppd.core.metrics.Metrics} (plain integers the
 hot paths increment); what already exists as state is read when scraped
 from each service of the node that has a C{metricSamples()} (client
-sessions by transport, s2s streams and queues, MUC rooms and occupants).
+sessions by transport, s2s streams and queues, MUC rooms and occupants),
+and the sizes of its caches and queues from L{xmppd.core.bounds}.
 C{prometheus-client} only formats: a L{NodeCollector} in a
 C{CollectorRegistry} of this node's own (never the library's global
 C{REGISTRY}, so two nodes in one process never mix), turned into text by
@@ -39,6 +40,8 @@ from prometheus_client.exposition import choose_encoder
 from twisted.application import service
 from twisted.logger import Logger
 from twisted.web import resource
+
+from xmppd.core.bounds import boundSamples
 
 #: Where the page is served.
 PATH = "metrics"
@@ -114,10 +117,14 @@ class NodeCollector:
         yield from self.serviceFamilies()
 
     def serviceFamilies(self):
-        """The samples of every service of the node that reports some, grouped by name."""
+        """
+        The samples of every service of the node that reports some, and of
+        its caches and queues (L{xmppd.core.bounds}), grouped by name.
+        """
         families: dict[str, object] = {}
-        for child in self.server:
-            samples = getattr(child, "metricSamples", None)
+        sources = [getattr(child, "metricSamples", None) for child in self.server]
+        sources.append(lambda: boundSamples(self.server))
+        for samples in sources:
             if samples is None:
                 continue
             for sample in samples():
