@@ -72,6 +72,17 @@ SCENARIOS = {
     },
 }
 
+
+def xmppdTools(directory: str) -> tuple[str, str]:
+    """The twistd and xmppctl in C{directory} (C{--xmppd-bin}), or a one-line exit."""
+    tools = os.path.join(directory, "twistd"), os.path.join(directory, "xmppctl")
+    for tool in tools:
+        if not os.access(tool, os.X_OK):
+            raise SystemExit("%s not found: run this with the Python that has xmppd installed, "
+                             "or give --xmppd-bin" % tool)
+    return tools
+
+
 def _addRedisScenarios(table: dict) -> None:
     """
     The scenarios with Redis (issue 14 item 10), from the lone ones'
@@ -470,12 +481,7 @@ def main(argv=None) -> int:
     withRedis = [n for n in names if TOPOLOGY[n][1] == "redis"]
     if withRedis and not shutil.which(args.redis_server):
         raise SystemExit("%s not found: needed by %s" % (args.redis_server, ", ".join(withRedis)))
-    twistd = os.path.join(args.xmppd_bin, "twistd")
-    xmppctl = os.path.join(args.xmppd_bin, "xmppctl")
-    for tool in (twistd, xmppctl):
-        if not os.access(tool, os.X_OK):
-            raise SystemExit("%s not found: run this with the Python that has xmppd installed, "
-                             "or give --xmppd-bin" % tool)
+    twistd, xmppctl = xmppdTools(args.xmppd_bin)
     if (args.server_cpus or args.gen_cpus) and not shutil.which("taskset"):
         print("taskset not found: running unpinned", file=sys.stderr)
         args.server_cpus = args.gen_cpus = ""

@@ -1179,12 +1179,7 @@ def main(argv=None) -> int:
     if argv[:1] == ["--report"] and len(argv) == 2:
         return rerender(argv[1])
     args = parseArgs(argv)
-    twistd = os.path.join(args.xmppd_bin, "twistd")
-    xmppctl = os.path.join(args.xmppd_bin, "xmppctl")
-    for tool in (twistd, xmppctl):
-        if not os.access(tool, os.X_OK):
-            raise SystemExit("%s not found: run this with the Python that has xmppd installed, "
-                             "or give --xmppd-bin" % tool)
+    twistd, xmppctl = bench.xmppdTools(args.xmppd_bin)
     if (args.server_cpus or args.gen_cpus) and not shutil.which("taskset"):
         args.server_cpus = args.gen_cpus = ""
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
