@@ -254,6 +254,25 @@ def saveSummary(out: str, meta: dict, runs: list, render) -> None:
     with open(os.path.join(out, "summary.md"), "w") as f:
         f.write(render(data))
 
+
+def finishRuns(servers, save, out: str, log) -> None:
+    """Stop what still runs, write the summary and print it (a run's end, interrupted or not)."""
+    for server in servers:
+        if server.proc:
+            server.stop()
+    save()
+    log("results: %s/summary.md" % out)
+    with open(os.path.join(out, "summary.md")) as f:
+        print(f.read())
+
+
+def exitStatus(runs: list, stopping: list) -> int:
+    """1 when stopped by a signal, 2 when a run failed (no phases, or an error), else 0."""
+    failed = [r for r in runs if not (r.get("result") or {}).get("phases")
+              or (r.get("result") or {}).get("error")]
+    return 1 if stopping else 2 if failed else 0
+
+
 def render(data: dict) -> str:
     """summary.json -> markdown: one row per server (medians), then failures."""
     meta = data.get("meta", {})
@@ -440,13 +459,5 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log("interrupted")
     finally:
-        for server in servers:
-            if server.proc:
-                server.stop()
-        save()
-        log("results: %s/summary.md" % out)
-        with open(os.path.join(out, "summary.md")) as f:
-            print(f.read())
-    failed = [r for r in runs if not (r.get("result") or {}).get("phases")
-              or (r.get("result") or {}).get("error")]
-    return 1 if stopping else 2 if failed else 0
+        finishRuns(servers, save, out, log)
+    return exitStatus(runs, stopping)

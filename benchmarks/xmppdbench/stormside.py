@@ -39,8 +39,8 @@ import sys
 import time
 import tomllib
 
-from .pepside import (BENCHMARKS, DEFAULT_BENCH, HERE, REPOSITORY, fmt, median, saveSummary,
-                      shiftPorts, stopOnSIGTERM)
+from .pepside import (BENCHMARKS, DEFAULT_BENCH, HERE, REPOSITORY, exitStatus, finishRuns, fmt,
+                      median, saveSummary, shiftPorts, stopOnSIGTERM)
 
 SCALES = {"full": 5000, "quick": 500, "smoke": 50}
 
@@ -425,16 +425,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log("interrupted")
     finally:
-        for server in servers:
-            if server.proc:
-                server.stop()
-        save()
-        log("results: %s/summary.md" % out)
-        with open(os.path.join(out, "summary.md")) as f:
-            print(f.read())
-    failed = [r for r in runs if not (r.get("result") or {}).get("phases")
-              or (r.get("result") or {}).get("error")]
-    return 1 if stopping else 2 if failed else 0
+        finishRuns(servers, save, out, log)
+    return exitStatus(runs, stopping)
 
 
 __all__ = ["main", "render", "stormAdapter", "PLAN", "STORM_SERVERS"]

@@ -39,7 +39,8 @@ import sys
 import time
 import tomllib
 
-from .pepside import fmt, median, saveSummary, shiftPorts, stopOnSIGTERM
+from .pepside import (exitStatus, finishRuns, fmt, median, saveSummary, shiftPorts,
+                      stopOnSIGTERM)
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 BENCHMARKS = os.path.dirname(HERE)
@@ -454,13 +455,5 @@ def main(argv=None) -> int:
     except KeyboardInterrupt:
         log("interrupted")
     finally:
-        for server in servers:
-            if server.proc:
-                server.stop()
-        save()
-        log("results: %s/summary.md" % out)
-        with open(os.path.join(out, "summary.md")) as f:
-            print(f.read())
-    failed = [r for r in runs if not (r.get("result") or {}).get("phases")
-              or (r.get("result") or {}).get("error")]
-    return 1 if stopping else 2 if failed else 0
+        finishRuns(servers, save, out, log)
+    return exitStatus(runs, stopping)
